@@ -1,0 +1,217 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/vigilhq/vigil/collector"
+	"github.com/vigilhq/vigil/ingester"
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/logstore"
+	"github.com/vigilhq/vigil/internal/queue/diskqueue"
+	"github.com/vigilhq/vigil/query"
+)
+
+// Each group of flags is declared next to the settings it fills, and the
+// commands pick the groups they need; all-in-one takes them all.
+
+type commonFlags struct {
+	dataDir   *string
+	logLevel  *string
+	logFormat *string
+}
+
+func addCommonFlags(fs *flag.FlagSet) *commonFlags {
+	return &commonFlags{
+		dataDir:   fs.String("data-dir", "./data", "directory for the queue, the store and durable offsets"),
+		logLevel:  fs.String("log.level", "info", "log level: debug, info, warn or error"),
+		logFormat: fs.String("log.format", "text", "log format: text or json"),
+	}
+}
+
+func (c *commonFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log.level %q: want debug, info, warn or error", *c.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch *c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log.format %q: want text or json", *c.logFormat)
+}
+
+type collectorFlags struct {
+	listen         *string
+	maxBody        *int64
+	files          config.StringList
+	fileService    *string
+	multiline      *string
+	maxLineBytes   *int
+	batchMaxRecs   *int
+	batchMaxWait   *time.Duration
+	host           *string
+	filesMaxBatch  *int
+	filesBatchWait *time.Duration
+}
+
+func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
+	f := &collectorFlags{
+		listen:         fs.String("collector.http.listen", config.DefaultCollectorHTTPAddr, "address of the HTTP receivers: POST /api/v1/logs, OTLP/HTTP /v1/logs"),
+		maxBody:        fs.Int64("collector.http.max-body-bytes", 16<<20, "largest accepted request body, compressed or decoded"),
+		fileService:    fs.String("collector.files.service", "", "service of tailed lines; empty derives it from the file name (api.log → api)"),
+		multiline:      fs.String("collector.files.multiline-start", "", "regular expression matching the first line of a record; other lines join the previous one"),
+		maxLineBytes:   fs.Int("collector.files.max-line-bytes", 64<<10, "longer lines are cut and marked truncated"),
+		filesMaxBatch:  fs.Int("collector.files.batch-max-lines", 4096, "lines per batch read from one file"),
+		filesBatchWait: fs.Duration("collector.files.batch-max-wait", 200*time.Millisecond, "longest wait to fill a batch from a file"),
+		batchMaxRecs:   fs.Int("collector.batch.max-records", 8192, "records per queue message"),
+		batchMaxWait:   fs.Duration("collector.batch.max-wait", 20*time.Millisecond, "how long small HTTP requests wait to share a queue message"),
+		host:           fs.String("collector.host", "", "host.name of tailed lines; empty uses the machine's host name"),
+	}
+	fs.Var(&f.files, "collector.files", "glob patterns of log files to tail (comma-separated or repeated)")
+	return f
+}
+
+func (f *collectorFlags) options(dataDir string) collector.Options {
+	o := collector.DefaultOptions()
+	o.MaxBodyBytes = *f.maxBody
+	o.BatchMaxRecords = *f.batchMaxRecs
+	o.BatchMaxWait = *f.batchMaxWait
+	o.FilePatterns = f.files
+	o.DataDir = dataDir
+	o.Files.Service = *f.fileService
+	o.Files.Host = *f.host
+	o.Files.MultilineStart = *f.multiline
+	o.Files.MaxLineBytes = *f.maxLineBytes
+	o.Files.BatchMaxLines = *f.filesMaxBatch
+	o.Files.BatchMaxWait = *f.filesBatchWait
+	return o
+}
+
+type queueFlags struct {
+	maxBytes     *int64
+	segmentBytes *int64
+}
+
+func addQueueFlags(fs *flag.FlagSet) *queueFlags {
+	d := diskqueue.DefaultOptions()
+	return &queueFlags{
+		maxBytes:     fs.Int64("queue.max-bytes", d.MaxBytes, "bound of the embedded queue's unconsumed bytes; when full, intake answers 429 and tailing pauses"),
+		segmentBytes: fs.Int64("queue.segment-bytes", d.SegmentBytes, "size of one embedded queue segment file"),
+	}
+}
+
+func (f *queueFlags) options(dataDir string) diskqueue.Options {
+	o := diskqueue.DefaultOptions()
+	o.Dir = dataDir + "/queue"
+	o.MaxBytes = *f.maxBytes
+	o.SegmentBytes = *f.segmentBytes
+	return o
+}
+
+type ingesterFlags struct {
+	listen       *string
+	maxRecords   *int
+	maxWait      *time.Duration
+	ratePerSec   *float64
+	liftFields   *bool
+	grades       *string
+	defaultEnv   *string
+	queryListen  *string
+	withQueryAPI bool
+}
+
+func addIngesterFlags(fs *flag.FlagSet, daemon bool) *ingesterFlags {
+	d := ingester.DefaultOptions()
+	f := &ingesterFlags{
+		maxRecords: fs.Int("ingester.batch.max-records", d.MaxBatchRecords, "records per bulk store write"),
+		maxWait:    fs.Duration("ingester.batch.max-wait", d.MaxBatchWait, "longest wait to fill a bulk store write"),
+		ratePerSec: fs.Float64("ingester.max-records-per-second", 0, "consumption rate limit protecting the store; 0 for none"),
+		liftFields: fs.Bool("ingester.lift-fields", false, "copy the top-level fields of JSON and logfmt bodies into record attributes"),
+		grades:     fs.String("ingester.service-grades", "", "grades of services whose records carry none, e.g. api=1,batch=4"),
+		defaultEnv: fs.String("ingester.default-env", "", "env of records that carry none"),
+	}
+	if daemon {
+		f.listen = fs.String("ingester.listen", config.DefaultIngesterAddr, "address of the ingester's /metrics, /healthz, /readyz and /debug/pprof")
+		f.queryListen = fs.String("ingester.query-listen", "", "also serve the Loki query API of the embedded store on this address (the embedded store is read by the process that writes it)")
+	}
+	return f
+}
+
+func (f *ingesterFlags) options() (ingester.Options, error) {
+	o := ingester.DefaultOptions()
+	o.MaxBatchRecords = *f.maxRecords
+	o.MaxBatchWait = *f.maxWait
+	o.MaxRecordsPerSecond = *f.ratePerSec
+	o.LiftFields = *f.liftFields
+	o.DefaultEnv = *f.defaultEnv
+	grades, err := ingester.ParseServiceGrades(*f.grades)
+	if err != nil {
+		return o, fmt.Errorf("--ingester.service-grades: %w", err)
+	}
+	o.ServiceGrades = grades
+	return o, nil
+}
+
+type storeFlags struct {
+	retention config.Duration
+}
+
+func addStoreFlags(fs *flag.FlagSet) *storeFlags {
+	f := &storeFlags{}
+	fs.Var(&f.retention, "retention", "how long to keep logs, e.g. 7d; whole days are dropped; 0 keeps everything")
+	return f
+}
+
+func (f *storeFlags) options(dataDir string) logstore.Options {
+	return logstore.Options{Dir: dataDir + "/logs", Retention: time.Duration(f.retention)}
+}
+
+type queryFlags struct {
+	listen     *string
+	maxEntries *int
+	timeout    *time.Duration
+}
+
+func addQueryFlags(fs *flag.FlagSet) *queryFlags {
+	d := query.DefaultOptions()
+	return &queryFlags{
+		listen:     fs.String("query.listen", config.DefaultQueryAddr, "address of the query APIs (Loki) and the daemon's /metrics"),
+		maxEntries: fs.Int("query.max-entries", d.MaxEntries, "largest limit of a log query"),
+		timeout:    fs.Duration("query.timeout", d.Timeout, "longest time one query may run"),
+	}
+}
+
+func (f *queryFlags) options() query.Options {
+	o := query.DefaultOptions()
+	o.MaxEntries = *f.maxEntries
+	o.Timeout = *f.timeout
+	o.Version = version
+	return o
+}
+
+// printURLs tells a person where things are once a daemon listens.
+func printURLs(collectorAddr, queryAddr string) {
+	host := func(addr string) string {
+		if strings.HasPrefix(addr, ":") {
+			return "localhost" + addr
+		}
+		return addr
+	}
+	c, q := host(collectorAddr), host(queryAddr)
+	fmt.Fprintf(os.Stderr, `
+Vigil is running.
+  send logs:    curl -s http://%[1]s/api/v1/logs -d '{"service":"demo","level":"info","message":"hello vigil"}'
+  find them:    curl -s -G http://%[2]s/loki/api/v1/query_range --data-urlencode 'query={service="demo"} |= "hello"'
+  Grafana:      add a Loki data source with URL http://%[2]s
+  metrics:      http://%[1]s/metrics  http://%[2]s/metrics
+
+`, c, q)
+}

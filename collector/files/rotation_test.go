@@ -1,0 +1,343 @@
+package files
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/model"
+)
+
+// logWriter is an application writing numbered lines to a log file that
+// something rotates under its lock.
+type logWriter struct {
+	t      *testing.T
+	path   string
+	header string // written first in every new file, like a banner
+
+	mu     sync.Mutex
+	f      *os.File
+	seq    int
+	gen    int   // which file generation the lines go to
+	fileOf []int // generation of each seq
+}
+
+func newLogWriter(t *testing.T, path, header string) *logWriter {
+	w := &logWriter{t: t, path: path, header: header}
+	w.open()
+	return w
+}
+
+func (w *logWriter) open() {
+	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		w.t.Error(err)
+		return
+	}
+	w.f = f
+	if w.header != "" {
+		_, _ = f.WriteString(w.header)
+	}
+}
+
+func (w *logWriter) write() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, err := fmt.Fprintln(w.f, seqLine(w.seq)); err != nil {
+		w.t.Error(err)
+	}
+	w.fileOf = append(w.fileOf, w.gen)
+	w.seq++
+}
+
+// run writes continuously, in bursts of 20 lines at most every 200µs,
+// until stop is closed or max lines were written; done waits for the end
+// and returns the line count.
+func (w *logWriter) run(stop <-chan struct{}, max int) (done func() int) {
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for i := 0; i < max; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			w.write()
+			if i%20 == 0 {
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+	}()
+	return func() int {
+		<-finished
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		_ = w.f.Close()
+		return w.seq
+	}
+}
+
+// waitGen waits until a line written to file generation gen was delivered,
+// that is until the tailer found that file. Rotating again sooner could move
+// a file away before any rescan saw it at its watched path: a limit of
+// polling, irrelevant to real rotation intervals.
+func (w *logWriter) waitGen(t *testing.T, c *collector, gen int) {
+	t.Helper()
+	c.waitFor(t, fmt.Sprintf("a line of file %d", gen), func(recs []model.LogRecord) bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, r := range recs {
+			if s, ok := seqOf(r.Message); ok && s < len(w.fileOf) && w.fileOf[s] == gen {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// checkOrderPerFile asserts that lines of one file generation arrived in order.
+func (w *logWriter) checkOrderPerFile(t *testing.T, recs []model.LogRecord) {
+	t.Helper()
+	last := map[int]int{}
+	for _, r := range recs {
+		s, ok := seqOf(r.Message)
+		if !ok || s >= len(w.fileOf) {
+			continue
+		}
+		g := w.fileOf[s]
+		if prev, ok := last[g]; ok && s < prev {
+			t.Errorf("file %d: seq %d delivered after seq %d", g, s, prev)
+		}
+		last[g] = s
+	}
+}
+
+func TestRenameRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	// Every file starts with the same banner, so all share a fingerprint.
+	w := newLogWriter(t, path, "# app log, format v1\n")
+	opts := testOptions(t, path)
+	var c collector
+	start(t, opts, c.sink)
+
+	stop := make(chan struct{})
+	done := w.run(stop, 1<<30)
+	for r := 1; r <= 6; r++ {
+		time.Sleep(20 * time.Millisecond)
+		w.waitGen(t, &c, r-1)
+		w.mu.Lock()
+		if err := os.Rename(path, fmt.Sprintf("%s.%d", path, r)); err != nil {
+			t.Fatal(err)
+		}
+		w.mu.Unlock()
+		// The application keeps writing to the renamed file until it reopens.
+		time.Sleep(3 * time.Millisecond)
+		w.mu.Lock()
+		_ = w.f.Close()
+		w.gen++
+		w.open()
+		w.mu.Unlock()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	n := done()
+	recs := c.waitFor(t, "all lines", countSeqs(n))
+	time.Sleep(10 * opts.PollInterval)
+	recs = c.snapshot()
+	checkOnce(t, recs, n)
+	w.checkOrderPerFile(t, recs)
+	banners := 0
+	for _, r := range recs {
+		if r.Message == "# app log, format v1" {
+			banners++
+		}
+	}
+	if banners != 7 {
+		t.Errorf("got %d banner lines, want 7 (one per file)", banners)
+	}
+	t.Logf("%d lines over 7 files", n)
+}
+
+func TestCopyTruncateRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	w := newLogWriter(t, path, "")
+	// The copies are watched too: lines the tailer had not read when the
+	// file was truncated are read from the copy, continuing at the offset
+	// reached in the original, with the same ids.
+	opts := testOptions(t, path+"*")
+	var c collector
+	start(t, opts, c.sink)
+
+	stop := make(chan struct{})
+	done := w.run(stop, 1<<30)
+	for r := 1; r <= 6; r++ {
+		time.Sleep(40 * time.Millisecond)
+		w.mu.Lock() // copy and truncate with no write in between
+		copyFile(t, path, fmt.Sprintf("%s.%d", path, r))
+		if err := os.Truncate(path, 0); err != nil {
+			t.Fatal(err)
+		}
+		w.gen++
+		w.mu.Unlock()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	n := done()
+	recs := c.waitFor(t, "all lines", countSeqs(n))
+	time.Sleep(10 * opts.PollInterval)
+	recs = c.snapshot()
+	checkOnce(t, recs, n)
+	w.checkOrderPerFile(t, recs)
+	t.Logf("%d lines over 6 truncations", n)
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNewContentAtKnownInode replaces a file's content while the tailer is
+// stopped, at the same inode (rewritten in place) or, usually, a reused one
+// (deleted and recreated). The new content is longer than the saved offset:
+// resuming by inode would skip its first lines.
+func TestNewContentAtKnownInode(t *testing.T) {
+	f := func(name, header string, replace func(t *testing.T, path string)) {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.log")
+			opts := testOptions(t, path)
+			write := func(from, to int) { // a new file each time, header first
+				s := header
+				for i := from; i < to; i++ {
+					s += seqLine(i) + "\n"
+				}
+				appendFile(t, path, s)
+			}
+			write(0, 100)
+			before := inode(t, path)
+			var c collector
+			stop := start(t, opts, c.sink)
+			c.waitFor(t, "first file", countSeqs(100))
+			stop()
+
+			replace(t, path)
+			write(100, 400)
+			if after := inode(t, path); after == before {
+				t.Logf("inode %d reused", after)
+			} else {
+				t.Logf("inode not reused (%d, then %d)", before, after)
+			}
+			start(t, opts, c.sink)
+			recs := c.waitFor(t, "second file", countSeqs(400))
+			time.Sleep(10 * opts.PollInterval)
+			checkOnce(t, c.snapshot(), 400)
+			_ = recs
+		})
+	}
+	truncate := func(t *testing.T, path string) {
+		if err := os.Truncate(path, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remove := func(t *testing.T, path string) {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f("rewritten in place", "", truncate)
+	f("deleted and recreated", "", remove)
+	// The same first line in both: the fingerprint matches, the check
+	// prefix does not.
+	f("rewritten in place with a banner", "# app log v1\n", truncate)
+	f("deleted and recreated with a banner", "# app log v1\n", remove)
+}
+
+func inode(t *testing.T, path string) uint64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := fileIdentity(fi, path)
+	return id.ino
+}
+
+// TestDeletedWhileOpen deletes a file the tailer has open, with lines it
+// may not have read yet: they are drained, then the file is closed.
+func TestDeletedWhileOpen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	opts := testOptions(t, path)
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	var c collector
+	tl, err := New(opts, c.sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.drainGrace = 50 * time.Millisecond
+	stop := runTailer(t, tl)
+	defer stop()
+
+	var s string
+	for i := range 200 {
+		s += seqLine(i) + "\n"
+	}
+	appendFile(t, path, s[:len(s)/2])
+	c.waitFor(t, "some lines", func(r []model.LogRecord) bool { return len(r) > 0 })
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString(s[len(s)/2:]) // written after the unlink
+	_ = f.Close()
+	recs := c.waitFor(t, "all lines", countSeqs(200))
+	checkOnce(t, recs, 200)
+	deadline := time.Now().Add(10 * time.Second)
+	for gaugeValue(t, reg, "vigil_collector_files_files_watched") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("deleted file still open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("gauge %s not registered", name)
+	return 0
+}

@@ -1,0 +1,105 @@
+package collector
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/vigilhq/vigil/internal/otlplogs"
+)
+
+const (
+	contentTypeProtobuf = "application/x-protobuf"
+	contentTypeJSON     = "application/json"
+)
+
+// handleOTLPLogs serves OTLP/HTTP POST /v1/logs in protobuf or JSON, per the
+// OTLP specification: a 200 with an ExportLogsServiceResponse in the
+// request's encoding, or an error status with a google.rpc.Status body.
+func (c *Collector) handleOTLPLogs(w http.ResponseWriter, r *http.Request) {
+	const receiver = "otlp_http_logs"
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	fail := func(code int, reason, msg string, n int) {
+		c.httpMetrics.requests.WithLabelValues(receiver, fmt.Sprint(code)).Inc()
+		c.httpMetrics.rejected.WithLabelValues(receiver, reason).Add(float64(max(n, 1)))
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeOTLPStatus(w, ct, code, msg)
+	}
+	if ct != contentTypeProtobuf && ct != contentTypeJSON {
+		fail(http.StatusUnsupportedMediaType, "invalid", fmt.Sprintf("unsupported Content-Type %q; use %s or %s", ct, contentTypeProtobuf, contentTypeJSON), 1)
+		return
+	}
+	data, err := readBody(r, w, c.opts.MaxBodyBytes)
+	if errors.Is(err, errBodyTooLarge) {
+		fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body exceeds %d bytes (--collector.http.max-body-bytes)", c.opts.MaxBodyBytes), 1)
+		return
+	}
+	if err != nil {
+		fail(http.StatusBadRequest, "invalid", err.Error(), 1)
+		return
+	}
+	decode := otlplogs.Unmarshal
+	if ct == contentTypeJSON {
+		decode = otlplogs.UnmarshalJSON
+	}
+	recs, err := decode(nil, data)
+	if err == nil {
+		err = validateOTLP(recs)
+	}
+	if err != nil {
+		fail(http.StatusBadRequest, "invalid", err.Error(), len(recs))
+		return
+	}
+	if len(recs) > 0 {
+		if code, msg, reason := c.accept(r.Context(), recs, time.Now().UnixNano()); code != http.StatusOK {
+			fail(code, reason, msg, len(recs))
+			return
+		}
+	}
+	c.httpMetrics.received.WithLabelValues(receiver).Add(float64(len(recs)))
+	c.httpMetrics.requests.WithLabelValues(receiver, "200").Inc()
+	resp := plogotlp.NewExportResponse()
+	var body []byte
+	if ct == contentTypeJSON {
+		body, _ = resp.MarshalJSON()
+	} else {
+		body, _ = resp.MarshalProto()
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// writeOTLPStatus writes a google.rpc.Status with the gRPC code matching the
+// HTTP status, in protobuf or JSON.
+func writeOTLPStatus(w http.ResponseWriter, ct string, httpCode int, msg string) {
+	code := int32(3) // INVALID_ARGUMENT
+	switch httpCode {
+	case http.StatusTooManyRequests:
+		code = 8 // RESOURCE_EXHAUSTED
+	case http.StatusServiceUnavailable:
+		code = 14 // UNAVAILABLE
+	}
+	if ct == contentTypeProtobuf {
+		var b []byte
+		b = protowire.AppendTag(b, 1, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(code))
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, msg)
+		w.Header().Set("Content-Type", contentTypeProtobuf)
+		w.WriteHeader(httpCode)
+		_, _ = w.Write(b)
+		return
+	}
+	w.Header().Set("Content-Type", contentTypeJSON)
+	w.WriteHeader(httpCode)
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": code, "message": msg})
+}

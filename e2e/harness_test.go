@@ -1,0 +1,301 @@
+//go:build e2e
+
+// Package e2e drives the built vigil binary as a separate process, as a user
+// would: over its HTTP APIs, with real files, signals and kill -9.
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// vigilBinary returns the binary under test: $VIGIL_BINARY (set by make
+// test), or one built from the tree.
+func vigilBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if b := os.Getenv("VIGIL_BINARY"); b != "" {
+			binary = b
+			return
+		}
+		dir, err := os.MkdirTemp("", "vigil-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "vigil")
+		out, err := exec.Command("go", "build", "-o", binary, "../cmd/vigil").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is one running vigil process.
+type proc struct {
+	t         *testing.T
+	cmd       *exec.Cmd
+	args      []string
+	log       *bytes.Buffer
+	collector string // host:port
+	query     string
+	done      chan error
+}
+
+// startAllInOne starts vigil all-in-one on dataDir with extra flags and
+// waits until it is ready. Ports are kept across restarts of the same proc.
+func startAllInOne(t *testing.T, dataDir string, extra ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, collector: freePort(t), query: freePort(t)}
+	p.args = append([]string{"all-in-one", "--data-dir", dataDir,
+		"--collector.http.listen", p.collector, "--query.listen", p.query, "--log.level", "warn"}, extra...)
+	p.start()
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+func (p *proc) start() {
+	p.t.Helper()
+	p.log = &bytes.Buffer{}
+	p.cmd = exec.Command(vigilBinary(p.t), p.args...)
+	p.cmd.Stdout = p.log
+	p.cmd.Stderr = p.log
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.done = make(chan error, 1)
+	go func() { p.done <- p.cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + p.query + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case err := <-p.done:
+			p.t.Fatalf("vigil exited during start-up: %v\n%s", err, p.log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("vigil not ready after 30s\n%s", p.log)
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) kill() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.cmd = nil
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			p.t.Errorf("vigil exited with %v after SIGTERM\n%s", err, p.log)
+		}
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		p.t.Errorf("vigil did not stop within 30s of SIGTERM\n%s", p.log)
+	}
+	p.cmd = nil
+}
+
+func (p *proc) restart() { p.start() }
+
+// post sends body to the collector and returns status and response body.
+func (p *proc) post(path, contentType string, body []byte, headers ...string) (int, string) {
+	p.t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+p.collector+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// lokiStream is one stream of a Loki streams result.
+type lokiStream struct {
+	Stream map[string]string `json:"stream"`
+	Values [][2]string       `json:"values"`
+}
+
+type lokiResponse struct {
+	Status string `json:"status"`
+	Data   struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	} `json:"data"`
+}
+
+// queryRange runs a Loki query_range and returns status, raw body and the
+// decoded response (when 200).
+func (p *proc) queryRange(q string, params ...string) (int, string, lokiResponse) {
+	p.t.Helper()
+	v := url.Values{"query": {q}}
+	for i := 0; i+1 < len(params); i += 2 {
+		v.Set(params[i], params[i+1])
+	}
+	return p.get("/loki/api/v1/query_range?" + v.Encode())
+}
+
+func (p *proc) get(pathAndQuery string) (int, string, lokiResponse) {
+	p.t.Helper()
+	resp, err := http.Get("http://" + p.query + pathAndQuery)
+	if err != nil {
+		p.t.Fatalf("GET %s: %v", pathAndQuery, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var lr lokiResponse
+	if resp.StatusCode == 200 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(b, &lr); err != nil {
+			p.t.Fatalf("GET %s: bad JSON %v: %s", pathAndQuery, err, b)
+		}
+	}
+	return resp.StatusCode, string(b), lr
+}
+
+// streams runs a log query over the last day and returns its streams.
+func (p *proc) streams(q string, limit int) []lokiStream {
+	p.t.Helper()
+	now := time.Now()
+	code, body, lr := p.queryRange(q, "limit", fmt.Sprint(limit), "direction", "forward",
+		"start", fmt.Sprint(now.Add(-24*time.Hour).UnixNano()), "end", fmt.Sprint(now.Add(time.Minute).UnixNano()))
+	if code != 200 {
+		p.t.Fatalf("query %s: %d %s", q, code, body)
+	}
+	var ss []lokiStream
+	if err := json.Unmarshal(lr.Data.Result, &ss); err != nil {
+		p.t.Fatalf("query %s: %v", q, err)
+	}
+	return ss
+}
+
+// countLines returns the number of lines a log query finds.
+func (p *proc) countLines(q string, limit int) int {
+	n := 0
+	for _, s := range p.streams(q, limit) {
+		n += len(s.Values)
+	}
+	return n
+}
+
+// metric returns the sum of the samples of a metric family on /metrics of
+// addr whose labels contain every one of the given label pairs.
+func metric(t *testing.T, addr, name string, labels ...string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			ok = ok && strings.Contains(line, fmt.Sprintf("%s=%q", labels[i], labels[i+1]))
+		}
+		if !ok {
+			continue
+		}
+		var v float64
+		fields := strings.Fields(line)
+		fmt.Sscan(fields[len(fields)-1], &v)
+		sum += v
+	}
+	return sum
+}
+
+// eventually polls cond every 100ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached within %s; last: %s", what, timeout, last)
+}
+
+// tryPost is post without failing the test on a transport error, for
+// clients that retry while vigil is down.
+func (p *proc) tryPost(path, contentType string, body []byte) (int, string, error) {
+	resp, err := http.Post("http://"+p.collector+path, contentType, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
+
+func httpPost(url string, body []byte) (*http.Response, error) {
+	resp, err := http.Post(url, "application/x-ndjson", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, nil
+}

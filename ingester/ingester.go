@@ -1,0 +1,239 @@
+// Package ingester consumes log batches from the queue, parses and enriches
+// their records, and writes them to a store in bulk. A queue position is
+// committed only after the store durably accepted every record before it, or
+// after an undecodable batch was dead-lettered.
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/otlplogs"
+	"github.com/vigilhq/vigil/internal/queue"
+)
+
+// Store is where the ingester writes. Write returns nil only once every
+// record is durable; records whose id is already stored are skipped.
+type Store interface {
+	Write(ctx context.Context, recs []model.LogRecord) error
+}
+
+// DeadLetter keeps batches the ingester cannot decode, with the reason.
+type DeadLetter interface {
+	DeadLetter(ctx context.Context, key string, value []byte, reason string) error
+}
+
+// Options configures an Ingester.
+type Options struct {
+	// MaxBatchRecords bounds the records of one store write.
+	MaxBatchRecords int
+	// MaxBatchWait is how long to gather messages for one store write.
+	MaxBatchWait time.Duration
+	// MaxRecordsPerSecond limits consumption to protect the store; 0 = none.
+	MaxRecordsPerSecond float64
+	// LiftFields copies top-level fields of JSON and logfmt bodies into
+	// record attributes.
+	LiftFields bool
+	// ServiceGrades gives the grade of records that carry none, by service.
+	ServiceGrades map[string]int
+	// DefaultEnv is the env of records that carry none.
+	DefaultEnv string
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// DefaultOptions returns options that suit one machine.
+func DefaultOptions() Options {
+	return Options{MaxBatchRecords: 32768, MaxBatchWait: 200 * time.Millisecond, Logger: slog.Default()}
+}
+
+// Ingester moves records from a queue consumer into a store.
+type Ingester struct {
+	opts     Options
+	logger   *slog.Logger
+	consumer queue.Consumer
+	store    Store
+	dlq      DeadLetter
+	limiter  *rate.Limiter
+	parser   parser
+	m        *metrics
+}
+
+// New returns an ingester. dlq may be nil, in which case undecodable
+// batches stop the ingester with an error instead of being skipped.
+func New(opts Options, c queue.Consumer, s Store, dlq DeadLetter) *Ingester {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	in := &Ingester{
+		opts:     opts,
+		logger:   opts.Logger,
+		consumer: c,
+		store:    s,
+		dlq:      dlq,
+		parser:   parser{liftFields: opts.LiftFields},
+		m:        newMetrics(opts.Registerer),
+	}
+	if opts.MaxRecordsPerSecond > 0 {
+		burst := max(int(opts.MaxRecordsPerSecond), opts.MaxBatchRecords)
+		in.limiter = rate.NewLimiter(rate.Limit(opts.MaxRecordsPerSecond), burst)
+	}
+	return in
+}
+
+// Run consumes until ctx ends. The batch in hand when ctx ends is still
+// written and committed (drain), within 30 s.
+func (in *Ingester) Run(ctx context.Context) error {
+	var recs []model.LogRecord
+	for {
+		var last queue.Message
+		var n int
+		var err error
+		recs, last, n, err = in.gather(ctx, recs[:0])
+		if n == 0 {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		werr := in.writeAndCommit(ctx, drainCtx, recs, last, n)
+		cancel()
+		if werr != nil {
+			return werr
+		}
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// gather fetches messages until the batch is full, MaxBatchWait passed
+// since the first one, or ctx ends.
+func (in *Ingester) gather(ctx context.Context, recs []model.LogRecord) ([]model.LogRecord, queue.Message, int, error) {
+	var last queue.Message
+	n := 0
+	var deadline time.Time
+	for len(recs) < in.opts.MaxBatchRecords {
+		fctx, cancel := ctx, context.CancelFunc(func() {})
+		if n > 0 {
+			fctx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		msg, err := in.consumer.Fetch(fctx)
+		cancel()
+		if err != nil {
+			if n > 0 && errors.Is(err, context.DeadlineExceeded) {
+				return recs, last, n, nil
+			}
+			if ctx.Err() != nil {
+				return recs, last, n, nil
+			}
+			return recs, last, n, fmt.Errorf("cannot fetch from queue: %w", err)
+		}
+		if n == 0 {
+			deadline = time.Now().Add(in.opts.MaxBatchWait)
+		}
+		n++
+		last = msg
+		before := len(recs)
+		recs, err = otlplogs.Unmarshal(recs, msg.Value)
+		if err != nil {
+			recs = recs[:before]
+			if derr := in.deadLetter(ctx, msg, err.Error()); derr != nil {
+				return recs, last, n - 1, derr
+			}
+			continue
+		}
+		in.m.consumed.Add(float64(len(recs) - before))
+	}
+	return recs, last, n, nil
+}
+
+func (in *Ingester) deadLetter(ctx context.Context, msg queue.Message, reason string) error {
+	in.m.deadLettered.WithLabelValues("undecodable").Inc()
+	if in.dlq == nil {
+		return fmt.Errorf("queue message at position %d cannot be decoded and no dead-letter destination is configured: %s", msg.Position, reason)
+	}
+	in.logger.Warn("dead-lettering an undecodable batch", "position", msg.Position, "key", msg.Key, "reason", reason)
+	return in.dlq.DeadLetter(ctx, msg.Key, msg.Value, reason)
+}
+
+// writeAndCommit enriches recs, writes them with retries until the store
+// accepts them or ctx ends, then commits the queue up to last.
+func (in *Ingester) writeAndCommit(ctx, drainCtx context.Context, recs []model.LogRecord, last queue.Message, n int) error {
+	for i := range recs {
+		in.enrich(&recs[i])
+	}
+	if in.limiter != nil && len(recs) > 0 {
+		if err := in.limiter.WaitN(ctx, min(len(recs), in.limiter.Burst())); err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+	backoff := 100 * time.Millisecond
+	for attempt := 1; len(recs) > 0; attempt++ {
+		t0 := time.Now()
+		err := in.store.Write(drainCtx, recs)
+		in.m.writeSeconds.Observe(time.Since(t0).Seconds())
+		if err == nil {
+			in.m.written.Add(float64(len(recs)))
+			break
+		}
+		in.m.writeErrors.Inc()
+		in.logger.Warn("store write failed; retrying", "records", len(recs), "attempt", attempt, "backoff", backoff, "err", err)
+		select {
+		case <-time.After(backoff + rand.N(backoff/2)):
+		case <-drainCtx.Done():
+			return fmt.Errorf("cannot write %d records to the store: %w", len(recs), err)
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	if err := in.consumer.Commit(drainCtx, last); err != nil {
+		return fmt.Errorf("cannot commit queue position %d: %w", last.Position, err)
+	}
+	in.m.batches.Inc()
+	return nil
+}
+
+func (in *Ingester) enrich(r *model.LogRecord) {
+	if r.Level == "" || r.TraceID == "" {
+		in.parser.parse(r)
+	}
+	if r.Grade == 0 {
+		r.Grade = in.opts.ServiceGrades[r.Service]
+	}
+	if r.Env == "" {
+		r.Env = in.opts.DefaultEnv
+	}
+}
+
+// ParseServiceGrades parses "api=1,checkout=1,batch=4".
+func ParseServiceGrades(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, g, ok := strings.Cut(item, "=")
+		grade, err := strconv.Atoi(g)
+		if !ok || name == "" || err != nil || grade < 1 || grade > 4 {
+			return nil, fmt.Errorf("service grade %q: want service=N with N from 1 to 4", item)
+		}
+		out[name] = grade
+	}
+	return out, nil
+}

@@ -1,0 +1,154 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/otlplogs"
+	"github.com/vigilhq/vigil/internal/queue/diskqueue"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// memStore keeps records by id and fails its first failures writes.
+type memStore struct {
+	mu       sync.Mutex
+	byID     map[model.RecordID]model.LogRecord
+	failures int
+	writes   int
+}
+
+func (s *memStore) Write(_ context.Context, recs []model.LogRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writes++
+	if s.failures > 0 {
+		s.failures--
+		return errors.New("store unavailable")
+	}
+	for _, r := range recs {
+		s.byID[r.ID] = r
+	}
+	return nil
+}
+
+func (s *memStore) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byID)
+}
+
+func publish(t *testing.T, q *diskqueue.Queue, from, n int) {
+	t.Helper()
+	var recs []model.LogRecord
+	for i := from; i < from+n; i++ {
+		recs = append(recs, model.LogRecord{ID: model.RecordID{byte(i), byte(i >> 8)}, Timestamp: int64(i) + 1, Service: "svc",
+			Message: `{"level":"error","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`})
+	}
+	b, err := otlplogs.Marshal(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Publish(context.Background(), "svc", b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runFor(t *testing.T, in *Ingester, until func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !until() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestCommitsOnlyAfterStoreAccepted(t *testing.T) {
+	dir := t.TempDir()
+	opts := diskqueue.DefaultOptions()
+	opts.Dir = dir
+	q, err := diskqueue.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, q, 0, 100)
+	publish(t, q, 100, 100)
+
+	store := &memStore{byID: map[model.RecordID]model.LogRecord{}, failures: 3}
+	o := DefaultOptions()
+	o.MaxBatchWait = 10 * time.Millisecond
+	o.ServiceGrades = map[string]int{"svc": 2}
+	runFor(t, New(o, q, store, nil), func() bool { return store.len() == 200 })
+	if store.len() != 200 || store.writes < 4 {
+		t.Fatalf("got %d records after %d writes; want 200 after the 3 failures were retried", store.len(), store.writes)
+	}
+	for _, r := range store.byID {
+		if r.Level != "error" || r.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || r.Grade != 2 {
+			t.Fatalf("record not enriched: %+v", r)
+		}
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Everything was committed: a new ingester on the reopened queue gets
+	// only what is published next.
+	q, err = diskqueue.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	publish(t, q, 200, 10)
+	store2 := &memStore{byID: map[model.RecordID]model.LogRecord{}}
+	runFor(t, New(o, q, store2, nil), func() bool { return store2.len() == 10 })
+	time.Sleep(50 * time.Millisecond)
+	if store2.len() != 10 {
+		t.Errorf("after reopen: got %d records; want only the 10 new ones", store2.len())
+	}
+}
+
+func TestUndecodableBatchIsDeadLettered(t *testing.T) {
+	dir := t.TempDir()
+	opts := diskqueue.DefaultOptions()
+	opts.Dir = filepath.Join(dir, "queue")
+	q, err := diskqueue.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	publish(t, q, 0, 5)
+	if err := q.Publish(context.Background(), "svc", []byte{0xff, 0xff, 0xff, 0x01}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, q, 5, 5)
+	dlq, err := NewFileDeadLetter(filepath.Join(dir, "dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &memStore{byID: map[model.RecordID]model.LogRecord{}}
+	o := DefaultOptions()
+	o.MaxBatchWait = 10 * time.Millisecond
+	runFor(t, New(o, q, store, dlq), func() bool { return store.len() == 10 })
+	if store.len() != 10 {
+		t.Errorf("got %d records; want the 10 good ones", store.len())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "dlq", "deadletter.jsonl"))
+	if err != nil || !strings.Contains(string(b), "cannot decode OTLP logs protobuf") || strings.Count(string(b), "\n") != 1 {
+		t.Errorf("dead-letter file: got %q, %v; want one entry with the reason", b, err)
+	}
+}

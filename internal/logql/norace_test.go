@@ -1,0 +1,5 @@
+//go:build !race
+
+package logql
+
+const raceEnabled = false

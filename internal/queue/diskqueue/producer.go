@@ -1,0 +1,265 @@
+package diskqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vigilhq/vigil/internal/queue"
+)
+
+var _ queue.Producer = (*Producer)(nil)
+
+// Producer appends batches to a queue directory. It is safe for concurrent
+// use; concurrent Publish calls share fsyncs (see waitSynced).
+type Producer struct {
+	opts    Options
+	log     *slog.Logger
+	m       *metrics
+	sync    syncFunc
+	dirFile *os.File
+	lock    *os.File
+	head    *os.File
+	bufs    sync.Pool // *[]byte record buffers
+	notify  *signal   // broadcast when synced advances
+
+	// syncMu is held by the sync leader; see waitSynced.
+	syncMu sync.Mutex
+	// synced is the position up to which the log is durable. Written only
+	// by the holder of syncMu.
+	synced atomic.Int64
+
+	mu      sync.Mutex // guards the fields below
+	seg     *os.File   // active segment
+	segBase int64      // position of the first record in seg
+	segSize int64      // bytes of records in seg
+	written int64      // position after the last record written
+	sealed  []*os.File // synced, replaced segments for the next sync leader to close
+	closed  bool
+	// err is set when a write or a sync failed in a way that leaves the
+	// state of the log unknown; every later Publish returns it.
+	err     error
+	commits commitSource
+}
+
+// commitSource reports the consumer's committed position. refresh asks for
+// the latest value rather than one cached for a moment. It is called with
+// Producer.mu held.
+type commitSource interface {
+	committed(refresh bool) (int64, error)
+}
+
+// OpenProducer opens dir for publishing only, for a consumer opened with
+// OpenConsumer, usually in another process. It fails with an error wrapping
+// ErrLocked if another producer holds the directory.
+func OpenProducer(opts Options) (*Producer, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return openProducer(opts, m)
+}
+
+func openProducer(opts Options, m *metrics) (*Producer, error) {
+	dirFile, err := prepareDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := lockFile(filepath.Join(opts.Dir, producerLockName), "producer")
+	if err != nil {
+		return nil, errors.Join(err, dirFile.Close())
+	}
+	p := &Producer{
+		opts:    opts,
+		log:     opts.Logger.With("role", "producer"),
+		m:       m,
+		sync:    m.timedSync("producer"),
+		dirFile: dirFile,
+		lock:    lock,
+		notify:  newSignal(),
+	}
+	if err := p.recover(); err != nil {
+		return nil, errors.Join(err, p.closeFiles())
+	}
+	return p, nil
+}
+
+// recover opens the last segment, truncating a torn tail, and makes the
+// log durable up to its end.
+func (p *Producer) recover() error {
+	dir := p.opts.Dir
+	committed, err := readCommitted(dir)
+	if err != nil {
+		return err
+	}
+	p.commits = &fileCommits{dir: dir, pos: committed}
+	bases, err := listSegments(dir)
+	if err != nil {
+		return err
+	}
+	if len(bases) == 0 {
+		if p.seg, err = createSegment(dir, p.dirFile, committed, p.sync); err != nil {
+			return err
+		}
+		p.segBase = committed
+	} else {
+		p.segBase = bases[len(bases)-1]
+		st, err := recoverTail(filepath.Join(dir, segmentName(p.segBase)), p.sync)
+		if err != nil {
+			return err
+		}
+		p.seg, p.segSize = st.f, st.size
+		if st.torn > 0 {
+			p.log.Warn("truncated torn tail of the last segment", "segment", st.f.Name(),
+				"bytes_removed", st.torn, "records_kept", st.records)
+		}
+	}
+	p.written = p.segBase + p.segSize
+	if p.written < committed {
+		// Segments were removed behind Vigil's back. Resume at the
+		// committed position so that the consumer sees new records.
+		p.log.Warn("committed offset is past the end of the log; starting a new segment there",
+			"end", p.written, "committed", committed)
+		p.written = committed
+		if err := p.rollLocked(); err != nil {
+			return err
+		}
+	}
+	p.synced.Store(p.written)
+	p.head, err = os.OpenFile(filepath.Join(dir, headFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("cannot open head file: %w", err)
+	}
+	if err := writeHead(p.head, p.written); err != nil {
+		return err
+	}
+	p.m.unconsumedBytes.Set(float64(p.written - committed))
+	p.log.Info("opened queue for publishing", "segment", p.seg.Name(), "end", p.written, "committed", committed)
+	return nil
+}
+
+// Publish appends a record holding key and value and returns nil once it
+// is durable. It returns queue.ErrFull, without writing, when the record
+// would take the unconsumed bytes above Options.MaxBytes, and an error
+// wrapping ErrTooLarge when the record alone is above it. key must be at
+// most 65535 bytes. ctx is checked before writing; once the record is
+// written Publish waits for the sync, which takes milliseconds.
+func (p *Producer) Publish(ctx context.Context, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(key) > maxKeyLen {
+		return fmt.Errorf("cannot publish: key of %d bytes is longer than the limit of %d bytes", len(key), maxKeyLen)
+	}
+	size := recordSize(len(key), len(value))
+	if size > p.opts.MaxBytes || size-recordHeaderSize > maxPayload {
+		return fmt.Errorf("cannot publish a message of %d bytes: the queue holds at most %d unconsumed bytes; raise its MaxBytes or publish smaller batches: %w",
+			size, p.opts.MaxBytes, ErrTooLarge)
+	}
+	bp, _ := p.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = appendRecord((*bp)[:0], key, value)
+	end, err := p.append(*bp)
+	if cap(*bp) <= maxPooledBuffer {
+		p.bufs.Put(bp)
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.waitSynced(end); err != nil {
+		return err
+	}
+	p.m.publishedMessages.Inc()
+	p.m.publishedBytes.Add(float64(size))
+	return nil
+}
+
+// maxPooledBuffer keeps rare huge batches from pinning memory in the pool.
+const maxPooledBuffer = 4 << 20
+
+// append writes an encoded record at the end of the log and returns the
+// position after it.
+func (p *Producer) append(rec []byte) (int64, error) {
+	size := int64(len(rec))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return 0, queue.ErrClosed
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	committed, err := p.reserve(size)
+	if err != nil {
+		return 0, err
+	}
+	if p.segSize > 0 && p.segSize+size > p.opts.SegmentBytes {
+		if err := p.rollLocked(); err != nil {
+			return 0, err
+		}
+	}
+	off := segmentHeaderSize + p.segSize
+	if _, err := p.seg.WriteAt(rec, off); err != nil {
+		// Cut off whatever part of the record reached the file, so the
+		// next record starts on a clean tail.
+		if terr := p.seg.Truncate(off); terr != nil {
+			p.err = fmt.Errorf("cannot remove partly written record from segment %s (reopen the queue to recover): %w", p.seg.Name(), terr)
+		}
+		return 0, fmt.Errorf("cannot append to segment %s: %w", p.seg.Name(), err)
+	}
+	p.segSize += size
+	p.written += size
+	p.m.unconsumedBytes.Set(float64(p.written - committed))
+	return p.written, nil
+}
+
+// reserve checks that size more bytes fit under the bound, and returns the
+// committed position it checked against.
+func (p *Producer) reserve(size int64) (int64, error) {
+	committed, err := p.commits.committed(false)
+	if err != nil {
+		return 0, err
+	}
+	if p.written-committed+size <= p.opts.MaxBytes {
+		return committed, nil
+	}
+	// The cached position may be stale; look again before refusing.
+	if committed, err = p.commits.committed(true); err != nil {
+		return 0, err
+	}
+	if p.written-committed+size <= p.opts.MaxBytes {
+		return committed, nil
+	}
+	p.m.unconsumedBytes.Set(float64(p.written - committed))
+	p.m.fullRejections.Inc()
+	return 0, queue.ErrFull
+}
+
+// rollLocked starts a new segment at p.written. The current segment is
+// synced first, so that after a crash only the last segment can end in a
+// torn record. Called with p.mu held.
+func (p *Producer) rollLocked() error {
+	if err := p.sync(p.seg); err != nil {
+		p.err = fmt.Errorf("cannot sync segment %s (reopen the queue to recover): %w", p.seg.Name(), err)
+		return p.err
+	}
+	f, err := createSegment(p.opts.Dir, p.dirFile, p.written, p.sync)
+	if err != nil {
+		return err
+	}
+	p.sealed = append(p.sealed, p.seg)
+	p.seg, p.segBase, p.segSize = f, p.written, 0
+	p.log.Debug("started segment", "segment", f.Name())
+	return nil
+}

@@ -1,0 +1,317 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/queue"
+)
+
+// ErrTooLarge is wrapped by the error Publish returns for a batch larger
+// than Options.MaxMessageBytes or than the topic's max.message.bytes.
+// Retrying cannot help: split the batch or raise both limits.
+var ErrTooLarge = errors.New("batch is larger than Kafka accepts")
+
+var _ queue.Producer = (*Producer)(nil)
+
+// Producer publishes batches to Options.Topic with an idempotent,
+// acks=all sarama AsyncProducer. It is safe for concurrent use: concurrent
+// Publish calls are gathered into shared produce requests.
+//
+// NewProducer does not need the cluster to be reachable: the first Publish
+// connects (and runs EnsureTopic), and a Publish that cannot connect fails
+// within its deadline, so a collector can start while Kafka is down and
+// spool until it is back.
+type Producer struct {
+	opts  Options
+	topic string
+	log   *slog.Logger
+	m     *metrics
+
+	producedMessages prometheus.Counter
+	producedBytes    prometheus.Counter
+	publishDuration  prometheus.Observer
+
+	closing   chan struct{} // closed by Close
+	closeOnce sync.Once
+	// sendMu is held for reading while a message is handed to sarama and
+	// for writing by Close before it closes sarama's input channel.
+	sendMu sync.RWMutex
+	wg     sync.WaitGroup // dial and dispatch goroutines
+
+	mu      sync.Mutex // guards the fields below
+	ap      sarama.AsyncProducer
+	dialing chan struct{} // closed when the running connection attempt ends
+	dialErr error         // error of the last connection attempt
+}
+
+// NewProducer returns a producer to opts.Topic. It fails only on invalid
+// options.
+func NewProducer(opts Options) (*Producer, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return newProducer(opts, opts.Topic)
+}
+
+func newProducer(opts Options, topic string) (*Producer, error) {
+	if !validTopic.MatchString(topic) {
+		return nil, fmt.Errorf("kafka: %q is not a Kafka topic name", topic)
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Producer{
+		opts:             opts,
+		topic:            topic,
+		log:              opts.Logger.With("component", "kafka-producer", "topic", topic),
+		m:                m,
+		producedMessages: m.producedMessages.WithLabelValues(topic),
+		producedBytes:    m.producedBytes.WithLabelValues(topic),
+		publishDuration:  m.publishDuration.WithLabelValues(topic),
+		closing:          make(chan struct{}),
+	}, nil
+}
+
+// Publish sends value with key (the service name; an empty key spreads
+// batches over partitions) and returns nil once every in-sync replica has
+// it (acks=all). It returns an error wrapping ErrTooLarge for a batch that
+// can never be accepted, queue.ErrClosed after Close, and another error
+// when no acknowledgement came within the earlier of ctx's deadline and
+// Options.PublishTimeout. A batch whose Publish failed may still be
+// delivered (at-least-once); the store drops the duplicate records.
+func (p *Producer) Publish(ctx context.Context, key string, value []byte) error {
+	return p.produce(ctx, key, value, nil)
+}
+
+// produce sends one message and waits for its acknowledgement.
+func (p *Producer) produce(ctx context.Context, key string, value []byte, headers []sarama.RecordHeader) error {
+	start := time.Now()
+	size := len(key) + len(value)
+	for _, h := range headers {
+		size += len(h.Key) + len(h.Value)
+	}
+	if size > p.opts.MaxMessageBytes {
+		return p.fail(reasonTooLarge, fmt.Errorf("%w: %d bytes, MaxMessageBytes is %d", ErrTooLarge, size, p.opts.MaxMessageBytes))
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.opts.PublishTimeout)
+	defer cancel()
+
+	ap, err := p.connect(ctx)
+	if err != nil {
+		if errors.Is(err, queue.ErrClosed) {
+			return p.fail(reasonClosed, err)
+		}
+		return p.fail(reasonUnreachable, err)
+	}
+	msg := &sarama.ProducerMessage{Topic: p.topic, Value: sarama.ByteEncoder(value), Headers: headers}
+	if key != "" {
+		msg.Key = sarama.StringEncoder(key)
+	}
+	// Buffered: the dispatcher never blocks, even for a caller that gave up.
+	res := make(chan error, 1)
+	msg.Metadata = res
+
+	if err := p.send(ctx, ap, msg); err != nil {
+		return err
+	}
+	select {
+	case err := <-res:
+		if err != nil {
+			return p.fail(classify(err))
+		}
+	case <-ctx.Done():
+		return p.fail(reasonTimeout, fmt.Errorf("no acknowledgement from Kafka for a %d-byte batch to topic %q within %v: %w",
+			size, p.topic, time.Since(start).Round(time.Millisecond), context.Cause(ctx)))
+	}
+	p.producedMessages.Inc()
+	p.producedBytes.Add(float64(len(key) + len(value)))
+	p.publishDuration.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// send hands msg to sarama unless ctx ends or the producer closes first.
+func (p *Producer) send(ctx context.Context, ap sarama.AsyncProducer, msg *sarama.ProducerMessage) error {
+	p.sendMu.RLock()
+	defer p.sendMu.RUnlock()
+	select {
+	case <-p.closing:
+		return p.fail(reasonClosed, queue.ErrClosed)
+	default:
+	}
+	select {
+	case ap.Input() <- msg:
+		return nil
+	case <-p.closing:
+		return p.fail(reasonClosed, queue.ErrClosed)
+	case <-ctx.Done():
+		return p.fail(reasonTimeout, fmt.Errorf("kafka producer for topic %q is saturated: %w", p.topic, context.Cause(ctx)))
+	}
+}
+
+// classify maps a produce error to a metric reason and the error returned.
+func classify(err error) (string, error) {
+	var cfgErr sarama.ConfigurationError
+	switch {
+	case errors.Is(err, sarama.ErrMessageSizeTooLarge):
+		return reasonTooLarge, fmt.Errorf("%w: the topic's max.message.bytes is lower than the batch: %w", ErrTooLarge, err)
+	case errors.As(err, &cfgErr) && strings.Contains(string(cfgErr), "MaxMessageBytes"):
+		return reasonTooLarge, fmt.Errorf("%w: %w", ErrTooLarge, err)
+	default:
+		return reasonBroker, fmt.Errorf("cannot produce to Kafka: %w", err)
+	}
+}
+
+func (p *Producer) fail(reason string, err error) error {
+	p.m.produceErrors.WithLabelValues(p.topic, reason).Inc()
+	return err
+}
+
+// connect returns the sarama producer, starting a connection attempt if
+// none is running, and waiting for it until ctx ends.
+func (p *Producer) connect(ctx context.Context) (sarama.AsyncProducer, error) {
+	p.mu.Lock()
+	if p.ap != nil {
+		ap := p.ap
+		p.mu.Unlock()
+		return ap, nil
+	}
+	select {
+	case <-p.closing:
+		p.mu.Unlock()
+		return nil, queue.ErrClosed
+	default:
+	}
+	if p.dialing == nil {
+		p.dialing = make(chan struct{})
+		p.wg.Add(1)
+		go p.dial(p.dialing)
+	}
+	dialing := p.dialing
+	p.mu.Unlock()
+
+	select {
+	case <-dialing:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.ap != nil {
+			return p.ap, nil
+		}
+		if p.dialErr == nil {
+			return nil, queue.ErrClosed
+		}
+		return nil, p.dialErr
+	case <-p.closing:
+		return nil, queue.ErrClosed
+	case <-ctx.Done():
+		p.mu.Lock()
+		last := p.dialErr
+		p.mu.Unlock()
+		if last != nil {
+			return nil, fmt.Errorf("%w (still retrying: %w)", last, context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("cannot connect to Kafka brokers %s: %w", strings.Join(p.opts.Brokers, ","), context.Cause(ctx))
+	}
+}
+
+// dial connects to the cluster, makes sure the topic exists and starts the
+// sarama producer. It runs in its own goroutine so that Publish can give up
+// at its deadline while a slow attempt goes on for the next caller.
+func (p *Producer) dial(done chan struct{}) {
+	defer p.wg.Done()
+	ap, err := p.open()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer close(done)
+	p.dialing = nil
+	p.dialErr = err
+	if err != nil {
+		p.log.Warn("cannot connect to Kafka", "brokers", p.opts.Brokers, "err", err)
+		return
+	}
+	select {
+	case <-p.closing:
+		p.dialErr = nil
+		ap.AsyncClose()
+		p.wg.Add(1)
+		go p.dispatch(ap)
+		return
+	default:
+	}
+	p.ap = ap
+	p.wg.Add(1)
+	go p.dispatch(ap)
+	p.log.Info("connected to Kafka", "brokers", p.opts.Brokers)
+}
+
+func (p *Producer) open() (sarama.AsyncProducer, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := ensureTopic(ctx, p.opts, p.topic); err != nil {
+		return nil, err
+	}
+	ap, err := sarama.NewAsyncProducer(p.opts.Brokers, p.opts.producerConfig())
+	if err != nil {
+		return nil, fmt.Errorf("cannot start Kafka producer for brokers %s: %w", strings.Join(p.opts.Brokers, ","), err)
+	}
+	return ap, nil
+}
+
+// dispatch delivers sarama's results to the waiting Publish calls until
+// the sarama producer is closed.
+func (p *Producer) dispatch(ap sarama.AsyncProducer) {
+	defer p.wg.Done()
+	reply := func(msg *sarama.ProducerMessage, err error) {
+		if res, ok := msg.Metadata.(chan error); ok {
+			res <- err
+		}
+	}
+	successes, errs := ap.Successes(), ap.Errors()
+	for successes != nil || errs != nil {
+		select {
+		case msg, ok := <-successes:
+			if !ok {
+				successes = nil
+				continue
+			}
+			reply(msg, nil)
+		case perr, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			reply(perr.Msg, perr.Err)
+		}
+	}
+}
+
+// Close waits for the batches handed to sarama to be acknowledged or to
+// fail (their Publish calls return), then closes the connections. Publish
+// calls after Close return queue.ErrClosed.
+func (p *Producer) Close() error {
+	p.closeOnce.Do(func() {
+		close(p.closing)
+		p.sendMu.Lock() // no Publish is between its closing check and Input
+		p.mu.Lock()
+		ap := p.ap
+		p.ap = nil
+		p.mu.Unlock()
+		if ap != nil {
+			ap.AsyncClose()
+		}
+		p.sendMu.Unlock()
+		p.wg.Wait()
+	})
+	return nil
+}

@@ -1,0 +1,288 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/logql"
+	"github.com/vigilhq/vigil/internal/model"
+)
+
+// Options configures the query API.
+type Options struct {
+	// MaxEntries is the largest limit a log query may ask for.
+	MaxEntries int
+	// Timeout bounds one query.
+	Timeout time.Duration
+	// Version is reported by /loki/api/v1/status/buildinfo.
+	Version string
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// DefaultOptions returns Loki's defaults.
+func DefaultOptions() Options {
+	return Options{MaxEntries: 5000, Timeout: 2 * time.Minute, Version: "dev", Logger: slog.Default()}
+}
+
+// API serves Grafana Loki's HTTP API over a LogStore.
+type API struct {
+	opts     Options
+	store    LogStore
+	engine   *Engine
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewAPI returns the Loki API over s.
+func NewAPI(opts Options, s LogStore) *API {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	a := &API{
+		opts:   opts,
+		store:  s,
+		engine: NewEngine(s),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "vigil", Subsystem: "query", Name: "requests_total",
+			Help: "Query API requests by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "vigil", Subsystem: "query", Name: "request_duration_seconds",
+			Help:    "Query API request duration by endpoint.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"endpoint"}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(a.requests, a.duration)
+	}
+	return a
+}
+
+// RegisterHTTP adds the Loki endpoints to mux, for GET and POST (form).
+func (a *API) RegisterHTTP(mux *http.ServeMux) {
+	route := func(path, name string, h func(w http.ResponseWriter, r *http.Request) error) {
+		handler := a.instrument(name, h)
+		mux.HandleFunc("GET "+path, handler)
+		mux.HandleFunc("POST "+path, handler)
+	}
+	route("/loki/api/v1/query_range", "query_range", a.queryRange)
+	route("/loki/api/v1/query", "query", a.query)
+	route("/loki/api/v1/labels", "labels", a.labels)
+	route("/loki/api/v1/label/{name}/values", "label_values", a.labelValues)
+	route("/loki/api/v1/series", "series", a.series)
+	route("/loki/api/v1/status/buildinfo", "buildinfo", a.buildInfo)
+}
+
+// instrument turns a handler's error into Loki's error response: plain text,
+// 400 for a bad query or parameter, 500 otherwise.
+func (a *API) instrument(name string, h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(r.Context(), a.opts.Timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		code := http.StatusOK
+		if err := r.ParseForm(); err != nil {
+			code = http.StatusBadRequest
+			http.Error(w, "cannot parse request parameters: "+err.Error(), code)
+		} else if err := h(w, r); err != nil {
+			var pe *paramError
+			var qe *logql.ParseError
+			switch {
+			case errors.As(err, &pe), errors.As(err, &qe):
+				code = http.StatusBadRequest
+			case errors.Is(err, context.DeadlineExceeded):
+				code = http.StatusGatewayTimeout
+			default:
+				code = http.StatusInternalServerError
+				a.opts.Logger.Warn("query failed", "endpoint", name, "err", err)
+			}
+			http.Error(w, err.Error(), code)
+		}
+		a.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+		a.duration.WithLabelValues(name).Observe(time.Since(t0).Seconds())
+	}
+}
+
+func parseQuery(r *http.Request) (logql.Expr, error) {
+	q := r.FormValue("query")
+	if q == "" {
+		return nil, badParam("query parameter is required")
+	}
+	return logql.ParseExpr(q)
+}
+
+func (a *API) queryRange(w http.ResponseWriter, r *http.Request) error {
+	now := time.Now().UnixNano()
+	start, end, err := timeRange(r, now)
+	if err != nil {
+		return err
+	}
+	if v, ok, _ := evalConstant(r.FormValue("query")); ok {
+		step, err := parseStep(r, start, end)
+		if err != nil {
+			return err
+		}
+		var pts []Point
+		for t := start; t <= end; t += step {
+			pts = append(pts, Point{T: t, V: v})
+		}
+		writeMatrix(w, []Series{{Labels: model.Labels{}, Points: pts}}, Stats{}, 0)
+		return nil
+	}
+	expr, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if sel, ok := expr.(*logql.LogSelectorExpr); ok {
+		limit, err := parseLimit(r, a.opts.MaxEntries)
+		if err != nil {
+			return err
+		}
+		backward, err := parseDirection(r)
+		if err != nil {
+			return err
+		}
+		streams, st, err := a.engine.SelectLogs(r.Context(), sel, start, end, limit, backward)
+		if err != nil {
+			return err
+		}
+		writeStreams(w, streams, st, time.Since(t0))
+		return nil
+	}
+	step, err := parseStep(r, start, end)
+	if err != nil {
+		return err
+	}
+	series, st, err := a.engine.EvalRange(r.Context(), expr, start, end, step)
+	if err != nil {
+		return err
+	}
+	writeMatrix(w, series, st, time.Since(t0))
+	return nil
+}
+
+func (a *API) query(w http.ResponseWriter, r *http.Request) error {
+	t, err := parseTime("time", r.FormValue("time"), time.Now().UnixNano())
+	if err != nil {
+		return err
+	}
+	if v, ok, _ := evalConstant(r.FormValue("query")); ok {
+		writeVector(w, []Series{{Labels: model.Labels{}, Points: []Point{{T: t, V: v}}}}, Stats{}, 0)
+		return nil
+	}
+	expr, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
+	if _, ok := expr.(*logql.LogSelectorExpr); ok {
+		return badParam("log queries are not supported as an instant query type, please change your query to a range query type")
+	}
+	t0 := time.Now()
+	series, st, err := a.engine.EvalRange(r.Context(), expr, t, t, 1)
+	if err != nil {
+		return err
+	}
+	writeVector(w, series, st, time.Since(t0))
+	return nil
+}
+
+// selectorParam parses the optional stream selector of the label and series
+// endpoints.
+func selectorParam(v string) ([]*model.LabelMatcher, error) {
+	if v == "" {
+		return nil, nil
+	}
+	sel, err := logql.ParseLogSelector(v)
+	if err != nil {
+		return nil, err
+	}
+	return sel.Matchers, nil
+}
+
+func (a *API) labels(w http.ResponseWriter, r *http.Request) error {
+	start, end, err := timeRange(r, time.Now().UnixNano())
+	if err != nil {
+		return err
+	}
+	names, err := a.store.LabelNames(r.Context(), start, end+1)
+	if err != nil {
+		return err
+	}
+	writeData(w, nonNil(names))
+	return nil
+}
+
+func (a *API) labelValues(w http.ResponseWriter, r *http.Request) error {
+	start, end, err := timeRange(r, time.Now().UnixNano())
+	if err != nil {
+		return err
+	}
+	ms, err := selectorParam(r.FormValue("query"))
+	if err != nil {
+		return err
+	}
+	values, err := a.store.LabelValues(r.Context(), r.PathValue("name"), start, end+1, ms)
+	if err != nil {
+		return err
+	}
+	writeData(w, nonNil(values))
+	return nil
+}
+
+func (a *API) series(w http.ResponseWriter, r *http.Request) error {
+	start, end, err := timeRange(r, time.Now().UnixNano())
+	if err != nil {
+		return err
+	}
+	matches := r.Form["match[]"]
+	if len(matches) == 0 {
+		matches = r.Form["match"]
+	}
+	if len(matches) == 0 {
+		return badParam("at least one match[] selector is required")
+	}
+	seen := map[string]bool{}
+	out := []map[string]string{}
+	for _, m := range matches {
+		ms, err := selectorParam(m)
+		if err != nil {
+			return err
+		}
+		series, err := a.store.Series(r.Context(), start, end+1, ms)
+		if err != nil {
+			return err
+		}
+		for _, ls := range series {
+			k := ls.String()
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, ls.Map())
+			}
+		}
+	}
+	writeData(w, out)
+	return nil
+}
+
+func (a *API) buildInfo(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write([]byte(`{"version":` + strconv.Quote(a.opts.Version) + `,"revision":"","branch":"","buildUser":"","buildDate":"","goVersion":""}`))
+	return err
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
