@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 DATA_DIR  ?= ./data
 
-.PHONY: all build run test unit e2e fuzz bench vet clean
+.PHONY: all build run test unit fuzz bench vet clean dev-up dev-down
 
 all: build
 
@@ -16,11 +16,28 @@ build:
 run: build
 	$(BIN) all-in-one --data-dir $(DATA_DIR)
 
-## test: vet, unit tests with the race detector, end-to-end tests with the built binary, a short fuzz pass
+## test: vet, unit and integration tests (race detector) against real Kafka and
+## Elasticsearch started by deploy/local, end-to-end tests on the built binary, a short fuzz pass
 test: vet build
-	$(GO) test -race -count=1 -timeout 20m ./...
+	deploy/local/deps.sh
+	deploy/local/services.sh up
+	@set -e; trap 'deploy/local/services.sh down' EXIT; \
+	eval "$$(deploy/local/services.sh env)"; export VIGIL_REQUIRE_SERVICES=1; \
+	$(GO) test -race -count=1 -timeout 20m ./...; \
 	VIGIL_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -tags e2e ./e2e/...
 	$(MAKE) fuzz FUZZTIME=5s
+
+## unit: the tests that need no services (integration tests skip)
+unit:
+	$(GO) test -race -count=1 ./...
+
+## dev-up / dev-down: real Kafka and Elasticsearch on this machine for the distributed mode
+dev-up:
+	deploy/local/services.sh up
+	@deploy/local/services.sh env
+
+dev-down:
+	deploy/local/services.sh down
 
 vet:
 	$(GO) vet ./...

@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vigilhq/vigil/collector"
-	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/config"
-	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
-	"github.com/vigilhq/vigil/query"
 )
 
 const allInOneSummary = "Run the collector, ingester and query in one process on embedded storage."
@@ -40,43 +36,26 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	}
 	defer func() { err = errors.Join(err, q.Close()) }()
 
-	so := sf.options(*common.dataDir)
-	so.Logger, so.Registerer = logger.With("component", "logstore"), d.reg
-	store, err := logstore.Open(so)
+	store, err := d.openLogStore(*common.dataDir, sf)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
 
-	co := cf.options(*common.dataDir)
-	co.Logger, co.Registerer = logger.With("component", "collector"), d.reg
-	col, err := collector.New(co, q)
+	col, err := d.newCollector(*common.dataDir, cf, q)
 	if err != nil {
 		return err
 	}
-	io, err := inf.options()
+	ing, err := d.newIngester(*common.dataDir, inf, q, store)
 	if err != nil {
 		return err
 	}
-	io.Logger, io.Registerer = logger.With("component", "ingester"), d.reg
-	dlq, err := ingester.NewFileDeadLetter(*common.dataDir + "/deadletter")
-	if err != nil {
-		return err
-	}
-	ing := ingester.New(io, q, store, dlq)
-
-	qyo := qyf.options()
-	qyo.Logger, qyo.Registerer = logger.With("component", "query"), d.reg
-	api := query.NewAPI(qyo, store)
-
 	cmux := d.mux()
 	col.RegisterHTTP(cmux)
 	if _, err := d.listen("collector", *cf.listen, cmux); err != nil {
 		return err
 	}
-	qmux := d.mux()
-	api.RegisterHTTP(qmux)
-	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
+	if err := d.serveQuery(*qyf.listen, qyf, store); err != nil {
 		return err
 	}
 	d.add(col.Run)

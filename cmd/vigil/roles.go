@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vigilhq/vigil/collector"
-	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/config"
-	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
-	"github.com/vigilhq/vigil/query"
 )
 
 const (
@@ -39,9 +35,7 @@ func runCollector(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, p.Close()) }()
-	co := cf.options(*common.dataDir)
-	co.Logger, co.Registerer = logger.With("component", "collector"), d.reg
-	col, err := collector.New(co, p)
+	col, err := d.newCollector(*common.dataDir, cf, p)
 	if err != nil {
 		return err
 	}
@@ -79,32 +73,20 @@ func runIngester(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, c.Close()) }()
-	so := sf.options(*common.dataDir)
-	so.Logger, so.Registerer = logger.With("component", "logstore"), d.reg
-	store, err := logstore.Open(so)
+	store, err := d.openLogStore(*common.dataDir, sf)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
-	io, err := inf.options()
+	ing, err := d.newIngester(*common.dataDir, inf, c, store)
 	if err != nil {
 		return err
 	}
-	io.Logger, io.Registerer = logger.With("component", "ingester"), d.reg
-	dlq, err := ingester.NewFileDeadLetter(*common.dataDir + "/deadletter")
-	if err != nil {
-		return err
-	}
-	ing := ingester.New(io, c, store, dlq)
 	if _, err := d.listen("ingester", *inf.listen, d.mux()); err != nil {
 		return err
 	}
 	if *inf.queryListen != "" {
-		qyo := qyf.options()
-		qyo.Logger, qyo.Registerer = logger.With("component", "query"), d.reg
-		qmux := d.mux()
-		query.NewAPI(qyo, store).RegisterHTTP(qmux)
-		if _, err := d.listen("query", *inf.queryListen, qmux); err != nil {
+		if err := d.serveQuery(*inf.queryListen, qyf, store); err != nil {
 			return err
 		}
 	}

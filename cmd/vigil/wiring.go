@@ -1,0 +1,47 @@
+package main
+
+import (
+	"github.com/vigilhq/vigil/collector"
+	"github.com/vigilhq/vigil/ingester"
+	"github.com/vigilhq/vigil/internal/logstore"
+	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/query"
+)
+
+// The builders below are shared by all-in-one and the single-role commands,
+// so that both run the same components configured the same way.
+
+func (d *daemon) openLogStore(dataDir string, f *storeFlags) (*logstore.Store, error) {
+	o := f.options(dataDir)
+	o.Logger, o.Registerer = d.logger.With("component", "logstore"), d.reg
+	return logstore.Open(o)
+}
+
+func (d *daemon) newCollector(dataDir string, f *collectorFlags, p queue.Producer) (*collector.Collector, error) {
+	o := f.options(dataDir)
+	o.Logger, o.Registerer = d.logger.With("component", "collector"), d.reg
+	return collector.New(o, p)
+}
+
+func (d *daemon) newIngester(dataDir string, f *ingesterFlags, c queue.Consumer, s ingester.Store) (*ingester.Ingester, error) {
+	o, err := f.options()
+	if err != nil {
+		return nil, err
+	}
+	o.Logger, o.Registerer = d.logger.With("component", "ingester"), d.reg
+	dlq, err := ingester.NewFileDeadLetter(dataDir + "/deadletter")
+	if err != nil {
+		return nil, err
+	}
+	return ingester.New(o, c, s, dlq), nil
+}
+
+// serveQuery listens on addr with the Loki API over s.
+func (d *daemon) serveQuery(addr string, f *queryFlags, s query.LogStore) error {
+	o := f.options()
+	o.Logger, o.Registerer = d.logger.With("component", "query"), d.reg
+	mux := d.mux()
+	query.NewAPI(o, s).RegisterHTTP(mux)
+	_, err := d.listen("query", addr, mux)
+	return err
+}

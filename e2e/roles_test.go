@@ -1,0 +1,64 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCollectorAndIngesterProcesses runs the collector and the ingester as
+// two processes sharing a data directory (the disk queue between them), and
+// checks that a second collector on the same directory is refused.
+func TestCollectorAndIngesterProcesses(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	collectorAddr, queryAddr, ingAddr := freePort(t), freePort(t), freePort(t)
+	start := func(args ...string) (*exec.Cmd, *bytes.Buffer) {
+		var log bytes.Buffer
+		cmd := exec.Command(vigilBinary(t), args...)
+		cmd.Stdout, cmd.Stderr = &log, &log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, &log
+	}
+	_, clog := start("collector", "--data-dir", data, "--collector.http.listen", collectorAddr)
+	_, ilog := start("ingester", "--data-dir", data, "--ingester.listen", ingAddr, "--ingester.query-listen", queryAddr)
+	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
+	eventually(t, 30*time.Second, "both daemons ready", func() (bool, string) {
+		for _, a := range []string{collectorAddr, ingAddr, queryAddr} {
+			resp, err := http.Get("http://" + a + "/readyz")
+			if err != nil {
+				return false, err.Error()
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return false, a + " not ready"
+			}
+		}
+		return true, ""
+	})
+	var body strings.Builder
+	for i := 0; i < 500; i++ {
+		body.WriteString(`{"service":"split","message":"two processes ` + itoa(i) + `"}` + "\n")
+	}
+	if code, resp := p.post("/api/v1/logs", "application/x-ndjson", []byte(body.String())); code != 200 {
+		t.Fatalf("intake: %d %s\ncollector log:\n%s", code, resp, clog)
+	}
+	eventually(t, 30*time.Second, "lines stored by the ingester process", func() (bool, string) {
+		n := p.countLines(`{service="split"} |= "two processes"`, 1000)
+		return n == 500, itoa(n) + " of 500; ingester log: " + ilog.String()
+	})
+
+	// A second collector on the same queue is refused with a clear error.
+	out, err := exec.Command(vigilBinary(t), "collector", "--data-dir", data, "--collector.http.listen", freePort(t)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "lock") {
+		t.Errorf("second collector: got %v %s; want a refusal naming the lock", err, out)
+	}
+}
