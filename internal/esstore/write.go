@@ -1,0 +1,288 @@
+package esstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigilhq/vigil/internal/model"
+)
+
+// maxDocBytes: a document larger than this is rejected without being sent
+// (Elasticsearch's default http.max_content_length is 100 MB).
+const maxDocBytes = 64 << 20
+
+// encoded is a batch of records serialised as bulk "create" actions.
+type encoded struct {
+	buf  []byte
+	off  []int // record i is buf[off[i]:off[i+1]]
+	recs []model.LogRecord
+}
+
+func (e *encoded) item(i int) []byte { return e.buf[e.off[i]:e.off[i+1]] }
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// encode writes each record as a "create" action and its document. create,
+// not index: a redelivered record finds its id taken and gets 409, which
+// Write counts as success. The first write of an id wins, nothing is
+// rewritten (index would delete and re-add the same document, leaving
+// tombstones for merges to clean up after every replay), and the ingester's
+// contract — records already stored are skipped — holds literally.
+func (s *Store) encode(recs []model.LogRecord, buf []byte) *encoded {
+	size := 0
+	for i := range recs { // grow once: JSON adds about 400 bytes to the strings
+		size += 400 + len(recs[i].Message) + len(recs[i].Service) + len(recs[i].Host)
+		for _, a := range recs[i].Attributes {
+			size += 8 + len(a.Key) + len(a.Value)
+		}
+	}
+	e := &encoded{buf: slices.Grow(buf[:0], size), off: make([]int, 0, len(recs)+1), recs: recs}
+	lastDay, lastName := int64(-1<<63), ""
+	for i := range recs {
+		r := &recs[i]
+		e.off = append(e.off, len(e.buf))
+		if d := indexDay(r.Timestamp); d != lastDay || lastName == "" {
+			lastDay, lastName = d, s.dayIndex(d)
+		}
+		e.buf = append(e.buf, `{"create":{"_index":"`...)
+		e.buf = append(e.buf, lastName...)
+		e.buf = append(e.buf, `","_id":"`...)
+		e.buf = appendHexID(e.buf, r.ID)
+		e.buf = append(e.buf, "\"}}\n"...)
+		e.buf = appendDoc(e.buf, r)
+		e.buf = append(e.buf, '\n')
+	}
+	e.off = append(e.off, len(e.buf))
+	return e
+}
+
+// Write stores recs. It returns nil only when every record is durable in
+// Elasticsearch — the bulk API acknowledges after the translog is fsynced
+// (index.translog.durability: request, the default) — or was handed to
+// opts.Rejected because Elasticsearch refused it permanently. Records whose
+// id is already stored are skipped. Items answered 429 or 5xx are resent
+// alone with exponential backoff; a request that fails as a whole is
+// retried the same way, and after opts.MaxAttempts Write returns an error
+// so the caller retries later. Rejected may be called from several
+// goroutines, one call at a time.
+func (s *Store) Write(ctx context.Context, recs []model.LogRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	bp := bufPool.Get().(*[]byte)
+	e := s.encode(recs, *bp)
+	defer func() {
+		if cap(e.buf) <= 64<<20 {
+			*bp = e.buf[:0]
+			bufPool.Put(bp)
+		}
+	}()
+
+	var rejectMu sync.Mutex
+	w := &writer{s: s, e: e, rejectMu: &rejectMu}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.BulkConcurrency)
+	var batch []int
+	batchBytes := 0
+	for i := range recs {
+		n := len(e.item(i))
+		if n > maxDocBytes {
+			if err := w.reject(gctx, i, fmt.Sprintf("document_too_large: %d bytes, more than %d", n, maxDocBytes), "document_too_large"); err != nil {
+				cancel()
+				g.Wait() // the batches in flight use e.buf, which goes back to the pool
+				return err
+			}
+			continue
+		}
+		if len(batch) > 0 && (len(batch) >= s.opts.BulkMaxDocs || batchBytes+n > s.opts.BulkMaxBytes) {
+			b := batch
+			g.Go(func() error { return w.send(gctx, b) })
+			batch, batchBytes = nil, 0
+		}
+		batch = append(batch, i)
+		batchBytes += n
+	}
+	if len(batch) > 0 {
+		g.Go(func() error { return w.send(gctx, batch) })
+	}
+	return g.Wait()
+}
+
+type writer struct {
+	s        *Store
+	e        *encoded
+	rejectMu *sync.Mutex
+}
+
+// errTooLarge is a whole bulk request refused with 413.
+var errTooLarge = errors.New("request entity too large")
+
+// send writes the records idx, resending only items that failed
+// transiently.
+func (w *writer) send(ctx context.Context, idx []int) error {
+	s := w.s
+	pending := idx
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		results, err := w.bulk(ctx, pending)
+		if errors.Is(err, errTooLarge) {
+			if len(pending) == 1 {
+				return w.reject(ctx, pending[0], "request_entity_too_large: the document exceeds http.max_content_length", "request_entity_too_large")
+			}
+			half := len(pending) / 2
+			if err := w.send(ctx, pending[:half]); err != nil {
+				return err
+			}
+			return w.send(ctx, pending[half:])
+		}
+		var retry []int
+		if err != nil {
+			if !isRetryable(err) {
+				return err
+			}
+			lastErr, retry = err, pending
+		} else {
+			for i, r := range results {
+				rec := pending[i]
+				switch r.outcome {
+				case itemCreated:
+					s.m.docsIndexed.Inc()
+				case itemDuplicate:
+					s.m.docsDuplicate.Inc()
+				case itemRetry:
+					retry = append(retry, rec)
+					lastErr = fmt.Errorf("status %d: %s", r.status, r.reason)
+				case itemRejected:
+					if err := w.reject(ctx, rec, r.reason, r.errType); err != nil {
+						return err
+					}
+				default:
+					return fmt.Errorf("cannot index record %s into %s: status %d: %s (check the cluster and the index, the record itself is not at fault)",
+						w.e.recs[rec].ID, s.dayIndex(indexDay(w.e.recs[rec].Timestamp)), r.status, r.reason)
+				}
+			}
+			if len(retry) == 0 {
+				return nil
+			}
+			s.m.itemRetries.Add(float64(len(retry)))
+		}
+		if attempt >= s.opts.MaxAttempts {
+			return fmt.Errorf("cannot index %d of %d records into Elasticsearch after %d attempts: %w", len(retry), len(idx), attempt, lastErr)
+		}
+		if err := sleep(ctx, s.backoff(attempt)); err != nil {
+			return fmt.Errorf("cannot index %d records into Elasticsearch: %w (last error: %v)", len(retry), err, lastErr)
+		}
+		pending = retry
+	}
+}
+
+// retryableError is a whole-request failure worth retrying: no answer, 429
+// or 5xx.
+type retryableError struct{ err error }
+
+func (e retryableError) Error() string { return e.err.Error() }
+func (e retryableError) Unwrap() error { return e.err }
+
+func isRetryable(err error) bool {
+	var r retryableError
+	return errors.As(err, &r)
+}
+
+// bulk sends one bulk request of the records idx.
+func (w *writer) bulk(ctx context.Context, idx []int) ([]itemResult, error) {
+	s := w.s
+	var body []byte
+	if contiguous(idx) {
+		body = w.e.buf[w.e.off[idx[0]]:w.e.off[idx[len(idx)-1]+1]]
+	} else {
+		for _, i := range idx {
+			body = append(body, w.e.item(i)...)
+		}
+	}
+	start := time.Now()
+	status, resp, err := s.do(ctx, http.MethodPost, "/_bulk?filter_path="+bulkFilterPath, body, "application/x-ndjson")
+	defer func() { s.m.bulkSeconds.Observe(time.Since(start).Seconds()) }()
+	if err != nil {
+		s.m.bulkRequests.WithLabelValues("error").Inc()
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, retryableError{fmt.Errorf("bulk request to %v: %w", s.opts.URLs, err)}
+	}
+	switch {
+	case status == http.StatusOK:
+	case status == http.StatusRequestEntityTooLarge:
+		s.m.bulkRequests.WithLabelValues("error").Inc()
+		return nil, errTooLarge
+	case status == http.StatusTooManyRequests || status >= 500:
+		s.m.bulkRequests.WithLabelValues("error").Inc()
+		return nil, retryableError{fmt.Errorf("bulk request: status %d: %s", status, errorReason(resp))}
+	default:
+		s.m.bulkRequests.WithLabelValues("error").Inc()
+		return nil, fmt.Errorf("bulk request: status %d: %s", status, errorReason(resp))
+	}
+	s.m.bulkRequests.WithLabelValues("ok").Inc()
+	res, err := parseBulkResponse(resp, len(idx))
+	if err != nil {
+		return nil, retryableError{err}
+	}
+	return res, nil
+}
+
+func contiguous(idx []int) bool {
+	for i := 1; i < len(idx); i++ {
+		if idx[i] != idx[i-1]+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// reject hands record i to opts.Rejected.
+func (w *writer) reject(ctx context.Context, i int, reason, errType string) error {
+	s := w.s
+	rec := w.e.recs[i]
+	if s.opts.Rejected == nil {
+		return fmt.Errorf("Elasticsearch rejected record %s: %s", rec.ID, reason)
+	}
+	w.rejectMu.Lock()
+	defer w.rejectMu.Unlock()
+	if err := s.opts.Rejected(ctx, rec, reason); err != nil {
+		return fmt.Errorf("cannot hand rejected record %s to the dead-letter handler: %w", rec.ID, err)
+	}
+	s.m.docsRejected.WithLabelValues(errType).Inc()
+	s.logger.Debug("record rejected by elasticsearch", "id", rec.ID, "reason", reason)
+	return nil
+}
+
+// backoff returns the wait before attempt+1: exponential from RetryBase,
+// capped at RetryMax, with jitter over its upper half so that writers that
+// failed together do not retry together.
+func (s *Store) backoff(attempt int) time.Duration {
+	d := s.opts.RetryBase << min(attempt-1, 30)
+	if d > s.opts.RetryMax || d <= 0 {
+		d = s.opts.RetryMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
