@@ -22,7 +22,7 @@ test: vet build
 	deploy/local/deps.sh
 	deploy/local/services.sh up
 	@set -e; trap 'deploy/local/services.sh down' EXIT; \
-	eval "$$(deploy/local/services.sh env)"; export VIGIL_REQUIRE_SERVICES=1; \
+	eval "$$(deploy/local/services.sh env)"; export VIGIL_REQUIRE_SERVICES=1 VIGIL_TEST_SERVICE_CONTROL=1; \
 	$(GO) test -race -count=1 -timeout 20m ./...; \
 	VIGIL_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -tags e2e ./e2e/...
 	$(MAKE) fuzz FUZZTIME=5s

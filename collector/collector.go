@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/collector/files"
+	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
 )
 
@@ -34,8 +35,17 @@ type Options struct {
 	// DataDir holds the tailer's durable offsets.
 	DataDir string
 
+	// Ledger, when set, counts every record the queue accepted, for
+	// reconciliation.
+	Ledger Ledger
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+}
+
+// Ledger counts produced records; see internal/reconcile.
+type Ledger interface {
+	Record(recs []model.LogRecord) error
 }
 
 // DefaultOptions returns options that suit one machine.
@@ -70,6 +80,7 @@ func New(opts Options, p queue.Producer) (*Collector, error) {
 		ids:         newIDSource(),
 		httpMetrics: newHTTPMetrics(opts.Registerer),
 	}
+	c.pipeline.ledger, c.pipeline.logger = opts.Ledger, opts.Logger
 	if len(opts.FilePatterns) > 0 {
 		fo := opts.Files
 		fo.Patterns = opts.FilePatterns

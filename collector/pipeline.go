@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -24,6 +25,8 @@ import (
 // become a trickle of one-line queue messages.
 type pipeline struct {
 	producer   queue.Producer
+	ledger     Ledger
+	logger     *slog.Logger
 	maxRecords int
 	minDirect  int
 	maxWait    time.Duration
@@ -168,6 +171,11 @@ func (pl *pipeline) publish(ctx context.Context, key string, recs []model.LogRec
 			return fmt.Errorf("cannot queue %d records of service %q: %w", len(chunk), key, err)
 		}
 		pl.published.WithLabelValues("logs").Add(float64(len(chunk)))
+		if pl.ledger != nil {
+			if err := pl.ledger.Record(chunk); err != nil {
+				pl.logger.Warn("cannot count queued records for reconciliation", "err", err)
+			}
+		}
 		pl.publishedBytes.Add(float64(len(data)))
 	}
 	return nil

@@ -116,6 +116,16 @@ func (p *proc) start() {
 	p.t.Fatalf("vigil not ready after 30s\n%s", p.log)
 }
 
+// dataDir returns the --data-dir the process runs with.
+func (p *proc) dataDir() string {
+	for i, a := range p.args {
+		if a == "--data-dir" && i+1 < len(p.args) {
+			return p.args[i+1]
+		}
+	}
+	return ""
+}
+
 // kill sends SIGKILL and waits for the process to be gone.
 func (p *proc) kill() {
 	if p.cmd == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -290,4 +291,11 @@ func TestLogsEndToEnd(t *testing.T) {
 		t.Errorf("got %d distinct lines, %d missing, %d duplicated; want %d lines exactly once", len(seen), missing, dups, wantFile+wantHTTP)
 	}
 	t.Logf("%d file lines (4 rotations before, 2 after a kill -9) and %d HTTP lines, each exactly once", wantFile, wantHTTP)
+
+	// Reconciliation agrees: what the collector counted as produced is stored.
+	out, err := exec.Command(vigilBinary(t), "reconcile", "--data-dir", p.dataDir(), "--reconcile.query-url", "http://"+p.query,
+		"--since", "1h", "--until", "0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("produced %d, stored %d of them, 0 missing", wantFile+wantHTTP, wantFile+wantHTTP)) {
+		t.Errorf("vigil reconcile: %v\n%s", err, out)
+	}
 }

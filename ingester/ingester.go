@@ -169,7 +169,33 @@ func (in *Ingester) deadLetter(ctx context.Context, msg queue.Message, reason st
 		return fmt.Errorf("queue message at position %d cannot be decoded and no dead-letter destination is configured: %s", msg.Position, reason)
 	}
 	in.logger.Warn("dead-lettering an undecodable batch", "position", msg.Position, "key", msg.Key, "reason", reason)
+	if dm, ok := in.dlq.(messageDeadLetter); ok {
+		return dm.DeadLetterMessage(ctx, msg, reason)
+	}
 	return in.dlq.DeadLetter(ctx, msg.Key, msg.Value, reason)
+}
+
+// messageDeadLetter is the optional ability of a dead-letter destination to
+// record where a batch came from (Kafka: source partition and offset).
+type messageDeadLetter interface {
+	DeadLetterMessage(ctx context.Context, m queue.Message, reason string) error
+}
+
+// Reject dead-letters one record the store refused permanently (a mapping
+// conflict, a document too large), as a one-record OTLP batch with the
+// store's reason. Stores call it back from Write; the rest of their batch
+// is stored as usual.
+func (in *Ingester) Reject(ctx context.Context, rec model.LogRecord, reason string) error {
+	in.m.deadLettered.WithLabelValues("rejected").Inc()
+	if in.dlq == nil {
+		return fmt.Errorf("the store rejected record %s (%s) and no dead-letter destination is configured", rec.ID, reason)
+	}
+	b, err := otlplogs.Marshal([]model.LogRecord{rec})
+	if err != nil {
+		return err
+	}
+	in.logger.Warn("dead-lettering a record the store rejected", "id", rec.ID.String(), "service", rec.Service, "reason", reason)
+	return in.dlq.DeadLetter(ctx, rec.Service, b, reason)
 }
 
 // writeAndCommit enriches recs, writes them with retries until the store

@@ -43,5 +43,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.consumed, m.written, m.batches, m.writeErrors, m.deadLettered, m.writeSeconds)
 	}
 	m.deadLettered.WithLabelValues("undecodable")
+	m.deadLettered.WithLabelValues("rejected")
 	return m
 }

@@ -62,7 +62,7 @@ func (e *Engine) SelectLogs(ctx context.Context, expr *logql.LogSelectorExpr, st
 	var order []*Stream
 	n := 0
 	var keyBuf []byte
-	p := logstore.SelectParams{Start: start, End: end, Matchers: expr.Matchers, Contains: expr.RequiredSubstrings(), Backward: backward}
+	p := selectParams(expr, start, end, backward)
 	err = e.store.Select(ctx, p, func(r *logstore.Row) bool {
 		st.LinesScanned++
 		st.BytesScanned += int64(len(r.Message))
@@ -90,6 +90,15 @@ func (e *Engine) SelectLogs(ctx context.Context, expr *logql.LogSelectorExpr, st
 	}
 	sort.SliceStable(out, func(i, j int) bool { return labelsLess(out[i].Labels, out[j].Labels) })
 	return out, st, nil
+}
+
+// selectParams pushes the stream selector and the line filters every
+// result line must pass down to the store.
+func selectParams(expr *logql.LogSelectorExpr, start, end int64, backward bool) logstore.SelectParams {
+	return logstore.SelectParams{
+		Start: start, End: end, Backward: backward, Matchers: expr.Matchers,
+		Contains: expr.RequiredSubstrings(), ContainsFold: expr.RequiredFoldSubstrings(),
+	}
 }
 
 func appendLabelsKey(b []byte, ls model.Labels) []byte {
@@ -199,7 +208,7 @@ func (e *Engine) evalRangeAgg(ctx context.Context, x *logql.RangeAggregationExpr
 	series := map[string]*acc{}
 	var keyBuf []byte
 	var tooMany bool
-	p := logstore.SelectParams{Start: start - rng + 1, End: last + 1, Matchers: x.Selector.Matchers, Contains: x.Selector.RequiredSubstrings()}
+	p := selectParams(x.Selector, start-rng+1, last+1, false)
 	err = e.store.Select(ctx, p, func(r *logstore.Row) bool {
 		st.LinesScanned++
 		st.BytesScanned += int64(len(r.Message))

@@ -42,10 +42,11 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
 
-	col, err := d.newCollector(*common.dataDir, cf, q)
+	col, ledger, err := d.newCollector(*common.dataDir, cf, q)
 	if err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, ledger.Close()) }()
 	ing, err := d.newIngester(*common.dataDir, inf, q, store)
 	if err != nil {
 		return err

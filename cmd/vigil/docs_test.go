@@ -23,6 +23,8 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 	addIngesterFlags(fs, true)
 	addStoreFlags(fs)
 	addQueryFlags(fs)
+	addKafkaFlags(fs)
+	addESFlags(fs)
 	fs.VisitAll(func(f *flag.Flag) {
 		if !strings.Contains(string(doc), "`--"+f.Name+"`") {
 			t.Errorf("flag --%s is not documented in docs/operations.md", f.Name)

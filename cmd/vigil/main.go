@@ -28,6 +28,7 @@ func commands() []command {
 		{"collector", collectorSummary, runCollector},
 		{"ingester", ingesterSummary, runIngester},
 		{"query", querySummary, runQuery},
+		{"reconcile", reconcileSummary, runReconcile},
 		{"bench", benchSummary, runBench},
 		{"version", "Print the version.", func(context.Context, []string) error {
 			fmt.Println("vigil", version)

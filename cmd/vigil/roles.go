@@ -4,9 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
 
+	"github.com/vigilhq/vigil/collector/spool"
+	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/esstore"
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
+	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
 const (
@@ -15,11 +25,20 @@ const (
 	querySummary     = "Serve the query APIs (Loki) over the store."
 )
 
+func clientID(role string) string {
+	host, _ := os.Hostname()
+	return "vigil-" + role + "-" + host
+}
+
 func runCollector(ctx context.Context, args []string) (err error) {
-	fs := config.NewFlagSet("collector", collectorSummary+"\nWithout Kafka, the queue is the embedded disk queue under --data-dir, consumed by a `vigil ingester` on the same --data-dir.")
+	fs := config.NewFlagSet("collector", collectorSummary+
+		"\nWith --kafka.brokers, batches go to Kafka through a bounded disk spool under --data-dir that\n"+
+		"absorbs Kafka outages. Without, the queue is the embedded disk queue under --data-dir,\n"+
+		"consumed by a `vigil ingester` on the same --data-dir.")
 	common := addCommonFlags(fs)
 	cf := addCollectorFlags(fs)
 	qf := addQueueFlags(fs)
+	kf := addKafkaFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -28,17 +47,50 @@ func runCollector(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	d := newDaemon(logger)
-	qo := qf.options(*common.dataDir)
-	qo.Logger, qo.Registerer = logger.With("component", "queue"), d.reg
-	p, err := diskqueue.OpenProducer(qo)
+	var producer queue.Producer
+	var closers []io.Closer
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			err = errors.Join(err, closers[i].Close())
+		}
+	}()
+	if kf.enabled() {
+		ko, err := kf.options(clientID("collector"))
+		if err != nil {
+			return err
+		}
+		ko.Logger, ko.Registerer = logger.With("component", "kafka"), d.reg
+		kp, err := kafka.NewProducer(ko)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, kp)
+		so := spool.DefaultOptions()
+		so.Dir = filepath.Join(*common.dataDir, "spool")
+		so.MaxBytes = *qf.maxBytes
+		so.Logger, so.Registerer = logger.With("component", "spool"), d.reg
+		sp, err := spool.Open(so, kp)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, sp)
+		d.add(sp.Run)
+		producer = sp
+	} else {
+		qo := qf.options(*common.dataDir)
+		qo.Logger, qo.Registerer = logger.With("component", "queue"), d.reg
+		p, err := diskqueue.OpenProducer(qo)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, p)
+		producer = p
+	}
+	col, ledger, err := d.newCollector(*common.dataDir, cf, producer)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, p.Close()) }()
-	col, err := d.newCollector(*common.dataDir, cf, p)
-	if err != nil {
-		return err
-	}
+	closers = append(closers, ledger)
 	mux := d.mux()
 	col.RegisterHTTP(mux)
 	if _, err := d.listen("collector", *cf.listen, mux); err != nil {
@@ -51,13 +103,27 @@ func runCollector(ctx context.Context, args []string) (err error) {
 	return nil
 }
 
+// logStore is what the ingester and query need of a store, and what the
+// daemon runs and closes.
+type logStore interface {
+	ingester.Store
+	queryStore
+	Run(ctx context.Context) error
+	Close() error
+}
+
 func runIngester(ctx context.Context, args []string) (err error) {
-	fs := config.NewFlagSet("ingester", ingesterSummary+"\nWithout Kafka, it consumes the embedded disk queue of a `vigil collector` on the same --data-dir and writes the embedded store there.")
+	fs := config.NewFlagSet("ingester", ingesterSummary+
+		"\nWith --kafka.brokers it consumes Kafka in a consumer group; with --es.urls it writes to\n"+
+		"Elasticsearch. Without them it consumes the embedded disk queue of a `vigil collector` on\n"+
+		"the same --data-dir and writes the embedded store there.")
 	common := addCommonFlags(fs)
 	qf := addQueueFlags(fs)
 	inf := addIngesterFlags(fs, true)
 	sf := addStoreFlags(fs)
 	qyf := addQueryFlags(fs)
+	kf := addKafkaFlags(fs)
+	ef := addESFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -66,22 +132,68 @@ func runIngester(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	d := newDaemon(logger)
-	qo := qf.options(*common.dataDir)
-	qo.Logger, qo.Registerer = logger.With("component", "queue"), d.reg
-	c, err := diskqueue.OpenConsumer(qo)
+	var closers []io.Closer
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			err = errors.Join(err, closers[i].Close())
+		}
+	}()
+
+	var consumer queue.Consumer
+	var dlq ingester.DeadLetter
+	if kf.enabled() {
+		ko, err := kf.options(clientID("ingester"))
+		if err != nil {
+			return err
+		}
+		ko.Logger, ko.Registerer = logger.With("component", "kafka"), d.reg
+		if err := kafka.EnsureTopic(ctx, ko); err != nil {
+			return err
+		}
+		c, err := kafka.NewConsumer(ko)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, c)
+		dp, err := kafka.NewDeadLetterProducer(ko, *kf.dlqTopic)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, dp)
+		consumer, dlq = c, dp
+	} else {
+		qo := qf.options(*common.dataDir)
+		qo.Logger, qo.Registerer = logger.With("component", "queue"), d.reg
+		c, err := diskqueue.OpenConsumer(qo)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, c)
+		fd, err := ingester.NewFileDeadLetter(filepath.Join(*common.dataDir, "deadletter"))
+		if err != nil {
+			return err
+		}
+		consumer, dlq = c, fd
+	}
+
+	// The store hands records it rejects to the ingester, which is built
+	// after it.
+	var ing *ingester.Ingester
+	reject := func(ctx context.Context, rec model.LogRecord, reason string) error {
+		return ing.Reject(ctx, rec, reason)
+	}
+	store, err := d.openStore(ctx, *common.dataDir, sf, ef, reject)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, c.Close()) }()
-	store, err := d.openLogStore(*common.dataDir, sf)
+	closers = append(closers, store)
+	o, err := inf.options()
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, store.Close()) }()
-	ing, err := d.newIngester(*common.dataDir, inf, c, store)
-	if err != nil {
-		return err
-	}
+	o.Logger, o.Registerer = logger.With("component", "ingester"), d.reg
+	ing = ingester.New(o, consumer, store, dlq)
+
 	if _, err := d.listen("ingester", *inf.listen, d.mux()); err != nil {
 		return err
 	}
@@ -98,13 +210,50 @@ func runIngester(ctx context.Context, args []string) (err error) {
 	return nil
 }
 
-func runQuery(ctx context.Context, args []string) error {
-	fs := config.NewFlagSet("query", querySummary)
-	addCommonFlags(fs)
-	addQueryFlags(fs)
+// openStore opens Elasticsearch when --es.urls is set, else the embedded
+// store under dataDir.
+func (d *daemon) openStore(ctx context.Context, dataDir string, sf *storeFlags, ef *esFlags,
+	reject func(context.Context, model.LogRecord, string) error) (logStore, error) {
+	if !ef.enabled() {
+		return d.openLogStore(dataDir, sf)
+	}
+	eo := ef.options(time.Duration(sf.retention))
+	eo.Logger, eo.Registerer = d.logger.With("component", "elasticsearch"), d.reg
+	eo.Rejected = reject
+	return esstore.Open(ctx, eo)
+}
+
+func runQuery(ctx context.Context, args []string) (err error) {
+	fs := config.NewFlagSet("query", querySummary+
+		"\nIt reads Elasticsearch (--es.urls). The embedded store is served by the process that writes it:\n"+
+		"`vigil all-in-one`, or `vigil ingester --ingester.query-listen`.")
+	common := addCommonFlags(fs)
+	qyf := addQueryFlags(fs)
+	ef := addESFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	return fmt.Errorf("the standalone query daemon reads Elasticsearch, which this build does not support yet; " +
-		"the embedded store is served by the process that writes it: run `vigil all-in-one`, or `vigil ingester --ingester.query-listen :16686`")
+	if !ef.enabled() {
+		return errors.New("--es.urls is required: the standalone query daemon reads Elasticsearch; the embedded store is served by " +
+			"the process that writes it (`vigil all-in-one`, or `vigil ingester --ingester.query-listen :16686`)")
+	}
+	logger, err := common.logger()
+	if err != nil {
+		return err
+	}
+	d := newDaemon(logger)
+	eo := ef.options(0)
+	eo.Logger, eo.Registerer = logger.With("component", "elasticsearch"), d.reg
+	store, err := esstore.Open(ctx, eo)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, store.Close()) }()
+	if err := d.serveQuery(*qyf.listen, qyf, store); err != nil {
+		return err
+	}
+	if err := d.run(ctx); err != nil {
+		return fmt.Errorf("query stopped: %w", err)
+	}
+	return nil
 }

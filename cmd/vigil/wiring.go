@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
+	"path/filepath"
+
 	"github.com/vigilhq/vigil/collector"
 	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/reconcile"
 	"github.com/vigilhq/vigil/query"
 )
 
@@ -17,10 +21,22 @@ func (d *daemon) openLogStore(dataDir string, f *storeFlags) (*logstore.Store, e
 	return logstore.Open(o)
 }
 
-func (d *daemon) newCollector(dataDir string, f *collectorFlags, p queue.Producer) (*collector.Collector, error) {
+// newCollector builds a collector publishing to p, with its reconciliation
+// ledger under dataDir; the caller closes the ledger after the daemon ran.
+func (d *daemon) newCollector(dataDir string, f *collectorFlags, p queue.Producer) (*collector.Collector, *reconcile.Ledger, error) {
+	ledger, err := reconcile.OpenLedger(filepath.Join(dataDir, "reconcile"))
+	if err != nil {
+		return nil, nil, err
+	}
+	d.add(ledger.Run)
 	o := f.options(dataDir)
 	o.Logger, o.Registerer = d.logger.With("component", "collector"), d.reg
-	return collector.New(o, p)
+	o.Ledger = ledger
+	c, err := collector.New(o, p)
+	if err != nil {
+		return nil, nil, errors.Join(err, ledger.Close())
+	}
+	return c, ledger, nil
 }
 
 func (d *daemon) newIngester(dataDir string, f *ingesterFlags, c queue.Consumer, s ingester.Store) (*ingester.Ingester, error) {
@@ -36,8 +52,11 @@ func (d *daemon) newIngester(dataDir string, f *ingesterFlags, c queue.Consumer,
 	return ingester.New(o, c, s, dlq), nil
 }
 
+// queryStore is a store the Loki API can read.
+type queryStore = query.LogStore
+
 // serveQuery listens on addr with the Loki API over s.
-func (d *daemon) serveQuery(addr string, f *queryFlags, s query.LogStore) error {
+func (d *daemon) serveQuery(addr string, f *queryFlags, s queryStore) error {
 	o := f.options()
 	o.Logger, o.Registerer = d.logger.With("component", "query"), d.reg
 	mux := d.mux()

@@ -256,10 +256,24 @@ func TestRequiredSubstrings(t *testing.T) {
 	}
 	f(`{a="b"}`)
 	f(`{a="b"} |= "x"`, "x")
-	f(`{a="b"} |= "x" != "y" |~ "z" |= "w" |= "x" |= ""`, "x", "w")
+	f(`{a="b"} |= "x" != "y" |~ "z" |= "w" |= "x" |= ""`, "x", "z", "w") // a literal regexp is a substring
+	f(`{a="b"} |~ "z.*" |~ "(?i)Warn"`)
 	f(`{a="b"} |= "x" | json |= "y"`, "x")
 	f(`{a="b"} |= "x" | level="error" |= "y"`, "x")
 	f(`{a="b"} !~ "x" | logfmt`)
+	fold := func(q string, want ...string) {
+		t.Helper()
+		e, err := ParseLogSelector(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.RequiredFoldSubstrings(); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+			t.Fatalf("RequiredFoldSubstrings(%s): got %q; want %q", q, got, want)
+		}
+	}
+	fold(`{a="b"} |~ "(?i)Warn" |= "x" |~ "(?i)warn"`, "warn")
+	fold(`{a="b"} |~ "(?i)wa.n"`)
+	fold(`{a="b"} | json |~ "(?i)warn"`)
 }
 
 func TestLiteralRegexp(t *testing.T) {

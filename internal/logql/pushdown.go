@@ -1,28 +1,52 @@
 package logql
 
-// RequiredSubstrings returns the texts of the |= filters that come before
-// any parser or label filter stage, in order and without duplicates or
-// empty strings. Every line the query returns contains each of them
-// (case-sensitively), so a store may skip blocks whose bloom filter rules
-// one out. It returns nil when there are none.
+// RequiredSubstrings returns the texts every line of the result contains,
+// case-sensitively: the `|= "text"` filters, and the `|~` filters whose
+// regexp is a plain literal, that come before the first parser or label
+// filter. Stores use them to skip blocks (bloom filters) or to narrow a
+// search; the pipeline still applies every filter.
 func (e *LogSelectorExpr) RequiredSubstrings() []string {
-	var out []string
-stages:
+	exact, _ := e.required()
+	return exact
+}
+
+// RequiredFoldSubstrings returns the lower-case texts every line of the
+// result contains ignoring ASCII case: the `|~ "(?i)text"` filters before
+// the first parser or label filter.
+func (e *LogSelectorExpr) RequiredFoldSubstrings() []string {
+	_, fold := e.required()
+	return fold
+}
+
+func (e *LogSelectorExpr) required() (exact, fold []string) {
+	add := func(list []string, s string) []string {
+		for _, t := range list {
+			if t == s {
+				return list
+			}
+		}
+		return append(list, s)
+	}
 	for _, s := range e.Stages {
-		switch s := s.(type) {
-		case *LineFilterStage:
-			if s.Op != LineContains || s.Text == "" {
-				continue
+		lf, ok := s.(*LineFilterStage)
+		if !ok {
+			break
+		}
+		switch lf.Op {
+		case LineContains:
+			if lf.Text != "" {
+				exact = add(exact, lf.Text)
 			}
-			for _, t := range out {
-				if t == s.Text {
-					continue stages
-				}
+		case LineMatch:
+			lit, isFold, ok := literalRegexp(lf.Text)
+			switch {
+			case !ok || lit == "":
+			case isFold:
+				fold = add(fold, lit)
+			default:
+				exact = add(exact, lit)
 			}
-			out = append(out, s.Text)
-		default:
-			break stages
 		}
 	}
-	return out
+	return exact, fold
 }

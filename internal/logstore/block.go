@@ -142,11 +142,29 @@ func (e *blockEncoder) encode(dst []byte, sid uint64, rows []row, idx []int32) (
 	e.hdr = binary.AppendUvarint(e.hdr, frameRows)
 	e.payload = e.payload[:0]
 
-	// Timestamps.
+	// Timestamps: the first, then the differences in units of the largest
+	// of µs, ms or s they are all multiples of (lines parsed from files
+	// often have millisecond timestamps).
+	var unit int64 = 1
+	for _, u := range []int64{1e9, 1e6, 1e3} {
+		prev, ok := m.minTs, true
+		for _, i := range idx {
+			if (rows[i].ts-prev)%u != 0 {
+				ok = false
+				break
+			}
+			prev = rows[i].ts
+		}
+		if ok {
+			unit = u
+			break
+		}
+	}
 	raw := binary.AppendVarint(e.raw[:0], m.minTs)
+	raw = binary.AppendUvarint(raw, uint64(unit))
 	prev := m.minTs
 	for _, i := range idx {
-		raw = binary.AppendUvarint(raw, uint64(rows[i].ts-prev))
+		raw = binary.AppendUvarint(raw, uint64((rows[i].ts-prev)/unit))
 		prev = rows[i].ts
 	}
 	e.chunk(raw, true)
@@ -156,14 +174,10 @@ func (e *blockEncoder) encode(dst []byte, sid uint64, rows []row, idx []int32) (
 		raw = append(raw, rows[i].id[:]...)
 	}
 	e.chunk(raw, false)
-	// Observed timestamps: the first as a difference to its timestamp, then
-	// each as a difference to the previous one (rows of one collector batch
-	// share theirs).
+	// Observed timestamps, as the delay after the timestamp.
 	raw = raw[:0]
-	prev = m.minTs
 	for _, i := range idx {
-		raw = binary.AppendVarint(raw, rows[i].obs-prev)
-		prev = rows[i].obs
+		raw = binary.AppendVarint(raw, rows[i].obs-rows[i].ts)
 	}
 	e.chunk(raw, true)
 	// Truncated flags.

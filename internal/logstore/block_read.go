@@ -3,6 +3,8 @@ package logstore
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 )
@@ -31,6 +33,10 @@ type blockCols struct {
 	trunc []byte
 	strs  [numFramedCols][]string // per row, filled frame by frame
 	done  [numFramedCols][]bool   // per frame
+
+	pooled    bool     // decode into pooled buffers
+	bufs      [][]byte // pooled buffers in use
+	pooledRaw []byte   // raw, if it came from the pool
 }
 
 // parseBlockCols parses a columns section and decodes the timestamps.
@@ -104,6 +110,48 @@ func parseColsHeader(raw []byte, total int) (*blockCols, error) {
 	return b, nil
 }
 
+// buffer returns a buffer of n bytes for decoded data, from the pool when
+// the block may recycle its buffers (see release).
+func (b *blockCols) buffer(n int) []byte {
+	if !b.pooled {
+		return make([]byte, n)
+	}
+	buf := getBuffer(n)
+	b.bufs = append(b.bufs, buf)
+	return buf
+}
+
+// release returns the block's buffers to the pool. Only a block none of
+// whose strings escaped may be released: one that yielded no rows.
+func (b *blockCols) release() {
+	for _, buf := range b.bufs {
+		putBuffer(buf)
+	}
+	b.bufs = nil
+	if b.pooledRaw != nil {
+		putBuffer(b.pooledRaw)
+		b.pooledRaw = nil
+	}
+}
+
+// bufferPools hold decode buffers by size class: pool i has buffers of at
+// least 1<<i bytes.
+var bufferPools [40]sync.Pool
+
+func getBuffer(n int) []byte {
+	i := bits.Len(uint(max(n, 1) - 1)) // 1<<i >= n
+	if p, ok := bufferPools[i].Get().(*[]byte); ok {
+		return (*p)[:n]
+	}
+	return make([]byte, n, 1<<i)
+}
+
+func putBuffer(b []byte) {
+	if c := cap(b); c > 0 {
+		bufferPools[bits.Len(uint(c))-1].Put(&b)
+	}
+}
+
 func (b *blockCols) chunk(r chunkRef) ([]byte, error) {
 	data := b.raw[r.off : r.off+r.compLen]
 	var out []byte
@@ -115,9 +163,9 @@ func (b *blockCols) chunk(r chunkRef) ([]byte, error) {
 		if n, derr := s2.DecodedLen(data); derr != nil || n != r.rawLen {
 			return nil, errCorrupt
 		}
-		out, err = s2.Decode(make([]byte, r.rawLen), data)
+		out, err = s2.Decode(b.buffer(r.rawLen), data)
 	default:
-		out, err = zstdDecoder().DecodeAll(data, make([]byte, 0, r.rawLen))
+		out, err = zstdDecoder().DecodeAll(data, b.buffer(r.rawLen)[:0])
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot decompress column: %w", err)
@@ -139,13 +187,18 @@ func (b *blockCols) decodeTS() error {
 		return errCorrupt
 	}
 	data = data[k:]
+	unit, k := binary.Uvarint(data)
+	if k <= 0 || unit == 0 {
+		return errCorrupt
+	}
+	data = data[k:]
 	for i := range b.ts {
 		d, k := binary.Uvarint(data)
 		if k <= 0 {
 			return errCorrupt
 		}
 		data = data[k:]
-		v += int64(d)
+		v += int64(d * unit)
 		b.ts[i] = v
 	}
 	return nil
@@ -168,15 +221,13 @@ func (b *blockCols) loadRest() error {
 		return err
 	}
 	b.obs = make([]int64, b.rows)
-	prev := b.ts[0]
 	for i := range b.obs {
 		d, k := binary.Varint(data)
 		if k <= 0 {
 			return errCorrupt
 		}
 		data = data[k:]
-		prev += d
-		b.obs[i] = prev
+		b.obs[i] = b.ts[i] + d
 	}
 	if b.trunc, err = b.chunk(b.simple[colTrunc]); err != nil {
 		return err

@@ -32,6 +32,12 @@ const (
 	sealIdle  = 10 * time.Minute
 )
 
+// mergeCall asks the merger to run as if the time were now (see settle).
+type mergeCall struct {
+	now  time.Time
+	done chan struct{}
+}
+
 func (s *Store) mergeLoop() {
 	defer close(s.mergerDone)
 	tick := time.NewTicker(time.Minute)
@@ -40,6 +46,10 @@ func (s *Store) mergeLoop() {
 		select {
 		case <-s.stop:
 			return
+		case c := <-s.mergeCalls:
+			s.mergeAll(c.now)
+			close(c.done)
+			continue
 		case <-s.mergeReq:
 		case <-tick.C:
 		}
@@ -144,7 +154,7 @@ func (s *Store) mergePartition(p *partition, now time.Time) (int, error) {
 	if sealed {
 		p.l0Merged = l0
 	}
-	rewrite := p.deadEntries > 1024 && p.deadEntries > len(p.blocks)
+	rewrite := p.deadEntries > s.tune.rewriteDead && p.deadEntries > len(p.blocks)
 	s.mu.Unlock()
 	if rewrite {
 		return c.replaced, s.rewriteIndex(p)
@@ -168,7 +178,7 @@ func (c *compaction) merge(sid uint64, in []*blockMeta) error {
 	c.rows = c.rows[:0]
 	var seq uint64
 	for _, m := range in {
-		raw, err := c.p.readBlock(m, false)
+		raw, err := c.p.readBlock(m, false, nil)
 		if err != nil {
 			return err
 		}
@@ -215,6 +225,12 @@ func (c *compaction) commit() error {
 	if err := p.appendFile(p.index, &p.indexSize, appendIndexRecord(nil, idxReplace, 0, c.in, c.out)); err != nil {
 		return err
 	}
+	for _, m := range c.in {
+		delete(p.indexed, m.off)
+	}
+	for _, m := range c.out {
+		p.indexed[m.off] = m
+	}
 	gone := make(map[*blockMeta]bool, len(c.in))
 	exts := make([]extent, 0, len(c.in))
 	for _, m := range c.in {
@@ -236,13 +252,18 @@ func (c *compaction) commit() error {
 }
 
 // rewriteIndex replaces p's index by one record of its live blocks, so that
-// opening the store does not replay a long history of merges.
+// opening the store does not replay a long history of merges. It works from
+// what the index holds, not from what is published: a flush may have
+// written blocks it has not published yet.
 func (s *Store) rewriteIndex(p *partition) error {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
-	s.mu.RLock()
-	rec := appendIndexRecord(nil, idxSnapshot, p.flushedSeq, nil, p.blocks)
-	s.mu.RUnlock()
+	live := make([]*blockMeta, 0, len(p.indexed))
+	for _, m := range p.indexed {
+		live = append(live, m)
+	}
+	slices.SortFunc(live, func(a, b *blockMeta) int { return cmp.Compare(a.off, b.off) })
+	rec := appendIndexRecord(nil, idxSnapshot, p.flushedSeq, nil, live)
 	path := filepath.Join(p.dir, indexFileName)
 	if err := writeFileAtomic(path, rec); err != nil {
 		return err

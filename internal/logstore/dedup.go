@@ -15,33 +15,65 @@ import (
 // collector replaying its spool), which is far shorter than the last
 // size..2*size rows, so a bounded window is enough.
 //
-// Keys are 63 bits of the 16-byte id, mixed: ids are hashes, and a false
-// match between distinct ids needs a 63-bit collision among ~4M keys. The
-// table is one open-addressing array: a lookup that misses, the common case,
-// costs one cache miss. The low bit of a slot tells its generation.
+// Keys are 64 bits mixed from the 16-byte id: a false match between distinct
+// ids needs a 64-bit collision among ~4M keys. Each generation is an
+// open-addressing table kept under half full, so a lookup that misses (the
+// common case) costs one cache miss per table, and prefetch overlaps those
+// of a whole batch. Forgetting a generation clears its table for reuse.
 type idSet struct {
-	size  int      // ids per generation
-	max   int      // slots the table may grow to: load stays under 1/2
+	size      int // ids per generation
+	max       int // slots per table: at least 2*size
+	cur, prev idTable
+}
+
+type idTable struct {
 	slots []uint64 // 0 = empty
 	shift uint     // 64 - log2(len(slots))
-	gen   uint64   // generation bit of the current generation
-	cur   int      // ids in the current generation
-	used  int      // ids in the table
+	n     int
 }
 
 func newIDSet(size int) *idSet {
-	s := &idSet{size: size, max: 1 << bits.Len(uint(4*size-1))}
-	s.alloc(min(1024, s.max))
+	s := &idSet{size: size, max: 1 << bits.Len(uint(2*size-1))}
+	s.cur.alloc(min(1024, s.max))
+	s.prev.alloc(1)
 	return s
 }
 
-func (s *idSet) alloc(n int) {
-	s.slots = make([]uint64, n)
-	s.shift = uint(64 - bits.TrailingZeros(uint(n)))
+func (t *idTable) alloc(n int) {
+	t.slots = make([]uint64, n)
+	t.shift = uint(64 - bits.TrailingZeros(uint(n)))
+	t.n = 0
+}
+
+func (t *idTable) start(k uint64) uint64 { return (k * 0x9e3779b97f4a7c15) >> t.shift }
+
+// find returns where k is or would go, and whether it is there.
+func (t *idTable) find(k uint64) (uint64, bool) {
+	mask := uint64(len(t.slots) - 1)
+	for i := t.start(k); ; i = (i + 1) & mask {
+		switch t.slots[i] {
+		case k:
+			return i, true
+		case 0:
+			return i, false
+		}
+	}
+}
+
+func (t *idTable) grow() {
+	old := t.slots
+	t.alloc(2 * len(old))
+	for _, k := range old {
+		if k != 0 {
+			i, _ := t.find(k)
+			t.slots[i] = k
+			t.n++
+		}
+	}
 }
 
 // idKey mixes all 16 bytes of id into 64 bits, so that ids that differ in
-// any bit (not only hashes) get unrelated keys.
+// any bit (not only hashes) get unrelated keys. It is never 0.
 func idKey(id *model.RecordID) uint64 {
 	a := binary.LittleEndian.Uint64(id[:8])
 	b := binary.LittleEndian.Uint64(id[8:])
@@ -49,6 +81,9 @@ func idKey(id *model.RecordID) uint64 {
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33
+	if h == 0 {
+		h = 1
+	}
 	return h
 }
 
@@ -59,64 +94,36 @@ func idKey(id *model.RecordID) uint64 {
 func (s *idSet) prefetch(keys []uint64) {
 	var sink uint64
 	for _, k := range keys {
-		sink += s.slots[((k&^1)*0x9e3779b97f4a7c15)>>s.shift]
+		sink += s.cur.slots[s.cur.start(k)] + s.prev.slots[s.prev.start(k)]
 	}
 	prefetchSink = sink
 }
 
 var prefetchSink uint64
 
-// seen reports whether k was added before, and adds it if not.
+// seen reports whether k (from idKey) was added before, and adds it if not.
 func (s *idSet) seen(k uint64) bool {
-	if k &^= 1; k == 0 {
-		k = 2
+	i, ok := s.cur.find(k)
+	if ok {
+		return true
 	}
-	mask := uint64(len(s.slots) - 1)
-	i := (k * 0x9e3779b97f4a7c15) >> s.shift
-	for {
-		v := s.slots[i]
-		if v == 0 {
-			break
-		}
-		if v&^1 == k {
-			return true
-		}
-		i = (i + 1) & mask
+	if _, ok := s.prev.find(k); ok {
+		return true
 	}
-	s.slots[i] = k | s.gen
-	s.used++
-	s.cur++
-	if s.cur >= s.size {
-		s.rotate()
-	} else if 2*s.used > len(s.slots) && len(s.slots) < s.max {
-		s.rehash(2*len(s.slots), 2)
+	s.cur.slots[i] = k
+	s.cur.n++
+	switch {
+	case s.cur.n >= s.size:
+		// Forget the previous generation; reuse its table.
+		s.cur, s.prev = s.prev, s.cur
+		if len(s.cur.slots) == s.max {
+			clear(s.cur.slots)
+			s.cur.n = 0
+		} else {
+			s.cur.alloc(min(1024, s.max))
+		}
+	case 2*s.cur.n > len(s.cur.slots) && len(s.cur.slots) < s.max:
+		s.cur.grow()
 	}
 	return false
-}
-
-// rotate forgets the previous generation; the current one becomes it.
-func (s *idSet) rotate() {
-	s.rehash(len(s.slots), s.gen^1)
-	s.gen ^= 1
-	s.cur = 0
-}
-
-// rehash rebuilds the table with n slots, dropping generation drop (2 keeps
-// both).
-func (s *idSet) rehash(n int, drop uint64) {
-	old := s.slots
-	s.alloc(n)
-	s.used = 0
-	mask := uint64(n - 1)
-	for _, v := range old {
-		if v == 0 || v&1 == drop {
-			continue
-		}
-		i := ((v &^ 1) * 0x9e3779b97f4a7c15) >> s.shift
-		for s.slots[i] != 0 {
-			i = (i + 1) & mask
-		}
-		s.slots[i] = v
-		s.used++
-	}
 }

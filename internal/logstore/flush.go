@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"cmp"
+	"errors"
 	"slices"
 	"time"
 )
@@ -90,6 +91,9 @@ func (s *Store) flushHead(h *head) error {
 			continue
 		}
 		p, err := s.partitionFor(day)
+		if errors.Is(err, errExpired) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -110,7 +114,6 @@ func (s *Store) flushHead(h *head) error {
 		if p == nil { // dropped by retention meanwhile
 			continue
 		}
-		p.flushedSeq = max(p.flushedSeq, h.seq)
 		p.lastAdd = time.Now().UnixNano()
 		for _, m := range metas {
 			p.addBlock(m, s.tune.smallRows)
@@ -146,12 +149,19 @@ func (s *Store) partitionFor(day int32) (*partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.acquire()
 	s.mu.Lock()
+	if day < s.minDay.Load() { // Retain ran meanwhile
+		s.mu.Unlock()
+		return nil, errors.Join(p.drop(), errExpired)
+	}
+	p.acquire()
 	s.parts[day] = p
 	s.mu.Unlock()
 	return p, nil
 }
+
+// errExpired means a partition's day went past retention.
+var errExpired = errors.New("partition past retention")
 
 // flushBuffer is how many bytes of encoded blocks are buffered before they
 // are written (not yet synced) to the data file.
@@ -219,5 +229,9 @@ func (s *Store) writeBlocks(p *partition, streams []*memStream, seq uint64) ([]*
 	if err := p.appendFile(p.index, &p.indexSize, appendIndexRecord(nil, idxFlush, seq, nil, metas)); err != nil {
 		return nil, err
 	}
+	for _, m := range metas {
+		p.indexed[m.off] = m
+	}
+	p.flushedSeq = max(p.flushedSeq, seq)
 	return metas, nil
 }

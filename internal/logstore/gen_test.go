@@ -14,7 +14,7 @@ import (
 // rareNeedle occurs once every rareEvery lines, always in service svc-3.
 const (
 	rareNeedle = "needle-2718281"
-	rareEvery  = 100_000
+	rareEvery  = 1_000_000
 )
 
 var (
@@ -36,15 +36,16 @@ var (
 
 const hexDigits = "0123456789abcdef"
 
-// lineGen produces realistic log records, ~190 bytes of message on average,
-// deterministically from its seed: access logs, logfmt, JSON, Java-style
-// lines and exceptions over 20 services, 4 levels (70% info) and 4 hosts,
-// with words from a vocabulary, skewed numbers, hex request ids, trace ids on
-// 30% of the records and attributes on 75%. One line in 1,000 carries a
+// lineGen produces realistic log records deterministically from its seed:
+// access logs, logfmt, JSON, Java-style lines and exceptions over 20
+// services, 4 levels (70% info) and 4 hosts; statement texts from a fixed set
+// per service, skewed numbers, random hex request and session ids, trace ids
+// on 30% of the records and attributes on 75%. One line in 1,000 carries a
 // random "needle-N" token; one in rareEvery, always in svc-3, carries
 // rareNeedle.
 type lineGen struct {
 	seed uint64
+	svc  int // service of the record being made
 	r    *rand.Rand
 	seq  uint64
 	ts   int64
@@ -99,14 +100,32 @@ func levelIndex(level string) int {
 	return 0
 }
 
-func (g *lineGen) phrase(min, max int) {
-	n := min + g.r.IntN(max-min+1)
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			g.buf = append(g.buf, ' ')
+// genSentences are the fixed texts of the log statements: 30 per service,
+// 3 to 10 words each, made once from the vocabulary. Real services log from
+// a finite set of statements; random word salad would overstate entropy.
+var genSentences = func() [][]string {
+	r := rand.New(rand.NewPCG(99, 99))
+	out := make([][]string, len(genServices))
+	for i := range out {
+		for j := 0; j < 30; j++ {
+			var b []byte
+			for k, n := 0, 3+r.IntN(8); k < n; k++ {
+				if k > 0 {
+					b = append(b, ' ')
+				}
+				b = append(b, genWords[r.IntN(len(genWords))]...)
+			}
+			out[i] = append(out[i], string(b))
 		}
-		g.buf = append(g.buf, g.word()...)
 	}
+	return out
+}()
+
+// sentence appends one of the service's statement texts, the first ones
+// more often.
+func (g *lineGen) sentence() {
+	s := genSentences[g.svc]
+	g.buf = append(g.buf, s[min(int(g.r.ExpFloat64()*6), len(s)-1)]...)
 }
 
 func (g *lineGen) hexString(n int) string {
@@ -149,7 +168,7 @@ func (g *lineGen) message(svc, level string) {
 		g.buf = append(g.buf, " level="...)
 		g.buf = append(g.buf, level...)
 		g.buf = append(g.buf, ` msg="`...)
-		g.phrase(4, 9)
+		g.sentence()
 		g.buf = append(g.buf, `" component=`...)
 		g.buf = append(g.buf, g.word()...)
 		g.buf = append(g.buf, " attempt="...)
@@ -190,7 +209,7 @@ func (g *lineGen) message(svc, level string) {
 		g.buf = append(g.buf, " after "...)
 		g.skew(30000)
 		g.buf = append(g.buf, "ms: "...)
-		g.phrase(3, 8)
+		g.sentence()
 		g.buf = append(g.buf, " (pool="...)
 		g.buf = append(g.buf, g.word()...)
 		g.buf = append(g.buf, " active="...)
@@ -215,14 +234,14 @@ func (g *lineGen) message(svc, level string) {
 		g.buf = append(g.buf, " session="...)
 		g.hex(12)
 		g.buf = append(g.buf, ": "...)
-		g.phrase(4, 10)
+		g.sentence()
 	case 6:
 		g.buf = append(g.buf, `{"@timestamp":"`...)
 		g.buf = time.Unix(0, g.ts).UTC().AppendFormat(g.buf, "2006-01-02T15:04:05.000Z")
 		g.buf = append(g.buf, `","level":"`...)
 		g.buf = append(g.buf, level...)
 		g.buf = append(g.buf, `","msg":"`...)
-		g.phrase(3, 7)
+		g.sentence()
 		g.buf = append(g.buf, `","order_id":`...)
 		g.skew(10000000)
 		g.buf = append(g.buf, `,"amount":`...)
@@ -238,7 +257,7 @@ func (g *lineGen) message(svc, level string) {
 		g.prefix(svc, level)
 		if level == "error" || level == "warn" {
 			g.buf = append(g.buf, "java.lang.IllegalStateException: "...)
-			g.phrase(3, 7)
+			g.sentence()
 			g.buf = append(g.buf, "\n\tat com.example."...)
 			g.buf = append(g.buf, g.word()...)
 			g.buf = append(g.buf, ".Service.handle(Service.java:"...)
@@ -263,7 +282,7 @@ func (g *lineGen) message(svc, level string) {
 		g.buf = append(g.buf, "s node="...)
 		g.buf = append(g.buf, genHosts[g.r.IntN(len(genHosts))]...)
 		g.buf = append(g.buf, ' ')
-		g.phrase(3, 9)
+		g.sentence()
 	}
 	if g.r.IntN(1000) == 0 {
 		g.buf = append(g.buf, " needle-"...)
@@ -288,6 +307,7 @@ func (g *lineGen) next(rec *model.LogRecord) {
 		svc = 3
 	}
 	rec.Service = genServices[svc]
+	g.svc = svc
 	switch p := g.r.IntN(100); {
 	case p < 70:
 		rec.Level = "info"

@@ -91,6 +91,7 @@ func (h *head) dropDaysBefore(day int32) {
 
 // memSnapshot is a query's view of one head stream.
 type memSnapshot struct {
+	key          streamKey
 	labels       model.Labels
 	rows         []row
 	minTs, maxTs int64
@@ -105,7 +106,7 @@ func (h *head) snapshot(keep func(*memStream) bool) []memSnapshot {
 	for _, ms := range h.streams {
 		if keep(ms) {
 			n := len(ms.rows)
-			out = append(out, memSnapshot{labels: ms.labels, rows: ms.rows[:n:n], minTs: ms.minTs, maxTs: ms.maxTs, sorted: ms.sorted})
+			out = append(out, memSnapshot{key: ms.streamKey, labels: ms.labels, rows: ms.rows[:n:n], minTs: ms.minTs, maxTs: ms.maxTs, sorted: ms.sorted})
 		}
 	}
 	return out

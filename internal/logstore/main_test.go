@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 // of the test unless the test closed it.
 func openStore(t testing.TB, dir string, opts ...func(*Options)) *Store {
 	t.Helper()
-	o := Options{Dir: dir, tune: &tuning{headBytes: 64 << 10, dedupGen: 1 << 14, smallRows: 64, mergeBlocks: 4}}
+	o := Options{Dir: dir, tune: &tuning{headBytes: 64 << 10, dedupGen: 1 << 14, smallRows: 64, mergeBlocks: 4, rewriteDead: 1024}}
 	for _, f := range opts {
 		f(&o)
 	}

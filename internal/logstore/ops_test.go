@@ -251,6 +251,7 @@ func TestCompaction(t *testing.T) {
 		o.tune.headBytes = 8 << 10
 		o.tune.smallRows = 200
 		o.tune.mergeBlocks = 4
+		o.tune.rewriteDead = 16
 	})
 	var recs []model.LogRecord
 	for i := 0; i < 3000; i++ {
@@ -264,6 +265,14 @@ func TestCompaction(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// The index was rewritten as one snapshot of the live blocks.
+	b, err := os.ReadFile(filepath.Join(dir, dayName(dayOf(day0)), indexFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if payload, _, ok := nextRecord(b); !ok || payload[0] != idxSnapshot {
+		t.Fatalf("index does not start with a snapshot record")
 	}
 	s = openStore(t, dir, func(o *Options) { o.tune.smallRows = 200 })
 	st := s.Stats()

@@ -37,24 +37,27 @@ type extent struct{ off, len int64 }
 
 // partition is one UTC day: an append-only data file of blocks, an
 // append-only index of block metadata and an append-only streams file.
-// Only the flusher goroutine appends to the files.
+// Only the flusher and merger goroutines append to the files.
 type partition struct {
 	day  int32
 	name string
 	dir  string
 	log  *slog.Logger
 
-	// writeMu serialises the flusher and the merger appending to the files.
+	// writeMu serialises the flusher and the merger appending to the files,
+	// and guards what the index holds.
 	writeMu                          sync.Mutex
 	data, index, streamsF            *os.File
 	dataSize, indexSize, streamsSize int64
+	indexed                          map[int64]*blockMeta // live blocks in the index, by offset
+	flushedSeq                       uint64               // rows of WAL segments up to this one are in the index
 
-	// Published to queries; guarded by Store.mu. blocks is copy-on-write
-	// when blocks are removed, so a query's snapshot of it stays valid.
-	blocks     []*blockMeta
-	streams    map[uint64]*streamInfo
-	rows       int64
-	flushedSeq uint64 // rows of WAL segments up to this one are in blocks
+	// Published to queries and shared by the flusher and the merger;
+	// guarded by Store.mu. blocks is copy-on-write when blocks are removed,
+	// so a query's snapshot of it stays valid.
+	blocks  []*blockMeta
+	streams map[uint64]*streamInfo
+	rows    int64
 
 	small    map[uint64][]*blockMeta // blocks below tuning.smallRows, by stream
 	l0Added  uint64                  // head blocks (S2) added so far...
@@ -76,7 +79,7 @@ func openPartition(root string, day int32, log *slog.Logger, smallRows int) (*pa
 	name := dayName(day)
 	p := &partition{
 		day: day, name: name, dir: filepath.Join(root, name), log: log,
-		streams: map[uint64]*streamInfo{}, small: map[uint64][]*blockMeta{},
+		streams: map[uint64]*streamInfo{}, small: map[uint64][]*blockMeta{}, indexed: map[int64]*blockMeta{},
 	}
 	if _, err := os.Stat(p.dir); errors.Is(err, os.ErrNotExist) {
 		if err := os.Mkdir(p.dir, 0o755); err != nil {
@@ -193,6 +196,7 @@ func (p *partition) recover(smallRows int) error {
 			p.addBlock(m, smallRows)
 		}
 	}
+	p.indexed = live
 	// Give back the space of blocks replaced by a compaction whose hole
 	// punching a crash or close interrupted.
 	sorted := slices.Clone(p.blocks)
@@ -318,13 +322,18 @@ func appendStreamRecord(dst []byte, sid uint64, ls model.Labels) []byte {
 	return finishRecord(dst, start)
 }
 
-// readBlock reads and checks a block's bloom (bloom=true) or columns.
-func (p *partition) readBlock(m *blockMeta, bloom bool) ([]byte, error) {
+// readBlock reads and checks a block's bloom (bloom=true) or columns, into
+// buf if it is big enough.
+func (p *partition) readBlock(m *blockMeta, bloom bool, buf []byte) ([]byte, error) {
 	off, n, sum := m.off+int64(m.bloomLen), m.colsLen, m.colsCRC
 	if bloom {
 		off, n, sum = m.off, m.bloomLen, m.bloomCRC
 	}
-	b := make([]byte, n)
+	b := buf[:0]
+	if cap(b) < int(n) {
+		b = make([]byte, n)
+	}
+	b = b[:n]
 	if _, err := p.data.ReadAt(b, off); err != nil {
 		return nil, fmt.Errorf("cannot read block at %d of %s: %w", m.off, p.data.Name(), err)
 	}

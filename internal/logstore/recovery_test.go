@@ -200,7 +200,7 @@ func crashRecords(batch int) []model.LogRecord {
 func crashChild() int {
 	dir, first, _ := strings.Cut(os.Getenv(crashChildEnv), ",")
 	n, _ := strconv.Atoi(first)
-	s, err := Open(Options{Dir: dir, tune: &tuning{headBytes: 128 << 10, dedupGen: 1 << 16, smallRows: 256, mergeBlocks: 4}})
+	s, err := Open(Options{Dir: dir, tune: &tuning{headBytes: 128 << 10, dedupGen: 1 << 16, smallRows: 256, mergeBlocks: 4, rewriteDead: 64}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

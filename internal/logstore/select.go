@@ -51,6 +51,7 @@ func (s *Store) Select(ctx context.Context, p SelectParams, fn func(*Row) bool) 
 type source struct {
 	minTs, maxTs int64
 	labels       model.Labels
+	key          streamKey
 	part         *partition // with meta, for a block
 	meta         *blockMeta
 	mem          *memSnapshot // for a head stream
@@ -106,7 +107,7 @@ func (s *Store) newQuery(ctx context.Context, p SelectParams) (*query, error) {
 		q.parts = append(q.parts, part)
 		for _, m := range part.blocks {
 			if ls, ok := matched[m.sid]; ok && overlaps(m.minTs, m.maxTs) {
-				q.srcs = append(q.srcs, &source{minTs: m.minTs, maxTs: m.maxTs, labels: ls, part: part, meta: m})
+				q.srcs = append(q.srcs, &source{minTs: m.minTs, maxTs: m.maxTs, labels: ls, key: streamKey{day, m.sid}, part: part, meta: m})
 			}
 		}
 	}
@@ -119,13 +120,14 @@ func (s *Store) newQuery(ctx context.Context, p SelectParams) (*query, error) {
 		})
 		for i := range snaps {
 			sn := &snaps[i]
-			q.srcs = append(q.srcs, &source{minTs: sn.minTs, maxTs: sn.maxTs, labels: sn.labels, mem: sn})
+			q.srcs = append(q.srcs, &source{minTs: sn.minTs, maxTs: sn.maxTs, labels: sn.labels, key: sn.key, mem: sn})
 		}
 	}
 	// Rank sources the same way in both directions, so that a backward
 	// query returns exactly the reverse of a forward one.
 	slices.SortFunc(q.srcs, func(a, b *source) int {
-		return cmp.Or(cmp.Compare(a.minTs, b.minTs), cmp.Compare(a.maxTs, b.maxTs), cmp.Compare(a.offset(), b.offset()))
+		return cmp.Or(cmp.Compare(a.minTs, b.minTs), cmp.Compare(a.maxTs, b.maxTs),
+			cmp.Compare(a.key.day, b.key.day), cmp.Compare(a.key.sid, b.key.sid), cmp.Compare(a.offset(), b.offset()))
 	})
 	for i, src := range q.srcs {
 		src.rank = i
@@ -224,17 +226,20 @@ func (q *query) load(src *source, f *lineFilter) (*cursor, error) {
 	}
 	p, m := src.part, src.meta
 	if len(q.tri) > 0 {
-		bloom, err := p.readBlock(m, true)
+		buf := getBuffer(int(m.bloomLen))
+		bloom, err := p.readBlock(m, true, buf)
 		if err != nil {
 			return nil, q.blockError(p, m, err)
 		}
-		if !bloomMayContainAll(bloom, q.tri) {
+		ok := bloomMayContainAll(bloom, q.tri)
+		putBuffer(bloom)
+		if !ok {
 			q.pruned.Add(1)
 			return nil, nil
 		}
 	}
 	q.scanned.Add(1)
-	raw, err := p.readBlock(m, false)
+	raw, err := p.readBlock(m, false, getBuffer(int(m.colsLen)))
 	if err != nil {
 		return nil, q.blockError(p, m, err)
 	}
@@ -242,9 +247,13 @@ func (q *query) load(src *source, f *lineFilter) (*cursor, error) {
 	if err != nil {
 		return nil, q.blockError(p, m, err)
 	}
+	// Until rows match, the block's buffers are pooled: most blocks a line
+	// filter scans yield nothing, and their buffers serve the next ones.
+	cols.pooled, cols.pooledRaw = true, raw
 	lo := sort.Search(cols.rows, func(i int) bool { return cols.ts[i] >= q.p.Start })
 	hi := sort.Search(cols.rows, func(i int) bool { return cols.ts[i] >= q.p.End })
 	if lo >= hi {
+		cols.release()
 		return nil, nil
 	}
 	rows := make([]int32, 0, hi-lo)
@@ -263,8 +272,12 @@ func (q *query) load(src *source, f *lineFilter) (*cursor, error) {
 		}
 	}
 	if len(rows) == 0 {
+		cols.release()
 		return nil, nil
 	}
+	// Rows will be passed to fn: from here on the block's memory belongs
+	// to the garbage collector.
+	cols.pooled, cols.bufs, cols.pooledRaw = false, nil, nil
 	return &cursor{src: src, rows: rows, blk: cols, backward: q.p.Backward, k: q.start(len(rows))}, nil
 }
 

@@ -52,10 +52,11 @@ type tuning struct {
 	dedupGen    int   // ids per dedup generation
 	smallRows   int   // blocks with fewer rows are merged...
 	mergeBlocks int   // ...once a stream has this many of them in a partition
+	rewriteDead int   // rewrite an index holding more replaced entries than this (and than live ones)
 }
 
 func defaultTuning() tuning {
-	return tuning{headBytes: 64 << 20, dedupGen: 2 << 20, smallRows: maxBlockRows / 2, mergeBlocks: 8}
+	return tuning{headBytes: 64 << 20, dedupGen: 2 << 20, smallRows: maxBlockRows / 2, mergeBlocks: 8, rewriteDead: 1024}
 }
 
 // Stats describe what a Store holds.
@@ -97,6 +98,7 @@ type Store struct {
 
 	flushReq    chan struct{}
 	mergeReq    chan struct{}
+	mergeCalls  chan mergeCall
 	stop        chan struct{}
 	flusherDone chan struct{}
 	mergerDone  chan struct{}
@@ -119,6 +121,7 @@ func Open(opts Options) (*Store, error) {
 		parts:       map[int32]*partition{},
 		flushReq:    make(chan struct{}, 1),
 		mergeReq:    make(chan struct{}, 1),
+		mergeCalls:  make(chan mergeCall),
 		stop:        make(chan struct{}),
 		flusherDone: make(chan struct{}),
 		mergerDone:  make(chan struct{}),
@@ -136,6 +139,9 @@ func Open(opts Options) (*Store, error) {
 	s.m = newMetrics(s)
 	if err := os.MkdirAll(filepath.Join(opts.Dir, walDirName), 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create log store directory: %w", err)
+	}
+	if err := syncDir(opts.Dir); err != nil {
+		return nil, err
 	}
 	lock, err := lockDir(opts.Dir)
 	if err != nil {

@@ -239,3 +239,33 @@ func TestStreamKeyMatchesStreamLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestEqualTimestamps: rows with equal timestamps come in a stable order,
+// and backward is exactly the reverse of forward.
+func TestEqualTimestamps(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	var recs []model.LogRecord
+	for i := 0; i < 60; i++ {
+		recs = append(recs, model.LogRecord{
+			ID: model.RecordID{byte(i + 1), 3}, Timestamp: day0 + int64(i%4),
+			Service: []string{"a", "b", "c"}[i%3], Message: "same time",
+		})
+	}
+	write(t, s, recs[:30])
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, s.opts.Dir)
+	write(t, s, recs[30:]) // half in blocks, half in the head
+	for i := 0; i < 3; i++ {
+		fwd := ids(selectAll(t, s, all))
+		bwd := ids(selectAll(t, s, SelectParams{Start: all.Start, End: all.End, Backward: true}))
+		slices.Reverse(bwd)
+		if len(fwd) != len(recs) || !slices.Equal(fwd, bwd) {
+			t.Fatalf("backward is not the reverse of forward:\n%v\n%v", fwd, bwd)
+		}
+		if again := ids(selectAll(t, s, all)); !slices.Equal(again, fwd) {
+			t.Fatal("order of equal timestamps changed between queries")
+		}
+	}
+}

@@ -159,7 +159,8 @@ func (s *walSegment) retire() error {
 	return err
 }
 
-// close closes the segments still open; their files stay for replay.
+// close syncs and closes the segments still open (their heads could not be
+// written out); their files stay for replay.
 func (w *wal) close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -167,8 +168,12 @@ func (w *wal) close() error {
 	for _, s := range w.open {
 		s.syncMu.Lock()
 		if !s.done {
+			if err := fdatasync(s.f); err != nil && s.err == nil {
+				s.err = fmt.Errorf("cannot sync WAL segment %s: %w", s.path, err)
+			}
+			s.synced = s.size.Load()
 			s.done = true
-			errs = append(errs, s.f.Close())
+			errs = append(errs, s.err, s.f.Close())
 		}
 		s.syncMu.Unlock()
 	}
@@ -298,8 +303,8 @@ func encodeBatch(dst []byte, recs []model.LogRecord, idx []int32, rows []row) []
 }
 
 // WAL record payloads start with a codec byte: the batch follows raw or
-// S2-compressed. Compression costs about 0.5 µs per line and makes the
-// record three times smaller; on the disks measured, the fdatasync Write
+// S2-compressed. Compression costs about 0.4 µs per line and makes the
+// record 2.5 times smaller; on the disks measured, the fdatasync Write
 // waits for takes time in proportion to the bytes, so it pays.
 const (
 	walRaw = 0

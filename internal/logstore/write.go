@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/zeebo/xxh3"
@@ -41,9 +40,6 @@ func (s *Store) Write(ctx context.Context, recs []model.LogRecord) error {
 	if err != nil {
 		return err
 	}
-	DebugLocked.Add(int64(time.Since(start)))
-	t1 := time.Now()
-	defer func() { DebugSync.Add(int64(time.Since(t1))) }()
 	if err := seg.syncTo(end); err != nil {
 		s.writeMu.Lock()
 		if s.failed == nil {
@@ -121,27 +117,23 @@ func (s *Store) writeLocked(recs []model.LogRecord) (*walSegment, int64, error) 
 	return seg, seg.size.Load(), nil
 }
 
-// maybeRotate freezes a full head and starts a new one with a new WAL
-// segment. If the previous head is still being written out, it waits: that
-// is the store's backpressure.
+// maybeRotate rotates the head once it is full.
 func (s *Store) maybeRotate() error {
-	h := s.active
-	if h.bytes < s.tune.headBytes {
+	if s.active.bytes < s.tune.headBytes {
 		return nil
 	}
-	t0 := time.Now()
+	return s.rotate()
+}
+
+// rotate freezes the head for the flusher and starts a new one with a new
+// WAL segment; callers hold writeMu. If the previous head is still being
+// written out, it waits: that is the store's backpressure.
+func (s *Store) rotate() error {
 	s.mu.Lock()
-	for len(s.frozen) > 0 && s.flushErr == nil && !s.queryDone {
-		s.frozenCond.Wait()
-	}
-	DebugRotate.Add(int64(time.Since(t0)))
-	pending, ferr := len(s.frozen), s.flushErr
+	err := s.waitFlushedLocked()
 	s.mu.Unlock()
-	if pending > 0 {
-		if ferr == nil {
-			ferr = ErrClosed
-		}
-		return fmt.Errorf("cannot write the log store head out to blocks: %w", ferr)
+	if err != nil {
+		return err
 	}
 	// Everything written to the old segment becomes durable before anything
 	// goes to the new one, so a write that only had duplicates never
@@ -157,6 +149,7 @@ func (s *Store) maybeRotate() error {
 	}
 	s.wal.seg = seg
 	s.mu.Lock()
+	h := s.active
 	s.frozen = append(s.frozen, h)
 	s.active = newHead(seg, h)
 	s.mu.Unlock()
@@ -164,6 +157,45 @@ func (s *Store) maybeRotate() error {
 	case s.flushReq <- struct{}{}:
 	default:
 	}
+	return nil
+}
+
+// waitFlushedLocked waits until no frozen head is left; callers hold mu.
+func (s *Store) waitFlushedLocked() error {
+	for len(s.frozen) > 0 && s.flushErr == nil && !s.queryDone {
+		s.frozenCond.Wait()
+	}
+	if len(s.frozen) == 0 {
+		return nil
+	}
+	if s.flushErr != nil {
+		return fmt.Errorf("cannot write the log store head out to blocks: %w", s.flushErr)
+	}
+	return ErrClosed
+}
+
+// settle writes the head out and has the merger run as if the time were
+// now, and waits for both. Tests and benchmarks use it to reach the state a
+// store has once its days are over.
+func (s *Store) settle(now time.Time) error {
+	s.writeMu.Lock()
+	err := ErrClosed
+	if !s.closed {
+		err = s.rotate()
+	}
+	s.writeMu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	err = s.waitFlushedLocked()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	s.mergeCalls <- mergeCall{now: now, done: done}
+	<-done
 	return nil
 }
 
@@ -208,5 +240,3 @@ func appendLabelsKey(dst []byte, ls model.Labels) []byte {
 
 // streamID returns the id of the stream with labels ls.
 func streamID(ls model.Labels) uint64 { return xxh3.Hash(appendLabelsKey(nil, ls)) }
-
-var DebugLocked, DebugSync, DebugRotate atomic.Int64

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/queue/kafka"
+	"github.com/vigilhq/vigil/internal/reconcile"
+)
+
+const reconcileSummary = "Compare what this collector produced with what the store holds, and re-drive gaps from Kafka."
+
+func runReconcile(ctx context.Context, args []string) error {
+	fs := config.NewFlagSet("reconcile", reconcileSummary+"\n"+
+		"Run it on a collector's host: it reads the collector's ledger under --data-dir (records the queue\n"+
+		"accepted, per minute of record time, service and source) and asks the store, through the Loki API\n"+
+		"at --reconcile.query-url, how many it holds. It exits with an error when records are missing.")
+	dataDir := fs.String("data-dir", "./data", "the collector's data directory")
+	since, until := config.Duration(time.Hour), config.Duration(2*time.Minute)
+	fs.Var(&since, "since", "how far back to look, e.g. 1h or 7d")
+	fs.Var(&until, "until", "leave out the most recent minutes, whose records may still be in flight; 0 looks up to now")
+	queryURL := fs.String("reconcile.query-url", "http://localhost:16686", "base URL of Vigil's query API (Loki)")
+	surplus := fs.Bool("reconcile.surplus", false, "also list minutes where the store holds more than the ledger")
+	redrive := fs.Bool("reconcile.redrive", false, "re-publish the Kafka batches of the minutes with gaps (needs --kafka.brokers; the topic must still retain them)")
+	kf := addKafkaFlags(fs)
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	// Whole minutes: up to the end of the minute that holds now-until.
+	to := time.Now().Add(-time.Duration(until)).Truncate(time.Minute).Add(time.Minute)
+	from := to.Add(-time.Duration(since)).Truncate(time.Minute)
+
+	produced, err := reconcile.ReadProduced(filepath.Join(*dataDir, "reconcile"), from, to)
+	if err != nil {
+		return err
+	}
+	bar := newProgressBar("store counts")
+	stored, err := reconcile.StoredCounts(ctx, http.DefaultClient, strings.TrimRight(*queryURL, "/"), from, to, bar.update)
+	bar.done()
+	if err != nil {
+		return err
+	}
+	gaps := reconcile.Compare(produced, stored, *surplus)
+	var sumP, sumS, missing int64
+	for k, n := range produced {
+		sumP += n
+		sumS += min(stored[k], n)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "MINUTE (UTC)\tSERVICE\tSOURCE\tPRODUCED\tSTORED\tMISSING\n")
+	for _, g := range gaps {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", time.Unix(g.Minute, 0).UTC().Format("2006-01-02 15:04"), g.Service, g.Source, g.Produced, g.Stored, g.Missing())
+		if g.Missing() > 0 {
+			missing += g.Missing()
+		}
+	}
+	tw.Flush()
+	fmt.Printf("%s – %s: produced %d, stored %d of them, %d missing in %d minute(s)\n",
+		from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), sumP, sumS, missing, countMissing(gaps))
+	if missing == 0 {
+		return nil
+	}
+	if *redrive {
+		if !kf.enabled() {
+			return fmt.Errorf("--reconcile.redrive needs --kafka.brokers")
+		}
+		ko, err := kf.options(clientID("reconcile"))
+		if err != nil {
+			return err
+		}
+		// Batches are appended to Kafka after their records' time; look a
+		// little past each gap.
+		first, last := gapWindow(gaps)
+		n, err := kafka.Redrive(ctx, ko, first.Add(-time.Minute), last.Add(5*time.Minute), func(p int32, total int) {
+			fmt.Fprintf(os.Stderr, "redrive: partition %d done, %d batches re-published\n", p, total)
+		})
+		if err != nil {
+			return fmt.Errorf("redrive: %w (%d batches re-published)", err, n)
+		}
+		fmt.Printf("re-published %d batches from %s to %s; run reconcile again once the ingesters caught up\n", n, first.Format(time.RFC3339), last.Format(time.RFC3339))
+		return nil
+	}
+	return fmt.Errorf("%d records missing; if Kafka still retains them, re-drive with --reconcile.redrive", missing)
+}
+
+func countMissing(gaps []reconcile.Gap) int {
+	n := 0
+	for _, g := range gaps {
+		if g.Missing() > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func gapWindow(gaps []reconcile.Gap) (first, last time.Time) {
+	for _, g := range gaps {
+		if g.Missing() <= 0 {
+			continue
+		}
+		t := time.Unix(g.Minute, 0)
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+		if t.Add(time.Minute).After(last) {
+			last = t.Add(time.Minute)
+		}
+	}
+	return first, last
+}
+
+// progressBar draws a bar on stderr for work that takes more than one step.
+type progressBar struct {
+	name  string
+	shown bool
+}
+
+func newProgressBar(name string) *progressBar { return &progressBar{name: name} }
+
+func (p *progressBar) update(done, total time.Duration) {
+	if done >= total && !p.shown {
+		return // finished in one step: no bar needed
+	}
+	p.shown = true
+	const width = 30
+	n := int(float64(width) * float64(done) / float64(total))
+	fmt.Fprintf(os.Stderr, "\r%s [%s%s] %3.0f%%", p.name, strings.Repeat("=", n), strings.Repeat(" ", width-n), 100*float64(done)/float64(total))
+}
+
+func (p *progressBar) done() {
+	if p.shown {
+		fmt.Fprintln(os.Stderr)
+	}
+}

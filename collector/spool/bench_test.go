@@ -1,0 +1,81 @@
+package spool
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// nopDownstream acknowledges every batch at once.
+type nopDownstream struct{ n atomic.Int64 }
+
+func (d *nopDownstream) Publish(context.Context, string, []byte) error {
+	d.n.Add(1)
+	return nil
+}
+
+const benchBatch = 256 << 10
+
+// BenchmarkPublish measures Publish of 256 KiB batches into the spool
+// (one fsync'ed append each, shared between concurrent publishers) while
+// Run forwards them to a no-op downstream.
+func BenchmarkPublish(b *testing.B) {
+	for _, publishers := range []int{1, 4} {
+		b.Run(fmt.Sprintf("publishers=%d", publishers), func(b *testing.B) {
+			down := &nopDownstream{}
+			s, err := Open(testOptions(b.TempDir()), down)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer mustClose(b, s)
+			startRun(b, s)
+			value := make([]byte, benchBatch)
+			b.SetBytes(benchBatch)
+			b.ReportAllocs()
+			b.SetParallelism(max(1, publishers/2)) // GOMAXPROCS is 2 here; see docs/BENCHMARKS.md
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := s.Publish(context.Background(), "svc", value); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkEndToEnd measures batches per second from Publish into the spool
+// to acknowledgement by a no-op downstream: 4 publishers of 256 KiB
+// batches, timed until the last one is forwarded.
+func BenchmarkEndToEnd(b *testing.B) {
+	down := &nopDownstream{}
+	s, err := Open(testOptions(b.TempDir()), down)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mustClose(b, s)
+	startRun(b, s)
+	value := make([]byte, benchBatch)
+	b.SetBytes(benchBatch)
+	b.ReportAllocs()
+	b.SetParallelism(2)
+	start := time.Now()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.Publish(context.Background(), "svc", value); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	for down.n.Load() < int64(b.N) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "batches/s")
+}

@@ -1,0 +1,20 @@
+// Package spool is the collector's bounded disk spool for distributed mode:
+// a store-and-forward queue.Producer between the collector's pipeline and
+// Kafka, so that intake keeps working and nothing is lost while Kafka is
+// down or slow.
+//
+// Publish appends a batch durably to an embedded disk queue (diskqueue)
+// under Options.Dir, prefixed with its enqueue time, and returns
+// queue.ErrFull once the spool holds Options.MaxBytes; the collector then
+// answers HTTP 429 and pauses tailing. Run is the forwarder: it reads the
+// spool in order, publishes each batch with its original key to the
+// downstream producer, and commits the spool position only after the
+// downstream acknowledged. A failing batch is retried with exponential
+// backoff and jitter, never skipped and never overtaken, so the order of
+// publication is the order of delivery.
+//
+// Delivery is at-least-once: a batch forwarded but not yet committed when
+// the process stops (or is killed) is forwarded again after a restart; the
+// stores deduplicate by record id. The layout, record prefix, guarantees
+// and metrics are described in docs/format/spool.md.
+package spool

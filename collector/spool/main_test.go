@@ -1,0 +1,227 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// sarama (the Kafka integration tests) starts go-metrics' process-wide
+		// ticker goroutine on first use and never stops it.
+		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
+	)
+}
+
+// batch is one Publish or forward seen by a test.
+type batch struct{ key, value string }
+
+func (b batch) String() string { return b.key + "=" + b.value }
+
+// fakeDownstream is the downstream queue.Producer of unit tests: it records
+// what it acknowledged and fails when fail says so.
+type fakeDownstream struct {
+	mu    sync.Mutex
+	got   []batch
+	calls map[string]int // Publish calls by value
+	// fail, when set, is asked before each Publish; a non-nil error is
+	// returned without recording the batch.
+	fail func(b batch, call int) error
+	// acked, when set, is called after a batch was recorded.
+	acked func(b batch)
+}
+
+func (f *fakeDownstream) Publish(ctx context.Context, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b := batch{key, string(value)}
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[b.value]++
+	call, fail := f.calls[b.value], f.fail
+	f.mu.Unlock()
+	if fail != nil {
+		if err := fail(b, call); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	f.got = append(f.got, b)
+	acked := f.acked
+	f.mu.Unlock()
+	if acked != nil {
+		acked(b)
+	}
+	return nil
+}
+
+func (f *fakeDownstream) setFail(fail func(b batch, call int) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = fail
+}
+
+func (f *fakeDownstream) forwarded() []batch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]batch(nil), f.got...)
+}
+
+func (f *fakeDownstream) callsOf(value string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[value]
+}
+
+var errDown = errors.New("downstream is down")
+
+// alwaysFail is a fail function of a downstream that is down.
+func alwaysFail(batch, int) error { return errDown }
+
+// testOptions returns options for a spool in dir with fast retries,
+// changed by mods.
+func testOptions(dir string, mods ...func(*Options)) Options {
+	opts := DefaultOptions()
+	opts.Dir = dir
+	opts.RetryMin = time.Millisecond
+	opts.RetryMax = 10 * time.Millisecond
+	for _, mod := range mods {
+		mod(&opts)
+	}
+	return opts
+}
+
+func mustOpen(tb testing.TB, opts Options, down *fakeDownstream) *Spool {
+	tb.Helper()
+	s, err := Open(opts, down)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func mustClose(tb testing.TB, c interface{ Close() error }) {
+	tb.Helper()
+	if err := c.Close(); err != nil {
+		tb.Errorf("Close: %v", err)
+	}
+}
+
+func mustPublish(tb testing.TB, s *Spool, b batch) {
+	tb.Helper()
+	if err := s.Publish(context.Background(), b.key, []byte(b.value)); err != nil {
+		tb.Fatalf("Publish(%v): %v", b, err)
+	}
+}
+
+// startRun runs s.Run in a goroutine and returns a function that stops it
+// and checks that it returned nil.
+func startRun(tb testing.TB, s *Spool) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					tb.Errorf("Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				tb.Fatal("Run did not return within 30s of its context's end")
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	return stop
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// deadline that only a bug reaches.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// numbered returns n batches spread over keys, value "key/seq/" padded to
+// a size that varies.
+func numbered(keys []string, n int) []batch {
+	var out []batch
+	seq := map[string]int{}
+	for i := range n {
+		k := keys[i%len(keys)]
+		out = append(out, batch{k, fmt.Sprintf("%s/%d/%s", k, seq[k], strings.Repeat("x", i*37%300))})
+		seq[k]++
+	}
+	return out
+}
+
+// spooledSize is what b takes in the spool and in its bytes gauge.
+func spooledSize(bs ...batch) int64 {
+	var n int64
+	for _, b := range bs {
+		n += int64(diskRecordOverhead + len(b.key) + prefixSize + len(b.value))
+	}
+	return n
+}
+
+// metricValue returns the value of a gauge, counter or histogram sample
+// count of c.
+func metricValue(tb testing.TB, c prometheus.Collector) float64 {
+	tb.Helper()
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var m dto.Metric
+	if err := (<-ch).Write(&m); err != nil {
+		tb.Fatal(err)
+	}
+	switch {
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	tb.Fatalf("unexpected metric %v", &m)
+	return 0
+}
+
+// checkBacklog checks the spooled gauges.
+func checkBacklog(tb testing.TB, s *Spool, batches, bytes int64) {
+	tb.Helper()
+	if got := metricValue(tb, s.m.spooledBatches); got != float64(batches) {
+		tb.Errorf("spooled batches gauge: got %v; want %d", got, batches)
+	}
+	if got := metricValue(tb, s.m.spooledBytes); got != float64(bytes) {
+		tb.Errorf("spooled bytes gauge: got %v; want %d", got, bytes)
+	}
+	age := metricValue(tb, s.m.oldestAge)
+	if batches == 0 && age != 0 {
+		tb.Errorf("oldest batch age of an empty spool: got %v; want 0", age)
+	}
+	if batches > 0 && age <= 0 {
+		tb.Errorf("oldest batch age with %d batches spooled: got %v; want more than 0", batches, age)
+	}
+}
