@@ -224,3 +224,36 @@ func TestGroupByService(t *testing.T) {
 		t.Errorf("got %+v", g)
 	}
 }
+
+func TestLargeBatchesAreSplit(t *testing.T) {
+	tc := newTestCollector(t, 0)
+	// 8 MiB of records: more than one queue message may hold.
+	recs := make([]model.LogRecord, 40)
+	for i := range recs {
+		recs[i] = model.LogRecord{ID: model.RecordID{byte(i + 1)}, Service: "big", Message: strings.Repeat("x", 200<<10)}
+	}
+	pl := newPipeline(tc.q, 8192, time.Millisecond, nil)
+	pl.logger = slog.New(slog.DiscardHandler)
+	if err := pl.Send(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	msgs, total := 0, 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		m, err := tc.q.Fetch(ctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		if len(m.Value) > maxBatchBytes {
+			t.Errorf("message of %d bytes exceeds %d", len(m.Value), maxBatchBytes)
+		}
+		got, _ := otlplogs.Unmarshal(nil, m.Value)
+		msgs++
+		total += len(got)
+		tc.q.Commit(context.Background(), m)
+	}
+	if msgs < 2 || total != 40 {
+		t.Errorf("got %d records in %d messages; want 40 in several", total, msgs)
+	}
+}

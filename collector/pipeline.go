@@ -152,31 +152,49 @@ func (pl *pipeline) publishGrouped(ctx context.Context, recs []model.LogRecord) 
 	return nil
 }
 
+// maxBatchBytes bounds one encoded queue message, well under Kafka's
+// default message limit (8 MiB in Vigil's topics); a larger batch is split.
+const maxBatchBytes = 4 << 20
+
 func (pl *pipeline) publish(ctx context.Context, key string, recs []model.LogRecord) error {
 	for start := 0; start < len(recs); start += pl.maxRecords {
 		chunk := recs[start:min(start+pl.maxRecords, len(recs))]
-		data, err := otlplogs.Marshal(chunk)
-		if err != nil {
+		if err := pl.publishChunk(ctx, key, chunk); err != nil {
 			return err
 		}
-		t0 := time.Now()
-		err = pl.producer.Publish(ctx, key, data)
-		pl.publishSeconds.Observe(time.Since(t0).Seconds())
-		if err != nil {
-			if errors.Is(err, queue.ErrFull) {
-				pl.publishErrors.WithLabelValues("full").Inc()
-			} else {
-				pl.publishErrors.WithLabelValues("error").Inc()
-			}
-			return fmt.Errorf("cannot queue %d records of service %q: %w", len(chunk), key, err)
+	}
+	return nil
+}
+
+func (pl *pipeline) publishChunk(ctx context.Context, key string, chunk []model.LogRecord) error {
+	data, err := otlplogs.Marshal(chunk)
+	if err != nil {
+		return err
+	}
+	if len(data) > maxBatchBytes && len(chunk) > 1 {
+		half := len(chunk) / 2
+		if err := pl.publishChunk(ctx, key, chunk[:half]); err != nil {
+			return err
 		}
-		pl.published.WithLabelValues("logs").Add(float64(len(chunk)))
-		if pl.ledger != nil {
-			if err := pl.ledger.Record(chunk); err != nil {
-				pl.logger.Warn("cannot count queued records for reconciliation", "err", err)
-			}
+		return pl.publishChunk(ctx, key, chunk[half:])
+	}
+	t0 := time.Now()
+	err = pl.producer.Publish(ctx, key, data)
+	pl.publishSeconds.Observe(time.Since(t0).Seconds())
+	if err != nil {
+		if errors.Is(err, queue.ErrFull) {
+			pl.publishErrors.WithLabelValues("full").Inc()
+		} else {
+			pl.publishErrors.WithLabelValues("error").Inc()
 		}
-		pl.publishedBytes.Add(float64(len(data)))
+		return fmt.Errorf("cannot queue %d records of service %q: %w", len(chunk), key, err)
+	}
+	pl.published.WithLabelValues("logs").Add(float64(len(chunk)))
+	pl.publishedBytes.Add(float64(len(data)))
+	if pl.ledger != nil {
+		if err := pl.ledger.Record(chunk); err != nil {
+			pl.logger.Warn("cannot count queued records for reconciliation", "err", err)
+		}
 	}
 	return nil
 }

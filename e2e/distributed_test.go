@@ -219,6 +219,13 @@ func TestDistributedLogs(t *testing.T) {
 		t.Errorf("through the Loki API: %d lines missing, %d duplicated of %d", missing, dups, want)
 	}
 	t.Logf("%d lines exactly once (faults injected: %d)", want, len(faults))
+
+	// Reconciliation on the collector's ledger finds no gap.
+	out, err := exec.Command(vigilBinary(t), "reconcile", "--data-dir", filepath.Join(dir, "c"),
+		"--reconcile.query-url", "http://"+queryAddr, "--since", "1h", "--until", "0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("produced %d, stored %d of them, 0 missing", want, want)) {
+		t.Errorf("vigil reconcile: %v\n%s", err, out)
+	}
 }
 
 func btoi(b bool) int {

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,9 @@ type Options struct {
 	ServiceGrades map[string]int
 	// DefaultEnv is the env of records that carry none.
 	DefaultEnv string
+	// DrainTimeout bounds how long a stopping ingester keeps trying to
+	// write and commit the batch in hand.
+	DrainTimeout time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -55,7 +59,7 @@ type Options struct {
 
 // DefaultOptions returns options that suit one machine.
 func DefaultOptions() Options {
-	return Options{MaxBatchRecords: 32768, MaxBatchWait: 200 * time.Millisecond, Logger: slog.Default()}
+	return Options{MaxBatchRecords: 32768, MaxBatchWait: 200 * time.Millisecond, DrainTimeout: 30 * time.Second, Logger: slog.Default()}
 }
 
 // Ingester moves records from a queue consumer into a store.
@@ -92,8 +96,9 @@ func New(opts Options, c queue.Consumer, s Store, dlq DeadLetter) *Ingester {
 	return in
 }
 
-// Run consumes until ctx ends. The batch in hand when ctx ends is still
-// written and committed (drain), within 30 s.
+// Run consumes until ctx ends. A store outage, however long, is waited out
+// with backoff; the batch in hand when ctx ends is still written and
+// committed (drain), within DrainTimeout.
 func (in *Ingester) Run(ctx context.Context) error {
 	var recs []model.LogRecord
 	for {
@@ -107,7 +112,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		drainCtx, cancel := drainContext(ctx, in.opts.DrainTimeout)
 		werr := in.writeAndCommit(ctx, drainCtx, recs, last, n)
 		cancel()
 		if werr != nil {
@@ -119,6 +124,29 @@ func (in *Ingester) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// drainContext returns a context that outlives ctx by grace: the batch in
+// hand is retried for as long as the ingester runs (a store outage of any
+// length), and for grace more once it is told to stop.
+func drainContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var timer *time.Timer
+	var mu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		timer = time.AfterFunc(grace, cancel)
+		mu.Unlock()
+	})
+	return dctx, func() {
+		stop()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
 	}
 }
 

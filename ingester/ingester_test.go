@@ -17,7 +17,12 @@ import (
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// sarama (the dead-letter test's Kafka client) starts go-metrics'
+		// process-wide meter ticker, which never stops.
+		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"))
+}
 
 // memStore keeps records by id and fails its first failures writes.
 type memStore struct {
@@ -150,5 +155,54 @@ func TestUndecodableBatchIsDeadLettered(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "dlq", "deadletter.jsonl"))
 	if err != nil || !strings.Contains(string(b), "cannot decode OTLP logs protobuf") || strings.Count(string(b), "\n") != 1 {
 		t.Errorf("dead-letter file: got %q, %v; want one entry with the reason", b, err)
+	}
+}
+
+func TestStoreOutageLongerThanDrainGrace(t *testing.T) {
+	opts := diskqueue.DefaultOptions()
+	opts.Dir = t.TempDir()
+	q, err := diskqueue.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	publish(t, q, 0, 10)
+	// The store fails for longer than the drain grace of a stopping
+	// ingester would allow (4 retries take 1.5 s); a running ingester keeps
+	// retrying.
+	store := &memStore{byID: map[model.RecordID]model.LogRecord{}, failures: 4}
+	o := DefaultOptions()
+	o.MaxBatchWait = 10 * time.Millisecond
+	o.DrainTimeout = 200 * time.Millisecond
+	in := New(o, q, store, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for store.len() < 10 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil || store.len() != 10 {
+		t.Fatalf("got %d records, Run error %v; want all 10 after the outage", store.len(), err)
+	}
+}
+
+func TestDrainContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	dctx, stop := drainContext(ctx, 50*time.Millisecond)
+	defer stop()
+	time.Sleep(100 * time.Millisecond)
+	if dctx.Err() != nil {
+		t.Fatal("drain context ended while its parent runs")
+	}
+	cancel()
+	if dctx.Err() != nil {
+		t.Fatal("drain context ended without its grace")
+	}
+	select {
+	case <-dctx.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("drain context outlived its grace")
 	}
 }
