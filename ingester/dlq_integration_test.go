@@ -53,7 +53,9 @@ func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {
 	eo.URLs = []string{esURL}
 	eo.IndexPrefix = run + "-"
 	eo.Logger = slog.New(slog.DiscardHandler)
-	eo.Rejected = func(ctx context.Context, rec model.LogRecord, reason string) error { return ing.Reject(ctx, rec, reason) }
+	eo.Rejected = func(ctx context.Context, rec model.LogRecord, reason string) error {
+		return ing.Reject(ctx, rec, reason)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	store, err := esstore.Open(ctx, eo)
