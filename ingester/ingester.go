@@ -99,32 +99,83 @@ func New(opts Options, c queue.Consumer, s Store, dlq DeadLetter) *Ingester {
 // Run consumes until ctx ends. A store outage, however long, is waited out
 // with backoff; the batch in hand when ctx ends is still written and
 // committed (drain), within DrainTimeout.
+//
+// Gathering and writing overlap: while the store writes one batch, the
+// next is fetched, decoded and enriched. Fetch and Commit stay on this
+// goroutine, and a batch's position is committed only after its write,
+// in order.
 func (in *Ingester) Run(ctx context.Context) error {
-	var recs []model.LogRecord
-	for {
-		var last queue.Message
-		var n int
-		var err error
-		recs, last, n, err = in.gather(ctx, recs[:0])
+	var bufs [2][]model.LogRecord
+	var inflight *write
+	// finish waits for the batch being written and commits it.
+	finish := func() error {
+		if inflight == nil {
+			return nil
+		}
+		w := inflight
+		inflight = nil
+		defer w.cancel()
+		if err := <-w.done; err != nil {
+			return err
+		}
+		if err := in.consumer.Commit(w.ctx, w.last); err != nil {
+			return fmt.Errorf("cannot commit queue position %d: %w", w.last.Position, err)
+		}
+		in.m.batches.Inc()
+		return nil
+	}
+	for i := 0; ; i++ {
+		// While a batch is being written, wait for the next one only
+		// briefly, so that the written batch is committed soon even when
+		// nothing more arrives.
+		recs, last, n, err := in.gather(ctx, bufs[i%2][:0], inflight != nil)
+		bufs[i%2] = recs
+		for j := range recs {
+			in.enrich(&recs[j])
+		}
+		if ferr := finish(); ferr != nil {
+			return ferr
+		}
 		if n == 0 {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if in.limiter != nil && len(recs) > 0 {
+			if lerr := in.limiter.WaitN(ctx, min(len(recs), in.limiter.Burst())); lerr != nil && ctx.Err() == nil {
+				return lerr
+			}
+		}
+		inflight = in.startWrite(ctx, recs, last)
+		if (err != nil && ctx.Err() == nil) || ctx.Err() != nil {
+			if ferr := finish(); ferr != nil {
+				return ferr
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		drainCtx, cancel := drainContext(ctx, in.opts.DrainTimeout)
-		werr := in.writeAndCommit(ctx, drainCtx, recs, last, n)
-		cancel()
-		if werr != nil {
-			return werr
-		}
-		if err != nil && ctx.Err() == nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
 	}
+}
+
+// write is a batch being written by its own goroutine.
+type write struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	last   queue.Message
+	done   chan error
+}
+
+func (in *Ingester) startWrite(ctx context.Context, recs []model.LogRecord, last queue.Message) *write {
+	dctx, cancel := drainContext(ctx, in.opts.DrainTimeout)
+	w := &write{ctx: dctx, cancel: cancel, last: last, done: make(chan error, 1)}
+	go func() { w.done <- in.writeRetrying(dctx, recs) }()
+	return w
 }
 
 // drainContext returns a context that outlives ctx by grace: the batch in
@@ -151,20 +202,24 @@ func drainContext(ctx context.Context, grace time.Duration) (context.Context, co
 }
 
 // gather fetches messages until the batch is full, MaxBatchWait passed
-// since the first one, or ctx ends.
-func (in *Ingester) gather(ctx context.Context, recs []model.LogRecord) ([]model.LogRecord, queue.Message, int, error) {
+// since the first one, or ctx ends. With bounded, it waits for the first
+// message at most MaxBatchWait too, and may return none (n == 0, nil error).
+func (in *Ingester) gather(ctx context.Context, recs []model.LogRecord, bounded bool) ([]model.LogRecord, queue.Message, int, error) {
 	var last queue.Message
 	n := 0
 	var deadline time.Time
+	if bounded {
+		deadline = time.Now().Add(in.opts.MaxBatchWait)
+	}
 	for len(recs) < in.opts.MaxBatchRecords {
 		fctx, cancel := ctx, context.CancelFunc(func() {})
-		if n > 0 {
+		if n > 0 || bounded {
 			fctx, cancel = context.WithDeadline(ctx, deadline)
 		}
 		msg, err := in.consumer.Fetch(fctx)
 		cancel()
 		if err != nil {
-			if n > 0 && errors.Is(err, context.DeadlineExceeded) {
+			if (n > 0 || bounded) && errors.Is(err, context.DeadlineExceeded) {
 				return recs, last, n, nil
 			}
 			if ctx.Err() != nil {
@@ -172,7 +227,7 @@ func (in *Ingester) gather(ctx context.Context, recs []model.LogRecord) ([]model
 			}
 			return recs, last, n, fmt.Errorf("cannot fetch from queue: %w", err)
 		}
-		if n == 0 {
+		if n == 0 && !bounded {
 			deadline = time.Now().Add(in.opts.MaxBatchWait)
 		}
 		n++
@@ -226,39 +281,27 @@ func (in *Ingester) Reject(ctx context.Context, rec model.LogRecord, reason stri
 	return in.dlq.DeadLetter(ctx, rec.Service, b, reason)
 }
 
-// writeAndCommit enriches recs, writes them with retries until the store
-// accepts them or ctx ends, then commits the queue up to last.
-func (in *Ingester) writeAndCommit(ctx, drainCtx context.Context, recs []model.LogRecord, last queue.Message, n int) error {
-	for i := range recs {
-		in.enrich(&recs[i])
-	}
-	if in.limiter != nil && len(recs) > 0 {
-		if err := in.limiter.WaitN(ctx, min(len(recs), in.limiter.Burst())); err != nil && ctx.Err() == nil {
-			return err
-		}
-	}
+// writeRetrying writes recs until the store accepts them or ctx (a drain
+// context) ends.
+func (in *Ingester) writeRetrying(ctx context.Context, recs []model.LogRecord) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; len(recs) > 0; attempt++ {
 		t0 := time.Now()
-		err := in.store.Write(drainCtx, recs)
+		err := in.store.Write(ctx, recs)
 		in.m.writeSeconds.Observe(time.Since(t0).Seconds())
 		if err == nil {
 			in.m.written.Add(float64(len(recs)))
-			break
+			return nil
 		}
 		in.m.writeErrors.Inc()
 		in.logger.Warn("store write failed; retrying", "records", len(recs), "attempt", attempt, "backoff", backoff, "err", err)
 		select {
 		case <-time.After(backoff + rand.N(backoff/2)):
-		case <-drainCtx.Done():
+		case <-ctx.Done():
 			return fmt.Errorf("cannot write %d records to the store: %w", len(recs), err)
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
-	if err := in.consumer.Commit(drainCtx, last); err != nil {
-		return fmt.Errorf("cannot commit queue position %d: %w", last.Position, err)
-	}
-	in.m.batches.Inc()
 	return nil
 }
 

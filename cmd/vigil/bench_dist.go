@@ -78,6 +78,8 @@ func runBenchDistributed(ctx context.Context, args []string) error {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	cpu := func() float64 { v, _ := cpuSeconds(col.cmd.Process.Pid); return v }
+	cpu0 := cpu()
 	t0 := time.Now()
 	if err := b.pushHTTP(ctx, 0); err != nil {
 		return err
@@ -87,11 +89,13 @@ func runBenchDistributed(ctx context.Context, args []string) error {
 	inKafka := time.Since(t0)
 	row("collector HTTP intake: lines/s accepted (200 OK, durable in the spool)", fmt.Sprintf("%.0f", float64(*lines)/accepted.Seconds()))
 	row("collector HTTP → Kafka (acks=all): lines/s", fmt.Sprintf("%.0f", float64(*lines)/inKafka.Seconds()))
+	row("collector HTTP → Kafka: lines per collector CPU-second", fmt.Sprintf("%.0f", float64(*lines)/(cpu()-cpu0)))
 	queued := func() int64 {
 		v, _ := scrape("http://"+col.addr+"/metrics", "vigil_collector_queued_records_total")
 		return int64(v)
 	}
 	before := queued()
+	cpu0 = cpu()
 	t0 = time.Now()
 	if err := writeBenchFile(filepath.Join(dir, "files", "bench.log"), *lines); err != nil {
 		return err
@@ -101,6 +105,7 @@ func runBenchDistributed(ctx context.Context, args []string) error {
 	}
 	waitDrained()
 	row("collector file → Kafka (acks=all): lines/s", fmt.Sprintf("%.0f", float64(*lines)/time.Since(t0).Seconds()))
+	row("collector file → Kafka: lines per collector CPU-second", fmt.Sprintf("%.0f", float64(*lines)/(cpu()-cpu0)))
 	if rss, err := peakRSS(col.cmd.Process.Pid); err == nil {
 		row("collector peak RSS", fmt.Sprintf("%.0f MB", float64(rss)/1e6))
 	}

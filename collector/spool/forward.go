@@ -24,6 +24,10 @@ const (
 	commitInterval = 100 * time.Millisecond
 )
 
+// coalesceBytes bounds a downstream message made of several spooled
+// batches (Options.MaxCoalesce).
+const coalesceBytes = 2 << 20
+
 // Run forwards spooled batches to the downstream producer, oldest first,
 // until ctx ends or Close is called; then it returns nil. A batch's spool
 // position is committed (and its space reclaimed) only after the
@@ -60,10 +64,15 @@ func (s *Spool) Run(ctx context.Context) error {
 
 	var c committer
 	c.s, c.last = s, time.Now()
-	defer c.flush(ctx) // on the way out; ctx has ended or Run failed
+	defer c.flush(ctx)      // on the way out; ctx has ended or Run failed
+	var held *queue.Message // fetched for the next round: another key
+	var buf []byte
 	for {
-		m, err := c.fetch(ctx)
-		if err != nil {
+		var m queue.Message
+		var err error
+		if held != nil {
+			m, held = *held, nil
+		} else if m, err = c.fetch(ctx); err != nil {
 			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
 				return nil
 			}
@@ -74,17 +83,49 @@ func (s *Spool) Run(ctx context.Context) error {
 			return err
 		}
 		s.backlog.fetched(enq)
-		if err := s.forward(ctx, m.Key, batch, func() { c.flush(ctx) }); err != nil {
+
+		// Coalesce the batches of the same key already waiting behind this
+		// one into one downstream message: the fields of an OTLP export
+		// request are repeated, so concatenated encodings form one valid
+		// request holding all their records. Small batches (an HTTP request
+		// each) then share one Kafka round trip.
+		group := []queue.Message{m}
+		out := batch
+		for len(group) < s.opts.MaxCoalesce {
+			n, ok, err := s.q.TryFetch()
+			if err != nil || !ok {
+				break // an error shows again at the next fetch
+			}
+			_, nb, err := decodeValue(n)
+			if err != nil {
+				return err
+			}
+			if n.Key != m.Key || len(out)+len(nb) > coalesceBytes {
+				held = &n
+				break
+			}
+			if len(group) == 1 {
+				buf = append(buf[:0], batch...)
+			}
+			buf = append(buf, nb...)
+			out = buf
+			group = append(group, n)
+		}
+
+		if err := s.forward(ctx, m.Key, out, func() { c.flush(ctx) }); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
 		s.m.forwardLatency.Observe(max(0, time.Since(time.Unix(0, enq)).Seconds()))
-		s.m.forwardedBatches.Inc()
-		s.m.forwardedBytes.Add(float64(len(batch)))
-		drained := s.backlog.removed(recordBytes(m.Key, m.Value))
-		c.add(m)
+		s.m.forwardedBatches.Add(float64(len(group)))
+		s.m.forwardedBytes.Add(float64(len(out)))
+		drained := false
+		for _, g := range group {
+			drained = s.backlog.removed(recordBytes(g.Key, g.Value))
+			c.add(g)
+		}
 		// A Publish counts its batch only once it can be fetched, so an
 		// empty backlog means the next Fetch would wait: commit first.
 		if drained || c.n >= commitBatches || time.Since(c.last) >= commitInterval {

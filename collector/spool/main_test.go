@@ -97,6 +97,7 @@ func testOptions(dir string, mods ...func(*Options)) Options {
 	opts.Dir = dir
 	opts.RetryMin = time.Millisecond
 	opts.RetryMax = 10 * time.Millisecond
+	opts.MaxCoalesce = 1 // these tests count downstream messages as batches
 	for _, mod := range mods {
 		mod(&opts)
 	}

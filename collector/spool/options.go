@@ -34,6 +34,11 @@ type Options struct {
 	// batch the downstream refused. Zero means DefaultRetryMin and
 	// DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
+	// MaxCoalesce is how many spooled batches of one key may travel
+	// downstream as one message (their OTLP encodings concatenated, which
+	// is one valid export request); 1 forwards every batch on its own.
+	// Zero means DefaultMaxCoalesce.
+	MaxCoalesce int
 	// Logger receives forwarding failures and recoveries; nil discards them.
 	Logger *slog.Logger
 	// Registerer, when not nil, receives the spool's metrics
@@ -48,8 +53,12 @@ func DefaultOptions() Options {
 		SegmentBytes: DefaultSegmentBytes,
 		RetryMin:     DefaultRetryMin,
 		RetryMax:     DefaultRetryMax,
+		MaxCoalesce:  DefaultMaxCoalesce,
 	}
 }
+
+// DefaultMaxCoalesce is the default of Options.MaxCoalesce.
+const DefaultMaxCoalesce = 64
 
 // withDefaults fills in zero fields and reports every field that cannot be
 // used.
@@ -67,6 +76,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.RetryMax == 0 {
 		o.RetryMax = max(d.RetryMax, o.RetryMin)
 	}
+	if o.MaxCoalesce == 0 {
+		o.MaxCoalesce = d.MaxCoalesce
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -82,6 +94,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SegmentBytes < 0 {
 		bad("SegmentBytes", "%d; want a positive number of bytes", o.SegmentBytes)
+	}
+	if o.MaxCoalesce < 0 {
+		bad("MaxCoalesce", "%d; want 1 or more batches", o.MaxCoalesce)
 	}
 	if o.RetryMin < 0 {
 		bad("RetryMin", "%v; want a positive duration", o.RetryMin)

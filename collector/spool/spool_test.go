@@ -1,6 +1,9 @@
 package spool
 
 import (
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/otlplogs"
+
 	"context"
 	"errors"
 	"fmt"
@@ -395,4 +398,41 @@ func firstDiff(got, want []batch) int {
 		}
 	}
 	return min(len(got), len(want))
+}
+
+// TestCoalescedBatchesAreOneValidRequest spools OTLP batches of two keys
+// before forwarding starts: batches of one key travel together, and each
+// downstream message decodes to exactly the records of the batches it
+// carries, in order.
+func TestCoalescedBatchesAreOneValidRequest(t *testing.T) {
+	down := &fakeDownstream{}
+	s := mustOpen(t, testOptions(t.TempDir(), func(o *Options) { o.MaxCoalesce = 8 }), down)
+	defer mustClose(t, s)
+	var want []string
+	keys := []string{"a", "a", "a", "b", "b", "a"}
+	for i, k := range keys {
+		msg := fmt.Sprintf("%s-%d", k, i)
+		want = append(want, msg)
+		v, err := otlplogs.Marshal([]model.LogRecord{{Service: k, Message: msg}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustPublish(t, s, batch{k, string(v)})
+	}
+	startRun(t, s)
+	waitFor(t, "empty backlog", func() bool { b, _ := s.backlog.snapshot(); return b == 0 })
+	var got []string
+	msgs := down.forwarded()
+	for _, v := range msgs {
+		recs, err := otlplogs.Unmarshal(nil, []byte(v.value))
+		if err != nil {
+			t.Fatalf("downstream message does not decode: %v", err)
+		}
+		for _, r := range recs {
+			got = append(got, r.Message)
+		}
+	}
+	if !slices.Equal(got, want) || len(msgs) != 3 {
+		t.Errorf("got %d messages carrying %v; want 3 (a a a | b b | a) carrying %v", len(msgs), got, want)
+	}
 }

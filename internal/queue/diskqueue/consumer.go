@@ -137,6 +137,21 @@ func (c *Consumer) start() error {
 	return nil
 }
 
+// TryFetch returns the next message if one is available now, without
+// waiting; ok is false when there is none yet.
+func (c *Consumer) TryFetch() (m queue.Message, ok bool, err error) {
+	select {
+	case <-c.done:
+		return queue.Message{}, false, queue.ErrClosed
+	default:
+	}
+	head, err := c.heads.head()
+	if err != nil {
+		return queue.Message{}, false, err
+	}
+	return c.next(head)
+}
+
 // Fetch returns the next record. It blocks until one is durable, ctx ends
 // or the consumer is closed. The returned Value is not shared with anyone.
 func (c *Consumer) Fetch(ctx context.Context) (queue.Message, error) {

@@ -56,6 +56,10 @@ func (q *Queue) Fetch(ctx context.Context) (queue.Message, error) {
 	return q.c.Fetch(ctx)
 }
 
+// TryFetch returns the next message if one is available now; see
+// Consumer.TryFetch.
+func (q *Queue) TryFetch() (queue.Message, bool, error) { return q.c.TryFetch() }
+
 // Commit implements queue.Consumer; see Consumer.Commit.
 func (q *Queue) Commit(ctx context.Context, m queue.Message) error {
 	return q.c.Commit(ctx, m)

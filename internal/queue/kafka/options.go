@@ -21,7 +21,7 @@ const (
 	DefaultReplicationFactor = 1
 	DefaultGroupID           = "vigil-ingester"
 	DefaultClientID          = "vigil"
-	DefaultCompression       = "zstd"
+	DefaultCompression       = "lz4"
 	DefaultMaxMessageBytes   = 8 << 20
 	DefaultPublishTimeout    = 10 * time.Second
 )

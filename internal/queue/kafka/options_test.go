@@ -94,7 +94,7 @@ func TestSaramaConfigValid(t *testing.T) {
 		t.Errorf("producer config: idempotent %v, max open requests %d, acks %d; want true, 1, WaitForAll",
 			pc.Producer.Idempotent, pc.Net.MaxOpenRequests, pc.Producer.RequiredAcks)
 	}
-	if got, want := pc.Producer.Compression, sarama.CompressionZSTD; got != want {
+	if got, want := pc.Producer.Compression, sarama.CompressionLZ4; got != want {
 		t.Errorf("default compression: got %v; want %v", got, want)
 	}
 	cc := o.consumerConfig()
