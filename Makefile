@@ -25,7 +25,7 @@ test: vet build
 	eval "$$(deploy/local/services.sh env)"; export VIGIL_REQUIRE_SERVICES=1 VIGIL_TEST_SERVICE_CONTROL=1; \
 	$(GO) test -race -count=1 -timeout 20m ./...; \
 	VIGIL_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -tags e2e ./e2e/...
-	$(MAKE) fuzz FUZZTIME=5s
+	$(MAKE) fuzz FUZZTIME=50000x
 
 ## unit: the tests that need no services (integration tests skip)
 unit:
