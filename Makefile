@@ -48,7 +48,7 @@ fuzz:
 	@$(GO) list -f '{{.Dir}}' ./... | while read dir; do \
 		for f in $$(cd $$dir && $(GO) test -list 'Fuzz.*' . 2>/dev/null | grep '^Fuzz'); do \
 			echo "fuzz $$f in $$dir"; \
-			(cd $$dir && $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) .) || exit 1; \
+			(cd $$dir && timeout 600 $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1x .) || exit 1; \
 		done; \
 	done
 

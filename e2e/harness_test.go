@@ -64,6 +64,16 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+func freeUDPPort(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
 // proc is one running vigil process.
 type proc struct {
 	t         *testing.T
@@ -72,16 +82,23 @@ type proc struct {
 	log       *bytes.Buffer
 	collector string // host:port
 	query     string
-	done      chan error
+	// Trace receivers: OTLP/gRPC, Zipkin, Jaeger HTTP (TCP), Jaeger compact
+	// and binary (UDP).
+	otlpGRPC, zipkin, jaegerHTTP, jaegerCompact, jaegerBinary string
+	done                                                      chan error
 }
 
 // startAllInOne starts vigil all-in-one on dataDir with extra flags and
 // waits until it is ready. Ports are kept across restarts of the same proc.
 func startAllInOne(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, collector: freePort(t), query: freePort(t)}
+	p := &proc{t: t, collector: freePort(t), query: freePort(t), otlpGRPC: freePort(t), zipkin: freePort(t), jaegerHTTP: freePort(t),
+		jaegerCompact: freeUDPPort(t), jaegerBinary: freeUDPPort(t)}
 	p.args = append([]string{"all-in-one", "--data-dir", dataDir,
-		"--collector.http.listen", p.collector, "--query.listen", p.query, "--log.level", "warn"}, extra...)
+		"--collector.http.listen", p.collector, "--query.listen", p.query, "--log.level", "warn",
+		"--collector.otlp.grpc-listen", p.otlpGRPC, "--collector.zipkin.listen", p.zipkin,
+		"--collector.jaeger.http-listen", p.jaegerHTTP, "--collector.jaeger.compact-listen", p.jaegerCompact,
+		"--collector.jaeger.binary-listen", p.jaegerBinary}, extra...)
 	p.start()
 	t.Cleanup(func() { p.stop() })
 	return p
@@ -208,7 +225,7 @@ func (p *proc) get(pathAndQuery string) (int, string, lokiResponse) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	var lr lokiResponse
-	if resp.StatusCode == 200 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+	if resp.StatusCode == 200 && strings.HasPrefix(pathAndQuery, "/loki/") && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(b, &lr); err != nil {
 			p.t.Fatalf("GET %s: bad JSON %v: %s", pathAndQuery, err, b)
 		}
@@ -308,4 +325,14 @@ func httpPost(url string, body []byte) (*http.Response, error) {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp, nil
+}
+
+func httpPostJSON(url, body string) (int, error) {
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }

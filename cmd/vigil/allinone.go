@@ -19,6 +19,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	inf := addIngesterFlags(fs, false)
 	sf := addStoreFlags(fs)
 	qyf := addQueryFlags(fs)
+	tf := addTraceFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -53,10 +54,16 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	}
 	cmux := d.mux()
 	col.RegisterHTTP(cmux)
+	qmux := d.mux()
+	tr, err := d.openTraces(*common.dataDir, tf, qf, inf, sf, *cf.maxBody, col, cmux, qmux)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, tr.close()) }()
 	if _, err := d.listen("collector", *cf.listen, cmux); err != nil {
 		return err
 	}
-	if err := d.serveQuery(*qyf.listen, qyf, store); err != nil {
+	if err := d.serveQueryOn(qmux, *qyf.listen, qyf, store); err != nil {
 		return err
 	}
 	d.add(col.Run)

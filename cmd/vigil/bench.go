@@ -149,6 +149,8 @@ func (b *bencher) startChild() error {
 	}
 	b.child = exec.Command(exe, "all-in-one", "--data-dir", b.dir, "--log.level", "warn",
 		"--collector.http.listen", b.collector, "--query.listen", b.query,
+		"--collector.otlp.grpc-listen", "", "--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "",
+		"--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", "",
 		"--collector.files", filepath.Join(b.dir, "files", "*.log"), "--collector.files.service", "bench-file")
 	b.child.Stderr = os.Stderr
 	if err := b.child.Start(); err != nil {

@@ -25,6 +25,7 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 	addQueryFlags(fs)
 	addKafkaFlags(fs)
 	addESFlags(fs)
+	addTraceFlags(fs)
 	fs.VisitAll(func(f *flag.Flag) {
 		if !strings.Contains(string(doc), "`--"+f.Name+"`") {
 			t.Errorf("flag --%s is not documented in docs/operations.md", f.Name)

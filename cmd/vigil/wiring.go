@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net/http"
 	"path/filepath"
 
 	"github.com/vigilhq/vigil/collector"
@@ -57,9 +58,13 @@ type queryStore = query.LogStore
 
 // serveQuery listens on addr with the Loki API over s.
 func (d *daemon) serveQuery(addr string, f *queryFlags, s queryStore) error {
+	return d.serveQueryOn(d.mux(), addr, f, s)
+}
+
+// serveQueryOn adds the Loki API over s to mux and listens on addr.
+func (d *daemon) serveQueryOn(mux *http.ServeMux, addr string, f *queryFlags, s queryStore) error {
 	o := f.options()
 	o.Logger, o.Registerer = d.logger.With("component", "query"), d.reg
-	mux := d.mux()
 	query.NewAPI(o, s).RegisterHTTP(mux)
 	_, err := d.listen("query", addr, mux)
 	return err

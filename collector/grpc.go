@@ -1,0 +1,79 @@
+package collector
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vigilhq/vigil/internal/otlplogs"
+	"github.com/vigilhq/vigil/internal/otlptraces"
+)
+
+// NewGRPCServer returns the OTLP/gRPC receiver (port 4317) for logs and,
+// when t is not nil, traces. Refusals map to the gRPC codes OTLP clients
+// retry on: RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when it
+// fails, INVALID_ARGUMENT for bad data (not retried).
+func NewGRPCServer(c *Collector, t *Traces, maxBody int) *grpc.Server {
+	s := grpc.NewServer(grpc.MaxRecvMsgSize(maxBody))
+	plogotlp.RegisterGRPCServer(s, &grpcLogs{c: c})
+	if t != nil {
+		ptraceotlp.RegisterGRPCServer(s, &grpcTraces{t: t})
+	}
+	return s
+}
+
+type grpcLogs struct {
+	plogotlp.UnimplementedGRPCServer
+	c *Collector
+}
+
+func (g *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
+	const receiver = "otlp_grpc_logs"
+	recs := otlplogs.FromLogs(nil, req.Logs())
+	if err := validateOTLP(recs); err != nil {
+		g.c.httpMetrics.rejected.WithLabelValues(receiver, "invalid").Add(float64(len(recs)))
+		return plogotlp.NewExportResponse(), status.Error(codes.InvalidArgument, err.Error())
+	}
+	if len(recs) > 0 {
+		if code, msg, reason := g.c.accept(ctx, recs, time.Now().UnixNano()); code != http.StatusOK {
+			g.c.httpMetrics.rejected.WithLabelValues(receiver, reason).Add(float64(len(recs)))
+			return plogotlp.NewExportResponse(), status.Error(grpcCode(code), msg)
+		}
+	}
+	g.c.httpMetrics.received.WithLabelValues(receiver).Add(float64(len(recs)))
+	return plogotlp.NewExportResponse(), nil
+}
+
+type grpcTraces struct {
+	ptraceotlp.UnimplementedGRPCServer
+	t *Traces
+}
+
+func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	const receiver = "otlp_grpc_traces"
+	spans := otlptraces.FromTraces(nil, req.Traces())
+	code, msg, reason := g.t.publish(ctx, receiver, spans)
+	g.t.requests.WithLabelValues(receiver, strconv.Itoa(code)).Inc()
+	if code != http.StatusOK {
+		g.t.rejected.WithLabelValues(receiver, reason).Inc()
+		return ptraceotlp.NewExportResponse(), status.Error(grpcCode(code), msg)
+	}
+	return ptraceotlp.NewExportResponse(), nil
+}
+
+func grpcCode(httpCode int) codes.Code {
+	switch httpCode {
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	}
+	return codes.InvalidArgument
+}

@@ -1,0 +1,255 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/vigilhq/vigil/internal/jaegerthrift"
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/otlptraces"
+	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/zipkinjson"
+)
+
+// Traces receives spans — OTLP/HTTP, Zipkin v2 JSON, Jaeger thrift over
+// HTTP and UDP — samples them and publishes them as OTLP batches keyed by
+// trace id.
+type Traces struct {
+	producer queue.Producer
+	sampler  *Sampler
+	maxBody  int64
+	logger   *slog.Logger
+
+	requests *prometheus.CounterVec // receiver, code
+	received *prometheus.CounterVec // receiver
+	rejected *prometheus.CounterVec // receiver, reason
+	udpDrops *prometheus.CounterVec // receiver, reason
+}
+
+// NewTraces returns the trace receivers publishing to p.
+func NewTraces(p queue.Producer, sampler *Sampler, maxBody int64, logger *slog.Logger, reg prometheus.Registerer) *Traces {
+	t := &Traces{
+		producer: p, sampler: sampler, maxBody: maxBody, logger: logger,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "span_requests_total",
+			Help: "Requests to the span receivers, by receiver and status code."}, []string{"receiver", "code"}),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "received_spans_total",
+			Help: "Spans accepted by a receiver, before sampling."}, []string{"receiver"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "rejected_span_requests_total",
+			Help: "Span requests or datagrams refused, by receiver and reason (invalid, too_large, queue_full, unavailable)."}, []string{"receiver", "reason"}),
+		udpDrops: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "udp_dropped_datagrams_total",
+			Help: "Jaeger UDP datagrams dropped, by receiver and reason (decode, queue)."}, []string{"receiver", "reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(t.requests, t.received, t.rejected, t.udpDrops)
+	}
+	return t
+}
+
+// RegisterOTLP adds POST /v1/traces to mux (the OTLP/HTTP port).
+func (t *Traces) RegisterOTLP(mux *http.ServeMux) { mux.HandleFunc("POST /v1/traces", t.handleOTLP) }
+
+// RegisterZipkin adds POST /api/v2/spans to mux (the Zipkin port, 9411).
+func (t *Traces) RegisterZipkin(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v2/spans", t.handleZipkin)
+}
+
+// RegisterJaeger adds POST /api/traces to mux (Jaeger's collector port, 14268).
+func (t *Traces) RegisterJaeger(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/traces", t.handleJaegerHTTP)
+}
+
+// publish samples spans and queues them.
+func (t *Traces) publish(ctx context.Context, receiver string, spans []model.Span) (code int, msg, reason string) {
+	t.received.WithLabelValues(receiver).Add(float64(len(spans)))
+	spans = t.sampler.Keep(spans)
+	if len(spans) == 0 {
+		return http.StatusOK, "", ""
+	}
+	data, err := otlptraces.Marshal(spans)
+	if err == nil {
+		err = t.producer.Publish(ctx, spans[0].TraceID.String(), data)
+	}
+	switch {
+	case err == nil:
+		return http.StatusOK, "", ""
+	case errors.Is(err, queue.ErrFull):
+		return http.StatusTooManyRequests, "the collector's queue is full; retry later", "queue_full"
+	default:
+		t.logger.Warn("cannot queue spans", "spans", len(spans), "err", err)
+		return http.StatusServiceUnavailable, "the collector cannot queue spans right now: " + err.Error(), "unavailable"
+	}
+}
+
+func (t *Traces) reply(w http.ResponseWriter, receiver string, code int, reason, msg string) {
+	t.requests.WithLabelValues(receiver, fmt.Sprint(code)).Inc()
+	if reason != "" {
+		t.rejected.WithLabelValues(receiver, reason).Inc()
+	}
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	if code >= 300 {
+		http.Error(w, msg, code)
+		return
+	}
+	w.WriteHeader(code)
+}
+
+func (t *Traces) body(w http.ResponseWriter, r *http.Request, receiver string) ([]byte, bool) {
+	data, err := readBody(r, w, t.maxBody)
+	if errors.Is(err, errBodyTooLarge) {
+		t.reply(w, receiver, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body exceeds %d bytes (--collector.http.max-body-bytes)", t.maxBody))
+		return nil, false
+	}
+	if err != nil {
+		t.reply(w, receiver, http.StatusBadRequest, "invalid", err.Error())
+		return nil, false
+	}
+	return data, true
+}
+
+func (t *Traces) handleOTLP(w http.ResponseWriter, r *http.Request) {
+	const receiver = "otlp_http_traces"
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	fail := func(code int, reason, msg string) {
+		t.requests.WithLabelValues(receiver, fmt.Sprint(code)).Inc()
+		t.rejected.WithLabelValues(receiver, reason).Inc()
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeOTLPStatus(w, ct, code, msg)
+	}
+	if ct != contentTypeProtobuf && ct != contentTypeJSON {
+		fail(http.StatusUnsupportedMediaType, "invalid", fmt.Sprintf("unsupported Content-Type %q; use %s or %s", ct, contentTypeProtobuf, contentTypeJSON))
+		return
+	}
+	data, err := readBody(r, w, t.maxBody)
+	if errors.Is(err, errBodyTooLarge) {
+		fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body exceeds %d bytes", t.maxBody))
+		return
+	}
+	if err != nil {
+		fail(http.StatusBadRequest, "invalid", err.Error())
+		return
+	}
+	decode := otlptraces.Unmarshal
+	if ct == contentTypeJSON {
+		decode = otlptraces.UnmarshalJSON
+	}
+	spans, err := decode(nil, data)
+	if err != nil {
+		fail(http.StatusBadRequest, "invalid", err.Error())
+		return
+	}
+	if code, msg, reason := t.publish(r.Context(), receiver, spans); code != http.StatusOK {
+		fail(code, reason, msg)
+		return
+	}
+	t.requests.WithLabelValues(receiver, "200").Inc()
+	resp := ptraceotlp.NewExportResponse()
+	var body []byte
+	if ct == contentTypeJSON {
+		body, _ = resp.MarshalJSON()
+	} else {
+		body, _ = resp.MarshalProto()
+	}
+	w.Header().Set("Content-Type", ct)
+	_, _ = w.Write(body)
+}
+
+func (t *Traces) handleZipkin(w http.ResponseWriter, r *http.Request) {
+	const receiver = "zipkin"
+	data, ok := t.body(w, r, receiver)
+	if !ok {
+		return
+	}
+	var d zipkinjson.Decoder
+	spans, errs, bad := d.Decode(nil, data)
+	if bad > 0 {
+		msgs := make([]string, 0, len(errs)+1)
+		for _, e := range errs {
+			msgs = append(msgs, e.Error())
+		}
+		if bad > len(errs) {
+			msgs = append(msgs, fmt.Sprintf("... and %d more", bad-len(errs)))
+		}
+		t.reply(w, receiver, http.StatusBadRequest, "invalid",
+			fmt.Sprintf("%d of %d spans are invalid; nothing was accepted: %s", bad, bad+len(spans), strings.Join(msgs, "; ")))
+		return
+	}
+	code, msg, reason := t.publish(r.Context(), receiver, spans)
+	if code == http.StatusOK {
+		code = http.StatusAccepted // Zipkin's answer
+	}
+	t.reply(w, receiver, code, reason, msg)
+}
+
+func (t *Traces) handleJaegerHTTP(w http.ResponseWriter, r *http.Request) {
+	const receiver = "jaeger_http"
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "application/x-thrift" && ct != "application/vnd.apache.thrift.binary" {
+		t.reply(w, receiver, http.StatusUnsupportedMediaType, "invalid", fmt.Sprintf("unsupported Content-Type %q; use application/x-thrift", ct))
+		return
+	}
+	data, ok := t.body(w, r, receiver)
+	if !ok {
+		return
+	}
+	spans, err := jaegerthrift.DecodeBatchBinary(data)
+	if err != nil {
+		t.reply(w, receiver, http.StatusBadRequest, "invalid", err.Error())
+		return
+	}
+	code, msg, reason := t.publish(r.Context(), receiver, spans)
+	if code == http.StatusOK {
+		code = http.StatusAccepted // what Jaeger's collector answers
+	}
+	t.reply(w, receiver, code, reason, msg)
+}
+
+// ServeJaegerUDP reads Jaeger agent datagrams (compact protocol when
+// compact, binary otherwise) from conn until ctx ends. Decode errors and
+// datagrams the queue cannot take are counted and dropped: UDP has no way
+// to push back.
+func (t *Traces) ServeJaegerUDP(ctx context.Context, conn net.PacketConn, compact bool) error {
+	receiver, decode := "jaeger_udp_binary", jaegerthrift.DecodeBinaryDatagram
+	if compact {
+		receiver, decode = "jaeger_udp_compact", jaegerthrift.DecodeCompactDatagram
+	}
+	var once sync.Once
+	stop := context.AfterFunc(ctx, func() { once.Do(func() { _ = conn.Close() }) })
+	defer stop()
+	buf := make([]byte, 65535)
+	for {
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%s: %w", receiver, err)
+		}
+		spans, err := decode(buf[:n])
+		if err != nil {
+			t.udpDrops.WithLabelValues(receiver, "decode").Inc()
+			t.logger.Debug("dropping undecodable datagram", "receiver", receiver, "bytes", n, "err", err)
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		code, _, _ := t.publish(pctx, receiver, spans)
+		cancel()
+		if code != http.StatusOK {
+			t.udpDrops.WithLabelValues(receiver, "queue").Inc()
+		}
+	}
+}

@@ -1,0 +1,206 @@
+// Package jaeger serves Jaeger's query HTTP JSON API (the one the Jaeger UI
+// and Grafana's Jaeger data source read) over a SpanReader.
+package jaeger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/spanstore"
+)
+
+// Query types are those of the embedded store, so that it implements
+// SpanReader as it is; another store (Elasticsearch) returns the same types.
+type (
+	TraceQuery = spanstore.TraceQuery
+	Operation  = spanstore.Operation
+	Dependency = spanstore.Dependency
+)
+
+// ErrTraceNotFound is what GetTrace returns (wrapped or not) for an unknown
+// trace id; the API answers 404.
+var ErrTraceNotFound = spanstore.ErrTraceNotFound
+
+// SpanReader reads spans. Returned spans belong to the caller.
+type SpanReader interface {
+	// GetTrace returns the spans of a trace, or ErrTraceNotFound.
+	GetTrace(ctx context.Context, id model.TraceID) ([]model.Span, error)
+	// FindTraces returns whole traces with a span matching q, most recent
+	// first, at most q.Limit.
+	FindTraces(ctx context.Context, q TraceQuery) ([][]model.Span, error)
+	// Services returns the service names, sorted.
+	Services(ctx context.Context) ([]string, error)
+	// Operations returns a service's operations, of one span kind or of all
+	// when spanKind is "".
+	Operations(ctx context.Context, service, spanKind string) ([]Operation, error)
+}
+
+// DependencyReader computes service dependencies; a SpanReader that also
+// implements it serves /api/dependencies.
+type DependencyReader interface {
+	// Dependencies returns the calls between services of the spans that
+	// started in (endTs-lookback, endTs], endTs in Unix ns.
+	Dependencies(ctx context.Context, endTs int64, lookback time.Duration) ([]Dependency, error)
+}
+
+var (
+	_ SpanReader       = (*spanstore.Store)(nil)
+	_ DependencyReader = (*spanstore.Store)(nil)
+)
+
+// Options configures the API.
+type Options struct {
+	// DefaultLimit is the number of traces a search returns without limit=.
+	DefaultLimit int
+	// MaxLimit caps limit=.
+	MaxLimit int
+	// DefaultLookback is the search window without start=.
+	DefaultLookback time.Duration
+	// Timeout bounds one request.
+	Timeout time.Duration
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+
+	now func() time.Time
+}
+
+// DefaultOptions returns Jaeger's defaults.
+func DefaultOptions() Options {
+	return Options{DefaultLimit: 100, MaxLimit: 1500, DefaultLookback: 24 * time.Hour, Timeout: time.Minute, Logger: slog.Default()}
+}
+
+// API serves Jaeger's query API.
+type API struct {
+	opts     Options
+	spans    SpanReader
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewAPI returns the Jaeger API over r.
+func NewAPI(opts Options, r SpanReader) *API {
+	d := DefaultOptions()
+	if opts.Logger == nil {
+		opts.Logger = d.Logger
+	}
+	if opts.DefaultLimit <= 0 {
+		opts.DefaultLimit = d.DefaultLimit
+	}
+	if opts.MaxLimit <= 0 {
+		opts.MaxLimit = d.MaxLimit
+	}
+	if opts.DefaultLookback <= 0 {
+		opts.DefaultLookback = d.DefaultLookback
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = d.Timeout
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	a := &API{
+		opts:  opts,
+		spans: r,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "vigil", Subsystem: "jaeger", Name: "requests_total",
+			Help: "Jaeger query API requests by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "vigil", Subsystem: "jaeger", Name: "request_duration_seconds",
+			Help:    "Jaeger query API request duration by endpoint.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"endpoint"}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(a.requests, a.duration)
+	}
+	return a
+}
+
+// RegisterHTTP adds the Jaeger endpoints to mux.
+func (a *API) RegisterHTTP(mux *http.ServeMux) {
+	route := func(path, name string, h func(w http.ResponseWriter, r *http.Request) error) {
+		mux.HandleFunc("GET "+path, a.instrument(name, h))
+	}
+	route("/api/services", "services", a.services)
+	route("/api/services/{service}/operations", "service_operations", a.serviceOperations)
+	route("/api/operations", "operations", a.operations)
+	route("/api/traces", "traces", a.findTraces)
+	route("/api/traces/{traceID}", "trace", a.getTrace)
+	route("/api/dependencies", "dependencies", a.dependencies)
+}
+
+// response is Jaeger's envelope.
+type response struct {
+	Data   any             `json:"data"`
+	Total  int             `json:"total"`
+	Limit  int             `json:"limit"`
+	Offset int             `json:"offset"`
+	Errors []responseError `json:"errors"`
+}
+
+type responseError struct {
+	Code    int    `json:"code,omitempty"`
+	Msg     string `json:"msg"`
+	TraceID string `json:"traceID,omitempty"`
+}
+
+// paramError is a bad request parameter: 400.
+type paramError struct{ msg string }
+
+func (e *paramError) Error() string { return e.msg }
+
+func badParam(name, format string, args ...any) error {
+	return &paramError{"parameter " + name + ": " + sprintf(format, args...)}
+}
+
+// notFoundError is an unknown trace: 404.
+type notFoundError struct{ id string }
+
+func (e *notFoundError) Error() string { return "trace not found: " + e.id }
+
+func writeJSON(w http.ResponseWriter, code int, v response) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (a *API) instrument(name string, h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(r.Context(), a.opts.Timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		code := http.StatusOK
+		if err := r.ParseForm(); err != nil {
+			code = http.StatusBadRequest
+			writeJSON(w, code, response{Errors: []responseError{{Code: code, Msg: "cannot parse request parameters: " + err.Error()}}})
+		} else if err := h(w, r); err != nil {
+			var pe *paramError
+			var nf *notFoundError
+			switch {
+			case errors.As(err, &pe):
+				code = http.StatusBadRequest
+			case errors.As(err, &nf):
+				code = http.StatusNotFound
+			case errors.Is(err, context.DeadlineExceeded):
+				code = http.StatusGatewayTimeout
+			default:
+				code = http.StatusInternalServerError
+				a.opts.Logger.Warn("jaeger query failed", "endpoint", name, "err", err)
+			}
+			writeJSON(w, code, response{Errors: []responseError{{Code: code, Msg: err.Error()}}})
+		}
+		a.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+		a.duration.WithLabelValues(name).Observe(time.Since(t0).Seconds())
+	}
+}
