@@ -62,11 +62,12 @@ func (e *Engine) SelectLogs(ctx context.Context, expr *logql.LogSelectorExpr, st
 	var order []*Stream
 	n := 0
 	var keyBuf []byte
+	var lblBuf model.Labels
 	p := selectParams(expr, start, end, backward)
 	err = e.store.Select(ctx, p, func(r *logstore.Row) bool {
 		st.LinesScanned++
 		st.BytesScanned += int64(len(r.Message))
-		lbls, keep := pl.Process(r.Message, r.Labels)
+		lbls, keep := pl.Process(r.Message, withTraceLabels(r, &lblBuf))
 		if !keep {
 			return true
 		}
@@ -90,6 +91,32 @@ func (e *Engine) SelectLogs(ctx context.Context, expr *logql.LogSelectorExpr, st
 	}
 	sort.SliceStable(out, func(i, j int) bool { return labelsLess(out[i].Labels, out[j].Labels) })
 	return out, st, nil
+}
+
+// Labels of a line's trace context. Like Loki's structured metadata, they
+// are not stream labels but label filters see them (`| trace_id="…"`) and
+// results carry them, so Grafana links a line to its trace.
+const (
+	labelTraceID = "trace_id"
+	labelSpanID  = "span_id"
+)
+
+// withTraceLabels returns the stream labels of r, plus trace_id and span_id
+// when the line has them, built in buf.
+func withTraceLabels(r *logstore.Row, buf *model.Labels) model.Labels {
+	if r.TraceID == "" && r.SpanID == "" {
+		return r.Labels
+	}
+	out := append((*buf)[:0], r.Labels...)
+	if r.SpanID != "" {
+		out = append(out, model.Label{Name: labelSpanID, Value: r.SpanID})
+	}
+	if r.TraceID != "" {
+		out = append(out, model.Label{Name: labelTraceID, Value: r.TraceID})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	*buf = out
+	return out
 }
 
 // selectParams pushes the stream selector and the line filters every
@@ -207,12 +234,13 @@ func (e *Engine) evalRangeAgg(ctx context.Context, x *logql.RangeAggregationExpr
 	}
 	series := map[string]*acc{}
 	var keyBuf []byte
+	var lblBuf model.Labels
 	var tooMany bool
 	p := selectParams(x.Selector, start-rng+1, last+1, false)
 	err = e.store.Select(ctx, p, func(r *logstore.Row) bool {
 		st.LinesScanned++
 		st.BytesScanned += int64(len(r.Message))
-		lbls, keep := pl.Process(r.Message, r.Labels)
+		lbls, keep := pl.Process(r.Message, withTraceLabels(r, &lblBuf))
 		if !keep {
 			return true
 		}

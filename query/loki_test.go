@@ -46,6 +46,11 @@ func newTestAPI(t *testing.T) *httptest.Server {
 	}
 	add(5, "db", "warn", `level=warn msg="slow query" took=1.5s`)
 	add(65, "db", "info", `plain text line`)
+	// Two lines of another host with trace context.
+	for i, tid := range []string{"4bf92f3577b34da6a3ce929d0e0e4736", "00000000000000000000000000000abc"} {
+		add(30+i, "pay", "error", "payment failed")
+		recs[len(recs)-1].Host, recs[len(recs)-1].TraceID, recs[len(recs)-1].SpanID = "h2", tid, "00f067aa0ba902b7"
+	}
 	if err := s.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
@@ -133,11 +138,19 @@ func TestLogQueries(t *testing.T) {
 	f(`{service="db"} | logfmt | took > 1s`, nil, "db@5")
 	f(`{service="db"} |~ "(?i)PLAIN"`, nil, "db@65")
 	f(`{service="nope"}`, nil)
+	// Trace context is filterable like Loki's structured metadata.
+	f(`{service="pay"} | trace_id="4bf92f3577b34da6a3ce929d0e0e4736"`, nil, "pay@30")
+	// One stream per trace, ordered by labels.
+	f(`{service="pay"} | span_id="00f067aa0ba902b7"`, []string{"direction", "forward"}, "pay@31", "pay@30")
+	code, body := get(t, srv, "/loki/api/v1/query_range", append([]string{"query", `{service="pay"}`}, rangeParams...)...)
+	if code != 200 || !strings.Contains(body, `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`) {
+		t.Errorf("trace context labels missing from the result: %d %s", code, body)
+	}
 	// A time window inside the data.
 	f(`{service="api"}`, []string{"start", strconv.FormatInt(base+30e9, 10), "end", strconv.FormatInt(base+50e9, 10), "direction", "forward"}, "api@30", "api@40")
 
 	// Extracted labels become part of the stream.
-	code, body := get(t, srv, "/loki/api/v1/query_range", append([]string{"query", `{service="db"} | logfmt`}, rangeParams...)...)
+	code, body = get(t, srv, "/loki/api/v1/query_range", append([]string{"query", `{service="db"} | logfmt`}, rangeParams...)...)
 	if code != 200 || !strings.Contains(body, `"msg":"slow query","service":"db"`) {
 		t.Errorf("logfmt labels: %d %s", code, body)
 	}
@@ -210,6 +223,7 @@ func TestLabelEndpoints(t *testing.T) {
 	}
 	f("/loki/api/v1/labels", nil, `{"data":["host","level","service","source"],"status":"success"}`)
 	f("/loki/api/v1/label/level/values", nil, `{"data":["error","info","warn"],"status":"success"}`)
+	f("/loki/api/v1/label/host/values", nil, `{"data":["h1","h2"],"status":"success"}`)
 	f("/loki/api/v1/label/level/values", []string{"query", `{service="db"}`}, `{"data":["info","warn"],"status":"success"}`)
 	f("/loki/api/v1/series", []string{"match[]", `{service="db", level="warn"}`}, `{"data":[{"host":"h1","level":"warn","service":"db","source":"http"}],"status":"success"}`)
 }
