@@ -34,6 +34,7 @@ type SpanIngester struct {
 	written  prometheus.Counter
 	failures prometheus.Counter
 	dead     prometheus.Counter
+	edges    *edges
 }
 
 // NewSpanIngester returns a span ingester; opts.MaxBatchRecords bounds the
@@ -56,6 +57,7 @@ func NewSpanIngester(opts Options, c queue.Consumer, s SpanStore, dlq DeadLetter
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(in.consumed, in.written, in.failures, in.dead)
 	}
+	in.edges = newEdges(opts.Registerer)
 	return in
 }
 
@@ -122,6 +124,7 @@ func (in *SpanIngester) writeAndCommit(ctx context.Context, spans []model.Span, 
 		err := in.store.Write(dctx, spans)
 		if err == nil {
 			in.written.Add(float64(len(spans)))
+			in.edges.observe(spans)
 			break
 		}
 		in.failures.Inc()

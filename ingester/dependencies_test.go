@@ -1,0 +1,40 @@
+package ingester
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vigilhq/vigil/internal/model"
+)
+
+func TestEdges(t *testing.T) {
+	e := newEdges(prometheus.NewRegistry())
+	tr := model.TraceID{1}
+	span := func(id, parent byte, svc string, status uint8) model.Span {
+		s := model.Span{TraceID: tr, SpanID: model.SpanID{id}, Service: svc, Duration: 2e6, StatusCode: status}
+		if parent != 0 {
+			s.ParentSpanID = model.SpanID{parent}
+		}
+		return s
+	}
+	// The child of db arrives before its parent; the second call fails.
+	e.observe([]model.Span{span(1, 0, "web", 0), span(2, 1, "api", 0), span(4, 3, "db", 2)})
+	e.observe([]model.Span{span(3, 2, "api", 0), span(5, 3, "db", 0), span(6, 2, "api", 0)})
+	f := func(parent, child string, calls, errs float64) {
+		t.Helper()
+		if got := testutil.ToFloat64(e.calls.WithLabelValues(parent, child)); got != calls {
+			t.Errorf("%s→%s calls: got %v; want %v", parent, child, got, calls)
+		}
+		if got := testutil.ToFloat64(e.errors.WithLabelValues(parent, child)); got != errs {
+			t.Errorf("%s→%s errors: got %v; want %v", parent, child, got, errs)
+		}
+	}
+	f("web", "api", 1, 0)
+	f("api", "db", 2, 1)
+	f("api", "api", 0, 0) // calls inside a service are not edges
+	if e.npending != 0 {
+		t.Errorf("%d children still waiting; want 0", e.npending)
+	}
+}
