@@ -1,12 +1,13 @@
 package spool
 
 import (
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/promutil"
 )
 
 // Reasons of vigil_collector_spool_forward_errors_total.
@@ -81,14 +82,14 @@ func newMetrics(reg prometheus.Registerer, oldest *atomic.Int64) (*metrics, erro
 		return m, nil
 	}
 	var err error
-	m.spooledBytes = register(reg, m.spooledBytes, &err)
-	m.spooledBatches = register(reg, m.spooledBatches, &err)
-	m.maxBytes = register(reg, m.maxBytes, &err)
-	m.forwardedBatches = register(reg, m.forwardedBatches, &err)
-	m.forwardedBytes = register(reg, m.forwardedBytes, &err)
-	m.forwardErrors = register(reg, m.forwardErrors, &err)
-	m.forwardLatency = register(reg, m.forwardLatency, &err)
-	if age := register(reg, m.oldestAge, &err); age != m.oldestAge {
+	m.spooledBytes = promutil.Register(reg, m.spooledBytes, &err)
+	m.spooledBatches = promutil.Register(reg, m.spooledBatches, &err)
+	m.maxBytes = promutil.Register(reg, m.maxBytes, &err)
+	m.forwardedBatches = promutil.Register(reg, m.forwardedBatches, &err)
+	m.forwardedBytes = promutil.Register(reg, m.forwardedBytes, &err)
+	m.forwardErrors = promutil.Register(reg, m.forwardErrors, &err)
+	m.forwardLatency = promutil.Register(reg, m.forwardLatency, &err)
+	if age := promutil.Register(reg, m.oldestAge, &err); age != m.oldestAge {
 		age.src.Store(oldest)
 		m.oldestAge = age
 	}
@@ -96,23 +97,6 @@ func newMetrics(reg prometheus.Registerer, oldest *atomic.Int64) (*metrics, erro
 		return nil, fmt.Errorf("cannot register spool metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name. Other failures are joined into *errp.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	*errp = errors.Join(*errp, err)
-	return c
 }
 
 // ageCollector reports the age of the oldest spooled batch at scrape time

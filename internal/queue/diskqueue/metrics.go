@@ -1,12 +1,13 @@
 package diskqueue
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/promutil"
 )
 
 // syncFunc makes a file durable; the roles wrap fdatasync to time it.
@@ -63,34 +64,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.publishedMessages = register(reg, m.publishedMessages, &err)
-	m.publishedBytes = register(reg, m.publishedBytes, &err)
-	m.consumedMessages = register(reg, m.consumedMessages, &err)
-	m.committedBytes = register(reg, m.committedBytes, &err)
-	m.unconsumedBytes = register(reg, m.unconsumedBytes, &err)
-	m.fullRejections = register(reg, m.fullRejections, &err)
-	m.fsyncDuration = register(reg, m.fsyncDuration, &err)
+	m.publishedMessages = promutil.Register(reg, m.publishedMessages, &err)
+	m.publishedBytes = promutil.Register(reg, m.publishedBytes, &err)
+	m.consumedMessages = promutil.Register(reg, m.consumedMessages, &err)
+	m.committedBytes = promutil.Register(reg, m.committedBytes, &err)
+	m.unconsumedBytes = promutil.Register(reg, m.unconsumedBytes, &err)
+	m.fullRejections = promutil.Register(reg, m.fullRejections, &err)
+	m.fsyncDuration = promutil.Register(reg, m.fsyncDuration, &err)
 	if err != nil {
 		return nil, fmt.Errorf("cannot register queue metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name. Other failures are joined into *errp.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	*errp = errors.Join(*errp, err)
-	return c
 }
 
 // timedSync returns a syncFunc that records its durations under role.

@@ -1,10 +1,11 @@
 package kafka
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/promutil"
 )
 
 // Reasons of vigil_kafka_produce_errors_total.
@@ -64,36 +65,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.producedMessages = register(reg, m.producedMessages, &err)
-	m.producedBytes = register(reg, m.producedBytes, &err)
-	m.produceErrors = register(reg, m.produceErrors, &err)
-	m.publishDuration = register(reg, m.publishDuration, &err)
-	m.consumedMessages = register(reg, m.consumedMessages, &err)
-	m.consumedBytes = register(reg, m.consumedBytes, &err)
-	m.commits = register(reg, m.commits, &err)
-	m.commitErrors = register(reg, m.commitErrors, &err)
-	m.commitsRevoked = register(reg, m.commitsRevoked, &err)
-	m.lag = register(reg, m.lag, &err)
-	m.rebalances = register(reg, m.rebalances, &err)
+	m.producedMessages = promutil.Register(reg, m.producedMessages, &err)
+	m.producedBytes = promutil.Register(reg, m.producedBytes, &err)
+	m.produceErrors = promutil.Register(reg, m.produceErrors, &err)
+	m.publishDuration = promutil.Register(reg, m.publishDuration, &err)
+	m.consumedMessages = promutil.Register(reg, m.consumedMessages, &err)
+	m.consumedBytes = promutil.Register(reg, m.consumedBytes, &err)
+	m.commits = promutil.Register(reg, m.commits, &err)
+	m.commitErrors = promutil.Register(reg, m.commitErrors, &err)
+	m.commitsRevoked = promutil.Register(reg, m.commitsRevoked, &err)
+	m.lag = promutil.Register(reg, m.lag, &err)
+	m.rebalances = promutil.Register(reg, m.rebalances, &err)
 	if err != nil {
 		return nil, fmt.Errorf("cannot register kafka metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name. Other failures are joined into *errp.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	*errp = errors.Join(*errp, err)
-	return c
 }
