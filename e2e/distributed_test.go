@@ -45,7 +45,12 @@ type daemon struct {
 func startDaemon(t *testing.T, readyAddr string, args ...string) *daemon {
 	d := &daemon{t: t, args: args, addr: readyAddr}
 	d.start()
-	t.Cleanup(func() { d.kill() })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("vigil %s log:\n%s", d.args[0], d.log)
+		}
+		d.kill()
+	})
 	return d
 }
 

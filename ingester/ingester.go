@@ -119,7 +119,15 @@ func (in *Ingester) Run(ctx context.Context) error {
 			return err
 		}
 		if err := in.consumer.Commit(w.ctx, w.last); err != nil {
-			return fmt.Errorf("cannot commit queue position %d: %w", w.last.Position, err)
+			if errors.Is(err, queue.ErrClosed) {
+				return fmt.Errorf("cannot commit queue position %d: %w", w.last.Position, err)
+			}
+			// The batch is stored: a commit that fails (Kafka's coordinator
+			// away during an outage) only means it is delivered again later,
+			// and the store keeps one copy. The next commit covers it.
+			in.m.commitErrors.Inc()
+			in.logger.Warn("cannot commit queue position; the batch will be redelivered and deduplicated", "position", w.last.Position, "err", err)
+			return nil
 		}
 		in.m.batches.Inc()
 		return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
+	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 )
 
@@ -204,5 +205,53 @@ func TestDrainContext(t *testing.T) {
 	case <-dctx.Done():
 	case <-time.After(2 * time.Second):
 		t.Fatal("drain context outlived its grace")
+	}
+}
+
+// failingCommits wraps a consumer whose commits fail for a while, as Kafka's
+// do while its coordinator is away.
+type failingCommits struct {
+	*diskqueue.Queue
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *failingCommits) Commit(ctx context.Context, m queue.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fails > 0 {
+		f.fails--
+		return errors.New("coordinator not available")
+	}
+	return f.Queue.Commit(ctx, m)
+}
+
+func TestCommitFailureDoesNotStopTheIngester(t *testing.T) {
+	opts := diskqueue.DefaultOptions()
+	opts.Dir = t.TempDir()
+	q, err := diskqueue.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	c := &failingCommits{Queue: q, fails: 2}
+	store := &memStore{byID: map[model.RecordID]model.LogRecord{}}
+	o := DefaultOptions()
+	o.MaxBatchWait = 5 * time.Millisecond
+	in := New(o, c, store, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	for i := 0; i < 5; i++ {
+		publish(t, q, i*10, 10)
+		time.Sleep(30 * time.Millisecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for store.len() < 50 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil || store.len() != 50 {
+		t.Fatalf("got %d records, Run error %v; want all 50 and no error", store.len(), err)
 	}
 }

@@ -7,6 +7,7 @@ type metrics struct {
 	written      prometheus.Counter
 	batches      prometheus.Counter
 	writeErrors  prometheus.Counter
+	commitErrors prometheus.Counter
 	deadLettered *prometheus.CounterVec
 	writeSeconds prometheus.Histogram
 }
@@ -29,6 +30,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "vigil", Subsystem: "ingester", Name: "store_write_errors_total",
 			Help: "Failed store writes; each is retried with backoff.",
 		}),
+		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "vigil", Subsystem: "ingester", Name: "commit_errors_total",
+			Help: "Queue commits that failed after the store accepted the batch; the batch is redelivered and deduplicated.",
+		}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "vigil", Subsystem: "ingester", Name: "dead_lettered_total",
 			Help: "Batches or records sent to the dead-letter destination, by reason.",
@@ -40,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.consumed, m.written, m.batches, m.writeErrors, m.deadLettered, m.writeSeconds)
+		reg.MustRegister(m.consumed, m.written, m.batches, m.writeErrors, m.commitErrors, m.deadLettered, m.writeSeconds)
 	}
 	m.deadLettered.WithLabelValues("undecodable")
 	m.deadLettered.WithLabelValues("rejected")

@@ -137,7 +137,11 @@ func (in *SpanIngester) writeAndCommit(ctx context.Context, spans []model.Span, 
 		backoff = min(2*backoff, 10*time.Second)
 	}
 	if err := in.consumer.Commit(dctx, last); err != nil {
-		return fmt.Errorf("cannot commit span queue position %d: %w", last.Position, err)
+		if errors.Is(err, queue.ErrClosed) {
+			return fmt.Errorf("cannot commit span queue position %d: %w", last.Position, err)
+		}
+		// Stored already: it is redelivered and deduplicated later.
+		in.opts.Logger.Warn("cannot commit span queue position", "position", last.Position, "err", err)
 	}
 	return nil
 }

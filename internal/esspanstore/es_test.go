@@ -1,0 +1,340 @@
+package esspanstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/spanstore"
+)
+
+// testES returns the Elasticsearch URL of VIGIL_TEST_ES. Without it the
+// test is skipped, or fails when VIGIL_REQUIRE_SERVICES=1.
+func testES(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("VIGIL_TEST_ES")
+	if u == "" {
+		if os.Getenv("VIGIL_REQUIRE_SERVICES") == "1" {
+			t.Fatal("VIGIL_TEST_ES is not set and VIGIL_REQUIRE_SERVICES=1: start Elasticsearch with deploy/local/elasticsearch.sh up and set VIGIL_TEST_ES=http://127.0.0.1:9200")
+		}
+		t.Skip("VIGIL_TEST_ES is not set")
+	}
+	return u
+}
+
+func testOptions(t testing.TB) Options {
+	o := DefaultOptions()
+	o.URLs = []string{testES(t)}
+	o.IndexPrefix = fmt.Sprintf("vigiltest-%08x", rand.Uint32())
+	o.Replicas = 0
+	o.Retention = 0
+	o.Logger = slog.New(slog.DiscardHandler)
+	return o
+}
+
+// openES opens a store with an index prefix of its own and deletes its
+// indices and templates when the test ends.
+func openES(t testing.TB, o Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		ctx := context.Background()
+		s.do(ctx, http.MethodDelete, "/"+s.prefix+"jaeger-span-*,"+s.prefix+"jaeger-service-*", nil, "")
+		s.do(ctx, http.MethodDelete, "/_index_template/"+s.prefix+"jaeger-span", nil, "")
+		s.do(ctx, http.MethodDelete, "/_index_template/"+s.prefix+"jaeger-service", nil, "")
+	})
+	return s
+}
+
+func getJSON(t testing.TB, s *Store, path string, v any) {
+	t.Helper()
+	status, body, err := s.do(context.Background(), http.MethodGet, path, nil, "")
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("GET %s: %d %v %s", path, status, err, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+func count(t testing.TB, s *Store, pattern string) int {
+	t.Helper()
+	var c struct{ Count int }
+	getJSON(t, s, "/"+pattern+"/_count", &c)
+	return c.Count
+}
+
+// testSpans makes n traces over three services: a frontend server root, a
+// backend child and, in every other trace, a db grandchild; start times and
+// durations in whole µs (Jaeger's precision for searches), all distinct.
+func testSpans(base time.Time, n int) []model.Span {
+	var out []model.Span
+	t0 := base.Truncate(time.Microsecond).UnixNano()
+	for i := range n {
+		tr := tid(0, uint64(0x1000+i))
+		if i%3 == 0 {
+			tr = tid(uint64(i+1), uint64(0x2000+i)) // 128-bit
+		}
+		start := t0 + int64(i)*int64(time.Minute)
+		region := []string{"eu", "us"}[i%2]
+		root := model.Span{
+			TraceID: tr, SpanID: sid(uint64(i*10 + 1)), Name: "GET /api", Kind: model.SpanKindServer,
+			StartTime: start, Duration: int64(i+1) * int64(time.Millisecond), Service: "frontend", Host: "web-1", Grade: 1,
+			Attributes: []model.TypedAttr{{Key: "http.status_code", Type: model.AttrInt64, Int: int64([]int{200, 500}[min(i%4, 1)])}},
+			Process:    []model.TypedAttr{{Key: "region", Type: model.AttrString, Str: region}},
+		}
+		child := model.Span{
+			TraceID: tr, SpanID: sid(uint64(i*10 + 2)), ParentSpanID: root.SpanID, Name: fmt.Sprintf("call-%d", i%2), Kind: model.SpanKindClient,
+			StartTime: start + 1000, Duration: int64(i+1) * 500 * int64(time.Microsecond), Service: "backend",
+			Attributes: []model.TypedAttr{{Key: "retry", Type: model.AttrBool, Int: int64(i % 2)}, {Key: "w", Type: model.AttrFloat64, Float: float64(i) / 3}},
+			Process:    []model.TypedAttr{{Key: "region", Type: model.AttrString, Str: region}},
+			Events:     []model.SpanEvent{{Time: start + 2000, Name: "queued", Attributes: []model.TypedAttr{{Key: "queue", Type: model.AttrString, Str: fmt.Sprintf("q%d", i%3)}}}},
+		}
+		if i%5 == 0 {
+			child.StatusCode = 2
+		}
+		out = append(out, root, child)
+		if i%2 == 0 {
+			out = append(out, model.Span{
+				TraceID: tr, SpanID: sid(uint64(i*10 + 3)), ParentSpanID: child.SpanID, Name: "SELECT",
+				StartTime: start + 3000, Duration: 100 * int64(time.Microsecond), Service: "db",
+				References: []model.SpanRef{{Type: model.RefChildOf, TraceID: tr, SpanID: child.SpanID}},
+			})
+		}
+	}
+	return out
+}
+
+func TestESTemplatesAndMapping(t *testing.T) {
+	o := testOptions(t)
+	s := openES(t, o)
+	s2, err := Open(context.Background(), o) // templates installed twice
+	if err != nil {
+		t.Fatalf("second Open with the same prefix: %v", err)
+	}
+	s2.Close()
+	var tpl struct {
+		IndexTemplates []struct{ Name string } `json:"index_templates"`
+	}
+	getJSON(t, s, "/_index_template/"+s.prefix+"jaeger-*", &tpl)
+	if len(tpl.IndexTemplates) != 2 {
+		t.Fatalf("templates %s: got %+v; want span and service", s.prefix+"jaeger-*", tpl)
+	}
+
+	ctx := context.Background()
+	sp := fullSpan()
+	sp.StartTime = time.Now().UnixNano()
+	if err := s.Write(ctx, []model.Span{sp}); err != nil {
+		t.Fatal(err)
+	}
+	idx := s.spanIndex(time.Unix(0, sp.StartTime))
+	if !strings.HasPrefix(idx, o.IndexPrefix+"-jaeger-span-") {
+		t.Fatalf("index %s: want %s-jaeger-span-YYYY-MM-DD", idx, o.IndexPrefix)
+	}
+	var m map[string]struct {
+		Mappings struct {
+			Properties map[string]json.RawMessage
+		}
+	}
+	getJSON(t, s, "/"+idx+"/_mapping", &m)
+	props := m[idx].Mappings.Properties
+	typeOf := func(path ...string) string {
+		p := props
+		for i, name := range path {
+			var f struct {
+				Type       string
+				Format     string
+				Properties map[string]json.RawMessage
+			}
+			json.Unmarshal(p[name], &f)
+			if i == len(path)-1 {
+				if f.Format != "" {
+					return f.Type + "/" + f.Format
+				}
+				return f.Type
+			}
+			p = f.Properties
+		}
+		return ""
+	}
+	for _, c := range []struct {
+		path []string
+		want string
+	}{
+		{[]string{"traceID"}, "keyword"}, {[]string{"spanID"}, "keyword"}, {[]string{"operationName"}, "keyword"},
+		{[]string{"startTime"}, "long"}, {[]string{"startTimeMillis"}, "date/epoch_millis"}, {[]string{"duration"}, "long"},
+		{[]string{"flags"}, "integer"}, {[]string{"tags"}, "nested"}, {[]string{"tags", "key"}, "keyword"},
+		{[]string{"tags", "value"}, "keyword"}, {[]string{"references"}, "nested"}, {[]string{"references", "traceID"}, "keyword"},
+		{[]string{"logs"}, "nested"}, {[]string{"logs", "fields"}, "nested"}, {[]string{"process", "serviceName"}, "keyword"},
+		{[]string{"process", "tags"}, "nested"},
+	} {
+		if got := typeOf(c.path...); got != c.want {
+			t.Errorf("mapping of %s: got %q; want %q", strings.Join(c.path, "."), got, c.want)
+		}
+	}
+}
+
+func TestESAgainstEmbedded(t *testing.T) {
+	s := openES(t, testOptions(t))
+	ctx := context.Background()
+	emb, err := spanstore.Open(spanstore.DefaultOptions(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+
+	base := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	spans := testSpans(base, 12)
+	if err := s.Write(ctx, spans); err != nil {
+		t.Fatal(err)
+	}
+	if err := emb.Write(ctx, spans); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spanIdx, svcIdx := s.prefix+"jaeger-span-*", s.prefix+"jaeger-service-*"
+	if got := count(t, s, spanIdx); got != len(spans) {
+		t.Fatalf("span documents: got %d; want %d", got, len(spans))
+	}
+	services := count(t, s, svcIdx)
+
+	// redelivery: a new Store (no service cache) rewrites everything
+	s2, err := Open(ctx, s.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Write(ctx, spans); err != nil {
+		t.Fatalf("rewrite: %v", err)
+	}
+	s2.Close()
+	s.Refresh(ctx)
+	if got := count(t, s, spanIdx); got != len(spans) {
+		t.Errorf("span documents after rewriting: got %d; want %d", got, len(spans))
+	}
+	if got := count(t, s, svcIdx); got != services {
+		t.Errorf("service documents after rewriting: got %d; want %d", got, services)
+	}
+
+	for _, id := range []model.TraceID{spans[0].TraceID, spans[3].TraceID} {
+		got, err := s.GetTrace(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := emb.GetTrace(ctx, id)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("GetTrace(%s):\ngot  %+v\nwant %+v", id, got, want)
+		}
+	}
+	if _, err := s.GetTrace(ctx, tid(9, 9)); err != ErrTraceNotFound {
+		t.Errorf("GetTrace of an unknown id: got %v; want ErrTraceNotFound", err)
+	}
+
+	t0 := base.UnixNano()
+	queries := map[string]spanstore.TraceQuery{
+		"service":           {Service: "backend"},
+		"service+op":        {Service: "backend", Operation: "call-1"},
+		"op absent":         {Service: "db", Operation: "call-1"},
+		"span tag":          {Tags: map[string]string{"http.status_code": "500"}},
+		"bool tag":          {Service: "backend", Tags: map[string]string{"retry": "true"}},
+		"process tag":       {Tags: map[string]string{"region": "eu"}},
+		"event tag":         {Tags: map[string]string{"queue": "q1"}},
+		"span.kind":         {Tags: map[string]string{"span.kind": "client"}},
+		"error":             {Tags: map[string]string{"error": "true"}},
+		"two tags one span": {Tags: map[string]string{"region": "us", "http.status_code": "500"}},
+		"tags on two spans": {Tags: map[string]string{"retry": "true", "http.status_code": "500"}}, // same trace, different spans: no match
+		"duration":          {Service: "frontend", DurationMin: 3 * int64(time.Millisecond), DurationMax: 7 * int64(time.Millisecond)},
+		"duration min":      {DurationMin: 10 * int64(time.Millisecond)},
+		"window":            {StartMin: t0 + int64(2*time.Minute), StartMax: t0 + int64(5*time.Minute)},
+		"limit":             {Service: "frontend", Limit: 3},
+		"limit+window":      {Service: "db", StartMin: t0 + int64(time.Minute), Limit: 2},
+	}
+	for name, q := range queries {
+		got, err := s.FindTraces(ctx, q)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		want, err := emb.FindTraces(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) == 0 && name != "op absent" && name != "tags on two spans" {
+			t.Errorf("%s: the embedded store finds nothing; the test data does not exercise the query", name)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %d traces %v; want %d %v", name, len(got), traceIDs(got), len(want), traceIDs(want))
+		}
+	}
+
+	gotSvc, err := s.Services(ctx)
+	wantSvc, _ := emb.Services(ctx)
+	if err != nil || !reflect.DeepEqual(gotSvc, wantSvc) {
+		t.Errorf("Services: got %v, %v; want %v", gotSvc, err, wantSvc)
+	}
+	for _, c := range [][2]string{{"frontend", ""}, {"backend", ""}, {"backend", "client"}, {"backend", "server"}, {"db", ""}} {
+		got, err := s.Operations(ctx, c[0], c[1])
+		want, _ := emb.Operations(ctx, c[0], c[1])
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("Operations(%q, %q): got %v, %v; want %v", c[0], c[1], got, err, want)
+		}
+	}
+	for _, w := range []struct {
+		end      int64
+		lookback time.Duration
+	}{{time.Now().UnixNano(), 24 * time.Hour}, {t0 + int64(5*time.Minute), 3 * time.Minute}} {
+		got, err := s.Dependencies(ctx, w.end, w.lookback)
+		want, _ := emb.Dependencies(ctx, w.end, w.lookback)
+		if err != nil || !reflect.DeepEqual(got, want) || len(want) == 0 {
+			t.Errorf("Dependencies(%d, %s): got %v, %v; want %v", w.end, w.lookback, got, err, want)
+		}
+	}
+}
+
+func traceIDs(traces [][]model.Span) []string {
+	var out []string
+	for _, tr := range traces {
+		out = append(out, traceIDString(tr[0].TraceID))
+	}
+	return out
+}
+
+func TestESRetention(t *testing.T) {
+	o := testOptions(t)
+	o.Retention = 24 * time.Hour
+	s := openES(t, o)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	old := testSpans(now.Add(-72*time.Hour), 1)
+	cur := testSpans(now, 1)
+	if err := s.Write(ctx, append(old, cur...)); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := s.DeleteExpired(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := now.Add(-72 * time.Hour)
+	want := []string{s.spanIndex(day), s.serviceIndex(day)}
+	if !reflect.DeepEqual(deleted, []string{want[0], want[1]}) && !reflect.DeepEqual(deleted, []string{want[1], want[0]}) {
+		t.Errorf("deleted %v; want %v", deleted, want)
+	}
+	s.Refresh(ctx)
+	if got := count(t, s, s.prefix+"jaeger-span-*"); got != len(cur) {
+		t.Errorf("spans left: got %d; want %d", got, len(cur))
+	}
+}

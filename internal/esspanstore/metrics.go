@@ -1,0 +1,28 @@
+package esspanstore
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	spansIndexed   prometheus.Counter
+	spansDuplicate prometheus.Counter
+	itemRetries    prometheus.Counter
+	deletedIdx     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns, sub = "vigil", "es_spans"
+	m := &metrics{
+		spansIndexed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "indexed_total",
+			Help: "Span documents newly created in Elasticsearch."}),
+		spansDuplicate: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "duplicate_total",
+			Help: "Span documents skipped because their trace id + span id was already stored (redelivery)."}),
+		itemRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "item_retries_total",
+			Help: "Bulk items resent after a 429 or 5xx item status."}),
+		deletedIdx: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deleted_indices_total",
+			Help: "Daily span and service indices deleted by retention."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.spansIndexed, m.spansDuplicate, m.itemRetries, m.deletedIdx)
+	}
+	return m
+}
