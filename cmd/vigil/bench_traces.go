@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/vigilhq/vigil/internal/config"
+)
+
+// runBenchTraces measures the all-in-one trace path with the load of the
+// traces issue: C clients × T traces × 10 spans with 11 attributes each,
+// sent over OTLP/gRPC as an OpenTelemetry SDK's batch exporter does (512
+// spans a request).
+func runBenchTraces(ctx context.Context, args []string) (err error) {
+	fs := config.NewFlagSet("bench traces", "Start `vigil all-in-one` as a child process and send it traces over OTLP/gRPC; report spans/s until\n"+
+		"queryable, peak RSS, bytes per span on disk and the latency of trace-by-id and of a service+tag search.")
+	clients := fs.Int("bench.clients", 4, "concurrent OTLP/gRPC clients")
+	traces := fs.Int("bench.traces", 20_000, "traces per client")
+	runs := fs.Int("bench.query-runs", 200, "runs of each query for the latency figures")
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "vigil-bench-traces")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ports := map[string]string{}
+	for _, k := range []string{"http", "query", "grpc"} {
+		if ports[k], err = pickPort(); err != nil {
+			return err
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	child := exec.Command(exe, "all-in-one", "--data-dir", dir, "--log.level", "warn",
+		"--collector.http.listen", ports["http"], "--query.listen", ports["query"], "--collector.otlp.grpc-listen", ports["grpc"],
+		"--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "", "--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", "")
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = child.Process.Signal(os.Interrupt); _, _ = child.Process.Wait() }()
+	for i := 0; ; i++ {
+		if resp, err := http.Get("http://" + ports["query"] + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if i > 300 {
+			return fmt.Errorf("vigil all-in-one did not become ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	total := *clients * *traces * 10
+	var ids []string
+	var mu sync.Mutex
+	start := time.Now()
+	var wg sync.WaitGroup
+	errc := make(chan error, *clients)
+	for c := 0; c < *clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			conn, err := grpc.NewClient(ports["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer conn.Close()
+			client := ptraceotlp.NewGRPCClient(conn)
+			rng := rand.New(rand.NewPCG(uint64(c), 42))
+			for sent := 0; sent < *traces; {
+				n := min(51, *traces-sent) // 510 spans a request
+				td, first := benchTraces(rng, c, n)
+				if _, err := client.Export(ctx, ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
+					errc <- err
+					return
+				}
+				if sent%1000 == 0 {
+					mu.Lock()
+					ids = append(ids, first)
+					mu.Unlock()
+				}
+				sent += n
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return err
+	}
+	accepted := time.Since(start)
+	for {
+		v, _ := scrape("http://"+ports["http"]+"/metrics", "vigil_ingester_indexed_spans_total")
+		if int(v) >= total {
+			break
+		}
+		if time.Since(start) > 30*time.Minute {
+			return fmt.Errorf("only %.0f of %d spans stored", v, total)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	queryable := time.Since(start)
+	out := os.Stdout
+	fmt.Fprintf(out, "# vigil bench traces: %d clients × %d traces × 10 spans, 11 attributes each, over OTLP/gRPC; %d cores\n\n", *clients, *traces, runtime.NumCPU())
+	fmt.Fprintf(out, "| measure | value |\n|---|---|\n")
+	fmt.Fprintf(out, "| spans/s accepted | %.0f |\n", float64(total)/accepted.Seconds())
+	fmt.Fprintf(out, "| spans/s until queryable | %.0f |\n", float64(total)/queryable.Seconds())
+	if rss, err := peakRSS(child.Process.Pid); err == nil {
+		fmt.Fprintf(out, "| peak RSS of vigil all-in-one | %.0f MB |\n", float64(rss)/1e6)
+	}
+	if size, err := dirSize(filepath.Join(dir, "spans")); err == nil {
+		fmt.Fprintf(out, "| span store bytes on disk per span | %.0f |\n", float64(size)/float64(total))
+	}
+	lat := func(path func(i int) string) (time.Duration, time.Duration, error) {
+		var ds []time.Duration
+		for i := 0; i < *runs; i++ {
+			t0 := time.Now()
+			resp, err := http.Get("http://" + ports["query"] + path(i))
+			if err != nil {
+				return 0, 0, err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return 0, 0, fmt.Errorf("%s: %s", path(i), resp.Status)
+			}
+			ds = append(ds, time.Since(t0))
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[len(ds)/2], ds[min(len(ds)-1, len(ds)*99/100)], nil
+	}
+	p50, p99, err := lat(func(i int) string { return "/api/traces/" + ids[i%len(ids)] })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "| `/api/traces/{id}` p50 / p99 | %s / %s |\n", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+	p50, p99, err = lat(func(i int) string {
+		return fmt.Sprintf("/api/traces?service=bench-%d&tags=%%7B%%22customer%%22%%3A%%22c-%d%%22%%7D&limit=20&lookback=1h", i%20, i%500)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "| service + tag search, limit 20, p50 / p99 | %s / %s |\n", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+	return nil
+}
+
+// benchTraces builds n traces of 10 spans (a server root and 9 children
+// over 20 services), 11 attributes each; it returns them and the first
+// trace's id.
+func benchTraces(rng *rand.Rand, client, n int) (ptrace.Traces, string) {
+	td := ptrace.NewTraces()
+	now := time.Now()
+	var first string
+	for t := 0; t < n; t++ {
+		var tid pcommon.TraceID
+		binary.BigEndian.PutUint64(tid[:8], rng.Uint64())
+		binary.BigEndian.PutUint64(tid[8:], rng.Uint64())
+		if t == 0 {
+			first = fmt.Sprintf("%x", tid[:])
+		}
+		var root pcommon.SpanID
+		for s := 0; s < 10; s++ {
+			rs := td.ResourceSpans().AppendEmpty()
+			svc := fmt.Sprintf("bench-%d", rng.IntN(20))
+			rs.Resource().Attributes().PutStr("service.name", svc)
+			rs.Resource().Attributes().PutStr("host.name", fmt.Sprintf("host-%d", client))
+			sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			var sid pcommon.SpanID
+			binary.BigEndian.PutUint64(sid[:], rng.Uint64())
+			sp.SetTraceID(tid)
+			sp.SetSpanID(sid)
+			if s == 0 {
+				root = sid
+				sp.SetKind(ptrace.SpanKindServer)
+			} else {
+				sp.SetParentSpanID(root)
+				sp.SetKind(ptrace.SpanKindClient)
+			}
+			sp.SetName(fmt.Sprintf("op-%d", rng.IntN(10)))
+			st := now.Add(time.Duration(s) * time.Millisecond)
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(st))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(st.Add(time.Duration(1+rng.IntN(50)) * time.Millisecond)))
+			a := sp.Attributes()
+			a.PutStr("http.method", "GET")
+			a.PutStr("http.route", fmt.Sprintf("/api/v1/items/%d", rng.IntN(100)))
+			a.PutInt("http.status_code", 200)
+			a.PutStr("customer", fmt.Sprintf("c-%d", rng.IntN(500)))
+			a.PutStr("region", "eu-west-1")
+			a.PutBool("cache.hit", rng.IntN(2) == 0)
+			a.PutInt("items", int64(rng.IntN(20)))
+			a.PutDouble("ratio", rng.Float64())
+			a.PutStr("net.peer.name", fmt.Sprintf("10.0.%d.%d", rng.IntN(4), rng.IntN(250)))
+			a.PutStr("user.id", fmt.Sprintf("u-%d", rng.IntN(100000)))
+			a.PutStr("build", "2026.11.23")
+		}
+	}
+	return td, first
+}
