@@ -174,6 +174,22 @@ func writeJSON(w http.ResponseWriter, code int, v response) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// statusOf maps a handler's error to its HTTP status: 400 for a bad
+// parameter, 404 for an unknown trace, 504 for a timeout, 500 otherwise.
+func statusOf(err error) int {
+	var pe *paramError
+	var nf *notFoundError
+	switch {
+	case errors.As(err, &pe):
+		return http.StatusBadRequest
+	case errors.As(err, &nf):
+		return http.StatusNotFound
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
 func (a *API) instrument(name string, h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
@@ -185,17 +201,7 @@ func (a *API) instrument(name string, h func(w http.ResponseWriter, r *http.Requ
 			code = http.StatusBadRequest
 			writeJSON(w, code, response{Errors: []responseError{{Code: code, Msg: "cannot parse request parameters: " + err.Error()}}})
 		} else if err := h(w, r); err != nil {
-			var pe *paramError
-			var nf *notFoundError
-			switch {
-			case errors.As(err, &pe):
-				code = http.StatusBadRequest
-			case errors.As(err, &nf):
-				code = http.StatusNotFound
-			case errors.Is(err, context.DeadlineExceeded):
-				code = http.StatusGatewayTimeout
-			default:
-				code = http.StatusInternalServerError
+			if code = statusOf(err); code == http.StatusInternalServerError {
 				a.opts.Logger.Warn("jaeger query failed", "endpoint", name, "err", err)
 			}
 			writeJSON(w, code, response{Errors: []responseError{{Code: code, Msg: err.Error()}}})

@@ -48,17 +48,7 @@ func (a *API) instrumentV3(name string, h func(w http.ResponseWriter, r *http.Re
 			err = h(w, r)
 		}
 		if err != nil {
-			var pe *paramError
-			var nf *notFoundError
-			switch {
-			case errors.As(err, &pe):
-				code = http.StatusBadRequest
-			case errors.As(err, &nf):
-				code = http.StatusNotFound
-			case errors.Is(err, context.DeadlineExceeded):
-				code = http.StatusGatewayTimeout
-			default:
-				code = http.StatusInternalServerError
+			if code = statusOf(err); code == http.StatusInternalServerError {
 				a.opts.Logger.Warn("jaeger v3 query failed", "endpoint", name, "err", err)
 			}
 			type apiErr struct {
