@@ -22,9 +22,14 @@ import (
 	"github.com/vigilhq/vigil/internal/zipkinjson"
 )
 
+// SpanBatchKey is the queue key of the span batches the receivers publish:
+// one key for all, so the collector's spool coalesces them; ByTrace then
+// re-keys them by trace id on their way to Kafka.
+const SpanBatchKey = "spans"
+
 // Traces receives spans — OTLP/HTTP, Zipkin v2 JSON, Jaeger thrift over
-// HTTP and UDP — samples them and publishes them as OTLP batches keyed by
-// trace id.
+// HTTP and UDP — samples them and publishes them as OTLP batches, one per
+// request.
 type Traces struct {
 	producer queue.Producer
 	sampler  *Sampler
@@ -78,7 +83,7 @@ func (t *Traces) publish(ctx context.Context, receiver string, spans []model.Spa
 	}
 	data, err := otlptraces.Marshal(spans)
 	if err == nil {
-		err = t.producer.Publish(ctx, spans[0].TraceID.String(), data)
+		err = t.producer.Publish(ctx, SpanBatchKey, data)
 	}
 	switch {
 	case err == nil:

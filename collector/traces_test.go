@@ -64,7 +64,7 @@ func TestTraceReceiversBadInput(t *testing.T) {
 		t.Fatalf("the good Zipkin span was not queued: %v", err)
 	}
 	spans, err := otlptraces.Unmarshal(nil, m.Value)
-	if err != nil || len(spans) != 1 || spans[0].Service != "z" || m.Key != "5af7183fb1d4cf5f5af7183fb1d4cf5f" {
+	if err != nil || len(spans) != 1 || spans[0].Service != "z" || m.Key != SpanBatchKey {
 		t.Errorf("queued %+v (key %q), %v", spans, m.Key, err)
 	}
 	if got := testutil.ToFloat64(tr.rejected.WithLabelValues("zipkin", "invalid")); got != 2 {

@@ -89,8 +89,14 @@ func (d *daemon) kill() {
 
 // esCount returns the number of documents in the indices matching pattern.
 func esCount(t *testing.T, esURL, pattern string) int {
+	return esQueryCount(t, esURL, pattern, `{"match_all":{}}`)
+}
+
+// esQueryCount returns the number of documents of the indices matching
+// pattern that match the query (JSON), or -1.
+func esQueryCount(t *testing.T, esURL, pattern, query string) int {
 	t.Helper()
-	resp, err := http.Get(esURL + "/" + pattern + "/_count")
+	resp, err := http.Post(esURL+"/"+pattern+"/_count", "application/json", strings.NewReader(`{"query":`+query+`}`))
 	if err != nil {
 		return -1
 	}
@@ -127,14 +133,14 @@ func TestDistributedLogs(t *testing.T) {
 	logDir := filepath.Join(dir, "logs")
 	os.MkdirAll(logDir, 0o755)
 	collectorAddr, ingAddr, queryAddr := freePort(t), freePort(t), freePort(t)
-	kafkaArgs := []string{"--kafka.brokers", kafkaAddr, "--kafka.topic", topic, "--kafka.group", "g-" + run}
-	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", prefix}
-	col := startDaemon(t, collectorAddr, append([]string{"collector", "--data-dir", filepath.Join(dir, "c"), "--log.level", "warn",
-		"--collector.http.listen", collectorAddr, "--collector.files", filepath.Join(logDir, "*.log")}, kafkaArgs...)...)
+	kafkaArgs := []string{"--kafka.brokers", kafkaAddr, "--kafka.topic", topic, "--kafka.group", "g-" + run, "--kafka.spans-topic", "vigil.spans." + run}
+	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", prefix, "--es.jaeger.index-prefix", run}
+	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
+	col := startDaemon(t, collectorAddr, append(append([]string{"collector", "--data-dir", filepath.Join(dir, "c"), "--log.level", "warn",
+		"--collector.http.listen", collectorAddr, "--collector.files", filepath.Join(logDir, "*.log")}, kafkaArgs...), p.traceReceiverArgs()...)...)
 	ing := startDaemon(t, ingAddr, append(append([]string{"ingester", "--data-dir", filepath.Join(dir, "i"), "--log.level", "warn",
 		"--ingester.listen", ingAddr}, kafkaArgs...), esArgs...)...)
 	startDaemon(t, queryAddr, append([]string{"query", "--log.level", "warn", "--query.listen", queryAddr, "--query.max-entries", "200000"}, esArgs...)...)
-	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
 
 	const clients, perClient, batch = 4, 25000, 500
 	// About 90 s of traffic: 150 file chunks 0.6 s apart, HTTP batches

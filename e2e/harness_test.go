@@ -92,16 +92,23 @@ type proc struct {
 // waits until it is ready. Ports are kept across restarts of the same proc.
 func startAllInOne(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, collector: freePort(t), query: freePort(t), otlpGRPC: freePort(t), zipkin: freePort(t), jaegerHTTP: freePort(t),
-		jaegerCompact: freeUDPPort(t), jaegerBinary: freeUDPPort(t)}
-	p.args = append([]string{"all-in-one", "--data-dir", dataDir,
-		"--collector.http.listen", p.collector, "--query.listen", p.query, "--log.level", "warn",
-		"--collector.otlp.grpc-listen", p.otlpGRPC, "--collector.zipkin.listen", p.zipkin,
-		"--collector.jaeger.http-listen", p.jaegerHTTP, "--collector.jaeger.compact-listen", p.jaegerCompact,
-		"--collector.jaeger.binary-listen", p.jaegerBinary}, extra...)
+	p := &proc{t: t, collector: freePort(t), query: freePort(t)}
+	p.args = append(append([]string{"all-in-one", "--data-dir", dataDir,
+		"--collector.http.listen", p.collector, "--query.listen", p.query, "--log.level", "warn"},
+		p.traceReceiverArgs()...), extra...)
 	p.start()
 	t.Cleanup(func() { p.stop() })
 	return p
+}
+
+// traceReceiverArgs picks free ports for the trace receivers of p and
+// returns the collector flags that listen on them.
+func (p *proc) traceReceiverArgs() []string {
+	p.otlpGRPC, p.zipkin, p.jaegerHTTP = freePort(p.t), freePort(p.t), freePort(p.t)
+	p.jaegerCompact, p.jaegerBinary = freeUDPPort(p.t), freeUDPPort(p.t)
+	return []string{"--collector.otlp.grpc-listen", p.otlpGRPC, "--collector.zipkin.listen", p.zipkin,
+		"--collector.jaeger.http-listen", p.jaegerHTTP, "--collector.jaeger.compact-listen", p.jaegerCompact,
+		"--collector.jaeger.binary-listen", p.jaegerBinary}
 }
 
 func (p *proc) start() {

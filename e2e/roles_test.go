@@ -28,9 +28,9 @@ func TestCollectorAndIngesterProcesses(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		return cmd, &log
 	}
-	_, clog := start("collector", "--data-dir", data, "--collector.http.listen", collectorAddr)
-	_, ilog := start("ingester", "--data-dir", data, "--ingester.listen", ingAddr, "--ingester.query-listen", queryAddr)
 	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
+	_, clog := start(append([]string{"collector", "--data-dir", data, "--collector.http.listen", collectorAddr}, p.traceReceiverArgs()...)...)
+	_, ilog := start("ingester", "--data-dir", data, "--ingester.listen", ingAddr, "--ingester.query-listen", queryAddr)
 	eventually(t, 30*time.Second, "both daemons ready", func() (bool, string) {
 		for _, a := range []string{collectorAddr, ingAddr, queryAddr} {
 			resp, err := http.Get("http://" + a + "/readyz")
@@ -56,8 +56,20 @@ func TestCollectorAndIngesterProcesses(t *testing.T) {
 		return n == 500, itoa(n) + " of 500; ingester log: " + ilog.String()
 	})
 
+	// Spans take the same way, through the span queue, and are read back
+	// through the Jaeger API of the ingester's query port.
+	zipkin := `[{"traceId":"00000000000000000000000000abcdef","id":"00000000000000a1","name":"split op","timestamp":1700000000000000,"duration":1500,
+	  "localEndpoint":{"serviceName":"split"}}]`
+	if code, err := httpPostJSON("http://"+p.zipkin+"/api/v2/spans", zipkin); err != nil || code != 202 {
+		t.Fatalf("Zipkin intake: %d %v", code, err)
+	}
+	if tr := p.getTrace("00000000000000000000000000abcdef", 1); tr.Spans[0].OperationName != "split op" || tr.Spans[0].Duration != 1500 {
+		t.Errorf("span through two processes: %+v", tr.Spans[0])
+	}
+
 	// A second collector on the same queue is refused with a clear error.
-	out, err := exec.Command(vigilBinary(t), "collector", "--data-dir", data, "--collector.http.listen", freePort(t)).CombinedOutput()
+	out, err := exec.Command(vigilBinary(t), append([]string{"collector", "--data-dir", data, "--collector.http.listen", freePort(t)},
+		p.traceReceiverArgs()...)...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "lock") {
 		t.Errorf("second collector: got %v %s; want a refusal naming the lock", err, out)
 	}

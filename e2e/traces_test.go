@@ -152,7 +152,12 @@ func otelTrace(t *testing.T, exp sdktrace.SpanExporter, service string) *tracete
 // OTLP/HTTP and OTLP/gRPC, jaeger-client-go over UDP and HTTP, and a Zipkin
 // v2 payload, and reads each back through Jaeger's query API.
 func TestTracesFromRealClients(t *testing.T) {
-	p := startAllInOne(t, t.TempDir())
+	checkRealClients(t, startAllInOne(t, t.TempDir()))
+}
+
+// checkRealClients sends traces from each real client to p's receivers and
+// reads them back through p's Jaeger API, with searches.
+func checkRealClients(t *testing.T, p *proc) {
 	ctx := context.Background()
 
 	httpExp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(p.collector), otlptracehttp.WithInsecure())

@@ -30,7 +30,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	d := newDaemon(logger)
 
 	qo := qf.options(*common.dataDir)
-	qo.Logger, qo.Registerer = logger.With("component", "queue"), d.reg
+	qo.Logger, qo.Registerer = logger.With("component", "queue"), d.signalRegisterer("logs")
 	q, err := diskqueue.Open(qo)
 	if err != nil {
 		return err
@@ -55,7 +55,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	cmux := d.mux()
 	col.RegisterHTTP(cmux)
 	qmux := d.mux()
-	tr, err := d.openTraces(*common.dataDir, tf, qf, inf, sf, *cf.maxBody, col, cmux, qmux)
+	tr, err := d.openTraces(ctx, *common.dataDir, tf, qf, inf, sf, *cf.maxBody, col, cmux, qmux)
 	if err != nil {
 		return err
 	}

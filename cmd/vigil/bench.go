@@ -150,11 +150,10 @@ func (b *bencher) startChild() error {
 	if err != nil {
 		return err
 	}
-	b.child = exec.Command(exe, "all-in-one", "--data-dir", b.dir, "--log.level", "warn",
+	args := append([]string{"all-in-one", "--data-dir", b.dir, "--log.level", "warn",
 		"--collector.http.listen", b.collector, "--query.listen", b.query,
-		"--collector.otlp.grpc-listen", "", "--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "",
-		"--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", "",
-		"--collector.files", filepath.Join(b.dir, "files", "*.log"), "--collector.files.service", "bench-file")
+		"--collector.files", filepath.Join(b.dir, "files", "*.log"), "--collector.files.service", "bench-file"}, noTraceReceivers...)
+	b.child = exec.Command(exe, args...)
 	b.child.Stderr = os.Stderr
 	if err := b.child.Start(); err != nil {
 		return err

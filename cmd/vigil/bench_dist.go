@@ -152,6 +152,11 @@ func runBenchDistributed(ctx context.Context, args []string) error {
 	return nil
 }
 
+// noTraceReceivers turns off the trace receivers of a collector that a
+// benchmark of logs starts, so it holds no well-known ports.
+var noTraceReceivers = []string{"--collector.otlp.grpc-listen", "", "--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "",
+	"--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", ""}
+
 // child is a vigil daemon started by a benchmark.
 type child struct {
 	cmd  *exec.Cmd
@@ -171,7 +176,11 @@ func startVigil(dataDir, role string, args ...string) (*child, error) {
 	if err := os.MkdirAll(filepath.Join(filepath.Dir(dataDir), "files"), 0o755); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, append([]string{role, "--data-dir", dataDir, "--log.level", "warn", listen, addr}, args...)...)
+	args = append([]string{role, "--data-dir", dataDir, "--log.level", "warn", listen, addr}, args...)
+	if role == "collector" {
+		args = append(args, noTraceReceivers...)
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

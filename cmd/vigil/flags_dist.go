@@ -3,12 +3,14 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
@@ -20,6 +22,7 @@ import (
 type kafkaFlags struct {
 	brokers     config.StringList
 	topic       *string
+	spansTopic  *string
 	dlqTopic    *string
 	partitions  *int
 	group       *string
@@ -35,9 +38,10 @@ func addKafkaFlags(fs *flag.FlagSet) *kafkaFlags {
 	d := kafka.DefaultOptions()
 	f := &kafkaFlags{
 		topic:       fs.String("kafka.topic", d.Topic, "topic of log batches"),
-		dlqTopic:    fs.String("kafka.dlq-topic", "", "dead-letter topic; empty means <kafka.topic>.dlq"),
+		spansTopic:  fs.String("kafka.spans-topic", kafka.DefaultSpansTopic, "topic of span batches, one message per trace keyed by trace id"),
+		dlqTopic:    fs.String("kafka.dlq-topic", "", "dead-letter topic of log batches; empty means <kafka.topic>.dlq (span batches: <kafka.spans-topic>.dlq)"),
 		partitions:  fs.Int("kafka.partitions", int(d.Partitions), "partitions of topics Vigil creates"),
-		group:       fs.String("kafka.group", d.GroupID, "consumer group of the ingesters"),
+		group:       fs.String("kafka.group", d.GroupID, "consumer group of the ingesters on the log topic; on the span topic it is <kafka.group>-spans"),
 		compression: fs.String("kafka.compression", d.Compression, "compression of produced batches: zstd, lz4, snappy, gzip or none"),
 		tlsOn:       fs.Bool("kafka.tls", false, "connect to the brokers over TLS"),
 		caFile:      fs.String("kafka.tls.ca-file", "", "PEM file of certificate authorities for --kafka.tls; empty uses the system's"),
@@ -50,6 +54,18 @@ func addKafkaFlags(fs *flag.FlagSet) *kafkaFlags {
 }
 
 func (f *kafkaFlags) enabled() bool { return len(f.brokers) > 0 }
+
+// spansOptions returns the options of the span topic: its own topic and
+// consumer group, so that logs and spans rebalance independently.
+func (f *kafkaFlags) spansOptions(clientID string) (kafka.Options, error) {
+	o, err := f.options(clientID)
+	if *f.spansTopic == "" {
+		return o, errors.New("--kafka.spans-topic must not be empty")
+	}
+	o.Topic = *f.spansTopic
+	o.GroupID = *f.group + "-spans"
+	return o, err
+}
 
 func (f *kafkaFlags) options(clientID string) (kafka.Options, error) {
 	o := kafka.DefaultOptions()
@@ -89,6 +105,7 @@ type esFlags struct {
 	caFile      *string
 	insecure    *bool
 	indexPrefix *string
+	jaegerIdx   *string
 	shards      *int
 	replicas    *int
 	refresh     *time.Duration
@@ -103,6 +120,7 @@ func addESFlags(fs *flag.FlagSet) *esFlags {
 		caFile:      fs.String("es.tls.ca-file", "", "PEM file of certificate authorities for https URLs"),
 		insecure:    fs.Bool("es.tls.insecure-skip-verify", false, "do not verify Elasticsearch's certificate (tests only)"),
 		indexPrefix: fs.String("es.index-prefix", d.IndexPrefix, "prefix of the daily log indices, the index template and the ILM policy"),
+		jaegerIdx:   fs.String("es.jaeger.index-prefix", "", "prefix of the span indices, as Jaeger's --es.index-prefix: <prefix>-jaeger-span-YYYY-MM-DD; empty gives jaeger-span-YYYY-MM-DD"),
 		shards:      fs.Int("es.shards", d.Shards, "primary shards of each daily index"),
 		replicas:    fs.Int("es.replicas", d.Replicas, "replicas of each daily index"),
 		refresh:     fs.Duration("es.refresh-interval", d.RefreshInterval, "refresh interval of each daily index; 0 keeps Elasticsearch's default (1s)"),
@@ -121,6 +139,17 @@ func (f *esFlags) options(retention time.Duration) esstore.Options {
 	o.IndexPrefix = *f.indexPrefix
 	o.Shards, o.Replicas = *f.shards, *f.replicas
 	o.RefreshInterval = *f.refresh
+	o.Retention = retention
+	return o
+}
+
+// spanOptions returns the options of the span store in Jaeger's layout.
+func (f *esFlags) spanOptions(retention time.Duration) esspanstore.Options {
+	o := esspanstore.DefaultOptions()
+	o.URLs = f.urls
+	o.Username, o.Password, o.APIKey = *f.user, *f.password, *f.apiKey
+	o.IndexPrefix = *f.jaegerIdx
+	o.Shards, o.Replicas = *f.shards, *f.replicas
 	o.Retention = retention
 	return o
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/vigilhq/vigil/collector/spool"
 	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
@@ -20,9 +21,9 @@ import (
 )
 
 const (
-	collectorSummary = "Receive logs from files and HTTP and ship them to the queue."
-	ingesterSummary  = "Consume the queue and write logs to the store."
-	querySummary     = "Serve the query APIs (Loki) over the store."
+	collectorSummary = "Receive logs (files, HTTP, OTLP) and spans (OTLP, Jaeger, Zipkin) and ship them to the queue."
+	ingesterSummary  = "Consume the queue and write logs and spans to the stores."
+	querySummary     = "Serve the query APIs (Loki, Jaeger) over the stores."
 )
 
 func clientID(role string) string {
@@ -37,6 +38,7 @@ func runCollector(ctx context.Context, args []string) (err error) {
 		"consumed by a `vigil ingester` on the same --data-dir.")
 	common := addCommonFlags(fs)
 	cf := addCollectorFlags(fs)
+	tf := addTraceFlags(fs)
 	qf := addQueueFlags(fs)
 	kf := addKafkaFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
@@ -68,7 +70,7 @@ func runCollector(ctx context.Context, args []string) (err error) {
 		so := spool.DefaultOptions()
 		so.Dir = filepath.Join(*common.dataDir, "spool")
 		so.MaxBytes = *qf.maxBytes
-		so.Logger, so.Registerer = logger.With("component", "spool"), d.reg
+		so.Logger, so.Registerer = logger.With("component", "spool"), d.signalRegisterer("logs")
 		sp, err := spool.Open(so, kp)
 		if err != nil {
 			return err
@@ -78,7 +80,7 @@ func runCollector(ctx context.Context, args []string) (err error) {
 		producer = sp
 	} else {
 		qo := qf.options(*common.dataDir)
-		qo.Logger, qo.Registerer = logger.With("component", "queue"), d.reg
+		qo.Logger, qo.Registerer = logger.With("component", "queue"), d.signalRegisterer("logs")
 		p, err := diskqueue.OpenProducer(qo)
 		if err != nil {
 			return err
@@ -93,6 +95,14 @@ func runCollector(ctx context.Context, args []string) (err error) {
 	closers = append(closers, ledger)
 	mux := d.mux()
 	col.RegisterHTTP(mux)
+	sp, spClosers, err := d.openSpanProducer(*common.dataDir, qf, kf)
+	closers = append(closers, spClosers...)
+	if err != nil {
+		return err
+	}
+	if err := d.openSpanReceivers(tf, *cf.maxBody, col, mux, sp); err != nil {
+		return err
+	}
 	if _, err := d.listen("collector", *cf.listen, mux); err != nil {
 		return err
 	}
@@ -163,7 +173,7 @@ func runIngester(ctx context.Context, args []string) (err error) {
 		consumer, dlq = c, dp
 	} else {
 		qo := qf.options(*common.dataDir)
-		qo.Logger, qo.Registerer = logger.With("component", "queue"), d.reg
+		qo.Logger, qo.Registerer = logger.With("component", "queue"), d.signalRegisterer("logs")
 		c, err := diskqueue.OpenConsumer(qo)
 		if err != nil {
 			return err
@@ -197,13 +207,29 @@ func runIngester(ctx context.Context, args []string) (err error) {
 	if _, err := d.listen("ingester", *inf.listen, d.mux()); err != nil {
 		return err
 	}
+	sc, sdlq, scClosers, err := d.openSpanConsumer(ctx, *common.dataDir, qf, kf)
+	closers = append(closers, scClosers...)
+	if err != nil {
+		return err
+	}
+	spans, err := d.openSpanStore(ctx, *common.dataDir, sf, ef)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, spans)
+	if err := d.runSpanIngester(inf, sc, spans, sdlq); err != nil {
+		return err
+	}
 	if *inf.queryListen != "" {
-		if err := d.serveQuery(*inf.queryListen, qyf, store); err != nil {
+		mux := d.mux()
+		d.registerJaeger(mux, spans)
+		if err := d.serveQueryOn(mux, *inf.queryListen, qyf, store); err != nil {
 			return err
 		}
 	}
 	d.add(ing.Run)
 	d.add(store.Run)
+	d.add(spans.Run)
 	if err := d.run(ctx); err != nil {
 		return fmt.Errorf("ingester stopped: %w", err)
 	}
@@ -249,7 +275,16 @@ func runQuery(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
-	if err := d.serveQuery(*qyf.listen, qyf, store); err != nil {
+	so := ef.spanOptions(0)
+	so.Logger, so.Registerer = logger.With("component", "elasticsearch-spans"), d.reg
+	spans, err := esspanstore.Open(ctx, so)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, spans.Close()) }()
+	mux := d.mux()
+	d.registerJaeger(mux, spans)
+	if err := d.serveQueryOn(mux, *qyf.listen, qyf, store); err != nil {
 		return err
 	}
 	if err := d.run(ctx); err != nil {

@@ -25,6 +25,17 @@ func TestDecodeBrave(t *testing.T) {
 	parent := model.SpanID{0x6b, 0x22, 0x1d, 0x5b, 0xc9, 0xe6, 0x49, 0x6c}
 	id := model.SpanID{0x35, 0x2b, 0xff, 0x9a, 0x74, 0xca, 0x9a, 0xd2}
 	ref := []model.SpanRef{{Type: model.RefChildOf, TraceID: tid, SpanID: parent}}
+	var serverID model.SpanID
+	if len(got) > 1 {
+		serverID = got[1].SpanID
+	}
+	if serverID == id || serverID.IsZero() {
+		t.Errorf("the server half of a shared span kept id %s; want an id of its own", serverID)
+	}
+	var again Decoder
+	if resent, _, _ := again.Decode(nil, body); len(resent) < 2 || resent[1].SpanID != serverID {
+		t.Errorf("the server half's id is not the same when the span is decoded again")
+	}
 	s := func(k, v string) model.TypedAttr { return model.TypedAttr{Key: k, Str: v} }
 	want := []model.Span{
 		{
@@ -38,8 +49,8 @@ func TestDecodeBrave(t *testing.T) {
 			Events:     []model.SpanEvent{{Time: 1556604172355800000, Name: "ws"}, {Time: 1556604172357100000, Name: "wr"}},
 			References: ref,
 		},
-		{
-			TraceID: tid, SpanID: id, ParentSpanID: parent, Name: "get /api", Kind: model.SpanKindServer,
+		{ // the server half of the shared span: an id of its own, a child of the client half
+			TraceID: tid, SpanID: serverID, ParentSpanID: id, Name: "get /api", Kind: model.SpanKindServer,
 			StartTime: 1556604172358145000, Duration: 386000, Flags: FlagSampled, Service: "backend",
 			Process: []model.TypedAttr{s("net.host.ip", "192.168.99.1"), s("net.host.ipv6", "2001:db8::c001")},
 			Attributes: []model.TypedAttr{
@@ -47,7 +58,7 @@ func TestDecodeBrave(t *testing.T) {
 				s("net.peer.ip", "127.0.0.1"), {Key: "net.peer.port", Type: model.AttrInt64, Int: 63925},
 				{Key: "zipkin.shared", Type: model.AttrBool, Int: 1},
 			},
-			References: ref,
+			References: []model.SpanRef{{Type: model.RefChildOf, TraceID: tid, SpanID: id}},
 			StatusCode: 2, StatusMessage: "java.io.IOException: broken pipe",
 		},
 		{

@@ -1,8 +1,10 @@
 package zipkinjson
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"net/netip"
 	"strconv"
@@ -143,8 +145,30 @@ func decodeSpan(s *model.Span, v *fastjson.Value) *SpanError {
 	}
 	if shared {
 		s.Attributes = append(s.Attributes, model.TypedAttr{Key: AttrShared, Type: model.AttrBool, Int: 1})
+		if s.Kind == model.SpanKindServer {
+			unshare(s)
+		}
 	}
 	return annotations(s, v.Get("annotations"))
+}
+
+// unshare gives the server half of a shared span (Zipkin's one span per
+// RPC: client and server report the same span id) an id of its own, derived
+// from the trace and shared ids so that a resent span gets the same one,
+// and makes it a child of the client half, which keeps the shared id. Both
+// halves are then distinct spans, as Jaeger shows them.
+func unshare(s *model.Span) {
+	shared := s.SpanID
+	h := fnv.New64a()
+	h.Write(s.TraceID[:])
+	h.Write(shared[:])
+	h.Write([]byte("zipkin shared server"))
+	binary.BigEndian.PutUint64(s.SpanID[:], h.Sum64())
+	if s.SpanID.IsZero() || s.SpanID == shared {
+		s.SpanID[7] ^= 1
+	}
+	s.ParentSpanID = shared
+	s.References = []model.SpanRef{{Type: model.RefChildOf, TraceID: s.TraceID, SpanID: shared}}
 }
 
 func present(v *fastjson.Value) bool { return v != nil && v.Type() != fastjson.TypeNull }

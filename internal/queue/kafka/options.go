@@ -17,6 +17,7 @@ import (
 // Defaults for Options.
 const (
 	DefaultTopic             = "vigil.logs"
+	DefaultSpansTopic        = "vigil.spans"
 	DefaultPartitions        = 3
 	DefaultReplicationFactor = 1
 	DefaultGroupID           = "vigil-ingester"

@@ -1,0 +1,289 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TestDistributedTraces runs vigil collector, ingester and query as three
+// processes on real Kafka and Elasticsearch. Every real client's trace is
+// read back through the query daemon's Jaeger API; then a load of traces
+// over OTLP/gRPC goes through while the collector and the ingester are
+// killed with SIGKILL, and each span must be stored exactly once, with its
+// service dependency counted once, in documents of Jaeger's span layout.
+func TestDistributedTraces(t *testing.T) {
+	kafkaAddr, esURL := services(t)
+	run := fmt.Sprintf("e2e%d", time.Now().UnixNano()%1e9)
+	dir := t.TempDir()
+	collectorAddr, ingAddr, queryAddr := freePort(t), freePort(t), freePort(t)
+	kafkaArgs := []string{"--kafka.brokers", kafkaAddr, "--kafka.topic", "vigil.logs." + run, "--kafka.spans-topic", "vigil.spans." + run,
+		"--kafka.group", "g-" + run}
+	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", "vigil-" + run, "--es.jaeger.index-prefix", run}
+	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
+	col := startDaemon(t, collectorAddr, append(append([]string{"collector", "--data-dir", filepath.Join(dir, "c"), "--log.level", "warn",
+		"--collector.http.listen", collectorAddr}, kafkaArgs...), p.traceReceiverArgs()...)...)
+	ing := startDaemon(t, ingAddr, append(append([]string{"ingester", "--data-dir", filepath.Join(dir, "i"), "--log.level", "warn",
+		"--ingester.listen", ingAddr}, kafkaArgs...), esArgs...)...)
+	startDaemon(t, queryAddr, append([]string{"query", "--log.level", "warn", "--query.listen", queryAddr}, esArgs...)...)
+
+	checkRealClients(t, p)
+	checkZipkinSharedSpan(t, p)
+
+	// The load: traces of a "front" root span and children in "store",
+	// exported by two SDK providers sharing the trace context.
+	ctx := context.Background()
+	rec := tracetest.NewSpanRecorder()
+	provider := func(service string) *sdktrace.TracerProvider {
+		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(p.otlpGRPC), otlptracegrpc.WithInsecure(),
+			otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond,
+				MaxInterval: 2 * time.Second, MaxElapsedTime: 3 * time.Minute}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sdktrace.NewTracerProvider(
+			sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", service))),
+			sdktrace.WithSpanProcessor(rec),
+			sdktrace.WithBatcher(exp, sdktrace.WithBlocking(), sdktrace.WithMaxQueueSize(20000),
+				sdktrace.WithBatchTimeout(50*time.Millisecond)))
+	}
+	front, store := provider("front-"+run), provider("store-"+run)
+	const traces, children = 4000, 4
+	for i := 0; i < traces; i++ {
+		rctx, root := front.Tracer("e2e").Start(ctx, "GET /item", trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.Int("seq", i)))
+		for j := 0; j < children; j++ {
+			_, c := store.Tracer("e2e").Start(rctx, "SELECT item", trace.WithSpanKind(trace.SpanKindServer))
+			c.End()
+		}
+		root.End()
+		switch i {
+		case 1000:
+			col.kill()
+			time.Sleep(time.Second)
+			col.start()
+		case 2500:
+			ing.kill()
+			time.Sleep(time.Second)
+			ing.start()
+		}
+		if i%200 == 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for _, tp := range []*sdktrace.TracerProvider{front, store} {
+		if err := tp.Shutdown(ctx); err != nil {
+			t.Fatalf("the OpenTelemetry SDK could not export every span: %v", err)
+		}
+	}
+	want := traces * (1 + children)
+	spanIndices := run + "-jaeger-span-*"
+	ofLoad := fmt.Sprintf(`{"terms":{"process.serviceName":["front-%s","store-%s"]}}`, run, run)
+	eventually(t, 3*time.Minute, "every span in Elasticsearch", func() (bool, string) {
+		n := esQueryCount(t, esURL, spanIndices, ofLoad)
+		return n >= want, fmt.Sprintf("%d of %d", n, want)
+	})
+	time.Sleep(3 * time.Second) // anything extra would show up now
+	if n := esQueryCount(t, esURL, spanIndices, ofLoad); n != want {
+		t.Fatalf("Elasticsearch holds %d spans of the load; want exactly %d", n, want)
+	}
+
+	// Whole traces through the query daemon, for a sample of trace ids.
+	ended := rec.Ended()
+	for i := 0; i < len(ended); i += len(ended) / 7 {
+		id := ended[i].SpanContext().TraceID().String()
+		tr := p.getTrace(id, 1+children)
+		for _, s := range tr.Spans {
+			if svc := tr.Processes[s.ProcessID].ServiceName; s.OperationName == "SELECT item" && (svc != "store-"+run || len(s.References) != 1) {
+				t.Errorf("trace %s: child span %+v in %q", id, s, svc)
+			}
+		}
+	}
+	// Search by service, operation and tag.
+	q := url.Values{"service": {"front-" + run}, "operation": {"GET /item"}, "tags": {`{"seq":"1234"}`}, "limit": {"10"}}
+	code, body, _ := p.get("/api/traces?" + q.Encode())
+	var found struct{ Data []jaegerTrace }
+	if code != 200 || json.Unmarshal([]byte(body), &found) != nil || len(found.Data) != 1 || len(found.Data[0].Spans) != 1+children {
+		t.Errorf("search by tag seq=1234: %d %.300s; want one trace of %d spans", code, body, 1+children)
+	}
+	// The dependency front → store, counted once per call.
+	code, body, _ = p.get(fmt.Sprintf("/api/dependencies?endTs=%d&lookback=%d", time.Now().Add(time.Minute).UnixMilli(), time.Hour.Milliseconds()))
+	var deps struct {
+		Data []struct {
+			Parent, Child string
+			CallCount     int
+		}
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &deps) != nil {
+		t.Fatalf("/api/dependencies: %d %s", code, body)
+	}
+	calls := -1
+	for _, d := range deps.Data {
+		if d.Parent == "front-"+run && d.Child == "store-"+run {
+			calls = d.CallCount
+		}
+	}
+	if calls != traces*children {
+		t.Errorf("dependency front → store: %d calls; want %d (%s)", calls, traces*children, body)
+	}
+
+	checkJaegerSpanMapping(t, esURL, spanIndices)
+}
+
+// checkZipkinSharedSpan sends the two halves of a Zipkin RPC that share a
+// span id (client and server, "shared": true) and checks both are stored:
+// the server half under an id of its own, a child of the client half.
+func checkZipkinSharedSpan(t *testing.T, p *proc) {
+	t.Helper()
+	now := time.Now().UnixMicro()
+	body := fmt.Sprintf(`[
+	 {"traceId":"4c2ba1d6a7bd3f1c","id":"51a3b0c4d5e6f701","name":"get /user","kind":"CLIENT","timestamp":%d,"duration":5000,"localEndpoint":{"serviceName":"web"}},
+	 {"traceId":"4c2ba1d6a7bd3f1c","id":"51a3b0c4d5e6f701","name":"get /user","kind":"SERVER","shared":true,"timestamp":%d,"duration":3000,"localEndpoint":{"serviceName":"users"}}]`,
+		now, now+1000)
+	if code, err := httpPostJSON("http://"+p.zipkin+"/api/v2/spans", body); err != nil || code != 202 {
+		t.Fatalf("Zipkin intake: %d %v", code, err)
+	}
+	tr := p.getTrace("00000000000000004c2ba1d6a7bd3f1c", 2)
+	ids := map[string]string{}
+	for _, s := range tr.Spans {
+		ids[tr.Processes[s.ProcessID].ServiceName] = s.SpanID
+	}
+	if ids["web"] != "51a3b0c4d5e6f701" || ids["users"] == "" || ids["users"] == ids["web"] {
+		t.Fatalf("shared Zipkin span: span ids by service %v; want the client's kept and the server's distinct", ids)
+	}
+	for _, s := range tr.Spans {
+		if tr.Processes[s.ProcessID].ServiceName == "users" &&
+			(len(s.References) != 1 || s.References[0].RefType != "CHILD_OF" || s.References[0].SpanID != ids["web"]) {
+			t.Errorf("shared Zipkin span: the server half's references %+v; want CHILD_OF the client half", s.References)
+		}
+	}
+}
+
+// jaegerSpanFields are the field types of Jaeger's jaeger-span index
+// template (Elasticsearch 7 and 8), which a stock jaeger-query relies on.
+var jaegerSpanFields = map[string]string{
+	"traceID": "keyword", "spanID": "keyword", "parentSpanID": "keyword", "operationName": "keyword",
+	"flags": "integer", "startTime": "long", "startTimeMillis": "date", "duration": "long",
+	"references": "nested", "references.refType": "keyword", "references.traceID": "keyword", "references.spanID": "keyword",
+	"tags": "nested", "tags.key": "keyword", "tags.type": "keyword", "tags.value": "keyword",
+	"process.serviceName": "keyword", "process.tags": "nested", "process.tags.key": "keyword", "process.tags.type": "keyword",
+	"process.tags.value": "keyword",
+	"logs":               "nested", "logs.timestamp": "long", "logs.fields": "nested", "logs.fields.key": "keyword",
+	"logs.fields.type": "keyword", "logs.fields.value": "keyword",
+}
+
+// checkJaegerSpanMapping compares the mapping of the span indices with
+// Jaeger's template, and checks that stored documents use only its fields.
+func checkJaegerSpanMapping(t *testing.T, esURL, indices string) {
+	t.Helper()
+	resp, err := http.Get(esURL + "/" + indices + "/_mapping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var mappings map[string]struct {
+		Mappings struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"mappings"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&mappings); err != nil || len(mappings) == 0 {
+		t.Fatalf("mapping of %s: %v (%d indices)", indices, err, len(mappings))
+	}
+	for index, m := range mappings {
+		got := map[string]string{}
+		flattenMapping("", m.Mappings.Properties, got)
+		for field, typ := range jaegerSpanFields {
+			if got[field] != typ {
+				t.Errorf("%s: field %s has type %q; Jaeger's template has %q", index, field, got[field], typ)
+			}
+		}
+	}
+
+	// Stored documents: every field is one of the template's.
+	resp2, err := http.Get(esURL + "/" + indices + "/_search?size=200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	var hits struct {
+		Hits struct {
+			Hits []struct {
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := json.NewDecoder(resp2.Body).Decode(&hits); err != nil || len(hits.Hits.Hits) == 0 {
+		t.Fatalf("documents of %s: %v", indices, err)
+	}
+	known := map[string]bool{"tag": true, "process.tag": true, "process": true}
+	for f := range jaegerSpanFields {
+		known[f] = true
+	}
+	unknown := map[string]bool{}
+	for _, h := range hits.Hits.Hits {
+		for _, f := range docFields("", h.Source) {
+			// vigil.* holds what Jaeger's fields round off (ns times, the
+			// span kind); jaeger-query ignores it.
+			if !known[f] && f != "vigil" && !strings.HasPrefix(f, "vigil.") && !unknown[f] {
+				unknown[f] = true
+				t.Errorf("a stored span has field %s, which Jaeger's template does not have: %v", f, h.Source)
+			}
+		}
+	}
+}
+
+// flattenMapping records the type of every field of a mapping's
+// properties under its dotted path.
+func flattenMapping(prefix string, props map[string]json.RawMessage, out map[string]string) {
+	for name, raw := range props {
+		var f struct {
+			Type       string                     `json:"type"`
+			Properties map[string]json.RawMessage `json:"properties"`
+		}
+		_ = json.Unmarshal(raw, &f)
+		path := prefix + name
+		if f.Type != "" {
+			out[path] = f.Type
+		}
+		flattenMapping(path+".", f.Properties, out)
+	}
+}
+
+// docFields lists the dotted paths of a document's fields; objects under
+// "tag" (Jaeger's optional flattened tags) are not descended into.
+func docFields(prefix string, doc map[string]any) []string {
+	var out []string
+	for k, v := range doc {
+		path := prefix + k
+		out = append(out, path)
+		if k == "tag" {
+			continue
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			out = append(out, docFields(path+".", v)...)
+		case []any:
+			for _, e := range v {
+				if m, ok := e.(map[string]any); ok {
+					out = append(out, docFields(path+".", m)...)
+				}
+			}
+		}
+	}
+	return out
+}
