@@ -7,33 +7,19 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/es/estest"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/spanstore"
 )
 
-// testES returns the Elasticsearch URL of VIGIL_TEST_ES. Without it the
-// test is skipped, or fails when VIGIL_REQUIRE_SERVICES=1.
-func testES(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("VIGIL_TEST_ES")
-	if u == "" {
-		if os.Getenv("VIGIL_REQUIRE_SERVICES") == "1" {
-			t.Fatal("VIGIL_TEST_ES is not set and VIGIL_REQUIRE_SERVICES=1: start Elasticsearch with deploy/local/elasticsearch.sh up and set VIGIL_TEST_ES=http://127.0.0.1:9200")
-		}
-		t.Skip("VIGIL_TEST_ES is not set")
-	}
-	return u
-}
-
 func testOptions(t testing.TB) Options {
 	o := DefaultOptions()
-	o.URLs = []string{testES(t)}
+	o.URLs = []string{estest.URL(t)}
 	o.IndexPrefix = fmt.Sprintf("vigiltest-%08x", rand.Uint32())
 	o.Replicas = 0
 	o.Retention = 0
@@ -49,19 +35,22 @@ func openES(t testing.TB, o Options) *Store {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { s.Close() })
 	t.Cleanup(func() {
-		ctx := context.Background()
-		s.do(ctx, http.MethodDelete, "/"+s.prefix+"jaeger-span-*,"+s.prefix+"jaeger-service-*", nil, "")
-		s.do(ctx, http.MethodDelete, "/_index_template/"+s.prefix+"jaeger-span", nil, "")
-		s.do(ctx, http.MethodDelete, "/_index_template/"+s.prefix+"jaeger-service", nil, "")
+		defer s.Close()
+		for _, path := range []string{
+			"/" + s.prefix + "jaeger-span-*," + s.prefix + "jaeger-service-*",
+			"/_index_template/" + s.prefix + "jaeger-span",
+			"/_index_template/" + s.prefix + "jaeger-service",
+		} {
+			s.c.Do(context.Background(), http.MethodDelete, path, nil, "")
+		}
 	})
 	return s
 }
 
 func getJSON(t testing.TB, s *Store, path string, v any) {
 	t.Helper()
-	status, body, err := s.do(context.Background(), http.MethodGet, path, nil, "")
+	status, body, err := s.c.Do(context.Background(), http.MethodGet, path, nil, "")
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("GET %s: %d %v %s", path, status, err, body)
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/spanstore"
 )
@@ -37,12 +38,12 @@ func (s *Store) search(ctx context.Context, index string, body obj) (*searchResp
 	if err != nil {
 		return nil, err
 	}
-	status, resp, err := s.do(ctx, http.MethodPost, "/"+index+"/_search?ignore_unavailable=true&allow_no_indices=true", b, "")
+	status, resp, err := s.c.Do(ctx, http.MethodPost, "/"+index+"/_search?ignore_unavailable=true&allow_no_indices=true", b, "")
 	if err != nil {
 		return nil, fmt.Errorf("cannot search %s: %w", index, err)
 	}
 	if status != http.StatusOK {
-		return nil, fmt.Errorf("cannot search %s: status %d: %s", index, status, snippet(resp))
+		return nil, fmt.Errorf("cannot search %s: status %d: %s", index, status, es.ErrorReason(resp))
 	}
 	var r searchResponse
 	if err := json.Unmarshal(resp, &r); err != nil {

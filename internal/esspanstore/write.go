@@ -3,14 +3,10 @@ package esspanstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net/http"
 	"time"
 
-	"github.com/valyala/fastjson"
-
+	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -83,105 +79,34 @@ func appendQuoted(b []byte, s string) []byte {
 
 // send writes items, resending only those that failed transiently.
 func (s *Store) send(ctx context.Context, items []item) error {
-	pending := items
-	var lastErr error
-	for attempt := 1; ; attempt++ {
-		var body []byte
-		for _, it := range pending {
-			body = append(body, it.line...)
+	idx := make([]int, len(items))
+	for i := range idx {
+		idx[i] = i
+	}
+	body := func(idx []int) []byte {
+		var b []byte
+		for _, i := range idx {
+			b = append(b, items[i].line...)
 		}
-		status, resp, err := s.do(ctx, http.MethodPost, "/_bulk?filter_path=errors,items.*.status,items.*.error", body, "application/x-ndjson")
-		var retry []item
+		return b
+	}
+	return s.bulk.Send(ctx, idx, body, func(i int, r es.ItemResult) error {
+		it := &items[i]
 		switch {
-		case err != nil:
-			if ctx.Err() != nil {
-				return fmt.Errorf("cannot write %d spans to Elasticsearch: %w", len(pending), ctx.Err())
+		case r.Outcome != es.Created && r.Outcome != es.Duplicate:
+			return fmt.Errorf("Elasticsearch refused %s: status %d: %s", it.what, r.Status, r.Reason)
+		case it.svc != "":
+			s.mu.Lock()
+			if len(s.services) > 100000 {
+				clear(s.services)
 			}
-			lastErr, retry = err, pending
-		case status == http.StatusTooManyRequests || status >= 500:
-			lastErr, retry = fmt.Errorf("bulk request: status %d: %s", status, snippet(resp)), pending
-		case status != http.StatusOK:
-			return fmt.Errorf("bulk request to %v: status %d: %s", s.opts.URLs, status, snippet(resp))
+			s.services[it.svc] = struct{}{}
+			s.mu.Unlock()
+		case r.Outcome == es.Duplicate:
+			s.m.spansDuplicate.Inc()
 		default:
-			results, err := parseBulk(resp, len(pending))
-			if err != nil {
-				lastErr, retry = err, pending
-				break
-			}
-			for i, r := range results {
-				it := pending[i]
-				switch {
-				case r.status == http.StatusOK || r.status == http.StatusCreated || r.status == http.StatusConflict:
-					if it.svc != "" {
-						s.mu.Lock()
-						if len(s.services) > 100000 {
-							clear(s.services)
-						}
-						s.services[it.svc] = struct{}{}
-						s.mu.Unlock()
-					} else if r.status == http.StatusConflict {
-						s.m.spansDuplicate.Inc()
-					} else {
-						s.m.spansIndexed.Inc()
-					}
-				case r.status == http.StatusTooManyRequests || r.status >= 500:
-					retry = append(retry, it)
-					lastErr = fmt.Errorf("status %d: %s", r.status, r.reason)
-				default:
-					return fmt.Errorf("Elasticsearch refused %s: status %d: %s", it.what, r.status, r.reason)
-				}
-			}
-			if len(retry) == 0 {
-				return nil
-			}
-			s.m.itemRetries.Add(float64(len(retry)))
+			s.m.spansIndexed.Inc()
 		}
-		if attempt >= maxAttempts {
-			return fmt.Errorf("cannot write %d of %d documents to Elasticsearch after %d attempts: %w", len(retry), len(items), attempt, lastErr)
-		}
-		d := min(retryBase<<(attempt-1), retryMax)
-		t := time.NewTimer(d/2 + rand.N(d/2+1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("cannot write %d documents to Elasticsearch: %w (last error: %v)", len(retry), ctx.Err(), lastErr)
-		case <-t.C:
-		}
-		pending = retry
-	}
-}
-
-type bulkResult struct {
-	status int
-	reason string
-}
-
-// parseBulk reads the per-item statuses of a bulk response of n items,
-// which come back in request order.
-func parseBulk(body []byte, n int) ([]bulkResult, error) {
-	v, err := fastjson.ParseBytes(body)
-	if err != nil {
-		return nil, fmt.Errorf("cannot parse bulk response: %w", err)
-	}
-	items := v.GetArray("items")
-	if len(items) != n {
-		return nil, fmt.Errorf("bulk response has %d items for %d documents: %s", len(items), n, snippet(body))
-	}
-	out := make([]bulkResult, n)
-	for i, it := range items {
-		o, err := it.Object()
-		if err != nil || o.Len() != 1 {
-			return nil, errors.New("bulk response item is not a one-key object")
-		}
-		o.Visit(func(_ []byte, a *fastjson.Value) {
-			out[i].status = a.GetInt("status")
-			if e := a.Get("error"); e != nil {
-				out[i].reason = string(e.GetStringBytes("type")) + ": " + string(e.GetStringBytes("reason"))
-				if c := e.Get("caused_by"); c != nil {
-					out[i].reason += " (caused by " + string(c.GetStringBytes("type")) + ": " + string(c.GetStringBytes("reason")) + ")"
-				}
-			}
-		})
-	}
-	return out, nil
+		return nil
+	})
 }

@@ -8,35 +8,21 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/es/estest"
 	"github.com/vigilhq/vigil/internal/model"
 )
-
-// testES returns the Elasticsearch URL of VIGIL_TEST_ES. Without it the
-// test is skipped, or fails when VIGIL_REQUIRE_SERVICES=1.
-func testES(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("VIGIL_TEST_ES")
-	if u == "" {
-		if os.Getenv("VIGIL_REQUIRE_SERVICES") == "1" {
-			t.Fatal("VIGIL_TEST_ES is not set and VIGIL_REQUIRE_SERVICES=1: start Elasticsearch with deploy/local/elasticsearch.sh up and set VIGIL_TEST_ES=http://127.0.0.1:9200")
-		}
-		t.Skip("VIGIL_TEST_ES is not set")
-	}
-	return u
-}
 
 // openES opens a store with an index prefix of its own, and deletes its
 // indices and template when the test ends.
 func openES(t testing.TB, mod func(*Options)) *Store {
 	t.Helper()
 	o := DefaultOptions()
-	o.URLs = []string{testES(t)}
+	o.URLs = []string{estest.URL(t)}
 	o.IndexPrefix = fmt.Sprintf("vigiltest-%08x-", rand.Uint32())
 	o.Replicas = 0
 	o.Retention = 0
@@ -53,16 +39,16 @@ func openES(t testing.TB, mod func(*Options)) *Store {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		for _, idx := range catIndices(t, s) {
-			s.do(ctx, http.MethodDelete, "/"+idx, nil, "")
+			s.c.Do(ctx, http.MethodDelete, "/"+idx, nil, "")
 		}
-		s.do(ctx, http.MethodDelete, "/_index_template/"+s.name, nil, "")
+		s.c.Do(ctx, http.MethodDelete, "/_index_template/"+s.name, nil, "")
 	})
 	return s
 }
 
 func catIndices(t testing.TB, s *Store) []string {
 	t.Helper()
-	status, body, err := s.do(context.Background(), http.MethodGet, "/_cat/indices/"+s.opts.IndexPrefix+"*?h=index&format=json", nil, "")
+	status, body, err := s.c.Do(context.Background(), http.MethodGet, "/_cat/indices/"+s.opts.IndexPrefix+"*?h=index&format=json", nil, "")
 	if err != nil || status != 200 {
 		t.Fatalf("cat indices: %d %v %s", status, err, body)
 	}
@@ -78,7 +64,7 @@ func catIndices(t testing.TB, s *Store) []string {
 
 func getJSON(t testing.TB, s *Store, path string) map[string]any {
 	t.Helper()
-	status, body, err := s.do(context.Background(), http.MethodGet, path, nil, "")
+	status, body, err := s.c.Do(context.Background(), http.MethodGet, path, nil, "")
 	if err != nil || status != 200 {
 		t.Fatalf("GET %s: %d %v %s", path, status, err, body)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -185,7 +186,7 @@ func (s *Store) Count(ctx context.Context, start, end int64, ms []*model.LabelMa
 		return 0, fmt.Errorf("cannot parse count response: %w", err)
 	}
 	if f := v.GetInt("_shards", "failed"); f > 0 {
-		return 0, fmt.Errorf("count failed on %d shards: %s", f, snippet(resp))
+		return 0, fmt.Errorf("count failed on %d shards: %s", f, es.Snippet(resp))
 	}
 	return v.GetInt64("count"), nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/model"
 )
@@ -251,7 +252,7 @@ func (s *Store) search(ctx context.Context, op, path string, body []byte) ([]byt
 	const attempts = 3
 	var last error
 	for attempt := 1; ; attempt++ {
-		status, resp, err := s.do(ctx, http.MethodPost, path, body, "")
+		status, resp, err := s.c.Do(ctx, http.MethodPost, path, body, "")
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
@@ -261,14 +262,14 @@ func (s *Store) search(ctx context.Context, op, path string, body []byte) ([]byt
 		case status == http.StatusOK:
 			return resp, nil
 		case status == http.StatusTooManyRequests || status >= 500:
-			last = fmt.Errorf("status %d: %s", status, errorReason(resp))
+			last = fmt.Errorf("status %d: %s", status, es.ErrorReason(resp))
 		default:
-			return nil, fmt.Errorf("Elasticsearch %s: status %d: %s", op, status, errorReason(resp))
+			return nil, fmt.Errorf("Elasticsearch %s: status %d: %s", op, status, es.ErrorReason(resp))
 		}
 		if attempt >= attempts {
 			return nil, fmt.Errorf("Elasticsearch %s failed %d times: %w", op, attempt, last)
 		}
-		if err := sleep(ctx, s.backoff(attempt)); err != nil {
+		if err := es.Sleep(ctx, s.backoff().Delay(attempt)); err != nil {
 			return nil, err
 		}
 	}

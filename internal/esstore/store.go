@@ -9,40 +9,24 @@
 package esstore
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
 // TLSOptions configures TLS to Elasticsearch.
-type TLSOptions struct {
-	// CAFile is a PEM file of certificate authorities to trust instead of
-	// the system pool.
-	CAFile string
-	// InsecureSkipVerify disables certificate verification (tests only).
-	InsecureSkipVerify bool
-}
+type TLSOptions = es.TLSOptions
 
 // Options configures a Store.
 type Options struct {
-	// URLs of Elasticsearch nodes, e.g. http://127.0.0.1:9200.
-	URLs []string
-	// Basic authentication, or an API key (base64 "id:key"), which wins.
-	Username, Password, APIKey string
-	TLS                        TLSOptions
+	// URLs, authentication and TLS.
+	es.ClientOptions
 
 	// IndexPrefix names the daily indices (<prefix>YYYY.MM.DD), the index
 	// template and the ILM policy (the prefix without its trailing "-").
@@ -83,7 +67,7 @@ type Options struct {
 // DefaultOptions returns options for a local single-node cluster.
 func DefaultOptions() Options {
 	return Options{
-		URLs:            []string{"http://127.0.0.1:9200"},
+		ClientOptions:   es.ClientOptions{URLs: []string{"http://127.0.0.1:9200"}},
 		IndexPrefix:     "vigil-logs-",
 		Retention:       7 * 24 * time.Hour,
 		Shards:          1,
@@ -105,8 +89,9 @@ func DefaultOptions() Options {
 type Store struct {
 	opts      Options
 	logger    *slog.Logger
-	es        *elasticsearch.Client
-	transport *http.Transport
+	c         *es.Client
+	bulk      *es.BulkWriter
+	retention *es.Retention
 	m         *metrics
 	name      string // template and ILM policy name
 	ilm       bool
@@ -123,7 +108,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.IndexPrefix == "" {
 		opts.IndexPrefix = def.IndexPrefix
 	}
-	if err := checkPrefix(opts.IndexPrefix); err != nil {
+	if err := es.CheckIndexPrefix(opts.IndexPrefix); err != nil {
 		return nil, err
 	}
 	setDefault(&opts.Shards, def.Shards)
@@ -148,44 +133,32 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		opts.Logger = slog.Default()
 	}
 
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = opts.BulkConcurrency + 4
-	cfg := elasticsearch.Config{
-		Addresses:    opts.URLs,
-		Username:     opts.Username,
-		Password:     opts.Password,
-		APIKey:       opts.APIKey,
-		DisableRetry: true, // Write and the query paths retry themselves, with backoff and jitter
-		Transport:    tr,
-	}
-	if opts.TLS.CAFile != "" || opts.TLS.InsecureSkipVerify {
-		tc := &tls.Config{InsecureSkipVerify: opts.TLS.InsecureSkipVerify} //nolint:gosec // explicit test-only option
-		if opts.TLS.CAFile != "" {
-			pem, err := os.ReadFile(opts.TLS.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("cannot read Elasticsearch CA file: %w", err)
-			}
-			pool, err := certPool(pem)
-			if err != nil {
-				return nil, fmt.Errorf("Elasticsearch CA file %s: %w", opts.TLS.CAFile, err)
-			}
-			tc.RootCAs = pool
-		}
-		tr.TLSClientConfig = tc
-	}
-	es, err := elasticsearch.NewClient(cfg)
+	c, err := es.NewClient(opts.ClientOptions, opts.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("cannot create Elasticsearch client for %v: %w", opts.URLs, err)
+		return nil, err
 	}
+	c.SetMaxIdleConnsPerHost(opts.BulkConcurrency + 4)
 	s := &Store{
-		opts:      opts,
-		logger:    opts.Logger,
-		es:        es,
-		transport: tr,
-		m:         newMetrics(opts.Registerer),
-		name:      strings.TrimRight(opts.IndexPrefix, "-_."),
+		opts:   opts,
+		logger: opts.Logger,
+		c:      c,
+		m:      newMetrics(opts.Registerer),
+		name:   strings.TrimRight(opts.IndexPrefix, "-_."),
 	}
-	if err := s.waitForCluster(ctx); err != nil {
+	s.bulk = &es.BulkWriter{
+		Client:      c,
+		MaxAttempts: opts.MaxAttempts,
+		Backoff:     s.backoff(),
+		Metrics:     es.BulkMetrics{Requests: s.m.bulkRequests, Duration: s.m.bulkSeconds, ItemRetries: s.m.itemRetries},
+	}
+	s.retention = &es.Retention{
+		Client:  c,
+		Indices: es.DailyIndices{Prefixes: []string{opts.IndexPrefix}, Layout: dayLayout},
+		Period:  opts.Retention,
+		Deleted: s.m.deletedIdx,
+		Logger:  opts.Logger,
+	}
+	if err := c.WaitForCluster(ctx, opts.StartTimeout); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -207,49 +180,8 @@ func setDefault(p *int, v int) {
 	}
 }
 
-// checkPrefix rejects prefixes Elasticsearch would refuse as index names or
-// that would make the index pattern match foreign indices.
-func checkPrefix(p string) error {
-	if p != strings.ToLower(p) || strings.ContainsAny(p, `\/*?"<>| ,#:`) || strings.HasPrefix(p, "_") ||
-		strings.HasPrefix(p, "-") || strings.HasPrefix(p, "+") || strings.HasPrefix(p, ".") {
-		return fmt.Errorf("index prefix %q: must be lower case, must not start with _ - + . and must not contain \\ / * ? \" < > | , # : or spaces", p)
-	}
-	return nil
-}
-
-// waitForCluster polls the cluster health until it is yellow or green. GET /
-// is not used: some distributions answer it with 405.
-func (s *Store) waitForCluster(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.StartTimeout)
-	defer cancel()
-	var last error
-	for {
-		status, body, err := s.do(ctx, http.MethodGet, "/_cluster/health?wait_for_status=yellow&timeout=5s", nil, "")
-		switch {
-		case err != nil:
-			last = err
-		case status == http.StatusOK:
-			return nil
-		default:
-			last = fmt.Errorf("cluster health: status %d: %s", status, snippet(body))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("Elasticsearch at %v not ready within %s: %w (check --es.urls and that the cluster is up)", s.opts.URLs, s.opts.StartTimeout, last)
-		case <-time.After(time.Second):
-		}
-	}
-}
-
 // Close releases the client's connections. Closing twice is harmless.
-func (s *Store) Close() error {
-	err := s.es.Close(context.Background())
-	s.transport.CloseIdleConnections()
-	if errors.Is(err, elasticsearch.ErrAlreadyClosed) {
-		err = nil
-	}
-	return err
-}
+func (s *Store) Close() error { return s.c.Close() }
 
 // ILM reports whether the cluster has index lifecycle management, in which
 // case retention is an ILM policy instead of Run's own index deletion.
@@ -258,50 +190,10 @@ func (s *Store) ILM() bool { return s.ilm }
 // Refresh makes everything written so far visible to searches. Write does
 // not need it for durability; tests and tools call it.
 func (s *Store) Refresh(ctx context.Context) error {
-	status, body, err := s.do(ctx, http.MethodPost, "/"+s.opts.IndexPrefix+"*/_refresh?allow_no_indices=true&ignore_unavailable=true", nil, "")
-	if err != nil {
-		return fmt.Errorf("cannot refresh %s*: %w", s.opts.IndexPrefix, err)
-	}
-	if status != http.StatusOK {
-		return fmt.Errorf("cannot refresh %s*: status %d: %s", s.opts.IndexPrefix, status, snippet(body))
-	}
-	return nil
+	return s.c.Refresh(ctx, s.opts.IndexPrefix+"*")
 }
 
-// do sends one request and reads the whole response. err is set only when
-// no response arrived.
-func (s *Store) do(ctx context.Context, method, path string, body []byte, contentType string) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		if contentType == "" {
-			contentType = "application/json"
-		}
-		req.Header.Set("Content-Type", contentType)
-	}
-	res, err := s.es.Perform(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return 0, nil, fmt.Errorf("reading response to %s %s: %w", method, path, err)
-	}
-	return res.StatusCode, b, nil
-}
-
-// snippet shortens a response body for an error message.
-func snippet(b []byte) string {
-	const max = 512
-	if len(b) > max {
-		return string(b[:max]) + "…"
-	}
-	return string(b)
+// backoff shapes the retries of bulk and search requests.
+func (s *Store) backoff() es.Backoff {
+	return es.Backoff{Base: s.opts.RetryBase, Max: s.opts.RetryMax}
 }

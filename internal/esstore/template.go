@@ -2,9 +2,6 @@ package esstore
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -101,16 +98,8 @@ func (s *Store) installTemplate(ctx context.Context) error {
 			return err
 		}
 	}
-	body, err := json.Marshal(s.templateBody())
-	if err != nil {
-		return err
-	}
-	status, resp, err := s.do(ctx, http.MethodPut, "/_index_template/"+s.name, body, "")
-	if err != nil {
+	if err := s.c.PutJSON(ctx, "/_index_template/"+s.name, s.templateBody()); err != nil {
 		return fmt.Errorf("cannot install index template %s: %w", s.name, err)
-	}
-	if status != http.StatusOK {
-		return fmt.Errorf("cannot install index template %s: status %d: %s", s.name, status, snippet(resp))
 	}
 	return nil
 }
@@ -118,7 +107,7 @@ func (s *Store) installTemplate(ctx context.Context) error {
 // detectILM asks for the ILM policies: a cluster with ILM answers 200; one
 // without (such as the integ-test distribution) answers 404/405/400.
 func (s *Store) detectILM(ctx context.Context) error {
-	status, _, err := s.do(ctx, http.MethodGet, "/_ilm/policy", nil, "")
+	status, _, err := s.c.Do(ctx, http.MethodGet, "/_ilm/policy", nil, "")
 	if err != nil {
 		return fmt.Errorf("cannot detect ILM: %w", err)
 	}
@@ -138,25 +127,12 @@ func (s *Store) putILMPolicy(ctx context.Context) error {
 			"delete": map[string]any{"min_age": durationSetting(s.opts.Retention + 24*time.Hour), "actions": map[string]any{"delete": map[string]any{}}},
 		},
 	}}
-	body, _ := json.Marshal(policy)
-	status, resp, err := s.do(ctx, http.MethodPut, "/_ilm/policy/"+s.name, body, "")
-	if err != nil {
+	if err := s.c.PutJSON(ctx, "/_ilm/policy/"+s.name, policy); err != nil {
 		return fmt.Errorf("cannot install ILM policy %s: %w", s.name, err)
-	}
-	if status != http.StatusOK {
-		return fmt.Errorf("cannot install ILM policy %s: status %d: %s", s.name, status, snippet(resp))
 	}
 	return nil
 }
 
 func durationSetting(d time.Duration) string {
 	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
-}
-
-func certPool(pem []byte) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("no PEM certificate found")
-	}
-	return pool, nil
 }

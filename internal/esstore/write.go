@@ -2,16 +2,13 @@ package esstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net/http"
 	"slices"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -124,119 +121,37 @@ type writer struct {
 	rejectMu *sync.Mutex
 }
 
-// errTooLarge is a whole bulk request refused with 413.
-var errTooLarge = errors.New("request entity too large")
-
 // send writes the records idx, resending only items that failed
 // transiently.
 func (w *writer) send(ctx context.Context, idx []int) error {
-	s := w.s
-	pending := idx
-	var lastErr error
-	for attempt := 1; ; attempt++ {
-		results, err := w.bulk(ctx, pending)
-		if errors.Is(err, errTooLarge) {
-			if len(pending) == 1 {
-				return w.reject(ctx, pending[0], "request_entity_too_large: the document exceeds http.max_content_length", "request_entity_too_large")
-			}
-			half := len(pending) / 2
-			if err := w.send(ctx, pending[:half]); err != nil {
-				return err
-			}
-			return w.send(ctx, pending[half:])
+	return w.s.bulk.Send(ctx, idx, w.body, func(i int, r es.ItemResult) error {
+		s := w.s
+		switch r.Outcome {
+		case es.Created:
+			s.m.docsIndexed.Inc()
+		case es.Duplicate:
+			s.m.docsDuplicate.Inc()
+		case es.Rejected:
+			return w.reject(ctx, i, r.Reason, r.ErrType)
+		default:
+			rec := &w.e.recs[i]
+			return fmt.Errorf("cannot index record %s into %s: status %d: %s (check the cluster and the index, the record itself is not at fault)",
+				rec.ID, s.dayIndex(indexDay(rec.Timestamp)), r.Status, r.Reason)
 		}
-		var retry []int
-		if err != nil {
-			if !isRetryable(err) {
-				return err
-			}
-			lastErr, retry = err, pending
-		} else {
-			for i, r := range results {
-				rec := pending[i]
-				switch r.outcome {
-				case itemCreated:
-					s.m.docsIndexed.Inc()
-				case itemDuplicate:
-					s.m.docsDuplicate.Inc()
-				case itemRetry:
-					retry = append(retry, rec)
-					lastErr = fmt.Errorf("status %d: %s", r.status, r.reason)
-				case itemRejected:
-					if err := w.reject(ctx, rec, r.reason, r.errType); err != nil {
-						return err
-					}
-				default:
-					return fmt.Errorf("cannot index record %s into %s: status %d: %s (check the cluster and the index, the record itself is not at fault)",
-						w.e.recs[rec].ID, s.dayIndex(indexDay(w.e.recs[rec].Timestamp)), r.status, r.reason)
-				}
-			}
-			if len(retry) == 0 {
-				return nil
-			}
-			s.m.itemRetries.Add(float64(len(retry)))
-		}
-		if attempt >= s.opts.MaxAttempts {
-			return fmt.Errorf("cannot index %d of %d records into Elasticsearch after %d attempts: %w", len(retry), len(idx), attempt, lastErr)
-		}
-		if err := sleep(ctx, s.backoff(attempt)); err != nil {
-			return fmt.Errorf("cannot index %d records into Elasticsearch: %w (last error: %v)", len(retry), err, lastErr)
-		}
-		pending = retry
-	}
+		return nil
+	})
 }
 
-// retryableError is a whole-request failure worth retrying: no answer, 429
-// or 5xx.
-type retryableError struct{ err error }
-
-func (e retryableError) Error() string { return e.err.Error() }
-func (e retryableError) Unwrap() error { return e.err }
-
-func isRetryable(err error) bool {
-	var r retryableError
-	return errors.As(err, &r)
-}
-
-// bulk sends one bulk request of the records idx.
-func (w *writer) bulk(ctx context.Context, idx []int) ([]itemResult, error) {
-	s := w.s
-	var body []byte
+// body returns the bulk actions of the records idx.
+func (w *writer) body(idx []int) []byte {
 	if contiguous(idx) {
-		body = w.e.buf[w.e.off[idx[0]]:w.e.off[idx[len(idx)-1]+1]]
-	} else {
-		for _, i := range idx {
-			body = append(body, w.e.item(i)...)
-		}
+		return w.e.buf[w.e.off[idx[0]]:w.e.off[idx[len(idx)-1]+1]]
 	}
-	start := time.Now()
-	status, resp, err := s.do(ctx, http.MethodPost, "/_bulk?filter_path="+bulkFilterPath, body, "application/x-ndjson")
-	defer func() { s.m.bulkSeconds.Observe(time.Since(start).Seconds()) }()
-	if err != nil {
-		s.m.bulkRequests.WithLabelValues("error").Inc()
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		return nil, retryableError{fmt.Errorf("bulk request to %v: %w", s.opts.URLs, err)}
+	var body []byte
+	for _, i := range idx {
+		body = append(body, w.e.item(i)...)
 	}
-	switch {
-	case status == http.StatusOK:
-	case status == http.StatusRequestEntityTooLarge:
-		s.m.bulkRequests.WithLabelValues("error").Inc()
-		return nil, errTooLarge
-	case status == http.StatusTooManyRequests || status >= 500:
-		s.m.bulkRequests.WithLabelValues("error").Inc()
-		return nil, retryableError{fmt.Errorf("bulk request: status %d: %s", status, errorReason(resp))}
-	default:
-		s.m.bulkRequests.WithLabelValues("error").Inc()
-		return nil, fmt.Errorf("bulk request: status %d: %s", status, errorReason(resp))
-	}
-	s.m.bulkRequests.WithLabelValues("ok").Inc()
-	res, err := parseBulkResponse(resp, len(idx))
-	if err != nil {
-		return nil, retryableError{err}
-	}
-	return res, nil
+	return body
 }
 
 func contiguous(idx []int) bool {
@@ -263,26 +178,4 @@ func (w *writer) reject(ctx context.Context, i int, reason, errType string) erro
 	s.m.docsRejected.WithLabelValues(errType).Inc()
 	s.logger.Debug("record rejected by elasticsearch", "id", rec.ID, "reason", reason)
 	return nil
-}
-
-// backoff returns the wait before attempt+1: exponential from RetryBase,
-// capped at RetryMax, with jitter over its upper half so that writers that
-// failed together do not retry together.
-func (s *Store) backoff(attempt int) time.Duration {
-	d := s.opts.RetryBase << min(attempt-1, 30)
-	if d > s.opts.RetryMax || d <= 0 {
-		d = s.opts.RetryMax
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
