@@ -11,9 +11,11 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
+	"github.com/vigilhq/vigil/internal/otlptraces"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
@@ -86,21 +88,31 @@ func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {
 	}
 
 	// The rejected record is on the dead-letter topic with the reason.
+	found, reason := readDeadLetters(t, ko.Brokers, ko.Topic+kafka.DefaultDeadLetterSuffix)
+	got, err := otlplogs.Unmarshal(nil, found[0].Value)
+	if err != nil || len(got) != 1 || got[0].Message != "line 7" || !strings.Contains(reason, "vigil.grade") {
+		t.Errorf("dead-lettered: %+v (%v), reason %q; want line 7 with a reason naming vigil.grade", got, err, reason)
+	}
+}
+
+// readDeadLetters returns the messages of a dead-letter topic, failing
+// unless there is exactly one, and the reason header of the first.
+func readDeadLetters(t *testing.T, brokers []string, topic string) ([]*sarama.ConsumerMessage, string) {
+	t.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-	c, err := sarama.NewConsumer(ko.Brokers, cfg)
+	c, err := sarama.NewConsumer(brokers, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	dlqTopic := ko.Topic + kafka.DefaultDeadLetterSuffix
-	parts, err := c.Partitions(dlqTopic)
+	parts, err := c.Partitions(topic)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var found []*sarama.ConsumerMessage
 	for _, p := range parts {
-		pc, err := c.ConsumePartition(dlqTopic, p, sarama.OffsetOldest)
+		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +124,7 @@ func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {
 		pc.Close()
 	}
 	if len(found) != 1 {
-		t.Fatalf("dead-letter topic: got %d messages; want 1", len(found))
+		t.Fatalf("dead-letter topic %s: got %d messages; want 1", topic, len(found))
 	}
 	var reason string
 	for _, h := range found[0].Headers {
@@ -120,8 +132,62 @@ func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {
 			reason = string(h.Value)
 		}
 	}
-	got, err := otlplogs.Unmarshal(nil, found[0].Value)
-	if err != nil || len(got) != 1 || got[0].Message != "line 7" || !strings.Contains(reason, "vigil.grade") {
-		t.Errorf("dead-lettered: %+v (%v), reason %q; want line 7 with a reason naming vigil.grade", got, err, reason)
+	return found, reason
+}
+
+// TestRejectedSpanGoesToDeadLetterTopic is the same for spans: a span
+// Elasticsearch refuses (more nested tags than the index allows) lands on
+// the span dead-letter topic with the reason, the others are stored.
+func TestRejectedSpanGoesToDeadLetterTopic(t *testing.T) {
+	brokers := requireEnv(t, "VIGIL_TEST_KAFKA")
+	esURL := requireEnv(t, "VIGIL_TEST_ES")
+	run := fmt.Sprintf("dlqspans%d", time.Now().UnixNano()%1e9)
+	ko := kafka.DefaultOptions()
+	ko.Brokers = strings.Split(brokers, ",")
+	ko.Topic = "vigil.spans." + run
+	dlq, err := kafka.NewDeadLetterProducer(ko, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlq.Close()
+
+	var ing *SpanIngester
+	eo := esspanstore.DefaultOptions()
+	eo.URLs = []string{esURL}
+	eo.IndexPrefix = run
+	eo.Replicas = 0
+	eo.Logger = slog.New(slog.DiscardHandler)
+	eo.Rejected = func(ctx context.Context, s model.Span, reason string) error { return ing.Reject(ctx, s, reason) }
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	store, err := esspanstore.Open(ctx, eo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ing = NewSpanIngester(Options{Logger: slog.New(slog.DiscardHandler)}, nil, store, dlq)
+
+	var spans []model.Span
+	for i := 0; i < 5; i++ {
+		spans = append(spans, model.Span{TraceID: model.TraceID{15: 9}, SpanID: model.SpanID{7: byte(i + 1)}, Name: "op",
+			Service: "pay", StartTime: time.Now().UnixNano(), Duration: 1000})
+	}
+	for i := 0; i < 10001; i++ {
+		spans[2].Attributes = append(spans[2].Attributes, model.TypedAttr{Key: fmt.Sprint("k", i), Str: "v"})
+	}
+	if err := store.Write(ctx, spans); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	found, reason := readDeadLetters(t, ko.Brokers, ko.Topic+kafka.DefaultDeadLetterSuffix)
+	got, err := otlptraces.Unmarshal(nil, found[0].Value)
+	if err != nil || len(got) != 1 || got[0].SpanID != spans[2].SpanID || !strings.Contains(reason, "nested") {
+		t.Errorf("dead-lettered: %d spans (%v), reason %q; want span 3 with a reason about nested documents", len(got), err, reason)
+	}
+	if err := store.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := store.GetTrace(ctx, spans[0].TraceID)
+	if err != nil || len(stored) != 4 {
+		t.Errorf("stored: %d spans (%v); want the other 4", len(stored), err)
 	}
 }

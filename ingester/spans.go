@@ -34,6 +34,7 @@ type SpanIngester struct {
 	written  prometheus.Counter
 	failures prometheus.Counter
 	dead     prometheus.Counter
+	rejected prometheus.Counter
 	edges    *edges
 }
 
@@ -53,9 +54,11 @@ func NewSpanIngester(opts Options, c queue.Consumer, s SpanStore, dlq DeadLetter
 			Help: "Failed span store writes; each is retried with backoff."}),
 		dead: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "ingester", Name: "dead_lettered_span_batches_total",
 			Help: "Undecodable span batches sent to the dead-letter destination."}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "ingester", Name: "dead_lettered_spans_total",
+			Help: "Spans the store refused permanently, sent to the dead-letter destination with the store's reason."}),
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(in.consumed, in.written, in.failures, in.dead)
+		opts.Registerer.MustRegister(in.consumed, in.written, in.failures, in.dead, in.rejected)
 	}
 	in.edges = newEdges(opts.Registerer)
 	return in
@@ -114,6 +117,24 @@ func (in *SpanIngester) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// Reject sends a span the store refused permanently to the dead-letter
+// destination, as a batch of one with the store's reason. A span store
+// calls it from Write, so the spans beside it are stored and the queue
+// moves on.
+func (in *SpanIngester) Reject(ctx context.Context, span model.Span, reason string) error {
+	in.rejected.Inc()
+	if in.dlq == nil {
+		return fmt.Errorf("the span store rejected span %s/%s (%s) and no dead-letter destination is configured", span.TraceID, span.SpanID, reason)
+	}
+	b, err := otlptraces.Marshal([]model.Span{span})
+	if err != nil {
+		return err
+	}
+	in.opts.Logger.Warn("dead-lettering a span the store rejected", "trace_id", span.TraceID.String(), "span_id", span.SpanID.String(),
+		"service", span.Service, "reason", reason)
+	return in.dlq.DeadLetter(ctx, span.TraceID.String(), b, reason)
 }
 
 func (in *SpanIngester) writeAndCommit(ctx context.Context, spans []model.Span, last queue.Message) error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
@@ -131,11 +132,15 @@ func addESFlags(fs *flag.FlagSet) *esFlags {
 
 func (f *esFlags) enabled() bool { return len(f.urls) > 0 }
 
+// client returns the connection settings both stores share.
+func (f *esFlags) client() es.ClientOptions {
+	return es.ClientOptions{URLs: f.urls, Username: *f.user, Password: *f.password, APIKey: *f.apiKey,
+		TLS: es.TLSOptions{CAFile: *f.caFile, InsecureSkipVerify: *f.insecure}}
+}
+
 func (f *esFlags) options(retention time.Duration) esstore.Options {
 	o := esstore.DefaultOptions()
-	o.URLs = f.urls
-	o.Username, o.Password, o.APIKey = *f.user, *f.password, *f.apiKey
-	o.TLS = esstore.TLSOptions{CAFile: *f.caFile, InsecureSkipVerify: *f.insecure}
+	o.ClientOptions = f.client()
 	o.IndexPrefix = *f.indexPrefix
 	o.Shards, o.Replicas = *f.shards, *f.replicas
 	o.RefreshInterval = *f.refresh
@@ -146,8 +151,7 @@ func (f *esFlags) options(retention time.Duration) esstore.Options {
 // spanOptions returns the options of the span store in Jaeger's layout.
 func (f *esFlags) spanOptions(retention time.Duration) esspanstore.Options {
 	o := esspanstore.DefaultOptions()
-	o.URLs = f.urls
-	o.Username, o.Password, o.APIKey = *f.user, *f.password, *f.apiKey
+	o.ClientOptions = f.client()
 	o.IndexPrefix = *f.jaegerIdx
 	o.Shards, o.Replicas = *f.shards, *f.replicas
 	o.Retention = retention

@@ -212,12 +212,14 @@ func runIngester(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	spans, err := d.openSpanStore(ctx, *common.dataDir, sf, ef)
+	var spanIng *ingester.SpanIngester
+	rejectSpan := func(ctx context.Context, s model.Span, reason string) error { return spanIng.Reject(ctx, s, reason) }
+	spans, err := d.openSpanStore(ctx, *common.dataDir, sf, ef, rejectSpan)
 	if err != nil {
 		return err
 	}
 	closers = append(closers, spans)
-	if err := d.runSpanIngester(inf, sc, spans, sdlq); err != nil {
+	if spanIng, err = d.runSpanIngester(inf, sc, spans, sdlq); err != nil {
 		return err
 	}
 	if *inf.queryListen != "" {

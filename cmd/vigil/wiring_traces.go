@@ -16,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/collector/spool"
 	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/esspanstore"
+	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
@@ -154,11 +155,14 @@ var (
 )
 
 // openSpanStore opens Elasticsearch (Jaeger's layout) when --es.urls is
-// set, else the embedded span store under dataDir.
-func (d *daemon) openSpanStore(ctx context.Context, dataDir string, sf *storeFlags, ef *esFlags) (spanStore, error) {
+// set, else the embedded span store under dataDir. Spans Elasticsearch
+// refuses go to reject.
+func (d *daemon) openSpanStore(ctx context.Context, dataDir string, sf *storeFlags, ef *esFlags,
+	reject func(context.Context, model.Span, string) error) (spanStore, error) {
 	if ef != nil && ef.enabled() {
 		eo := ef.spanOptions(time.Duration(sf.retention))
 		eo.Logger, eo.Registerer = d.logger.With("component", "elasticsearch-spans"), d.reg
+		eo.Rejected = reject
 		return esspanstore.Open(ctx, eo)
 	}
 	so := spanstore.DefaultOptions(filepath.Join(dataDir, spanStoreDir))
@@ -202,14 +206,15 @@ func (d *daemon) openSpanConsumer(ctx context.Context, dataDir string, qf *queue
 }
 
 // runSpanIngester adds a span ingester from c to s.
-func (d *daemon) runSpanIngester(inf *ingesterFlags, c queue.Consumer, s spanStore, dlq ingester.DeadLetter) error {
+func (d *daemon) runSpanIngester(inf *ingesterFlags, c queue.Consumer, s spanStore, dlq ingester.DeadLetter) (*ingester.SpanIngester, error) {
 	o, err := inf.options()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	o.Logger, o.Registerer = d.logger.With("component", "span-ingester"), d.reg
-	d.add(ingester.NewSpanIngester(o, c, s, dlq).Run)
-	return nil
+	in := ingester.NewSpanIngester(o, c, s, dlq)
+	d.add(in.Run)
+	return in, nil
 }
 
 // registerJaeger adds Jaeger's query API (and its v3) over s to mux.
@@ -239,7 +244,7 @@ func (d *daemon) openTraces(ctx context.Context, dataDir string, tf *traceFlags,
 	if err != nil {
 		return nil, err
 	}
-	store, err := d.openSpanStore(ctx, dataDir, sf, nil)
+	store, err := d.openSpanStore(ctx, dataDir, sf, nil, nil)
 	if err != nil {
 		return nil, errors.Join(err, q.Close())
 	}
@@ -252,7 +257,7 @@ func (d *daemon) openTraces(ctx context.Context, dataDir string, tf *traceFlags,
 	if err != nil {
 		return fail(err)
 	}
-	if err := d.runSpanIngester(inf, q, store, dlq); err != nil {
+	if _, err := d.runSpanIngester(inf, q, store, dlq); err != nil {
 		return fail(err)
 	}
 	d.add(store.Run)

@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	spansIndexed   prometheus.Counter
 	spansDuplicate prometheus.Counter
+	spansRejected  prometheus.Counter
 	itemRetries    prometheus.Counter
 	deletedIdx     prometheus.Counter
 }
@@ -16,13 +17,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Span documents newly created in Elasticsearch."}),
 		spansDuplicate: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "duplicate_total",
 			Help: "Span documents skipped because their trace id + span id was already stored (redelivery)."}),
+		spansRejected: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rejected_total",
+			Help: "Span documents Elasticsearch refused permanently; each went to the Rejected handler (the dead-letter topic)."}),
 		itemRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "item_retries_total",
 			Help: "Bulk items resent after a 429 or 5xx item status."}),
 		deletedIdx: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deleted_indices_total",
 			Help: "Daily span and service indices deleted by retention."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.spansIndexed, m.spansDuplicate, m.itemRetries, m.deletedIdx)
+		reg.MustRegister(m.spansIndexed, m.spansDuplicate, m.spansRejected, m.itemRetries, m.deletedIdx)
 	}
 	return m
 }

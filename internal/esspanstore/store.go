@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/es"
+	"github.com/vigilhq/vigil/internal/model"
 )
 
 // Options configures a Store.
@@ -32,6 +33,12 @@ type Options struct {
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Rejected receives each span Elasticsearch refused permanently (a
+	// mapping or parse error, a document too large), with Elasticsearch's
+	// reason; the ingester sends it to the dead-letter topic. When Rejected
+	// is nil, such a span makes Write fail. An error from Rejected makes
+	// Write fail.
+	Rejected func(ctx context.Context, span model.Span, reason string) error
 }
 
 // DefaultOptions returns options for a local single-node cluster.

@@ -15,6 +15,7 @@ type item struct {
 	what string // for error messages: "span <trace>/<span>" or "service doc"
 	line []byte // action and document, newline-terminated
 	svc  string // for a service document: its cache key
+	span int    // for a span document: its index in Write's spans
 }
 
 // Write stores spans in the span index of their start day, and one
@@ -23,8 +24,9 @@ type item struct {
 // after the translog is fsynced). Documents are written with bulk create
 // and id traceID+spanID, so a span already stored (409) is skipped and
 // redelivery never duplicates. Items answered 429 or 5xx, and requests that
-// fail as a whole, are retried with exponential backoff; any other item
-// error fails Write with Elasticsearch's reason.
+// fail as a whole, are retried with exponential backoff. A span refused
+// permanently goes to Options.Rejected with Elasticsearch's reason (and
+// fails Write without one); any other item error fails Write.
 func (s *Store) Write(ctx context.Context, spans []model.Span) error {
 	if len(spans) == 0 {
 		return nil
@@ -39,7 +41,7 @@ func (s *Store) Write(ctx context.Context, spans []model.Span) error {
 		if err != nil {
 			return fmt.Errorf("cannot encode span %s/%s: %w", d.TraceID, d.SpanID, err)
 		}
-		items = append(items, item{what: "span " + d.TraceID + "/" + d.SpanID, line: action(s.spanIndex(day), d.TraceID+d.SpanID, doc)})
+		items = append(items, item{what: "span " + d.TraceID + "/" + d.SpanID, line: action(s.spanIndex(day), d.TraceID+d.SpanID, doc), span: i})
 
 		sidx, sid := s.serviceIndex(day), serviceDocID(sp.Service, sp.Name)
 		key := sidx + "/" + sid
@@ -51,10 +53,10 @@ func (s *Store) Write(ctx context.Context, spans []model.Span) error {
 		}
 		seen[key] = true
 		sdoc, _ := json.Marshal(serviceDoc{ServiceName: sp.Service, OperationName: sp.Name})
-		items = append(items, item{what: "service document " + sp.Service + "/" + sp.Name, line: action(sidx, sid, sdoc), svc: key})
+		items = append(items, item{what: "service document " + sp.Service + "/" + sp.Name, line: action(sidx, sid, sdoc), svc: key, span: -1})
 	}
 	for start := 0; start < len(items); start += bulkMaxDocs {
-		if err := s.send(ctx, items[start:min(start+bulkMaxDocs, len(items))]); err != nil {
+		if err := s.send(ctx, spans, items[start:min(start+bulkMaxDocs, len(items))]); err != nil {
 			return err
 		}
 	}
@@ -78,7 +80,7 @@ func appendQuoted(b []byte, s string) []byte {
 }
 
 // send writes items, resending only those that failed transiently.
-func (s *Store) send(ctx context.Context, items []item) error {
+func (s *Store) send(ctx context.Context, spans []model.Span, items []item) error {
 	idx := make([]int, len(items))
 	for i := range idx {
 		idx[i] = i
@@ -93,6 +95,9 @@ func (s *Store) send(ctx context.Context, items []item) error {
 	return s.bulk.Send(ctx, idx, body, func(i int, r es.ItemResult) error {
 		it := &items[i]
 		switch {
+		case r.Outcome == es.Rejected && it.span >= 0 && s.opts.Rejected != nil:
+			s.m.spansRejected.Inc()
+			return s.opts.Rejected(ctx, spans[it.span], fmt.Sprintf("status %d: %s", r.Status, r.Reason))
 		case r.Outcome != es.Created && r.Outcome != es.Duplicate:
 			return fmt.Errorf("Elasticsearch refused %s: status %d: %s", it.what, r.Status, r.Reason)
 		case it.svc != "":
