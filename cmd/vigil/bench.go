@@ -26,7 +26,7 @@ import (
 	"github.com/vigilhq/vigil/internal/config"
 )
 
-const benchSummary = "Measure Vigil on this machine: vigil bench logs, vigil bench distributed, vigil bench traces."
+const benchSummary = "Measure Vigil on this machine: vigil bench logs, vigil bench distributed, vigil bench traces, vigil bench traces-distributed."
 
 func runBench(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "distributed" {
@@ -35,8 +35,11 @@ func runBench(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "traces" {
 		return runBenchTraces(ctx, args[1:])
 	}
+	if len(args) > 0 && args[0] == "traces-distributed" {
+		return runBenchTracesDistributed(ctx, args[1:])
+	}
 	if len(args) == 0 || args[0] != "logs" {
-		return fmt.Errorf("usage: vigil bench logs|distributed|traces [flags]; see vigil bench logs --help")
+		return fmt.Errorf("usage: vigil bench logs|distributed|traces|traces-distributed [flags]; see vigil bench logs --help")
 	}
 	fs := config.NewFlagSet("bench logs", "Start `vigil all-in-one` as a child process on a fresh data directory, push lines over HTTP\n"+
 		"and through a tailed file, and report lines/s until queryable, peak RSS, bytes per line and query latencies.")

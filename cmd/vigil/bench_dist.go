@@ -39,15 +39,11 @@ func runBenchDistributed(ctx context.Context, args []string) error {
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	if !kf.enabled() || !ef.enabled() {
-		return errors.New("--kafka.brokers and --es.urls are required (make dev-up starts both)")
-	}
-	dir, err := os.MkdirTemp("", "vigil-bench-dist")
+	dir, run, cleanup, err := distSetup(kf, ef)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	run := fmt.Sprintf("bench%d", time.Now().Unix())
+	defer cleanup()
 	topic, prefix := "vigil.logs."+run, "vigil-"+run+"-"
 	kafkaArgs := []string{"--kafka.brokers", strings.Join(kf.brokers, ","), "--kafka.topic", topic, "--kafka.group", "g-" + run}
 	out := os.Stdout
@@ -152,6 +148,20 @@ func runBenchDistributed(ctx context.Context, args []string) error {
 	return nil
 }
 
+// distSetup checks that a distributed benchmark was given Kafka and
+// Elasticsearch, and returns a scratch directory (cleanup removes it) and a
+// run id that names the run's topics and indices.
+func distSetup(kf *kafkaFlags, ef *esFlags) (dir, run string, cleanup func(), err error) {
+	if !kf.enabled() || !ef.enabled() {
+		return "", "", nil, errors.New("--kafka.brokers and --es.urls are required (make dev-up starts both)")
+	}
+	dir, err = os.MkdirTemp("", "vigil-bench-dist")
+	if err != nil {
+		return "", "", nil, err
+	}
+	return dir, fmt.Sprintf("bench%d", time.Now().Unix()), func() { os.RemoveAll(dir) }, nil
+}
+
 // noTraceReceivers turns off the trace receivers of a collector that a
 // benchmark of logs starts, so it holds no well-known ports.
 var noTraceReceivers = []string{"--collector.otlp.grpc-listen", "", "--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "",
@@ -168,7 +178,7 @@ func startVigil(dataDir, role string, args ...string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	listen := map[string]string{"collector": "--collector.http.listen", "ingester": "--ingester.listen"}[role]
+	listen := map[string]string{"collector": "--collector.http.listen", "ingester": "--ingester.listen", "query": "--query.listen"}[role]
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -176,10 +186,14 @@ func startVigil(dataDir, role string, args ...string) (*child, error) {
 	if err := os.MkdirAll(filepath.Join(filepath.Dir(dataDir), "files"), 0o755); err != nil {
 		return nil, err
 	}
-	args = append([]string{role, "--data-dir", dataDir, "--log.level", "warn", listen, addr}, args...)
-	if role == "collector" {
-		args = append(args, noTraceReceivers...)
+	head := []string{role, "--log.level", "warn", listen, addr}
+	if role != "query" {
+		head = append(head, "--data-dir", dataDir)
 	}
+	if role == "collector" {
+		head = append(head, noTraceReceivers...) // args may turn them on
+	}
+	args = append(head, args...)
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
