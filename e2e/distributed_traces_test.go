@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,8 +26,9 @@ import (
 // processes on real Kafka and Elasticsearch. Every real client's trace is
 // read back through the query daemon's Jaeger API; then a load of traces
 // over OTLP/gRPC goes through while the collector and the ingester are
-// killed with SIGKILL, and each span must be stored exactly once, with its
-// service dependency counted once, in documents of Jaeger's span layout.
+// killed with SIGKILL and Kafka and Elasticsearch each go away for a while,
+// and each span must be stored exactly once, with its service dependency
+// counted once, in documents of Jaeger's span layout.
 func TestDistributedTraces(t *testing.T) {
 	kafkaAddr, esURL := services(t)
 	run := fmt.Sprintf("e2e%d", time.Now().UnixNano()%1e9)
@@ -64,6 +66,16 @@ func TestDistributedTraces(t *testing.T) {
 	}
 	front, store := provider("front-"+run), provider("store-"+run)
 	const traces, children = 4000, 4
+	faults := map[int]func(){
+		1000: func() { col.kill(); time.Sleep(time.Second); col.start() },
+		2500: func() { ing.kill(); time.Sleep(time.Second); ing.start() },
+	}
+	if os.Getenv("VIGIL_TEST_SERVICE_CONTROL") == "1" {
+		faults[500] = func() { serviceControl(t, "kafka.sh", "down") } // spans wait in the spool
+		faults[1500] = func() { serviceControl(t, "kafka.sh", "up") }
+		faults[3000] = func() { serviceControl(t, "elasticsearch.sh", "down") } // the ingester retries
+		faults[3500] = func() { serviceControl(t, "elasticsearch.sh", "up") }
+	}
 	for i := 0; i < traces; i++ {
 		rctx, root := front.Tracer("e2e").Start(ctx, "GET /item", trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(attribute.Int("seq", i)))
@@ -72,17 +84,10 @@ func TestDistributedTraces(t *testing.T) {
 			c.End()
 		}
 		root.End()
-		switch i {
-		case 1000:
-			col.kill()
-			time.Sleep(time.Second)
-			col.start()
-		case 2500:
-			ing.kill()
-			time.Sleep(time.Second)
-			ing.start()
+		if f := faults[i]; f != nil {
+			f()
 		}
-		if i%200 == 0 {
+		if i%100 == 0 {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
