@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +21,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/vigilhq/vigil/internal/otlptraces"
 )
 
 // TestDistributedTraces runs vigil collector, ingester and query as three
@@ -148,6 +151,54 @@ func TestDistributedTraces(t *testing.T) {
 	}
 
 	checkJaegerSpanMapping(t, esURL, spanIndices)
+	checkSpanTopicWithKcat(t, kafkaAddr, "vigil.spans."+run)
+}
+
+// checkSpanTopicWithKcat reads the span topic with kcat: every message is
+// keyed by a trace id, a trace's messages share one partition, and a
+// message's value is an OTLP export request holding spans of its key's
+// trace only.
+func checkSpanTopicWithKcat(t *testing.T, broker, topic string) {
+	t.Helper()
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat is not installed (deploy/local/deps.sh installs it)")
+	}
+	out, err := exec.Command(kcat, "-b", broker, "-C", "-t", topic, "-e", "-q", "-f", "%k %p\n").Output()
+	if err != nil {
+		t.Fatalf("kcat -C %s: %v", topic, err)
+	}
+	partition := map[string]string{}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		key, p, _ := strings.Cut(line, " ")
+		if len(key) != 32 || strings.Trim(key, "0123456789abcdef") != "" {
+			t.Fatalf("message key %q is not a trace id", key)
+		}
+		if q, ok := partition[key]; ok && q != p {
+			t.Fatalf("trace %s is on partitions %s and %s", key, q, p)
+		}
+		partition[key] = p
+		n++
+	}
+	key, err := exec.Command(kcat, "-b", broker, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-c", "1", "-e", "-q", "-f", "%k").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := exec.Command(kcat, "-b", broker, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-c", "1", "-e", "-q", "-f", "%s").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans, err := otlptraces.Unmarshal(nil, value)
+	if err != nil || len(spans) == 0 {
+		t.Fatalf("the first message of partition 0 is not an OTLP span batch: %v", err)
+	}
+	for _, s := range spans {
+		if s.TraceID.String() != string(key) {
+			t.Errorf("message keyed %s holds a span of trace %s", key, s.TraceID)
+		}
+	}
+	t.Logf("kcat read %d messages of %d traces on %s", n, len(partition), topic)
 }
 
 // checkZipkinSharedSpan sends the two halves of a Zipkin RPC that share a
