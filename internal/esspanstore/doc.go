@@ -79,14 +79,17 @@ type processDoc struct {
 // otel.status_*, host.name…) follow the span's own, so NTags, NPTags and
 // ParentRef tell them apart on the way back.
 type extraDoc struct {
-	Start         int64      `json:"start"`               // ns
-	Duration      int64      `json:"dur"`                 // ns
-	Kind          uint8      `json:"kind,omitempty"`      //
-	Status        uint8      `json:"status,omitempty"`    //
-	StatusMessage string     `json:"statusMsg,omitempty"` //
-	Host          string     `json:"host,omitempty"`
-	Env           string     `json:"env,omitempty"`
-	Grade         int        `json:"grade,omitempty"`
+	Start         int64  `json:"start"`               // ns
+	Duration      int64  `json:"dur"`                 // ns
+	Kind          uint8  `json:"kind,omitempty"`      //
+	Status        uint8  `json:"status,omitempty"`    //
+	StatusMessage string `json:"statusMsg,omitempty"` //
+	Host          string `json:"host,omitempty"`
+	Env           string `json:"env,omitempty"`
+	Grade         int    `json:"grade,omitempty"`
+	// ParentService is the service of the span's parent, when it was known
+	// as the span was written (indexed: dependencies aggregate on it).
+	ParentService string     `json:"parentService,omitempty"`
 	NTags         int        `json:"nTags"`
 	NPTags        int        `json:"nPTags"`
 	ParentRef     bool       `json:"parentRef,omitempty"` // references[0] is derived from ParentSpanID

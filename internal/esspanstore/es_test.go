@@ -368,3 +368,62 @@ func TestESRejected(t *testing.T) {
 		t.Errorf("Write without Rejected: got %v; want Elasticsearch's reason", err)
 	}
 }
+
+// TestESDependencyPaths writes calls whose parent's service is found in
+// each way edges.go knows — in the batch, among recent spans, by a
+// realtime get, by a later update when the child came first — and one it
+// cannot resolve (the parent came to another store, after the child), and
+// checks the calls counted by the aggregation and by the join add up.
+func TestESDependencyPaths(t *testing.T) {
+	o := testOptions(t)
+	s := openES(t, o)
+	other, err := Open(context.Background(), o) // a second ingester: caches of its own
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx := context.Background()
+	t0 := time.Now().Add(-time.Hour).UnixNano()
+	span := func(trace, id, parent uint64, service string, failed bool) model.Span {
+		sp := model.Span{TraceID: tid(0, trace), SpanID: sid(id), Name: "op", Service: service, StartTime: t0 + int64(id), Duration: 1000}
+		if parent != 0 {
+			sp.ParentSpanID = sid(parent)
+		}
+		if failed {
+			sp.StatusCode = 2
+		}
+		return sp
+	}
+	write := func(st *Store, spans ...model.Span) {
+		t.Helper()
+		if err := st.Write(ctx, spans); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(s, span(1, 1, 0, "web", false), span(1, 2, 1, "api", false)) // in the batch
+	write(s, span(1, 3, 1, "api", true))                               // recent
+	write(s, span(2, 1, 0, "web", false))
+	write(other, span(2, 2, 1, "api", false)) // realtime get by id
+	write(s, span(3, 2, 1, "db", false))      // child first…
+	write(s, span(3, 1, 0, "api", false))     // …updated by its parent's write
+	write(s, span(4, 2, 1, "db", true))       // child first…
+	write(other, span(4, 1, 0, "api", false)) // …parent to another store: joined at query time
+	write(s, span(5, 1, 0, "api", false), span(5, 2, 1, "api", false)) // same service: no call
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	var r struct{ Count int }
+	getJSON(t, s, "/"+s.prefix+"jaeger-span-*/_count?q=_exists_:vigil.parentService", &r)
+	if r.Count != 5 {
+		t.Errorf("%d spans carry their parent's service; want 5 (all 6 children but the one whose parent went elsewhere)", r.Count)
+	}
+	got, err := s.Dependencies(ctx, time.Now().UnixNano(), 2*time.Hour)
+	want := []spanstore.Dependency{
+		{Parent: "api", Child: "db", CallCount: 2, ErrorCount: 1},
+		{Parent: "web", Child: "api", CallCount: 3, ErrorCount: 1},
+	}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Dependencies: got %+v, %v; want %+v", got, err, want)
+	}
+}

@@ -360,21 +360,58 @@ func (d *depSpan) isError() bool {
 }
 
 // ErrTooManySpans is returned by Dependencies when the window holds more
-// spans than it joins (200,000); ask for a shorter lookback.
+// spans to join than it joins (200,000); ask for a shorter lookback.
 var ErrTooManySpans = errors.New("too many spans in the dependency window")
+
+// errorTag matches a span tag marking an error: error=true, or
+// otel.status_code=ERROR (depSpan.isError).
+var errorTag = obj{"nested": obj{"path": "tags", "query": obj{"bool": obj{"minimum_should_match": 1, "should": []any{
+	obj{"bool": obj{"filter": []any{obj{"term": obj{"tags.key": "error"}}, obj{"term": obj{"tags.value": "true"}}}}},
+	obj{"bool": obj{"filter": []any{obj{"term": obj{"tags.key": "otel.status_code"}}, obj{"term": obj{"tags.value": "ERROR"}}}}},
+}}}}}
 
 // Dependencies returns the calls between services of the spans that started
 // in (endTs-lookback, endTs] (Unix ns): one call from the parent span's
 // service to the span's for every span whose parent belongs to another
-// service, an error when the child failed. The join is done here, over at
-// most 200,000 spans; parents outside the window are looked up by id.
+// service, an error when the child failed. Spans written with their
+// parent's service (vigil.parentService, see edges.go) are counted by an
+// aggregation, whatever their number; the others are joined here, at most
+// 200,000 of them, their parents looked up by id.
 func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Duration) ([]spanstore.Dependency, error) {
 	startTs := endTs - int64(lookback)
 	// (startTs, endTs] in ns is [startTs/1000+1, endTs/1000] in whole µs
-	q := obj{"bool": obj{"filter": []any{
+	window := []any{
 		obj{"range": obj{"startTime": obj{"gt": startTs / 1000, "lte": endTs / 1000}}},
 		obj{"range": obj{"startTimeMillis": obj{"gte": startTs / 1e6, "lte": endTs / 1e6}}},
-	}}}
+	}
+	type edge struct{ parent, child string }
+	deps := map[edge]*spanstore.Dependency{}
+	add := func(parent, child string, calls, errs uint64) {
+		if parent == child {
+			return
+		}
+		d := deps[edge{parent, child}]
+		if d == nil {
+			d = &spanstore.Dependency{Parent: parent, Child: child}
+			deps[edge{parent, child}] = d
+		}
+		d.CallCount += calls
+		d.ErrorCount += errs
+	}
+	if err := s.aggregateCalls(ctx, window, add); err != nil {
+		return nil, err
+	}
+
+	// The rest: spans with a parent in their trace but no parent service.
+	q := obj{"bool": obj{
+		"filter":   window,
+		"must_not": []any{obj{"exists": obj{"field": "vigil.parentService"}}},
+		"should": []any{
+			obj{"exists": obj{"field": "parentSpanID"}},
+			obj{"nested": obj{"path": "references", "query": obj{"term": obj{"references.refType": "CHILD_OF"}}}},
+		},
+		"minimum_should_match": 1,
+	}}
 	src := []string{"traceID", "spanID", "parentSpanID", "references", "process.serviceName", "tags"}
 	type key struct{ trace, span string }
 	service := map[key]string{}
@@ -395,9 +432,9 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 		return nil, err
 	}
 	if full {
-		return nil, fmt.Errorf("%w: more than %d spans started in the last %s before %s", ErrTooManySpans, maxDepSpans, lookback, time.Unix(0, endTs).UTC().Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: more than %d spans without their parent's service started in the last %s before %s",
+			ErrTooManySpans, maxDepSpans, lookback, time.Unix(0, endTs).UTC().Format(time.RFC3339))
 	}
-	// parents that started before the window
 	var missing []key
 	for _, c := range children {
 		if _, ok := service[key{c.TraceID, c.parentID}]; !ok {
@@ -422,22 +459,9 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 			return nil, err
 		}
 	}
-	type edge struct{ parent, child string }
-	deps := map[edge]*spanstore.Dependency{}
 	for _, c := range children {
-		parent, ok := service[key{c.TraceID, c.parentID}]
-		child := c.Process.ServiceName
-		if !ok || parent == child {
-			continue
-		}
-		d := deps[edge{parent, child}]
-		if d == nil {
-			d = &spanstore.Dependency{Parent: parent, Child: child}
-			deps[edge{parent, child}] = d
-		}
-		d.CallCount++
-		if c.isError() {
-			d.ErrorCount++
+		if parent, ok := service[key{c.TraceID, c.parentID}]; ok {
+			add(parent, c.Process.ServiceName, 1, uint64(btoi(c.isError())))
 		}
 	}
 	out := make([]spanstore.Dependency, 0, len(deps))
@@ -448,4 +472,62 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 		return cmp.Or(cmp.Compare(a.Parent, b.Parent), cmp.Compare(a.Child, b.Child))
 	})
 	return out, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// aggregateCalls counts, with a composite aggregation paged to the end,
+// the spans of the window that carry their parent's service, by (parent
+// service, service), and those of them with an error.
+func (s *Store) aggregateCalls(ctx context.Context, window []any, add func(parent, child string, calls, errs uint64)) error {
+	var after any
+	for {
+		comp := obj{"size": 1000, "sources": []any{
+			obj{"parent": obj{"terms": obj{"field": "vigil.parentService"}}},
+			obj{"child": obj{"terms": obj{"field": "process.serviceName"}}},
+		}}
+		if after != nil {
+			comp["after"] = after
+		}
+		body := obj{"size": 0, "track_total_hits": false,
+			"query": obj{"bool": obj{"filter": append(slices.Clone(window), obj{"exists": obj{"field": "vigil.parentService"}})}},
+			"aggs":  obj{"calls": obj{"composite": comp, "aggs": obj{"errors": obj{"filter": errorTag}}}},
+		}
+		r, err := s.search(ctx, s.prefix+spanIndexPart+"*", body)
+		if err != nil {
+			return err
+		}
+		var a struct {
+			Calls struct {
+				AfterKey any `json:"after_key"`
+				Buckets  []struct {
+					Key struct {
+						Parent string `json:"parent"`
+						Child  string `json:"child"`
+					} `json:"key"`
+					DocCount uint64 `json:"doc_count"`
+					Errors   struct {
+						DocCount uint64 `json:"doc_count"`
+					} `json:"errors"`
+				} `json:"buckets"`
+			} `json:"calls"`
+		}
+		if len(r.Aggregations) > 0 {
+			if err := json.Unmarshal(r.Aggregations, &a); err != nil {
+				return fmt.Errorf("cannot parse the dependency aggregation: %w", err)
+			}
+		}
+		for _, b := range a.Calls.Buckets {
+			add(b.Key.Parent, b.Key.Child, b.DocCount, b.Errors.DocCount)
+		}
+		if a.Calls.AfterKey == nil || len(a.Calls.Buckets) == 0 {
+			return nil
+		}
+		after = a.Calls.AfterKey
+	}
 }

@@ -79,6 +79,7 @@ type Store struct {
 
 	mu       sync.Mutex
 	services map[string]struct{} // service docs known to be stored, by index/id
+	parents  *parents
 }
 
 // Open connects to Elasticsearch, waits until the cluster is at least
@@ -104,7 +105,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{opts: opts, logger: opts.Logger, c: c, m: newMetrics(opts.Registerer), services: map[string]struct{}{}}
+	s := &Store{opts: opts, logger: opts.Logger, c: c, m: newMetrics(opts.Registerer), services: map[string]struct{}{}, parents: newParents()}
 	s.bulk = &es.BulkWriter{
 		Client:      c,
 		MaxAttempts: maxAttempts,

@@ -47,8 +47,11 @@ func spanMapping() map[string]any {
 			"tag":  map[string]any{"type": "object"},
 			"tags": kvNested(),
 			// Vigil's lossless extras (ns times, kind, status, resource
-			// fields); kept in _source, never indexed. Jaeger ignores it.
-			"vigil": map[string]any{"type": "object", "enabled": false},
+			// fields), kept in _source and not indexed, except the parent's
+			// service that dependencies aggregate on. Jaeger ignores it.
+			"vigil": map[string]any{"type": "object", "dynamic": false, "properties": map[string]any{
+				"parentService": map[string]any{"type": "keyword"},
+			}},
 		},
 	}
 }

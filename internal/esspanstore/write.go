@@ -16,6 +16,9 @@ type item struct {
 	line []byte // action and document, newline-terminated
 	svc  string // for a service document: its cache key
 	span int    // for a span document: its index in Write's spans
+	// update marks the update of an earlier child's parent service; its
+	// failure leaves that child to the query-time join.
+	update bool
 }
 
 // Write stores spans in the span index of their start day, and one
@@ -31,13 +34,17 @@ func (s *Store) Write(ctx context.Context, spans []model.Span) error {
 	if len(spans) == 0 {
 		return nil
 	}
-	items := make([]item, 0, len(spans)+1)
+	docs := make([]spanDoc, len(spans))
+	for i := range spans {
+		docs[i] = toDoc(&spans[i])
+	}
+	updates, resolved := s.resolveParents(ctx, spans, docs)
+	items := make([]item, 0, len(spans)+len(updates)+1)
 	seen := map[string]bool{}
 	for i := range spans {
-		sp := &spans[i]
-		d := toDoc(sp)
+		sp, d := &spans[i], &docs[i]
 		day := time.Unix(0, sp.StartTime).UTC()
-		doc, err := json.Marshal(&d)
+		doc, err := json.Marshal(d)
 		if err != nil {
 			return fmt.Errorf("cannot encode span %s/%s: %w", d.TraceID, d.SpanID, err)
 		}
@@ -55,11 +62,14 @@ func (s *Store) Write(ctx context.Context, spans []model.Span) error {
 		sdoc, _ := json.Marshal(serviceDoc{ServiceName: sp.Service, OperationName: sp.Name})
 		items = append(items, item{what: "service document " + sp.Service + "/" + sp.Name, line: action(sidx, sid, sdoc), svc: key, span: -1})
 	}
+	items = append(items, updates...)
 	for start := 0; start < len(items); start += bulkMaxDocs {
 		if err := s.send(ctx, spans, items[start:min(start+bulkMaxDocs, len(items))]); err != nil {
 			return err
 		}
 	}
+	s.parents.remember(spans)
+	s.parents.resolved(resolved)
 	return nil
 }
 
@@ -95,6 +105,10 @@ func (s *Store) send(ctx context.Context, spans []model.Span, items []item) erro
 	return s.bulk.Send(ctx, idx, body, func(i int, r es.ItemResult) error {
 		it := &items[i]
 		switch {
+		case it.update:
+			if r.Outcome != es.Created && r.Outcome != es.Duplicate {
+				s.m.parentUpdateFailures.Inc()
+			}
 		case r.Outcome == es.Rejected && it.span >= 0 && s.opts.Rejected != nil:
 			s.m.spansRejected.Inc()
 			return s.opts.Rejected(ctx, spans[it.span], fmt.Sprintf("status %d: %s", r.Status, r.Reason))
