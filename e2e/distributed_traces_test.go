@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -150,7 +149,7 @@ func TestDistributedTraces(t *testing.T) {
 		t.Errorf("dependency front → store: %d calls; want %d (%s)", calls, traces*children, body)
 	}
 
-	checkJaegerSpanMapping(t, esURL, spanIndices)
+	checkMappingAgainstJaeger(t, esURL, run, time.Now())
 	checkSpanTopicWithKcat(t, kafkaAddr, "vigil.spans."+run)
 }
 
@@ -230,116 +229,3 @@ func checkZipkinSharedSpan(t *testing.T, p *proc) {
 	}
 }
 
-// jaegerSpanFields are the field types of Jaeger's jaeger-span index
-// template (Elasticsearch 7 and 8), which a stock jaeger-query relies on.
-var jaegerSpanFields = map[string]string{
-	"traceID": "keyword", "spanID": "keyword", "parentSpanID": "keyword", "operationName": "keyword",
-	"flags": "integer", "startTime": "long", "startTimeMillis": "date", "duration": "long",
-	"references": "nested", "references.refType": "keyword", "references.traceID": "keyword", "references.spanID": "keyword",
-	"tags": "nested", "tags.key": "keyword", "tags.type": "keyword", "tags.value": "keyword",
-	"process.serviceName": "keyword", "process.tags": "nested", "process.tags.key": "keyword", "process.tags.type": "keyword",
-	"process.tags.value": "keyword",
-	"logs":               "nested", "logs.timestamp": "long", "logs.fields": "nested", "logs.fields.key": "keyword",
-	"logs.fields.type": "keyword", "logs.fields.value": "keyword",
-}
-
-// checkJaegerSpanMapping compares the mapping of the span indices with
-// Jaeger's template, and checks that stored documents use only its fields.
-func checkJaegerSpanMapping(t *testing.T, esURL, indices string) {
-	t.Helper()
-	resp, err := http.Get(esURL + "/" + indices + "/_mapping")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var mappings map[string]struct {
-		Mappings struct {
-			Properties map[string]json.RawMessage `json:"properties"`
-		} `json:"mappings"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&mappings); err != nil || len(mappings) == 0 {
-		t.Fatalf("mapping of %s: %v (%d indices)", indices, err, len(mappings))
-	}
-	for index, m := range mappings {
-		got := map[string]string{}
-		flattenMapping("", m.Mappings.Properties, got)
-		for field, typ := range jaegerSpanFields {
-			if got[field] != typ {
-				t.Errorf("%s: field %s has type %q; Jaeger's template has %q", index, field, got[field], typ)
-			}
-		}
-	}
-
-	// Stored documents: every field is one of the template's.
-	resp2, err := http.Get(esURL + "/" + indices + "/_search?size=200")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp2.Body.Close()
-	var hits struct {
-		Hits struct {
-			Hits []struct {
-				Source map[string]any `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	if err := json.NewDecoder(resp2.Body).Decode(&hits); err != nil || len(hits.Hits.Hits) == 0 {
-		t.Fatalf("documents of %s: %v", indices, err)
-	}
-	known := map[string]bool{"tag": true, "process.tag": true, "process": true}
-	for f := range jaegerSpanFields {
-		known[f] = true
-	}
-	unknown := map[string]bool{}
-	for _, h := range hits.Hits.Hits {
-		for _, f := range docFields("", h.Source) {
-			// vigil.* holds what Jaeger's fields round off (ns times, the
-			// span kind); jaeger-query ignores it.
-			if !known[f] && f != "vigil" && !strings.HasPrefix(f, "vigil.") && !unknown[f] {
-				unknown[f] = true
-				t.Errorf("a stored span has field %s, which Jaeger's template does not have: %v", f, h.Source)
-			}
-		}
-	}
-}
-
-// flattenMapping records the type of every field of a mapping's
-// properties under its dotted path.
-func flattenMapping(prefix string, props map[string]json.RawMessage, out map[string]string) {
-	for name, raw := range props {
-		var f struct {
-			Type       string                     `json:"type"`
-			Properties map[string]json.RawMessage `json:"properties"`
-		}
-		_ = json.Unmarshal(raw, &f)
-		path := prefix + name
-		if f.Type != "" {
-			out[path] = f.Type
-		}
-		flattenMapping(path+".", f.Properties, out)
-	}
-}
-
-// docFields lists the dotted paths of a document's fields; objects under
-// "tag" (Jaeger's optional flattened tags) are not descended into.
-func docFields(prefix string, doc map[string]any) []string {
-	var out []string
-	for k, v := range doc {
-		path := prefix + k
-		out = append(out, path)
-		if k == "tag" {
-			continue
-		}
-		switch v := v.(type) {
-		case map[string]any:
-			out = append(out, docFields(path+".", v)...)
-		case []any:
-			for _, e := range v {
-				if m, ok := e.(map[string]any); ok {
-					out = append(out, docFields(path+".", m)...)
-				}
-			}
-		}
-	}
-	return out
-}

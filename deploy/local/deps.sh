@@ -9,6 +9,9 @@
 #   acl         setfacl: lets elasticsearch.sh grant its user traverse-only access
 #   curl unzip  used by elasticsearch.sh
 #   maven + a JDK 17 are expected to be there already (see docs/local-services.md)
+#
+# Then builds the stock jaeger-query the end-to-end tests run against Vigil's
+# Elasticsearch indices (jaeger-query.sh fetch: once per version, cached).
 set -euo pipefail
 
 _vigil_name=deps
@@ -35,44 +38,49 @@ for cmd in java mvn; do
   command -v "$cmd" >/dev/null 2>&1 || log "WARNING: '$cmd' not found: kafka.sh/elasticsearch.sh need a JDK 17+ and Maven (apt-get install openjdk-17-jdk-headless maven)"
 done
 
-if [[ ${#missing[@]} -eq 0 ]]; then
-  log "all present: kcat prometheus setfacl curl unzip"
-  exit 0
-fi
-
-SUDO=()
-if [[ "$(id -u)" != 0 ]]; then
-  command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to install: ${missing[*]}"
-  SUDO=(sudo)
-fi
-need_cmd apt-get apt-cache
-
-log "apt-get update"
-"${SUDO[@]}" apt-get update -qq
-
-# Debian names the Kafka client 'kcat' since bookworm, 'kafkacat' before.
-for i in "${!missing[@]}"; do
-  if [[ "${missing[$i]}" == kcat ]] && ! apt-cache show kcat >/dev/null 2>&1; then
-    apt-cache show kafkacat >/dev/null 2>&1 || die "neither kcat nor kafkacat is an available package"
-    missing[i]=kafkacat
+install_debs() {
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    log "all present: kcat prometheus setfacl curl unzip"
+    return 0
   fi
-done
 
-# Package maintainer scripts must not start the prometheus service (it would
-# listen on all interfaces): without systemd, invoke-rc.d asks policy-rc.d.
-created_policy=""
-if [[ ! -e /usr/sbin/policy-rc.d && "$(id -u)" == 0 ]]; then
-  printf '#!/bin/sh\n# temporary, from vigil deploy/local/deps.sh\nexit 101\n' >/usr/sbin/policy-rc.d
-  chmod 755 /usr/sbin/policy-rc.d
-  created_policy=1
-  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-fi
+  SUDO=()
+  if [[ "$(id -u)" != 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to install: ${missing[*]}"
+    SUDO=(sudo)
+  fi
+  need_cmd apt-get apt-cache
 
-log "installing: ${missing[*]}"
-DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  log "apt-get update"
+  "${SUDO[@]}" apt-get update -qq
 
-if [[ -n "$created_policy" ]]; then
-  rm -f /usr/sbin/policy-rc.d
-  trap - EXIT
-fi
-log "installed: ${missing[*]}"
+  # Debian names the Kafka client 'kcat' since bookworm, 'kafkacat' before.
+  for i in "${!missing[@]}"; do
+    if [[ "${missing[$i]}" == kcat ]] && ! apt-cache show kcat >/dev/null 2>&1; then
+      apt-cache show kafkacat >/dev/null 2>&1 || die "neither kcat nor kafkacat is an available package"
+      missing[i]=kafkacat
+    fi
+  done
+
+  # Package maintainer scripts must not start the prometheus service (it would
+  # listen on all interfaces): without systemd, invoke-rc.d asks policy-rc.d.
+  created_policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d && "$(id -u)" == 0 ]]; then
+    printf '#!/bin/sh\n# temporary, from vigil deploy/local/deps.sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    created_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+
+  log "installing: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+
+  if [[ -n "$created_policy" ]]; then
+    rm -f /usr/sbin/policy-rc.d
+    trap - EXIT
+  fi
+  log "installed: ${missing[*]}"
+}
+
+install_debs
+"$(dirname "$(readlink -f "$0")")/jaeger-query.sh" fetch

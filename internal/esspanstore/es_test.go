@@ -174,6 +174,32 @@ func TestESTemplatesAndMapping(t *testing.T) {
 			t.Errorf("mapping of %s: got %q; want %q", strings.Join(c.path, "."), got, c.want)
 		}
 	}
+
+	// The service index is mapped as Jaeger's template maps it, dynamic
+	// templates included (e2e/jaegermapping_test.go compares every field).
+	sidx := s.serviceIndex(time.Unix(0, sp.StartTime))
+	var sm map[string]struct {
+		Mappings struct {
+			DynamicTemplates []map[string]json.RawMessage `json:"dynamic_templates"`
+			Properties       map[string]struct{ Type string }
+		}
+	}
+	getJSON(t, s, "/"+sidx+"/_mapping", &sm)
+	got := sm[sidx].Mappings
+	var names []string
+	for _, dt := range got.DynamicTemplates {
+		for name := range dt {
+			names = append(names, name)
+		}
+	}
+	if strings.Join(names, ",") != "span_tags_map,process_tags_map" {
+		t.Errorf("%s dynamic templates: got %q; want span_tags_map, process_tags_map", sidx, names)
+	}
+	for _, f := range []string{"serviceName", "operationName"} {
+		if got.Properties[f].Type != "keyword" {
+			t.Errorf("%s mapping of %s: got %q; want keyword", sidx, f, got.Properties[f].Type)
+		}
+	}
 }
 
 func TestESAgainstEmbedded(t *testing.T) {

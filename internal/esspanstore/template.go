@@ -17,12 +17,18 @@ func kvNested() map[string]any {
 	}}
 }
 
-func spanMapping() map[string]any {
+// tagsAsFields are Jaeger's dynamic templates for tags stored as object
+// fields (tag.*, process.tag.*); Jaeger puts them in both templates.
+func tagsAsFields() []any {
 	tagsMap := func(name, path string) map[string]any {
 		return map[string]any{name: map[string]any{"mapping": kw(), "path_match": path}}
 	}
+	return []any{tagsMap("span_tags_map", "tag.*"), tagsMap("process_tags_map", "process.tag.*")}
+}
+
+func spanMapping() map[string]any {
 	return map[string]any{
-		"dynamic_templates": []any{tagsMap("span_tags_map", "tag.*"), tagsMap("process_tags_map", "process.tag.*")},
+		"dynamic_templates": tagsAsFields(),
 		"properties": map[string]any{
 			"traceID":         kw(),
 			"spanID":          kw(),
@@ -56,8 +62,13 @@ func spanMapping() map[string]any {
 	}
 }
 
+// serviceMapping is Jaeger's, dynamic templates included, so that either
+// template maps a service index the same way.
 func serviceMapping() map[string]any {
-	return map[string]any{"properties": map[string]any{"serviceName": kw(), "operationName": kw()}}
+	return map[string]any{
+		"dynamic_templates": tagsAsFields(),
+		"properties":        map[string]any{"serviceName": kw(), "operationName": kw()},
+	}
 }
 
 // installTemplates puts the span and service index templates, named as
