@@ -228,4 +228,3 @@ func checkZipkinSharedSpan(t *testing.T, p *proc) {
 		}
 	}
 }
-

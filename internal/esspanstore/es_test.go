@@ -429,11 +429,11 @@ func TestESDependencyPaths(t *testing.T) {
 	write(s, span(1, 1, 0, "web", false), span(1, 2, 1, "api", false)) // in the batch
 	write(s, span(1, 3, 1, "api", true))                               // recent
 	write(s, span(2, 1, 0, "web", false))
-	write(other, span(2, 2, 1, "api", false)) // realtime get by id
-	write(s, span(3, 2, 1, "db", false))      // child first…
-	write(s, span(3, 1, 0, "api", false))     // …updated by its parent's write
-	write(s, span(4, 2, 1, "db", true))       // child first…
-	write(other, span(4, 1, 0, "api", false)) // …parent to another store: joined at query time
+	write(other, span(2, 2, 1, "api", false))                          // realtime get by id
+	write(s, span(3, 2, 1, "db", false))                               // child first…
+	write(s, span(3, 1, 0, "api", false))                              // …updated by its parent's write
+	write(s, span(4, 2, 1, "db", true))                                // child first…
+	write(other, span(4, 1, 0, "api", false))                          // …parent to another store: joined at query time
 	write(s, span(5, 1, 0, "api", false), span(5, 2, 1, "api", false)) // same service: no call
 	if err := s.Refresh(ctx); err != nil {
 		t.Fatal(err)
