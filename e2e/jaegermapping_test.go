@@ -144,8 +144,8 @@ func sortedKeys(m map[string]string) []string {
 // an index prefix.
 func deleteJaegerIndices(t *testing.T, esURL, prefix string) {
 	p := prefix + "-jaeger-"
-	esDo(t, http.MethodDelete, esURL+"/"+p+"span-*,"+p+"service-*?expand_wildcards=all", nil)
-	for _, part := range []string{"span", "service"} {
+	esDo(t, http.MethodDelete, esURL+"/"+p+"span-*,"+p+"service-*,"+p+"dependencies-*?expand_wildcards=all", nil)
+	for _, part := range []string{"span", "service", "dependencies"} {
 		esDo(t, http.MethodDelete, esURL+"/_index_template/"+p+part, nil)
 	}
 }

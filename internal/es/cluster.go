@@ -46,7 +46,7 @@ func (c *Client) PutJSON(ctx context.Context, path string, v any) error {
 	if err != nil {
 		return err
 	}
-	if status != http.StatusOK {
+	if status != http.StatusOK && status != http.StatusCreated {
 		return fmt.Errorf("status %d: %s", status, ErrorReason(resp))
 	}
 	return nil

@@ -225,3 +225,27 @@ func updateAction(index, id string) []byte {
 	b = appendQuoted(append(b, `,"_id":`...), id)
 	return append(b, "}}\n"...)
 }
+
+// WriteDependencies writes the calls between services of the spans that
+// started on day's UTC day, as far as they are stored, to
+// jaeger-dependencies-YYYY-MM-DD: one document per day, timestamped at its
+// midnight, as Jaeger's Spark job writes it, replaced on every write (its
+// id is the day), so several ingesters writing it agree.
+func (s *Store) WriteDependencies(ctx context.Context, day time.Time) error {
+	start := day.UTC().Truncate(24 * time.Hour)
+	deps, err := s.Dependencies(ctx, start.Add(24*time.Hour).UnixNano()-1, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	type link struct {
+		Parent    string `json:"parent"`
+		Child     string `json:"child"`
+		CallCount uint64 `json:"callCount"`
+	}
+	links := make([]link, 0, len(deps))
+	for _, d := range deps {
+		links = append(links, link{d.Parent, d.Child, d.CallCount})
+	}
+	path := "/" + s.prefix + depIndexPart + start.Format(dayLayout) + "/_doc/" + start.Format(dayLayout)
+	return s.c.PutJSON(ctx, path, obj{"timestamp": start.Format(time.RFC3339), "dependencies": links})
+}

@@ -38,9 +38,10 @@ func openES(t testing.TB, o Options) *Store {
 	t.Cleanup(func() {
 		defer s.Close()
 		for _, path := range []string{
-			"/" + s.prefix + "jaeger-span-*," + s.prefix + "jaeger-service-*",
+			"/" + s.prefix + "jaeger-span-*," + s.prefix + "jaeger-service-*," + s.prefix + "jaeger-dependencies-*",
 			"/_index_template/" + s.prefix + "jaeger-span",
 			"/_index_template/" + s.prefix + "jaeger-service",
+			"/_index_template/" + s.prefix + "jaeger-dependencies",
 		} {
 			s.c.Do(context.Background(), http.MethodDelete, path, nil, "")
 		}
@@ -119,8 +120,8 @@ func TestESTemplatesAndMapping(t *testing.T) {
 		IndexTemplates []struct{ Name string } `json:"index_templates"`
 	}
 	getJSON(t, s, "/_index_template/"+s.prefix+"jaeger-*", &tpl)
-	if len(tpl.IndexTemplates) != 2 {
-		t.Fatalf("templates %s: got %+v; want span and service", s.prefix+"jaeger-*", tpl)
+	if len(tpl.IndexTemplates) != 3 {
+		t.Fatalf("templates %s: got %+v; want span, service and dependencies", s.prefix+"jaeger-*", tpl)
 	}
 
 	ctx := context.Background()
@@ -451,5 +452,54 @@ func TestESDependencyPaths(t *testing.T) {
 	}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Dependencies: got %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// TestESRunWritesDependencies lets Run write today's dependency document,
+// the one jaeger-query reads.
+func TestESRunWritesDependencies(t *testing.T) {
+	o := testOptions(t)
+	o.DependencyInterval = 50 * time.Millisecond
+	s := openES(t, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	now := time.Now().UnixNano()
+	parent := model.Span{TraceID: tid(0, 7), SpanID: sid(1), Name: "GET", Service: "web", StartTime: now, Duration: 1000}
+	child := model.Span{TraceID: tid(0, 7), SpanID: sid(2), ParentSpanID: sid(1), Name: "SELECT", Service: "db", StartTime: now + 1, Duration: 500}
+	if err := s.Write(ctx, []model.Span{parent, child}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	day := time.Unix(0, now).UTC().Format(dayLayout)
+	var doc struct {
+		Source struct {
+			Timestamp    string `json:"timestamp"`
+			Dependencies []struct {
+				Parent, Child string
+				CallCount     int
+			} `json:"dependencies"`
+		} `json:"_source"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, body, err := s.c.Do(ctx, http.MethodGet, "/"+s.prefix+depIndexPart+day+"/_doc/"+day, nil, "")
+		if err == nil && status == http.StatusOK && json.Unmarshal(body, &doc) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dependency document for %s: %d %v %s", day, status, err, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	d := doc.Source.Dependencies
+	if !strings.HasPrefix(doc.Source.Timestamp, day+"T00:00:00") || len(d) != 1 || d[0].Parent != "web" || d[0].Child != "db" || d[0].CallCount != 1 {
+		t.Errorf("dependency document of %s: %+v; want web → db, 1 call, at midnight", day, doc.Source)
 	}
 }

@@ -6,6 +6,7 @@ type metrics struct {
 	spansIndexed   prometheus.Counter
 	spansDuplicate prometheus.Counter
 	spansRejected  prometheus.Counter
+	depWriteErrors prometheus.Counter
 	// parentUpdateFailures counts children whose parent service could not
 	// be set; the query-time join still counts their calls.
 	parentUpdateFailures prometheus.Counter
@@ -24,13 +25,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Span documents Elasticsearch refused permanently; each went to the Rejected handler (the dead-letter topic)."}),
 		parentUpdateFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "parent_update_failures_total",
 			Help: "Spans written before their parent whose parent service could not be added later; their calls are joined at query time."}),
+		depWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dependency_write_errors_total",
+			Help: "Failed writes of the daily dependency document; the next interval writes it again."}),
 		itemRetries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "item_retries_total",
 			Help: "Bulk items resent after a 429 or 5xx item status."}),
 		deletedIdx: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deleted_indices_total",
 			Help: "Daily span and service indices deleted by retention."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.spansIndexed, m.spansDuplicate, m.spansRejected, m.parentUpdateFailures, m.itemRetries, m.deletedIdx)
+		reg.MustRegister(m.spansIndexed, m.spansDuplicate, m.spansRejected, m.depWriteErrors, m.parentUpdateFailures, m.itemRetries, m.deletedIdx)
 	}
 	return m
 }

@@ -33,6 +33,11 @@ type Options struct {
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// DependencyInterval is how often Run writes the calls between services
+	// of the day so far as Jaeger's daily dependency document (what Jaeger's
+	// Spark job writes once a day), so a stock jaeger-query shows the
+	// dependency graph; 0 never writes them.
+	DependencyInterval time.Duration
 	// Rejected receives each span Elasticsearch refused permanently (a
 	// mapping or parse error, a document too large), with Elasticsearch's
 	// reason; the ingester sends it to the dead-letter topic. When Rejected
@@ -44,11 +49,12 @@ type Options struct {
 // DefaultOptions returns options for a local single-node cluster.
 func DefaultOptions() Options {
 	return Options{
-		ClientOptions: es.ClientOptions{URLs: []string{"http://127.0.0.1:9200"}},
-		Shards:        1,
-		Replicas:      1,
-		Retention:     7 * 24 * time.Hour,
-		Logger:        slog.Default(),
+		ClientOptions:      es.ClientOptions{URLs: []string{"http://127.0.0.1:9200"}},
+		Shards:             1,
+		Replicas:           1,
+		Retention:          7 * 24 * time.Hour,
+		DependencyInterval: 5 * time.Minute,
+		Logger:             slog.Default(),
 	}
 }
 
@@ -64,6 +70,7 @@ const (
 	dayLayout      = "2006-01-02"
 	spanIndexPart  = "jaeger-span-"
 	serviceIdxPart = "jaeger-service-"
+	depIndexPart   = "jaeger-dependencies-"
 )
 
 // Store reads and writes spans in Elasticsearch. It is safe for concurrent
@@ -117,7 +124,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.retention = &es.Retention{
 		Client:  c,
-		Indices: es.DailyIndices{Prefixes: []string{s.prefix + spanIndexPart, s.prefix + serviceIdxPart}, Layout: dayLayout},
+		Indices: es.DailyIndices{Prefixes: []string{s.prefix + spanIndexPart, s.prefix + serviceIdxPart, s.prefix + depIndexPart}, Layout: dayLayout},
 		Period:  opts.Retention,
 		Deleted: s.m.deletedIdx,
 		Logger:  opts.Logger,

@@ -86,7 +86,7 @@ func (s *Store) installTemplates(ctx context.Context) error {
 	for _, t := range []struct {
 		part    string
 		mapping map[string]any
-	}{{"jaeger-span", spanMapping()}, {"jaeger-service", serviceMapping()}} {
+	}{{"jaeger-span", spanMapping()}, {"jaeger-service", serviceMapping()}, {"jaeger-dependencies", map[string]any{}}} {
 		name := s.prefix + t.part
 		err := s.c.PutJSON(ctx, "/_index_template/"+name, map[string]any{
 			"index_patterns": []string{name + "-*"},
@@ -101,9 +101,38 @@ func (s *Store) installTemplates(ctx context.Context) error {
 	return nil
 }
 
-// Run applies retention until ctx ends: every hour it deletes the daily
-// span and service indices whose whole day is older than Retention.
-func (s *Store) Run(ctx context.Context) error { return s.retention.Run(ctx) }
+// Run applies retention and writes the dependency documents until ctx
+// ends: every hour it deletes the daily indices whose whole day is older
+// than Retention, and every DependencyInterval it writes today's (and,
+// early in a day, yesterday's) calls between services to
+// jaeger-dependencies-YYYY-MM-DD for jaeger-query.
+func (s *Store) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.retention.Run(ctx) }()
+	if s.opts.DependencyInterval > 0 {
+		t := time.NewTicker(s.opts.DependencyInterval)
+		defer t.Stop()
+		for {
+			now := time.Now().UTC()
+			days := []time.Time{now}
+			if before := now.Add(-s.opts.DependencyInterval); before.YearDay() != now.YearDay() {
+				days = append(days, before) // yesterday's last calls
+			}
+			for _, day := range days {
+				if err := s.WriteDependencies(ctx, day); err != nil && ctx.Err() == nil {
+					s.m.depWriteErrors.Inc()
+					s.logger.Warn("cannot write the day's dependency document", "day", day.Format(dayLayout), "err", err)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return <-errc
+			case <-t.C:
+			}
+		}
+	}
+	return <-errc
+}
 
 // DeleteExpired deletes the daily span and service indices whose day ended
 // more than Retention before now, and returns their names.
