@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/otlplogs"
-	"github.com/vigilhq/vigil/internal/otlptraces"
 )
 
 // NewGRPCServer returns the OTLP/gRPC receiver (port 4317) for logs and,
@@ -58,8 +57,7 @@ type grpcTraces struct {
 
 func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
 	const receiver = "otlp_grpc_traces"
-	spans := otlptraces.FromTraces(nil, req.Traces())
-	code, msg, reason := g.t.publish(ctx, receiver, spans)
+	code, msg, reason := g.t.publishTraces(ctx, receiver, req.Traces())
 	g.t.requests.WithLabelValues(receiver, strconv.Itoa(code)).Inc()
 	if code != http.StatusOK {
 		g.t.rejected.WithLabelValues(receiver, reason).Inc()

@@ -70,6 +70,24 @@ func (s *Sampler) Keep(spans []model.Span) []model.Span {
 	return out
 }
 
+// keepsAll reports whether every span is kept, whatever its service.
+func (s *Sampler) keepsAll() bool {
+	if s.rate < 1 {
+		return false
+	}
+	for _, r := range s.services {
+		if r < 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// countKept counts n spans of service kept without looking at them.
+func (s *Sampler) countKept(service string, n int) {
+	s.kept.WithLabelValues(service).Add(float64(n))
+}
+
 func (s *Sampler) keep(sp *model.Span) bool {
 	if sp.Grade == 1 {
 		return true

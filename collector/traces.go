@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/vigilhq/vigil/internal/jaegerthrift"
@@ -74,14 +75,65 @@ func (t *Traces) RegisterJaeger(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/traces", t.handleJaegerHTTP)
 }
 
-// publish samples spans and queues them.
-func (t *Traces) publish(ctx context.Context, receiver string, spans []model.Span) (code int, msg, reason string) {
+// publish samples spans and queues them. raw, when not nil, is the OTLP
+// protobuf encoding the spans were decoded from: when the sampler keeps
+// every span it is queued as it came, sparing an encoding.
+func (t *Traces) publish(ctx context.Context, receiver string, spans []model.Span, raw []byte) (code int, msg, reason string) {
 	t.received.WithLabelValues(receiver).Add(float64(len(spans)))
+	if raw != nil && t.sampler.keepsAll() {
+		for i := 0; i < len(spans); {
+			j := i + 1
+			for j < len(spans) && spans[j].Service == spans[i].Service {
+				j++
+			}
+			t.sampler.countKept(spans[i].Service, j-i)
+			i = j
+		}
+		if len(spans) == 0 {
+			return http.StatusOK, "", ""
+		}
+		return t.enqueue(ctx, len(spans), raw, nil)
+	}
 	spans = t.sampler.Keep(spans)
 	if len(spans) == 0 {
 		return http.StatusOK, "", ""
 	}
 	data, err := otlptraces.Marshal(spans)
+	return t.enqueue(ctx, len(spans), data, err)
+}
+
+// publishTraces samples and queues an OTLP request decoded by the gRPC
+// server. When the sampler keeps every span (the default) the request goes
+// to the queue re-encoded as it is, without a conversion to Vigil's model
+// and back.
+func (t *Traces) publishTraces(ctx context.Context, receiver string, td ptrace.Traces) (code int, msg, reason string) {
+	if !t.sampler.keepsAll() {
+		return t.publish(ctx, receiver, otlptraces.FromTraces(nil, td), nil)
+	}
+	n := td.SpanCount()
+	t.received.WithLabelValues(receiver).Add(float64(n))
+	if n == 0 {
+		return http.StatusOK, "", ""
+	}
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		service := ""
+		if v, ok := rss.At(i).Resource().Attributes().Get(otlptraces.AttrServiceName); ok {
+			service = v.AsString()
+		}
+		k, sss := 0, rss.At(i).ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			k += sss.At(j).Spans().Len()
+		}
+		t.sampler.countKept(service, k)
+	}
+	data, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	return t.enqueue(ctx, n, data, err)
+}
+
+// enqueue publishes an encoded batch of n spans (or reports err, an
+// encoding failure) and maps the outcome to an HTTP status.
+func (t *Traces) enqueue(ctx context.Context, n int, data []byte, err error) (code int, msg, reason string) {
 	if err == nil {
 		err = t.producer.Publish(ctx, SpanBatchKey, data)
 	}
@@ -91,7 +143,7 @@ func (t *Traces) publish(ctx context.Context, receiver string, spans []model.Spa
 	case errors.Is(err, queue.ErrFull):
 		return http.StatusTooManyRequests, "the collector's queue is full; retry later", "queue_full"
 	default:
-		t.logger.Warn("cannot queue spans", "spans", len(spans), "err", err)
+		t.logger.Warn("cannot queue spans", "spans", n, "err", err)
 		return http.StatusServiceUnavailable, "the collector cannot queue spans right now: " + err.Error(), "unavailable"
 	}
 }
@@ -148,16 +200,16 @@ func (t *Traces) handleOTLP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "invalid", err.Error())
 		return
 	}
-	decode := otlptraces.Unmarshal
+	decode, raw := otlptraces.Unmarshal, data
 	if ct == contentTypeJSON {
-		decode = otlptraces.UnmarshalJSON
+		decode, raw = otlptraces.UnmarshalJSON, nil
 	}
 	spans, err := decode(nil, data)
 	if err != nil {
 		fail(http.StatusBadRequest, "invalid", err.Error())
 		return
 	}
-	if code, msg, reason := t.publish(r.Context(), receiver, spans); code != http.StatusOK {
+	if code, msg, reason := t.publish(r.Context(), receiver, spans, raw); code != http.StatusOK {
 		fail(code, reason, msg)
 		return
 	}
@@ -193,7 +245,7 @@ func (t *Traces) handleZipkin(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("%d of %d spans are invalid; nothing was accepted: %s", bad, bad+len(spans), strings.Join(msgs, "; ")))
 		return
 	}
-	code, msg, reason := t.publish(r.Context(), receiver, spans)
+	code, msg, reason := t.publish(r.Context(), receiver, spans, nil)
 	if code == http.StatusOK {
 		code = http.StatusAccepted // Zipkin's answer
 	}
@@ -216,7 +268,7 @@ func (t *Traces) handleJaegerHTTP(w http.ResponseWriter, r *http.Request) {
 		t.reply(w, receiver, http.StatusBadRequest, "invalid", err.Error())
 		return
 	}
-	code, msg, reason := t.publish(r.Context(), receiver, spans)
+	code, msg, reason := t.publish(r.Context(), receiver, spans, nil)
 	if code == http.StatusOK {
 		code = http.StatusAccepted // what Jaeger's collector answers
 	}
@@ -251,7 +303,7 @@ func (t *Traces) ServeJaegerUDP(ctx context.Context, conn net.PacketConn, compac
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		code, _, _ := t.publish(pctx, receiver, spans)
+		code, _, _ := t.publish(pctx, receiver, spans, nil)
 		cancel()
 		if code != http.StatusOK {
 			t.udpDrops.WithLabelValues(receiver, "queue").Inc()

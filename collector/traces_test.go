@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 )
@@ -97,5 +98,36 @@ func TestTraceReceiversBadInput(t *testing.T) {
 	ucancel()
 	if err := <-done; err != nil {
 		t.Errorf("ServeJaegerUDP: %v", err)
+	}
+}
+
+// TestOTLPQueuedAsReceived checks the path that queues OTLP requests
+// without converting them when the sampler keeps everything: the queued
+// batch decodes to the spans sent, and kept spans are counted per service;
+// with a sampling rate below 1 spans are sampled one by one.
+func TestOTLPQueuedAsReceived(t *testing.T) {
+	spans := []model.Span{testSpan(1, 1, "a"), testSpan(1, 2, "b"), testSpan(2, 1, "b")}
+	for i := range spans {
+		spans[i].TraceID[8] = 0xff // above any small sampling rate's threshold
+	}
+	for _, rate := range []float64{1, 0.000001} {
+		var rec recorder
+		reg := prometheus.NewRegistry()
+		sampler, err := NewSampler(rate, "", reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := NewTraces(&rec, sampler, 1<<20, slog.New(slog.DiscardHandler), reg)
+		if code, msg, _ := tr.publishTraces(context.Background(), "otlp_grpc_traces", otlptraces.ToTraces(spans)); code != http.StatusOK {
+			t.Fatalf("rate %v: %d %s", rate, code, msg)
+		}
+		got := rec.got[SpanBatchKey]
+		kept := testutil.ToFloat64(sampler.kept.WithLabelValues("b"))
+		if rate == 1 && (len(got) != 3 || kept != 2) {
+			t.Errorf("rate 1: queued %d spans, kept %v of service b; want 3 and 2", len(got), kept)
+		}
+		if rate < 1 && (len(got) != 0 || testutil.ToFloat64(sampler.dropped.WithLabelValues("b")) != 2) {
+			t.Errorf("rate %v: queued %d spans; want none, 2 of b counted as sampled out", rate, len(got))
+		}
 	}
 }
