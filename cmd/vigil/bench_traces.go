@@ -13,13 +13,16 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/config"
 )
@@ -27,7 +30,8 @@ import (
 // runBenchTraces measures the all-in-one trace path with the load of the
 // traces issue: C clients × T traces × 10 spans with 11 attributes each,
 // sent over OTLP/gRPC as an OpenTelemetry SDK's batch exporter does (512
-// spans a request).
+// spans a request), retrying a request the collector refuses because its
+// queue is full.
 func runBenchTraces(ctx context.Context, args []string) (err error) {
 	fs := config.NewFlagSet("bench traces", "Start `vigil all-in-one` as a child process and send it traces over OTLP/gRPC; report spans/s until\n"+
 		"queryable, peak RSS, bytes per span on disk and the latency of trace-by-id and of a service+tag search.")
@@ -76,6 +80,7 @@ func runBenchTraces(ctx context.Context, args []string) (err error) {
 	total := *clients * *traces * 10
 	var ids []string
 	var mu sync.Mutex
+	var retried atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup
 	errc := make(chan error, *clients)
@@ -94,7 +99,7 @@ func runBenchTraces(ctx context.Context, args []string) (err error) {
 			for sent := 0; sent < *traces; {
 				n := min(51, *traces-sent) // 510 spans a request
 				td, first := benchTraces(rng, c, n)
-				if _, err := client.Export(ctx, ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
+				if err := exportRetrying(ctx, client, td, &retried); err != nil {
 					errc <- err
 					return
 				}
@@ -129,6 +134,7 @@ func runBenchTraces(ctx context.Context, args []string) (err error) {
 	fmt.Fprintf(out, "| measure | value |\n|---|---|\n")
 	fmt.Fprintf(out, "| spans/s accepted | %.0f |\n", float64(total)/accepted.Seconds())
 	fmt.Fprintf(out, "| spans/s until queryable | %.0f |\n", float64(total)/queryable.Seconds())
+	fmt.Fprintf(out, "| requests retried (queue full) | %d |\n", retried.Load())
 	if rss, err := peakRSS(child.Process.Pid); err == nil {
 		fmt.Fprintf(out, "| peak RSS of vigil all-in-one | %.0f MB |\n", float64(rss)/1e6)
 	}
@@ -166,6 +172,27 @@ func runBenchTraces(ctx context.Context, args []string) (err error) {
 	}
 	fmt.Fprintf(out, "| service + tag search, limit 20, p50 / p99 | %s / %s |\n", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
 	return nil
+}
+
+// exportRetrying sends td, retrying with backoff while the collector
+// answers that its queue is full or it is unavailable, as OpenTelemetry
+// SDK exporters do; retried counts the retries.
+func exportRetrying(ctx context.Context, client ptraceotlp.GRPCClient, td ptrace.Traces, retried *atomic.Int64) error {
+	req := ptraceotlp.NewExportRequestFromTraces(td)
+	backoff := 5 * time.Millisecond
+	for {
+		_, err := client.Export(ctx, req)
+		if c := status.Code(err); c != codes.ResourceExhausted && c != codes.Unavailable {
+			return err
+		}
+		retried.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }
 
 // benchTraces builds n traces of 10 spans (a server root and 9 children

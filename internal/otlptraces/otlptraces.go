@@ -46,6 +46,13 @@ func Marshal(spans []model.Span) ([]byte, error) {
 // Unmarshal decodes an OTLP ExportTraceServiceRequest in protobuf and
 // appends its spans to dst.
 func Unmarshal(dst []model.Span, data []byte) ([]model.Span, error) {
+	if out, ok := decodeFast(dst, data); ok {
+		return out, nil
+	}
+	return unmarshalPdata(dst, data)
+}
+
+func unmarshalPdata(dst []model.Span, data []byte) ([]model.Span, error) {
 	req := ptraceotlp.NewExportRequest()
 	if err := req.UnmarshalProto(data); err != nil {
 		return dst, fmt.Errorf("cannot decode OTLP traces protobuf: %w", err)

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -31,7 +33,7 @@ const (
 )
 
 var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxRecord))
 )
 
@@ -44,40 +46,77 @@ type spanLoc struct {
 }
 
 // appendBlocks appends the records of spans to buf, calling loc for each
-// span with its location relative to the start of buf.
+// span with its location relative to the start of buf. Blocks are
+// compressed concurrently.
 func appendBlocks(buf []byte, spans []*model.Span, loc func(*model.Span, spanLoc)) ([]byte, error) {
 	slices.SortStableFunc(spans, func(a, b *model.Span) int { return bytes.Compare(a.TraceID[:], b.TraceID[:]) })
-	var raw []byte
-	var pos []uint32
+	type block struct {
+		first, end int      // spans[first:end]
+		pos        []uint32 // of each span in raw
+		raw, rec   []byte
+	}
+	var blocks []*block
 	for i := 0; i < len(spans); {
-		raw, pos = raw[:0], pos[:0]
+		bl := &block{first: i}
 		j := i
-		for ; j < len(spans) && (j == i || len(raw) < blockTarget); j++ {
-			pos = append(pos, uint32(len(raw)))
-			start := len(raw)
-			raw = append(raw, make([]byte, binary.MaxVarintLen32)...)
-			raw = appendSpan(raw, spans[j])
-			n := len(raw) - start - binary.MaxVarintLen32
+		for ; j < len(spans) && (j == i || len(bl.raw) < blockTarget); j++ {
+			bl.pos = append(bl.pos, uint32(len(bl.raw)))
+			start := len(bl.raw)
+			bl.raw = append(bl.raw, make([]byte, binary.MaxVarintLen32)...)
+			bl.raw = appendSpan(bl.raw, spans[j])
+			n := len(bl.raw) - start - binary.MaxVarintLen32
 			// Move the span left over the unused varint bytes.
-			l := binary.PutUvarint(raw[start:], uint64(n))
-			copy(raw[start+l:], raw[start+binary.MaxVarintLen32:])
-			raw = raw[:start+l+n]
+			l := binary.PutUvarint(bl.raw[start:], uint64(n))
+			copy(bl.raw[start+l:], bl.raw[start+binary.MaxVarintLen32:])
+			bl.raw = bl.raw[:start+l+n]
 		}
-		off := len(buf)
-		buf = append(buf, make([]byte, recHeader)...)
-		buf = append(buf, codecZstd)
-		buf = binary.AppendUvarint(buf, uint64(len(raw)))
-		buf = zenc.EncodeAll(raw, buf)
-		payload := buf[off+recHeader:]
-		if len(payload) > maxRecord || len(raw) > maxRecord {
-			return nil, fmt.Errorf("span %s/%s: block of %d bytes exceeds %d", spans[i].TraceID, spans[i].SpanID, len(raw), maxRecord)
+		bl.end = j
+		if len(bl.raw) > maxRecord {
+			return nil, fmt.Errorf("span %s/%s: block of %d bytes exceeds %d", spans[i].TraceID, spans[i].SpanID, len(bl.raw), maxRecord)
 		}
-		binary.LittleEndian.PutUint32(buf[off:], uint32(len(payload)))
-		binary.LittleEndian.PutUint32(buf[off+4:], crc32.Checksum(payload, crcTable))
-		for k := i; k < j; k++ {
-			loc(spans[k], spanLoc{off: int64(off), size: uint32(len(buf) - off), pos: pos[k-i]})
-		}
+		blocks = append(blocks, bl)
 		i = j
+	}
+	compress := func(bl *block) {
+		rec := make([]byte, recHeader, recHeader+1+binary.MaxVarintLen64+len(bl.raw)/2)
+		rec = append(rec, codecZstd)
+		rec = binary.AppendUvarint(rec, uint64(len(bl.raw)))
+		bl.rec = zenc.EncodeAll(bl.raw, rec)
+	}
+	if workers := min(runtime.GOMAXPROCS(0), len(blocks)); workers > 1 {
+		next := make(chan *block)
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for bl := range next {
+					compress(bl)
+				}
+			}()
+		}
+		for _, bl := range blocks {
+			next <- bl
+		}
+		close(next)
+		wg.Wait()
+	} else {
+		for _, bl := range blocks {
+			compress(bl)
+		}
+	}
+	for _, bl := range blocks {
+		payload := bl.rec[recHeader:]
+		if len(payload) > maxRecord {
+			return nil, fmt.Errorf("span %s/%s: block of %d bytes exceeds %d", spans[bl.first].TraceID, spans[bl.first].SpanID, len(payload), maxRecord)
+		}
+		binary.LittleEndian.PutUint32(bl.rec, uint32(len(payload)))
+		binary.LittleEndian.PutUint32(bl.rec[4:], crc32.Checksum(payload, crcTable))
+		off := len(buf)
+		buf = append(buf, bl.rec...)
+		for k := bl.first; k < bl.end; k++ {
+			loc(spans[k], spanLoc{off: int64(off), size: uint32(len(bl.rec)), pos: bl.pos[k-bl.first]})
+		}
 	}
 	return buf, nil
 }

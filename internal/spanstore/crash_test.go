@@ -16,9 +16,13 @@ import (
 // The crash test runs the test binary as a child that writes batches and
 // reports each acknowledged batch on stdout, kills it with SIGKILL at a
 // random moment, and checks that every acknowledged span survived, that the
-// store reopens, and that the redelivered batches are stored once.
+// store reopens, and that the redelivered batches are stored once, also
+// when their first copy is in a sealed index segment.
 
-const crashChildEnv = "VIGIL_SPANSTORE_CRASH_CHILD"
+const (
+	crashChildEnv = "VIGIL_SPANSTORE_CRASH_CHILD"
+	crashSeal     = 100 // spans: a segment every 5 batches
+)
 
 func crashBatch(i int) []model.Span {
 	out := make([]model.Span, 20)
@@ -35,7 +39,9 @@ func crashBatch(i int) []model.Span {
 func crashChild() int {
 	dir, first, _ := strings.Cut(os.Getenv(crashChildEnv), ",")
 	n, _ := strconv.Atoi(first)
-	s, err := Open(Options{Dir: dir})
+	// Seal often, so that kills also land while an index segment is
+	// written.
+	s, err := Open(Options{Dir: dir, sealSpans: crashSeal})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -86,7 +92,10 @@ func TestCrashKill9(t *testing.T) {
 	if acked < 0 {
 		t.Fatal("the child acknowledged no batch")
 	}
-	s := openStore(t, dir)
+	s := openStore(t, dir, withSeal(crashSeal))
+	if len(segFiles(t, dir)) == 0 {
+		t.Fatal("no index segment was written")
+	}
 	for i := 0; i <= acked; i++ {
 		got, err := s.GetTrace(context.Background(), tid(uint64(i)))
 		if err != nil || len(got) != 20 {

@@ -2,6 +2,7 @@ package spanstore
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -16,8 +17,11 @@ import (
 //	3: frontend POST /login (20ms) on the next day
 //	4: users getUser alone (30ms, event attribute cache=miss)
 //	5: frontend GET / (200) whose tag and duration are on different spans
-func searchFixture(t *testing.T) *Store {
-	s := openStore(t, t.TempDir())
+//
+// seal is the head size sealed into an index segment (0 for the default):
+// 1 puts every span in a segment, 4 the first batch only.
+func searchFixture(t *testing.T, seal int) *Store {
+	s := openStore(t, t.TempDir(), func(o *Options) { o.sealSpans = seal })
 	attr := func(k, v string) []model.TypedAttr {
 		return []model.TypedAttr{{Key: k, Type: model.AttrString, Str: v}}
 	}
@@ -49,7 +53,13 @@ func searchFixture(t *testing.T) *Store {
 }
 
 func TestFindTraces(t *testing.T) {
-	s := searchFixture(t)
+	for _, seal := range []int{0, 1, 4} {
+		t.Run(fmt.Sprint("seal=", seal), func(t *testing.T) { testFindTraces(t, seal) })
+	}
+}
+
+func testFindTraces(t *testing.T, seal int) {
+	s := searchFixture(t, seal)
 	ms := int64(time.Millisecond)
 	f := func(name string, q TraceQuery, want ...string) {
 		t.Helper()
@@ -94,7 +104,13 @@ func TestFindTraces(t *testing.T) {
 }
 
 func TestServicesOperations(t *testing.T) {
-	s := searchFixture(t)
+	for _, seal := range []int{0, 1, 4} {
+		t.Run(fmt.Sprint("seal=", seal), func(t *testing.T) { testServicesOperations(t, seal) })
+	}
+}
+
+func testServicesOperations(t *testing.T, seal int) {
+	s := searchFixture(t, seal)
 	ctx := context.Background()
 	svcs, _ := s.Services(ctx)
 	if want := []string{"frontend", "users"}; !reflect.DeepEqual(svcs, want) {
@@ -114,7 +130,13 @@ func TestServicesOperations(t *testing.T) {
 }
 
 func TestDependencies(t *testing.T) {
-	s := searchFixture(t)
+	for _, seal := range []int{0, 1, 4} {
+		t.Run(fmt.Sprint("seal=", seal), func(t *testing.T) { testDependencies(t, seal) })
+	}
+}
+
+func testDependencies(t *testing.T, seal int) {
+	s := searchFixture(t, seal)
 	got, err := s.Dependencies(context.Background(), day0+nsPerDay, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)

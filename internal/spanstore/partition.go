@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -19,10 +20,11 @@ import (
 )
 
 // A partition holds the spans that start on one UTC day: one append-only
-// file of block records (block.go), dir/YYYY-MM-DD/spans.dat, and an
-// in-memory index rebuilt from the file at open. The file is the
-// write-ahead log and the data at once: a record is durable once Write has
-// synced it, and a torn tail is cut off at open.
+// file of block records (block.go), dir/YYYY-MM-DD/spans.dat, the sealed
+// index segments of its older blocks (segment.go) and the in-memory index
+// of its newer ones (head.go), rebuilt from the file at open. The file is
+// the write-ahead log and the data at once: a record is durable once Write
+// has synced it, and a torn tail is cut off at open.
 
 const (
 	dataFile  = "spans.dat"
@@ -32,46 +34,17 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-type spanKey struct {
-	trace model.TraceID
-	span  model.SpanID
-}
-
-// spanMeta is what the index keeps of one span: enough to filter a search and
-// compute dependencies without reading the record.
-type spanMeta struct {
-	trace   model.TraceID
-	span    model.SpanID
-	parent  model.SpanID
-	service uint32
-	op      uint32
-	kind    model.SpanKind
-	isErr   bool
-	start   int64
-	dur     int64
-	loc     spanLoc
-}
-
-type opKey struct {
-	op   uint32
-	kind model.SpanKind
-}
-
 type partition struct {
 	day  int64 // days since the Unix epoch
 	dir  string
 	f    *os.File
 	size int64 // end of the last whole record; written only under Store.writeMu
 
-	mu        sync.RWMutex
-	metas     []spanMeta
-	byKey     map[spanKey]uint32 // → index in metas; dedup and parent lookup
-	traces    map[model.TraceID][]uint32
-	strs      map[string]uint32 // services and operation names
-	names     []string
-	byService map[uint32][]uint32
-	ops       map[uint32]map[opKey]struct{}
-	tags      map[string][]uint32 // "key\x00value" → span indices, ascending
+	sealSpans int // head size that triggers sealing
+
+	mu   sync.RWMutex // guards h and segs; segs also change only under Store.writeMu
+	h    *head
+	segs []*segment // sealed, in file order, chaining from offset 0 to h.start
 }
 
 func dayOf(ns int64) int64 {
@@ -92,21 +65,10 @@ func parseDayName(name string) (int64, bool) {
 	return t.Unix() / 86400, true
 }
 
-func newPartition(day int64, dir string) *partition {
-	return &partition{
-		day: day, dir: dir,
-		byKey:     make(map[spanKey]uint32),
-		traces:    make(map[model.TraceID][]uint32),
-		strs:      make(map[string]uint32),
-		byService: make(map[uint32][]uint32),
-		ops:       make(map[uint32]map[opKey]struct{}),
-		tags:      make(map[string][]uint32),
-	}
-}
-
-// openPartition opens or creates the partition in dir, rebuilding its index
-// and cutting off a torn or corrupt tail.
-func openPartition(day int64, dir string) (p *partition, truncated int64, err error) {
+// openPartition opens or creates the partition in dir: it opens the sealed
+// index segments, indexes the blocks after them into the head, cuts off a
+// torn or corrupt tail and seals the head if it is already full.
+func openPartition(day int64, dir string, sealSpans int, warn func(string, ...any)) (p *partition, truncated int64, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, 0, fmt.Errorf("cannot create partition %s: %w", dir, err)
 	}
@@ -115,40 +77,122 @@ func openPartition(day int64, dir string) (p *partition, truncated int64, err er
 	if err != nil {
 		return nil, 0, fmt.Errorf("cannot open span file %s: %w", path, err)
 	}
-	p = newPartition(day, dir)
-	p.f = f
-	good, err := p.load()
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("cannot read span file %s: %w", path, err)
-	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, 0, fmt.Errorf("cannot stat span file %s: %w", path, err)
 	}
+	segs, headStart, err := openSegments(dir, st.Size(), warn)
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	p = &partition{day: day, dir: dir, f: f, sealSpans: sealSpans, h: newHead(headStart, 0), segs: segs}
+	fail := func(err error) (*partition, int64, error) {
+		return nil, 0, errors.Join(err, p.close())
+	}
+	good, err := p.load(headStart)
+	if err != nil {
+		return fail(fmt.Errorf("cannot read span file %s: %w", path, err))
+	}
 	if st.Size() > good {
 		truncated = st.Size() - good
 		if err := f.Truncate(good); err != nil {
-			f.Close()
-			return nil, 0, fmt.Errorf("cannot truncate torn tail of %s: %w", path, err)
+			return fail(fmt.Errorf("cannot truncate torn tail of %s: %w", path, err))
 		}
 		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, 0, fmt.Errorf("cannot sync %s: %w", path, err)
+			return fail(fmt.Errorf("cannot sync %s: %w", path, err))
 		}
 	}
 	p.size = good
+	if err := p.maybeSeal(); err != nil {
+		return fail(err)
+	}
 	return p, truncated, nil
 }
 
-// load indexes every whole, valid record and returns the offset after the
-// last one.
-func (p *partition) load() (int64, error) {
-	r := bufio.NewReaderSize(io.NewSectionReader(p.f, 0, 1<<62), 1<<20)
-	var off int64
+func (p *partition) close() error {
+	return errors.Join(p.f.Close(), closeSegments(p.segs))
+}
+
+// spans is the number of spans indexed.
+func (p *partition) spans() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	n := len(p.h.metas)
+	for _, sg := range p.segs {
+		n += sg.n
+	}
+	return n
+}
+
+// indexBytes is the size of the sealed segments.
+func (p *partition) indexBytes() int64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var n int64
+	for _, sg := range p.segs {
+		n += sg.fileSize
+	}
+	return n
+}
+
+// maybeSeal writes the head out as a segment once it holds sealSpans spans;
+// the caller holds Store.writeMu (or is the only user, at open).
+func (p *partition) maybeSeal() error {
+	if len(p.h.metas) < p.sealSpans {
+		return nil
+	}
+	return p.seal()
+}
+
+// seal writes the head out as a segment, if it holds spans; the caller
+// holds Store.writeMu (or is the only user).
+func (p *partition) seal() error {
+	if len(p.h.metas) == 0 || p.size == p.h.start {
+		return nil
+	}
+	sg, err := writeSegment(p.dir, p.h, p.size)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.segs = append(p.segs, sg)
+	p.h = newHead(p.size, p.sealSpans) // a busy partition: size it once
+	p.mu.Unlock()
+	return nil
+}
+
+// stored reports whether span k is indexed; the caller holds Store.writeMu.
+// cache keeps the span ids of traces looked up in the segments.
+func (p *partition) stored(k spanKey, cache map[model.TraceID][]model.SpanID) (bool, error) {
+	if _, ok := p.h.byKey[k]; ok {
+		return true, nil
+	}
+	ids, ok := cache[k.trace]
+	if !ok {
+		var ms []spanMeta
+		for _, sg := range p.segs {
+			var err error
+			if ms, err = sg.traceMetas(k.trace, ms); err != nil {
+				return false, err
+			}
+		}
+		for _, m := range ms {
+			ids = append(ids, m.span)
+		}
+		cache[k.trace] = ids
+	}
+	return slices.Contains(ids, k.span), nil
+}
+
+// load indexes every whole, valid record from off into the head and
+// returns the offset after the last one.
+func (p *partition) load(off int64) (int64, error) {
+	r := bufio.NewReaderSize(io.NewSectionReader(p.f, off, 1<<62), 1<<20)
 	var hdr [recHeader]byte
 	var buf []byte
+	cache := map[model.TraceID][]model.SpanID{}
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -188,51 +232,25 @@ func (p *partition) load() (int64, error) {
 			pos += n
 		}
 		for i := range spans {
-			if _, dup := p.byKey[spanKey{spans[i].TraceID, spans[i].SpanID}]; !dup {
-				p.add(&spans[i], locs[i])
+			dup, err := p.stored(spanKey{spans[i].TraceID, spans[i].SpanID}, cache)
+			if err != nil {
+				return off, err
+			}
+			if !dup {
+				p.h.add(&spans[i], locs[i])
 			}
 		}
 		off += int64(recHeader + n0)
-	}
-}
-
-func (p *partition) intern(s string) uint32 {
-	if id, ok := p.strs[s]; ok {
-		return id
-	}
-	id := uint32(len(p.names))
-	p.names = append(p.names, s)
-	p.strs[s] = id
-	return id
-}
-
-// add indexes span s stored at off; the caller holds p.mu for writing (or is
-// the only user, at open).
-func (p *partition) add(s *model.Span, loc spanLoc) {
-	idx := uint32(len(p.metas))
-	m := spanMeta{
-		trace: s.TraceID, span: s.SpanID, parent: s.ParentSpanID,
-		service: p.intern(s.Service), op: p.intern(s.Name), kind: s.Kind,
-		isErr: isError(s), start: s.StartTime, dur: s.Duration, loc: loc,
-	}
-	p.metas = append(p.metas, m)
-	p.byKey[spanKey{s.TraceID, s.SpanID}] = idx
-	p.traces[s.TraceID] = append(p.traces[s.TraceID], idx)
-	p.byService[m.service] = append(p.byService[m.service], idx)
-	ops := p.ops[m.service]
-	if ops == nil {
-		ops = make(map[opKey]struct{})
-		p.ops[m.service] = ops
-	}
-	ops[opKey{m.op, m.kind}] = struct{}{}
-	forEachTag(s, func(k, v string) {
-		key := k + "\x00" + v
-		l := p.tags[key]
-		if n := len(l); n > 0 && l[n-1] == idx {
-			return // same key=value twice on one span
+		// Seal while loading, so that replaying a long tail (after an
+		// index was lost) does not hold it all in memory.
+		if len(p.h.metas) >= p.sealSpans {
+			p.size = off
+			if err := p.maybeSeal(); err != nil {
+				return off, err
+			}
+			clear(cache)
 		}
-		p.tags[key] = append(l, idx)
-	})
+	}
 }
 
 func isError(s *model.Span) bool {
@@ -267,38 +285,53 @@ func KindName(k model.SpanKind) string {
 // AttrString is an attribute's value as a string, as tag searches compare
 // it: booleans as true/false, numbers in decimal, binary in hex.
 func AttrString(a model.TypedAttr) string {
-	switch a.Type {
-	case model.AttrBool:
-		return strconv.FormatBool(a.Int != 0)
-	case model.AttrInt64:
-		return strconv.FormatInt(a.Int, 10)
-	case model.AttrFloat64:
-		return strconv.FormatFloat(a.Float, 'g', -1, 64)
-	case model.AttrBinary:
-		return fmt.Sprintf("%x", a.Str)
+	if a.Type == model.AttrString {
+		return a.Str
 	}
-	return a.Str
+	return string(appendAttrString(nil, a))
 }
 
-// forEachTag calls f for every searchable key=value of s: span, process and
-// event attributes, plus span.kind and error=true as Jaeger shows them.
-func forEachTag(s *model.Span, f func(k, v string)) {
+// appendAttrString appends AttrString(a) to b.
+func appendAttrString(b []byte, a model.TypedAttr) []byte {
+	switch a.Type {
+	case model.AttrBool:
+		return strconv.AppendBool(b, a.Int != 0)
+	case model.AttrInt64:
+		return strconv.AppendInt(b, a.Int, 10)
+	case model.AttrFloat64:
+		return strconv.AppendFloat(b, a.Float, 'g', -1, 64)
+	case model.AttrBinary:
+		return hex.AppendEncode(b, []byte(a.Str))
+	}
+	return append(b, a.Str...)
+}
+
+// forEachTag calls f for every searchable key=value of s, as the term
+// "key\x00value" built in buf: span, process and event attributes, plus
+// span.kind and error=true as Jaeger shows them. term is valid until f
+// returns.
+func forEachTag(s *model.Span, buf []byte, f func(term []byte)) {
+	attr := func(a model.TypedAttr) {
+		buf = append(append(buf[:0], a.Key...), 0)
+		buf = appendAttrString(buf, a)
+		f(buf)
+	}
 	for _, a := range s.Attributes {
-		f(a.Key, AttrString(a))
+		attr(a)
 	}
 	for _, a := range s.Process {
-		f(a.Key, AttrString(a))
+		attr(a)
 	}
 	for _, e := range s.Events {
 		for _, a := range e.Attributes {
-			f(a.Key, AttrString(a))
+			attr(a)
 		}
 	}
 	if k := KindName(s.Kind); k != "" {
-		f("span.kind", k)
+		f(append(buf[:0], "span.kind\x00"+k...))
 	}
 	if s.StatusCode == 2 {
-		f("error", "true")
+		f(append(buf[:0], "error\x00true"...))
 	}
 }
 

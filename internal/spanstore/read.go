@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
@@ -82,13 +84,10 @@ func getTrace(ctx context.Context, parts []*partition, id model.TraceID) ([]mode
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		ms = ms[:0]
-		p.mu.RLock()
-		for _, i := range p.traces[id] {
-			ms = append(ms, p.metas[i])
-		}
-		p.mu.RUnlock()
 		var err error
+		if ms, err = p.traceMetas(id, ms[:0]); err != nil {
+			return nil, err
+		}
 		if out, err = p.readSpans(ms, out); err != nil {
 			return nil, err
 		}
@@ -97,14 +96,32 @@ func getTrace(ctx context.Context, parts []*partition, id model.TraceID) ([]mode
 	return out, nil
 }
 
+// traceMetas appends the metas of trace id's spans in p to out.
+func (p *partition) traceMetas(id model.TraceID, out []spanMeta) ([]spanMeta, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, sg := range p.segs {
+		var err error
+		if out, err = sg.traceMetas(id, out); err != nil {
+			return out, err
+		}
+	}
+	return p.h.traceMetas(id, out), nil
+}
+
 // Services returns the names of the services with stored spans, sorted.
 func (s *Store) Services(ctx context.Context) ([]string, error) {
 	set := map[string]struct{}{}
 	err := s.readParts(func(parts []*partition) error {
 		for _, p := range parts {
 			p.mu.RLock()
-			for id := range p.byService {
-				set[p.names[id]] = struct{}{}
+			for id := range p.h.byService {
+				set[p.h.names[id]] = struct{}{}
+			}
+			for _, sg := range p.segs {
+				for _, o := range sg.ops {
+					set[sg.names[o.service]] = struct{}{}
+				}
 			}
 			p.mu.RUnlock()
 		}
@@ -122,14 +139,26 @@ func (s *Store) Services(ctx context.Context) ([]string, error) {
 // ("" for every kind), sorted by name and kind.
 func (s *Store) Operations(ctx context.Context, service, spanKind string) ([]Operation, error) {
 	set := map[Operation]struct{}{}
+	add := func(name string, kind model.SpanKind) {
+		op := Operation{Name: name, SpanKind: KindName(kind)}
+		if spanKind == "" || spanKind == op.SpanKind {
+			set[op] = struct{}{}
+		}
+	}
 	err := s.readParts(func(parts []*partition) error {
 		for _, p := range parts {
 			p.mu.RLock()
-			if sid, ok := p.strs[service]; ok {
-				for k := range p.ops[sid] {
-					op := Operation{Name: p.names[k.op], SpanKind: KindName(k.kind)}
-					if spanKind == "" || spanKind == op.SpanKind {
-						set[op] = struct{}{}
+			if sid, ok := p.h.strs[service]; ok {
+				for k := range p.h.ops[sid] {
+					add(p.h.names[k.op], k.kind)
+				}
+			}
+			for _, sg := range p.segs {
+				if sid, ok := sg.strs[service]; ok {
+					for _, o := range sg.ops {
+						if o.service == sid {
+							add(sg.names[o.op], o.kind)
+						}
 					}
 				}
 			}
@@ -153,6 +182,11 @@ func (s *Store) FindTraces(ctx context.Context, q TraceQuery) ([][]model.Span, e
 	var out [][]model.Span
 	err := s.readParts(func(parts []*partition) error {
 		latest := map[model.TraceID]int64{}
+		found := func(trace model.TraceID, start int64) {
+			if t, ok := latest[trace]; !ok || start > t {
+				latest[trace] = start
+			}
+		}
 		for _, p := range parts {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -160,13 +194,9 @@ func (s *Store) FindTraces(ctx context.Context, q TraceQuery) ([][]model.Span, e
 			if q.StartMin != 0 && p.day < dayOf(q.StartMin) || q.StartMax != 0 && p.day > dayOf(q.StartMax) {
 				continue
 			}
-			p.mu.RLock()
-			p.match(&q, func(m *spanMeta) {
-				if t, ok := latest[m.trace]; !ok || m.start > t {
-					latest[m.trace] = m.start
-				}
-			})
-			p.mu.RUnlock()
+			if err := p.match(ctx, &q, found); err != nil {
+				return err
+			}
 		}
 		type hit struct {
 			id    model.TraceID
@@ -194,85 +224,48 @@ func (s *Store) FindTraces(ctx context.Context, q TraceQuery) ([][]model.Span, e
 	return out, err
 }
 
-// match calls f for every span of p matching q; the caller holds p.mu.
-func (p *partition) match(q *TraceQuery, f func(*spanMeta)) {
-	svc, op := ^uint32(0), ^uint32(0)
-	if q.Service != "" {
-		id, ok := p.strs[q.Service]
-		if !ok {
-			return
-		}
-		svc = id
+// match calls f for every span of p matching q. Segments are searched
+// concurrently: their reads are mostly system calls.
+func (p *partition) match(ctx context.Context, q *TraceQuery, f func(trace model.TraceID, start int64)) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	type hit struct {
+		trace model.TraceID
+		start int64
 	}
-	if q.Operation != "" {
-		id, ok := p.strs[q.Operation]
-		if !ok {
-			return
-		}
-		op = id
+	hits := make([][]hit, len(p.segs))
+	errs := make([]error, len(p.segs))
+	next := make(chan int, len(p.segs))
+	for i := range p.segs {
+		next <- i
 	}
-	// Candidates: the intersection of the tag posting lists, else the
-	// service's spans, else every span.
-	var cand []uint32
-	all := false
-	switch {
-	case len(q.Tags) > 0:
-		// Intersect from the shortest posting list.
-		lists := make([][]uint32, 0, len(q.Tags))
-		for k, v := range q.Tags {
-			l, ok := p.tags[k+"\x00"+v]
-			if !ok {
-				return
+	close(next)
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0)*2, len(p.segs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if errs[i] = ctx.Err(); errs[i] != nil {
+					continue
+				}
+				errs[i] = p.segs[i].match(q, func(trace model.TraceID, start int64) {
+					hits[i] = append(hits[i], hit{trace, start})
+				})
 			}
-			lists = append(lists, l)
-		}
-		slices.SortFunc(lists, func(a, b []uint32) int { return cmp.Compare(len(a), len(b)) })
-		cand = lists[0]
-		for _, l := range lists[1:] {
-			if cand = intersect(cand, l); len(cand) == 0 {
-				return
-			}
-		}
-	case svc != ^uint32(0):
-		cand = p.byService[svc]
-	default:
-		all = true
+		}()
 	}
-	n := len(cand)
-	if all {
-		n = len(p.metas)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	for i := 0; i < n; i++ {
-		idx := uint32(i)
-		if !all {
-			idx = cand[i]
-		}
-		m := &p.metas[idx]
-		if svc != ^uint32(0) && m.service != svc || op != ^uint32(0) && m.op != op ||
-			q.StartMin != 0 && m.start < q.StartMin || q.StartMax != 0 && m.start > q.StartMax ||
-			q.DurationMin != 0 && m.dur < q.DurationMin || q.DurationMax != 0 && m.dur > q.DurationMax {
-			continue
-		}
-		f(m)
-	}
-}
-
-// intersect returns the elements common to the ascending lists a and b.
-func intersect(a, b []uint32) []uint32 {
-	out := make([]uint32, 0, min(len(a), len(b)))
-	for i, j := 0, 0; i < len(a) && j < len(b); {
-		switch {
-		case a[i] < b[j]:
-			i++
-		case a[i] > b[j]:
-			j++
-		default:
-			out = append(out, a[i])
-			i++
-			j++
+	for _, hs := range hits {
+		for _, h := range hs {
+			f(h.trace, h.start)
 		}
 	}
-	return out
+	p.h.match(q, f)
+	return nil
 }
 
 // Dependencies returns the calls between services of the spans that started
@@ -284,6 +277,22 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 	type edge struct{ parent, child string }
 	deps := map[edge]*Dependency{}
 	err := s.readParts(func(parts []*partition) error {
+		// call records one span whose parent is in service parent.
+		call := func(parent, child string, m *spanMeta) {
+			if parent == child {
+				return
+			}
+			d := deps[edge{parent, child}]
+			if d == nil {
+				d = &Dependency{Parent: parent, Child: child}
+				deps[edge{parent, child}] = d
+			}
+			d.CallCount++
+			if m.isErr {
+				d.ErrorCount++
+			}
+		}
+		inRange := func(m *spanMeta) bool { return m.start > startTs && m.start <= endTs && !m.parent.IsZero() }
 		for _, p := range parts {
 			if p.day < dayOf(startTs) || p.day > dayOf(endTs) {
 				continue
@@ -291,28 +300,9 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			p.mu.RLock()
-			for i := range p.metas {
-				m := &p.metas[i]
-				if m.start <= startTs || m.start > endTs || m.parent.IsZero() {
-					continue
-				}
-				parent, ok := lookupService(parts, p, m.trace, m.parent)
-				child := p.names[m.service]
-				if !ok || parent == child {
-					continue
-				}
-				d := deps[edge{parent, child}]
-				if d == nil {
-					d = &Dependency{Parent: parent, Child: child}
-					deps[edge{parent, child}] = d
-				}
-				d.CallCount++
-				if m.isErr {
-					d.ErrorCount++
-				}
+			if err := p.dependencies(ctx, parts, inRange, call); err != nil {
+				return err
 			}
-			p.mu.RUnlock()
 		}
 		return nil
 	})
@@ -326,27 +316,102 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 	return out, err
 }
 
+// dependencies calls call for every span of p that want accepts, with the
+// service of its parent span when it is found.
+func (p *partition) dependencies(ctx context.Context, parts []*partition, want func(*spanMeta) bool,
+	call func(parent, child string, m *spanMeta)) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, sg := range p.segs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Metas are sorted by trace: resolve parents within each trace's run
+		// first, elsewhere only when missing.
+		var run []spanMeta
+		flush := func() error {
+			for i := range run {
+				m := &run[i]
+				if !want(m) {
+					continue
+				}
+				j := slices.IndexFunc(run, func(o spanMeta) bool { return o.span == m.parent })
+				if j >= 0 {
+					call(sg.names[run[j].service], sg.names[m.service], m)
+					continue
+				}
+				parent, ok, err := lookupService(parts, p, m.trace, m.parent)
+				if err != nil {
+					return err
+				}
+				if ok {
+					call(parent, sg.names[m.service], m)
+				}
+			}
+			run = run[:0]
+			return nil
+		}
+		var ferr error
+		err := sg.scan(func(m *spanMeta) {
+			if len(run) > 0 && run[0].trace != m.trace && ferr == nil {
+				ferr = flush()
+			}
+			run = append(run, *m)
+		})
+		if err == nil {
+			err = ferr
+		}
+		if err == nil {
+			err = flush()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	h := p.h
+	for i := range h.metas {
+		m := &h.metas[i]
+		if !want(m) {
+			continue
+		}
+		parent, ok, err := lookupService(parts, p, m.trace, m.parent)
+		if err != nil {
+			return err
+		}
+		if ok {
+			call(parent, h.names[m.service], m)
+		}
+	}
+	return nil
+}
+
 // lookupService finds the service of a span, looking first in cur (whose
 // read lock the caller holds) and then in the other partitions.
-func lookupService(parts []*partition, cur *partition, trace model.TraceID, span model.SpanID) (string, bool) {
-	k := spanKey{trace, span}
-	if i, ok := cur.byKey[k]; ok {
-		return cur.names[cur.metas[i].service], true
+func lookupService(parts []*partition, cur *partition, trace model.TraceID, span model.SpanID) (string, bool, error) {
+	find := func(p *partition) (string, bool, error) {
+		if i, ok := p.h.byKey[spanKey{trace, span}]; ok {
+			return p.h.names[p.h.metas[i].service], true, nil
+		}
+		for _, sg := range p.segs {
+			if name, ok, err := sg.serviceOf(trace, span); ok || err != nil {
+				return name, ok, err
+			}
+		}
+		return "", false, nil
+	}
+	if name, ok, err := find(cur); ok || err != nil {
+		return name, ok, err
 	}
 	for _, p := range parts {
 		if p == cur {
 			continue
 		}
 		p.mu.RLock()
-		i, ok := p.byKey[k]
-		var name string
-		if ok {
-			name = p.names[p.metas[i].service]
-		}
+		name, ok, err := find(p)
 		p.mu.RUnlock()
-		if ok {
-			return name, true
+		if ok || err != nil {
+			return name, ok, err
 		}
 	}
-	return "", false
+	return "", false, nil
 }

@@ -1,8 +1,9 @@
 // Package spanstore is the embedded span store of all-in-one mode: spans
 // partitioned by UTC day of their start time, each partition one
-// append-only, checksummed, fsynced file plus an in-memory index (trace id →
-// records, service → spans, tag key=value → spans, operations). Retention
-// drops whole days.
+// append-only, checksummed, fsynced file of span blocks plus its index
+// (trace id → spans, service → spans, tag key=value → spans, operations):
+// immutable, sorted index segments on disk for the older blocks and an
+// in-memory head for the newest ones. Retention drops whole days.
 package spanstore
 
 import (
@@ -34,7 +35,8 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 
-	now func() time.Time // for tests
+	now       func() time.Time // for tests
+	sealSpans int              // head size that is sealed into a segment; for tests
 }
 
 // DefaultOptions returns a week of retention in dir.
@@ -72,6 +74,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.now == nil {
 		opts.now = time.Now
 	}
+	if opts.sealSpans <= 0 {
+		opts.sealSpans = defaultSeal
+	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create span store directory %s: %w", opts.Dir, err)
 	}
@@ -85,7 +90,7 @@ func Open(opts Options) (*Store, error) {
 		if !e.IsDir() || !ok {
 			continue
 		}
-		p, cut, err := openPartition(day, filepath.Join(opts.Dir, e.Name()))
+		p, cut, err := openPartition(day, filepath.Join(opts.Dir, e.Name()), opts.sealSpans, opts.Logger.Warn)
 		if err != nil {
 			s.closeParts()
 			return nil, err
@@ -95,7 +100,7 @@ func Open(opts Options) (*Store, error) {
 			s.m.truncated.Add(float64(cut))
 		}
 		s.parts[day] = p
-		s.m.spans.Add(float64(len(p.metas)))
+		s.m.spans.Add(float64(p.spans()))
 	}
 	if opts.Registerer != nil {
 		if err := s.m.register(opts.Registerer); err != nil {
@@ -109,12 +114,14 @@ func Open(opts Options) (*Store, error) {
 func (s *Store) closeParts() error {
 	var errs []error
 	for _, p := range s.parts {
-		errs = append(errs, p.f.Close())
+		errs = append(errs, p.close())
 	}
 	return errors.Join(errs...)
 }
 
-// Close closes the store's files. Reads and writes after Close fail.
+// Close seals the in-memory indexes into segments, so that the next open
+// need not read their blocks again, and closes the store's files. Reads and
+// writes after Close fail.
 func (s *Store) Close() error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -124,6 +131,12 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	for _, p := range s.parts {
+		if err := p.seal(); err != nil {
+			// The spans are durable: the next open indexes them again.
+			s.opts.Logger.Warn("span store: cannot seal index at close", "partition", p.dir, "err", err)
+		}
+	}
 	return s.closeParts()
 }
 
@@ -162,10 +175,11 @@ func (s *Store) ApplyRetention() error {
 	s.mu.Unlock()
 	var errs []error
 	for _, p := range drop {
-		s.m.spans.Sub(float64(len(p.metas)))
+		n := p.spans()
+		s.m.spans.Sub(float64(n))
 		s.m.dropped.Inc()
-		s.opts.Logger.Info("span store: dropped expired day", "day", dayName(p.day), "spans", len(p.metas))
-		errs = append(errs, p.f.Close(), os.RemoveAll(p.dir))
+		s.opts.Logger.Info("span store: dropped expired day", "day", dayName(p.day), "spans", n)
+		errs = append(errs, p.close(), os.RemoveAll(p.dir))
 	}
 	return errors.Join(errs...)
 }
@@ -182,6 +196,7 @@ func (s *Store) Write(ctx context.Context, spans []model.Span) error {
 	type pending struct {
 		p     *partition
 		spans []*model.Span
+		seen  map[model.TraceID][]model.SpanID // span ids of traces looked up in p's segments
 	}
 	byDay := make(map[int64]*pending)
 	var days []int64
@@ -196,7 +211,7 @@ func (s *Store) Write(ctx context.Context, spans []model.Span) error {
 			if err != nil {
 				return err
 			}
-			pd = &pending{p: p}
+			pd = &pending{p: p, seen: map[model.TraceID][]model.SpanID{}}
 			byDay[day] = pd
 			days = append(days, day)
 		}
@@ -205,8 +220,12 @@ func (s *Store) Write(ctx context.Context, spans []model.Span) error {
 			dups++
 			continue
 		}
-		// Only writers change byKey, and they hold writeMu.
-		if _, ok := pd.p.byKey[k]; ok {
+		// Only writers change the index, and they hold writeMu.
+		dup, err := pd.p.stored(k, pd.seen)
+		if err != nil {
+			return err
+		}
+		if dup {
 			dups++
 			continue
 		}
@@ -244,10 +263,15 @@ func (s *Store) Write(ctx context.Context, spans []model.Span) error {
 		}
 		p.mu.Lock()
 		for _, l := range locs {
-			p.add(l.sp, l.loc)
+			p.h.add(l.sp, l.loc)
 		}
 		p.mu.Unlock()
 		p.size += int64(len(buf))
+		if err := p.maybeSeal(); err != nil {
+			// The spans are durable; the head is sealed by a later write
+			// or at the next open.
+			s.opts.Logger.Warn("span store: cannot seal index", "partition", p.dir, "err", err)
+		}
 		s.m.spans.Add(float64(len(pd.spans)))
 		s.m.written.Add(float64(len(pd.spans)))
 		s.m.bytes.Add(float64(len(buf)))
@@ -267,7 +291,7 @@ func (s *Store) partition(day int64) (*partition, error) {
 	if p != nil {
 		return p, nil
 	}
-	p, _, err := openPartition(day, filepath.Join(s.opts.Dir, dayName(day)))
+	p, _, err := openPartition(day, filepath.Join(s.opts.Dir, dayName(day)), s.opts.sealSpans, s.opts.Logger.Warn)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +301,8 @@ func (s *Store) partition(day int64) (*partition, error) {
 	return p, nil
 }
 
-// DiskBytes is the size of the span files, for benchmarks and metrics.
+// DiskBytes is the size of the span files and their sealed indexes, for
+// benchmarks and metrics.
 func (s *Store) DiskBytes() int64 {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -285,7 +310,7 @@ func (s *Store) DiskBytes() int64 {
 	defer s.mu.RUnlock()
 	var n int64
 	for _, p := range s.parts {
-		n += p.size
+		n += p.size + p.indexBytes()
 	}
 	return n
 }
