@@ -6,13 +6,10 @@ package ingester
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,160 +95,30 @@ func New(opts Options, c queue.Consumer, s Store, dlq DeadLetter) *Ingester {
 
 // Run consumes until ctx ends. A store outage, however long, is waited out
 // with backoff; the batch in hand when ctx ends is still written and
-// committed (drain), within DrainTimeout.
-//
-// Gathering and writing overlap: while the store writes one batch, the
-// next is fetched, decoded and enriched. Fetch and Commit stay on this
-// goroutine, and a batch's position is committed only after its write,
-// in order.
+// committed (drain), within DrainTimeout. While the store writes one
+// batch, the next is fetched, decoded and enriched.
 func (in *Ingester) Run(ctx context.Context) error {
-	var bufs [2][]model.LogRecord
-	var inflight *write
-	// finish waits for the batch being written and commits it.
-	finish := func() error {
-		if inflight == nil {
-			return nil
-		}
-		w := inflight
-		inflight = nil
-		defer w.cancel()
-		if err := <-w.done; err != nil {
-			return err
-		}
-		if err := in.consumer.Commit(w.ctx, w.last); err != nil {
-			if errors.Is(err, queue.ErrClosed) {
-				return fmt.Errorf("cannot commit queue position %d: %w", w.last.Position, err)
-			}
-			// The batch is stored: a commit that fails (Kafka's coordinator
-			// away during an outage) only means it is delivered again later,
-			// and the store keeps one copy. The next commit covers it.
-			in.m.commitErrors.Inc()
-			in.logger.Warn("cannot commit queue position; the batch will be redelivered and deduplicated", "position", w.last.Position, "err", err)
-			return nil
-		}
-		in.m.batches.Inc()
-		return nil
+	p := &pipeline[model.LogRecord]{
+		opts: in.opts, logger: in.logger, consumer: in.consumer, what: "records",
+		decode:     otlplogs.Unmarshal,
+		deadLetter: in.deadLetter,
+		prepare:    in.prepare,
+		write:      in.store.Write,
+		consumed:   in.m.consumed, written: in.m.written, writeErrors: in.m.writeErrors,
+		batches: in.m.batches, commitErrors: in.m.commitErrors, writeSeconds: in.m.writeSeconds,
 	}
-	for i := 0; ; i++ {
-		// While a batch is being written, wait for the next one only
-		// briefly, so that the written batch is committed soon even when
-		// nothing more arrives.
-		recs, last, n, err := in.gather(ctx, bufs[i%2][:0], inflight != nil)
-		bufs[i%2] = recs
-		for j := range recs {
-			in.enrich(&recs[j])
-		}
-		if ferr := finish(); ferr != nil {
-			return ferr
-		}
-		if n == 0 {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if in.limiter != nil && len(recs) > 0 {
-			if lerr := in.limiter.WaitN(ctx, min(len(recs), in.limiter.Burst())); lerr != nil && ctx.Err() == nil {
-				return lerr
-			}
-		}
-		inflight = in.startWrite(ctx, recs, last)
-		if (err != nil && ctx.Err() == nil) || ctx.Err() != nil {
-			if ferr := finish(); ferr != nil {
-				return ferr
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-	}
+	return p.run(ctx)
 }
 
-// write is a batch being written by its own goroutine.
-type write struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	last   queue.Message
-	done   chan error
-}
-
-func (in *Ingester) startWrite(ctx context.Context, recs []model.LogRecord, last queue.Message) *write {
-	dctx, cancel := drainContext(ctx, in.opts.DrainTimeout)
-	w := &write{ctx: dctx, cancel: cancel, last: last, done: make(chan error, 1)}
-	go func() { w.done <- in.writeRetrying(dctx, recs) }()
-	return w
-}
-
-// drainContext returns a context that outlives ctx by grace: the batch in
-// hand is retried for as long as the ingester runs (a store outage of any
-// length), and for grace more once it is told to stop.
-func drainContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var timer *time.Timer
-	var mu sync.Mutex
-	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		timer = time.AfterFunc(grace, cancel)
-		mu.Unlock()
-	})
-	return dctx, func() {
-		stop()
-		mu.Lock()
-		if timer != nil {
-			timer.Stop()
-		}
-		mu.Unlock()
-		cancel()
+// prepare enriches a gathered batch and waits for the rate limiter.
+func (in *Ingester) prepare(ctx context.Context, recs []model.LogRecord) error {
+	for j := range recs {
+		in.enrich(&recs[j])
 	}
-}
-
-// gather fetches messages until the batch is full, MaxBatchWait passed
-// since the first one, or ctx ends. With bounded, it waits for the first
-// message at most MaxBatchWait too, and may return none (n == 0, nil error).
-func (in *Ingester) gather(ctx context.Context, recs []model.LogRecord, bounded bool) ([]model.LogRecord, queue.Message, int, error) {
-	var last queue.Message
-	n := 0
-	var deadline time.Time
-	if bounded {
-		deadline = time.Now().Add(in.opts.MaxBatchWait)
+	if in.limiter != nil && len(recs) > 0 {
+		return in.limiter.WaitN(ctx, min(len(recs), in.limiter.Burst()))
 	}
-	for len(recs) < in.opts.MaxBatchRecords {
-		fctx, cancel := ctx, context.CancelFunc(func() {})
-		if n > 0 || bounded {
-			fctx, cancel = context.WithDeadline(ctx, deadline)
-		}
-		msg, err := in.consumer.Fetch(fctx)
-		cancel()
-		if err != nil {
-			if (n > 0 || bounded) && errors.Is(err, context.DeadlineExceeded) {
-				return recs, last, n, nil
-			}
-			if ctx.Err() != nil {
-				return recs, last, n, nil
-			}
-			return recs, last, n, fmt.Errorf("cannot fetch from queue: %w", err)
-		}
-		if n == 0 && !bounded {
-			deadline = time.Now().Add(in.opts.MaxBatchWait)
-		}
-		n++
-		last = msg
-		before := len(recs)
-		recs, err = otlplogs.Unmarshal(recs, msg.Value)
-		if err != nil {
-			recs = recs[:before]
-			if derr := in.deadLetter(ctx, msg, err.Error()); derr != nil {
-				return recs, last, n - 1, derr
-			}
-			continue
-		}
-		in.m.consumed.Add(float64(len(recs) - before))
-	}
-	return recs, last, n, nil
+	return nil
 }
 
 func (in *Ingester) deadLetter(ctx context.Context, msg queue.Message, reason string) error {
@@ -287,30 +154,6 @@ func (in *Ingester) Reject(ctx context.Context, rec model.LogRecord, reason stri
 	}
 	in.logger.Warn("dead-lettering a record the store rejected", "id", rec.ID.String(), "service", rec.Service, "reason", reason)
 	return in.dlq.DeadLetter(ctx, rec.Service, b, reason)
-}
-
-// writeRetrying writes recs until the store accepts them or ctx (a drain
-// context) ends.
-func (in *Ingester) writeRetrying(ctx context.Context, recs []model.LogRecord) error {
-	backoff := 100 * time.Millisecond
-	for attempt := 1; len(recs) > 0; attempt++ {
-		t0 := time.Now()
-		err := in.store.Write(ctx, recs)
-		in.m.writeSeconds.Observe(time.Since(t0).Seconds())
-		if err == nil {
-			in.m.written.Add(float64(len(recs)))
-			return nil
-		}
-		in.m.writeErrors.Inc()
-		in.logger.Warn("store write failed; retrying", "records", len(recs), "attempt", attempt, "backoff", backoff, "err", err)
-		select {
-		case <-time.After(backoff + rand.N(backoff/2)):
-		case <-ctx.Done():
-			return fmt.Errorf("cannot write %d records to the store: %w", len(recs), err)
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
-	return nil
 }
 
 func (in *Ingester) enrich(r *model.LogRecord) {

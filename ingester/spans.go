@@ -2,11 +2,8 @@ package ingester
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -64,59 +61,29 @@ func NewSpanIngester(opts Options, c queue.Consumer, s SpanStore, dlq DeadLetter
 	return in
 }
 
-// Run consumes until ctx ends, draining the batch in hand.
+// Run consumes until ctx ends, draining the batch in hand; while the store
+// writes one batch, the next is fetched and decoded (see pipeline).
 func (in *SpanIngester) Run(ctx context.Context) error {
-	var spans []model.Span
-	for {
-		spans = spans[:0]
-		var last queue.Message
-		n := 0
-		var deadline time.Time
-		var ferr error
-		for len(spans) < in.opts.MaxBatchRecords {
-			fctx, cancel := ctx, context.CancelFunc(func() {})
-			if n > 0 {
-				fctx, cancel = context.WithDeadline(ctx, deadline)
+	p := &pipeline[model.Span]{
+		opts: in.opts, logger: in.opts.Logger, consumer: in.consumer, what: "spans",
+		decode: otlptraces.Unmarshal,
+		deadLetter: func(ctx context.Context, m queue.Message, reason string) error {
+			in.dead.Inc()
+			if in.dlq == nil {
+				return fmt.Errorf("span batch at position %d cannot be decoded and no dead-letter destination is configured: %s", m.Position, reason)
 			}
-			m, err := in.consumer.Fetch(fctx)
-			cancel()
-			if err != nil {
-				if !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-					ferr = fmt.Errorf("cannot fetch spans from queue: %w", err)
-				}
-				break
-			}
-			if n == 0 {
-				deadline = time.Now().Add(in.opts.MaxBatchWait)
-			}
-			n++
-			last = m
-			before := len(spans)
-			if spans, err = otlptraces.Unmarshal(spans, m.Value); err != nil {
-				spans = spans[:before]
-				in.dead.Inc()
-				if in.dlq == nil {
-					return fmt.Errorf("span batch at position %d cannot be decoded and no dead-letter destination is configured: %w", m.Position, err)
-				}
-				if err := in.dlq.DeadLetter(ctx, m.Key, m.Value, err.Error()); err != nil {
-					return err
-				}
-				continue
-			}
-			in.consumed.Add(float64(len(spans) - before))
-		}
-		if n > 0 {
-			if err := in.writeAndCommit(ctx, spans, last); err != nil {
+			return in.dlq.DeadLetter(ctx, m.Key, m.Value, reason)
+		},
+		write: func(ctx context.Context, spans []model.Span) error {
+			if err := in.store.Write(ctx, spans); err != nil {
 				return err
 			}
-		}
-		if ferr != nil {
-			return ferr
-		}
-		if ctx.Err() != nil {
+			in.edges.observe(spans)
 			return nil
-		}
+		},
+		consumed: in.consumed, written: in.written, writeErrors: in.failures,
 	}
+	return p.run(ctx)
 }
 
 // Reject sends a span the store refused permanently to the dead-letter
@@ -135,34 +102,4 @@ func (in *SpanIngester) Reject(ctx context.Context, span model.Span, reason stri
 	in.opts.Logger.Warn("dead-lettering a span the store rejected", "trace_id", span.TraceID.String(), "span_id", span.SpanID.String(),
 		"service", span.Service, "reason", reason)
 	return in.dlq.DeadLetter(ctx, span.TraceID.String(), b, reason)
-}
-
-func (in *SpanIngester) writeAndCommit(ctx context.Context, spans []model.Span, last queue.Message) error {
-	dctx, cancel := drainContext(ctx, in.opts.DrainTimeout)
-	defer cancel()
-	backoff := 100 * time.Millisecond
-	for attempt := 1; len(spans) > 0; attempt++ {
-		err := in.store.Write(dctx, spans)
-		if err == nil {
-			in.written.Add(float64(len(spans)))
-			in.edges.observe(spans)
-			break
-		}
-		in.failures.Inc()
-		in.opts.Logger.Warn("span store write failed; retrying", "spans", len(spans), "attempt", attempt, "err", err)
-		select {
-		case <-time.After(backoff + rand.N(backoff/2)):
-		case <-dctx.Done():
-			return fmt.Errorf("cannot write %d spans: %w", len(spans), err)
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
-	if err := in.consumer.Commit(dctx, last); err != nil {
-		if errors.Is(err, queue.ErrClosed) {
-			return fmt.Errorf("cannot commit span queue position %d: %w", last.Position, err)
-		}
-		// Stored already: it is redelivered and deduplicated later.
-		in.opts.Logger.Warn("cannot commit span queue position", "position", last.Position, "err", err)
-	}
-	return nil
 }

@@ -1,0 +1,223 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/queue"
+)
+
+// pipeline moves batches of T (log records, spans) from a queue consumer
+// into a store. Gathering and writing overlap: while the store writes one
+// batch, the next is fetched and decoded. Fetch and Commit stay on Run's
+// goroutine, and a batch's position is committed only after its write, in
+// order. A store outage, however long, is waited out with backoff; the
+// batch in hand when ctx ends is still written and committed (drain),
+// within DrainTimeout.
+type pipeline[T any] struct {
+	opts     Options
+	logger   *slog.Logger
+	consumer queue.Consumer
+	what     string // "records", "spans": for log messages
+
+	// decode appends the items of one queue message to dst.
+	decode func(dst []T, value []byte) ([]T, error)
+	// deadLetter keeps a message that does not decode.
+	deadLetter func(ctx context.Context, m queue.Message, reason string) error
+	// prepare, when set, runs on a gathered batch before it is written.
+	prepare func(ctx context.Context, batch []T) error
+	// write stores a batch once; the pipeline retries it.
+	write func(ctx context.Context, batch []T) error
+
+	consumed, written, writeErrors prometheus.Counter
+	// Optional.
+	batches, commitErrors prometheus.Counter
+	writeSeconds          prometheus.Observer
+}
+
+// run consumes until ctx ends.
+func (p *pipeline[T]) run(ctx context.Context) error {
+	var bufs [2][]T
+	var inflight *write
+	// finish waits for the batch being written and commits it.
+	finish := func() error {
+		if inflight == nil {
+			return nil
+		}
+		w := inflight
+		inflight = nil
+		defer w.cancel()
+		if err := <-w.done; err != nil {
+			return err
+		}
+		if err := p.consumer.Commit(w.ctx, w.last); err != nil {
+			if errors.Is(err, queue.ErrClosed) {
+				return fmt.Errorf("cannot commit queue position %d: %w", w.last.Position, err)
+			}
+			// The batch is stored: a commit that fails (Kafka's coordinator
+			// away during an outage) only means it is delivered again later,
+			// and the store keeps one copy. The next commit covers it.
+			if p.commitErrors != nil {
+				p.commitErrors.Inc()
+			}
+			p.logger.Warn("cannot commit queue position; the batch will be redelivered and deduplicated", "position", w.last.Position, "err", err)
+			return nil
+		}
+		if p.batches != nil {
+			p.batches.Inc()
+		}
+		return nil
+	}
+	for i := 0; ; i++ {
+		// While a batch is being written, wait for the next one only
+		// briefly, so that the written batch is committed soon even when
+		// nothing more arrives.
+		batch, last, n, err := p.gather(ctx, bufs[i%2][:0], inflight != nil)
+		bufs[i%2] = batch
+		var perr error
+		if n > 0 && p.prepare != nil {
+			perr = p.prepare(ctx, batch)
+		}
+		if ferr := finish(); ferr != nil {
+			return ferr
+		}
+		if n == 0 {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if perr != nil && ctx.Err() == nil {
+			return perr
+		}
+		inflight = p.startWrite(ctx, batch, last)
+		if err != nil || ctx.Err() != nil {
+			if ferr := finish(); ferr != nil {
+				return ferr
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// write is a batch being written by its own goroutine.
+type write struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	last   queue.Message
+	done   chan error
+}
+
+func (p *pipeline[T]) startWrite(ctx context.Context, batch []T, last queue.Message) *write {
+	dctx, cancel := drainContext(ctx, p.opts.DrainTimeout)
+	w := &write{ctx: dctx, cancel: cancel, last: last, done: make(chan error, 1)}
+	go func() { w.done <- p.writeRetrying(dctx, batch) }()
+	return w
+}
+
+// drainContext returns a context that outlives ctx by grace: the batch in
+// hand is retried for as long as the ingester runs (a store outage of any
+// length), and for grace more once it is told to stop.
+func drainContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var timer *time.Timer
+	var mu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		timer = time.AfterFunc(grace, cancel)
+		mu.Unlock()
+	})
+	return dctx, func() {
+		stop()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
+}
+
+// gather fetches messages until the batch is full, MaxBatchWait passed
+// since the first one, or ctx ends. With bounded, it waits for the first
+// message at most MaxBatchWait too, and may return none (n == 0, nil error).
+func (p *pipeline[T]) gather(ctx context.Context, batch []T, bounded bool) ([]T, queue.Message, int, error) {
+	var last queue.Message
+	n := 0
+	var deadline time.Time
+	if bounded {
+		deadline = time.Now().Add(p.opts.MaxBatchWait)
+	}
+	for len(batch) < p.opts.MaxBatchRecords {
+		fctx, cancel := ctx, context.CancelFunc(func() {})
+		if n > 0 || bounded {
+			fctx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		msg, err := p.consumer.Fetch(fctx)
+		cancel()
+		if err != nil {
+			if (n > 0 || bounded) && errors.Is(err, context.DeadlineExceeded) {
+				return batch, last, n, nil
+			}
+			if ctx.Err() != nil {
+				return batch, last, n, nil
+			}
+			return batch, last, n, fmt.Errorf("cannot fetch from queue: %w", err)
+		}
+		if n == 0 && !bounded {
+			deadline = time.Now().Add(p.opts.MaxBatchWait)
+		}
+		n++
+		last = msg
+		before := len(batch)
+		batch, err = p.decode(batch, msg.Value)
+		if err != nil {
+			batch = batch[:before]
+			if derr := p.deadLetter(ctx, msg, err.Error()); derr != nil {
+				return batch, last, n - 1, derr
+			}
+			continue
+		}
+		p.consumed.Add(float64(len(batch) - before))
+	}
+	return batch, last, n, nil
+}
+
+// writeRetrying writes batch until the store accepts it or ctx (a drain
+// context) ends.
+func (p *pipeline[T]) writeRetrying(ctx context.Context, batch []T) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; len(batch) > 0; attempt++ {
+		t0 := time.Now()
+		err := p.write(ctx, batch)
+		if p.writeSeconds != nil {
+			p.writeSeconds.Observe(time.Since(t0).Seconds())
+		}
+		if err == nil {
+			p.written.Add(float64(len(batch)))
+			return nil
+		}
+		p.writeErrors.Inc()
+		p.logger.Warn("store write failed; retrying", p.what, len(batch), "attempt", attempt, "backoff", backoff, "err", err)
+		select {
+		case <-time.After(backoff + rand.N(backoff/2)):
+		case <-ctx.Done():
+			return fmt.Errorf("cannot write %d %s to the store: %w", len(batch), p.what, err)
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	return nil
+}
