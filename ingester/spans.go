@@ -35,8 +35,13 @@ type SpanIngester struct {
 	edges    *edges
 }
 
+// DefaultMaxBatchSpans is the default bound of the spans of one write: a
+// span takes several times the memory of a log record, and two batches are
+// in memory at once (one written, the next gathered).
+const DefaultMaxBatchSpans = 8192
+
 // NewSpanIngester returns a span ingester; opts.MaxBatchRecords bounds the
-// spans of one write.
+// spans of one write (DefaultMaxBatchSpans suits one machine).
 func NewSpanIngester(opts Options, c queue.Consumer, s SpanStore, dlq DeadLetter) *SpanIngester {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

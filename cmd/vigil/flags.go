@@ -119,6 +119,7 @@ func (f *queueFlags) options(dataDir string) diskqueue.Options {
 type ingesterFlags struct {
 	listen       *string
 	maxRecords   *int
+	maxSpans     *int
 	maxWait      *time.Duration
 	ratePerSec   *float64
 	liftFields   *bool
@@ -131,7 +132,8 @@ type ingesterFlags struct {
 func addIngesterFlags(fs *flag.FlagSet, daemon bool) *ingesterFlags {
 	d := ingester.DefaultOptions()
 	f := &ingesterFlags{
-		maxRecords: fs.Int("ingester.batch.max-records", d.MaxBatchRecords, "records per bulk store write"),
+		maxRecords: fs.Int("ingester.batch.max-records", d.MaxBatchRecords, "log records per bulk store write"),
+		maxSpans:   fs.Int("ingester.batch.max-spans", ingester.DefaultMaxBatchSpans, "spans per bulk span store write"),
 		maxWait:    fs.Duration("ingester.batch.max-wait", d.MaxBatchWait, "longest wait to fill a bulk store write"),
 		ratePerSec: fs.Float64("ingester.max-records-per-second", 0, "consumption rate limit protecting the store; 0 for none"),
 		liftFields: fs.Bool("ingester.lift-fields", false, "copy the top-level fields of JSON and logfmt bodies into record attributes"),

@@ -212,6 +212,7 @@ func (d *daemon) runSpanIngester(inf *ingesterFlags, c queue.Consumer, s spanSto
 		return nil, err
 	}
 	o.Logger, o.Registerer = d.logger.With("component", "span-ingester"), d.reg
+	o.MaxBatchRecords = *inf.maxSpans
 	in := ingester.NewSpanIngester(o, c, s, dlq)
 	d.add(in.Run)
 	return in, nil
