@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,37 +139,7 @@ func runBenchTraces(ctx context.Context, args []string) (err error) {
 	if size, err := dirSize(filepath.Join(dir, "spans")); err == nil {
 		fmt.Fprintf(out, "| span store bytes on disk per span | %.0f |\n", float64(size)/float64(total))
 	}
-	lat := func(path func(i int) string) (time.Duration, time.Duration, error) {
-		var ds []time.Duration
-		for i := 0; i < *runs; i++ {
-			t0 := time.Now()
-			resp, err := http.Get("http://" + ports["query"] + path(i))
-			if err != nil {
-				return 0, 0, err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return 0, 0, fmt.Errorf("%s: %s", path(i), resp.Status)
-			}
-			ds = append(ds, time.Since(t0))
-		}
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		return ds[len(ds)/2], ds[min(len(ds)-1, len(ds)*99/100)], nil
-	}
-	p50, p99, err := lat(func(i int) string { return "/api/traces/" + ids[i%len(ids)] })
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "| `/api/traces/{id}` p50 / p99 | %s / %s |\n", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
-	p50, p99, err = lat(func(i int) string {
-		return fmt.Sprintf("/api/traces?service=bench-%d&tags=%%7B%%22customer%%22%%3A%%22c-%d%%22%%7D&limit=20&lookback=1h", i%20, i%500)
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "| service + tag search, limit 20, p50 / p99 | %s / %s |\n", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
-	return nil
+	return traceQueryLatencies(func(k, v string) { fmt.Fprintf(out, "| %s | %s |\n", k, v) }, "http://"+ports["query"], *runs, ids)
 }
 
 // exportRetrying sends td, retrying with backoff while the collector

@@ -150,19 +150,7 @@ func runBenchTracesDistributed(ctx context.Context, args []string) error {
 		return err
 	}
 	defer q.stop()
-	p50, p99, err := latency(*runs, func(i int) string { return "http://" + q.addr + "/api/traces/" + ids[i%len(ids)] })
-	if err != nil {
-		return err
-	}
-	row(fmt.Sprintf("`/api/traces/{id}` p50 / p99 (%d spans stored)", total), fmt.Sprintf("%s / %s", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond)))
-	p50, p99, err = latency(*runs, func(i int) string {
-		return fmt.Sprintf("http://%s/api/traces?service=bench-%d&tags=%%7B%%22customer%%22%%3A%%22c-%d%%22%%7D&limit=20&lookback=1h", q.addr, i%20, i%500)
-	})
-	if err != nil {
-		return err
-	}
-	row("service + tag search, limit 20, p50 / p99", fmt.Sprintf("%s / %s", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond)))
-	return nil
+	return traceQueryLatencies(row, "http://"+q.addr, *runs, ids)
 }
 
 // fanOut runs send for clients 0..n-1 concurrently and gathers the trace
@@ -301,6 +289,28 @@ func directSpanBulk(ctx context.Context, ef *esFlags, prefix string, traces int)
 		}
 	}
 	return float64(len(spans)) / time.Since(t0).Seconds(), nil
+}
+
+// traceQueryLatencies reports the p50 and p99 of two Jaeger API queries at
+// base, runs times each: a trace by id (cycling through ids) and a
+// service + tag search of the bench traces.
+func traceQueryLatencies(row func(k, v string), base string, runs int, ids []string) error {
+	for _, q := range []struct {
+		name string
+		path func(i int) string
+	}{
+		{"`/api/traces/{id}` p50 / p99", func(i int) string { return "/api/traces/" + ids[i%len(ids)] }},
+		{"service + tag search, limit 20, p50 / p99", func(i int) string {
+			return fmt.Sprintf("/api/traces?service=bench-%d&tags=%%7B%%22customer%%22%%3A%%22c-%d%%22%%7D&limit=20&lookback=1h", i%20, i%500)
+		}},
+	} {
+		p50, p99, err := latency(runs, func(i int) string { return base + q.path(i) })
+		if err != nil {
+			return err
+		}
+		row(q.name, fmt.Sprintf("%s / %s", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond)))
+	}
+	return nil
 }
 
 // latency requests url(i) runs times and returns the p50 and p99.

@@ -9,16 +9,19 @@ import (
 // The messages of an ExportTraceServiceRequest below ResourceSpans, decoded
 // for decodeFast. Each returns ok=false when pdata must decide.
 
-func decodeResourceSpans(dst []model.Span, b []byte) ([]model.Span, bool) {
-	var base model.Span
-	resources := 0
+// messageWithItems decodes a message whose field 1 is a header (at most
+// one), field 2 repeated items and field 3 a schema URL — ResourceSpans and
+// ScopeSpans: header gets field 1 first, wherever it sits, then item each
+// field 2 in order. Any other field, or a false from a callback, fails.
+func messageWithItems(b []byte, header, item func([]byte) bool) bool {
+	headers := 0
 	d := pbuf{b: b, ok: true}
 	for d.ok && len(d.b) > 0 {
 		num, wt := d.tag()
 		switch num {
 		case 1:
-			if resources++; resources > 1 || !d.expect(wt, wtLen) || !decodeResource(&base, d.bytes()) {
-				return dst, false
+			if headers++; headers > 1 || !d.expect(wt, wtLen) || !header(d.bytes()) {
+				return false
 			}
 		case 2:
 			d.expect(wt, wtLen)
@@ -31,7 +34,7 @@ func decodeResourceSpans(dst []model.Span, b []byte) ([]model.Span, bool) {
 		}
 	}
 	if !d.ok {
-		return dst, false
+		return false
 	}
 	d = pbuf{b: b, ok: true}
 	for d.ok && len(d.b) > 0 {
@@ -40,12 +43,23 @@ func decodeResourceSpans(dst []model.Span, b []byte) ([]model.Span, bool) {
 			d.skip(wt)
 			continue
 		}
-		var ok bool
-		if dst, ok = decodeScopeSpans(dst, d.bytes(), &base); !ok {
-			return dst, false
+		if !item(d.bytes()) {
+			return false
 		}
 	}
-	return dst, d.ok
+	return d.ok
+}
+
+func decodeResourceSpans(dst []model.Span, b []byte) ([]model.Span, bool) {
+	var base model.Span
+	ok := messageWithItems(b,
+		func(h []byte) bool { return decodeResource(&base, h) },
+		func(ss []byte) bool {
+			var ok bool
+			dst, ok = decodeScopeSpans(dst, ss, &base)
+			return ok
+		})
+	return dst, ok
 }
 
 func decodeResource(base *model.Span, b []byte) bool {
@@ -104,50 +118,22 @@ func decodeResource(base *model.Span, b []byte) bool {
 
 func decodeScopeSpans(dst []model.Span, b []byte, base *model.Span) ([]model.Span, bool) {
 	var name, version string
-	scopes := 0
-	d := pbuf{b: b, ok: true}
-	for d.ok && len(d.b) > 0 {
-		num, wt := d.tag()
-		switch num {
-		case 1:
-			if scopes++; scopes > 1 || !d.expect(wt, wtLen) {
-				return dst, false
-			}
+	ok := messageWithItems(b,
+		func(h []byte) bool {
 			var ok bool
-			if name, version, ok = decodeScope(d.bytes()); !ok {
-				return dst, false
+			name, version, ok = decodeScope(h)
+			return ok
+		},
+		func(sp []byte) bool {
+			dst = append(dst, *base)
+			s := &dst[len(dst)-1]
+			if base.Process != nil {
+				// Spans must not share the backing array.
+				s.Process = append([]model.TypedAttr(nil), base.Process...)
 			}
-		case 2:
-			d.expect(wt, wtLen)
-			d.bytes()
-		case 3:
-			d.expect(wt, wtLen)
-			d.str()
-		default:
-			d.fail() // a field unknown here: pdata decides
-		}
-	}
-	if !d.ok {
-		return dst, false
-	}
-	d = pbuf{b: b, ok: true}
-	for d.ok && len(d.b) > 0 {
-		num, wt := d.tag()
-		if num != 2 {
-			d.skip(wt)
-			continue
-		}
-		dst = append(dst, *base)
-		s := &dst[len(dst)-1]
-		if base.Process != nil {
-			// Spans must not share the backing array.
-			s.Process = append([]model.TypedAttr(nil), base.Process...)
-		}
-		if !decodeSpan(s, d.bytes(), name, version) {
-			return dst, false
-		}
-	}
-	return dst, d.ok
+			return decodeSpan(s, sp, name, version)
+		})
+	return dst, ok
 }
 
 func decodeScope(b []byte) (name, version string, ok bool) {
