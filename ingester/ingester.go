@@ -86,11 +86,24 @@ func New(opts Options, c queue.Consumer, s Store, dlq DeadLetter) *Ingester {
 		parser:   parser{liftFields: opts.LiftFields},
 		m:        newMetrics(opts.Registerer),
 	}
-	if opts.MaxRecordsPerSecond > 0 {
-		burst := max(int(opts.MaxRecordsPerSecond), opts.MaxBatchRecords)
-		in.limiter = rate.NewLimiter(rate.Limit(opts.MaxRecordsPerSecond), burst)
-	}
+	in.limiter = newLimiter(opts)
 	return in
+}
+
+// newLimiter returns the consumption rate limiter of opts, or nil.
+func newLimiter(opts Options) *rate.Limiter {
+	if opts.MaxRecordsPerSecond <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(opts.MaxRecordsPerSecond), max(int(opts.MaxRecordsPerSecond), opts.MaxBatchRecords))
+}
+
+// waitFor waits until l allows n more records (l may be nil).
+func waitFor(ctx context.Context, l *rate.Limiter, n int) error {
+	if l == nil || n == 0 {
+		return nil
+	}
+	return l.WaitN(ctx, min(n, l.Burst()))
 }
 
 // Run consumes until ctx ends. A store outage, however long, is waited out
@@ -115,10 +128,7 @@ func (in *Ingester) prepare(ctx context.Context, recs []model.LogRecord) error {
 	for j := range recs {
 		in.enrich(&recs[j])
 	}
-	if in.limiter != nil && len(recs) > 0 {
-		return in.limiter.WaitN(ctx, min(len(recs), in.limiter.Burst()))
-	}
-	return nil
+	return waitFor(ctx, in.limiter, len(recs))
 }
 
 func (in *Ingester) deadLetter(ctx context.Context, msg queue.Message, reason string) error {

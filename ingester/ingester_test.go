@@ -255,3 +255,52 @@ func TestCommitFailureDoesNotStopTheIngester(t *testing.T) {
 		t.Fatalf("got %d records, Run error %v; want all 50 and no error", store.len(), err)
 	}
 }
+
+// failingDeadLetter refuses everything, as an unreachable dead-letter
+// topic does.
+type failingDeadLetter struct{}
+
+func (failingDeadLetter) DeadLetter(context.Context, string, []byte, string) error {
+	return errors.New("dead-letter topic unavailable")
+}
+
+// TestUndecodableBatchIsKeptWhenDeadLetteringFails: the good batches before
+// it are stored and committed, the ingester stops with the error, and the
+// undecodable batch is delivered again after a restart, not skipped.
+func TestUndecodableBatchIsKeptWhenDeadLetteringFails(t *testing.T) {
+	opts := diskqueue.DefaultOptions()
+	opts.Dir = t.TempDir()
+	q, err := diskqueue.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, q, 0, 5)
+	bad := []byte{0xff, 0xff, 0xff, 0x01}
+	if err := q.Publish(context.Background(), "svc", bad); err != nil {
+		t.Fatal(err)
+	}
+	store := &memStore{byID: map[model.RecordID]model.LogRecord{}}
+	o := DefaultOptions()
+	o.MaxBatchWait = 50 * time.Millisecond
+	err = New(o, q, store, failingDeadLetter{}).Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "dead-letter topic unavailable") {
+		t.Fatalf("Run: got %v; want the dead-letter error", err)
+	}
+	if store.len() != 5 {
+		t.Errorf("stored %d records; want the 5 before the undecodable batch", store.len())
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q, err = diskqueue.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	m, err := q.Fetch(ctx)
+	if err != nil || string(m.Value) != string(bad) {
+		t.Errorf("after a restart: got %q, %v; want the undecodable batch again", m.Value, err)
+	}
+}

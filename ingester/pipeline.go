@@ -181,13 +181,16 @@ func (p *pipeline[T]) gather(ctx context.Context, batch []T, bounded bool) ([]T,
 			deadline = time.Now().Add(p.opts.MaxBatchWait)
 		}
 		n++
+		prev := last
 		last = msg
 		before := len(batch)
 		batch, err = p.decode(batch, msg.Value)
 		if err != nil {
 			batch = batch[:before]
 			if derr := p.deadLetter(ctx, msg, err.Error()); derr != nil {
-				return batch, last, n - 1, derr
+				// The batch up to the message before this one is written
+				// and committed; this one is delivered again.
+				return batch, prev, n - 1, derr
 			}
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
@@ -33,6 +34,7 @@ type SpanIngester struct {
 	dead     prometheus.Counter
 	rejected prometheus.Counter
 	edges    *edges
+	limiter  *rate.Limiter
 }
 
 // DefaultMaxBatchSpans is the default bound of the spans of one write: a
@@ -63,6 +65,7 @@ func NewSpanIngester(opts Options, c queue.Consumer, s SpanStore, dlq DeadLetter
 		opts.Registerer.MustRegister(in.consumed, in.written, in.failures, in.dead, in.rejected)
 	}
 	in.edges = newEdges(opts.Registerer)
+	in.limiter = newLimiter(opts)
 	return in
 }
 
@@ -86,6 +89,7 @@ func (in *SpanIngester) Run(ctx context.Context) error {
 			in.edges.observe(spans)
 			return nil
 		},
+		prepare:  func(ctx context.Context, spans []model.Span) error { return waitFor(ctx, in.limiter, len(spans)) },
 		consumed: in.consumed, written: in.written, writeErrors: in.failures,
 	}
 	return p.run(ctx)

@@ -135,7 +135,7 @@ func addIngesterFlags(fs *flag.FlagSet, daemon bool) *ingesterFlags {
 		maxRecords: fs.Int("ingester.batch.max-records", d.MaxBatchRecords, "log records per bulk store write"),
 		maxSpans:   fs.Int("ingester.batch.max-spans", ingester.DefaultMaxBatchSpans, "spans per bulk span store write"),
 		maxWait:    fs.Duration("ingester.batch.max-wait", d.MaxBatchWait, "longest wait to fill a bulk store write"),
-		ratePerSec: fs.Float64("ingester.max-records-per-second", 0, "consumption rate limit protecting the store; 0 for none"),
+		ratePerSec: fs.Float64("ingester.max-records-per-second", 0, "consumption rate limit protecting the store, log records and spans each; 0 for none"),
 		liftFields: fs.Bool("ingester.lift-fields", false, "copy the top-level fields of JSON and logfmt bodies into record attributes"),
 		grades:     fs.String("ingester.service-grades", "", "grades of services whose records carry none, e.g. api=1,batch=4"),
 		defaultEnv: fs.String("ingester.default-env", "", "env of records that carry none"),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,12 +44,18 @@ type childRef struct{ index, id string }
 type parents struct {
 	mu        sync.Mutex
 	cur, prev map[spanKey]string
-	pending   map[spanKey][]childRef // by parent
-	npending  int
+	// Children by parent, in two generations: when the current one holds
+	// pendingMax/2 children it becomes the old one and the old one is
+	// dropped, so children whose parent never comes (an uninstrumented
+	// caller, a parent sampled away) do not stop the resolution of new
+	// ones; dropped children are joined at query time.
+	pending, oldPending map[spanKey][]childRef
+	npending            int
 }
 
 func newParents() *parents {
-	return &parents{cur: map[spanKey]string{}, prev: map[spanKey]string{}, pending: map[spanKey][]childRef{}}
+	return &parents{cur: map[spanKey]string{}, prev: map[spanKey]string{},
+		pending: map[spanKey][]childRef{}, oldPending: map[spanKey][]childRef{}}
 }
 
 func (p *parents) service(k spanKey) (string, bool) {
@@ -73,13 +80,12 @@ func (p *parents) remember(spans []model.Span) {
 	}
 }
 
-// wait records that child waits for parent; beyond pendingMax it is left
-// to the query-time join.
+// wait records that child waits for parent.
 func (p *parents) wait(parent spanKey, child childRef) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.npending >= pendingMax {
-		return
+	if p.npending >= pendingMax/2 {
+		p.oldPending, p.pending, p.npending = p.pending, make(map[spanKey][]childRef), 0
 	}
 	p.pending[parent] = append(p.pending[parent], child)
 	p.npending++
@@ -89,7 +95,7 @@ func (p *parents) wait(parent spanKey, child childRef) {
 func (p *parents) waiting(parent spanKey) []childRef {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.pending[parent]
+	return slices.Concat(p.oldPending[parent], p.pending[parent])
 }
 
 // resolved forgets the children of parents once their update is stored.
@@ -99,6 +105,7 @@ func (p *parents) resolved(keys []spanKey) {
 	for _, k := range keys {
 		p.npending -= len(p.pending[k])
 		delete(p.pending, k)
+		delete(p.oldPending, k)
 	}
 }
 

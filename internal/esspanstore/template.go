@@ -103,8 +103,8 @@ func (s *Store) installTemplates(ctx context.Context) error {
 
 // Run applies retention and writes the dependency documents until ctx
 // ends: every hour it deletes the daily indices whose whole day is older
-// than Retention, and every DependencyInterval it writes today's (and,
-// early in a day, yesterday's) calls between services to
+// than Retention, and every DependencyInterval it writes today's (and, in
+// the first hour of a day, yesterday's) calls between services to
 // jaeger-dependencies-YYYY-MM-DD for jaeger-query.
 func (s *Store) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
@@ -115,8 +115,8 @@ func (s *Store) Run(ctx context.Context) error {
 		for {
 			now := time.Now().UTC()
 			days := []time.Time{now}
-			if before := now.Add(-s.opts.DependencyInterval); before.YearDay() != now.YearDay() {
-				days = append(days, before) // yesterday's last calls
+			if before := now.Add(-time.Hour); before.YearDay() != now.YearDay() {
+				days = append(days, before) // yesterday's late spans
 			}
 			for _, day := range days {
 				if err := s.WriteDependencies(ctx, day); err != nil && ctx.Err() == nil {
