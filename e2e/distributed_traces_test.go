@@ -200,31 +200,63 @@ func checkSpanTopicWithKcat(t *testing.T, broker, topic string) {
 	t.Logf("kcat read %d messages of %d traces on %s", n, len(partition), topic)
 }
 
-// checkZipkinSharedSpan sends the two halves of a Zipkin RPC that share a
-// span id (client and server, "shared": true) and checks both are stored:
-// the server half under an id of its own, a child of the client half.
+// checkZipkinSharedSpan sends a Zipkin RPC whose client and server halves
+// share a span id ("shared": true), as Brave reports it: the server's own
+// spans first (a call to db under the shared id), then the server half,
+// then the client half. Both halves are stored, the server half under an
+// id of its own as a child of the client half, the server's spans under
+// the server half, and the calls are web → users and users → db, once each.
 func checkZipkinSharedSpan(t *testing.T, p *proc) {
 	t.Helper()
 	now := time.Now().UnixMicro()
-	body := fmt.Sprintf(`[
-	 {"traceId":"4c2ba1d6a7bd3f1c","id":"51a3b0c4d5e6f701","name":"get /user","kind":"CLIENT","timestamp":%d,"duration":5000,"localEndpoint":{"serviceName":"web"}},
-	 {"traceId":"4c2ba1d6a7bd3f1c","id":"51a3b0c4d5e6f701","name":"get /user","kind":"SERVER","shared":true,"timestamp":%d,"duration":3000,"localEndpoint":{"serviceName":"users"}}]`,
-		now, now+1000)
-	if code, err := httpPostJSON("http://"+p.zipkin+"/api/v2/spans", body); err != nil || code != 202 {
-		t.Fatalf("Zipkin intake: %d %v", code, err)
-	}
-	tr := p.getTrace("00000000000000004c2ba1d6a7bd3f1c", 2)
-	ids := map[string]string{}
-	for _, s := range tr.Spans {
-		ids[tr.Processes[s.ProcessID].ServiceName] = s.SpanID
-	}
-	if ids["web"] != "51a3b0c4d5e6f701" || ids["users"] == "" || ids["users"] == ids["web"] {
-		t.Fatalf("shared Zipkin span: span ids by service %v; want the client's kept and the server's distinct", ids)
-	}
-	for _, s := range tr.Spans {
-		if tr.Processes[s.ProcessID].ServiceName == "users" &&
-			(len(s.References) != 1 || s.References[0].RefType != "CHILD_OF" || s.References[0].SpanID != ids["web"]) {
-			t.Errorf("shared Zipkin span: the server half's references %+v; want CHILD_OF the client half", s.References)
+	const trace, shared = "4c2ba1d6a7bd3f1c", "51a3b0c4d5e6f701"
+	for _, body := range []string{
+		fmt.Sprintf(`[{"traceId":%[1]q,"parentId":%[2]q,"id":"61a3b0c4d5e6f702","name":"select","kind":"CLIENT","timestamp":%[3]d,"duration":1000,"localEndpoint":{"serviceName":"users"}},
+		 {"traceId":%[1]q,"parentId":"61a3b0c4d5e6f702","id":"71a3b0c4d5e6f703","name":"select","kind":"SERVER","timestamp":%[3]d,"duration":800,"localEndpoint":{"serviceName":"db"}}]`,
+			trace, shared, now+1500),
+		fmt.Sprintf(`[{"traceId":%q,"id":%q,"name":"get /user","kind":"SERVER","shared":true,"timestamp":%d,"duration":3000,"localEndpoint":{"serviceName":"users"}}]`,
+			trace, shared, now+1000),
+		fmt.Sprintf(`[{"traceId":%q,"id":%q,"name":"get /user","kind":"CLIENT","timestamp":%d,"duration":5000,"localEndpoint":{"serviceName":"web"}}]`,
+			trace, shared, now),
+	} {
+		if code, err := httpPostJSON("http://"+p.zipkin+"/api/v2/spans", body); err != nil || code != 202 {
+			t.Fatalf("Zipkin intake: %d %v", code, err)
 		}
 	}
+	tr := p.getTrace("0000000000000000"+trace, 4)
+	ids, parents := map[string]string{}, map[string]string{}
+	for _, s := range tr.Spans {
+		svc := tr.Processes[s.ProcessID].ServiceName + " " + s.OperationName
+		ids[svc] = s.SpanID
+		for _, r := range s.References {
+			if r.RefType == "CHILD_OF" {
+				parents[svc] = r.SpanID
+			}
+		}
+	}
+	server := ids["users get /user"]
+	if ids["web get /user"] != shared || server == "" || server == shared {
+		t.Fatalf("shared Zipkin span: span ids %v; want the client's kept and the server's distinct", ids)
+	}
+	if parents["users get /user"] != shared || parents["users select"] != server || parents["db select"] != ids["users select"] {
+		t.Errorf("shared Zipkin span: parents %v; want server half under the client half (%s), the server's call under the server half (%s)",
+			parents, shared, server)
+	}
+	eventually(t, 20*time.Second, "the shared span's calls", func() (bool, string) {
+		code, body, _ := p.get(fmt.Sprintf("/api/dependencies?endTs=%d&lookback=%d", time.Now().Add(time.Minute).UnixMilli(), time.Hour.Milliseconds()))
+		var deps struct {
+			Data []struct {
+				Parent, Child string
+				CallCount     int
+			}
+		}
+		if code != 200 || json.Unmarshal([]byte(body), &deps) != nil {
+			return false, body
+		}
+		calls := map[string]int{}
+		for _, d := range deps.Data {
+			calls[d.Parent+"→"+d.Child] = d.CallCount
+		}
+		return calls["web→users"] == 1 && calls["users→db"] == 1 && calls["web→db"] == 0, fmt.Sprint(calls)
+	})
 }

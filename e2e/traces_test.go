@@ -152,7 +152,9 @@ func otelTrace(t *testing.T, exp sdktrace.SpanExporter, service string) *tracete
 // OTLP/HTTP and OTLP/gRPC, jaeger-client-go over UDP and HTTP, and a Zipkin
 // v2 payload, and reads each back through Jaeger's query API.
 func TestTracesFromRealClients(t *testing.T) {
-	checkRealClients(t, startAllInOne(t, t.TempDir()))
+	p := startAllInOne(t, t.TempDir())
+	checkRealClients(t, p)
+	checkZipkinSharedSpan(t, p)
 }
 
 // checkRealClients sends traces from each real client to p's receivers and

@@ -73,6 +73,19 @@ func (e *edges) observe(spans []model.Span) {
 		if s.ParentSpanID.IsZero() {
 			continue
 		}
+		if s.IsSharedServer() {
+			// The server half of a Zipkin shared span: the children that
+			// came first, waiting for the shared id, are its own.
+			k := pendingKey{s.TraceID, s.ParentSpanID}
+			for _, c := range e.pending[k] {
+				e.edge(s.Service, c)
+			}
+			e.npending -= len(e.pending[k])
+			delete(e.pending, k)
+		} else if server, ok := e.services.get(s.TraceID, model.SharedServerSpanID(s.TraceID, s.ParentSpanID)); ok {
+			e.edge(server, pendingChild{service: s.Service, duration: s.Duration, err: s.StatusCode == 2})
+			continue
+		}
 		c := pendingChild{service: s.Service, duration: s.Duration, err: s.StatusCode == 2}
 		if parent, ok := e.services.get(s.TraceID, s.ParentSpanID); ok {
 			e.edge(parent, c)

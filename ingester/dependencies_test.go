@@ -38,3 +38,22 @@ func TestEdges(t *testing.T) {
 		t.Errorf("%d children still waiting; want 0", e.npending)
 	}
 }
+
+// TestEdgesZipkinSharedSpan: the server's own call names the shared id as
+// its parent and comes first; the server half claims it.
+func TestEdgesZipkinSharedSpan(t *testing.T) {
+	e := newEdges(prometheus.NewRegistry())
+	tr, shared := model.TraceID{2}, model.SpanID{1}
+	call := model.Span{TraceID: tr, SpanID: model.SpanID{2}, ParentSpanID: shared, Service: "users"}
+	db := model.Span{TraceID: tr, SpanID: model.SpanID{3}, ParentSpanID: call.SpanID, Service: "db"}
+	server := model.Span{TraceID: tr, SpanID: model.SharedServerSpanID(tr, shared), ParentSpanID: shared, Service: "users"}
+	client := model.Span{TraceID: tr, SpanID: shared, Service: "web"}
+	for _, batch := range [][]model.Span{{call, db}, {server}, {client}} {
+		e.observe(batch)
+	}
+	for edge, want := range map[[2]string]float64{{"web", "users"}: 1, {"users", "db"}: 1, {"web", "db"}: 0} {
+		if got := testutil.ToFloat64(e.calls.WithLabelValues(edge[0], edge[1])); got != want {
+			t.Errorf("%s→%s calls: got %v; want %v", edge[0], edge[1], got, want)
+		}
+	}
+}

@@ -98,6 +98,17 @@ func (p *parents) waiting(parent spanKey) []childRef {
 	return slices.Concat(p.oldPending[parent], p.pending[parent])
 }
 
+// claim returns and forgets the children waiting for parent.
+func (p *parents) claim(parent spanKey) []childRef {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	children := slices.Concat(p.oldPending[parent], p.pending[parent])
+	p.npending -= len(p.pending[parent])
+	delete(p.pending, parent)
+	delete(p.oldPending, parent)
+	return children
+}
+
 // resolved forgets the children of parents once their update is stored.
 func (p *parents) resolved(keys []spanKey) {
 	p.mu.Lock()
@@ -123,6 +134,20 @@ func parentOf(s *model.Span) (spanKey, bool) {
 	return spanKey{}, false
 }
 
+// callerKeys returns the spans whose service is the caller of s, most
+// likely first: for a span naming a Zipkin shared id as its parent, the
+// server half of that shared span, then the parent itself.
+func callerKeys(s *model.Span) []spanKey {
+	pk, ok := parentOf(s)
+	if !ok {
+		return nil
+	}
+	if s.IsSharedServer() {
+		return []spanKey{pk}
+	}
+	return []spanKey{{pk.trace, model.SharedServerSpanID(pk.trace, pk.span)}, pk}
+}
+
 // resolveParents sets vigil.parentService on the documents of spans whose
 // parent's service is known, and returns update items for earlier children
 // of these spans and the parents those updates resolve. A lookup that
@@ -132,36 +157,56 @@ func (s *Store) resolveParents(ctx context.Context, spans []model.Span, docs []s
 	for i := range spans {
 		inBatch[spanKey{spans[i].TraceID, spans[i].SpanID}] = spans[i].Service
 	}
-	var lookups []int // spans whose parent is neither in the batch nor recent
+	var updates []item
+	var resolved []spanKey
+	update := func(children []childRef, service string) {
+		doc, _ := json.Marshal(obj{"doc": obj{"vigil": obj{"parentService": service}}})
+		for _, c := range children {
+			line := updateAction(c.index, c.id)
+			line = append(append(line, doc...), '\n')
+			updates = append(updates, item{what: "parent service of span " + c.id, line: line, span: -1, update: true})
+		}
+	}
+	// The server half of a Zipkin shared span takes the children that came
+	// before it and wait for the shared id: they are its own.
 	for i := range spans {
-		pk, ok := parentOf(&spans[i])
-		if !ok {
-			continue
+		if spans[i].IsSharedServer() {
+			update(s.parents.claim(spanKey{spans[i].TraceID, spans[i].ParentSpanID}), spans[i].Service)
 		}
-		svc, ok := inBatch[pk]
-		if !ok {
-			svc, ok = s.parents.service(pk)
+	}
+	var lookups []int // spans whose caller is neither in the batch nor recent
+	for i := range spans {
+		keys := callerKeys(&spans[i])
+		for _, k := range keys {
+			svc, ok := inBatch[k]
+			if !ok {
+				svc, ok = s.parents.service(k)
+			}
+			if ok {
+				docs[i].Vigil.ParentService = svc
+				break
+			}
 		}
-		if ok {
-			docs[i].Vigil.ParentService = svc
-		} else {
+		if len(keys) > 0 && docs[i].Vigil.ParentService == "" {
 			lookups = append(lookups, i)
 		}
 	}
 	if len(lookups) > 0 {
 		found := s.lookupServices(ctx, spans, lookups)
 		for _, i := range lookups {
-			pk, _ := parentOf(&spans[i])
-			if svc, ok := found[pk]; ok {
-				docs[i].Vigil.ParentService = svc
-				continue
+			keys := callerKeys(&spans[i])
+			for _, k := range keys {
+				if svc, ok := found[k]; ok {
+					docs[i].Vigil.ParentService = svc
+					break
+				}
 			}
-			day := time.Unix(0, spans[i].StartTime).UTC()
-			s.parents.wait(pk, childRef{s.spanIndex(day), docs[i].TraceID + docs[i].SpanID})
+			if docs[i].Vigil.ParentService == "" {
+				day := time.Unix(0, spans[i].StartTime).UTC()
+				s.parents.wait(keys[len(keys)-1], childRef{s.spanIndex(day), docs[i].TraceID + docs[i].SpanID})
+			}
 		}
 	}
-	var updates []item
-	var resolved []spanKey
 	for i := range spans {
 		k := spanKey{spans[i].TraceID, spans[i].SpanID}
 		children := s.parents.waiting(k)
@@ -169,19 +214,14 @@ func (s *Store) resolveParents(ctx context.Context, spans []model.Span, docs []s
 			continue
 		}
 		resolved = append(resolved, k)
-		doc, _ := json.Marshal(obj{"doc": obj{"vigil": obj{"parentService": spans[i].Service}}})
-		for _, c := range children {
-			line := updateAction(c.index, c.id)
-			line = append(append(line, doc...), '\n')
-			updates = append(updates, item{what: "parent service of span " + c.id, line: line, span: -1, update: true})
-		}
+		update(children, spans[i].Service)
 	}
 	return updates, resolved
 }
 
 // lookupServices fetches, with a realtime multi-get, the services of the
-// parents of spans[i] for i in idx, from the span index of the child's day
-// and of the day before.
+// callers (callerKeys) of spans[i] for i in idx, from the span index of the
+// child's day and of the day before.
 func (s *Store) lookupServices(ctx context.Context, spans []model.Span, idx []int) map[spanKey]string {
 	type doc struct {
 		Index  string   `json:"_index"`
@@ -191,12 +231,13 @@ func (s *Store) lookupServices(ctx context.Context, spans []model.Span, idx []in
 	var docs []doc
 	keys := map[string]spanKey{}
 	for _, i := range idx {
-		pk, _ := parentOf(&spans[i])
-		id := traceIDString(pk.trace) + pk.span.String()
-		keys[id] = pk
 		day := time.Unix(0, spans[i].StartTime).UTC()
-		for _, d := range []time.Time{day, day.Add(-parentLookback)} {
-			docs = append(docs, doc{Index: s.spanIndex(d), ID: id, Source: []string{"process.serviceName"}})
+		for _, k := range callerKeys(&spans[i]) {
+			id := traceIDString(k.trace) + k.span.String()
+			keys[id] = k
+			for _, d := range []time.Time{day, day.Add(-parentLookback)} {
+				docs = append(docs, doc{Index: s.spanIndex(d), ID: id, Source: []string{"process.serviceName"}})
+			}
 		}
 	}
 	body, _ := json.Marshal(obj{"docs": docs})

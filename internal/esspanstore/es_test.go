@@ -503,3 +503,50 @@ func TestESRunWritesDependencies(t *testing.T) {
 		t.Errorf("dependency document of %s: %+v; want web → db, 1 call, at midnight", day, doc.Source)
 	}
 }
+
+// TestESZipkinSharedSpanDependencies writes a Zipkin shared span as Brave
+// reports it — the server's own call first, then the server half, then the
+// client half, each in its own write — and checks both stores count one
+// call web → users and one users → db: the server's call is the server
+// half's child, though it names the shared id as its parent.
+func TestESZipkinSharedSpanDependencies(t *testing.T) {
+	s := openES(t, testOptions(t))
+	emb, err := spanstore.Open(spanstore.DefaultOptions(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	ctx := context.Background()
+	t0 := time.Now().Add(-time.Minute).UnixNano()
+	tr, shared := tid(0, 0x4c2b), sid(0x51a3)
+	call := model.Span{TraceID: tr, SpanID: sid(0x61a3), ParentSpanID: shared, Name: "select", Kind: model.SpanKindClient, Service: "users", StartTime: t0 + 2000, Duration: 1000}
+	db := model.Span{TraceID: tr, SpanID: sid(0x71a3), ParentSpanID: call.SpanID, Name: "select", Kind: model.SpanKindServer, Service: "db", StartTime: t0 + 2100, Duration: 800}
+	server := model.Span{TraceID: tr, SpanID: model.SharedServerSpanID(tr, shared), ParentSpanID: shared, Name: "get", Kind: model.SpanKindServer, Service: "users", StartTime: t0 + 1000, Duration: 3000}
+	client := model.Span{TraceID: tr, SpanID: shared, Name: "get", Kind: model.SpanKindClient, Service: "web", StartTime: t0, Duration: 5000}
+	for _, batch := range [][]model.Span{{call, db}, {server}, {client}} {
+		for _, st := range []interface {
+			Write(context.Context, []model.Span) error
+		}{s, emb} {
+			if err := st.Write(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []spanstore.Dependency{{Parent: "users", Child: "db", CallCount: 1}, {Parent: "web", Child: "users", CallCount: 1}}
+	for name, st := range map[string]interface {
+		Dependencies(context.Context, int64, time.Duration) ([]spanstore.Dependency, error)
+	}{"elasticsearch": s, "embedded": emb} {
+		got, err := st.Dependencies(ctx, time.Now().UnixNano(), time.Hour)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: Dependencies: got %+v, %v; want %+v", name, got, err, want)
+		}
+	}
+	var r struct{ Count int }
+	getJSON(t, s, "/"+s.prefix+"jaeger-span-*/_count?q=_exists_:vigil.parentService", &r)
+	if r.Count != 3 {
+		t.Errorf("%d spans carry their caller's service; want 3 (all but the client half): the aggregation, not the join, counts them", r.Count)
+	}
+}

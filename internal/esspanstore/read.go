@@ -349,6 +349,23 @@ func (d *depSpan) parent() string {
 	return ""
 }
 
+// callers returns the ids of the spans whose service is the caller of d,
+// most likely first: the server half of a Zipkin shared span d names as
+// its parent (model.SharedServerSpanID), then the parent.
+func (d *depSpan) callers() []string {
+	tid, err1 := parseTraceID(d.TraceID)
+	pid, err2 := parseSpanID(d.parentID)
+	sid, err3 := parseSpanID(d.SpanID)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return []string{d.parentID}
+	}
+	server := model.SharedServerSpanID(tid, pid)
+	if server == sid {
+		return []string{d.parentID}
+	}
+	return []string{server.String(), d.parentID}
+}
+
 func (d *depSpan) isError() bool {
 	for _, t := range d.Tags {
 		if t.Key == "error" && t.Value == "true" && (t.Type == "bool" || t.Type == "string") ||
@@ -437,8 +454,10 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 	}
 	var missing []key
 	for _, c := range children {
-		if _, ok := service[key{c.TraceID, c.parentID}]; !ok {
-			missing = append(missing, key{c.TraceID, c.parentID})
+		for _, id := range c.callers() {
+			if _, ok := service[key{c.TraceID, id}]; !ok {
+				missing = append(missing, key{c.TraceID, id})
+			}
 		}
 	}
 	for i := 0; i < len(missing); i += 1000 {
@@ -460,8 +479,11 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 		}
 	}
 	for _, c := range children {
-		if parent, ok := service[key{c.TraceID, c.parentID}]; ok {
-			add(parent, c.Process.ServiceName, 1, uint64(btoi(c.isError())))
+		for _, id := range c.callers() {
+			if parent, ok := service[key{c.TraceID, id}]; ok {
+				add(parent, c.Process.ServiceName, 1, uint64(btoi(c.isError())))
+				break
+			}
 		}
 	}
 	out := make([]spanstore.Dependency, 0, len(deps))

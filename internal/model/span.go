@@ -1,6 +1,10 @@
 package model
 
-import "encoding/hex"
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"hash/fnv"
+)
 
 // TraceID is a 128-bit trace id; a 64-bit id (Jaeger, Zipkin) fills the
 // low 8 bytes.
@@ -112,4 +116,59 @@ type Span struct {
 	// Warnings are problems found while converting the span (Jaeger's
 	// "warnings" field).
 	Warnings []string
+}
+
+// SharedServerSpanID is the span id Vigil gives the server half of a
+// Zipkin shared span (client and server reporting the same span id): FNV-1a
+// of the trace id, the shared id and a fixed label, never zero nor the
+// shared id. The server half becomes a child of the client half, which
+// keeps the shared id; the server's own children, which name the shared id
+// as their parent, are read as children of the server half.
+func SharedServerSpanID(trace TraceID, shared SpanID) SpanID {
+	h := fnv.New64a()
+	h.Write(trace[:])
+	h.Write(shared[:])
+	h.Write([]byte("zipkin shared server"))
+	var id SpanID
+	binary.BigEndian.PutUint64(id[:], h.Sum64())
+	if id.IsZero() || id == shared {
+		id[7] ^= 1
+	}
+	return id
+}
+
+// IsSharedServer reports whether s is the server half of a Zipkin shared
+// span: its id is derived from its parent's.
+func (s *Span) IsSharedServer() bool {
+	return !s.ParentSpanID.IsZero() && s.SpanID == SharedServerSpanID(s.TraceID, s.ParentSpanID)
+}
+
+// ReparentSharedChildren makes the spans of one trace that name a Zipkin
+// shared span id as their parent children of its server half, when the
+// server half is among them: in Zipkin's model those are the server's own
+// children (the client half's only child is the server half), and Jaeger
+// shows them so. It changes spans in place.
+func ReparentSharedChildren(spans []Span) {
+	servers := map[SpanID]SpanID{} // shared id → server half
+	for i := range spans {
+		if spans[i].IsSharedServer() {
+			servers[spans[i].ParentSpanID] = spans[i].SpanID
+		}
+	}
+	if len(servers) == 0 {
+		return
+	}
+	for i := range spans {
+		s := &spans[i]
+		server, ok := servers[s.ParentSpanID]
+		if !ok || s.SpanID == server {
+			continue
+		}
+		for j := range s.References {
+			if r := &s.References[j]; r.Type == RefChildOf && r.SpanID == s.ParentSpanID && r.TraceID == s.TraceID {
+				r.SpanID = server
+			}
+		}
+		s.ParentSpanID = server
+	}
 }

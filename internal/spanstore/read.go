@@ -335,12 +335,18 @@ func (p *partition) dependencies(ctx context.Context, parts []*partition, want f
 				if !want(m) {
 					continue
 				}
-				j := slices.IndexFunc(run, func(o spanMeta) bool { return o.span == m.parent })
-				if j >= 0 {
-					call(sg.names[run[j].service], sg.names[m.service], m)
+				found := false
+				for _, id := range callers(m) {
+					if j := slices.IndexFunc(run, func(o spanMeta) bool { return o.span == id }); j >= 0 {
+						call(sg.names[run[j].service], sg.names[m.service], m)
+						found = true
+						break
+					}
+				}
+				if found {
 					continue
 				}
-				parent, ok, err := lookupService(parts, p, m.trace, m.parent)
+				parent, ok, err := lookupCaller(parts, p, m)
 				if err != nil {
 					return err
 				}
@@ -374,7 +380,7 @@ func (p *partition) dependencies(ctx context.Context, parts []*partition, want f
 		if !want(m) {
 			continue
 		}
-		parent, ok, err := lookupService(parts, p, m.trace, m.parent)
+		parent, ok, err := lookupCaller(parts, p, m)
 		if err != nil {
 			return err
 		}
@@ -383,6 +389,27 @@ func (p *partition) dependencies(ctx context.Context, parts []*partition, want f
 		}
 	}
 	return nil
+}
+
+// callers returns the ids of the spans whose service is the caller of m,
+// most likely first: the server half of a Zipkin shared span m names as its
+// parent (model.SharedServerSpanID), then the parent.
+func callers(m *spanMeta) []model.SpanID {
+	server := model.SharedServerSpanID(m.trace, m.parent)
+	if server == m.span {
+		return []model.SpanID{m.parent}
+	}
+	return []model.SpanID{server, m.parent}
+}
+
+// lookupCaller finds the service of the first of m's callers stored.
+func lookupCaller(parts []*partition, cur *partition, m *spanMeta) (string, bool, error) {
+	for _, id := range callers(m) {
+		if name, ok, err := lookupService(parts, cur, m.trace, id); ok || err != nil {
+			return name, ok, err
+		}
+	}
+	return "", false, nil
 }
 
 // lookupService finds the service of a span, looking first in cur (whose

@@ -1,10 +1,8 @@
 package zipkinjson
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"net/netip"
 	"strconv"
@@ -159,14 +157,7 @@ func decodeSpan(s *model.Span, v *fastjson.Value) *SpanError {
 // halves are then distinct spans, as Jaeger shows them.
 func unshare(s *model.Span) {
 	shared := s.SpanID
-	h := fnv.New64a()
-	h.Write(s.TraceID[:])
-	h.Write(shared[:])
-	h.Write([]byte("zipkin shared server"))
-	binary.BigEndian.PutUint64(s.SpanID[:], h.Sum64())
-	if s.SpanID.IsZero() || s.SpanID == shared {
-		s.SpanID[7] ^= 1
-	}
+	s.SpanID = model.SharedServerSpanID(s.TraceID, shared)
 	s.ParentSpanID = shared
 	s.References = []model.SpanRef{{Type: model.RefChildOf, TraceID: s.TraceID, SpanID: shared}}
 }

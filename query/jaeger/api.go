@@ -82,8 +82,27 @@ func DefaultOptions() Options {
 type API struct {
 	opts     Options
 	spans    SpanReader
+	deps     SpanReader // the reader as given, for its DependencyReader
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+}
+
+// sharedSpans reads traces with the children of Zipkin shared spans under
+// their server half (model.ReparentSharedChildren), as Jaeger shows them.
+type sharedSpans struct{ SpanReader }
+
+func (s sharedSpans) GetTrace(ctx context.Context, id model.TraceID) ([]model.Span, error) {
+	spans, err := s.SpanReader.GetTrace(ctx, id)
+	model.ReparentSharedChildren(spans)
+	return spans, err
+}
+
+func (s sharedSpans) FindTraces(ctx context.Context, q TraceQuery) ([][]model.Span, error) {
+	traces, err := s.SpanReader.FindTraces(ctx, q)
+	for _, t := range traces {
+		model.ReparentSharedChildren(t)
+	}
+	return traces, err
 }
 
 // NewAPI returns the Jaeger API over r.
@@ -109,7 +128,8 @@ func NewAPI(opts Options, r SpanReader) *API {
 	}
 	a := &API{
 		opts:  opts,
-		spans: r,
+		spans: sharedSpans{r},
+		deps:  r,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "vigil", Subsystem: "jaeger", Name: "requests_total",
 			Help: "Jaeger query API requests by endpoint and status code.",

@@ -124,7 +124,7 @@ func (a *API) tracesByID(w http.ResponseWriter, r *http.Request, ids []string) e
 }
 
 func (a *API) dependencies(w http.ResponseWriter, r *http.Request) error {
-	dr, ok := a.spans.(DependencyReader)
+	dr, ok := a.deps.(DependencyReader)
 	if !ok {
 		writeJSON(w, http.StatusOK, response{Data: []any{}})
 		return nil
