@@ -2,10 +2,13 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"sync"
 
+	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
 // ByTrace is a producer of span batches that publishes each trace of a
@@ -25,6 +28,9 @@ type ByTrace struct {
 	Down queue.Producer
 }
 
+// byTraceConcurrency bounds the messages of one batch in flight at once.
+const byTraceConcurrency = 64
+
 // Publish splits value by trace and publishes the parts to Down.
 func (b ByTrace) Publish(ctx context.Context, key string, value []byte) error {
 	spans, err := otlptraces.Unmarshal(nil, value)
@@ -33,20 +39,17 @@ func (b ByTrace) Publish(ctx context.Context, key string, value []byte) error {
 	}
 	groups := otlptraces.SplitByTrace(spans)
 	if len(groups) == 1 {
-		return b.Down.Publish(ctx, groups[0][0].TraceID.String(), value)
+		return b.publishTrace(ctx, groups[0], value)
 	}
 	errs := make([]error, len(groups))
+	sem := make(chan struct{}, byTraceConcurrency)
 	var wg sync.WaitGroup
 	for i, g := range groups {
-		data, err := otlptraces.Marshal(g)
-		if err != nil {
-			errs[i] = err
-			continue
-		}
+		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			errs[i] = b.Down.Publish(ctx, g[0].TraceID.String(), data)
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = b.publishTrace(ctx, g, nil)
 		}()
 	}
 	wg.Wait()
@@ -56,6 +59,28 @@ func (b ByTrace) Publish(ctx context.Context, key string, value []byte) error {
 		}
 	}
 	return nil
+}
+
+// publishTrace publishes the spans of one trace (data is their encoding,
+// or nil) under the trace id. A trace larger than the downstream accepts
+// (Kafka's message size) is split in halves under the same key, so one
+// huge trace does not stop the batches behind it.
+func (b ByTrace) publishTrace(ctx context.Context, spans []model.Span, data []byte) error {
+	if data == nil {
+		var err error
+		if data, err = otlptraces.Marshal(spans); err != nil {
+			return err
+		}
+	}
+	err := b.Down.Publish(ctx, spans[0].TraceID.String(), data)
+	if !errors.Is(err, kafka.ErrTooLarge) || len(spans) < 2 {
+		return err
+	}
+	half := len(spans) / 2
+	if err := b.publishTrace(ctx, spans[:half], nil); err != nil {
+		return err
+	}
+	return b.publishTrace(ctx, spans[half:], nil)
 }
 
 var _ queue.Producer = ByTrace{}

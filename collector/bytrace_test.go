@@ -3,11 +3,13 @@ package collector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
+	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
 // recorder is a producer that keeps what it was given and fails the keys
@@ -98,5 +100,33 @@ func TestByTracePassesUndecodableBatches(t *testing.T) {
 	}
 	if string(r.raw[SpanBatchKey]) != "\xff\xff" {
 		t.Errorf("an undecodable batch was not published as it is under its key: %q", r.raw)
+	}
+}
+
+// sizeLimited refuses messages over max bytes as Kafka does.
+type sizeLimited struct {
+	recorder
+	max int
+}
+
+func (s *sizeLimited) Publish(ctx context.Context, key string, value []byte) error {
+	if len(value) > s.max {
+		return fmt.Errorf("%w: %d bytes", kafka.ErrTooLarge, len(value))
+	}
+	return s.recorder.Publish(ctx, key, value)
+}
+
+func TestByTraceSplitsATraceTooLargeForKafka(t *testing.T) {
+	var spans []model.Span
+	for i := 1; i <= 40; i++ {
+		spans = append(spans, testSpan(9, byte(i), "big"))
+	}
+	data, _ := otlptraces.Marshal(spans)
+	down := &sizeLimited{max: len(data) / 3}
+	if err := (ByTrace{Down: down}).Publish(context.Background(), SpanBatchKey, data); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(down.got[spans[0].TraceID.String()]); got != 40 {
+		t.Errorf("published %d spans of the trace under its key; want all 40", got)
 	}
 }
