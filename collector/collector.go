@@ -1,11 +1,15 @@
-// Package collector receives logs (and, later, spans) from files and the
-// network and ships them, in OTLP batches, to the queue. A source is
-// acknowledged (HTTP 2xx, a file offset persisted) only after the queue
-// durably accepted its records.
+// Package collector receives logs (files, the logs API, OTLP) and spans
+// (OTLP, Jaeger thrift over UDP and HTTP, Zipkin) and ships them, in OTLP
+// batches, to one queue per signal. A source is acknowledged (HTTP 2xx, a
+// file offset persisted) only after the queue durably accepted its
+// records. The collector owns its listeners: Listen binds them, Run serves
+// them until its context ends and drains them.
 package collector
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -14,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/collector/files"
+	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
 )
@@ -39,6 +44,17 @@ type Options struct {
 	// reconciliation.
 	Ledger Ledger
 
+	// Listen are the addresses of the receivers.
+	Listen Addrs
+	// Ops, when set, adds the operational endpoints (/metrics, /healthz, …)
+	// to every HTTP port the collector serves.
+	Ops func(*http.ServeMux)
+	// SampleRate is the fraction of traces kept by head sampling; spans of
+	// grade-1 services are always kept. ServiceSampleRates overrides it per
+	// service, e.g. "search=0.1,batch=0.01".
+	SampleRate         float64
+	ServiceSampleRates string
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -54,6 +70,8 @@ func DefaultOptions() Options {
 		MaxBodyBytes:    16 << 20,
 		BatchMaxRecords: 8192,
 		BatchMaxWait:    20 * time.Millisecond,
+		Listen:          Addrs{HTTP: config.DefaultCollectorHTTPAddr},
+		SampleRate:      1,
 		Logger:          slog.Default(),
 	}
 }
@@ -66,12 +84,29 @@ type Collector struct {
 	ids         *idSource
 	httpMetrics *httpMetrics
 	tailer      *files.Tailer
+	traces      *Traces // nil without a span queue
+
+	serve   []func(context.Context) error // what Listen bound
+	closers []func() error
+	addrs   map[string]string // listener name → bound address
 }
 
-// New builds a collector that publishes to p.
-func New(opts Options, p queue.Producer) (*Collector, error) {
+// Queues are where the receivers publish, one queue per signal. The
+// receivers of a signal whose queue is nil are not served.
+type Queues struct {
+	Logs  queue.Producer
+	Spans queue.Producer
+}
+
+// New builds a collector that publishes to q; it listens once Listen is
+// called.
+func New(opts Options, q Queues) (*Collector, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	p := q.Logs
+	if p == nil {
+		return nil, errors.New("collector: no log queue")
 	}
 	c := &Collector{
 		opts:        opts,
@@ -93,6 +128,13 @@ func New(opts Options, p queue.Producer) (*Collector, error) {
 		}
 		c.tailer = t
 	}
+	if q.Spans != nil {
+		sampler, err := NewSampler(opts.SampleRate, opts.ServiceSampleRates, opts.Registerer)
+		if err != nil {
+			return nil, fmt.Errorf("--collector.sampling.*: %w", err)
+		}
+		c.traces = NewTraces(q.Spans, sampler, opts.MaxBodyBytes, opts.Logger.With("component", "traces"), opts.Registerer)
+	}
 	return c, nil
 }
 
@@ -100,14 +142,4 @@ func New(opts Options, p queue.Producer) (*Collector, error) {
 func (c *Collector) RegisterHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/logs", c.handleLogsAPI)
 	mux.HandleFunc("POST /v1/logs", c.handleOTLPLogs)
-}
-
-// Run tails files until ctx ends. The HTTP receivers run in the caller's
-// HTTP server.
-func (c *Collector) Run(ctx context.Context) error {
-	if c.tailer == nil {
-		<-ctx.Done()
-		return nil
-	}
-	return c.tailer.Run(ctx)
 }

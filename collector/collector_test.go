@@ -45,7 +45,7 @@ func newTestCollector(t *testing.T, maxQueueBytes int64) *testCollector {
 	o.BatchMaxWait = 5 * time.Millisecond
 	o.Logger = slog.New(slog.DiscardHandler)
 	o.Registerer = prometheus.NewRegistry()
-	c, err := New(o, q)
+	c, err := New(o, Queues{Logs: q})
 	if err != nil {
 		t.Fatal(err)
 	}

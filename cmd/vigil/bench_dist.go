@@ -20,6 +20,7 @@ import (
 	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/logsjson"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
 // runBenchDistributed measures the distributed path on real Kafka and
@@ -34,7 +35,7 @@ func runBenchDistributed(ctx context.Context, args []string) error {
 	clients := fs.Int("bench.clients", 4, "concurrent HTTP clients")
 	outage := fs.Duration("bench.outage", 60*time.Second, "length of the Kafka outage phase; 0 skips it")
 	outageRate := fs.Int("bench.outage-rate", 20_000, "lines/s sent during the outage")
-	kf := addKafkaFlags(fs)
+	kf := kafka.RegisterFlags(fs)
 	ef := addESFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
@@ -45,10 +46,10 @@ func runBenchDistributed(ctx context.Context, args []string) error {
 	}
 	defer cleanup()
 	topic, prefix := "vigil.logs."+run, "vigil-"+run+"-"
-	kafkaArgs := []string{"--kafka.brokers", strings.Join(kf.brokers, ","), "--kafka.topic", topic, "--kafka.group", "g-" + run}
+	kafkaArgs := []string{"--kafka.brokers", strings.Join(kf.Brokers(), ","), "--kafka.topic", topic, "--kafka.group", "g-" + run}
 	out := os.Stdout
 	fmt.Fprintf(out, "# vigil bench distributed: %d lines over HTTP by %d clients and %d through a tailed file; Kafka %s, Elasticsearch %s; %d cores\n\n",
-		*lines, *clients, *lines, strings.Join(kf.brokers, ","), strings.Join(ef.urls, ","), runtime.NumCPU())
+		*lines, *clients, *lines, strings.Join(kf.Brokers(), ","), strings.Join(ef.urls, ","), runtime.NumCPU())
 	fmt.Fprintf(out, "| measure | value |\n|---|---|\n")
 	row := func(k, v string) { fmt.Fprintf(out, "| %s | %s |\n", k, v) }
 
@@ -151,8 +152,8 @@ func runBenchDistributed(ctx context.Context, args []string) error {
 // distSetup checks that a distributed benchmark was given Kafka and
 // Elasticsearch, and returns a scratch directory (cleanup removes it) and a
 // run id that names the run's topics and indices.
-func distSetup(kf *kafkaFlags, ef *esFlags) (dir, run string, cleanup func(), err error) {
-	if !kf.enabled() || !ef.enabled() {
+func distSetup(kf *kafka.Flags, ef *esFlags) (dir, run string, cleanup func(), err error) {
+	if !kf.Enabled() || !ef.enabled() {
 		return "", "", nil, errors.New("--kafka.brokers and --es.urls are required (make dev-up starts both)")
 	}
 	dir, err = os.MkdirTemp("", "vigil-bench-dist")

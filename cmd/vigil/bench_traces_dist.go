@@ -28,6 +28,7 @@ import (
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
+	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
 // runBenchTracesDistributed measures the distributed trace path on real
@@ -41,7 +42,7 @@ func runBenchTracesDistributed(ctx context.Context, args []string) error {
 	clients := fs.Int("bench.clients", 4, "concurrent clients of each protocol")
 	traces := fs.Int("bench.traces", 5_000, "traces of 10 spans (11 attributes each) per client and protocol")
 	runs := fs.Int("bench.query-runs", 200, "runs of each query for the latency figures")
-	kf := addKafkaFlags(fs)
+	kf := kafka.RegisterFlags(fs)
 	ef := addESFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
@@ -51,7 +52,7 @@ func runBenchTracesDistributed(ctx context.Context, args []string) error {
 		return err
 	}
 	defer cleanup()
-	kafkaArgs := []string{"--kafka.brokers", strings.Join(kf.brokers, ","), "--kafka.topic", "vigil.logs." + run,
+	kafkaArgs := []string{"--kafka.brokers", strings.Join(kf.Brokers(), ","), "--kafka.topic", "vigil.logs." + run,
 		"--kafka.spans-topic", "vigil.spans." + run, "--kafka.group", "g-" + run}
 	esArgs := []string{"--es.urls", strings.Join(ef.urls, ","), "--es.index-prefix", "vigil-" + run, "--es.jaeger.index-prefix", run}
 	grpcAddr, err := pickPort()
@@ -65,7 +66,7 @@ func runBenchTracesDistributed(ctx context.Context, args []string) error {
 	out := os.Stdout
 	perProto := *clients * *traces * 10
 	fmt.Fprintf(out, "# vigil bench traces-distributed: %d clients × %d traces × 10 spans, 11 attributes each, per protocol; Kafka %s, Elasticsearch %s; %d cores\n\n",
-		*clients, *traces, strings.Join(kf.brokers, ","), strings.Join(ef.urls, ","), runtime.NumCPU())
+		*clients, *traces, strings.Join(kf.Brokers(), ","), strings.Join(ef.urls, ","), runtime.NumCPU())
 	fmt.Fprintf(out, "| measure | value |\n|---|---|\n")
 	row := func(k, v string) { fmt.Fprintf(out, "| %s | %s |\n", k, v) }
 

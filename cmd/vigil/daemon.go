@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"log/slog"
 	"net/http"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/httpserver"
 )
 
@@ -20,6 +24,19 @@ type daemon struct {
 	reg    *prometheus.Registry
 	ready  httpserver.Readiness
 	runs   []func(context.Context) error
+	closes []func() error
+}
+
+// parse parses a command's flags and returns its daemon.
+func parse(fs *flag.FlagSet, args []string, common *commonFlags) (*daemon, error) {
+	if err := config.Parse(fs, args); err != nil {
+		return nil, err
+	}
+	logger, err := common.logger()
+	if err != nil {
+		return nil, err
+	}
+	return newDaemon(logger), nil
 }
 
 func newDaemon(logger *slog.Logger) *daemon {
@@ -31,8 +48,36 @@ func newDaemon(logger *slog.Logger) *daemon {
 // mux returns a mux with the operational endpoints already registered.
 func (d *daemon) mux() *http.ServeMux {
 	m := http.NewServeMux()
-	httpserver.AddOpsHandlers(m, d.reg, &d.ready)
+	d.addOps(m)
 	return m
+}
+
+// addOps registers /metrics, /healthz, /readyz and /debug/pprof/ on m.
+func (d *daemon) addOps(m *http.ServeMux) { httpserver.AddOpsHandlers(m, d.reg, &d.ready) }
+
+// signalRegisterer labels the metrics of a component that exists once per
+// signal (the disk queues and spools) with signal="…".
+func (d *daemon) signalRegisterer(signal string) prometheus.Registerer {
+	return prometheus.WrapRegistererWith(prometheus.Labels{"signal": signal}, d.reg)
+}
+
+// onClose adds what close releases, in reverse order, once the daemon ran
+// (or failed to start).
+func (d *daemon) onClose(f func() error) { d.closes = append(d.closes, f) }
+
+func (d *daemon) close() error {
+	var err error
+	for i := len(d.closes) - 1; i >= 0; i-- {
+		err = errors.Join(err, d.closes[i]())
+	}
+	d.closes = nil
+	return err
+}
+
+// clientID names a role's connections to Kafka.
+func clientID(role string) string {
+	host, _ := os.Hostname()
+	return "vigil-" + role + "-" + host
 }
 
 // listen binds addr now and serves mux while the daemon runs.

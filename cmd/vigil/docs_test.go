@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
 // TestEveryFlagIsDocumented keeps docs/operations.md true: each flag of
@@ -23,9 +24,8 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 	addIngesterFlags(fs, true)
 	addStoreFlags(fs)
 	addQueryFlags(fs)
-	addKafkaFlags(fs)
+	kafka.RegisterFlags(fs)
 	addESFlags(fs)
-	addTraceFlags(fs)
 	fs.VisitAll(func(f *flag.Flag) {
 		if !strings.Contains(string(doc), "`--"+f.Name+"`") {
 			t.Errorf("flag --%s is not documented in docs/operations.md", f.Name)

@@ -11,7 +11,6 @@ import (
 	"github.com/vigilhq/vigil/collector"
 	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/config"
-	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/query"
 )
@@ -60,6 +59,9 @@ type collectorFlags struct {
 	host           *string
 	filesMaxBatch  *int
 	filesBatchWait *time.Duration
+	addrs          collector.Addrs // the receivers other than HTTP's
+	sampleRate     *float64
+	serviceRates   *string
 }
 
 func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
@@ -76,6 +78,14 @@ func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
 		host:           fs.String("collector.host", "", "host.name of tailed lines; empty uses the machine's host name"),
 	}
 	fs.Var(&f.files, "collector.files", "glob patterns of log files to tail (comma-separated or repeated)")
+	l := &f.addrs
+	fs.StringVar(&l.GRPC, "collector.otlp.grpc-listen", config.DefaultOTLPGRPCAddr, "address of the OTLP/gRPC receiver (logs and traces); empty disables it")
+	fs.StringVar(&l.Zipkin, "collector.zipkin.listen", config.DefaultZipkinAddr, "address of the Zipkin v2 receiver, POST /api/v2/spans; empty disables it")
+	fs.StringVar(&l.JaegerHTTP, "collector.jaeger.http-listen", config.DefaultJaegerHTTPAddr, "address of the Jaeger thrift-over-HTTP receiver, POST /api/traces; empty disables it")
+	fs.StringVar(&l.JaegerCompact, "collector.jaeger.compact-listen", config.DefaultJaegerCompactAddr, "UDP address of the Jaeger agent receiver, thrift compact; empty disables it")
+	fs.StringVar(&l.JaegerBinary, "collector.jaeger.binary-listen", config.DefaultJaegerBinaryAddr, "UDP address of the Jaeger agent receiver, thrift binary; empty disables it")
+	f.sampleRate = fs.Float64("collector.sampling.rate", 1, "fraction of traces kept by head sampling; spans of grade-1 services are always kept")
+	f.serviceRates = fs.String("collector.sampling.service-rates", "", "per-service sampling fractions, e.g. search=0.1,batch=0.01")
 	return f
 }
 
@@ -92,6 +102,9 @@ func (f *collectorFlags) options(dataDir string) collector.Options {
 	o.Files.MaxLineBytes = *f.maxLineBytes
 	o.Files.BatchMaxLines = *f.filesMaxBatch
 	o.Files.BatchMaxWait = *f.filesBatchWait
+	o.Listen = f.addrs
+	o.Listen.HTTP = *f.listen
+	o.SampleRate, o.ServiceSampleRates = *f.sampleRate, *f.serviceRates
 	return o
 }
 
@@ -108,9 +121,10 @@ func addQueueFlags(fs *flag.FlagSet) *queueFlags {
 	}
 }
 
-func (f *queueFlags) options(dataDir string) diskqueue.Options {
+// options returns the sizes of an embedded queue; its directory is the
+// signal's.
+func (f *queueFlags) options() diskqueue.Options {
 	o := diskqueue.DefaultOptions()
-	o.Dir = dataDir + "/queue"
 	o.MaxBytes = *f.maxBytes
 	o.SegmentBytes = *f.segmentBytes
 	return o
@@ -170,10 +184,6 @@ func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	f := &storeFlags{}
 	fs.Var(&f.retention, "retention", "how long to keep logs, e.g. 7d; whole days are dropped; 0 keeps everything")
 	return f
-}
-
-func (f *storeFlags) options(dataDir string) logstore.Options {
-	return logstore.Options{Dir: dataDir + "/logs", Retention: time.Duration(f.retention)}
 }
 
 type queryFlags struct {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/vigilhq/vigil/internal/reconcile"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -28,7 +30,7 @@ func commands() []command {
 		{"collector", collectorSummary, runCollector},
 		{"ingester", ingesterSummary, runIngester},
 		{"query", querySummary, runQuery},
-		{"reconcile", reconcileSummary, runReconcile},
+		{"reconcile", reconcile.Summary, reconcile.Command},
 		{"bench", benchSummary, runBench},
 		{"version", "Print the version.", func(context.Context, []string) error {
 			fmt.Println("vigil", version)

@@ -4,31 +4,66 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
+	"net/http"
 	"path/filepath"
-	"time"
 
-	"github.com/vigilhq/vigil/collector/spool"
+	"github.com/vigilhq/vigil/collector"
 	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/config"
-	"github.com/vigilhq/vigil/internal/esspanstore"
-	"github.com/vigilhq/vigil/internal/esstore"
-	"github.com/vigilhq/vigil/internal/model"
-	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
+	"github.com/vigilhq/vigil/internal/reconcile"
 )
 
+// The roles. Each builds, for every entry of signals, the part of the path
+// it runs: all-in-one all of it on embedded storage; the collector the
+// receivers and queues; the ingester the consumers, stores and (with
+// --ingester.query-listen) the query API; the query daemon the APIs over
+// Elasticsearch.
+
 const (
+	allInOneSummary  = "Run the collector, ingester and query in one process on embedded storage."
 	collectorSummary = "Receive logs (files, HTTP, OTLP) and spans (OTLP, Jaeger, Zipkin) and ship them to the queue."
 	ingesterSummary  = "Consume the queue and write logs and spans to the stores."
 	querySummary     = "Serve the query APIs (Loki, Jaeger) over the stores."
 )
 
-func clientID(role string) string {
-	host, _ := os.Hostname()
-	return "vigil-" + role + "-" + host
+func runAllInOne(ctx context.Context, args []string) (err error) {
+	fs := config.NewFlagSet("all-in-one", allInOneSummary+"\nThe queues and the stores live under --data-dir; nothing else is needed.")
+	common, cf, qf := addCommonFlags(fs), addCollectorFlags(fs), addQueueFlags(fs)
+	inf, sf, qyf := addIngesterFlags(fs, false), addStoreFlags(fs), addQueryFlags(fs)
+	d, err := parse(fs, args, common)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, d.close()) }()
+	b := &backends{dataDir: *common.dataDir, queue: qf, stores: sf, query: qyf}
+	var queues collector.Queues
+	qmux := d.mux()
+	for _, sig := range signals {
+		s := sig.decl()
+		q, err := diskqueue.Open(d.diskQueueOptions(s, b))
+		if err != nil {
+			return err
+		}
+		d.onClose(q.Close)
+		s.receivers(&queues, q)
+		dlq, err := ingester.NewFileDeadLetter(filepath.Join(b.dataDir, s.deadLetterDir))
+		if err != nil {
+			return err
+		}
+		if err := sig.store(ctx, d, b, &ingestion{flags: inf, consumer: q, dlq: dlq}, qmux); err != nil {
+			return err
+		}
+	}
+	if err := d.startCollector(cf, b.dataDir, queues); err != nil {
+		return err
+	}
+	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
+		return err
+	}
+	printURLs(*cf.listen, *qyf.listen)
+	return d.runUntil(ctx, "all-in-one")
 }
 
 func runCollector(ctx context.Context, args []string) (err error) {
@@ -36,90 +71,26 @@ func runCollector(ctx context.Context, args []string) (err error) {
 		"\nWith --kafka.brokers, batches go to Kafka through a bounded disk spool under --data-dir that\n"+
 		"absorbs Kafka outages. Without, the queue is the embedded disk queue under --data-dir,\n"+
 		"consumed by a `vigil ingester` on the same --data-dir.")
-	common := addCommonFlags(fs)
-	cf := addCollectorFlags(fs)
-	tf := addTraceFlags(fs)
-	qf := addQueueFlags(fs)
-	kf := addKafkaFlags(fs)
-	if err := config.Parse(fs, args); err != nil {
-		return err
-	}
-	logger, err := common.logger()
+	common, cf, qf, kf := addCommonFlags(fs), addCollectorFlags(fs), addQueueFlags(fs), kafka.RegisterFlags(fs)
+	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
 	}
-	d := newDaemon(logger)
-	var producer queue.Producer
-	var closers []io.Closer
-	defer func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			err = errors.Join(err, closers[i].Close())
-		}
-	}()
-	if kf.enabled() {
-		ko, err := kf.options(clientID("collector"))
+	defer func() { err = errors.Join(err, d.close()) }()
+	b := &backends{dataDir: *common.dataDir, queue: qf, kafka: kf}
+	var queues collector.Queues
+	for _, sig := range signals {
+		s := sig.decl()
+		p, err := d.producer(s, b)
 		if err != nil {
 			return err
 		}
-		ko.Logger, ko.Registerer = logger.With("component", "kafka"), d.reg
-		kp, err := kafka.NewProducer(ko)
-		if err != nil {
-			return err
-		}
-		closers = append(closers, kp)
-		so := spool.DefaultOptions()
-		so.Dir = filepath.Join(*common.dataDir, "spool")
-		so.MaxBytes = *qf.maxBytes
-		so.Logger, so.Registerer = logger.With("component", "spool"), d.signalRegisterer("logs")
-		sp, err := spool.Open(so, kp)
-		if err != nil {
-			return err
-		}
-		closers = append(closers, sp)
-		d.add(sp.Run)
-		producer = sp
-	} else {
-		qo := qf.options(*common.dataDir)
-		qo.Logger, qo.Registerer = logger.With("component", "queue"), d.signalRegisterer("logs")
-		p, err := diskqueue.OpenProducer(qo)
-		if err != nil {
-			return err
-		}
-		closers = append(closers, p)
-		producer = p
+		s.receivers(&queues, p)
 	}
-	col, ledger, err := d.newCollector(*common.dataDir, cf, producer)
-	if err != nil {
+	if err := d.startCollector(cf, b.dataDir, queues); err != nil {
 		return err
 	}
-	closers = append(closers, ledger)
-	mux := d.mux()
-	col.RegisterHTTP(mux)
-	sp, spClosers, err := d.openSpanProducer(*common.dataDir, qf, kf)
-	closers = append(closers, spClosers...)
-	if err != nil {
-		return err
-	}
-	if err := d.openSpanReceivers(tf, *cf.maxBody, col, mux, sp); err != nil {
-		return err
-	}
-	if _, err := d.listen("collector", *cf.listen, mux); err != nil {
-		return err
-	}
-	d.add(col.Run)
-	if err := d.run(ctx); err != nil {
-		return fmt.Errorf("collector stopped: %w", err)
-	}
-	return nil
-}
-
-// logStore is what the ingester and query need of a store, and what the
-// daemon runs and closes.
-type logStore interface {
-	ingester.Store
-	queryStore
-	Run(ctx context.Context) error
-	Close() error
+	return d.runUntil(ctx, "collector")
 }
 
 func runIngester(ctx context.Context, args []string) (err error) {
@@ -127,170 +98,95 @@ func runIngester(ctx context.Context, args []string) (err error) {
 		"\nWith --kafka.brokers it consumes Kafka in a consumer group; with --es.urls it writes to\n"+
 		"Elasticsearch. Without them it consumes the embedded disk queue of a `vigil collector` on\n"+
 		"the same --data-dir and writes the embedded store there.")
-	common := addCommonFlags(fs)
-	qf := addQueueFlags(fs)
-	inf := addIngesterFlags(fs, true)
-	sf := addStoreFlags(fs)
-	qyf := addQueryFlags(fs)
-	kf := addKafkaFlags(fs)
-	ef := addESFlags(fs)
-	if err := config.Parse(fs, args); err != nil {
-		return err
-	}
-	logger, err := common.logger()
+	common, qf, inf, sf := addCommonFlags(fs), addQueueFlags(fs), addIngesterFlags(fs, true), addStoreFlags(fs)
+	qyf, kf, ef := addQueryFlags(fs), kafka.RegisterFlags(fs), addESFlags(fs)
+	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
 	}
-	d := newDaemon(logger)
-	var closers []io.Closer
-	defer func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			err = errors.Join(err, closers[i].Close())
-		}
-	}()
-
-	var consumer queue.Consumer
-	var dlq ingester.DeadLetter
-	if kf.enabled() {
-		ko, err := kf.options(clientID("ingester"))
-		if err != nil {
-			return err
-		}
-		ko.Logger, ko.Registerer = logger.With("component", "kafka"), d.reg
-		if err := kafka.EnsureTopic(ctx, ko); err != nil {
-			return err
-		}
-		c, err := kafka.NewConsumer(ko)
-		if err != nil {
-			return err
-		}
-		closers = append(closers, c)
-		dp, err := kafka.NewDeadLetterProducer(ko, *kf.dlqTopic)
-		if err != nil {
-			return err
-		}
-		closers = append(closers, dp)
-		consumer, dlq = c, dp
-	} else {
-		qo := qf.options(*common.dataDir)
-		qo.Logger, qo.Registerer = logger.With("component", "queue"), d.signalRegisterer("logs")
-		c, err := diskqueue.OpenConsumer(qo)
-		if err != nil {
-			return err
-		}
-		closers = append(closers, c)
-		fd, err := ingester.NewFileDeadLetter(filepath.Join(*common.dataDir, "deadletter"))
-		if err != nil {
-			return err
-		}
-		consumer, dlq = c, fd
-	}
-
-	// The store hands records it rejects to the ingester, which is built
-	// after it.
-	var ing *ingester.Ingester
-	reject := func(ctx context.Context, rec model.LogRecord, reason string) error {
-		return ing.Reject(ctx, rec, reason)
-	}
-	store, err := d.openStore(ctx, *common.dataDir, sf, ef, reject)
-	if err != nil {
-		return err
-	}
-	closers = append(closers, store)
-	o, err := inf.options()
-	if err != nil {
-		return err
-	}
-	o.Logger, o.Registerer = logger.With("component", "ingester"), d.reg
-	ing = ingester.New(o, consumer, store, dlq)
-
+	defer func() { err = errors.Join(err, d.close()) }()
+	b := &backends{dataDir: *common.dataDir, queue: qf, kafka: kf, es: ef, stores: sf, query: qyf}
 	if _, err := d.listen("ingester", *inf.listen, d.mux()); err != nil {
 		return err
 	}
-	sc, sdlq, scClosers, err := d.openSpanConsumer(ctx, *common.dataDir, qf, kf)
-	closers = append(closers, scClosers...)
-	if err != nil {
-		return err
-	}
-	var spanIng *ingester.SpanIngester
-	rejectSpan := func(ctx context.Context, s model.Span, reason string) error { return spanIng.Reject(ctx, s, reason) }
-	spans, err := d.openSpanStore(ctx, *common.dataDir, sf, ef, rejectSpan)
-	if err != nil {
-		return err
-	}
-	closers = append(closers, spans)
-	if spanIng, err = d.runSpanIngester(inf, sc, spans, sdlq); err != nil {
-		return err
-	}
+	var qmux *http.ServeMux
 	if *inf.queryListen != "" {
-		mux := d.mux()
-		d.registerJaeger(mux, spans)
-		if err := d.serveQueryOn(mux, *inf.queryListen, qyf, store); err != nil {
+		qmux = d.mux()
+	}
+	for _, sig := range signals {
+		c, dlq, err := d.consumer(ctx, sig.decl(), b)
+		if err != nil {
+			return err
+		}
+		if err := sig.store(ctx, d, b, &ingestion{flags: inf, consumer: c, dlq: dlq}, qmux); err != nil {
 			return err
 		}
 	}
-	d.add(ing.Run)
-	d.add(store.Run)
-	d.add(spans.Run)
-	if err := d.run(ctx); err != nil {
-		return fmt.Errorf("ingester stopped: %w", err)
+	if qmux != nil {
+		if _, err := d.listen("query", *inf.queryListen, qmux); err != nil {
+			return err
+		}
 	}
-	return nil
-}
-
-// openStore opens Elasticsearch when --es.urls is set, else the embedded
-// store under dataDir.
-func (d *daemon) openStore(ctx context.Context, dataDir string, sf *storeFlags, ef *esFlags,
-	reject func(context.Context, model.LogRecord, string) error) (logStore, error) {
-	if !ef.enabled() {
-		return d.openLogStore(dataDir, sf)
-	}
-	eo := ef.options(time.Duration(sf.retention))
-	eo.Logger, eo.Registerer = d.logger.With("component", "elasticsearch"), d.reg
-	eo.Rejected = reject
-	return esstore.Open(ctx, eo)
+	return d.runUntil(ctx, "ingester")
 }
 
 func runQuery(ctx context.Context, args []string) (err error) {
 	fs := config.NewFlagSet("query", querySummary+
 		"\nIt reads Elasticsearch (--es.urls). The embedded store is served by the process that writes it:\n"+
 		"`vigil all-in-one`, or `vigil ingester --ingester.query-listen`.")
-	common := addCommonFlags(fs)
-	qyf := addQueryFlags(fs)
-	ef := addESFlags(fs)
-	if err := config.Parse(fs, args); err != nil {
+	common, qyf, ef := addCommonFlags(fs), addQueryFlags(fs), addESFlags(fs)
+	d, err := parse(fs, args, common)
+	if err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, d.close()) }()
 	if !ef.enabled() {
 		return errors.New("--es.urls is required: the standalone query daemon reads Elasticsearch; the embedded store is served by " +
 			"the process that writes it (`vigil all-in-one`, or `vigil ingester --ingester.query-listen :16686`)")
 	}
-	logger, err := common.logger()
-	if err != nil {
-		return err
-	}
-	d := newDaemon(logger)
-	eo := ef.options(0)
-	eo.Logger, eo.Registerer = logger.With("component", "elasticsearch"), d.reg
-	store, err := esstore.Open(ctx, eo)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, store.Close()) }()
-	so := ef.spanOptions(0)
-	so.Logger, so.Registerer = logger.With("component", "elasticsearch-spans"), d.reg
-	spans, err := esspanstore.Open(ctx, so)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, spans.Close()) }()
+	b := &backends{es: ef, query: qyf}
 	mux := d.mux()
-	d.registerJaeger(mux, spans)
-	if err := d.serveQueryOn(mux, *qyf.listen, qyf, store); err != nil {
+	for _, sig := range signals {
+		if err := sig.store(ctx, d, b, nil, mux); err != nil {
+			return err
+		}
+	}
+	if _, err := d.listen("query", *qyf.listen, mux); err != nil {
 		return err
 	}
-	if err := d.run(ctx); err != nil {
-		return fmt.Errorf("query stopped: %w", err)
+	return d.runUntil(ctx, "query")
+}
+
+// startCollector builds the collector over queues, with its reconciliation
+// ledger under dataDir, binds its listeners and runs it with the daemon.
+func (d *daemon) startCollector(f *collectorFlags, dataDir string, queues collector.Queues) error {
+	ledger, err := reconcile.OpenLedger(filepath.Join(dataDir, "reconcile"))
+	if err != nil {
+		return err
 	}
+	d.onClose(ledger.Close)
+	d.add(ledger.Run)
+	o := f.options(dataDir)
+	o.Logger, o.Registerer = d.logger.With("component", "collector"), d.reg
+	o.Ledger = ledger
+	o.Ops = d.addOps
+	c, err := collector.New(o, queues)
+	if err != nil {
+		return err
+	}
+	if err := c.Listen(); err != nil {
+		return err
+	}
+	d.onClose(c.Close)
+	d.add(c.Run)
+	return nil
+}
+
+// runUntil runs the daemon until ctx ends or a component fails.
+func (d *daemon) runUntil(ctx context.Context, role string) error {
+	if err := d.run(ctx); err != nil {
+		return fmt.Errorf("%s stopped: %w", role, err)
+	}
+	d.logger.Info("stopped cleanly")
 	return nil
 }

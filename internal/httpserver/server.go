@@ -102,3 +102,7 @@ func AddOpsHandlers(mux *http.ServeMux, gatherer prometheus.Gatherer, ready *Rea
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
+
+// Close releases the listener of a server that will not run; after Run it
+// returns net.ErrClosed.
+func (s *Server) Close() error { return s.ln.Close() }

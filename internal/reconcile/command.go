@@ -1,4 +1,4 @@
-package main
+package reconcile
 
 import (
 	"context"
@@ -12,13 +12,14 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
-	"github.com/vigilhq/vigil/internal/reconcile"
 )
 
-const reconcileSummary = "Compare what this collector produced with what the store holds, and re-drive gaps from Kafka."
+// Summary is the one-line description of the reconcile command.
+const Summary = "Compare what this collector produced with what the store holds, and re-drive gaps from Kafka."
 
-func runReconcile(ctx context.Context, args []string) error {
-	fs := config.NewFlagSet("reconcile", reconcileSummary+"\n"+
+// Command runs `vigil reconcile` with its command-line arguments.
+func Command(ctx context.Context, args []string) error {
+	fs := config.NewFlagSet("reconcile", Summary+"\n"+
 		"Run it on a collector's host: it reads the collector's ledger under --data-dir (records the queue\n"+
 		"accepted, per minute of record time, service and source) and asks the store, through the Loki API\n"+
 		"at --reconcile.query-url, how many it holds. It exits with an error when records are missing.")
@@ -29,7 +30,7 @@ func runReconcile(ctx context.Context, args []string) error {
 	queryURL := fs.String("reconcile.query-url", "http://localhost:16686", "base URL of Vigil's query API (Loki)")
 	surplus := fs.Bool("reconcile.surplus", false, "also list minutes where the store holds more than the ledger")
 	redrive := fs.Bool("reconcile.redrive", false, "re-publish the Kafka batches of the minutes with gaps (needs --kafka.brokers; the topic must still retain them)")
-	kf := addKafkaFlags(fs)
+	kf := kafka.RegisterFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -37,17 +38,17 @@ func runReconcile(ctx context.Context, args []string) error {
 	to := time.Now().Add(-time.Duration(until)).Truncate(time.Minute).Add(time.Minute)
 	from := to.Add(-time.Duration(since)).Truncate(time.Minute)
 
-	produced, err := reconcile.ReadProduced(filepath.Join(*dataDir, "reconcile"), from, to)
+	produced, err := ReadProduced(filepath.Join(*dataDir, "reconcile"), from, to)
 	if err != nil {
 		return err
 	}
 	bar := newProgressBar("store counts")
-	stored, err := reconcile.StoredCounts(ctx, http.DefaultClient, strings.TrimRight(*queryURL, "/"), from, to, bar.update)
+	stored, err := StoredCounts(ctx, http.DefaultClient, strings.TrimRight(*queryURL, "/"), from, to, bar.update)
 	bar.done()
 	if err != nil {
 		return err
 	}
-	gaps := reconcile.Compare(produced, stored, *surplus)
+	gaps := Compare(produced, stored, *surplus)
 	var sumP, sumS, missing int64
 	for k, n := range produced {
 		sumP += n
@@ -68,10 +69,10 @@ func runReconcile(ctx context.Context, args []string) error {
 		return nil
 	}
 	if *redrive {
-		if !kf.enabled() {
+		if !kf.Enabled() {
 			return fmt.Errorf("--reconcile.redrive needs --kafka.brokers")
 		}
-		ko, err := kf.options(clientID("reconcile"))
+		ko, err := kf.Options("vigil-reconcile-" + hostname())
 		if err != nil {
 			return err
 		}
@@ -90,7 +91,7 @@ func runReconcile(ctx context.Context, args []string) error {
 	return fmt.Errorf("%d records missing; if Kafka still retains them, re-drive with --reconcile.redrive", missing)
 }
 
-func countMissing(gaps []reconcile.Gap) int {
+func countMissing(gaps []Gap) int {
 	n := 0
 	for _, g := range gaps {
 		if g.Missing() > 0 {
@@ -100,7 +101,7 @@ func countMissing(gaps []reconcile.Gap) int {
 	return n
 }
 
-func gapWindow(gaps []reconcile.Gap) (first, last time.Time) {
+func gapWindow(gaps []Gap) (first, last time.Time) {
 	for _, g := range gaps {
 		if g.Missing() <= 0 {
 			continue
@@ -138,4 +139,9 @@ func (p *progressBar) done() {
 	if p.shown {
 		fmt.Fprintln(os.Stderr)
 	}
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/vigilhq/vigil/collector/spool"
+	"github.com/vigilhq/vigil/ingester"
+	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/queue/diskqueue"
+	"github.com/vigilhq/vigil/internal/queue/kafka"
+)
+
+// backends are the settings that choose where queues and stores live:
+// Kafka when --kafka.brokers is set, else the embedded disk queue under
+// the data directory; Elasticsearch when --es.urls is set, else the
+// embedded stores. A role leaves out the groups it has no flags for.
+type backends struct {
+	dataDir string
+	queue   *queueFlags
+	kafka   *kafka.Flags
+	es      *esFlags
+	stores  *storeFlags
+	query   *queryFlags
+}
+
+func (b *backends) retention() time.Duration {
+	if b.stores == nil {
+		return 0
+	}
+	return time.Duration(b.stores.retention)
+}
+
+// diskQueueOptions returns the options of the signal's embedded queue.
+func (d *daemon) diskQueueOptions(s *signalDecl, b *backends) diskqueue.Options {
+	o := b.queue.options()
+	o.Dir = filepath.Join(b.dataDir, s.queueDir)
+	o.Logger, o.Registerer = d.logger.With("component", "queue", "signal", s.name), d.signalRegisterer(s.name)
+	return o
+}
+
+// kafkaOptions returns the options of the signal's topic for a role.
+func (d *daemon) kafkaOptions(s *signalDecl, b *backends, role string) (kafka.Options, string, error) {
+	o, dlqTopic, err := s.topic(b.kafka, clientID(role))
+	o.Logger, o.Registerer = d.logger.With("component", "kafka", "signal", s.name), d.reg
+	return o, dlqTopic, err
+}
+
+// producer returns where the collector's receivers of a signal publish:
+// with Kafka, a bounded disk spool forwarding to the signal's topic; else
+// the embedded queue, consumed by an ingester on the same data directory.
+func (d *daemon) producer(s *signalDecl, b *backends) (queue.Producer, error) {
+	if !b.kafka.Enabled() {
+		p, err := diskqueue.OpenProducer(d.diskQueueOptions(s, b))
+		if err != nil {
+			return nil, err
+		}
+		d.onClose(p.Close)
+		return p, nil
+	}
+	ko, _, err := d.kafkaOptions(s, b, "collector")
+	if err != nil {
+		return nil, err
+	}
+	kp, err := kafka.NewProducer(ko)
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(kp.Close)
+	so := spool.DefaultOptions()
+	so.Dir = filepath.Join(b.dataDir, s.spoolDir)
+	so.MaxBytes = *b.queue.maxBytes
+	so.Logger, so.Registerer = d.logger.With("component", "spool", "signal", s.name), d.signalRegisterer(s.name)
+	sp, err := spool.Open(so, kp)
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(sp.Close)
+	d.add(sp.Run)
+	return sp, nil
+}
+
+// consumer returns an ingester's queue of a signal and where it
+// dead-letters: the signal's topic, in a consumer group, and its
+// dead-letter topic with Kafka; else the embedded queue and a directory.
+func (d *daemon) consumer(ctx context.Context, s *signalDecl, b *backends) (queue.Consumer, ingester.DeadLetter, error) {
+	if !b.kafka.Enabled() {
+		c, err := diskqueue.OpenConsumer(d.diskQueueOptions(s, b))
+		if err != nil {
+			return nil, nil, err
+		}
+		d.onClose(c.Close)
+		dlq, err := ingester.NewFileDeadLetter(filepath.Join(b.dataDir, s.deadLetterDir))
+		return c, dlq, err
+	}
+	ko, dlqTopic, err := d.kafkaOptions(s, b, "ingester")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := kafka.EnsureTopic(ctx, ko); err != nil {
+		return nil, nil, err
+	}
+	c, err := kafka.NewConsumer(ko)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.onClose(c.Close)
+	dp, err := kafka.NewDeadLetterProducer(ko, dlqTopic)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.onClose(dp.Close)
+	return c, dp, nil
+}

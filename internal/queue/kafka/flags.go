@@ -1,0 +1,103 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/vigilhq/vigil/internal/config"
+)
+
+// Flags are the command-line settings of the Kafka queue: the brokers and
+// how to reach them, and Vigil's topics and consumer groups. Setting
+// --kafka.brokers switches a daemon from the embedded queue to Kafka.
+type Flags struct {
+	brokers     config.StringList
+	topic       *string
+	spansTopic  *string
+	dlqTopic    *string
+	partitions  *int
+	group       *string
+	compression *string
+	caFile      *string
+	tlsOn       *bool
+	saslMech    *string
+	saslUser    *string
+	saslPass    *string
+}
+
+// RegisterFlags declares the --kafka.* flags on fs.
+func RegisterFlags(fs *flag.FlagSet) *Flags {
+	d := DefaultOptions()
+	f := &Flags{
+		topic:       fs.String("kafka.topic", d.Topic, "topic of log batches"),
+		spansTopic:  fs.String("kafka.spans-topic", DefaultSpansTopic, "topic of span batches, one message per trace keyed by trace id"),
+		dlqTopic:    fs.String("kafka.dlq-topic", "", "dead-letter topic of log batches; empty means <kafka.topic>.dlq (span batches: <kafka.spans-topic>.dlq)"),
+		partitions:  fs.Int("kafka.partitions", int(d.Partitions), "partitions of topics Vigil creates"),
+		group:       fs.String("kafka.group", d.GroupID, "consumer group of the ingesters on the log topic; on the span topic it is <kafka.group>-spans"),
+		compression: fs.String("kafka.compression", d.Compression, "compression of produced batches: zstd, lz4, snappy, gzip or none"),
+		tlsOn:       fs.Bool("kafka.tls", false, "connect to the brokers over TLS"),
+		caFile:      fs.String("kafka.tls.ca-file", "", "PEM file of certificate authorities for --kafka.tls; empty uses the system's"),
+		saslMech:    fs.String("kafka.sasl.mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty disables SASL"),
+		saslUser:    fs.String("kafka.sasl.user", "", "SASL user"),
+		saslPass:    fs.String("kafka.sasl.password", "", "SASL password (prefer the environment variable)"),
+	}
+	fs.Var(&f.brokers, "kafka.brokers", "Kafka bootstrap brokers, host:port, comma-separated; set to use Kafka instead of the embedded queue")
+	return f
+}
+
+// Enabled reports whether Kafka was asked for; f may be nil.
+func (f *Flags) Enabled() bool { return f != nil && len(f.brokers) > 0 }
+
+// Brokers returns the bootstrap brokers.
+func (f *Flags) Brokers() []string { return f.brokers }
+
+// DeadLetterTopic returns --kafka.dlq-topic, the log topic's dead-letter
+// topic ("" derives it from the topic).
+func (f *Flags) DeadLetterTopic() string { return *f.dlqTopic }
+
+// SpansOptions returns the options of the span topic: its own topic and
+// consumer group, so that logs and spans rebalance independently.
+func (f *Flags) SpansOptions(clientID string) (Options, error) {
+	o, err := f.Options(clientID)
+	if *f.spansTopic == "" {
+		return o, errors.New("--kafka.spans-topic must not be empty")
+	}
+	o.Topic = *f.spansTopic
+	o.GroupID = *f.group + "-spans"
+	return o, err
+}
+
+// Options returns the options of the log topic for a client.
+func (f *Flags) Options(clientID string) (Options, error) {
+	o := DefaultOptions()
+	o.Brokers = f.brokers
+	o.Topic = *f.topic
+	o.Partitions = int32(*f.partitions)
+	o.GroupID = *f.group
+	o.ClientID = clientID
+	o.Compression = *f.compression
+	o.SASL = SASL{Mechanism: *f.saslMech, User: *f.saslUser, Password: *f.saslPass}
+	if *f.tlsOn {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if *f.caFile != "" {
+			pem, err := os.ReadFile(*f.caFile)
+			if err != nil {
+				return o, fmt.Errorf("--kafka.tls.ca-file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return o, fmt.Errorf("--kafka.tls.ca-file %s: no PEM certificates in it", *f.caFile)
+			}
+			tc.RootCAs = pool
+		}
+		o.TLS = tc
+	}
+	if err := o.Validate(); err != nil {
+		return o, fmt.Errorf("kafka settings: %w", err)
+	}
+	return o, nil
+}
