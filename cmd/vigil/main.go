@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/vigilhq/vigil/internal/bench"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -29,7 +31,7 @@ func commands() []command {
 		{"ingester", ingesterSummary, runIngester},
 		{"query", querySummary, runQuery},
 		{"reconcile", reconcileSummary, runReconcile},
-		{"bench", benchSummary, runBench},
+		{"bench", bench.Summary, bench.Run},
 		{"version", "Print the version.", func(context.Context, []string) error {
 			fmt.Println("vigil", version)
 			return nil
