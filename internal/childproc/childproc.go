@@ -112,8 +112,9 @@ func (p *Process) Pid() int {
 }
 
 // Stop sends SIGTERM and waits up to timeout for the process to exit; then
-// it kills it. An exit status other than 0, or the need to kill, is an
-// error. Stopping a process that is not started does nothing.
+// it kills it. An exit status other than 0 (an error wrapping the
+// *exec.ExitError), or the need to kill, is an error. Stopping a process
+// that is not started does nothing.
 func (p *Process) Stop(timeout time.Duration) error {
 	if p.cmd == nil {
 		return nil
@@ -123,7 +124,7 @@ func (p *Process) Stop(timeout time.Duration) error {
 	select {
 	case <-p.done:
 		if p.err != nil {
-			return fmt.Errorf("exited with %v after SIGTERM", p.err)
+			return fmt.Errorf("exited with %w after SIGTERM", p.err)
 		}
 		return nil
 	case <-time.After(timeout):
