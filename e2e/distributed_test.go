@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/childproc"
 )
 
 // services returns the Kafka and Elasticsearch addresses of the test
@@ -34,12 +36,11 @@ func services(t *testing.T) (kafkaAddr, esURL string) {
 
 // daemon is one vigil process of a distributed test.
 type daemon struct {
-	t    *testing.T
-	args []string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	done chan error
-	addr string // the address whose /readyz says it is up
+	t     *testing.T
+	args  []string
+	vigil childproc.Process
+	log   *bytes.Buffer
+	addr  string // the address whose /readyz says it is up
 }
 
 func startDaemon(t *testing.T, readyAddr string, args ...string) *daemon {
@@ -57,35 +58,14 @@ func startDaemon(t *testing.T, readyAddr string, args ...string) *daemon {
 func (d *daemon) start() {
 	d.t.Helper()
 	d.log = &bytes.Buffer{}
-	d.cmd = exec.Command(vigilBinary(d.t), d.args...)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
+	d.vigil = childproc.Process{Binary: vigilBinary(d.t), Args: d.args, Ready: d.addr, ReadyTimeout: 60 * time.Second,
+		Stdout: d.log, Stderr: d.log}
+	if err := d.vigil.Start(); err != nil {
+		d.t.Fatalf("%s %v\n%s", d.args[0], err, d.log)
 	}
-	d.done = make(chan error, 1)
-	go func() { d.done <- d.cmd.Wait() }()
-	eventually(d.t, 60*time.Second, d.args[0]+" ready", func() (bool, string) {
-		select {
-		case err := <-d.done:
-			d.t.Fatalf("%s exited: %v\n%s", d.args[0], err, d.log)
-		default:
-		}
-		resp, err := http.Get("http://" + d.addr + "/readyz")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200, resp.Status
-	})
 }
 
-func (d *daemon) kill() {
-	if d.cmd != nil {
-		_ = d.cmd.Process.Kill()
-		<-d.done
-		d.cmd = nil
-	}
-}
+func (d *daemon) kill() { d.vigil.Kill() }
 
 // esCount returns the number of documents in the indices matching pattern.
 func esCount(t *testing.T, esURL, pattern string) int {

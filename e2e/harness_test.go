@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,9 +16,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/childproc"
 )
 
 var (
@@ -56,28 +56,26 @@ func vigilBinary(t *testing.T) string {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := childproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 func freeUDPPort(t *testing.T) string {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	addr, err := childproc.FreeUDPPort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	return c.LocalAddr().String()
+	return addr
 }
 
 // proc is one running vigil process.
 type proc struct {
 	t         *testing.T
-	cmd       *exec.Cmd
+	vigil     childproc.Process
 	args      []string
 	log       *bytes.Buffer
 	collector string // host:port
@@ -85,7 +83,6 @@ type proc struct {
 	// Trace receivers: OTLP/gRPC, Zipkin, Jaeger HTTP (TCP), Jaeger compact
 	// and binary (UDP).
 	otlpGRPC, zipkin, jaegerHTTP, jaegerCompact, jaegerBinary string
-	done                                                      chan error
 }
 
 // startAllInOne starts vigil all-in-one on dataDir with extra flags and
@@ -114,30 +111,10 @@ func (p *proc) traceReceiverArgs() []string {
 func (p *proc) start() {
 	p.t.Helper()
 	p.log = &bytes.Buffer{}
-	p.cmd = exec.Command(vigilBinary(p.t), p.args...)
-	p.cmd.Stdout = p.log
-	p.cmd.Stderr = p.log
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatal(err)
+	p.vigil = childproc.Process{Binary: vigilBinary(p.t), Args: p.args, Ready: p.query, Stdout: p.log, Stderr: p.log}
+	if err := p.vigil.Start(); err != nil {
+		p.t.Fatalf("vigil %v\n%s", err, p.log)
 	}
-	p.done = make(chan error, 1)
-	go func() { p.done <- p.cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + p.query + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case err := <-p.done:
-			p.t.Fatalf("vigil exited during start-up: %v\n%s", err, p.log)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	p.t.Fatalf("vigil not ready after 30s\n%s", p.log)
 }
 
 // dataDir returns the --data-dir the process runs with.
@@ -151,32 +128,13 @@ func (p *proc) dataDir() string {
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill() {
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-	p.cmd = nil
-}
+func (p *proc) kill() { p.vigil.Kill() }
 
 // stop sends SIGTERM and waits for a clean exit.
 func (p *proc) stop() {
-	if p.cmd == nil {
-		return
+	if err := p.vigil.Stop(30 * time.Second); err != nil {
+		p.t.Errorf("vigil %v\n%s", err, p.log)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			p.t.Errorf("vigil exited with %v after SIGTERM\n%s", err, p.log)
-		}
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		p.t.Errorf("vigil did not stop within 30s of SIGTERM\n%s", p.log)
-	}
-	p.cmd = nil
 }
 
 func (p *proc) restart() { p.start() }
@@ -269,30 +227,11 @@ func (p *proc) countLines(q string, limit int) int {
 // addr whose labels contain every one of the given label pairs.
 func metric(t *testing.T, addr, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	v, err := childproc.Metric(addr, name, labels...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		ok := true
-		for i := 0; i+1 < len(labels); i += 2 {
-			ok = ok && strings.Contains(line, fmt.Sprintf("%s=%q", labels[i], labels[i+1]))
-		}
-		if !ok {
-			continue
-		}
-		var v float64
-		fields := strings.Fields(line)
-		fmt.Sscan(fields[len(fields)-1], &v)
-		sum += v
-	}
-	return sum
+	return v
 }
 
 // eventually polls cond every 100ms until it holds or timeout passes.

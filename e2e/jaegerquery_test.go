@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -18,10 +19,10 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/childproc"
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/query/jaeger"
@@ -369,48 +370,24 @@ func startJaegerQuery(t *testing.T, bin, esURL, prefix string) string {
 	t.Helper()
 	httpAddr, grpcAddr, adminAddr := freePort(t), freePort(t), freePort(t)
 	var log bytes.Buffer
-	cmd := exec.Command(bin,
-		"--es.server-urls="+esURL, "--es.version=8", "--es.index-prefix="+prefix,
+	jq := &childproc.Process{Binary: bin, Args: []string{
+		"--es.server-urls=" + esURL, "--es.version=8", "--es.index-prefix=" + prefix,
 		"--es.disable-health-check=true", "--es.sniffer=false", "--es.create-index-templates=false",
-		"--query.http-server.host-port="+httpAddr, "--query.grpc-server.host-port="+grpcAddr,
-		"--admin.http.host-port="+adminAddr, "--log-level=warn")
-	cmd.Env = append(os.Environ(), "SPAN_STORAGE_TYPE=elasticsearch")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+		"--query.http-server.host-port=" + httpAddr, "--query.grpc-server.host-port=" + grpcAddr,
+		"--admin.http.host-port=" + adminAddr, "--log-level=warn"},
+		Env:   append(os.Environ(), "SPAN_STORAGE_TYPE=elasticsearch"),
+		Ready: httpAddr, ReadyPath: "/api/services", Stdout: &log, Stderr: &log}
+	if err := jq.Start(); err != nil {
+		t.Fatalf("jaeger-query %s: %v\n%s", bin, err, log.String())
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("jaeger-query did not stop within 15s of SIGTERM")
+		// Only that it stops is checked, not its exit status.
+		if err := jq.Stop(15 * time.Second); err != nil && !errors.As(err, new(*exec.ExitError)) {
+			t.Errorf("jaeger-query %v", err)
 		}
 		if t.Failed() {
 			t.Logf("jaeger-query log:\n%s", log.String())
 		}
 	})
-	base := "http://" + httpAddr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/api/services")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("jaeger-query exited during start-up: %v\n%s", err, log.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("jaeger-query not answering /api/services after 30s\n%s", log.String())
-		}
-	}
+	return "http://" + httpAddr
 }

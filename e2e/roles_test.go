@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/childproc"
 )
 
 // TestCollectorAndIngesterProcesses runs the collector and the ingester as
@@ -18,19 +20,18 @@ import (
 func TestCollectorAndIngesterProcesses(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	collectorAddr, queryAddr, ingAddr := freePort(t), freePort(t), freePort(t)
-	start := func(args ...string) (*exec.Cmd, *bytes.Buffer) {
+	start := func(args ...string) *bytes.Buffer {
 		var log bytes.Buffer
-		cmd := exec.Command(vigilBinary(t), args...)
-		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
+		vigil := &childproc.Process{Binary: vigilBinary(t), Args: args, Stdout: &log, Stderr: &log}
+		if err := vigil.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd, &log
+		t.Cleanup(vigil.Kill)
+		return &log
 	}
 	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
-	_, clog := start(append([]string{"collector", "--data-dir", data, "--collector.http.listen", collectorAddr}, p.traceReceiverArgs()...)...)
-	_, ilog := start("ingester", "--data-dir", data, "--ingester.listen", ingAddr, "--ingester.query-listen", queryAddr)
+	clog := start(append([]string{"collector", "--data-dir", data, "--collector.http.listen", collectorAddr}, p.traceReceiverArgs()...)...)
+	ilog := start("ingester", "--data-dir", data, "--ingester.listen", ingAddr, "--ingester.query-listen", queryAddr)
 	eventually(t, 30*time.Second, "both daemons ready", func() (bool, string) {
 		for _, a := range []string{collectorAddr, ingAddr, queryAddr} {
 			resp, err := http.Get("http://" + a + "/readyz")

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/vigilhq/vigil/internal/bench"
 	"github.com/vigilhq/vigil/internal/reconcile"
 )
 
@@ -31,7 +32,7 @@ func commands() []command {
 		{"ingester", ingesterSummary, runIngester},
 		{"query", querySummary, runQuery},
 		{"reconcile", reconcile.Summary, reconcile.Command},
-		{"bench", benchSummary, runBench},
+		{"bench", bench.Summary, bench.Run},
 		{"version", "Print the version.", func(context.Context, []string) error {
 			fmt.Println("vigil", version)
 			return nil

@@ -5,14 +5,15 @@ const (
 	DefaultCollectorHTTPAddr = ":4318"
 	DefaultIngesterAddr      = ":14270"
 	DefaultQueryAddr         = ":16686"
-)
 
-// Default listen addresses of the collector's trace receivers, the ports
-// their clients already use.
-const (
-	DefaultOTLPGRPCAddr      = ":4317"
-	DefaultZipkinAddr        = ":9411"
-	DefaultJaegerHTTPAddr    = ":14268"
-	DefaultJaegerCompactAddr = ":6831"
-	DefaultJaegerBinaryAddr  = ":6832"
+	// Trace receivers of the collector, on the ports existing clients use.
+	DefaultOTLPGRPCAddr      = ":4317"  // OTLP/gRPC (logs and traces)
+	DefaultZipkinAddr        = ":9411"  // Zipkin v2, POST /api/v2/spans
+	DefaultJaegerHTTPAddr    = ":14268" // Jaeger thrift over HTTP, POST /api/traces
+	DefaultJaegerCompactAddr = ":6831"  // UDP, Jaeger agent, thrift compact
+	DefaultJaegerBinaryAddr  = ":6832"  // UDP, Jaeger agent, thrift binary
+
+	// DefaultQueryURL is the query API as a client on the same machine
+	// reaches it at its default address.
+	DefaultQueryURL = "http://localhost" + DefaultQueryAddr
 )

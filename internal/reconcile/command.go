@@ -27,7 +27,7 @@ func Command(ctx context.Context, args []string) error {
 	since, until := config.Duration(time.Hour), config.Duration(2*time.Minute)
 	fs.Var(&since, "since", "how far back to look, e.g. 1h or 7d")
 	fs.Var(&until, "until", "leave out the most recent minutes, whose records may still be in flight; 0 looks up to now")
-	queryURL := fs.String("reconcile.query-url", "http://localhost:16686", "base URL of Vigil's query API (Loki)")
+	queryURL := fs.String("reconcile.query-url", config.DefaultQueryURL, "base URL of Vigil's query API (Loki)")
 	surplus := fs.Bool("reconcile.surplus", false, "also list minutes where the store holds more than the ledger")
 	redrive := fs.Bool("reconcile.redrive", false, "re-publish the Kafka batches of the minutes with gaps (needs --kafka.brokers; the topic must still retain them)")
 	kf := kafka.RegisterFlags(fs)

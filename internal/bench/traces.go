@@ -1,13 +1,11 @@
-package main
+package bench
 
 import (
 	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -22,15 +20,16 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigilhq/vigil/internal/childproc"
 	"github.com/vigilhq/vigil/internal/config"
 )
 
-// runBenchTraces measures the all-in-one trace path with the load of the
-// traces issue: C clients × T traces × 10 spans with 11 attributes each,
-// sent over OTLP/gRPC as an OpenTelemetry SDK's batch exporter does (512
-// spans a request), retrying a request the collector refuses because its
-// queue is full.
-func runBenchTraces(ctx context.Context, args []string) (err error) {
+// runTraces is `vigil bench traces`: it measures the all-in-one trace path
+// with the load of the traces issue: C clients × T traces × 10 spans with
+// 11 attributes each, sent over OTLP/gRPC as an OpenTelemetry SDK's batch
+// exporter does (512 spans a request), retrying a request the collector
+// refuses because its queue is full.
+func runTraces(ctx context.Context, args []string) (err error) {
 	fs := config.NewFlagSet("bench traces", "Start `vigil all-in-one` as a child process and send it traces over OTLP/gRPC; report spans/s until\n"+
 		"queryable, peak RSS, bytes per span on disk and the latency of trace-by-id and of a service+tag search.")
 	clients := fs.Int("bench.clients", 4, "concurrent OTLP/gRPC clients")
@@ -46,34 +45,17 @@ func runBenchTraces(ctx context.Context, args []string) (err error) {
 	defer os.RemoveAll(dir)
 	ports := map[string]string{}
 	for _, k := range []string{"http", "query", "grpc"} {
-		if ports[k], err = pickPort(); err != nil {
+		if ports[k], err = childproc.FreePort(); err != nil {
 			return err
 		}
 	}
-	exe, err := os.Executable()
+	child, err := startAllInOne(ports["query"], "--data-dir", dir, "--log.level", "warn",
+		"--collector.http.listen", ports["http"], "--query.listen", ports["query"], "--collector.otlp.grpc-listen", ports["grpc"],
+		"--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "", "--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", "")
 	if err != nil {
 		return err
 	}
-	child := exec.Command(exe, "all-in-one", "--data-dir", dir, "--log.level", "warn",
-		"--collector.http.listen", ports["http"], "--query.listen", ports["query"], "--collector.otlp.grpc-listen", ports["grpc"],
-		"--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "", "--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", "")
-	child.Stderr = os.Stderr
-	if err := child.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = child.Process.Signal(os.Interrupt); _, _ = child.Process.Wait() }()
-	for i := 0; ; i++ {
-		if resp, err := http.Get("http://" + ports["query"] + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if i > 300 {
-			return fmt.Errorf("vigil all-in-one did not become ready")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	defer stop(child)
 
 	total := *clients * *traces * 10
 	var ids []string
@@ -116,30 +98,23 @@ func runBenchTraces(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	accepted := time.Since(start)
-	for {
-		v, _ := scrape("http://"+ports["http"]+"/metrics", "vigil_ingester_indexed_spans_total")
-		if int(v) >= total {
-			break
-		}
-		if time.Since(start) > 30*time.Minute {
-			return fmt.Errorf("only %.0f of %d spans stored", v, total)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if v, ok := waitMetric(ctx, ports["http"], "vigil_ingester_indexed_spans_total", float64(total), 20*time.Millisecond); !ok {
+		return fmt.Errorf("only %.0f of %d spans stored", v, total)
 	}
 	queryable := time.Since(start)
 	out := os.Stdout
 	fmt.Fprintf(out, "# vigil bench traces: %d clients × %d traces × 10 spans, 11 attributes each, over OTLP/gRPC; %d cores\n\n", *clients, *traces, runtime.NumCPU())
-	fmt.Fprintf(out, "| measure | value |\n|---|---|\n")
-	fmt.Fprintf(out, "| spans/s accepted | %.0f |\n", float64(total)/accepted.Seconds())
-	fmt.Fprintf(out, "| spans/s until queryable | %.0f |\n", float64(total)/queryable.Seconds())
-	fmt.Fprintf(out, "| requests retried (queue full) | %d |\n", retried.Load())
-	if rss, err := peakRSS(child.Process.Pid); err == nil {
-		fmt.Fprintf(out, "| peak RSS of vigil all-in-one | %.0f MB |\n", float64(rss)/1e6)
+	row := table(out)
+	row("spans/s accepted", fmt.Sprintf("%.0f", float64(total)/accepted.Seconds()))
+	row("spans/s until queryable", fmt.Sprintf("%.0f", float64(total)/queryable.Seconds()))
+	row("requests retried (queue full)", fmt.Sprint(retried.Load()))
+	if rss, err := child.PeakRSS(); err == nil {
+		row("peak RSS of vigil all-in-one", fmt.Sprintf("%.0f MB", float64(rss)/1e6))
 	}
 	if size, err := dirSize(filepath.Join(dir, "spans")); err == nil {
-		fmt.Fprintf(out, "| span store bytes on disk per span | %.0f |\n", float64(size)/float64(total))
+		row("span store bytes on disk per span", fmt.Sprintf("%.0f", float64(size)/float64(total)))
 	}
-	return traceQueryLatencies(func(k, v string) { fmt.Fprintf(out, "| %s | %s |\n", k, v) }, "http://"+ports["query"], *runs, ids)
+	return traceQueryLatencies(row, "http://"+ports["query"], *runs, ids)
 }
 
 // exportRetrying sends td, retrying with backoff while the collector

@@ -1,46 +1,27 @@
-package main
+package bench
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/childproc"
 	"github.com/vigilhq/vigil/internal/config"
 )
 
-const benchSummary = "Measure Vigil on this machine: vigil bench logs, vigil bench distributed, vigil bench traces, vigil bench traces-distributed."
-
-func runBench(ctx context.Context, args []string) error {
-	if len(args) > 0 && args[0] == "distributed" {
-		return runBenchDistributed(ctx, args[1:])
-	}
-	if len(args) > 0 && args[0] == "traces" {
-		return runBenchTraces(ctx, args[1:])
-	}
-	if len(args) > 0 && args[0] == "traces-distributed" {
-		return runBenchTracesDistributed(ctx, args[1:])
-	}
-	if len(args) == 0 || args[0] != "logs" {
-		return fmt.Errorf("usage: vigil bench logs|distributed|traces|traces-distributed [flags]; see vigil bench logs --help")
-	}
+// runLogs is `vigil bench logs`: the all-in-one log path, end to end.
+func runLogs(ctx context.Context, args []string) error {
 	fs := config.NewFlagSet("bench logs", "Start `vigil all-in-one` as a child process on a fresh data directory, push lines over HTTP\n"+
 		"and through a tailed file, and report lines/s until queryable, peak RSS, bytes per line and query latencies.")
 	lines := fs.Int("bench.lines", 1_000_000, "lines sent over HTTP (and written to the tailed file)")
@@ -49,7 +30,7 @@ func runBench(ctx context.Context, args []string) error {
 	fileLines := fs.Int("bench.file-lines", -1, "lines written to the tailed file; -1 means --bench.lines, 0 skips the file phase")
 	dataDir := fs.String("bench.data-dir", "", "data directory of the child; empty means a temporary one, removed afterwards")
 	queries := fs.Int("bench.query-runs", 20, "runs of each query for the latency figures")
-	if err := config.Parse(fs, args[1:]); err != nil {
+	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
 	if *fileLines < 0 {
@@ -63,9 +44,10 @@ type bencher struct {
 	lines, clients, batch, fileLines, queryRuns int
 
 	collector, query string
-	child            *exec.Cmd
+	child            *childproc.Process
 	dir              string
 	out              io.Writer
+	row              func(measure, value string)
 }
 
 func (b *bencher) run(ctx context.Context, dataDir string) (err error) {
@@ -80,11 +62,11 @@ func (b *bencher) run(ctx context.Context, dataDir string) (err error) {
 	if err := b.startChild(); err != nil {
 		return err
 	}
-	defer b.stopChild()
+	defer stop(b.child)
 
 	fmt.Fprintf(b.out, "# vigil bench logs: %d lines over HTTP by %d clients, %d lines through a tailed file; %d cores (%s)\n\n",
 		b.lines, b.clients, b.fileLines, runtime.NumCPU(), runtime.GOARCH)
-	fmt.Fprintf(b.out, "| measure | value |\n|---|---|\n")
+	b.row = table(b.out)
 	accepted, queryable, err := b.httpPhase(ctx)
 	if err != nil {
 		return err
@@ -103,7 +85,7 @@ func (b *bencher) run(ctx context.Context, dataDir string) (err error) {
 		return fmt.Errorf("queryable lines: got %d, want %d (err %v)", n, total, err)
 	}
 	b.row("lines stored and counted by count_over_time", strconv.Itoa(total))
-	rss, err := peakRSS(b.child.Process.Pid)
+	rss, err := b.child.PeakRSS()
 	if err != nil {
 		return err
 	}
@@ -113,78 +95,28 @@ func (b *bencher) run(ctx context.Context, dataDir string) (err error) {
 		return err
 	}
 	b.row("log store bytes on disk per line", fmt.Sprintf("%.1f", float64(size)/float64(total)))
-	cpu, err := cpuSeconds(b.child.Process.Pid)
+	cpu, err := b.child.CPUSeconds()
 	if err == nil {
 		b.row("CPU seconds of vigil all-in-one, whole run", fmt.Sprintf("%.1f", cpu))
 	}
-	// The needle of the middle 100,000 lines, and the service it went to.
-	mid := b.lines / 100_000 / 2
-	svc := fmt.Sprintf("bench-%d", (mid*100_000+50_000)%20)
-	for _, q := range []struct{ name, q string }{
-		{fmt.Sprintf("line filter `{service=%q} |= \"needle-%d\"` (rare), limit 100", svc, mid),
-			fmt.Sprintf(`{service=%q} |= "needle-%d"`, svc, mid)},
-		{fmt.Sprintf("label selector `{service=%q}`, limit 100, backward", svc), fmt.Sprintf(`{service=%q}`, svc)},
-		{fmt.Sprintf("case-insensitive filter `{service=%q} |~ \"(?i)NEEDLE-%d\"`, limit 100", svc, mid),
-			fmt.Sprintf(`{service=%q} |~ "(?i)NEEDLE-%d"`, svc, mid)},
-	} {
-		p50, p99, n, err := b.latency(ctx, q.q)
-		if err != nil {
-			return err
-		}
-		b.row(fmt.Sprintf("%s over %d lines: p50 / p99 (%d lines found)", q.name, total, n), fmt.Sprintf("%s / %s", p50, p99))
-	}
-	return nil
+	return b.queryLatencies(ctx, total)
 }
-
-func (b *bencher) row(name, value string) { fmt.Fprintf(b.out, "| %s | %s |\n", name, value) }
 
 func (b *bencher) startChild() error {
 	var err error
-	if b.collector, err = pickPort(); err != nil {
+	if b.collector, err = childproc.FreePort(); err != nil {
 		return err
 	}
-	if b.query, err = pickPort(); err != nil {
+	if b.query, err = childproc.FreePort(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(b.dir, "files"), 0o755); err != nil {
 		return err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	args := append([]string{"all-in-one", "--data-dir", b.dir, "--log.level", "warn",
+	b.child, err = startAllInOne(b.query, append([]string{"--data-dir", b.dir, "--log.level", "warn",
 		"--collector.http.listen", b.collector, "--query.listen", b.query,
-		"--collector.files", filepath.Join(b.dir, "files", "*.log"), "--collector.files.service", "bench-file"}, noTraceReceivers...)
-	b.child = exec.Command(exe, args...)
-	b.child.Stderr = os.Stderr
-	if err := b.child.Start(); err != nil {
-		return err
-	}
-	for i := 0; i < 300; i++ {
-		if resp, err := http.Get("http://" + b.query + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("vigil all-in-one did not become ready")
-}
-
-func (b *bencher) stopChild() {
-	_ = b.child.Process.Signal(syscall.SIGTERM)
-	_, _ = b.child.Process.Wait()
-}
-
-func pickPort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+		"--collector.files", filepath.Join(b.dir, "files", "*.log"), "--collector.files.service", "bench-file"}, noTraceReceivers...)...)
+	return err
 }
 
 // benchLine appends line i: about 200 bytes of NDJSON, 20 services, 4
@@ -284,17 +216,12 @@ func (b *bencher) filePhase(ctx context.Context) (time.Duration, error) {
 
 // indexed reads the ingester's count of records the store accepted.
 func (b *bencher) indexed() int64 {
-	v, _ := scrape("http://"+b.collector+"/metrics", "vigil_ingester_indexed_records_total")
-	return int64(v)
+	return int64(metric(b.collector, "vigil_ingester_indexed_records_total"))
 }
 
 func (b *bencher) waitIndexed(ctx context.Context, want int64) error {
-	deadline := time.Now().Add(30 * time.Minute)
-	for b.indexed() < want {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("only %d of %d lines indexed", b.indexed(), want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if v, ok := waitMetric(ctx, b.collector, "vigil_ingester_indexed_records_total", float64(want), 20*time.Millisecond); !ok {
+		return fmt.Errorf("only %.0f of %d lines indexed", v, want)
 	}
 	return nil
 }
@@ -320,129 +247,4 @@ func (b *bencher) progress(phase string, f func() (sent, indexed int64)) (stop f
 		}
 	}()
 	return func() { close(done); wg.Wait() }
-}
-
-func (b *bencher) count(ctx context.Context, sel string) (int, error) {
-	v := url.Values{"query": {fmt.Sprintf("sum(count_over_time(%s[2h]))", sel)}}
-	resp, err := http.Get("http://" + b.query + "/loki/api/v1/query?" + v.Encode())
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Data struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || len(r.Data.Result) != 1 {
-		return 0, fmt.Errorf("count query: %v", err)
-	}
-	s, _ := r.Data.Result[0].Value[1].(string)
-	return strconv.Atoi(s)
-}
-
-func (b *bencher) latency(ctx context.Context, q string) (p50, p99 time.Duration, found int, err error) {
-	now := time.Now()
-	v := url.Values{"query": {q}, "limit": {"100"}, "start": {strconv.FormatInt(now.Add(-2*time.Hour).UnixNano(), 10)}, "end": {strconv.FormatInt(now.UnixNano(), 10)}}
-	var ds []time.Duration
-	for i := 0; i < b.queryRuns; i++ {
-		t0 := time.Now()
-		resp, err := http.Get("http://" + b.query + "/loki/api/v1/query_range?" + v.Encode())
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		ds = append(ds, time.Since(t0))
-		if resp.StatusCode != 200 {
-			return 0, 0, 0, fmt.Errorf("query %s: %d %s", q, resp.StatusCode, body)
-		}
-		var r struct {
-			Data struct {
-				Result []struct {
-					Values [][2]string `json:"values"`
-				} `json:"result"`
-			} `json:"data"`
-		}
-		if err := json.Unmarshal(body, &r); err != nil {
-			return 0, 0, 0, fmt.Errorf("query %s: %w", q, err)
-		}
-		found = 0
-		for _, s := range r.Data.Result {
-			found += len(s.Values)
-		}
-	}
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	pct := func(p float64) time.Duration {
-		return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(10 * time.Microsecond)
-	}
-	return pct(0.5), pct(0.99), found, nil
-}
-
-// scrape returns the sum of a metric's samples on a /metrics page.
-func scrape(u, name string) (float64, error) {
-	resp, err := http.Get(u)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			sum += v
-		}
-	}
-	return sum, sc.Err()
-}
-
-func peakRSS(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb * 1024, err
-		}
-	}
-	return 0, errors.New("no VmHWM in /proc status")
-}
-
-func cpuSeconds(pid int) (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
-}
-
-func dirSize(dir string) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			n += info.Size()
-		}
-		return nil
-	})
-	return n, err
 }
