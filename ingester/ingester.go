@@ -18,13 +18,8 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/storage"
 )
-
-// Store is where the ingester writes. Write returns nil only once every
-// record is durable; records whose id is already stored are skipped.
-type Store interface {
-	Write(ctx context.Context, recs []model.LogRecord) error
-}
 
 // DeadLetter keeps batches the ingester cannot decode, with the reason.
 type DeadLetter interface {
@@ -64,7 +59,7 @@ type Ingester struct {
 	opts     Options
 	logger   *slog.Logger
 	consumer queue.Consumer
-	store    Store
+	store    storage.LogWriter
 	dlq      DeadLetter
 	limiter  *rate.Limiter
 	parser   parser
@@ -73,7 +68,7 @@ type Ingester struct {
 
 // New returns an ingester. dlq may be nil, in which case undecodable
 // batches stop the ingester with an error instead of being skipped.
-func New(opts Options, c queue.Consumer, s Store, dlq DeadLetter) *Ingester {
+func New(opts Options, c queue.Consumer, s storage.LogWriter, dlq DeadLetter) *Ingester {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}

@@ -11,14 +11,8 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/storage"
 )
-
-// SpanStore is where the span ingester writes. Write returns nil only once
-// every span is durable; a span already stored (same trace and span id) is
-// not stored twice.
-type SpanStore interface {
-	Write(ctx context.Context, spans []model.Span) error
-}
 
 // SpanIngester moves span batches from a queue consumer into a span store,
 // committing a queue position only after the store accepted every span
@@ -26,7 +20,7 @@ type SpanStore interface {
 type SpanIngester struct {
 	opts     Options
 	consumer queue.Consumer
-	store    SpanStore
+	store    storage.SpanWriter
 	dlq      DeadLetter
 	consumed prometheus.Counter
 	written  prometheus.Counter
@@ -44,7 +38,7 @@ const DefaultMaxBatchSpans = 8192
 
 // NewSpanIngester returns a span ingester; opts.MaxBatchRecords bounds the
 // spans of one write (DefaultMaxBatchSpans suits one machine).
-func NewSpanIngester(opts Options, c queue.Consumer, s SpanStore, dlq DeadLetter) *SpanIngester {
+func NewSpanIngester(opts Options, c queue.Consumer, s storage.SpanWriter, dlq DeadLetter) *SpanIngester {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 const (
@@ -116,7 +117,7 @@ func runCollector(ctx context.Context, args []string) (err error) {
 // logStore is what the ingester and query need of a store, and what the
 // daemon runs and closes.
 type logStore interface {
-	ingester.Store
+	storage.LogWriter
 	queryStore
 	Run(ctx context.Context) error
 	Close() error

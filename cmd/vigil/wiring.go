@@ -10,6 +10,7 @@ import (
 	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/reconcile"
+	"github.com/vigilhq/vigil/internal/storage"
 	"github.com/vigilhq/vigil/query"
 )
 
@@ -40,7 +41,7 @@ func (d *daemon) newCollector(dataDir string, f *collectorFlags, p queue.Produce
 	return c, ledger, nil
 }
 
-func (d *daemon) newIngester(dataDir string, f *ingesterFlags, c queue.Consumer, s ingester.Store) (*ingester.Ingester, error) {
+func (d *daemon) newIngester(dataDir string, f *ingesterFlags, c queue.Consumer, s storage.LogWriter) (*ingester.Ingester, error) {
 	o, err := f.options()
 	if err != nil {
 		return nil, err
@@ -54,7 +55,7 @@ func (d *daemon) newIngester(dataDir string, f *ingesterFlags, c queue.Consumer,
 }
 
 // queryStore is a store the Loki API can read.
-type queryStore = query.LogStore
+type queryStore = storage.LogReader
 
 // serveQuery listens on addr with the Loki API over s.
 func (d *daemon) serveQuery(addr string, f *queryFlags, s queryStore) error {

@@ -21,6 +21,7 @@ import (
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 	"github.com/vigilhq/vigil/internal/spanstore"
+	"github.com/vigilhq/vigil/internal/storage"
 	"github.com/vigilhq/vigil/query/jaeger"
 )
 
@@ -143,8 +144,8 @@ func (d *daemon) openSpanReceivers(tf *traceFlags, maxBody int64, col *collector
 // spanStore is what the span ingester writes, the Jaeger API reads and the
 // daemon runs and closes: the embedded span store or Elasticsearch.
 type spanStore interface {
-	ingester.SpanStore
-	jaeger.SpanReader
+	storage.SpanWriter
+	storage.SpanReader
 	Run(ctx context.Context) error
 	Close() error
 }
@@ -219,7 +220,7 @@ func (d *daemon) runSpanIngester(inf *ingesterFlags, c queue.Consumer, s spanSto
 }
 
 // registerJaeger adds Jaeger's query API (and its v3) over s to mux.
-func (d *daemon) registerJaeger(mux *http.ServeMux, s jaeger.SpanReader) {
+func (d *daemon) registerJaeger(mux *http.ServeMux, s storage.SpanReader) {
 	jo := jaeger.DefaultOptions()
 	jo.Logger, jo.Registerer = d.logger.With("component", "jaeger-api"), d.reg
 	api := jaeger.NewAPI(jo, s)

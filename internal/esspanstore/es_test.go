@@ -15,6 +15,7 @@ import (
 	"github.com/vigilhq/vigil/internal/es/estest"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/spanstore"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 func testOptions(t testing.TB) Options {
@@ -256,12 +257,12 @@ func TestESAgainstEmbedded(t *testing.T) {
 			t.Errorf("GetTrace(%s):\ngot  %+v\nwant %+v", id, got, want)
 		}
 	}
-	if _, err := s.GetTrace(ctx, tid(9, 9)); err != ErrTraceNotFound {
+	if _, err := s.GetTrace(ctx, tid(9, 9)); err != storage.ErrTraceNotFound {
 		t.Errorf("GetTrace of an unknown id: got %v; want ErrTraceNotFound", err)
 	}
 
 	t0 := base.UnixNano()
-	queries := map[string]spanstore.TraceQuery{
+	queries := map[string]storage.TraceQuery{
 		"service":           {Service: "backend"},
 		"service+op":        {Service: "backend", Operation: "call-1"},
 		"op absent":         {Service: "db", Operation: "call-1"},
@@ -446,7 +447,7 @@ func TestESDependencyPaths(t *testing.T) {
 		t.Errorf("%d spans carry their parent's service; want 5 (all 6 children but the one whose parent went elsewhere)", r.Count)
 	}
 	got, err := s.Dependencies(ctx, time.Now().UnixNano(), 2*time.Hour)
-	want := []spanstore.Dependency{
+	want := []storage.Dependency{
 		{Parent: "api", Child: "db", CallCount: 2, ErrorCount: 1},
 		{Parent: "web", Child: "api", CallCount: 3, ErrorCount: 1},
 	}
@@ -535,9 +536,9 @@ func TestESZipkinSharedSpanDependencies(t *testing.T) {
 	if err := s.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := []spanstore.Dependency{{Parent: "users", Child: "db", CallCount: 1}, {Parent: "web", Child: "users", CallCount: 1}}
+	want := []storage.Dependency{{Parent: "users", Child: "db", CallCount: 1}, {Parent: "web", Child: "users", CallCount: 1}}
 	for name, st := range map[string]interface {
-		Dependencies(context.Context, int64, time.Duration) ([]spanstore.Dependency, error)
+		Dependencies(context.Context, int64, time.Duration) ([]storage.Dependency, error)
 	}{"elasticsearch": s, "embedded": emb} {
 		got, err := st.Dependencies(ctx, time.Now().UnixNano(), time.Hour)
 		if err != nil || !reflect.DeepEqual(got, want) {

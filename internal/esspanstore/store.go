@@ -2,8 +2,9 @@
 // (daily indices <prefix>-jaeger-span-YYYY-MM-DD and
 // <prefix>-jaeger-service-YYYY-MM-DD, Jaeger's field names and types), so a
 // stock jaeger-query pointed at the same cluster reads Vigil's spans. It
-// implements the query layer's SpanReader and DependencyReader. The layout
-// is described in docs/format/jaeger-elasticsearch.md.
+// is the span ingester's storage.SpanWriter and the query layer's
+// storage.SpanReader and storage.DependencyReader. The layout is described
+// in docs/format/jaeger-elasticsearch.md.
 package esspanstore
 
 import (
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // Options configures a Store.
@@ -71,6 +73,12 @@ const (
 	spanIndexPart  = "jaeger-span-"
 	serviceIdxPart = "jaeger-service-"
 	depIndexPart   = "jaeger-dependencies-"
+)
+
+var (
+	_ storage.SpanWriter       = (*Store)(nil)
+	_ storage.SpanReader       = (*Store)(nil)
+	_ storage.DependencyReader = (*Store)(nil)
 )
 
 // Store reads and writes spans in Elasticsearch. It is safe for concurrent

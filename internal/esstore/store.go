@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // TLSOptions configures TLS to Elasticsearch.
@@ -83,6 +84,11 @@ func DefaultOptions() Options {
 		Logger:          slog.Default(),
 	}
 }
+
+var (
+	_ storage.LogWriter = (*Store)(nil)
+	_ storage.LogReader = (*Store)(nil)
+)
 
 // Store reads and writes log records in Elasticsearch. It is safe for
 // concurrent use.
