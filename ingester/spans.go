@@ -76,24 +76,19 @@ func (in *SpanIngester) Run(ctx context.Context) error {
 			}
 			return in.dlq.DeadLetter(ctx, m.Key, m.Value, reason)
 		},
-		write: func(ctx context.Context, spans []model.Span) error {
-			if err := in.store.Write(ctx, spans); err != nil {
-				return err
-			}
-			in.edges.observe(spans)
-			return nil
-		},
+		write:    in.store.Write,
+		reject:   in.reject,
+		stored:   in.edges.observe,
 		prepare:  func(ctx context.Context, spans []model.Span) error { return waitFor(ctx, in.limiter, len(spans)) },
 		consumed: in.consumed, written: in.written, writeErrors: in.failures,
 	}
 	return p.run(ctx)
 }
 
-// Reject sends a span the store refused permanently to the dead-letter
-// destination, as a batch of one with the store's reason. A span store
-// calls it from Write, so the spans beside it are stored and the queue
-// moves on.
-func (in *SpanIngester) Reject(ctx context.Context, span model.Span, reason string) error {
+// reject sends a span the store refused permanently to the dead-letter
+// destination, as a batch of one with the store's reason; the store holds
+// the spans beside it, and the queue moves on.
+func (in *SpanIngester) reject(ctx context.Context, span model.Span, reason string) error {
 	in.rejected.Inc()
 	if in.dlq == nil {
 		return fmt.Errorf("the span store rejected span %s/%s (%s) and no dead-letter destination is configured", span.TraceID, span.SpanID, reason)

@@ -14,7 +14,6 @@ import (
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
-	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
@@ -187,13 +186,7 @@ func runIngester(ctx context.Context, args []string) (err error) {
 		consumer, dlq = c, fd
 	}
 
-	// The store hands records it rejects to the ingester, which is built
-	// after it.
-	var ing *ingester.Ingester
-	reject := func(ctx context.Context, rec model.LogRecord, reason string) error {
-		return ing.Reject(ctx, rec, reason)
-	}
-	store, err := d.openStore(ctx, *common.dataDir, sf, ef, reject)
+	store, err := d.openStore(ctx, *common.dataDir, sf, ef)
 	if err != nil {
 		return err
 	}
@@ -203,7 +196,7 @@ func runIngester(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	o.Logger, o.Registerer = logger.With("component", "ingester"), d.reg
-	ing = ingester.New(o, consumer, store, dlq)
+	ing := ingester.New(o, consumer, store, dlq)
 
 	if _, err := d.listen("ingester", *inf.listen, d.mux()); err != nil {
 		return err
@@ -213,14 +206,12 @@ func runIngester(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	var spanIng *ingester.SpanIngester
-	rejectSpan := func(ctx context.Context, s model.Span, reason string) error { return spanIng.Reject(ctx, s, reason) }
-	spans, err := d.openSpanStore(ctx, *common.dataDir, sf, ef, rejectSpan)
+	spans, err := d.openSpanStore(ctx, *common.dataDir, sf, ef)
 	if err != nil {
 		return err
 	}
 	closers = append(closers, spans)
-	if spanIng, err = d.runSpanIngester(inf, sc, spans, sdlq); err != nil {
+	if _, err := d.runSpanIngester(inf, sc, spans, sdlq); err != nil {
 		return err
 	}
 	if *inf.queryListen != "" {
@@ -241,14 +232,12 @@ func runIngester(ctx context.Context, args []string) (err error) {
 
 // openStore opens Elasticsearch when --es.urls is set, else the embedded
 // store under dataDir.
-func (d *daemon) openStore(ctx context.Context, dataDir string, sf *storeFlags, ef *esFlags,
-	reject func(context.Context, model.LogRecord, string) error) (logStore, error) {
+func (d *daemon) openStore(ctx context.Context, dataDir string, sf *storeFlags, ef *esFlags) (logStore, error) {
 	if !ef.enabled() {
 		return d.openLogStore(dataDir, sf)
 	}
 	eo := ef.options(time.Duration(sf.retention))
 	eo.Logger, eo.Registerer = d.logger.With("component", "elasticsearch"), d.reg
-	eo.Rejected = reject
 	return esstore.Open(ctx, eo)
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/vigilhq/vigil/collector/spool"
 	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/esspanstore"
-	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
@@ -156,14 +155,11 @@ var (
 )
 
 // openSpanStore opens Elasticsearch (Jaeger's layout) when --es.urls is
-// set, else the embedded span store under dataDir. Spans Elasticsearch
-// refuses go to reject.
-func (d *daemon) openSpanStore(ctx context.Context, dataDir string, sf *storeFlags, ef *esFlags,
-	reject func(context.Context, model.Span, string) error) (spanStore, error) {
+// set, else the embedded span store under dataDir.
+func (d *daemon) openSpanStore(ctx context.Context, dataDir string, sf *storeFlags, ef *esFlags) (spanStore, error) {
 	if ef != nil && ef.enabled() {
 		eo := ef.spanOptions(time.Duration(sf.retention))
 		eo.Logger, eo.Registerer = d.logger.With("component", "elasticsearch-spans"), d.reg
-		eo.Rejected = reject
 		return esspanstore.Open(ctx, eo)
 	}
 	so := spanstore.DefaultOptions(filepath.Join(dataDir, spanStoreDir))
@@ -246,7 +242,7 @@ func (d *daemon) openTraces(ctx context.Context, dataDir string, tf *traceFlags,
 	if err != nil {
 		return nil, err
 	}
-	store, err := d.openSpanStore(ctx, dataDir, sf, nil, nil)
+	store, err := d.openSpanStore(ctx, dataDir, sf, nil)
 	if err != nil {
 		return nil, errors.Join(err, q.Close())
 	}

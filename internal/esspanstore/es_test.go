@@ -3,6 +3,7 @@ package esspanstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -357,43 +358,31 @@ func TestESRetention(t *testing.T) {
 }
 
 // TestESRejected has Elasticsearch refuse one span of a batch (more nested
-// tags than index.mapping.nested_objects.limit allows): it goes to
-// Rejected with the reason, the other spans are stored, and without a
-// handler the refusal is Write's error.
+// tags than index.mapping.nested_objects.limit allows): Write reports it in
+// a *storage.RejectedError with the reason, and the other spans are stored.
 func TestESRejected(t *testing.T) {
-	type rejection struct {
-		span   model.SpanID
-		reason string
-	}
-	var rejected []rejection
-	o := testOptions(t)
-	o.Rejected = func(_ context.Context, s model.Span, reason string) error {
-		rejected = append(rejected, rejection{s.SpanID, reason})
-		return nil
-	}
-	s := openES(t, o)
+	s := openES(t, testOptions(t))
 	ctx := context.Background()
 	spans := testSpans(time.Now().Add(-time.Hour), 4)
 	for i := range 10001 {
 		spans[3].Attributes = append(spans[3].Attributes, model.TypedAttr{Key: fmt.Sprintf("k%d", i), Str: "v"})
 	}
-	if err := s.Write(ctx, spans); err != nil {
-		t.Fatalf("Write: %v", err)
+	err := s.Write(ctx, spans)
+	var rej *storage.RejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("Write: got %v; want a *storage.RejectedError", err)
 	}
-	if len(rejected) != 1 || rejected[0].span != spans[3].SpanID || !strings.Contains(rejected[0].reason, "nested") {
-		t.Fatalf("rejected %v; want span %s with a reason about nested documents", rejected, spans[3].SpanID)
+	if len(rej.Items) != 1 || rej.Items[0].Index != 3 || !strings.Contains(rej.Items[0].Reason, "nested") {
+		t.Fatalf("rejected %+v; want span 3 with a reason about nested documents", rej.Items)
+	}
+	if !strings.Contains(err.Error(), "nested") {
+		t.Errorf("Write's error %q does not name the reason", err)
 	}
 	if err := s.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(t, s, s.prefix+"jaeger-span-*"); n != len(spans)-1 {
 		t.Errorf("stored %d spans; want the other %d", n, len(spans)-1)
-	}
-
-	s.opts.Rejected = nil
-	spans[3].SpanID[0]++
-	if err := s.Write(ctx, spans[3:4]); err == nil || !strings.Contains(err.Error(), "nested") {
-		t.Errorf("Write without Rejected: got %v; want Elasticsearch's reason", err)
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/es"
-	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -40,12 +39,6 @@ type Options struct {
 	// Spark job writes once a day), so a stock jaeger-query shows the
 	// dependency graph; 0 never writes them.
 	DependencyInterval time.Duration
-	// Rejected receives each span Elasticsearch refused permanently (a
-	// mapping or parse error, a document too large), with Elasticsearch's
-	// reason; the ingester sends it to the dead-letter topic. When Rejected
-	// is nil, such a span makes Write fail. An error from Rejected makes
-	// Write fail.
-	Rejected func(ctx context.Context, span model.Span, reason string) error
 }
 
 // DefaultOptions returns options for a local single-node cluster.

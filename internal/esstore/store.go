@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/es"
-	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -57,12 +56,6 @@ type Options struct {
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Rejected receives each record Elasticsearch refused permanently (a
-	// mapping or parse error, a document too large), with Elasticsearch's
-	// reason; the ingester sends it to the dead-letter topic. When Rejected
-	// is nil, such a record makes Write fail. An error from Rejected makes
-	// Write fail.
-	Rejected func(ctx context.Context, rec model.LogRecord, reason string) error
 }
 
 // DefaultOptions returns options for a local single-node cluster.

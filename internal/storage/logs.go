@@ -8,7 +8,8 @@ import (
 
 // LogWriter is where the ingester writes log records. Write returns nil
 // only once every record is durable; a record whose id is already stored
-// is skipped.
+// is skipped. Records the store refuses permanently are reported with a
+// *RejectedError once every other record of recs is durable.
 type LogWriter interface {
 	Write(ctx context.Context, recs []model.LogRecord) error
 }

@@ -9,7 +9,8 @@ import (
 
 // SpanWriter is where the span ingester writes. Write returns nil only once
 // every span is durable; a span already stored (same trace and span id) is
-// not stored twice.
+// not stored twice. Spans the store refuses permanently are reported with a
+// *RejectedError once every other span of spans is durable.
 type SpanWriter interface {
 	Write(ctx context.Context, spans []model.Span) error
 }
