@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
 	"github.com/vigilhq/vigil/internal/otlptraces"
+	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
@@ -33,10 +35,10 @@ func requireEnv(t *testing.T, name string) string {
 	return v
 }
 
-// TestRejectedRecordGoesToDeadLetterTopic writes a batch to a real
-// Elasticsearch where one record cannot be indexed, and checks that record
-// lands on the real Kafka dead-letter topic with Elasticsearch's reason
-// while the rest of its batch is indexed.
+// TestRejectedRecordGoesToDeadLetterTopic has the ingester write a batch to
+// a real Elasticsearch where one record cannot be indexed, and checks that
+// record lands on the real Kafka dead-letter topic with Elasticsearch's
+// reason while the rest of its batch is indexed and the batch committed.
 func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {
 	brokers := requireEnv(t, "VIGIL_TEST_KAFKA")
 	esURL := requireEnv(t, "VIGIL_TEST_ES")
@@ -50,14 +52,10 @@ func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {
 	}
 	defer dlq.Close()
 
-	var ing *Ingester
 	eo := esstore.DefaultOptions()
 	eo.URLs = []string{esURL}
 	eo.IndexPrefix = run + "-"
 	eo.Logger = slog.New(slog.DiscardHandler)
-	eo.Rejected = func(ctx context.Context, rec model.LogRecord, reason string) error {
-		return ing.Reject(ctx, rec, reason)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	store, err := esstore.Open(ctx, eo)
@@ -65,20 +63,22 @@ func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	ing = New(Options{Logger: slog.New(slog.DiscardHandler)}, nil, store, dlq)
 
 	now := time.Now().UnixNano()
 	var recs []model.LogRecord
 	for i := 0; i < 20; i++ {
 		recs = append(recs, model.LogRecord{ID: model.RecordID{byte(i + 1), 42}, Timestamp: now + int64(i), Service: "pay", Message: fmt.Sprintf("line %d", i), Grade: 1})
 	}
-	// A grade outside the byte range of vigil.grade: Elasticsearch refuses
-	// the document. (The collector's decoders never produce one; a foreign
-	// producer writing to the topic could.)
-	recs[7].Grade = 1000
-	if err := store.Write(ctx, recs); err != nil {
-		t.Fatalf("Write: %v", err)
+	// A trace id longer than Lucene's 32766-byte term limit: Elasticsearch
+	// refuses the document. (The collector's decoders never produce one; a
+	// foreign producer writing to the topic could.)
+	recs[7].TraceID = strings.Repeat("f", 40000)
+	b, err := otlplogs.Marshal(recs)
+	if err != nil {
+		t.Fatal(err)
 	}
+	ingestOne(t, b, func(q queue.Consumer) *Ingester { return New(quietOptions(), q, store, dlq) },
+		func(in *Ingester) bool { return testutil.ToFloat64(in.m.batches) == 1 })
 	if err := store.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +90,19 @@ func TestRejectedRecordGoesToDeadLetterTopic(t *testing.T) {
 	// The rejected record is on the dead-letter topic with the reason.
 	found, reason := readDeadLetters(t, ko.Brokers, ko.Topic+kafka.DefaultDeadLetterSuffix)
 	got, err := otlplogs.Unmarshal(nil, found[0].Value)
-	if err != nil || len(got) != 1 || got[0].Message != "line 7" || !strings.Contains(reason, "vigil.grade") {
-		t.Errorf("dead-lettered: %+v (%v), reason %q; want line 7 with a reason naming vigil.grade", got, err, reason)
+	if err != nil || len(got) != 1 || got[0].Message != "line 7" || string(found[0].Key) != "pay" || !strings.Contains(reason, "immense term") {
+		t.Errorf("dead-lettered: %d records (%v), key %q, reason %q; want line 7 under its service with a reason about the immense term",
+			len(got), err, found[0].Key, reason)
+	} else if got[0].TraceID != recs[7].TraceID {
+		t.Errorf("dead-lettered record: trace id of %d bytes; want the record as it was", len(got[0].TraceID))
 	}
+}
+
+// quietOptions returns testOptions without logs.
+func quietOptions() Options {
+	o := testOptions()
+	o.Logger = slog.New(slog.DiscardHandler)
+	return o
 }
 
 // readDeadLetters returns the messages of a dead-letter topic, failing
@@ -137,7 +147,8 @@ func readDeadLetters(t *testing.T, brokers []string, topic string) ([]*sarama.Co
 
 // TestRejectedSpanGoesToDeadLetterTopic is the same for spans: a span
 // Elasticsearch refuses (more nested tags than the index allows) lands on
-// the span dead-letter topic with the reason, the others are stored.
+// the span dead-letter topic with the reason, the others are stored and the
+// batch committed.
 func TestRejectedSpanGoesToDeadLetterTopic(t *testing.T) {
 	brokers := requireEnv(t, "VIGIL_TEST_KAFKA")
 	esURL := requireEnv(t, "VIGIL_TEST_ES")
@@ -151,13 +162,11 @@ func TestRejectedSpanGoesToDeadLetterTopic(t *testing.T) {
 	}
 	defer dlq.Close()
 
-	var ing *SpanIngester
 	eo := esspanstore.DefaultOptions()
 	eo.URLs = []string{esURL}
 	eo.IndexPrefix = run
 	eo.Replicas = 0
 	eo.Logger = slog.New(slog.DiscardHandler)
-	eo.Rejected = func(ctx context.Context, s model.Span, reason string) error { return ing.Reject(ctx, s, reason) }
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	store, err := esspanstore.Open(ctx, eo)
@@ -165,7 +174,6 @@ func TestRejectedSpanGoesToDeadLetterTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	ing = NewSpanIngester(Options{Logger: slog.New(slog.DiscardHandler)}, nil, store, dlq)
 
 	var spans []model.Span
 	for i := 0; i < 5; i++ {
@@ -175,9 +183,12 @@ func TestRejectedSpanGoesToDeadLetterTopic(t *testing.T) {
 	for i := 0; i < 10001; i++ {
 		spans[2].Attributes = append(spans[2].Attributes, model.TypedAttr{Key: fmt.Sprint("k", i), Str: "v"})
 	}
-	if err := store.Write(ctx, spans); err != nil {
-		t.Fatalf("Write: %v", err)
+	b, err := otlptraces.Marshal(spans)
+	if err != nil {
+		t.Fatal(err)
 	}
+	ingestOne(t, b, func(q queue.Consumer) *SpanIngester { return NewSpanIngester(quietOptions(), q, store, dlq) },
+		func(in *SpanIngester) bool { return testutil.ToFloat64(in.written) == float64(len(spans)) })
 	found, reason := readDeadLetters(t, ko.Brokers, ko.Topic+kafka.DefaultDeadLetterSuffix)
 	got, err := otlptraces.Unmarshal(nil, found[0].Value)
 	if err != nil || len(got) != 1 || got[0].SpanID != spans[2].SpanID || !strings.Contains(reason, "nested") {

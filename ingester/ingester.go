@@ -1,7 +1,8 @@
 // Package ingester consumes log batches from the queue, parses and enriches
 // their records, and writes them to a store in bulk. A queue position is
-// committed only after the store durably accepted every record before it, or
-// after an undecodable batch was dead-lettered.
+// committed only after the store durably accepted every record before it,
+// except the records it refused (a storage.RejectedError) and undecodable
+// batches, which are dead-lettered first.
 package ingester
 
 import (
@@ -18,13 +19,8 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/storage"
 )
-
-// Store is where the ingester writes. Write returns nil only once every
-// record is durable; records whose id is already stored are skipped.
-type Store interface {
-	Write(ctx context.Context, recs []model.LogRecord) error
-}
 
 // DeadLetter keeps batches the ingester cannot decode, with the reason.
 type DeadLetter interface {
@@ -64,16 +60,17 @@ type Ingester struct {
 	opts     Options
 	logger   *slog.Logger
 	consumer queue.Consumer
-	store    Store
+	store    storage.LogWriter
 	dlq      DeadLetter
 	limiter  *rate.Limiter
 	parser   parser
 	m        *metrics
 }
 
-// New returns an ingester. dlq may be nil, in which case undecodable
-// batches stop the ingester with an error instead of being skipped.
-func New(opts Options, c queue.Consumer, s Store, dlq DeadLetter) *Ingester {
+// New returns an ingester writing to s. dlq may be nil, in which case
+// undecodable batches stop the ingester with an error instead of being
+// skipped, and records s refuses are retried instead of dead-lettered.
+func New(opts Options, c queue.Consumer, s storage.LogWriter, dlq DeadLetter) *Ingester {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -117,6 +114,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		deadLetter: in.deadLetter,
 		prepare:    in.prepare,
 		write:      in.store.Write,
+		reject:     in.reject,
 		consumed:   in.m.consumed, written: in.m.written, writeErrors: in.m.writeErrors,
 		batches: in.m.batches, commitErrors: in.m.commitErrors, writeSeconds: in.m.writeSeconds,
 	}
@@ -149,11 +147,10 @@ type messageDeadLetter interface {
 	DeadLetterMessage(ctx context.Context, m queue.Message, reason string) error
 }
 
-// Reject dead-letters one record the store refused permanently (a mapping
+// reject dead-letters one record the store refused permanently (a mapping
 // conflict, a document too large), as a one-record OTLP batch with the
-// store's reason. Stores call it back from Write; the rest of their batch
-// is stored as usual.
-func (in *Ingester) Reject(ctx context.Context, rec model.LogRecord, reason string) error {
+// store's reason; the store holds the rest of its batch.
+func (in *Ingester) reject(ctx context.Context, rec model.LogRecord, reason string) error {
 	in.m.deadLettered.WithLabelValues("rejected").Inc()
 	if in.dlq == nil {
 		return fmt.Errorf("the store rejected record %s (%s) and no dead-letter destination is configured", rec.ID, reason)

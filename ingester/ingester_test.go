@@ -69,7 +69,9 @@ func publish(t *testing.T, q *diskqueue.Queue, from, n int) {
 	}
 }
 
-func runFor(t *testing.T, in *Ingester, until func() bool) {
+// runFor runs in until until() holds (at most 10 s), then stops it and
+// waits for it to drain.
+func runFor(t *testing.T, in interface{ Run(context.Context) error }, until func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

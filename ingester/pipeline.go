@@ -12,14 +12,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // pipeline moves batches of T (log records, spans) from a queue consumer
 // into a store. Gathering and writing overlap: while the store writes one
 // batch, the next is fetched and decoded. Fetch and Commit stay on Run's
 // goroutine, and a batch's position is committed only after its write, in
-// order. A store outage, however long, is waited out with backoff; the
-// batch in hand when ctx ends is still written and committed (drain),
+// order. Items the store refuses permanently (a *storage.RejectedError
+// from write) are dead-lettered with the store's reason before their batch
+// is committed. A store outage, however long, is waited out with backoff;
+// the batch in hand when ctx ends is still written and committed (drain),
 // within DrainTimeout.
 type pipeline[T any] struct {
 	opts     Options
@@ -33,8 +36,15 @@ type pipeline[T any] struct {
 	deadLetter func(ctx context.Context, m queue.Message, reason string) error
 	// prepare, when set, runs on a gathered batch before it is written.
 	prepare func(ctx context.Context, batch []T) error
-	// write stores a batch once; the pipeline retries it.
+	// write stores a batch once; the pipeline retries it. A
+	// *storage.RejectedError from it means the rest of the batch is stored.
 	write func(ctx context.Context, batch []T) error
+	// reject dead-letters an item the store refused permanently, with the
+	// store's reason.
+	reject func(ctx context.Context, item T, reason string) error
+	// stored, when set, runs once a batch is stored and the items the
+	// store refused are dead-lettered.
+	stored func(batch []T)
 
 	consumed, written, writeErrors prometheus.Counter
 	// Optional.
@@ -209,8 +219,18 @@ func (p *pipeline[T]) writeRetrying(ctx context.Context, batch []T) error {
 		if p.writeSeconds != nil {
 			p.writeSeconds.Observe(time.Since(t0).Seconds())
 		}
+		var rej *storage.RejectedError
+		if errors.As(err, &rej) {
+			// A dead-letter destination that fails has the whole batch
+			// written again: the items stored are skipped as duplicates,
+			// the refused ones are refused and dead-lettered again.
+			err = p.deadLetterRejected(ctx, batch, rej)
+		}
 		if err == nil {
 			p.written.Add(float64(len(batch)))
+			if p.stored != nil {
+				p.stored(batch)
+			}
 			return nil
 		}
 		p.writeErrors.Inc()
@@ -221,6 +241,20 @@ func (p *pipeline[T]) writeRetrying(ctx context.Context, batch []T) error {
 			return fmt.Errorf("cannot write %d %s to the store: %w", len(batch), p.what, err)
 		}
 		backoff = min(2*backoff, 10*time.Second)
+	}
+	return nil
+}
+
+// deadLetterRejected dead-letters the items of batch the store refused
+// permanently; the store holds the rest of the batch.
+func (p *pipeline[T]) deadLetterRejected(ctx context.Context, batch []T, rej *storage.RejectedError) error {
+	for _, r := range rej.Items {
+		if r.Index < 0 || r.Index >= len(batch) {
+			return fmt.Errorf("the store refused item %d of a batch of %d %s: %w", r.Index, len(batch), p.what, rej)
+		}
+		if err := p.reject(ctx, batch[r.Index], r.Reason); err != nil {
+			return err
+		}
 	}
 	return nil
 }

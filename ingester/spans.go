@@ -11,14 +11,8 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/storage"
 )
-
-// SpanStore is where the span ingester writes. Write returns nil only once
-// every span is durable; a span already stored (same trace and span id) is
-// not stored twice.
-type SpanStore interface {
-	Write(ctx context.Context, spans []model.Span) error
-}
 
 // SpanIngester moves span batches from a queue consumer into a span store,
 // committing a queue position only after the store accepted every span
@@ -26,7 +20,7 @@ type SpanStore interface {
 type SpanIngester struct {
 	opts     Options
 	consumer queue.Consumer
-	store    SpanStore
+	store    storage.SpanWriter
 	dlq      DeadLetter
 	consumed prometheus.Counter
 	written  prometheus.Counter
@@ -44,7 +38,7 @@ const DefaultMaxBatchSpans = 8192
 
 // NewSpanIngester returns a span ingester; opts.MaxBatchRecords bounds the
 // spans of one write (DefaultMaxBatchSpans suits one machine).
-func NewSpanIngester(opts Options, c queue.Consumer, s SpanStore, dlq DeadLetter) *SpanIngester {
+func NewSpanIngester(opts Options, c queue.Consumer, s storage.SpanWriter, dlq DeadLetter) *SpanIngester {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -82,24 +76,19 @@ func (in *SpanIngester) Run(ctx context.Context) error {
 			}
 			return in.dlq.DeadLetter(ctx, m.Key, m.Value, reason)
 		},
-		write: func(ctx context.Context, spans []model.Span) error {
-			if err := in.store.Write(ctx, spans); err != nil {
-				return err
-			}
-			in.edges.observe(spans)
-			return nil
-		},
+		write:    in.store.Write,
+		reject:   in.reject,
+		stored:   in.edges.observe,
 		prepare:  func(ctx context.Context, spans []model.Span) error { return waitFor(ctx, in.limiter, len(spans)) },
 		consumed: in.consumed, written: in.written, writeErrors: in.failures,
 	}
 	return p.run(ctx)
 }
 
-// Reject sends a span the store refused permanently to the dead-letter
-// destination, as a batch of one with the store's reason. A span store
-// calls it from Write, so the spans beside it are stored and the queue
-// moves on.
-func (in *SpanIngester) Reject(ctx context.Context, span model.Span, reason string) error {
+// reject sends a span the store refused permanently to the dead-letter
+// destination, as a batch of one with the store's reason; the store holds
+// the spans beside it, and the queue moves on.
+func (in *SpanIngester) reject(ctx context.Context, span model.Span, reason string) error {
 	in.rejected.Inc()
 	if in.dlq == nil {
 		return fmt.Errorf("the span store rejected span %s/%s (%s) and no dead-letter destination is configured", span.TraceID, span.SpanID, reason)

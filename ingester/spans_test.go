@@ -106,18 +106,5 @@ func TestSpanIngester(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "dlq", "deadletter.jsonl")); err != nil || strings.Count(string(b), "\n") != 1 {
 		t.Errorf("dead-letter file: %q, %v; want one entry", b, err)
 	}
-	// Everything was committed: the reopened queue has nothing to deliver.
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
-	q2, err := diskqueue.Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q2.Close()
-	fctx, fcancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer fcancel()
-	if m, err := q2.Fetch(fctx); err == nil {
-		t.Errorf("message at position %d was not committed", m.Position)
-	}
+	checkCommitted(t, q, opts)
 }

@@ -9,18 +9,9 @@ import (
 	"strings"
 
 	"github.com/vigilhq/vigil/internal/logql"
-	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
-
-// LogStore is what the query engine reads logs from. Row contents are valid
-// only during the callback.
-type LogStore interface {
-	Select(ctx context.Context, p logstore.SelectParams, fn func(*logstore.Row) bool) error
-	LabelNames(ctx context.Context, start, end int64) ([]string, error)
-	LabelValues(ctx context.Context, name string, start, end int64, ms []*model.LabelMatcher) ([]string, error)
-	Series(ctx context.Context, start, end int64, ms []*model.LabelMatcher) ([]model.Labels, error)
-}
 
 // Entry is one log line of a result.
 type Entry struct {
@@ -40,14 +31,14 @@ type Stats struct {
 	BytesScanned int64
 }
 
-// Engine evaluates LogQL over a LogStore.
+// Engine evaluates LogQL over a storage.LogReader.
 type Engine struct {
-	store     LogStore
+	store     storage.LogReader
 	maxSeries int
 }
 
 // NewEngine returns an engine over s.
-func NewEngine(s LogStore) *Engine { return &Engine{store: s, maxSeries: 10000} }
+func NewEngine(s storage.LogReader) *Engine { return &Engine{store: s, maxSeries: 10000} }
 
 // SelectLogs returns up to limit lines matching expr in [start, end),
 // newest first when backward, grouped into streams by their labels after
@@ -64,7 +55,7 @@ func (e *Engine) SelectLogs(ctx context.Context, expr *logql.LogSelectorExpr, st
 	var keyBuf []byte
 	var lblBuf model.Labels
 	p := selectParams(expr, start, end, backward)
-	err = e.store.Select(ctx, p, func(r *logstore.Row) bool {
+	err = e.store.Select(ctx, p, func(r *storage.Row) bool {
 		st.LinesScanned++
 		st.BytesScanned += int64(len(r.Message))
 		lbls, keep := pl.Process(r.Message, withTraceLabels(r, &lblBuf))
@@ -103,7 +94,7 @@ const (
 
 // withTraceLabels returns the stream labels of r, plus trace_id and span_id
 // when the line has them, built in buf.
-func withTraceLabels(r *logstore.Row, buf *model.Labels) model.Labels {
+func withTraceLabels(r *storage.Row, buf *model.Labels) model.Labels {
 	if r.TraceID == "" && r.SpanID == "" {
 		return r.Labels
 	}
@@ -121,8 +112,8 @@ func withTraceLabels(r *logstore.Row, buf *model.Labels) model.Labels {
 
 // selectParams pushes the stream selector and the line filters every
 // result line must pass down to the store.
-func selectParams(expr *logql.LogSelectorExpr, start, end int64, backward bool) logstore.SelectParams {
-	return logstore.SelectParams{
+func selectParams(expr *logql.LogSelectorExpr, start, end int64, backward bool) storage.SelectParams {
+	return storage.SelectParams{
 		Start: start, End: end, Backward: backward, Matchers: expr.Matchers,
 		Contains: expr.RequiredSubstrings(), ContainsFold: expr.RequiredFoldSubstrings(),
 	}
@@ -237,7 +228,7 @@ func (e *Engine) evalRangeAgg(ctx context.Context, x *logql.RangeAggregationExpr
 	var lblBuf model.Labels
 	var tooMany bool
 	p := selectParams(x.Selector, start-rng+1, last+1, false)
-	err = e.store.Select(ctx, p, func(r *logstore.Row) bool {
+	err = e.store.Select(ctx, p, func(r *storage.Row) bool {
 		st.LinesScanned++
 		st.BytesScanned += int64(len(r.Message))
 		lbls, keep := pl.Process(r.Message, withTraceLabels(r, &lblBuf))

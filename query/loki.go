@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/logql"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // Options configures the query API.
@@ -32,17 +33,17 @@ func DefaultOptions() Options {
 	return Options{MaxEntries: 5000, Timeout: 2 * time.Minute, Version: "dev", Logger: slog.Default()}
 }
 
-// API serves Grafana Loki's HTTP API over a LogStore.
+// API serves Grafana Loki's HTTP API over a storage.LogReader.
 type API struct {
 	opts     Options
-	store    LogStore
+	store    storage.LogReader
 	engine   *Engine
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
 // NewAPI returns the Loki API over s.
-func NewAPI(opts Options, s LogStore) *API {
+func NewAPI(opts Options, s storage.LogReader) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}

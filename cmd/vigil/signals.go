@@ -14,6 +14,7 @@ import (
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 	"github.com/vigilhq/vigil/internal/spanstore"
+	"github.com/vigilhq/vigil/internal/storage"
 	"github.com/vigilhq/vigil/query"
 	"github.com/vigilhq/vigil/query/jaeger"
 )
@@ -88,13 +89,13 @@ var signals = []signalPath{
 // and the daemon runs and closes, in either mode.
 type (
 	logStore interface {
-		ingester.Store
-		query.LogStore
+		storage.LogWriter
+		storage.LogReader
 		store
 	}
 	spanStore interface {
-		ingester.SpanStore
-		jaeger.SpanReader
+		storage.SpanWriter
+		storage.SpanReader
 		store
 	}
 	store interface {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"github.com/vigilhq/vigil/internal/model"
-	"github.com/vigilhq/vigil/internal/spanstore"
 )
 
 // spanDoc is a document of jaeger-span-*: Jaeger's dbmodel.Span, plus
@@ -161,7 +160,7 @@ func parseSpanID(s string) (model.SpanID, error) {
 var typeNames = [...]string{model.AttrString: "string", model.AttrBool: "bool", model.AttrInt64: "int64", model.AttrFloat64: "float64", model.AttrBinary: "binary"}
 
 func toKV(a model.TypedAttr) kvDoc {
-	kv := kvDoc{Key: a.Key, Type: "string", Value: tagValue(spanstore.AttrString(a))}
+	kv := kvDoc{Key: a.Key, Type: "string", Value: tagValue(a.ValueString())}
 	if int(a.Type) < len(typeNames) {
 		kv.Type = typeNames[a.Type]
 	}
@@ -233,7 +232,7 @@ func toDoc(s *model.Span) spanDoc {
 	for _, a := range s.Attributes {
 		d.Tags = append(d.Tags, toKV(a))
 	}
-	if k := spanstore.KindName(s.Kind); k != "" {
+	if k := s.Kind.Name(); k != "" {
 		d.Tags = append(d.Tags, strKV("span.kind", k))
 	}
 	switch s.StatusCode {
@@ -317,7 +316,7 @@ func fromDoc(d *spanDoc) (model.Span, error) {
 		s.StartTime, s.Duration = d.StartTime*1000, d.Duration*1000
 		for _, kv := range d.Tags {
 			if kv.Key == "span.kind" {
-				s.Kind = kindOf(string(kv.Value))
+				s.Kind = model.SpanKindFromName(string(kv.Value))
 				continue
 			}
 			s.Attributes = append(s.Attributes, fromKV(kv))
@@ -370,13 +369,4 @@ func fromDoc(d *spanDoc) (model.Span, error) {
 		s.Events = append(s.Events, e)
 	}
 	return s, nil
-}
-
-func kindOf(name string) model.SpanKind {
-	for k := model.SpanKindInternal; k <= model.SpanKindConsumer; k++ {
-		if spanstore.KindName(k) == name {
-			return k
-		}
-	}
-	return model.SpanKindUnspecified
 }

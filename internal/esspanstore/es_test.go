@@ -3,6 +3,7 @@ package esspanstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -15,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/internal/es/estest"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/spanstore"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 func testOptions(t testing.TB) Options {
@@ -256,12 +258,12 @@ func TestESAgainstEmbedded(t *testing.T) {
 			t.Errorf("GetTrace(%s):\ngot  %+v\nwant %+v", id, got, want)
 		}
 	}
-	if _, err := s.GetTrace(ctx, tid(9, 9)); err != ErrTraceNotFound {
+	if _, err := s.GetTrace(ctx, tid(9, 9)); err != storage.ErrTraceNotFound {
 		t.Errorf("GetTrace of an unknown id: got %v; want ErrTraceNotFound", err)
 	}
 
 	t0 := base.UnixNano()
-	queries := map[string]spanstore.TraceQuery{
+	queries := map[string]storage.TraceQuery{
 		"service":           {Service: "backend"},
 		"service+op":        {Service: "backend", Operation: "call-1"},
 		"op absent":         {Service: "db", Operation: "call-1"},
@@ -356,43 +358,31 @@ func TestESRetention(t *testing.T) {
 }
 
 // TestESRejected has Elasticsearch refuse one span of a batch (more nested
-// tags than index.mapping.nested_objects.limit allows): it goes to
-// Rejected with the reason, the other spans are stored, and without a
-// handler the refusal is Write's error.
+// tags than index.mapping.nested_objects.limit allows): Write reports it in
+// a *storage.RejectedError with the reason, and the other spans are stored.
 func TestESRejected(t *testing.T) {
-	type rejection struct {
-		span   model.SpanID
-		reason string
-	}
-	var rejected []rejection
-	o := testOptions(t)
-	o.Rejected = func(_ context.Context, s model.Span, reason string) error {
-		rejected = append(rejected, rejection{s.SpanID, reason})
-		return nil
-	}
-	s := openES(t, o)
+	s := openES(t, testOptions(t))
 	ctx := context.Background()
 	spans := testSpans(time.Now().Add(-time.Hour), 4)
 	for i := range 10001 {
 		spans[3].Attributes = append(spans[3].Attributes, model.TypedAttr{Key: fmt.Sprintf("k%d", i), Str: "v"})
 	}
-	if err := s.Write(ctx, spans); err != nil {
-		t.Fatalf("Write: %v", err)
+	err := s.Write(ctx, spans)
+	var rej *storage.RejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("Write: got %v; want a *storage.RejectedError", err)
 	}
-	if len(rejected) != 1 || rejected[0].span != spans[3].SpanID || !strings.Contains(rejected[0].reason, "nested") {
-		t.Fatalf("rejected %v; want span %s with a reason about nested documents", rejected, spans[3].SpanID)
+	if len(rej.Items) != 1 || rej.Items[0].Index != 3 || !strings.Contains(rej.Items[0].Reason, "nested") {
+		t.Fatalf("rejected %+v; want span 3 with a reason about nested documents", rej.Items)
+	}
+	if !strings.Contains(err.Error(), "nested") {
+		t.Errorf("Write's error %q does not name the reason", err)
 	}
 	if err := s.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(t, s, s.prefix+"jaeger-span-*"); n != len(spans)-1 {
 		t.Errorf("stored %d spans; want the other %d", n, len(spans)-1)
-	}
-
-	s.opts.Rejected = nil
-	spans[3].SpanID[0]++
-	if err := s.Write(ctx, spans[3:4]); err == nil || !strings.Contains(err.Error(), "nested") {
-		t.Errorf("Write without Rejected: got %v; want Elasticsearch's reason", err)
 	}
 }
 
@@ -446,7 +436,7 @@ func TestESDependencyPaths(t *testing.T) {
 		t.Errorf("%d spans carry their parent's service; want 5 (all 6 children but the one whose parent went elsewhere)", r.Count)
 	}
 	got, err := s.Dependencies(ctx, time.Now().UnixNano(), 2*time.Hour)
-	want := []spanstore.Dependency{
+	want := []storage.Dependency{
 		{Parent: "api", Child: "db", CallCount: 2, ErrorCount: 1},
 		{Parent: "web", Child: "api", CallCount: 3, ErrorCount: 1},
 	}
@@ -535,9 +525,9 @@ func TestESZipkinSharedSpanDependencies(t *testing.T) {
 	if err := s.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := []spanstore.Dependency{{Parent: "users", Child: "db", CallCount: 1}, {Parent: "web", Child: "users", CallCount: 1}}
+	want := []storage.Dependency{{Parent: "users", Child: "db", CallCount: 1}, {Parent: "web", Child: "users", CallCount: 1}}
 	for name, st := range map[string]interface {
-		Dependencies(context.Context, int64, time.Duration) ([]spanstore.Dependency, error)
+		Dependencies(context.Context, int64, time.Duration) ([]storage.Dependency, error)
 	}{"elasticsearch": s, "embedded": emb} {
 		got, err := st.Dependencies(ctx, time.Now().UnixNano(), time.Hour)
 		if err != nil || !reflect.DeepEqual(got, want) {

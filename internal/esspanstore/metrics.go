@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		spansDuplicate: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "duplicate_total",
 			Help: "Span documents skipped because their trace id + span id was already stored (redelivery)."}),
 		spansRejected: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rejected_total",
-			Help: "Span documents Elasticsearch refused permanently; each went to the Rejected handler (the dead-letter topic)."}),
+			Help: "Span documents Elasticsearch refused permanently; each is handed back to the ingester, which dead-letters it."}),
 		parentUpdateFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "parent_update_failures_total",
 			Help: "Spans written before their parent whose parent service could not be added later; their calls are joined at query time."}),
 		depWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "dependency_write_errors_total",

@@ -12,12 +12,8 @@ import (
 
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
-	"github.com/vigilhq/vigil/internal/spanstore"
+	"github.com/vigilhq/vigil/internal/storage"
 )
-
-// ErrTraceNotFound is what GetTrace returns for a trace id with no spans;
-// it is the embedded store's error, so the query layer answers 404 for both.
-var ErrTraceNotFound = spanstore.ErrTraceNotFound
 
 type obj = map[string]any
 
@@ -87,7 +83,7 @@ func (s *Store) scan(ctx context.Context, query obj, source any, max int, f func
 }
 
 // GetTrace returns the spans of trace id ordered by start time, or
-// ErrTraceNotFound.
+// storage.ErrTraceNotFound.
 func (s *Store) GetTrace(ctx context.Context, id model.TraceID) ([]model.Span, error) {
 	m, err := s.traces(ctx, []string{traceIDString(id)})
 	if err != nil {
@@ -95,7 +91,7 @@ func (s *Store) GetTrace(ctx context.Context, id model.TraceID) ([]model.Span, e
 	}
 	spans := m[traceIDString(id)]
 	if len(spans) == 0 {
-		return nil, ErrTraceNotFound
+		return nil, storage.ErrTraceNotFound
 	}
 	return spans, nil
 }
@@ -148,7 +144,7 @@ func tagQuery(k, v string) obj {
 func ceilDiv(ns, d int64) int64 { return (ns + d - 1) / d }
 
 // findQuery is the span query of q; Jaeger's fields are µs.
-func findQuery(q *spanstore.TraceQuery) obj {
+func findQuery(q *storage.TraceQuery) obj {
 	var filter []any
 	if q.Service != "" {
 		filter = append(filter, obj{"term": obj{"process.serviceName": q.Service}})
@@ -192,7 +188,7 @@ func findQuery(q *spanstore.TraceQuery) obj {
 // with the latest matching span first, at most q.Limit (10000 when 0). The
 // trace ids come from a terms aggregation ordered by the max start time of
 // the matching spans; then their spans are fetched.
-func (s *Store) FindTraces(ctx context.Context, q spanstore.TraceQuery) ([][]model.Span, error) {
+func (s *Store) FindTraces(ctx context.Context, q storage.TraceQuery) ([][]model.Span, error) {
 	limit := q.Limit
 	if limit <= 0 || limit > maxTraceIDs {
 		limit = maxTraceIDs
@@ -273,7 +269,7 @@ func (s *Store) Services(ctx context.Context) ([]string, error) {
 // spans (the span.kind tag; "" for spans without one), only those of
 // spanKind when it is not "". Sorted by name and kind. The service index
 // has no kinds, so this aggregates the span indices.
-func (s *Store) Operations(ctx context.Context, service, spanKind string) ([]spanstore.Operation, error) {
+func (s *Store) Operations(ctx context.Context, service, spanKind string) ([]storage.Operation, error) {
 	r, err := s.search(ctx, s.prefix+spanIndexPart+"*", obj{
 		"size": 0, "query": obj{"term": obj{"process.serviceName": service}},
 		"aggs": obj{"ops": obj{
@@ -297,10 +293,10 @@ func (s *Store) Operations(ctx context.Context, service, spanKind string) ([]spa
 	if err := json.Unmarshal(r.Aggregations, &aggs); err != nil {
 		return nil, fmt.Errorf("cannot parse operations aggregation: %w", err)
 	}
-	out := []spanstore.Operation{}
+	out := []storage.Operation{}
 	add := func(name, kind string) {
 		if spanKind == "" || spanKind == kind {
-			out = append(out, spanstore.Operation{Name: name, SpanKind: kind})
+			out = append(out, storage.Operation{Name: name, SpanKind: kind})
 		}
 	}
 	for _, b := range aggs.Ops.Buckets {
@@ -317,7 +313,7 @@ func (s *Store) Operations(ctx context.Context, service, spanKind string) ([]spa
 			add(b.Key, "")
 		}
 	}
-	slices.SortFunc(out, func(a, b spanstore.Operation) int {
+	slices.SortFunc(out, func(a, b storage.Operation) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.SpanKind, b.SpanKind))
 	})
 	return out, nil
@@ -394,7 +390,7 @@ var errorTag = obj{"nested": obj{"path": "tags", "query": obj{"bool": obj{"minim
 // parent's service (vigil.parentService, see edges.go) are counted by an
 // aggregation, whatever their number; the others are joined here, at most
 // 200,000 of them, their parents looked up by id.
-func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Duration) ([]spanstore.Dependency, error) {
+func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Duration) ([]storage.Dependency, error) {
 	startTs := endTs - int64(lookback)
 	// (startTs, endTs] in ns is [startTs/1000+1, endTs/1000] in whole µs
 	window := []any{
@@ -402,14 +398,14 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 		obj{"range": obj{"startTimeMillis": obj{"gte": startTs / 1e6, "lte": endTs / 1e6}}},
 	}
 	type edge struct{ parent, child string }
-	deps := map[edge]*spanstore.Dependency{}
+	deps := map[edge]*storage.Dependency{}
 	add := func(parent, child string, calls, errs uint64) {
 		if parent == child {
 			return
 		}
 		d := deps[edge{parent, child}]
 		if d == nil {
-			d = &spanstore.Dependency{Parent: parent, Child: child}
+			d = &storage.Dependency{Parent: parent, Child: child}
 			deps[edge{parent, child}] = d
 		}
 		d.CallCount += calls
@@ -486,11 +482,11 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 			}
 		}
 	}
-	out := make([]spanstore.Dependency, 0, len(deps))
+	out := make([]storage.Dependency, 0, len(deps))
 	for _, d := range deps {
 		out = append(out, *d)
 	}
-	slices.SortFunc(out, func(a, b spanstore.Dependency) int {
+	slices.SortFunc(out, func(a, b storage.Dependency) int {
 		return cmp.Or(cmp.Compare(a.Parent, b.Parent), cmp.Compare(a.Child, b.Child))
 	})
 	return out, nil

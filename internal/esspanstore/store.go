@@ -2,8 +2,9 @@
 // (daily indices <prefix>-jaeger-span-YYYY-MM-DD and
 // <prefix>-jaeger-service-YYYY-MM-DD, Jaeger's field names and types), so a
 // stock jaeger-query pointed at the same cluster reads Vigil's spans. It
-// implements the query layer's SpanReader and DependencyReader. The layout
-// is described in docs/format/jaeger-elasticsearch.md.
+// is the span ingester's storage.SpanWriter and the query layer's
+// storage.SpanReader and storage.DependencyReader. The layout is described
+// in docs/format/jaeger-elasticsearch.md.
 package esspanstore
 
 import (
@@ -15,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/es"
-	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // Options configures a Store.
@@ -38,12 +39,6 @@ type Options struct {
 	// Spark job writes once a day), so a stock jaeger-query shows the
 	// dependency graph; 0 never writes them.
 	DependencyInterval time.Duration
-	// Rejected receives each span Elasticsearch refused permanently (a
-	// mapping or parse error, a document too large), with Elasticsearch's
-	// reason; the ingester sends it to the dead-letter topic. When Rejected
-	// is nil, such a span makes Write fail. An error from Rejected makes
-	// Write fail.
-	Rejected func(ctx context.Context, span model.Span, reason string) error
 }
 
 // DefaultOptions returns options for a local single-node cluster.
@@ -71,6 +66,12 @@ const (
 	spanIndexPart  = "jaeger-span-"
 	serviceIdxPart = "jaeger-service-"
 	depIndexPart   = "jaeger-dependencies-"
+)
+
+var (
+	_ storage.SpanWriter       = (*Store)(nil)
+	_ storage.SpanReader       = (*Store)(nil)
+	_ storage.DependencyReader = (*Store)(nil)
 )
 
 // Store reads and writes spans in Elasticsearch. It is safe for concurrent

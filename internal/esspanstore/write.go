@@ -1,13 +1,16 @@
 package esspanstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // item is one bulk "create" action with its document.
@@ -27,9 +30,10 @@ type item struct {
 // after the translog is fsynced). Documents are written with bulk create
 // and id traceID+spanID, so a span already stored (409) is skipped and
 // redelivery never duplicates. Items answered 429 or 5xx, and requests that
-// fail as a whole, are retried with exponential backoff. A span refused
-// permanently goes to Options.Rejected with Elasticsearch's reason (and
-// fails Write without one); any other item error fails Write.
+// fail as a whole, are retried with exponential backoff. Spans refused
+// permanently (a mapping or parse error, a document too large) are reported
+// with a *storage.RejectedError, with Elasticsearch's reasons, once every
+// other document is durable; any other item error fails Write.
 func (s *Store) Write(ctx context.Context, spans []model.Span) error {
 	if len(spans) == 0 {
 		return nil
@@ -63,13 +67,19 @@ func (s *Store) Write(ctx context.Context, spans []model.Span) error {
 		items = append(items, item{what: "service document " + sp.Service + "/" + sp.Name, line: action(sidx, sid, sdoc), svc: key, span: -1})
 	}
 	items = append(items, updates...)
+	var rejected []storage.Rejection
 	for start := 0; start < len(items); start += bulkMaxDocs {
-		if err := s.send(ctx, spans, items[start:min(start+bulkMaxDocs, len(items))]); err != nil {
+		var err error
+		if rejected, err = s.send(ctx, items[start:min(start+bulkMaxDocs, len(items))], rejected); err != nil {
 			return err
 		}
 	}
 	s.parents.remember(spans)
 	s.parents.resolved(resolved)
+	if len(rejected) > 0 {
+		slices.SortFunc(rejected, func(a, b storage.Rejection) int { return cmp.Compare(a.Index, b.Index) })
+		return &storage.RejectedError{Items: rejected}
+	}
 	return nil
 }
 
@@ -89,8 +99,9 @@ func appendQuoted(b []byte, s string) []byte {
 	return append(b, q...)
 }
 
-// send writes items, resending only those that failed transiently.
-func (s *Store) send(ctx context.Context, spans []model.Span, items []item) error {
+// send writes items, resending only those that failed transiently, and
+// appends the spans Elasticsearch refused permanently to rejected.
+func (s *Store) send(ctx context.Context, items []item, rejected []storage.Rejection) ([]storage.Rejection, error) {
 	idx := make([]int, len(items))
 	for i := range idx {
 		idx[i] = i
@@ -102,16 +113,16 @@ func (s *Store) send(ctx context.Context, spans []model.Span, items []item) erro
 		}
 		return b
 	}
-	return s.bulk.Send(ctx, idx, body, func(i int, r es.ItemResult) error {
+	err := s.bulk.Send(ctx, idx, body, func(i int, r es.ItemResult) error {
 		it := &items[i]
 		switch {
 		case it.update:
 			if r.Outcome != es.Created && r.Outcome != es.Duplicate {
 				s.m.parentUpdateFailures.Inc()
 			}
-		case r.Outcome == es.Rejected && it.span >= 0 && s.opts.Rejected != nil:
+		case r.Outcome == es.Rejected && it.span >= 0:
 			s.m.spansRejected.Inc()
-			return s.opts.Rejected(ctx, spans[it.span], fmt.Sprintf("status %d: %s", r.Status, r.Reason))
+			rejected = append(rejected, storage.Rejection{Index: it.span, Reason: fmt.Sprintf("status %d: %s", r.Status, r.Reason)})
 		case r.Outcome != es.Created && r.Outcome != es.Duplicate:
 			return fmt.Errorf("Elasticsearch refused %s: status %d: %s", it.what, r.Status, r.Reason)
 		case it.svc != "":
@@ -128,4 +139,5 @@ func (s *Store) send(ctx context.Context, spans []model.Span, items []item) erro
 		}
 		return nil
 	})
+	return rejected, err
 }

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 var (
@@ -69,7 +69,7 @@ func genRecords(n int) []model.LogRecord {
 }
 
 // reference selects like Select, in Go.
-func reference(recs []model.LogRecord, p logstore.SelectParams) []model.LogRecord {
+func reference(recs []model.LogRecord, p storage.SelectParams) []model.LogRecord {
 	var out []model.LogRecord
 	for _, r := range recs {
 		if r.Timestamp < p.Start || r.Timestamp >= p.End || !model.MatchLabels(p.Matchers, r.StreamLabels()) ||
@@ -101,7 +101,7 @@ func cmpInt(a, b int64) int {
 }
 
 // rowRecord copies a row into a record.
-func rowRecord(r *logstore.Row) model.LogRecord {
+func rowRecord(r *storage.Row) model.LogRecord {
 	rec := model.LogRecord{
 		ID: r.ID, Timestamp: r.Timestamp, ObservedTimestamp: r.ObservedTimestamp,
 		Env: r.Labels.Get(model.LabelEnv), Host: r.Labels.Get(model.LabelHost), Level: r.Labels.Get(model.LabelLevel),
@@ -146,11 +146,11 @@ func TestESWriteSelect(t *testing.T) {
 	if got := catIndices(t, s); len(got) != 2 {
 		t.Fatalf("indices %v, want two days", got)
 	}
-	all := logstore.SelectParams{Start: math.MinInt64, End: math.MaxInt64}
-	sel := func(p logstore.SelectParams, limit int) []model.LogRecord {
+	all := storage.SelectParams{Start: math.MinInt64, End: math.MaxInt64}
+	sel := func(p storage.SelectParams, limit int) []model.LogRecord {
 		t.Helper()
 		var out []model.LogRecord
-		err := s.Select(ctx, p, func(r *logstore.Row) bool {
+		err := s.Select(ctx, p, func(r *storage.Row) bool {
 			out = append(out, rowRecord(r))
 			return limit <= 0 || len(out) < limit
 		})
@@ -183,36 +183,36 @@ func TestESWriteSelect(t *testing.T) {
 		}
 	}
 
-	window := logstore.SelectParams{Start: base + int64(5*time.Hour) + 7, End: base + int64(8*time.Hour)} // across midnight
+	window := storage.SelectParams{Start: base + int64(5*time.Hour) + 7, End: base + int64(8*time.Hour)} // across midnight
 	cases := []struct {
 		name  string
-		p     logstore.SelectParams
+		p     storage.SelectParams
 		limit int
 	}{
-		{name: "backward", p: logstore.SelectParams{Start: all.Start, End: all.End, Backward: true}},
-		{name: "=", p: logstore.SelectParams{Matchers: ms(`service="api"`)}},
-		{name: "!= keeps absent", p: logstore.SelectParams{Matchers: ms(`service!="api"`)}},
-		{name: `=""`, p: logstore.SelectParams{Matchers: ms(`service=""`)}},
-		{name: `!=""`, p: logstore.SelectParams{Matchers: ms(`level!=""`, `env="prod"`)}},
-		{name: "=~", p: logstore.SelectParams{Matchers: ms(`service=~"a.*|web"`)}},
-		{name: "=~ matching empty", p: logstore.SelectParams{Matchers: ms(`service=~"(?i)API|"`)}},
-		{name: "!~", p: logstore.SelectParams{Matchers: ms(`service!~"a.*"`, `host=~"h1.?"`)}},
-		{name: "!~ matching empty", p: logstore.SelectParams{Matchers: ms(`level!~"info|"`)}},
-		{name: "grade", p: logstore.SelectParams{Matchers: ms(`grade="2"`)}},
-		{name: "grade !~", p: logstore.SelectParams{Matchers: ms(`grade!~"[12]"`)}},
-		{name: "grade absent", p: logstore.SelectParams{Matchers: ms(`grade=""`, `source!="file"`)}},
-		{name: "untranslatable regexp", p: logstore.SelectParams{Matchers: ms(`host=~"h1\\b.*"`)}},
-		{name: "contains word part", p: logstore.SelectParams{Contains: []string{"rror"}}},
-		{name: "contains phrase", p: logstore.SelectParams{Contains: []string{"took 1"}, Matchers: ms(`level="error"`)}},
-		{name: "contains path", p: logstore.SelectParams{Contains: []string{"GET /api/users/1"}}},
-		{name: "contains in long token", p: logstore.SelectParams{Contains: []string{"zzneedlezz"}}},
-		{name: "contains newline", p: logstore.SelectParams{Contains: []string{"sdb\n\tat"}}},
-		{name: "contains fold", p: logstore.SelectParams{ContainsFold: []string{"ERROR: DISK"}, Contains: []string{"sdc"}}},
-		{name: "contains none", p: logstore.SelectParams{Contains: []string{"no such text"}}},
-		{name: "window", p: logstore.SelectParams{Start: window.Start, End: window.End, Matchers: ms(`service="web"`)}},
-		{name: "window backward", p: logstore.SelectParams{Start: window.Start, End: window.End, Backward: true, Contains: []string{"timeout"}}},
-		{name: "early stop", p: logstore.SelectParams{Backward: true, Matchers: ms(`level="error"`)}, limit: 7},
-		{name: "early stop across pages", p: logstore.SelectParams{Matchers: ms(`env="prod"`)}, limit: 450},
+		{name: "backward", p: storage.SelectParams{Start: all.Start, End: all.End, Backward: true}},
+		{name: "=", p: storage.SelectParams{Matchers: ms(`service="api"`)}},
+		{name: "!= keeps absent", p: storage.SelectParams{Matchers: ms(`service!="api"`)}},
+		{name: `=""`, p: storage.SelectParams{Matchers: ms(`service=""`)}},
+		{name: `!=""`, p: storage.SelectParams{Matchers: ms(`level!=""`, `env="prod"`)}},
+		{name: "=~", p: storage.SelectParams{Matchers: ms(`service=~"a.*|web"`)}},
+		{name: "=~ matching empty", p: storage.SelectParams{Matchers: ms(`service=~"(?i)API|"`)}},
+		{name: "!~", p: storage.SelectParams{Matchers: ms(`service!~"a.*"`, `host=~"h1.?"`)}},
+		{name: "!~ matching empty", p: storage.SelectParams{Matchers: ms(`level!~"info|"`)}},
+		{name: "grade", p: storage.SelectParams{Matchers: ms(`grade="2"`)}},
+		{name: "grade !~", p: storage.SelectParams{Matchers: ms(`grade!~"[12]"`)}},
+		{name: "grade absent", p: storage.SelectParams{Matchers: ms(`grade=""`, `source!="file"`)}},
+		{name: "untranslatable regexp", p: storage.SelectParams{Matchers: ms(`host=~"h1\\b.*"`)}},
+		{name: "contains word part", p: storage.SelectParams{Contains: []string{"rror"}}},
+		{name: "contains phrase", p: storage.SelectParams{Contains: []string{"took 1"}, Matchers: ms(`level="error"`)}},
+		{name: "contains path", p: storage.SelectParams{Contains: []string{"GET /api/users/1"}}},
+		{name: "contains in long token", p: storage.SelectParams{Contains: []string{"zzneedlezz"}}},
+		{name: "contains newline", p: storage.SelectParams{Contains: []string{"sdb\n\tat"}}},
+		{name: "contains fold", p: storage.SelectParams{ContainsFold: []string{"ERROR: DISK"}, Contains: []string{"sdc"}}},
+		{name: "contains none", p: storage.SelectParams{Contains: []string{"no such text"}}},
+		{name: "window", p: storage.SelectParams{Start: window.Start, End: window.End, Matchers: ms(`service="web"`)}},
+		{name: "window backward", p: storage.SelectParams{Start: window.Start, End: window.End, Backward: true, Contains: []string{"timeout"}}},
+		{name: "early stop", p: storage.SelectParams{Backward: true, Matchers: ms(`level="error"`)}, limit: 7},
+		{name: "early stop across pages", p: storage.SelectParams{Matchers: ms(`env="prod"`)}, limit: 450},
 	}
 	for _, c := range cases {
 		p := c.p
@@ -244,7 +244,7 @@ func TestESWriteSelect(t *testing.T) {
 		t.Errorf("Count = %d, want 5000", n)
 	}
 	for _, m := range [][]*model.LabelMatcher{ms(`service!="api"`), ms(`host=~"h1\\b.*"`), ms(`grade=""`, `level="warn"`)} {
-		if n, w := count(m), len(reference(recs, logstore.SelectParams{Start: all.Start, End: all.End, Matchers: m})); n != int64(w) {
+		if n, w := count(m), len(reference(recs, storage.SelectParams{Start: all.Start, End: all.End, Matchers: m})); n != int64(w) {
 			t.Errorf("Count %v = %d, want %d", m, n, w)
 		}
 	}
@@ -259,7 +259,7 @@ func TestESWriteSelect(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		ms   []*model.LabelMatcher
-		p    logstore.SelectParams
+		p    storage.SelectParams
 	}{
 		{name: "service"},
 		{name: "grade", ms: ms(`env="prod"`)},
@@ -296,7 +296,7 @@ func TestESWriteSelect(t *testing.T) {
 		for _, ls := range series {
 			got = append(got, ls.String())
 		}
-		for _, r := range reference(recs, logstore.SelectParams{Start: all.Start, End: all.End, Matchers: m}) {
+		for _, r := range reference(recs, storage.SelectParams{Start: all.Start, End: all.End, Matchers: m}) {
 			if k := r.StreamLabels().String(); !slices.Contains(want, k) {
 				want = append(want, k)
 			}

@@ -3,6 +3,7 @@ package esstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -14,7 +15,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/es/estest"
-	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // openES opens a store with an index prefix of its own, and deletes its
@@ -149,46 +150,46 @@ func TestESTemplate(t *testing.T) {
 }
 
 func TestESRejected(t *testing.T) {
-	type rejection struct {
-		id     model.RecordID
-		reason string
-	}
-	var rejected []rejection
-	s := openES(t, func(o *Options) {
-		o.Rejected = func(_ context.Context, rec model.LogRecord, reason string) error {
-			rejected = append(rejected, rejection{rec.ID, reason})
-			return nil
-		}
-	})
+	s := openES(t, nil)
 	ctx := context.Background()
 	recs := genRecords(50)
 	recs[10].Grade = 1000                         // vigil.grade is a byte
 	recs[20].TraceID = strings.Repeat("f", 40000) // longer than Lucene's 32766-byte term limit
-	if err := s.Write(ctx, recs); err != nil {
-		t.Fatalf("Write: %v", err)
+	err := s.Write(ctx, recs)
+	var rej *storage.RejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("Write: got %v; want a *storage.RejectedError", err)
 	}
-	if len(rejected) != 2 || rejected[0].id != recs[10].ID || rejected[1].id != recs[20].ID {
-		t.Fatalf("rejected %v, want records 10 and 20", rejected)
+	rejected := rej.Items
+	if len(rejected) != 2 || rejected[0].Index != 10 || rejected[1].Index != 20 {
+		t.Fatalf("rejected %+v, want records 10 and 20", rejected)
 	}
-	if !strings.Contains(rejected[0].reason, "out of range for a byte") {
-		t.Errorf("reason for record 10: %s", rejected[0].reason)
+	if !strings.Contains(rejected[0].Reason, "out of range for a byte") {
+		t.Errorf("reason for record 10: %s", rejected[0].Reason)
 	}
-	if !strings.Contains(rejected[1].reason, "immense term") {
-		t.Errorf("reason for record 20: %s", rejected[1].reason)
+	if !strings.Contains(rejected[1].Reason, "immense term") {
+		t.Errorf("reason for record 20: %s", rejected[1].Reason)
 	}
-	if n := len(rejected[1].reason); n > 2000 {
+	if n := len(rejected[1].Reason); n > 2000 {
 		t.Errorf("reason for record 20 is %d bytes; Elasticsearch quotes the value, which must be cut", n)
+	}
+	if !strings.Contains(err.Error(), "out of range for a byte") {
+		t.Errorf("Write's error %q does not name the reason", err)
 	}
 	s.Refresh(ctx)
 	if n, err := s.Count(ctx, math.MinInt64, math.MaxInt64, nil); n != 48 || err != nil {
 		t.Errorf("Count = %d, %v; want the other 48 records", n, err)
 	}
 
-	// without a handler, the rejection is Write's error
-	s.opts.Rejected = nil
-	recs[10].ID[0]++
-	if err := s.Write(ctx, recs[10:11]); err == nil || !strings.Contains(err.Error(), "out of range") {
-		t.Errorf("Write without Rejected: got %v, want the reason", err)
+	// Written again (a retry after the dead-letter destination failed),
+	// the batch stores nothing twice and reports the same two records.
+	err = s.Write(ctx, recs)
+	if !errors.As(err, &rej) || len(rej.Items) != 2 || rej.Items[0].Index != 10 || rej.Items[1].Index != 20 {
+		t.Errorf("Write again: got %v; want records 10 and 20 refused again", err)
+	}
+	s.Refresh(ctx)
+	if n, err := s.Count(ctx, math.MinInt64, math.MaxInt64, nil); n != 48 || err != nil {
+		t.Errorf("Count after writing again = %d, %v; want still 48", n, err)
 	}
 }
 

@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		docsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "docs_rejected_total",
-			Help: "Log documents Elasticsearch rejected permanently, by its error type; each went to the Rejected handler.",
+			Help: "Log documents Elasticsearch rejected permanently, by its error type; each is handed back to the ingester, which dead-letters it.",
 		}, []string{"reason"}),
 		itemRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "item_retries_total",

@@ -14,8 +14,8 @@ import (
 	"github.com/valyala/fastjson"
 
 	"github.com/vigilhq/vigil/internal/es"
-	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // maxListedDays: a time range of at most this many days searches its daily
@@ -63,7 +63,7 @@ func sortSpec(backward bool) []any {
 // into the search; line filters are verified exactly on each message. The
 // Row and everything it points to are only valid during fn; its Labels may
 // be shared between rows and must not be modified.
-func (s *Store) Select(ctx context.Context, p logstore.SelectParams, fn func(*logstore.Row) bool) error {
+func (s *Store) Select(ctx context.Context, p storage.SelectParams, fn func(*storage.Row) bool) error {
 	q := translate(p.Start, p.End, p.Matchers, p.Contains, p.ContainsFold)
 	if isMatchNone(q.q) {
 		return nil
@@ -73,7 +73,7 @@ func (s *Store) Select(ctx context.Context, p logstore.SelectParams, fn func(*lo
 	req := map[string]any{"query": q.q, "size": page, "sort": sortSpec(p.Backward), "track_total_hits": false}
 	var (
 		parser fastjson.Parser
-		row    logstore.Row
+		row    storage.Row
 		lc     = labelCache{}
 	)
 	for {
@@ -186,7 +186,7 @@ func scalarBytes(v *fastjson.Value) []byte {
 }
 
 // decodeHit fills row from one search hit.
-func decodeHit(h *fastjson.Value, row *logstore.Row, lc labelCache) error {
+func decodeHit(h *fastjson.Value, row *storage.Row, lc labelCache) error {
 	src := h.Get("_source")
 	if src == nil {
 		return fmt.Errorf("search hit %s without _source", h.GetStringBytes("_id"))

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/es"
-	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // TLSOptions configures TLS to Elasticsearch.
@@ -56,12 +56,6 @@ type Options struct {
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Rejected receives each record Elasticsearch refused permanently (a
-	// mapping or parse error, a document too large), with Elasticsearch's
-	// reason; the ingester sends it to the dead-letter topic. When Rejected
-	// is nil, such a record makes Write fail. An error from Rejected makes
-	// Write fail.
-	Rejected func(ctx context.Context, rec model.LogRecord, reason string) error
 }
 
 // DefaultOptions returns options for a local single-node cluster.
@@ -83,6 +77,11 @@ func DefaultOptions() Options {
 		Logger:          slog.Default(),
 	}
 }
+
+var (
+	_ storage.LogWriter = (*Store)(nil)
+	_ storage.LogReader = (*Store)(nil)
+)
 
 // Store reads and writes log records in Elasticsearch. It is safe for
 // concurrent use.

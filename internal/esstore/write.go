@@ -1,6 +1,7 @@
 package esstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // maxDocBytes: a document larger than this is rejected without being sent
@@ -63,13 +65,13 @@ func (s *Store) encode(recs []model.LogRecord, buf []byte) *encoded {
 
 // Write stores recs. It returns nil only when every record is durable in
 // Elasticsearch — the bulk API acknowledges after the translog is fsynced
-// (index.translog.durability: request, the default) — or was handed to
-// opts.Rejected because Elasticsearch refused it permanently. Records whose
-// id is already stored are skipped. Items answered 429 or 5xx are resent
-// alone with exponential backoff; a request that fails as a whole is
-// retried the same way, and after opts.MaxAttempts Write returns an error
-// so the caller retries later. Rejected may be called from several
-// goroutines, one call at a time.
+// (index.translog.durability: request, the default). Records Elasticsearch
+// refuses permanently (a mapping or parse error, a document too large) are
+// reported with a *storage.RejectedError, with Elasticsearch's reasons,
+// once every other record is durable. Records whose id is already stored
+// are skipped. Items answered 429 or 5xx are resent alone with exponential
+// backoff; a request that fails as a whole is retried the same way, and
+// after opts.MaxAttempts Write returns an error so the caller retries later.
 func (s *Store) Write(ctx context.Context, recs []model.LogRecord) error {
 	if len(recs) == 0 {
 		return nil
@@ -83,10 +85,7 @@ func (s *Store) Write(ctx context.Context, recs []model.LogRecord) error {
 		}
 	}()
 
-	var rejectMu sync.Mutex
-	w := &writer{s: s, e: e, rejectMu: &rejectMu}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	w := &writer{s: s, e: e}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.opts.BulkConcurrency)
 	var batch []int
@@ -94,11 +93,7 @@ func (s *Store) Write(ctx context.Context, recs []model.LogRecord) error {
 	for i := range recs {
 		n := len(e.item(i))
 		if n > maxDocBytes {
-			if err := w.reject(gctx, i, fmt.Sprintf("document_too_large: %d bytes, more than %d", n, maxDocBytes), "document_too_large"); err != nil {
-				cancel()
-				g.Wait() // the batches in flight use e.buf, which goes back to the pool
-				return err
-			}
+			w.reject(i, fmt.Sprintf("document_too_large: %d bytes, more than %d", n, maxDocBytes), "document_too_large")
 			continue
 		}
 		if len(batch) > 0 && (len(batch) >= s.opts.BulkMaxDocs || batchBytes+n > s.opts.BulkMaxBytes) {
@@ -112,13 +107,18 @@ func (s *Store) Write(ctx context.Context, recs []model.LogRecord) error {
 	if len(batch) > 0 {
 		g.Go(func() error { return w.send(gctx, batch) })
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return w.rejectedError()
 }
 
 type writer struct {
-	s        *Store
-	e        *encoded
-	rejectMu *sync.Mutex
+	s *Store
+	e *encoded
+
+	mu       sync.Mutex // guards rejected
+	rejected []storage.Rejection
 }
 
 // send writes the records idx, resending only items that failed
@@ -132,7 +132,7 @@ func (w *writer) send(ctx context.Context, idx []int) error {
 		case es.Duplicate:
 			s.m.docsDuplicate.Inc()
 		case es.Rejected:
-			return w.reject(ctx, i, r.Reason, r.ErrType)
+			w.reject(i, r.Reason, r.ErrType)
 		default:
 			rec := &w.e.recs[i]
 			return fmt.Errorf("cannot index record %s into %s: status %d: %s (check the cluster and the index, the record itself is not at fault)",
@@ -163,19 +163,22 @@ func contiguous(idx []int) bool {
 	return true
 }
 
-// reject hands record i to opts.Rejected.
-func (w *writer) reject(ctx context.Context, i int, reason, errType string) error {
-	s := w.s
-	rec := w.e.recs[i]
-	if s.opts.Rejected == nil {
-		return fmt.Errorf("Elasticsearch rejected record %s: %s", rec.ID, reason)
+// reject notes that Elasticsearch refused record i permanently. It may be
+// called from several goroutines.
+func (w *writer) reject(i int, reason, errType string) {
+	w.mu.Lock()
+	w.rejected = append(w.rejected, storage.Rejection{Index: i, Reason: reason})
+	w.mu.Unlock()
+	w.s.m.docsRejected.WithLabelValues(errType).Inc()
+	w.s.logger.Debug("record rejected by elasticsearch", "id", w.e.recs[i].ID, "reason", reason)
+}
+
+// rejectedError reports the records Elasticsearch refused, in batch
+// order, or nil.
+func (w *writer) rejectedError() error {
+	if len(w.rejected) == 0 {
+		return nil
 	}
-	w.rejectMu.Lock()
-	defer w.rejectMu.Unlock()
-	if err := s.opts.Rejected(ctx, rec, reason); err != nil {
-		return fmt.Errorf("cannot hand rejected record %s to the dead-letter handler: %w", rec.ID, err)
-	}
-	s.m.docsRejected.WithLabelValues(errType).Inc()
-	s.logger.Debug("record rejected by elasticsearch", "id", rec.ID, "reason", reason)
-	return nil
+	slices.SortFunc(w.rejected, func(a, b storage.Rejection) int { return cmp.Compare(a.Index, b.Index) })
+	return &storage.RejectedError{Items: w.rejected}
 }

@@ -3,6 +3,7 @@ package esstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/es/estest"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 func openFake(t *testing.T, f *estest.Fake, mod func(*Options)) *Store {
@@ -55,17 +57,9 @@ func TestWriteRetriesOnlyFailedItems(t *testing.T) {
 		}
 		return 200, estest.AllCreated(len(ids))
 	}}
-	var rejected []string
-	s := openFake(t, f, func(o *Options) {
-		o.Rejected = func(_ context.Context, rec model.LogRecord, reason string) error {
-			rejected = append(rejected, rec.ID.String()+" "+reason)
-			return nil
-		}
-	})
+	s := openFake(t, f, nil)
 	recs := fakeRecords(5)
-	if err := s.Write(context.Background(), recs); err != nil {
-		t.Fatalf("Write: %v", err)
-	}
+	rejected := rejections(t, s.Write(context.Background(), recs))
 	reqs := f.Requests()
 	if len(reqs) != 2 {
 		t.Fatalf("got %d bulk requests, want 2", len(reqs))
@@ -73,10 +67,24 @@ func TestWriteRetriesOnlyFailedItems(t *testing.T) {
 	if got, want := strings.Join(reqs[1], ","), recs[1].ID.String()+","+recs[4].ID.String(); got != want {
 		t.Errorf("second request: got ids %s, want %s (only the 429 and 503 items)", got, want)
 	}
-	if len(rejected) != 1 || !strings.HasPrefix(rejected[0], recs[2].ID.String()+" document_parsing_exception") ||
-		!strings.Contains(rejected[0], "out of range for a byte") {
-		t.Errorf("rejected: got %q, want record 2 with Elasticsearch's reason", rejected)
+	if len(rejected) != 1 || rejected[0].Index != 2 || !strings.HasPrefix(rejected[0].Reason, "document_parsing_exception") ||
+		!strings.Contains(rejected[0].Reason, "out of range for a byte") {
+		t.Errorf("rejected: got %+v, want record 2 with Elasticsearch's reason", rejected)
 	}
+}
+
+// rejections returns the records a Write reported refused, failing the test
+// on an error that is not a *storage.RejectedError.
+func rejections(t *testing.T, err error) []storage.Rejection {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var rej *storage.RejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("Write: got %v; want nil or a *storage.RejectedError", err)
+	}
+	return rej.Items
 }
 
 func TestWriteFailsAfterRetries(t *testing.T) {
@@ -107,7 +115,9 @@ func TestWriteConnectionRefused(t *testing.T) {
 	}
 }
 
-func TestWriteRejectedWithoutHandler(t *testing.T) {
+// TestWriteRejectedIsAnError: a caller that does not look for the
+// refused records still sees Write fail, with Elasticsearch's reason.
+func TestWriteRejectedIsAnError(t *testing.T) {
 	f := &estest.Fake{Bulk: func(int, []string, []byte) (int, string) { return 200, estest.Items(201, 400) }}
 	s := openFake(t, f, nil)
 	err := s.Write(context.Background(), fakeRecords(2))
@@ -123,20 +133,12 @@ func TestWriteSplitsOn413(t *testing.T) {
 		}
 		return 200, estest.AllCreated(len(ids))
 	}}
-	var rejected []model.RecordID
-	s := openFake(t, f, func(o *Options) {
-		o.Rejected = func(_ context.Context, rec model.LogRecord, _ string) error {
-			rejected = append(rejected, rec.ID)
-			return nil
-		}
-	})
+	s := openFake(t, f, nil)
 	recs := fakeRecords(8)
 	recs[5].Message = "HUGE"
-	if err := s.Write(context.Background(), recs); err != nil {
-		t.Fatalf("Write: %v", err)
-	}
-	if len(rejected) != 1 || rejected[0] != recs[5].ID {
-		t.Errorf("rejected %v, want only record 5", rejected)
+	rejected := rejections(t, s.Write(context.Background(), recs))
+	if len(rejected) != 1 || rejected[0].Index != 5 {
+		t.Errorf("rejected %+v, want only record 5", rejected)
 	}
 	indexed := 0
 	for _, r := range f.Requests() {

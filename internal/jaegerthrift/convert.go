@@ -219,7 +219,7 @@ func setKindAndStatus(s *model.Span) {
 	attrs := s.Attributes
 	if i := find(attrs, tagSpanKind); i >= 0 {
 		if attrs[i].Type == model.AttrString {
-			s.Kind = spanKind(attrs[i].Str)
+			s.Kind = model.SpanKindFromName(attrs[i].Str)
 		}
 		attrs = remove(attrs, i)
 	}
@@ -302,22 +302,6 @@ func httpStatus(a model.TypedAttr, kind model.SpanKind) (uint8, bool) {
 		return 0, true
 	}
 	return 2, true
-}
-
-func spanKind(v string) model.SpanKind {
-	switch v {
-	case "client":
-		return model.SpanKindClient
-	case "server":
-		return model.SpanKindServer
-	case "producer":
-		return model.SpanKindProducer
-	case "consumer":
-		return model.SpanKindConsumer
-	case "internal":
-		return model.SpanKindInternal
-	}
-	return model.SpanKindUnspecified
 }
 
 // attrString is a's value as a string attribute's; other types give "" as

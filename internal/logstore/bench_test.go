@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // Benchmarks. `make bench` runs them with the default sizes; the figures in
@@ -117,17 +118,17 @@ func BenchmarkQuery(b *testing.B) {
 	anySvc := []*model.LabelMatcher{mustMatcher(b, "service", model.MatchRegexp, ".+")}
 	for _, bc := range []struct {
 		name  string
-		p     SelectParams
+		p     storage.SelectParams
 		limit int
 	}{
-		{"needle/svc-3", SelectParams{Matchers: svc3, Contains: []string{rareNeedle}}, 0},
-		{"needle/all-services", SelectParams{Matchers: anySvc, Contains: []string{rareNeedle}}, 0},
+		{"needle/svc-3", storage.SelectParams{Matchers: svc3, Contains: []string{rareNeedle}}, 0},
+		{"needle/all-services", storage.SelectParams{Matchers: anySvc, Contains: []string{rareNeedle}}, 0},
 		// No block holds "qzx": the cost of reading every bloom.
-		{"absent/all-services", SelectParams{Matchers: anySvc, Contains: []string{"qzxv"}}, 0},
-		{"limit100-backward/svc-3", SelectParams{Matchers: svc3, Backward: true}, 100},
-		{"limit100-backward/svc-3-error", SelectParams{Matchers: append(svc3, mustMatcher(b, "level", model.MatchEqual, "error")), Backward: true}, 100},
+		{"absent/all-services", storage.SelectParams{Matchers: anySvc, Contains: []string{"qzxv"}}, 0},
+		{"limit100-backward/svc-3", storage.SelectParams{Matchers: svc3, Backward: true}, 100},
+		{"limit100-backward/svc-3-error", storage.SelectParams{Matchers: append(svc3, mustMatcher(b, "level", model.MatchEqual, "error")), Backward: true}, 100},
 		// Every block holds the trigrams, few lines the string: a scan.
-		{"fold-scan/svc-3", SelectParams{Matchers: svc3, ContainsFold: []string{"get /API/v1/ORDERS/4242 "}}, 0},
+		{"fold-scan/svc-3", storage.SelectParams{Matchers: svc3, ContainsFold: []string{"get /API/v1/ORDERS/4242 "}}, 0},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			p := bc.p
@@ -137,7 +138,7 @@ func BenchmarkQuery(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				rows = 0
-				err := s.Select(context.Background(), p, func(*Row) bool {
+				err := s.Select(context.Background(), p, func(*storage.Row) bool {
 					rows++
 					return bc.limit == 0 || rows < bc.limit
 				})

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/s2"
+
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 type chunkRef struct {
@@ -296,7 +298,7 @@ func (b *blockCols) str(c, i int) (string, error) {
 }
 
 // fillRow sets row i's fields other than Labels. attrs is scratch space.
-func (b *blockCols) fillRow(r *Row, i int) error {
+func (b *blockCols) fillRow(r *storage.Row, i int) error {
 	if err := b.loadRest(); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 func TestBlockRoundTrip(t *testing.T) {
@@ -57,7 +58,7 @@ func TestBlockRoundTrip(t *testing.T) {
 			}
 			// Lazily, one row at a time, as a query reads it.
 			b, _ = parseBlockCols(cols)
-			var r Row
+			var r storage.Row
 			if err := b.fillRow(&r, n-1); err != nil {
 				t.Fatal(err)
 			}

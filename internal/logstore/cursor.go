@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // cursor walks the matching rows of one source in timestamp order.
@@ -33,7 +35,7 @@ func (c *cursor) advance() bool {
 	return c.k < len(c.rows)
 }
 
-func (c *cursor) fill(r *Row) error {
+func (c *cursor) fill(r *storage.Row) error {
 	i := int(c.rows[c.k])
 	r.Labels = c.src.labels
 	if c.blk != nil {

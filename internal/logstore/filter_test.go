@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // refContainsFold is an independent reference for ContainsFold: ASCII
@@ -78,10 +79,10 @@ func TestContainsNeverMissesRows(t *testing.T) {
 			needle = randString(1 + rng.IntN(7))
 		}
 		for _, fold := range []bool{false, true} {
-			p := SelectParams{Start: all.Start, End: all.End, Contains: []string{needle}}
+			p := storage.SelectParams{Start: all.Start, End: all.End, Contains: []string{needle}}
 			match := func(line string) bool { return strings.Contains(line, needle) }
 			if fold {
-				p = SelectParams{Start: all.Start, End: all.End, ContainsFold: []string{needle}}
+				p = storage.SelectParams{Start: all.Start, End: all.End, ContainsFold: []string{needle}}
 				match = func(line string) bool { return refContainsFold(line, needle) }
 			}
 			var want []model.RecordID

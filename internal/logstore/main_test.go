@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 func TestMain(m *testing.M) {
@@ -44,10 +45,10 @@ func write(t testing.TB, s *Store, recs []model.LogRecord) {
 }
 
 // selectAll returns copies of the rows Select passes.
-func selectAll(t testing.TB, s *Store, p SelectParams) []model.LogRecord {
+func selectAll(t testing.TB, s *Store, p storage.SelectParams) []model.LogRecord {
 	t.Helper()
 	var out []model.LogRecord
-	err := s.Select(context.Background(), p, func(r *Row) bool {
+	err := s.Select(context.Background(), p, func(r *storage.Row) bool {
 		out = append(out, rowRecord(r))
 		return true
 	})
@@ -58,7 +59,7 @@ func selectAll(t testing.TB, s *Store, p SelectParams) []model.LogRecord {
 }
 
 // rowRecord copies a row into a record, the way a caller keeps a row.
-func rowRecord(r *Row) model.LogRecord {
+func rowRecord(r *storage.Row) model.LogRecord {
 	rec := model.LogRecord{
 		ID: r.ID, Timestamp: r.Timestamp, ObservedTimestamp: r.ObservedTimestamp,
 		Env: r.Labels.Get(model.LabelEnv), Host: r.Labels.Get(model.LabelHost), Level: r.Labels.Get(model.LabelLevel),
@@ -77,7 +78,7 @@ func rowRecord(r *Row) model.LogRecord {
 func clone(s string) string { return string([]byte(s)) }
 
 // all selects every time.
-var all = SelectParams{Start: -1 << 63, End: 1<<63 - 1}
+var all = storage.SelectParams{Start: -1 << 63, End: 1<<63 - 1}
 
 // sortRecords sorts records as a forward Select returns them when
 // timestamps are unique.

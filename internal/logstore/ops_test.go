@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // TestRetentionAtOpen: Open applies retention with the real clock, in the
@@ -93,7 +94,7 @@ func TestRetainWhileQuerying(t *testing.T) {
 	s = openStore(t, s.opts.Dir)
 	s.opts.Retention = time.Hour
 	n := 0
-	err := s.Select(context.Background(), all, func(*Row) bool {
+	err := s.Select(context.Background(), all, func(*storage.Row) bool {
 		if n++; n == 1 {
 			if err := s.Retain(time.Unix(0, day0+3*dayNs)); err != nil {
 				t.Error(err)
@@ -146,13 +147,13 @@ func TestConcurrentWriteSelect(t *testing.T) {
 					return
 				default:
 				}
-				p := SelectParams{Start: all.Start, End: all.End, Backward: r == 1}
+				p := storage.SelectParams{Start: all.Start, End: all.End, Backward: r == 1}
 				if r == 1 {
 					p.ContainsFold = []string{"GET"}
 				}
 				seen := map[model.RecordID]bool{}
 				last := int64(0)
-				err := s.Select(ctx, p, func(row *Row) bool {
+				err := s.Select(ctx, p, func(row *storage.Row) bool {
 					if seen[row.ID] {
 						t.Errorf("row %s returned twice", row.ID)
 						return false

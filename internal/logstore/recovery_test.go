@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 func TestDuplicatesSkipped(t *testing.T) {
@@ -35,7 +36,7 @@ func TestDuplicatesSkipped(t *testing.T) {
 	// Zero ids are never deduplicated.
 	zero := []model.LogRecord{{Timestamp: day0, Message: "a"}, {Timestamp: day0, Message: "a"}}
 	write(t, s, zero)
-	if got := len(selectAll(t, s, SelectParams{Start: all.Start, End: all.End, Contains: []string{"a"}})); got < 2 {
+	if got := len(selectAll(t, s, storage.SelectParams{Start: all.Start, End: all.End, Contains: []string{"a"}})); got < 2 {
 		t.Fatalf("got %d rows with zero ids, want both", got)
 	}
 
@@ -254,7 +255,7 @@ func TestCrashKill9(t *testing.T) {
 
 	s := openStore(t, dir)
 	seen := map[model.RecordID]int{}
-	err := s.Select(context.Background(), all, func(r *Row) bool {
+	err := s.Select(context.Background(), all, func(r *storage.Row) bool {
 		seen[r.ID]++
 		return true
 	})

@@ -9,20 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
-
-// SelectParams select rows. The query layer and the Elasticsearch store
-// accept the same parameters.
-type SelectParams struct {
-	Start, End int64                 // Unix ns; Start inclusive, End exclusive
-	Matchers   []*model.LabelMatcher // stream selector; an absent label matches as ""
-	// Contains: every row's message contains each of these (case-sensitive).
-	Contains []string
-	// ContainsFold: every row's message contains each of these, ignoring
-	// ASCII case (A–Z = a–z; other bytes compare exactly).
-	ContainsFold []string
-	Backward     bool // newest first
-}
 
 // Select calls fn for each matching row, in timestamp order (newest first
 // when p.Backward), merged across streams and partitions; rows with equal
@@ -35,7 +23,7 @@ type SelectParams struct {
 //
 // A query sees each row of the store at most once: all of a Write or none,
 // and blocks only once fully written.
-func (s *Store) Select(ctx context.Context, p SelectParams, fn func(*Row) bool) error {
+func (s *Store) Select(ctx context.Context, p storage.SelectParams, fn func(*storage.Row) bool) error {
 	if p.End <= p.Start {
 		return nil
 	}
@@ -65,7 +53,7 @@ type source struct {
 type query struct {
 	s      *Store
 	ctx    context.Context
-	p      SelectParams
+	p      storage.SelectParams
 	filter *lineFilter
 	tri    []uint32 // trigrams every matching block's bloom must hold
 	srcs   []*source
@@ -77,7 +65,7 @@ type query struct {
 
 // newQuery takes a snapshot of the blocks and head streams that may hold
 // matching rows.
-func (s *Store) newQuery(ctx context.Context, p SelectParams) (*query, error) {
+func (s *Store) newQuery(ctx context.Context, p storage.SelectParams) (*query, error) {
 	q := &query{s: s, ctx: ctx, p: p, filter: newLineFilter(p.Contains, p.ContainsFold)}
 	q.tri = needleTrigrams(q.filter.contains, q.filter.fold)
 	overlaps := func(minTs, maxTs int64) bool { return maxTs >= p.Start && minTs < p.End }
@@ -156,12 +144,12 @@ func (q *query) release() {
 	q.s.m.blocksPruned.Add(float64(q.pruned.Load()))
 }
 
-func (q *query) run(fn func(*Row) bool) error {
+func (q *query) run(fn func(*storage.Row) bool) error {
 	if !q.filter.empty() && len(q.srcs) > 1 {
 		q.pf = newPrefetcher(q)
 	}
 	h := cursorHeap{backward: q.p.Backward}
-	var row Row
+	var row storage.Row
 	next, n := 0, 0
 	for {
 		for next < len(q.srcs) && (len(h.c) == 0 || q.mayPrecede(q.srcs[next], h.c[0].ts())) {

@@ -22,7 +22,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+var (
+	_ storage.LogWriter = (*Store)(nil)
+	_ storage.LogReader = (*Store)(nil)
 )
 
 // ErrClosed is returned by operations on a closed Store.
@@ -68,6 +73,8 @@ type Stats struct {
 }
 
 // Store is an embedded log store. Its methods are safe for concurrent use.
+// It is the ingester's storage.LogWriter and the query API's
+// storage.LogReader.
 type Store struct {
 	opts Options
 	tune tuning
@@ -330,17 +337,4 @@ func (s *Store) Stats() Stats {
 	}
 	st.Partitions = len(days)
 	return st
-}
-
-// Row is one stored log line as Select returns it.
-type Row struct {
-	ID                model.RecordID
-	Timestamp         int64 // Unix ns
-	ObservedTimestamp int64 // Unix ns
-	Labels            model.Labels
-	Message           string
-	TraceID           string
-	SpanID            string
-	Attributes        []model.Attr
-	Truncated         bool
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 var day0 = time.Date(2025, 3, 10, 0, 0, 0, 0, time.UTC).UnixNano()
@@ -92,14 +93,14 @@ func TestOrdering(t *testing.T) {
 				w = append(w, r)
 			}
 		}
-		got := selectAll(t, s, SelectParams{Start: start, End: end})
+		got := selectAll(t, s, storage.SelectParams{Start: start, End: end})
 		if !reflect.DeepEqual(ids(got), ids(w)) {
 			t.Fatalf("forward [%d, %d): got %d rows, want %d (or wrong order)", start, end, len(got), len(w))
 		}
 		if len(got) > 0 && !reflect.DeepEqual(got[0], w[0]) {
 			t.Fatalf("forward: first row %+v, want %+v", got[0], w[0])
 		}
-		got = selectAll(t, s, SelectParams{Start: start, End: end, Backward: true})
+		got = selectAll(t, s, storage.SelectParams{Start: start, End: end, Backward: true})
 		slices.Reverse(got)
 		if !reflect.DeepEqual(ids(got), ids(w)) {
 			t.Fatalf("backward [%d, %d): got %d rows, want %d (or wrong order)", start, end, len(got), len(w))
@@ -127,13 +128,13 @@ func TestSelectEarlyStop(t *testing.T) {
 		write(t, s, recs[lo:lo+100])
 	}
 	want := sortRecords(recs)
-	for _, p := range []SelectParams{
+	for _, p := range []storage.SelectParams{
 		{Start: all.Start, End: all.End},
 		{Start: all.Start, End: all.End, Backward: true},
 		{Start: all.Start, End: all.End, ContainsFold: []string{"A"}}, // prefetched
 	} {
 		var got []model.RecordID
-		err := s.Select(context.Background(), p, func(r *Row) bool {
+		err := s.Select(context.Background(), p, func(r *storage.Row) bool {
 			got = append(got, r.ID)
 			return len(got) < 10
 		})
@@ -158,7 +159,7 @@ func TestSelectCanceled(t *testing.T) {
 	write(t, s, genRecords(3, 5000, day0, 1e6))
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	err := s.Select(ctx, SelectParams{Start: all.Start, End: all.End, Contains: []string{"e"}}, func(*Row) bool {
+	err := s.Select(ctx, storage.SelectParams{Start: all.Start, End: all.End, Contains: []string{"e"}}, func(*storage.Row) bool {
 		if n++; n == 1 {
 			cancel()
 		}
@@ -192,7 +193,7 @@ func TestMatchers(t *testing.T) {
 		t.Helper()
 		for _, reopened := range []bool{false, true} {
 			var got []int
-			for _, r := range selectAll(t, s, SelectParams{Start: all.Start, End: all.End, Matchers: ms}) {
+			for _, r := range selectAll(t, s, storage.SelectParams{Start: all.Start, End: all.End, Matchers: ms}) {
 				got = append(got, int(r.ID[0]-1))
 			}
 			if !slices.Equal(got, want) {
@@ -259,7 +260,7 @@ func TestEqualTimestamps(t *testing.T) {
 	write(t, s, recs[30:]) // half in blocks, half in the head
 	for i := 0; i < 3; i++ {
 		fwd := ids(selectAll(t, s, all))
-		bwd := ids(selectAll(t, s, SelectParams{Start: all.Start, End: all.End, Backward: true}))
+		bwd := ids(selectAll(t, s, storage.SelectParams{Start: all.Start, End: all.End, Backward: true}))
 		slices.Reverse(bwd)
 		if len(fwd) != len(recs) || !slices.Equal(fwd, bwd) {
 			t.Fatalf("backward is not the reverse of forward:\n%v\n%v", fwd, bwd)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"hash/fnv"
+	"strconv"
 )
 
 // TraceID is a 128-bit trace id; a 64-bit id (Jaeger, Zipkin) fills the
@@ -48,6 +49,30 @@ type TypedAttr struct {
 	Float float64
 }
 
+// ValueString is the attribute's value as a string, as tag searches compare
+// it: booleans as true/false, numbers in decimal, binary in hex.
+func (a TypedAttr) ValueString() string {
+	if a.Type == AttrString {
+		return a.Str
+	}
+	return string(a.AppendValueString(nil))
+}
+
+// AppendValueString appends a.ValueString() to b.
+func (a TypedAttr) AppendValueString(b []byte) []byte {
+	switch a.Type {
+	case AttrBool:
+		return strconv.AppendBool(b, a.Int != 0)
+	case AttrInt64:
+		return strconv.AppendInt(b, a.Int, 10)
+	case AttrFloat64:
+		return strconv.AppendFloat(b, a.Float, 'g', -1, 64)
+	case AttrBinary:
+		return hex.AppendEncode(b, []byte(a.Str))
+	}
+	return append(b, a.Str...)
+}
+
 // SpanKind follows OTLP's numbering.
 type SpanKind uint8
 
@@ -60,6 +85,30 @@ const (
 	SpanKindProducer
 	SpanKindConsumer
 )
+
+// kindNames are the names Jaeger gives the span kinds (its span.kind tag).
+var kindNames = [...]string{SpanKindInternal: "internal", SpanKindServer: "server", SpanKindClient: "client",
+	SpanKindProducer: "producer", SpanKindConsumer: "consumer"}
+
+// Name is the name Jaeger gives the kind in its span.kind tag ("server",
+// "client", "producer", "consumer", "internal"); "" when unspecified.
+func (k SpanKind) Name() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return ""
+}
+
+// SpanKindFromName is the kind Name calls name; SpanKindUnspecified for
+// any other name.
+func SpanKindFromName(name string) SpanKind {
+	for k := SpanKindInternal; int(k) < len(kindNames); k++ {
+		if kindNames[k] == name {
+			return k
+		}
+	}
+	return SpanKindUnspecified
+}
 
 // RefType is the type of a span reference, as in Jaeger.
 type RefType uint8

@@ -25,3 +25,43 @@ func TestReparentSharedChildren(t *testing.T) {
 		t.Errorf("a grandchild's parent changed to %s", spans[3].ParentSpanID)
 	}
 }
+
+func TestSpanKindName(t *testing.T) {
+	f := func(k SpanKind, want string) {
+		t.Helper()
+		if got := k.Name(); got != want {
+			t.Errorf("SpanKind(%d).Name() = %q; want %q", k, got, want)
+		}
+		if got := SpanKindFromName(want); want != "" && got != k {
+			t.Errorf("SpanKindFromName(%q) = %d; want %d", want, got, k)
+		}
+	}
+	f(SpanKindUnspecified, "")
+	f(SpanKindInternal, "internal")
+	f(SpanKindServer, "server")
+	f(SpanKindClient, "client")
+	f(SpanKindProducer, "producer")
+	f(SpanKindConsumer, "consumer")
+	f(SpanKind(9), "")
+	if got := SpanKindFromName("SERVER"); got != SpanKindUnspecified {
+		t.Errorf(`SpanKindFromName("SERVER") = %d; want unspecified`, got)
+	}
+}
+
+func TestTypedAttrValueString(t *testing.T) {
+	f := func(a TypedAttr, want string) {
+		t.Helper()
+		if got := a.ValueString(); got != want {
+			t.Errorf("%+v: ValueString() = %q; want %q", a, got, want)
+		}
+		if got := string(a.AppendValueString([]byte("x="))); got != "x="+want {
+			t.Errorf("%+v: AppendValueString = %q; want %q", a, got, "x="+want)
+		}
+	}
+	f(TypedAttr{Type: AttrString, Str: "GET"}, "GET")
+	f(TypedAttr{Type: AttrBool, Int: 1}, "true")
+	f(TypedAttr{Type: AttrBool}, "false")
+	f(TypedAttr{Type: AttrInt64, Int: -42}, "-42")
+	f(TypedAttr{Type: AttrFloat64, Float: 0.25}, "0.25")
+	f(TypedAttr{Type: AttrBinary, Str: "\x01\xff"}, "01ff")
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // benchSpans is the store size of the read benchmarks:
@@ -144,14 +145,14 @@ func BenchmarkFindTraces(b *testing.B) {
 	s := populated(b)
 	for _, bc := range []struct {
 		name string
-		q    TraceQuery
+		q    storage.TraceQuery
 	}{
-		{"service", TraceQuery{Service: "svc-7", Limit: 20}},
-		{"service+op+1h", TraceQuery{Service: "svc-7", Operation: "op-3", StartMin: day0 + 10*3600e9, StartMax: day0 + 11*3600e9, Limit: 20}},
-		{"service+tag", TraceQuery{Service: "svc-7", Tags: map[string]string{"http.status_code": "500"}, Limit: 20}},
-		{"rare-tag", TraceQuery{Tags: map[string]string{"user.id": "4242"}, Limit: 20}},
-		{"service+rare-tag", TraceQuery{Service: "svc-7", Tags: map[string]string{"http.route": "/api/v1/items/42"}, Limit: 20}},
-		{"service+duration", TraceQuery{Service: "svc-7", DurationMin: 9e8, Limit: 20}},
+		{"service", storage.TraceQuery{Service: "svc-7", Limit: 20}},
+		{"service+op+1h", storage.TraceQuery{Service: "svc-7", Operation: "op-3", StartMin: day0 + 10*3600e9, StartMax: day0 + 11*3600e9, Limit: 20}},
+		{"service+tag", storage.TraceQuery{Service: "svc-7", Tags: map[string]string{"http.status_code": "500"}, Limit: 20}},
+		{"rare-tag", storage.TraceQuery{Tags: map[string]string{"user.id": "4242"}, Limit: 20}},
+		{"service+rare-tag", storage.TraceQuery{Service: "svc-7", Tags: map[string]string{"http.route": "/api/v1/items/42"}, Limit: 20}},
+		{"service+duration", storage.TraceQuery{Service: "svc-7", DurationMin: 9e8, Limit: 20}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // searchFixture stores five traces:
@@ -61,7 +62,7 @@ func TestFindTraces(t *testing.T) {
 func testFindTraces(t *testing.T, seal int) {
 	s := searchFixture(t, seal)
 	ms := int64(time.Millisecond)
-	f := func(name string, q TraceQuery, want ...string) {
+	f := func(name string, q storage.TraceQuery, want ...string) {
 		t.Helper()
 		got, err := s.FindTraces(context.Background(), q)
 		if err != nil {
@@ -71,33 +72,33 @@ func testFindTraces(t *testing.T, seal int) {
 			t.Errorf("%s: got traces %v, want %v", name, ids, want)
 		}
 	}
-	f("everything, latest first", TraceQuery{}, "0003", "0005", "0004", "0002", "0001")
-	f("limit", TraceQuery{Limit: 2}, "0003", "0005")
-	f("service", TraceQuery{Service: "users"}, "0004", "0002", "0001")
-	f("unknown service", TraceQuery{Service: "nope"})
-	f("service+operation", TraceQuery{Service: "frontend", Operation: "POST /login"}, "0003")
-	f("operation of another service", TraceQuery{Service: "users", Operation: "POST /login"})
-	f("int tag as string", TraceQuery{Tags: map[string]string{"http.status_code": "200"}}, "0005", "0001")
-	f("process tag", TraceQuery{Tags: map[string]string{"region": "eu"}}, "0002")
-	f("event tag", TraceQuery{Tags: map[string]string{"cache": "miss"}}, "0004")
-	f("error tag from status", TraceQuery{Service: "users", Tags: map[string]string{"error": "true"}}, "0002")
-	f("span.kind tag", TraceQuery{Service: "users", Tags: map[string]string{"span.kind": "server"}}, "0004", "0002", "0001")
-	f("two tags on one span", TraceQuery{Tags: map[string]string{"region": "eu", "http.status_code": "500"}}, "0002")
-	f("two tags on different spans", TraceQuery{Tags: map[string]string{"region": "eu", "cache": "miss"}})
-	f("min duration", TraceQuery{DurationMin: 600 * ms}, "0005", "0002")
-	f("max duration", TraceQuery{Service: "users", DurationMax: 10 * ms}, "0001")
-	f("duration range", TraceQuery{DurationMin: 20 * ms, DurationMax: 50 * ms}, "0003", "0004", "0001")
-	f("start range", TraceQuery{StartMin: day0 + 5*ms, StartMax: day0 + 25*ms}, "0004", "0002")
-	f("start min excludes day0", TraceQuery{StartMin: day0 + nsPerDay}, "0003")
+	f("everything, latest first", storage.TraceQuery{}, "0003", "0005", "0004", "0002", "0001")
+	f("limit", storage.TraceQuery{Limit: 2}, "0003", "0005")
+	f("service", storage.TraceQuery{Service: "users"}, "0004", "0002", "0001")
+	f("unknown service", storage.TraceQuery{Service: "nope"})
+	f("service+operation", storage.TraceQuery{Service: "frontend", Operation: "POST /login"}, "0003")
+	f("operation of another service", storage.TraceQuery{Service: "users", Operation: "POST /login"})
+	f("int tag as string", storage.TraceQuery{Tags: map[string]string{"http.status_code": "200"}}, "0005", "0001")
+	f("process tag", storage.TraceQuery{Tags: map[string]string{"region": "eu"}}, "0002")
+	f("event tag", storage.TraceQuery{Tags: map[string]string{"cache": "miss"}}, "0004")
+	f("error tag from status", storage.TraceQuery{Service: "users", Tags: map[string]string{"error": "true"}}, "0002")
+	f("span.kind tag", storage.TraceQuery{Service: "users", Tags: map[string]string{"span.kind": "server"}}, "0004", "0002", "0001")
+	f("two tags on one span", storage.TraceQuery{Tags: map[string]string{"region": "eu", "http.status_code": "500"}}, "0002")
+	f("two tags on different spans", storage.TraceQuery{Tags: map[string]string{"region": "eu", "cache": "miss"}})
+	f("min duration", storage.TraceQuery{DurationMin: 600 * ms}, "0005", "0002")
+	f("max duration", storage.TraceQuery{Service: "users", DurationMax: 10 * ms}, "0001")
+	f("duration range", storage.TraceQuery{DurationMin: 20 * ms, DurationMax: 50 * ms}, "0003", "0004", "0001")
+	f("start range", storage.TraceQuery{StartMin: day0 + 5*ms, StartMax: day0 + 25*ms}, "0004", "0002")
+	f("start min excludes day0", storage.TraceQuery{StartMin: day0 + nsPerDay}, "0003")
 	// Jaeger semantics: every criterion on the same span. Trace 5 has the
 	// tag on one span and the long duration on another.
-	f("tag and duration on one span", TraceQuery{Service: "frontend", Operation: "GET /",
+	f("tag and duration on one span", storage.TraceQuery{Service: "frontend", Operation: "GET /",
 		Tags: map[string]string{"http.status_code": "200"}, DurationMin: 40 * ms}, "0001")
-	f("all criteria", TraceQuery{Service: "frontend", Operation: "GET /", Tags: map[string]string{"http.status_code": "500"},
+	f("all criteria", storage.TraceQuery{Service: "frontend", Operation: "GET /", Tags: map[string]string{"http.status_code": "500"},
 		DurationMin: 100 * ms, DurationMax: time.Second.Nanoseconds(), StartMin: day0, StartMax: day0 + nsPerDay, Limit: 5}, "0002")
 
 	// Whole traces come back, not only the matching span.
-	got, _ := s.FindTraces(context.Background(), TraceQuery{Tags: map[string]string{"region": "eu"}})
+	got, _ := s.FindTraces(context.Background(), storage.TraceQuery{Tags: map[string]string{"region": "eu"}})
 	if len(got) != 1 || len(got[0]) != 2 {
 		t.Fatalf("got %d traces, want trace 2 with its 2 spans", len(got))
 	}
@@ -116,15 +117,15 @@ func testServicesOperations(t *testing.T, seal int) {
 	if want := []string{"frontend", "users"}; !reflect.DeepEqual(svcs, want) {
 		t.Errorf("Services = %v, want %v", svcs, want)
 	}
-	f := func(service, kind string, want ...Operation) {
+	f := func(service, kind string, want ...storage.Operation) {
 		t.Helper()
 		got, err := s.Operations(ctx, service, kind)
 		if err != nil || !reflect.DeepEqual(got, want) && len(want)+len(got) > 0 {
 			t.Errorf("Operations(%q, %q) = %v, %v; want %v", service, kind, got, err, want)
 		}
 	}
-	f("frontend", "", Operation{"GET /", ""}, Operation{"GET /", "server"}, Operation{"POST /login", "server"})
-	f("frontend", "server", Operation{"GET /", "server"}, Operation{"POST /login", "server"})
+	f("frontend", "", storage.Operation{Name: "GET /", SpanKind: ""}, storage.Operation{Name: "GET /", SpanKind: "server"}, storage.Operation{Name: "POST /login", SpanKind: "server"})
+	f("frontend", "server", storage.Operation{Name: "GET /", SpanKind: "server"}, storage.Operation{Name: "POST /login", SpanKind: "server"})
 	f("users", "client")
 	f("nope", "")
 }
@@ -142,12 +143,12 @@ func testDependencies(t *testing.T, seal int) {
 		t.Fatal(err)
 	}
 	// Trace 5's child is in the same service and is no dependency.
-	want := []Dependency{{Parent: "frontend", Child: "users", CallCount: 2, ErrorCount: 1}}
+	want := []storage.Dependency{{Parent: "frontend", Child: "users", CallCount: 2, ErrorCount: 1}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 	got, _ = s.Dependencies(context.Background(), day0+5*int64(time.Millisecond), time.Hour)
-	if want := []Dependency{{Parent: "frontend", Child: "users", CallCount: 1}}; !reflect.DeepEqual(got, want) {
+	if want := []storage.Dependency{{Parent: "frontend", Child: "users", CallCount: 1}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("lookback window: got %+v, want %+v", got, want)
 	}
 }

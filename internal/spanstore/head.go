@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // The head indexes, in memory, the blocks of a partition appended since its
@@ -186,7 +187,7 @@ func (h *head) traceMetas(id model.TraceID, out []spanMeta) []spanMeta {
 }
 
 // match calls f for every span of h matching q.
-func (h *head) match(q *TraceQuery, f func(trace model.TraceID, start int64)) {
+func (h *head) match(q *storage.TraceQuery, f func(trace model.TraceID, start int64)) {
 	svc, op := ^uint32(0), ^uint32(0)
 	if q.Service != "" {
 		id, ok := h.strs[q.Service]
@@ -238,7 +239,7 @@ func (h *head) match(q *TraceQuery, f func(trace model.TraceID, start int64)) {
 
 // matches reports whether m meets q; svc and op are the ids of q's service
 // and operation in m's names, ^0 when q has none.
-func matches(q *TraceQuery, m *spanMeta, svc, op uint32) bool {
+func matches(q *storage.TraceQuery, m *spanMeta, svc, op uint32) bool {
 	return !(svc != ^uint32(0) && m.service != svc || op != ^uint32(0) && m.op != op ||
 		q.StartMin != 0 && m.start < q.StartMin || q.StartMax != 0 && m.start > q.StartMax ||
 		q.DurationMin != 0 && m.dur < q.DurationMin || q.DurationMax != 0 && m.dur > q.DurationMax)

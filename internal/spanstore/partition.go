@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -265,47 +263,6 @@ func isError(s *model.Span) bool {
 	return false
 }
 
-// KindName is the name Jaeger gives a span kind ("" when unspecified).
-func KindName(k model.SpanKind) string {
-	switch k {
-	case model.SpanKindInternal:
-		return "internal"
-	case model.SpanKindServer:
-		return "server"
-	case model.SpanKindClient:
-		return "client"
-	case model.SpanKindProducer:
-		return "producer"
-	case model.SpanKindConsumer:
-		return "consumer"
-	}
-	return ""
-}
-
-// AttrString is an attribute's value as a string, as tag searches compare
-// it: booleans as true/false, numbers in decimal, binary in hex.
-func AttrString(a model.TypedAttr) string {
-	if a.Type == model.AttrString {
-		return a.Str
-	}
-	return string(appendAttrString(nil, a))
-}
-
-// appendAttrString appends AttrString(a) to b.
-func appendAttrString(b []byte, a model.TypedAttr) []byte {
-	switch a.Type {
-	case model.AttrBool:
-		return strconv.AppendBool(b, a.Int != 0)
-	case model.AttrInt64:
-		return strconv.AppendInt(b, a.Int, 10)
-	case model.AttrFloat64:
-		return strconv.AppendFloat(b, a.Float, 'g', -1, 64)
-	case model.AttrBinary:
-		return hex.AppendEncode(b, []byte(a.Str))
-	}
-	return append(b, a.Str...)
-}
-
 // forEachTag calls f for every searchable key=value of s, as the term
 // "key\x00value" built in buf: span, process and event attributes, plus
 // span.kind and error=true as Jaeger shows them. term is valid until f
@@ -313,7 +270,7 @@ func appendAttrString(b []byte, a model.TypedAttr) []byte {
 func forEachTag(s *model.Span, buf []byte, f func(term []byte)) {
 	attr := func(a model.TypedAttr) {
 		buf = append(append(buf[:0], a.Key...), 0)
-		buf = appendAttrString(buf, a)
+		buf = a.AppendValueString(buf)
 		f(buf)
 	}
 	for _, a := range s.Attributes {
@@ -327,7 +284,7 @@ func forEachTag(s *model.Span, buf []byte, f func(term []byte)) {
 			attr(a)
 		}
 	}
-	if k := KindName(s.Kind); k != "" {
+	if k := s.Kind.Name(); k != "" {
 		f(append(buf[:0], "span.kind\x00"+k...))
 	}
 	if s.StatusCode == 2 {

@@ -10,41 +10,8 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
-
-// ErrTraceNotFound is returned by GetTrace for a trace id with no spans.
-var ErrTraceNotFound = errors.New("trace not found")
-
-// Operation is an operation name of a service and the kind of its spans
-// ("server", "client", "producer", "consumer", "internal" or "").
-type Operation struct {
-	Name     string
-	SpanKind string
-}
-
-// TraceQuery selects traces that have one span matching every criterion.
-type TraceQuery struct {
-	Service   string
-	Operation string
-	// Tags match span, process or event attributes (and span.kind,
-	// error=true), compared as strings.
-	Tags map[string]string
-	// StartMin and StartMax bound the span's start time, Unix ns; 0 is
-	// unbounded.
-	StartMin, StartMax int64
-	// DurationMin and DurationMax bound the span's duration, ns; 0 is
-	// unbounded.
-	DurationMin, DurationMax int64
-	// Limit is the most traces returned; 0 is unlimited.
-	Limit int
-}
-
-// Dependency is the calls from spans of service Parent to spans of service
-// Child.
-type Dependency struct {
-	Parent, Child         string
-	CallCount, ErrorCount uint64
-}
 
 // readParts calls f with the partitions, oldest first, holding the store's
 // read lock so that retention cannot close them meanwhile.
@@ -63,7 +30,7 @@ func (s *Store) readParts(f func(parts []*partition) error) error {
 }
 
 // GetTrace returns the spans of trace id ordered by start time, or
-// ErrTraceNotFound.
+// storage.ErrTraceNotFound.
 func (s *Store) GetTrace(ctx context.Context, id model.TraceID) ([]model.Span, error) {
 	var out []model.Span
 	err := s.readParts(func(parts []*partition) error {
@@ -72,7 +39,7 @@ func (s *Store) GetTrace(ctx context.Context, id model.TraceID) ([]model.Span, e
 		return err
 	})
 	if err == nil && len(out) == 0 {
-		err = ErrTraceNotFound
+		err = storage.ErrTraceNotFound
 	}
 	return out, err
 }
@@ -137,10 +104,10 @@ func (s *Store) Services(ctx context.Context) ([]string, error) {
 
 // Operations returns the operations of service, of spans of kind spanKind
 // ("" for every kind), sorted by name and kind.
-func (s *Store) Operations(ctx context.Context, service, spanKind string) ([]Operation, error) {
-	set := map[Operation]struct{}{}
+func (s *Store) Operations(ctx context.Context, service, spanKind string) ([]storage.Operation, error) {
+	set := map[storage.Operation]struct{}{}
 	add := func(name string, kind model.SpanKind) {
-		op := Operation{Name: name, SpanKind: KindName(kind)}
+		op := storage.Operation{Name: name, SpanKind: kind.Name()}
 		if spanKind == "" || spanKind == op.SpanKind {
 			set[op] = struct{}{}
 		}
@@ -166,11 +133,11 @@ func (s *Store) Operations(ctx context.Context, service, spanKind string) ([]Ope
 		}
 		return nil
 	})
-	out := make([]Operation, 0, len(set))
+	out := make([]storage.Operation, 0, len(set))
 	for k := range set {
 		out = append(out, k)
 	}
-	slices.SortFunc(out, func(a, b Operation) int {
+	slices.SortFunc(out, func(a, b storage.Operation) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.SpanKind, b.SpanKind))
 	})
 	return out, err
@@ -178,7 +145,7 @@ func (s *Store) Operations(ctx context.Context, service, spanKind string) ([]Ope
 
 // FindTraces returns whole traces that have a span matching q, the trace
 // with the latest matching span first.
-func (s *Store) FindTraces(ctx context.Context, q TraceQuery) ([][]model.Span, error) {
+func (s *Store) FindTraces(ctx context.Context, q storage.TraceQuery) ([][]model.Span, error) {
 	var out [][]model.Span
 	err := s.readParts(func(parts []*partition) error {
 		latest := map[model.TraceID]int64{}
@@ -226,7 +193,7 @@ func (s *Store) FindTraces(ctx context.Context, q TraceQuery) ([][]model.Span, e
 
 // match calls f for every span of p matching q. Segments are searched
 // concurrently: their reads are mostly system calls.
-func (p *partition) match(ctx context.Context, q *TraceQuery, f func(trace model.TraceID, start int64)) error {
+func (p *partition) match(ctx context.Context, q *storage.TraceQuery, f func(trace model.TraceID, start int64)) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	type hit struct {
@@ -272,10 +239,10 @@ func (p *partition) match(ctx context.Context, q *TraceQuery, f func(trace model
 // in (endTs-lookback, endTs] (Unix ns): for every span whose parent span
 // belongs to another service, one call from the parent's service to the
 // span's, an error when the child span failed. Sorted by parent, child.
-func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Duration) ([]Dependency, error) {
+func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Duration) ([]storage.Dependency, error) {
 	startTs := endTs - int64(lookback)
 	type edge struct{ parent, child string }
-	deps := map[edge]*Dependency{}
+	deps := map[edge]*storage.Dependency{}
 	err := s.readParts(func(parts []*partition) error {
 		// call records one span whose parent is in service parent.
 		call := func(parent, child string, m *spanMeta) {
@@ -284,7 +251,7 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 			}
 			d := deps[edge{parent, child}]
 			if d == nil {
-				d = &Dependency{Parent: parent, Child: child}
+				d = &storage.Dependency{Parent: parent, Child: child}
 				deps[edge{parent, child}] = d
 			}
 			d.CallCount++
@@ -306,11 +273,11 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 		}
 		return nil
 	})
-	out := make([]Dependency, 0, len(deps))
+	out := make([]storage.Dependency, 0, len(deps))
 	for _, d := range deps {
 		out = append(out, *d)
 	}
-	slices.SortFunc(out, func(a, b Dependency) int {
+	slices.SortFunc(out, func(a, b storage.Dependency) int {
 		return cmp.Or(cmp.Compare(a.Parent, b.Parent), cmp.Compare(a.Child, b.Child))
 	})
 	return out, err

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // readMetas reads n metas from ordinal first into buf.
@@ -111,7 +112,7 @@ func (sg *segment) postings(term string) ([]uint32, error) {
 }
 
 // match calls f for every span of sg matching q.
-func (sg *segment) match(q *TraceQuery, f func(trace model.TraceID, start int64)) error {
+func (sg *segment) match(q *storage.TraceQuery, f func(trace model.TraceID, start int64)) error {
 	if q.StartMin != 0 && sg.maxStart < q.StartMin || q.StartMax != 0 && sg.minStart > q.StartMax {
 		return nil
 	}

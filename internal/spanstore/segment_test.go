@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 func withSeal(n int) func(*Options) { return func(o *Options) { o.sealSpans = n } }
@@ -52,12 +53,12 @@ func checkTraces(t *testing.T, s *Store, n int) {
 		}
 	}
 	for _, i := range []int{0, n / 2, n - 1} {
-		got, err := s.FindTraces(ctx, TraceQuery{Service: "svc", Tags: map[string]string{"n": AttrString(model.TypedAttr{Type: model.AttrInt64, Int: int64(i)})}})
+		got, err := s.FindTraces(ctx, storage.TraceQuery{Service: "svc", Tags: map[string]string{"n": model.TypedAttr{Type: model.AttrInt64, Int: int64(i)}.ValueString()}})
 		if err != nil || len(got) != 1 || got[0][0].TraceID != tid(uint64(i)) || len(got[0]) != 3 {
 			t.Fatalf("search of trace %d: got %d traces, %v", i, len(got), err)
 		}
 	}
-	if got, _ := s.FindTraces(ctx, TraceQuery{Service: "svc"}); len(got) != n {
+	if got, _ := s.FindTraces(ctx, storage.TraceQuery{Service: "svc"}); len(got) != n {
 		t.Fatalf("service search: got %d traces, want %d", len(got), n)
 	}
 }

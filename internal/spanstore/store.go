@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // Options configures a Store.
@@ -45,6 +46,8 @@ func DefaultOptions(dir string) Options {
 }
 
 // Store is the embedded span store. Its methods are safe for concurrent use.
+// It is the span ingester's storage.SpanWriter and the Jaeger API's
+// storage.SpanReader and storage.DependencyReader.
 type Store struct {
 	opts Options
 
@@ -56,6 +59,12 @@ type Store struct {
 
 	m metrics
 }
+
+var (
+	_ storage.SpanWriter       = (*Store)(nil)
+	_ storage.SpanReader       = (*Store)(nil)
+	_ storage.DependencyReader = (*Store)(nil)
+)
 
 // ErrClosed is returned by calls on a closed store.
 var ErrClosed = errors.New("span store is closed")

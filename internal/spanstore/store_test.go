@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 func TestRoundTripEveryField(t *testing.T) {
@@ -48,7 +49,7 @@ func TestCodecRejectsCorrupt(t *testing.T) {
 
 func TestGetTraceNotFound(t *testing.T) {
 	s := openStore(t, t.TempDir())
-	if _, err := s.GetTrace(context.Background(), tid(1)); !errors.Is(err, ErrTraceNotFound) {
+	if _, err := s.GetTrace(context.Background(), tid(1)); !errors.Is(err, storage.ErrTraceNotFound) {
 		t.Fatalf("got %v, want ErrTraceNotFound", err)
 	}
 }
@@ -110,7 +111,7 @@ func TestTornTail(t *testing.T) {
 		if got, err := s.GetTrace(context.Background(), a.TraceID); err != nil || len(got) != 1 {
 			t.Fatalf("cut at %d: GetTrace(a) = %d spans, %v", cut, len(got), err)
 		}
-		if _, err := s.GetTrace(context.Background(), b.TraceID); !errors.Is(err, ErrTraceNotFound) {
+		if _, err := s.GetTrace(context.Background(), b.TraceID); !errors.Is(err, storage.ErrTraceNotFound) {
 			t.Fatalf("cut at %d: GetTrace(b) = %v, want not found", cut, err)
 		}
 		write(t, s, b)
@@ -137,7 +138,7 @@ func TestRetention(t *testing.T) {
 	// Cutoff is day0+1 01:00: day0 ended before it and goes; day0+1 stays.
 	for d := uint64(1); d <= 4; d++ {
 		_, err := s.GetTrace(context.Background(), tid(d))
-		if gone := errors.Is(err, ErrTraceNotFound); gone != (d == 1) {
+		if gone := errors.Is(err, storage.ErrTraceNotFound); gone != (d == 1) {
 			t.Errorf("day %d: GetTrace err = %v", d-1, err)
 		}
 	}
@@ -175,10 +176,10 @@ func TestConcurrentWriteRead(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 50; i++ {
-				if _, err := s.FindTraces(ctx, TraceQuery{Service: "svc", Limit: 10}); err != nil {
+				if _, err := s.FindTraces(ctx, storage.TraceQuery{Service: "svc", Limit: 10}); err != nil {
 					t.Error(err)
 				}
-				if _, err := s.GetTrace(ctx, tid(uint64(i))); err != nil && !errors.Is(err, ErrTraceNotFound) {
+				if _, err := s.GetTrace(ctx, tid(uint64(i))); err != nil && !errors.Is(err, storage.ErrTraceNotFound) {
 					t.Error(err)
 				}
 				s.Services(ctx)
@@ -187,7 +188,7 @@ func TestConcurrentWriteRead(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	got, _ := s.FindTraces(ctx, TraceQuery{Service: "db"})
+	got, _ := s.FindTraces(ctx, storage.TraceQuery{Service: "db"})
 	if len(got) != 200 {
 		t.Fatalf("got %d traces, want 200", len(got))
 	}

@@ -1,5 +1,7 @@
 // Package jaeger serves Jaeger's query HTTP JSON API (the one the Jaeger UI
-// and Grafana's Jaeger data source read) over a SpanReader.
+// and Grafana's Jaeger data source read) over a storage.SpanReader, and the
+// dependency graph when the reader is also a storage.DependencyReader. A
+// GetTrace error that is storage.ErrTraceNotFound is answered 404.
 package jaeger
 
 import (
@@ -14,46 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/model"
-	"github.com/vigilhq/vigil/internal/spanstore"
-)
-
-// Query types are those of the embedded store, so that it implements
-// SpanReader as it is; another store (Elasticsearch) returns the same types.
-type (
-	TraceQuery = spanstore.TraceQuery
-	Operation  = spanstore.Operation
-	Dependency = spanstore.Dependency
-)
-
-// ErrTraceNotFound is what GetTrace returns (wrapped or not) for an unknown
-// trace id; the API answers 404.
-var ErrTraceNotFound = spanstore.ErrTraceNotFound
-
-// SpanReader reads spans. Returned spans belong to the caller.
-type SpanReader interface {
-	// GetTrace returns the spans of a trace, or ErrTraceNotFound.
-	GetTrace(ctx context.Context, id model.TraceID) ([]model.Span, error)
-	// FindTraces returns whole traces with a span matching q, most recent
-	// first, at most q.Limit.
-	FindTraces(ctx context.Context, q TraceQuery) ([][]model.Span, error)
-	// Services returns the service names, sorted.
-	Services(ctx context.Context) ([]string, error)
-	// Operations returns a service's operations, of one span kind or of all
-	// when spanKind is "".
-	Operations(ctx context.Context, service, spanKind string) ([]Operation, error)
-}
-
-// DependencyReader computes service dependencies; a SpanReader that also
-// implements it serves /api/dependencies.
-type DependencyReader interface {
-	// Dependencies returns the calls between services of the spans that
-	// started in (endTs-lookback, endTs], endTs in Unix ns.
-	Dependencies(ctx context.Context, endTs int64, lookback time.Duration) ([]Dependency, error)
-}
-
-var (
-	_ SpanReader       = (*spanstore.Store)(nil)
-	_ DependencyReader = (*spanstore.Store)(nil)
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // Options configures the API.
@@ -81,15 +44,15 @@ func DefaultOptions() Options {
 // API serves Jaeger's query API.
 type API struct {
 	opts     Options
-	spans    SpanReader
-	deps     SpanReader // the reader as given, for its DependencyReader
+	spans    storage.SpanReader
+	deps     storage.SpanReader // the reader as given, for its DependencyReader
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
 // sharedSpans reads traces with the children of Zipkin shared spans under
 // their server half (model.ReparentSharedChildren), as Jaeger shows them.
-type sharedSpans struct{ SpanReader }
+type sharedSpans struct{ storage.SpanReader }
 
 func (s sharedSpans) GetTrace(ctx context.Context, id model.TraceID) ([]model.Span, error) {
 	spans, err := s.SpanReader.GetTrace(ctx, id)
@@ -97,7 +60,7 @@ func (s sharedSpans) GetTrace(ctx context.Context, id model.TraceID) ([]model.Sp
 	return spans, err
 }
 
-func (s sharedSpans) FindTraces(ctx context.Context, q TraceQuery) ([][]model.Span, error) {
+func (s sharedSpans) FindTraces(ctx context.Context, q storage.TraceQuery) ([][]model.Span, error) {
 	traces, err := s.SpanReader.FindTraces(ctx, q)
 	for _, t := range traces {
 		model.ReparentSharedChildren(t)
@@ -106,7 +69,7 @@ func (s sharedSpans) FindTraces(ctx context.Context, q TraceQuery) ([][]model.Sp
 }
 
 // NewAPI returns the Jaeger API over r.
-func NewAPI(opts Options, r SpanReader) *API {
+func NewAPI(opts Options, r storage.SpanReader) *API {
 	d := DefaultOptions()
 	if opts.Logger == nil {
 		opts.Logger = d.Logger

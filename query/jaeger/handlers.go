@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 func (a *API) services(w http.ResponseWriter, r *http.Request) error {
@@ -69,7 +71,7 @@ func (a *API) getTrace(w http.ResponseWriter, r *http.Request) error {
 		return badParam("traceID", "%v", err)
 	}
 	spans, err := a.spans.GetTrace(r.Context(), id)
-	if errors.Is(err, ErrTraceNotFound) || err == nil && len(spans) == 0 {
+	if errors.Is(err, storage.ErrTraceNotFound) || err == nil && len(spans) == 0 {
 		return &notFoundError{raw}
 	}
 	if err != nil {
@@ -110,7 +112,7 @@ func (a *API) tracesByID(w http.ResponseWriter, r *http.Request, ids []string) e
 			return badParam("traceID", "%v", err)
 		}
 		spans, err := a.spans.GetTrace(r.Context(), id)
-		if errors.Is(err, ErrTraceNotFound) || err == nil && len(spans) == 0 {
+		if errors.Is(err, storage.ErrTraceNotFound) || err == nil && len(spans) == 0 {
 			errs = append(errs, responseError{Code: http.StatusNotFound, Msg: "trace not found", TraceID: raw})
 			continue
 		}
@@ -124,7 +126,7 @@ func (a *API) tracesByID(w http.ResponseWriter, r *http.Request, ids []string) e
 }
 
 func (a *API) dependencies(w http.ResponseWriter, r *http.Request) error {
-	dr, ok := a.deps.(DependencyReader)
+	dr, ok := a.deps.(storage.DependencyReader)
 	if !ok {
 		writeJSON(w, http.StatusOK, response{Data: []any{}})
 		return nil

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/vigilhq/vigil/internal/model"
-	"github.com/vigilhq/vigil/internal/spanstore"
 )
 
 // The JSON of a trace, field for field as Jaeger's model/json package and
@@ -121,7 +120,7 @@ func str(k, v string) KeyValue { return KeyValue{Key: k, Type: "string", Value: 
 // the OTLP status and error=true.
 func spanTags(s *model.Span) []KeyValue {
 	tags := keyValues(s.Attributes)
-	if k := spanstore.KindName(s.Kind); k != "" {
+	if k := s.Kind.Name(); k != "" {
 		tags = append(tags, str("span.kind", k))
 	}
 	switch s.StatusCode {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
@@ -52,9 +53,9 @@ func parseDuration(name, v string) (time.Duration, error) {
 }
 
 // parseTraceQuery reads the parameters of /api/traces.
-func (a *API) parseTraceQuery(r *http.Request) (TraceQuery, error) {
+func (a *API) parseTraceQuery(r *http.Request) (storage.TraceQuery, error) {
 	f := r.Form
-	q := TraceQuery{Service: f.Get("service"), Operation: f.Get("operation"), Limit: a.opts.DefaultLimit}
+	q := storage.TraceQuery{Service: f.Get("service"), Operation: f.Get("operation"), Limit: a.opts.DefaultLimit}
 	if q.Service == "" {
 		return q, badParam("service", "is required (or give traceID)")
 	}

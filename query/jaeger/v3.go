@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // Jaeger's API v3 over HTTP (its gRPC gateway): traces as OTLP JSON inside
@@ -82,7 +83,7 @@ func (a *API) v3GetTrace(w http.ResponseWriter, r *http.Request) error {
 		return badParam("trace_id", "%v", err)
 	}
 	spans, err := a.spans.GetTrace(r.Context(), id)
-	if errors.Is(err, ErrTraceNotFound) || err == nil && len(spans) == 0 {
+	if errors.Is(err, storage.ErrTraceNotFound) || err == nil && len(spans) == 0 {
 		return &notFoundError{raw}
 	}
 	if err != nil {
@@ -96,7 +97,7 @@ func (a *API) v3GetTrace(w http.ResponseWriter, r *http.Request) error {
 // query.num_traces (or query.search_depth).
 func (a *API) v3FindTraces(w http.ResponseWriter, r *http.Request) error {
 	f := r.Form
-	q := TraceQuery{Service: f.Get("query.service_name"), Operation: f.Get("query.operation_name"), Limit: a.opts.DefaultLimit}
+	q := storage.TraceQuery{Service: f.Get("query.service_name"), Operation: f.Get("query.operation_name"), Limit: a.opts.DefaultLimit}
 	if q.Service == "" {
 		return badParam("query.service_name", "is required")
 	}
