@@ -1,5 +1,7 @@
-// Package ingester consumes log batches from the queue, parses and enriches
-// their records, and writes them to a store in bulk. A queue position is
+// Package ingester moves batches from the queue into a store, one ingester
+// per signal on one shared pipeline: log batches, whose records it parses
+// and enriches (New), and span batches, whose service dependencies it
+// counts (NewSpanIngester). It writes to the store in bulk. A queue position is
 // committed only after the store durably accepted every record before it,
 // except the records it refused (a storage.RejectedError) and undecodable
 // batches, which are dead-lettered first.
