@@ -8,7 +8,6 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
 	"github.com/vigilhq/vigil/internal/queue"
-	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
 // ByTrace is a producer of span batches that publishes each trace of a
@@ -73,7 +72,7 @@ func (b ByTrace) publishTrace(ctx context.Context, spans []model.Span, data []by
 		}
 	}
 	err := b.Down.Publish(ctx, spans[0].TraceID.String(), data)
-	if !errors.Is(err, kafka.ErrTooLarge) || len(spans) < 2 {
+	if !errors.Is(err, queue.ErrTooLarge) || len(spans) < 2 {
 		return err
 	}
 	half := len(spans) / 2

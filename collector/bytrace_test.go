@@ -9,7 +9,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
-	"github.com/vigilhq/vigil/internal/queue/kafka"
+	"github.com/vigilhq/vigil/internal/queue"
 )
 
 // recorder is a producer that keeps what it was given and fails the keys
@@ -111,7 +111,7 @@ type sizeLimited struct {
 
 func (s *sizeLimited) Publish(ctx context.Context, key string, value []byte) error {
 	if len(value) > s.max {
-		return fmt.Errorf("%w: %d bytes", kafka.ErrTooLarge, len(value))
+		return fmt.Errorf("%w: %d bytes", queue.ErrTooLarge, len(value))
 	}
 	return s.recorder.Publish(ctx, key, value)
 }

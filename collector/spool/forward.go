@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/queue"
-	"github.com/vigilhq/vigil/internal/queue/diskqueue"
-	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
 // Commits of forwarded batches are grouped: the spool position is
@@ -246,7 +244,7 @@ func (s *Spool) commit(ctx context.Context, m queue.Message) bool {
 // classify maps a downstream error to a reason of forward_errors_total.
 func classify(err error) string {
 	switch {
-	case errors.Is(err, kafka.ErrTooLarge), errors.Is(err, diskqueue.ErrTooLarge):
+	case errors.Is(err, queue.ErrTooLarge):
 		return reasonTooLarge
 	case errors.Is(err, queue.ErrClosed):
 		return reasonClosed

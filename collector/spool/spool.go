@@ -195,7 +195,7 @@ func decodeValue(m queue.Message) (int64, []byte, error) {
 // Publish appends value durably to the spool under key and returns nil
 // once it is on disk; Run forwards it. It returns queue.ErrFull, without
 // writing, when the spool holds Options.MaxBytes, an error wrapping
-// diskqueue.ErrTooLarge for a batch that could never fit, and
+// queue.ErrTooLarge for a batch that could never fit, and
 // queue.ErrClosed after Close. value is not retained.
 func (s *Spool) Publish(ctx context.Context, key string, value []byte) error {
 	now := time.Now().UnixNano()
