@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/vigilhq/vigil/collector/spool"
 	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/esspanstore"
@@ -67,11 +66,7 @@ func runCollector(ctx context.Context, args []string) (err error) {
 			return err
 		}
 		closers = append(closers, kp)
-		so := spool.DefaultOptions()
-		so.Dir = filepath.Join(*common.dataDir, "spool")
-		so.MaxBytes = *qf.maxBytes
-		so.Logger, so.Registerer = logger.With("component", "spool"), d.signalRegisterer("logs")
-		sp, err := spool.Open(so, kp)
+		sp, err := d.openSpool(filepath.Join(*common.dataDir, "spool"), *qf.maxBytes, "spool", "logs", kp)
 		if err != nil {
 			return err
 		}

@@ -50,6 +50,19 @@ func (d *daemon) spanQueueOptions(dataDir string, qf *queueFlags) diskqueue.Opti
 	return qo
 }
 
+// openSpool opens the collector's spool for one signal in dir, bounded to
+// maxBytes, forwarding to down.
+func (d *daemon) openSpool(dir string, maxBytes int64, component, signal string, down queue.Producer) (*spool.Spool, error) {
+	logger, reg := d.logger.With("component", component), d.signalRegisterer(signal)
+	q, err := diskqueue.Open(diskqueue.Options{Dir: dir, MaxBytes: maxBytes, Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("cannot open spool: %w", err)
+	}
+	so := spool.DefaultOptions()
+	so.Logger, so.Registerer = logger.With("dir", dir), reg
+	return spool.Open(so, q, down)
+}
+
 // openSpanProducer returns where the collector's span receivers publish:
 // with Kafka, a disk spool forwarding to the span topic one message per
 // trace; without, the embedded span queue under dataDir.
@@ -70,11 +83,7 @@ func (d *daemon) openSpanProducer(dataDir string, qf *queueFlags, kf *kafkaFlags
 	if err != nil {
 		return nil, nil, err
 	}
-	so := spool.DefaultOptions()
-	so.Dir = filepath.Join(dataDir, spanSpoolDir)
-	so.MaxBytes = *qf.maxBytes
-	so.Logger, so.Registerer = d.logger.With("component", "span-spool"), d.signalRegisterer("spans")
-	sp, err := spool.Open(so, collector.ByTrace{Down: kp})
+	sp, err := d.openSpool(filepath.Join(dataDir, spanSpoolDir), *qf.maxBytes, "span-spool", "spans", collector.ByTrace{Down: kp})
 	if err != nil {
 		return nil, nil, errors.Join(err, kp.Close())
 	}

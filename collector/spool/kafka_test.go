@@ -16,6 +16,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
@@ -68,7 +69,7 @@ func kafkaOptions(t *testing.T) kafka.Options {
 }
 
 // retryRecorder passes batches to a Kafka producer and remembers those
-// whose Publish failed: only they may reach Kafka twice.
+// whose Publish or PublishBatch failed: only they may reach Kafka twice.
 type retryRecorder struct {
 	p       *kafka.Producer
 	mu      sync.Mutex
@@ -77,10 +78,16 @@ type retryRecorder struct {
 }
 
 func (r *retryRecorder) Publish(ctx context.Context, key string, value []byte) error {
-	err := r.p.Publish(ctx, key, value)
+	return r.PublishBatch(ctx, []queue.Record{{Key: key, Value: value}})
+}
+
+func (r *retryRecorder) PublishBatch(ctx context.Context, records []queue.Record) error {
+	err := r.p.PublishBatch(ctx, records)
 	if err != nil {
 		r.mu.Lock()
-		r.retried[string(value)] = true
+		for _, rec := range records {
+			r.retried[string(rec.Value)] = true
+		}
 		msg := err.Error()
 		if i := strings.IndexAny(msg, ":("); i > 0 {
 			msg = msg[:i]
@@ -125,7 +132,7 @@ func testKafka(t *testing.T, outage bool) {
 	}
 	defer mustClose(t, kp)
 	down := &retryRecorder{p: kp, retried: map[string]bool{}, errs: map[string]int{}}
-	s, err := Open(testOptions(t.TempDir(), func(o *Options) {
+	s, err := openSpool(testOptions(t.TempDir(), func(o *testConfig) {
 		o.RetryMin, o.RetryMax = DefaultRetryMin, DefaultRetryMax
 	}), down)
 	if err != nil {
