@@ -112,13 +112,14 @@ func kafkaValue(key string, seq int) []byte {
 // fresh topic and checks with the kafka package's consumer that every one
 // arrived, each key's in order; duplicates are allowed only for batches
 // whose forward failed and was retried. "outage" stops Kafka for about
-// 15 s in the middle of the run (VIGIL_TEST_KAFKA_CONTROL=1).
+// 15 s in the middle of the run (VIGIL_TEST_SERVICE_CONTROL=1, as make
+// test sets).
 func TestKafka(t *testing.T) {
 	t.Run("steady", func(t *testing.T) { testKafka(t, false) })
 	t.Run("outage", func(t *testing.T) {
-		if os.Getenv("VIGIL_TEST_KAFKA_CONTROL") != "1" {
+		if os.Getenv("VIGIL_TEST_SERVICE_CONTROL") != "1" {
 			testBrokers(t)
-			t.Skip("stops and restarts the local Kafka with deploy/local/kafka.sh; set VIGIL_TEST_KAFKA_CONTROL=1 to run it")
+			t.Skip("stops and restarts the local Kafka with deploy/local/kafka.sh; set VIGIL_TEST_SERVICE_CONTROL=1 to run it")
 		}
 		testKafka(t, true)
 	})
