@@ -64,8 +64,9 @@ func (d *daemon) openSpool(dir string, maxBytes int64, component, signal string,
 }
 
 // openSpanProducer returns where the collector's span receivers publish:
-// with Kafka, a disk spool forwarding to the span topic one message per
-// trace; without, the embedded span queue under dataDir.
+// with Kafka, a disk spool forwarding to the span topic; without, the
+// embedded span queue under dataDir. Either way the receivers publish one
+// batch per trace keyed by its trace id.
 func (d *daemon) openSpanProducer(dataDir string, qf *queueFlags, kf *kafkaFlags) (queue.Producer, []io.Closer, error) {
 	if !kf.enabled() {
 		p, err := diskqueue.OpenProducer(d.spanQueueOptions(dataDir, qf))
@@ -83,7 +84,7 @@ func (d *daemon) openSpanProducer(dataDir string, qf *queueFlags, kf *kafkaFlags
 	if err != nil {
 		return nil, nil, err
 	}
-	sp, err := d.openSpool(filepath.Join(dataDir, spanSpoolDir), *qf.maxBytes, "span-spool", "spans", collector.ByTrace{Down: kp})
+	sp, err := d.openSpool(filepath.Join(dataDir, spanSpoolDir), *qf.maxBytes, "span-spool", "spans", kp)
 	if err != nil {
 		return nil, nil, errors.Join(err, kp.Close())
 	}
