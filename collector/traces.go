@@ -23,16 +23,19 @@ import (
 	"github.com/vigilhq/vigil/internal/zipkinjson"
 )
 
-// SpanBatchKey is the queue key of the span batches the receivers publish:
-// one key for all, so the collector's spool coalesces them; ByTrace then
-// re-keys them by trace id on their way to Kafka.
-const SpanBatchKey = "spans"
-
 // Traces receives spans — OTLP/HTTP, Zipkin v2 JSON, Jaeger thrift over
 // HTTP and UDP — samples them and publishes them as OTLP batches, one per
-// request.
+// trace of a request keyed by its trace id (32 hex digits), so that every
+// span of a trace lands on one Kafka partition. The spans are encoded
+// once, here, and cut by trace without decoding them again
+// (otlptraces.SplitByTrace); the batches of a request are published
+// together, with one PublishBatch when the producer has it, so that a
+// request costs one fsync.
 type Traces struct {
 	producer queue.Producer
+	// maxBatch bounds the encoding of one batch, so that the producer
+	// accepts it under a trace id key; 0 for no bound.
+	maxBatch int
 	sampler  *Sampler
 	maxBody  int64
 	logger   *slog.Logger
@@ -47,6 +50,7 @@ type Traces struct {
 func NewTraces(p queue.Producer, sampler *Sampler, maxBody int64, logger *slog.Logger, reg prometheus.Registerer) *Traces {
 	t := &Traces{
 		producer: p, sampler: sampler, maxBody: maxBody, logger: logger,
+		maxBatch: max(0, queue.MaxMessageBytes(p)-traceKeyLen),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "span_requests_total",
 			Help: "Requests to the span receivers, by receiver and status code."}, []string{"receiver", "code"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "received_spans_total",
@@ -92,14 +96,14 @@ func (t *Traces) publish(ctx context.Context, receiver string, spans []model.Spa
 		if len(spans) == 0 {
 			return http.StatusOK, "", ""
 		}
-		return t.enqueue(ctx, len(spans), raw, nil)
+		return t.enqueue(ctx, len(spans), raw, spans, nil)
 	}
 	spans = t.sampler.Keep(spans)
 	if len(spans) == 0 {
 		return http.StatusOK, "", ""
 	}
 	data, err := otlptraces.Marshal(spans)
-	return t.enqueue(ctx, len(spans), data, err)
+	return t.enqueue(ctx, len(spans), data, nil, err)
 }
 
 // publishTraces samples and queues an OTLP request decoded by the gRPC
@@ -128,24 +132,54 @@ func (t *Traces) publishTraces(ctx context.Context, receiver string, td ptrace.T
 		t.sampler.countKept(service, k)
 	}
 	data, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	return t.enqueue(ctx, n, data, err)
+	return t.enqueue(ctx, n, data, nil, err)
 }
 
-// enqueue publishes an encoded batch of n spans (or reports err, an
-// encoding failure) and maps the outcome to an HTTP status.
-func (t *Traces) enqueue(ctx context.Context, n int, data []byte, err error) (code int, msg, reason string) {
+// traceKeyLen is the length of a span batch's key: a trace id in hex.
+const traceKeyLen = 32
+
+// enqueue publishes an encoded request of n spans by trace (or reports
+// err, an encoding failure) and maps the outcome to an HTTP status. spans,
+// when not nil, are the request's spans, to encode again should data not
+// split (protobuf that decoders skip but the splitter does not read).
+func (t *Traces) enqueue(ctx context.Context, n int, data []byte, spans []model.Span, err error) (code int, msg, reason string) {
 	if err == nil {
-		err = t.producer.Publish(ctx, SpanBatchKey, data)
+		err = t.publishByTrace(ctx, data, spans)
 	}
 	switch {
 	case err == nil:
 		return http.StatusOK, "", ""
 	case errors.Is(err, queue.ErrFull):
 		return http.StatusTooManyRequests, "the collector's queue is full; retry later", "queue_full"
+	case errors.Is(err, queue.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, err.Error(), "too_large"
 	default:
 		t.logger.Warn("cannot queue spans", "spans", n, "err", err)
 		return http.StatusServiceUnavailable, "the collector cannot queue spans right now: " + err.Error(), "unavailable"
 	}
+}
+
+// publishByTrace cuts data, an OTLP request, into one batch per trace (more
+// for a trace larger than the producer takes) and publishes them together.
+func (t *Traces) publishByTrace(ctx context.Context, data []byte, spans []model.Span) error {
+	parts, err := otlptraces.SplitByTrace(data, t.maxBatch)
+	if err != nil && spans != nil {
+		if data, err = otlptraces.Marshal(spans); err == nil {
+			parts, err = otlptraces.SplitByTrace(data, t.maxBatch)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	records := make([]queue.Record, len(parts))
+	for i, p := range parts {
+		if t.maxBatch > 0 && len(p.Data) > t.maxBatch {
+			return fmt.Errorf("a span of trace %s takes %d bytes encoded, more than the queue accepts (%d): %w",
+				p.TraceID, len(p.Data), t.maxBatch, queue.ErrTooLarge)
+		}
+		records[i] = queue.Record{Key: p.Key(), Value: p.Data}
+	}
+	return queue.PublishBatch(ctx, t.producer, records)
 }
 
 func (t *Traces) reply(w http.ResponseWriter, receiver string, code int, reason, msg string) {

@@ -65,7 +65,7 @@ func TestTraceReceiversBadInput(t *testing.T) {
 		t.Fatalf("the good Zipkin span was not queued: %v", err)
 	}
 	spans, err := otlptraces.Unmarshal(nil, m.Value)
-	if err != nil || len(spans) != 1 || spans[0].Service != "z" || m.Key != SpanBatchKey {
+	if err != nil || len(spans) != 1 || spans[0].Service != "z" || m.Key != "5af7183fb1d4cf5f5af7183fb1d4cf5f" {
 		t.Errorf("queued %+v (key %q), %v", spans, m.Key, err)
 	}
 	if got := testutil.ToFloat64(tr.rejected.WithLabelValues("zipkin", "invalid")); got != 2 {
@@ -121,13 +121,13 @@ func TestOTLPQueuedAsReceived(t *testing.T) {
 		if code, msg, _ := tr.publishTraces(context.Background(), "otlp_grpc_traces", otlptraces.ToTraces(spans)); code != http.StatusOK {
 			t.Fatalf("rate %v: %d %s", rate, code, msg)
 		}
-		got := rec.got[SpanBatchKey]
+		got := rec.spans()
 		kept := testutil.ToFloat64(sampler.kept.WithLabelValues("b"))
-		if rate == 1 && (len(got) != 3 || kept != 2) {
-			t.Errorf("rate 1: queued %d spans, kept %v of service b; want 3 and 2", len(got), kept)
+		if rate == 1 && (got != 3 || kept != 2) {
+			t.Errorf("rate 1: queued %d spans, kept %v of service b; want 3 and 2", got, kept)
 		}
-		if rate < 1 && (len(got) != 0 || testutil.ToFloat64(sampler.dropped.WithLabelValues("b")) != 2) {
-			t.Errorf("rate %v: queued %d spans; want none, 2 of b counted as sampled out", rate, len(got))
+		if rate < 1 && (got != 0 || testutil.ToFloat64(sampler.dropped.WithLabelValues("b")) != 2) {
+			t.Errorf("rate %v: queued %d spans; want none, 2 of b counted as sampled out", rate, got)
 		}
 	}
 }

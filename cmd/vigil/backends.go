@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -68,11 +69,17 @@ func (d *daemon) producer(s *signalDecl, b *backends) (queue.Producer, error) {
 		return nil, err
 	}
 	d.onClose(kp.Close)
+	// The spool is a disk queue of its own in front of Kafka; it closes it.
+	qo := b.queue.options()
+	qo.Dir = filepath.Join(b.dataDir, s.spoolDir)
+	qo.Logger, qo.Registerer = d.logger.With("component", "spool", "signal", s.name), d.signalRegisterer(s.name)
+	log, err := diskqueue.Open(qo)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open spool: %w", err)
+	}
 	so := spool.DefaultOptions()
-	so.Dir = filepath.Join(b.dataDir, s.spoolDir)
-	so.MaxBytes = *b.queue.maxBytes
-	so.Logger, so.Registerer = d.logger.With("component", "spool", "signal", s.name), d.signalRegisterer(s.name)
-	sp, err := spool.Open(so, kp)
+	so.Logger, so.Registerer = qo.Logger, qo.Registerer
+	sp, err := spool.Open(so, log, kp)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,7 @@ import (
 )
 
 // backlog accounts for what is spooled and not yet forwarded, and keeps the
-// gauges in step. Publish adds a batch after the disk queue accepted it,
+// gauges in step. Publish adds batches after the log accepted them,
 // so the forwarder can remove a batch before it was added; the counts may
 // be below zero for that moment, and the rules below keep oldest right
 // through it.
@@ -22,14 +22,14 @@ type backlog struct {
 	oldest atomic.Int64
 }
 
-// added accounts for a batch of size bytes published at enq.
-func (b *backlog) added(size, enq int64) {
+// added accounts for n batches of size bytes in all, published at enq.
+func (b *backlog) added(n, size, enq int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.batches++
+	b.batches += n
 	b.bytes += size
 	switch {
-	case b.batches == 0: // the forwarder already removed it
+	case b.batches == 0: // the forwarder already removed them
 		b.oldest.Store(0)
 	case b.oldest.Load() == 0:
 		b.oldest.Store(enq)

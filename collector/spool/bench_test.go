@@ -25,7 +25,7 @@ func BenchmarkPublish(b *testing.B) {
 	for _, publishers := range []int{1, 4} {
 		b.Run(fmt.Sprintf("publishers=%d", publishers), func(b *testing.B) {
 			down := &nopDownstream{}
-			s, err := Open(testOptions(b.TempDir()), down)
+			s, err := openSpool(testOptions(b.TempDir()), down)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -53,7 +53,7 @@ func BenchmarkPublish(b *testing.B) {
 // batches, timed until the last one is forwarded.
 func BenchmarkEndToEnd(b *testing.B) {
 	down := &nopDownstream{}
-	s, err := Open(testOptions(b.TempDir()), down)
+	s, err := openSpool(testOptions(b.TempDir()), down)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -30,8 +30,8 @@ const (
 
 // crashOptions bound the spool to a few hundred batches, over several
 // segments, so that the child fills it.
-func crashOptions(dir string) Options {
-	return testOptions(dir, func(o *Options) {
+func crashOptions(dir string) testConfig {
+	return testOptions(dir, func(o *testConfig) {
 		o.MaxBytes = 256 << 10
 		o.SegmentBytes = 32 << 10
 	})
@@ -76,7 +76,7 @@ func TestCrashChild(t *testing.T) {
 		seq, _, _ = strings.Cut(seq, "/")
 		out.printf("F %s %s", key, seq)
 	}
-	s, err := Open(crashOptions(dir), down)
+	s, err := openSpool(crashOptions(dir), down)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/queue"
-	"github.com/vigilhq/vigil/internal/queue/diskqueue"
-	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
 // Commits of forwarded batches are grouped: the spool position is
@@ -17,16 +15,36 @@ import (
 // first, and at once when the spool is drained, when the downstream refuses
 // a batch, and when Run stops. A commit costs two fsyncs; grouping them
 // lets forwarding outpace Publish on disks with slow fsyncs. The price is
-// that after a crash up to commitBatches acknowledged batches are
-// forwarded again.
+// that after a crash up to commitBatches acknowledged batches, plus a
+// round (see roundBytes), are forwarded again.
 const (
 	commitBatches  = 64
 	commitInterval = 100 * time.Millisecond
 )
 
-// coalesceBytes bounds a downstream message made of several spooled
-// batches (Options.MaxCoalesce).
-const coalesceBytes = 2 << 20
+// A forwarding round takes the batches waiting in the spool, up to
+// roundBytes of them (a batch larger than that goes alone) and roundBatches,
+// and hands them to the downstream together: with one PublishBatch when it
+// has one (Kafka: about one round trip for all of them), else one Publish
+// per message, in order.
+const (
+	roundBytes   = 2 << 20
+	roundBatches = 1024
+)
+
+// spooled is a batch fetched from the log.
+type spooled struct {
+	m     queue.Message
+	enq   int64  // enqueue time, Unix ns
+	batch []byte // m.Value without its prefix
+}
+
+// message is one downstream message: the batches group[from:to], of one
+// key, their encodings concatenated.
+type message struct {
+	queue.Record
+	from, to int
+}
 
 // Run forwards spooled batches to the downstream producer, oldest first,
 // until ctx ends or Close is called; then it returns nil. A batch's spool
@@ -64,76 +82,128 @@ func (s *Spool) Run(ctx context.Context) error {
 
 	var c committer
 	c.s, c.last = s, time.Now()
-	defer c.flush(ctx)      // on the way out; ctx has ended or Run failed
-	var held *queue.Message // fetched for the next round: another key
-	var buf []byte
+	defer c.flush(ctx) // on the way out; ctx has ended or Run failed
+	var held *spooled  // fetched for the next round
 	for {
-		var m queue.Message
-		var err error
-		if held != nil {
-			m, held = *held, nil
-		} else if m, err = c.fetch(ctx); err != nil {
+		group, err := s.gather(ctx, &c, &held)
+		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("cannot read the spool in %s: %w", s.opts.Dir, err)
-		}
-		enq, batch, err := decodeValue(m)
-		if err != nil {
 			return err
 		}
-		s.backlog.fetched(enq)
-
-		// Coalesce the batches of the same key already waiting behind this
-		// one into one downstream message: the fields of an OTLP export
-		// request are repeated, so concatenated encodings form one valid
-		// request holding all their records. Small batches (an HTTP request
-		// each) then share one Kafka round trip.
-		group := []queue.Message{m}
-		out := batch
-		for len(group) < s.opts.MaxCoalesce {
-			n, ok, err := s.q.TryFetch()
-			if err != nil || !ok {
-				break // an error shows again at the next fetch
+		msgs := s.coalesce(group)
+		// One downstream call per unit: all messages at once, or each on
+		// its own for a producer without PublishBatch.
+		units := [][]message{msgs}
+		if _, ok := s.down.(queue.BatchProducer); !ok {
+			units = units[:0]
+			for i := range msgs {
+				units = append(units, msgs[i:i+1])
 			}
-			_, nb, err := decodeValue(n)
-			if err != nil {
+		}
+		for _, unit := range units {
+			if err := s.forward(ctx, unit, func() { c.flush(ctx) }); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return err
 			}
-			if n.Key != m.Key || len(out)+len(nb) > coalesceBytes {
-				held = &n
-				break
+			drained := false
+			for _, msg := range unit {
+				s.m.forwardLatency.Observe(max(0, time.Since(time.Unix(0, group[msg.from].enq)).Seconds()))
+				s.m.forwardedBatches.Add(float64(msg.to - msg.from))
+				s.m.forwardedBytes.Add(float64(len(msg.Value)))
+				for _, g := range group[msg.from:msg.to] {
+					drained = s.backlog.removed(s.q.RecordSize(g.m.Key, len(g.m.Value)))
+					c.add(g.m)
+				}
 			}
-			if len(group) == 1 {
-				buf = append(buf[:0], batch...)
-			}
-			buf = append(buf, nb...)
-			out = buf
-			group = append(group, n)
-		}
-
-		if err := s.forward(ctx, m.Key, out, func() { c.flush(ctx) }); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		s.m.forwardLatency.Observe(max(0, time.Since(time.Unix(0, enq)).Seconds()))
-		s.m.forwardedBatches.Add(float64(len(group)))
-		s.m.forwardedBytes.Add(float64(len(out)))
-		drained := false
-		for _, g := range group {
-			drained = s.backlog.removed(recordBytes(g.Key, g.Value))
-			c.add(g)
-		}
-		// A Publish counts its batch only once it can be fetched, so an
-		// empty backlog means the next Fetch would wait: commit first.
-		if drained || c.n >= commitBatches || time.Since(c.last) >= commitInterval {
-			if !c.flush(ctx) {
-				return nil
+			// A Publish counts its batch only once it can be fetched, so
+			// an empty backlog means the next Fetch would wait: commit
+			// first.
+			if drained || c.n >= commitBatches || time.Since(c.last) >= commitInterval {
+				if !c.flush(ctx) {
+					return nil
+				}
 			}
 		}
 	}
+}
+
+// gather returns the batches of the next round: held, or the next batch
+// of the spool (waiting for one), and those already waiting behind it. A
+// batch that would take the round over roundBytes is left in held.
+func (s *Spool) gather(ctx context.Context, c *committer, held **spooled) ([]spooled, error) {
+	var first spooled
+	if *held != nil {
+		first, *held = **held, nil
+	} else {
+		m, err := c.fetch(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("cannot read the spool: %w", err)
+		}
+		if first, err = decode(m); err != nil {
+			return nil, err
+		}
+	}
+	s.backlog.fetched(first.enq)
+	group := []spooled{first}
+	n := len(first.batch)
+	for len(group) < roundBatches {
+		m, ok, err := s.q.TryFetch()
+		if err != nil || !ok {
+			break // an error shows again at the next fetch
+		}
+		next, err := decode(m)
+		if err != nil {
+			return nil, err
+		}
+		if n+len(next.batch) > roundBytes {
+			*held = &next
+			break
+		}
+		group = append(group, next)
+		n += len(next.batch)
+	}
+	return group, nil
+}
+
+func decode(m queue.Message) (spooled, error) {
+	enq, batch, err := decodeValue(m)
+	return spooled{m: m, enq: enq, batch: batch}, err
+}
+
+// coalesce returns the downstream messages of group. Batches of one key
+// that follow each other travel as one message, up to Options.MaxCoalesce
+// of them and as many bytes as the downstream accepts: the fields of an
+// OTLP export request are repeated, so concatenated encodings form one
+// valid request holding all their records. Small batches of one key (an
+// HTTP request each) then share one Kafka message.
+func (s *Spool) coalesce(group []spooled) []message {
+	msgs := make([]message, 0, len(group))
+	for i := 0; i < len(group); {
+		key, n := group[i].m.Key, len(group[i].batch)
+		j := i + 1
+		for j < len(group) && j-i < s.opts.MaxCoalesce && group[j].m.Key == key &&
+			(s.maxDown <= 0 || len(key)+n+len(group[j].batch) <= s.maxDown) {
+			n += len(group[j].batch)
+			j++
+		}
+		value := group[i].batch
+		if j > i+1 {
+			value = make([]byte, 0, n)
+			for _, g := range group[i:j] {
+				value = append(value, g.batch...)
+			}
+		}
+		msgs = append(msgs, message{Record: queue.Record{Key: key, Value: value}, from: i, to: j})
+		i = j
+	}
+	return msgs
 }
 
 // committer holds the last forwarded, not yet committed message.
@@ -177,18 +247,28 @@ func (c *committer) flush(ctx context.Context) bool {
 	return true
 }
 
-// forward publishes one batch downstream, retrying until it is
+// forward publishes msgs downstream in one call, retrying until they are
 // acknowledged; onFail runs before the first retry. It returns an error
 // only when ctx ends or the downstream is closed.
-func (s *Spool) forward(ctx context.Context, key string, batch []byte, onFail func()) error {
+func (s *Spool) forward(ctx context.Context, msgs []message, onFail func()) error {
+	records := make([]queue.Record, len(msgs))
+	bytes := 0
+	for i, m := range msgs {
+		records[i] = m.Record
+		bytes += len(m.Value)
+	}
+	what := []any{"key", msgs[0].Key}
+	if len(msgs) > 1 {
+		what = []any{"messages", len(msgs)}
+	}
 	b := backoff{min: s.opts.RetryMin, max: s.opts.RetryMax}
 	for attempt := 1; ; attempt++ {
-		err := s.down.Publish(ctx, key, batch)
+		err := queue.PublishBatch(ctx, s.down, records)
 		if err == nil {
 			if attempt > 1 {
-				batches, bytes := s.backlog.snapshot()
-				s.log.Info("forwarded batch after retries", "key", key, "attempts", attempt,
-					"spooled_batches", batches, "spooled_bytes", bytes)
+				batches, spooled := s.backlog.snapshot()
+				s.log.Info("forwarded batch after retries", append(what, "attempts", attempt,
+					"spooled_batches", batches, "spooled_bytes", spooled)...)
 			}
 			return nil
 		}
@@ -206,10 +286,10 @@ func (s *Spool) forward(ctx context.Context, key string, batch []byte, onFail fu
 		wait := b.next()
 		if reason == reasonTooLarge {
 			s.log.Error("downstream refuses a spooled batch as too large; forwarding is stuck behind it until the limit is raised (Kafka: Options.MaxMessageBytes and the topic's max.message.bytes)",
-				"key", key, "bytes", len(batch), "attempt", attempt, "retry_in", wait, "err", err)
+				append(what, "bytes", bytes, "attempt", attempt, "retry_in", wait, "err", err)...)
 		} else {
-			s.log.Warn("cannot forward spooled batch; retrying", "key", key, "bytes", len(batch), "reason", reason,
-				"attempt", attempt, "retry_in", wait, "err", err)
+			s.log.Warn("cannot forward spooled batch; retrying", append(what, "bytes", bytes, "reason", reason,
+				"attempt", attempt, "retry_in", wait, "err", err)...)
 		}
 		if !sleep(ctx, wait) {
 			return ctx.Err()
@@ -246,7 +326,7 @@ func (s *Spool) commit(ctx context.Context, m queue.Message) bool {
 // classify maps a downstream error to a reason of forward_errors_total.
 func classify(err error) string {
 	switch {
-	case errors.Is(err, kafka.ErrTooLarge), errors.Is(err, diskqueue.ErrTooLarge):
+	case errors.Is(err, queue.ErrTooLarge):
 		return reasonTooLarge
 	case errors.Is(err, queue.ErrClosed):
 		return reasonClosed

@@ -16,6 +16,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 )
 
@@ -68,7 +69,7 @@ func kafkaOptions(t *testing.T) kafka.Options {
 }
 
 // retryRecorder passes batches to a Kafka producer and remembers those
-// whose Publish failed: only they may reach Kafka twice.
+// whose Publish or PublishBatch failed: only they may reach Kafka twice.
 type retryRecorder struct {
 	p       *kafka.Producer
 	mu      sync.Mutex
@@ -77,10 +78,16 @@ type retryRecorder struct {
 }
 
 func (r *retryRecorder) Publish(ctx context.Context, key string, value []byte) error {
-	err := r.p.Publish(ctx, key, value)
+	return r.PublishBatch(ctx, []queue.Record{{Key: key, Value: value}})
+}
+
+func (r *retryRecorder) PublishBatch(ctx context.Context, records []queue.Record) error {
+	err := r.p.PublishBatch(ctx, records)
 	if err != nil {
 		r.mu.Lock()
-		r.retried[string(value)] = true
+		for _, rec := range records {
+			r.retried[string(rec.Value)] = true
+		}
 		msg := err.Error()
 		if i := strings.IndexAny(msg, ":("); i > 0 {
 			msg = msg[:i]
@@ -105,13 +112,14 @@ func kafkaValue(key string, seq int) []byte {
 // fresh topic and checks with the kafka package's consumer that every one
 // arrived, each key's in order; duplicates are allowed only for batches
 // whose forward failed and was retried. "outage" stops Kafka for about
-// 15 s in the middle of the run (VIGIL_TEST_KAFKA_CONTROL=1).
+// 15 s in the middle of the run (VIGIL_TEST_SERVICE_CONTROL=1, as make
+// test sets).
 func TestKafka(t *testing.T) {
 	t.Run("steady", func(t *testing.T) { testKafka(t, false) })
 	t.Run("outage", func(t *testing.T) {
-		if os.Getenv("VIGIL_TEST_KAFKA_CONTROL") != "1" {
+		if os.Getenv("VIGIL_TEST_SERVICE_CONTROL") != "1" {
 			testBrokers(t)
-			t.Skip("stops and restarts the local Kafka with deploy/local/kafka.sh; set VIGIL_TEST_KAFKA_CONTROL=1 to run it")
+			t.Skip("stops and restarts the local Kafka with deploy/local/kafka.sh; set VIGIL_TEST_SERVICE_CONTROL=1 to run it")
 		}
 		testKafka(t, true)
 	})
@@ -125,7 +133,7 @@ func testKafka(t *testing.T, outage bool) {
 	}
 	defer mustClose(t, kp)
 	down := &retryRecorder{p: kp, retried: map[string]bool{}, errs: map[string]int{}}
-	s, err := Open(testOptions(t.TempDir(), func(o *Options) {
+	s, err := openSpool(testOptions(t.TempDir(), func(o *testConfig) {
 		o.RetryMin, o.RetryMax = DefaultRetryMin, DefaultRetryMax
 	}), down)
 	if err != nil {

@@ -12,6 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
+
+	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 )
 
 func TestMain(m *testing.M) {
@@ -90,23 +93,42 @@ var errDown = errors.New("downstream is down")
 // alwaysFail is a fail function of a downstream that is down.
 func alwaysFail(batch, int) error { return errDown }
 
-// testOptions returns options for a spool in dir with fast retries,
-// changed by mods.
-func testOptions(dir string, mods ...func(*Options)) Options {
-	opts := DefaultOptions()
-	opts.Dir = dir
-	opts.RetryMin = time.Millisecond
-	opts.RetryMax = 10 * time.Millisecond
-	opts.MaxCoalesce = 1 // these tests count downstream messages as batches
-	for _, mod := range mods {
-		mod(&opts)
-	}
-	return opts
+// testConfig is a spool of the tests: its options and those of its log,
+// a disk queue directory.
+type testConfig struct {
+	Options
+	Dir          string
+	MaxBytes     int64 // of the log; 0 for the disk queue's default
+	SegmentBytes int64
 }
 
-func mustOpen(tb testing.TB, opts Options, down *fakeDownstream) *Spool {
+// testOptions returns a spool in dir with fast retries, changed by mods.
+func testOptions(dir string, mods ...func(*testConfig)) testConfig {
+	cfg := testConfig{Options: DefaultOptions(), Dir: dir}
+	cfg.RetryMin = time.Millisecond
+	cfg.RetryMax = 10 * time.Millisecond
+	cfg.MaxCoalesce = 1 // these tests count downstream messages as batches
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	return cfg
+}
+
+// openSpool opens the spool of cfg, on a disk queue, as the collector does.
+func openSpool(cfg testConfig, down queue.Producer) (*Spool, error) {
+	q, err := diskqueue.Open(diskqueue.Options{Dir: cfg.Dir, MaxBytes: cfg.MaxBytes, SegmentBytes: cfg.SegmentBytes,
+		Logger: cfg.Logger, Registerer: cfg.Registerer})
+	if err != nil {
+		return nil, err
+	}
+	return Open(cfg.Options, q, down)
+}
+
+var _ Log = (*diskqueue.Queue)(nil)
+
+func mustOpen(tb testing.TB, cfg testConfig, down queue.Producer) *Spool {
 	tb.Helper()
-	s, err := Open(opts, down)
+	s, err := openSpool(cfg, down)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -178,11 +200,16 @@ func numbered(keys []string, n int) []batch {
 	return out
 }
 
-// spooledSize is what b takes in the spool and in its bytes gauge.
+// recordOverhead is what the disk queue adds to a record's key and value
+// (docs/format/diskqueue.md).
+const recordOverhead = 10
+
+// spooledSize is what b takes in the spool and in its bytes gauge, as
+// docs/format/spool.md says.
 func spooledSize(bs ...batch) int64 {
 	var n int64
 	for _, b := range bs {
-		n += int64(diskRecordOverhead + len(b.key) + prefixSize + len(b.value))
+		n += int64(recordOverhead + len(b.key) + prefixSize + len(b.value))
 	}
 	return n
 }

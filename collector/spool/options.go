@@ -11,25 +11,15 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultMaxBytes     = 1 << 30
-	DefaultSegmentBytes = 64 << 20
-	DefaultRetryMin     = 100 * time.Millisecond
-	DefaultRetryMax     = 5 * time.Second
+	DefaultRetryMin = 100 * time.Millisecond
+	DefaultRetryMax = 5 * time.Second
 )
 
-// Options configure a spool.
+// Options configure a spool. Where it keeps its batches, and how many, is
+// the log's to say (Open): a disk queue directory whose MaxBytes bounds
+// the bytes spooled and not yet forwarded, record framing and the
+// enqueue-time prefix included.
 type Options struct {
-	// Dir is the spool directory (a diskqueue directory); it is created if
-	// missing. One process at a time can open it.
-	Dir string
-	// MaxBytes bounds the bytes spooled and not yet forwarded, record
-	// framing and the enqueue-time prefix included. Publish returns
-	// queue.ErrFull rather than exceed it. Zero means DefaultMaxBytes.
-	MaxBytes int64
-	// SegmentBytes is the size of the spool's segment files; disk usage can
-	// exceed MaxBytes by up to one segment until it is forwarded in full.
-	// Zero means DefaultSegmentBytes.
-	SegmentBytes int64
 	// RetryMin and RetryMax bound the backoff between attempts to forward a
 	// batch the downstream refused. Zero means DefaultRetryMin and
 	// DefaultRetryMax.
@@ -42,18 +32,17 @@ type Options struct {
 	// Logger receives forwarding failures and recoveries; nil discards them.
 	Logger *slog.Logger
 	// Registerer, when not nil, receives the spool's metrics
-	// (vigil_collector_spool_*) and those of its disk queue (vigil_queue_*).
+	// (vigil_collector_spool_*); the log's own (vigil_queue_*) are the
+	// log's.
 	Registerer prometheus.Registerer
 }
 
-// DefaultOptions returns the defaults. Dir must still be set.
+// DefaultOptions returns the defaults.
 func DefaultOptions() Options {
 	return Options{
-		MaxBytes:     DefaultMaxBytes,
-		SegmentBytes: DefaultSegmentBytes,
-		RetryMin:     DefaultRetryMin,
-		RetryMax:     DefaultRetryMax,
-		MaxCoalesce:  DefaultMaxCoalesce,
+		RetryMin:    DefaultRetryMin,
+		RetryMax:    DefaultRetryMax,
+		MaxCoalesce: DefaultMaxCoalesce,
 	}
 }
 
@@ -64,12 +53,6 @@ const DefaultMaxCoalesce = 64
 // used.
 func (o Options) withDefaults() (Options, error) {
 	d := DefaultOptions()
-	if o.MaxBytes == 0 {
-		o.MaxBytes = d.MaxBytes
-	}
-	if o.SegmentBytes == 0 {
-		o.SegmentBytes = d.SegmentBytes
-	}
 	if o.RetryMin == 0 {
 		o.RetryMin = d.RetryMin
 	}
@@ -85,15 +68,6 @@ func (o Options) withDefaults() (Options, error) {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("spool options: %s: %s", field, fmt.Sprintf(format, args...)))
-	}
-	if o.Dir == "" {
-		bad("Dir", "empty; set it to the spool directory")
-	}
-	if o.MaxBytes < 0 {
-		bad("MaxBytes", "%d; want a positive number of bytes", o.MaxBytes)
-	}
-	if o.SegmentBytes < 0 {
-		bad("SegmentBytes", "%d; want a positive number of bytes", o.SegmentBytes)
 	}
 	if o.MaxCoalesce < 0 {
 		bad("MaxCoalesce", "%d; want 1 or more batches", o.MaxCoalesce)

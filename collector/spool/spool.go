@@ -5,42 +5,56 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/vigilhq/vigil/internal/queue"
-	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 )
 
-var _ queue.Producer = (*Spool)(nil)
+var _ queue.BatchProducer = (*Spool)(nil)
 
 // prefixSize is the size of the enqueue time (Unix ns, big-endian u64) that
 // precedes every batch in the spool.
 const prefixSize = 8
 
-// diskRecordOverhead is what the disk queue adds to a record's key and value
-// (8-byte header, 2-byte key length; docs/format/diskqueue.md).
-const diskRecordOverhead = 10
-
 // maxPooledBuffer keeps rare huge batches from pinning memory in the pool.
 const maxPooledBuffer = 4 << 20
+
+// Log is the durable log a spool keeps its batches in: a *diskqueue.Queue
+// opened on a directory of its own, whose layout docs/format/spool.md
+// describes. Open takes it over; the spool closes it.
+type Log interface {
+	queue.BatchProducer
+	queue.Consumer
+	// TryFetch returns the next record if one is durable now, without
+	// waiting; ok is false when there is none yet.
+	TryFetch() (m queue.Message, ok bool, err error)
+	// Pending calls fn with each durable record Fetch has yet to return,
+	// in order, without fetching it.
+	Pending(fn func(queue.Message) error) error
+	// RecordSize returns the bytes a record of key and a valueLen-byte
+	// value takes of the log's bound, its framing included.
+	RecordSize(key string, valueLen int) int64
+	// MaxBytes returns the log's bound on unconsumed bytes.
+	MaxBytes() int64
+	Close() error
+}
 
 // Spool is a bounded store-and-forward queue.Producer. Publish is safe for
 // concurrent use; Run forwards from one goroutine.
 type Spool struct {
 	opts Options
 	log  *slog.Logger
-	q    *diskqueue.Queue
+	q    Log
 	down queue.Producer
-	m    *metrics
-	bufs sync.Pool // *[]byte: prefix + value for Publish
+	// maxDown is the largest key and value the downstream accepts; 0 for
+	// no known bound.
+	maxDown int
+	m       *metrics
+	bufs    sync.Pool // *[]byte: prefixes and values for PublishBatch
 
 	backlog backlog
 
@@ -51,24 +65,34 @@ type Spool struct {
 	runWG     sync.WaitGroup
 }
 
-// Open opens (or creates) the spool in opts.Dir, forwarding to downstream.
-// It reads what a previous process left in the spool once, to set the
-// gauges; Run forwards it. It fails with an error wrapping
-// diskqueue.ErrLocked when another process holds the directory, and with
-// one wrapping diskqueue.ErrCorrupt when spooled batches cannot be read
-// back (the directory then needs an operator; see docs/format/spool.md).
-func Open(opts Options, downstream queue.Producer) (*Spool, error) {
-	opts, err := opts.withDefaults()
+// Open returns a spool keeping its batches in log and forwarding them to
+// downstream. It reads what a previous process left in the log once, to
+// set the gauges; Run forwards it. It fails with an error wrapping the
+// log's corruption error (diskqueue.ErrCorrupt) when spooled batches
+// cannot be read back: the directory then needs an operator (see
+// docs/format/spool.md). Open closes log when it fails.
+func Open(opts Options, log Log, downstream queue.Producer) (s *Spool, err error) {
+	if log == nil {
+		return nil, errors.New("cannot open spool: the log is nil")
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, log.Close())
+		}
+	}()
+	opts, err = opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if downstream == nil {
 		return nil, errors.New("cannot open spool: the downstream producer is nil")
 	}
-	s := &Spool{
-		opts: opts,
-		log:  opts.Logger.With("component", "spool", "dir", opts.Dir),
-		down: downstream,
+	s = &Spool{
+		opts:    opts,
+		log:     opts.Logger.With("component", "spool"),
+		q:       log,
+		down:    downstream,
+		maxDown: queue.MaxMessageBytes(downstream),
 	}
 	batches, bytes, oldest, err := s.census()
 	if err != nil {
@@ -79,10 +103,7 @@ func Open(opts Options, downstream queue.Producer) (*Spool, error) {
 	}
 	s.backlog.m = s.m
 	s.backlog.set(batches, bytes, oldest)
-	s.m.maxBytes.Set(float64(opts.MaxBytes))
-	if s.q, err = diskqueue.Open(s.queueOptions(opts.Registerer)); err != nil {
-		return nil, fmt.Errorf("cannot open spool: %w", err)
-	}
+	s.m.maxBytes.Set(float64(log.MaxBytes()))
 	if batches > 0 {
 		s.log.Info("opened spool with batches left to forward", "batches", batches, "bytes", bytes,
 			"oldest", time.Unix(0, oldest).UTC())
@@ -90,122 +111,79 @@ func Open(opts Options, downstream queue.Producer) (*Spool, error) {
 	return s, nil
 }
 
-// queueOptions returns the options of the spool's disk queue, registering
-// its metrics on reg (nil for none).
-func (s *Spool) queueOptions(reg prometheus.Registerer) diskqueue.Options {
-	return diskqueue.Options{
-		Dir:          s.opts.Dir,
-		MaxBytes:     s.opts.MaxBytes,
-		SegmentBytes: s.opts.SegmentBytes,
-		Logger:       s.opts.Logger,
-		Registerer:   reg,
-	}
-}
-
 // census counts the batches a previous process left in the spool and finds
-// the oldest one's enqueue time. It reads them through a disk queue opened
-// without metrics and closes it again, so that Run reads them from the
-// start; the disk queue has no other way to rewind.
+// the oldest one's enqueue time, without fetching them: Run forwards them
+// from the start.
 func (s *Spool) census() (batches, bytes, oldest int64, err error) {
-	q, err := diskqueue.Open(s.queueOptions(nil))
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("cannot open spool: %w", err)
-	}
-	defer func() {
-		if cerr := q.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("cannot close spool after counting its batches: %w", cerr))
-		}
-	}()
-	// Opening recovered the log and rewrote both position files.
-	head, err := readPosition(filepath.Join(s.opts.Dir, headFileName))
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	committed, err := readPosition(filepath.Join(s.opts.Dir, offsetFileName))
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	// Every record below head is durable, so Fetch does not wait; the
-	// deadline only guards against a bug turning that into a hang.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for pos := committed; pos < head; {
-		m, err := q.Fetch(ctx)
-		if err != nil {
-			return 0, 0, 0, fmt.Errorf("cannot read spooled batch at position %d in %s: %w", pos, s.opts.Dir, err)
-		}
-		if m.Position != pos {
-			return 0, 0, 0, fmt.Errorf("cannot count spooled batches in %s: got position %d; want %d (has the disk queue format changed?)", s.opts.Dir, m.Position, pos)
-		}
+	err = s.q.Pending(func(m queue.Message) error {
 		enq, _, err := decodeValue(m)
 		if err != nil {
-			return 0, 0, 0, err
+			return err
 		}
 		if batches == 0 {
 			oldest = enq
 		}
-		size := recordBytes(m.Key, m.Value)
 		batches++
-		bytes += size
-		pos += size
+		bytes += s.q.RecordSize(m.Key, len(m.Value))
+		return nil
+	})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("cannot count the batches in the spool: %w", err)
 	}
 	return batches, bytes, oldest, nil
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// File names of the disk queue's position files (docs/format/diskqueue.md).
-const (
-	headFileName   = "producer.head"
-	offsetFileName = "consumer.offset"
-)
-
-// readPosition reads a disk queue position file: a big-endian u64 and the
-// CRC-32C of its 8 bytes. A missing file means position 0.
-func readPosition(path string) (int64, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("cannot read spool position: %w", err)
-	}
-	if len(b) != 12 || crc32.Checksum(b[:8], castagnoli) != binary.BigEndian.Uint32(b[8:]) {
-		return 0, fmt.Errorf("cannot read spool position from %s: %w: not a valid position file", path, diskqueue.ErrCorrupt)
-	}
-	return int64(binary.BigEndian.Uint64(b[:8])), nil
-}
-
-// recordBytes is the size of a spooled batch on disk: the disk queue's
-// framing, the key and the value with its enqueue-time prefix.
-func recordBytes(key string, value []byte) int64 {
-	return int64(diskRecordOverhead + len(key) + len(value))
-}
+// errCorrupt is wrapped by the error for a spooled value too short to hold
+// its enqueue time.
+var errCorrupt = errors.New("corrupt spool record")
 
 // decodeValue splits a spooled value into its enqueue time (Unix ns) and
 // the batch.
 func decodeValue(m queue.Message) (int64, []byte, error) {
 	if len(m.Value) < prefixSize {
 		return 0, nil, fmt.Errorf("cannot forward spooled batch at position %d: %w: %d bytes, shorter than the %d-byte enqueue time",
-			m.Position, diskqueue.ErrCorrupt, len(m.Value), prefixSize)
+			m.Position, errCorrupt, len(m.Value), prefixSize)
 	}
 	return int64(binary.BigEndian.Uint64(m.Value)), m.Value[prefixSize:], nil
 }
 
 // Publish appends value durably to the spool under key and returns nil
 // once it is on disk; Run forwards it. It returns queue.ErrFull, without
-// writing, when the spool holds Options.MaxBytes, an error wrapping
-// diskqueue.ErrTooLarge for a batch that could never fit, and
-// queue.ErrClosed after Close. value is not retained.
+// writing, when the spool holds the log's MaxBytes, an error wrapping
+// queue.ErrTooLarge for a batch that could never fit, and queue.ErrClosed
+// after Close. value is not retained.
 func (s *Spool) Publish(ctx context.Context, key string, value []byte) error {
+	return s.PublishBatch(ctx, []queue.Record{{Key: key, Value: value}})
+}
+
+// PublishBatch appends every record durably, with one write and one
+// fsync, and returns nil once they are on disk; Run forwards them in
+// order. It fails as Publish does, writing none of them. The records are
+// not retained.
+func (s *Spool) PublishBatch(ctx context.Context, records []queue.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
 	now := time.Now().UnixNano()
+	n := 0
+	for _, r := range records {
+		n += prefixSize + len(r.Value)
+	}
 	bp, _ := s.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
-	buf := binary.BigEndian.AppendUint64((*bp)[:0], uint64(now))
-	buf = append(buf, value...)
-	err := s.q.Publish(ctx, key, buf)
+	buf := slices.Grow((*bp)[:0], n)
+	spooled := make([]queue.Record, len(records))
+	var size int64
+	for i, r := range records {
+		start := len(buf)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(now))
+		buf = append(buf, r.Value...)
+		spooled[i] = queue.Record{Key: r.Key, Value: buf[start:]}
+		size += s.q.RecordSize(r.Key, prefixSize+len(r.Value))
+	}
+	err := s.q.PublishBatch(ctx, spooled)
 	if cap(buf) <= maxPooledBuffer {
 		*bp = buf
 		s.bufs.Put(bp)
@@ -214,14 +192,29 @@ func (s *Spool) Publish(ctx context.Context, key string, value []byte) error {
 		if errors.Is(err, queue.ErrFull) || errors.Is(err, queue.ErrClosed) {
 			return err
 		}
-		return fmt.Errorf("cannot spool batch of %d bytes for %q: %w", len(value), key, err)
+		if len(records) == 1 {
+			return fmt.Errorf("cannot spool batch of %d bytes for %q: %w", len(records[0].Value), records[0].Key, err)
+		}
+		return fmt.Errorf("cannot spool %d batches of %d bytes: %w", len(records), n-prefixSize*len(records), err)
 	}
-	s.backlog.added(int64(diskRecordOverhead+len(key)+prefixSize+len(value)), now)
+	s.backlog.added(int64(len(records)), size, now)
 	return nil
 }
 
+// MaxMessageBytes returns the largest key and value, together, that the
+// spool can take and forward: the smaller of what its log holds and what
+// the downstream accepts (queue.MaxMessageBytes).
+func (s *Spool) MaxMessageBytes() int {
+	n := int(min(s.q.MaxBytes()-s.q.RecordSize("", prefixSize), math.MaxInt32))
+	if s.maxDown > 0 {
+		n = min(n, s.maxDown)
+	}
+	return max(0, n)
+}
+
 // Close stops Run if it is running, waits for it to return, and closes the
-// spool. What was not forwarded stays in Options.Dir for the next Open.
+// spool and its log. What was not forwarded stays in the log for the next
+// Open.
 // Publish calls after Close return queue.ErrClosed.
 func (s *Spool) Close() error {
 	s.mu.Lock()
@@ -237,7 +230,7 @@ func (s *Spool) Close() error {
 	}
 	s.runWG.Wait()
 	if err := s.q.Close(); err != nil {
-		return fmt.Errorf("cannot close spool %s: %w", s.opts.Dir, err)
+		return fmt.Errorf("cannot close spool: %w", err)
 	}
 	return nil
 }

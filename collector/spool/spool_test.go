@@ -56,7 +56,7 @@ func TestForwardInOrder(t *testing.T) {
 // batches are forwarded once each, in that key's order.
 func TestForwardConcurrentPublishers(t *testing.T) {
 	down := &fakeDownstream{}
-	s := mustOpen(t, testOptions(t.TempDir(), func(o *Options) { o.SegmentBytes = 8 << 10 }), down)
+	s := mustOpen(t, testOptions(t.TempDir(), func(o *testConfig) { o.SegmentBytes = 8 << 10 }), down)
 	defer mustClose(t, s)
 	startRun(t, s)
 
@@ -161,7 +161,7 @@ func TestFullThenReclaimed(t *testing.T) {
 	value := strings.Repeat("v", 1000)
 	size := spooledSize(batch{"k", value})
 	const capacity = 20
-	opts := testOptions(dir, func(o *Options) {
+	opts := testOptions(dir, func(o *testConfig) {
 		o.MaxBytes = capacity*size + size/2
 		o.SegmentBytes = 4 * size
 	})
@@ -211,7 +211,7 @@ func segments(t *testing.T, dir string) int {
 func TestRestart(t *testing.T) {
 	dir := t.TempDir()
 	reg := prometheus.NewRegistry()
-	opts := testOptions(dir, func(o *Options) { o.Registerer = reg; o.SegmentBytes = 2 << 10 })
+	opts := testOptions(dir, func(o *testConfig) { o.Registerer = reg; o.SegmentBytes = 2 << 10 })
 	want := numbered([]string{"a", "b", "c"}, 60)
 	const first = 20
 
@@ -219,7 +219,7 @@ func TestRestart(t *testing.T) {
 	// next one until Run is stopped.
 	down := &fakeDownstream{}
 	hung := make(chan struct{})
-	s, err := Open(opts, &ctxBlocking{inner: down, after: first, hung: hung})
+	s, err := openSpool(opts, &ctxBlocking{inner: down, after: first, hung: hung})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestStop(t *testing.T) {
 	for _, how := range []string{"context", "close"} {
 		t.Run(how, func(t *testing.T) {
 			down := &fakeDownstream{fail: alwaysFail}
-			s := mustOpen(t, testOptions(t.TempDir(), func(o *Options) { o.RetryMin, o.RetryMax = time.Hour, time.Hour }), down)
+			s := mustOpen(t, testOptions(t.TempDir(), func(o *testConfig) { o.RetryMin, o.RetryMax = time.Hour, time.Hour }), down)
 			mustPublish(t, s, batch{"k", "v"})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -339,7 +339,7 @@ func TestSharedRegistry(t *testing.T) {
 	defer mustClose(t, q)
 	dir := t.TempDir()
 	for range 2 {
-		s := mustOpen(t, testOptions(dir, func(o *Options) { o.Registerer = reg }), &fakeDownstream{})
+		s := mustOpen(t, testOptions(dir, func(o *testConfig) { o.Registerer = reg }), &fakeDownstream{})
 		mustClose(t, s)
 	}
 	mfs, err := reg.Gather()
@@ -360,25 +360,34 @@ func TestSharedRegistry(t *testing.T) {
 }
 
 func TestOptionsErrors(t *testing.T) {
-	f := func(o Options, want string) {
+	f := func(o testConfig, want string) {
 		t.Helper()
-		_, err := Open(o, &fakeDownstream{})
+		_, err := openSpool(o, &fakeDownstream{})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Open(%+v): got %v; want an error containing %q", o, err, want)
 		}
 	}
-	f(Options{}, "Dir: empty")
-	f(Options{Dir: t.TempDir(), MaxBytes: -1}, "MaxBytes: -1")
-	f(Options{Dir: t.TempDir(), RetryMin: time.Second, RetryMax: time.Millisecond}, "RetryMax: 1ms is shorter than RetryMin 1s")
-	if _, err := Open(Options{Dir: t.TempDir()}, nil); err == nil {
+	f(testConfig{}, "Dir is empty")
+	f(testConfig{Dir: t.TempDir(), MaxBytes: -1}, "MaxBytes is -1")
+	f(testConfig{Dir: t.TempDir(), Options: Options{RetryMin: time.Second, RetryMax: time.Millisecond}}, "RetryMax: 1ms is shorter than RetryMin 1s")
+	if _, err := openSpool(testConfig{Dir: t.TempDir()}, nil); err == nil {
 		t.Error("Open with a nil downstream: got nil error")
+	}
+	if _, err := Open(DefaultOptions(), nil, &fakeDownstream{}); err == nil {
+		t.Error("Open with a nil log: got nil error")
 	}
 	dir := t.TempDir()
 	s := mustOpen(t, testOptions(dir), &fakeDownstream{})
 	defer mustClose(t, s)
-	if _, err := Open(testOptions(dir), &fakeDownstream{}); !errors.Is(err, diskqueue.ErrLocked) {
+	if _, err := openSpool(testOptions(dir), &fakeDownstream{}); !errors.Is(err, diskqueue.ErrLocked) {
 		t.Errorf("second Open of one directory: got %v; want diskqueue.ErrLocked", err)
 	}
+	// Open closes the log it was given when it fails: the directory is free.
+	dir = t.TempDir()
+	if _, err := openSpool(testOptions(dir, func(o *testConfig) { o.MaxCoalesce = -1 }), &fakeDownstream{}); err == nil {
+		t.Fatal("Open with MaxCoalesce -1: got nil error")
+	}
+	mustClose(t, mustOpen(t, testOptions(dir), &fakeDownstream{}))
 }
 
 func TestBackoff(t *testing.T) {
@@ -406,7 +415,7 @@ func firstDiff(got, want []batch) int {
 // carries, in order.
 func TestCoalescedBatchesAreOneValidRequest(t *testing.T) {
 	down := &fakeDownstream{}
-	s := mustOpen(t, testOptions(t.TempDir(), func(o *Options) { o.MaxCoalesce = 8 }), down)
+	s := mustOpen(t, testOptions(t.TempDir(), func(o *testConfig) { o.MaxCoalesce = 8 }), down)
 	defer mustClose(t, s)
 	var want []string
 	keys := []string{"a", "a", "a", "b", "b", "a"}

@@ -231,18 +231,3 @@ func BenchmarkMarshalUnmarshal(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(spans))/b.Elapsed().Seconds(), "spans/s")
 }
-
-func TestSplitByTrace(t *testing.T) {
-	a1 := model.Span{TraceID: tid, SpanID: model.SpanID{1}}
-	b1 := model.Span{TraceID: tid2, SpanID: model.SpanID{2}}
-	a2 := model.Span{TraceID: tid, SpanID: model.SpanID{3}}
-	f := func(in []model.Span, want [][]model.Span) {
-		t.Helper()
-		if got := SplitByTrace(in); !reflect.DeepEqual(got, want) {
-			t.Errorf("SplitByTrace(%v):\ngot  %v\nwant %v", in, got, want)
-		}
-	}
-	f(nil, nil)
-	f([]model.Span{a1, a2}, [][]model.Span{{a1, a2}})
-	f([]model.Span{a1, b1, a2}, [][]model.Span{{a1, a2}, {b1}})
-}

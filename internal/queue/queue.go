@@ -16,17 +16,32 @@ var ErrFull = errors.New("queue is full")
 // ErrClosed is returned by operations on a closed queue.
 var ErrClosed = errors.New("queue is closed")
 
+// ErrTooLarge is wrapped by the error Publish (and PublishBatch) returns
+// for a batch the queue could never accept, whatever it holds: larger than
+// the disk queue's bound or than Kafka's message size. Nothing was
+// written, and retrying cannot help: split the batch or raise the limit.
+// Every backend wraps this one value, with the detail of its limit.
+var ErrTooLarge = errors.New("batch is larger than the queue accepts")
+
 // Message is one batch read from the queue.
 type Message struct {
-	// Key groups related batches (the service name for logs); batches with
-	// the same key keep their order.
+	// Key groups related batches: the service name for logs, the trace id
+	// (32 lower-case hex digits) for spans. Batches with the same key keep
+	// their order.
 	Key string
-	// Value is the batch: an OTLP ExportLogsServiceRequest in protobuf.
+	// Value is the batch: an OTLP ExportLogsServiceRequest or
+	// ExportTraceServiceRequest in protobuf.
 	Value []byte
 	// Position identifies the message for Commit; opaque to callers.
 	Position int64
 	// Partition is the source partition for queues that have several; 0 otherwise.
 	Partition int32
+}
+
+// Record is one batch to publish and its key (see Message).
+type Record struct {
+	Key   string
+	Value []byte
 }
 
 // Producer appends batches to the queue.
@@ -35,6 +50,48 @@ type Producer interface {
 	// crash of this process and of the machine's page cache.
 	// It returns ErrFull without writing when the queue is full.
 	Publish(ctx context.Context, key string, value []byte) error
+}
+
+// BatchProducer is a Producer that can publish several records for the
+// price of one: one fsync, one round trip. Producers that can are probed
+// for it (see PublishBatch).
+type BatchProducer interface {
+	Producer
+	// PublishBatch returns nil only once every record is durable. It
+	// returns ErrFull when they do not all fit, and an error wrapping
+	// ErrTooLarge when one of them, or all together, never could; in both
+	// cases nothing was written. After another error some records may be
+	// durable and others not: the caller publishes them all again, and
+	// consumers see those twice (delivery is at-least-once).
+	// The records are not retained.
+	PublishBatch(ctx context.Context, records []Record) error
+}
+
+// PublishBatch publishes records to p: in one call when p is a
+// BatchProducer, otherwise with one Publish each, in order, stopping at
+// the first error.
+func PublishBatch(ctx context.Context, p Producer, records []Record) error {
+	if bp, ok := p.(BatchProducer); ok {
+		return bp.PublishBatch(ctx, records)
+	}
+	for _, r := range records {
+		if err := p.Publish(ctx, r.Key, r.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MaxMessageBytes returns the largest record, key and value bytes
+// together, that p accepts, when p reports it with a method
+// MaxMessageBytes() int; otherwise, or when that returns 0 or less, it
+// returns 0: no known bound. A producer of batches that can be cut (the
+// spans of a trace) cuts them to fit.
+func MaxMessageBytes(p Producer) int {
+	if l, ok := p.(interface{ MaxMessageBytes() int }); ok {
+		return max(0, l.MaxMessageBytes())
+	}
+	return 0
 }
 
 // Consumer reads batches in order and records progress.

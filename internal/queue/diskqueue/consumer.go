@@ -39,8 +39,7 @@ type Consumer struct {
 
 	mu         sync.Mutex // guards the fields below
 	closed     bool
-	seg        *os.File // segment being read, or nil
-	segBase    int64
+	r          segmentReader
 	readPos    int64  // position of the next record to return
 	inflight   []span // fetched, not yet committed, ascending
 	deleteFrom int64  // no segment can be deleted until committed reaches this
@@ -97,6 +96,7 @@ func openConsumer(opts Options, m *metrics, heads headSource) (*Consumer, error)
 		heads:   heads,
 		done:    make(chan struct{}),
 	}
+	c.r = segmentReader{dir: opts.Dir, log: c.log}
 	if err := c.start(); err != nil {
 		return nil, errors.Join(err, c.closeFiles())
 	}
@@ -274,13 +274,15 @@ func (c *Consumer) Close() error {
 
 func (c *Consumer) closeFiles() error {
 	var errs []error
-	for _, f := range []*os.File{c.seg, c.dirFile, c.lock} {
+	if err := c.r.close(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, f := range []*os.File{c.dirFile, c.lock} {
 		if f != nil {
 			if err := f.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("cannot close %s: %w", f.Name(), err))
 			}
 		}
 	}
-	c.seg = nil
 	return errors.Join(append(errs, c.heads.close())...)
 }

@@ -15,7 +15,8 @@ type Options struct {
 	Dir string
 	// MaxBytes bounds the bytes written but not yet committed, record
 	// headers included. Publish returns queue.ErrFull rather than exceed it,
-	// and rejects with ErrTooLarge a message that could never fit.
+	// and rejects with an error wrapping queue.ErrTooLarge a message that
+	// could never fit.
 	// Zero means DefaultMaxBytes.
 	MaxBytes int64
 	// SegmentBytes is the size at which the producer starts a new segment
@@ -33,10 +34,6 @@ const (
 	DefaultMaxBytes     = 1 << 30
 	DefaultSegmentBytes = 64 << 20
 )
-
-// ErrTooLarge is wrapped by the error Publish returns for a message whose
-// record is larger than Options.MaxBytes: it could never be accepted.
-var ErrTooLarge = errors.New("message is larger than the queue bound")
 
 // ErrLocked is wrapped by the error an Open function returns when another
 // producer (or consumer) holds the directory.

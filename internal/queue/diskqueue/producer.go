@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,7 +14,7 @@ import (
 	"github.com/vigilhq/vigil/internal/queue"
 )
 
-var _ queue.Producer = (*Producer)(nil)
+var _ queue.BatchProducer = (*Producer)(nil)
 
 // Producer appends batches to a queue directory. It is safe for concurrent
 // use; concurrent Publish calls share fsyncs (see waitSynced).
@@ -150,28 +151,56 @@ func (p *Producer) recover() error {
 // Publish appends a record holding key and value and returns nil once it
 // is durable. It returns queue.ErrFull, without writing, when the record
 // would take the unconsumed bytes above Options.MaxBytes, and an error
-// wrapping ErrTooLarge when the record alone is above it. key must be at
-// most 65535 bytes. ctx is checked before writing; once the record is
-// written Publish waits for the sync, which takes milliseconds.
+// wrapping queue.ErrTooLarge when the record alone is above it. key must
+// be at most 65535 bytes. ctx is checked before writing; once the record
+// is written Publish waits for the sync, which takes milliseconds.
 func (p *Producer) Publish(ctx context.Context, key string, value []byte) error {
+	return p.PublishBatch(ctx, []queue.Record{{Key: key, Value: value}})
+}
+
+// PublishBatch appends one record per element of records, in order, with
+// one write and one sync, and returns nil once they are durable. It
+// returns queue.ErrFull, without writing, when they do not all fit under
+// Options.MaxBytes, and an error wrapping queue.ErrTooLarge when together
+// they are above it. A crash before it returns may keep any prefix of the
+// records.
+func (p *Producer) PublishBatch(ctx context.Context, records []queue.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if len(key) > maxKeyLen {
-		return fmt.Errorf("cannot publish: key of %d bytes is longer than the limit of %d bytes", len(key), maxKeyLen)
+	var size int64
+	for _, r := range records {
+		if len(r.Key) > maxKeyLen {
+			return fmt.Errorf("cannot publish: key of %d bytes is longer than the limit of %d bytes", len(r.Key), maxKeyLen)
+		}
+		rs := recordSize(len(r.Key), len(r.Value))
+		if rs-recordHeaderSize > maxPayload {
+			return fmt.Errorf("cannot publish a message of %d bytes: a record holds at most %d bytes: %w", rs, maxPayload, queue.ErrTooLarge)
+		}
+		size += rs
 	}
-	size := recordSize(len(key), len(value))
-	if size > p.opts.MaxBytes || size-recordHeaderSize > maxPayload {
-		return fmt.Errorf("cannot publish a message of %d bytes: the queue holds at most %d unconsumed bytes; raise its MaxBytes or publish smaller batches: %w",
-			size, p.opts.MaxBytes, ErrTooLarge)
+	if size > p.opts.MaxBytes {
+		what := "a message"
+		if len(records) > 1 {
+			what = fmt.Sprintf("%d messages", len(records))
+		}
+		return fmt.Errorf("cannot publish %s of %d bytes: the queue holds at most %d unconsumed bytes; raise its MaxBytes or publish smaller batches: %w",
+			what, size, p.opts.MaxBytes, queue.ErrTooLarge)
+	}
+	if len(records) == 0 {
+		return nil
 	}
 	bp, _ := p.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
-	*bp = appendRecord((*bp)[:0], key, value)
-	end, err := p.append(*bp)
-	if cap(*bp) <= maxPooledBuffer {
+	buf := (*bp)[:0]
+	for _, r := range records {
+		buf = appendRecord(buf, r.Key, r.Value)
+	}
+	*bp = buf
+	end, err := p.append(buf)
+	if cap(buf) <= maxPooledBuffer {
 		p.bufs.Put(bp)
 	}
 	if err != nil {
@@ -180,10 +209,26 @@ func (p *Producer) Publish(ctx context.Context, key string, value []byte) error 
 	if err := p.waitSynced(end); err != nil {
 		return err
 	}
-	p.m.publishedMessages.Inc()
+	p.m.publishedMessages.Add(float64(len(records)))
 	p.m.publishedBytes.Add(float64(size))
 	return nil
 }
+
+// MaxMessageBytes returns the largest key and value, together, that
+// Publish can accept: one record taking all of Options.MaxBytes.
+func (p *Producer) MaxMessageBytes() int {
+	return int(min(p.opts.MaxBytes-recordOverhead, maxPayload-keyLenSize, math.MaxInt32))
+}
+
+// RecordSize returns the bytes a record of key and a value of valueLen
+// bytes takes in the log and of Options.MaxBytes: its framing
+// (docs/format/diskqueue.md), key and value.
+func (p *Producer) RecordSize(key string, valueLen int) int64 {
+	return recordSize(len(key), valueLen)
+}
+
+// MaxBytes returns Options.MaxBytes, the bound on unconsumed bytes.
+func (p *Producer) MaxBytes() int64 { return p.opts.MaxBytes }
 
 // maxPooledBuffer keeps rare huge batches from pinning memory in the pool.
 const maxPooledBuffer = 4 << 20

@@ -8,8 +8,8 @@ import (
 )
 
 var (
-	_ queue.Producer = (*Queue)(nil)
-	_ queue.Consumer = (*Queue)(nil)
+	_ queue.BatchProducer = (*Queue)(nil)
+	_ queue.Consumer      = (*Queue)(nil)
 )
 
 // Queue is a producer and a consumer of one directory in one process, for
@@ -50,6 +50,26 @@ func Open(opts Options) (*Queue, error) {
 func (q *Queue) Publish(ctx context.Context, key string, value []byte) error {
 	return q.p.Publish(ctx, key, value)
 }
+
+// PublishBatch implements queue.BatchProducer; see Producer.PublishBatch.
+func (q *Queue) PublishBatch(ctx context.Context, records []queue.Record) error {
+	return q.p.PublishBatch(ctx, records)
+}
+
+// MaxMessageBytes returns the largest key and value, together, that
+// Publish can accept; see Producer.MaxMessageBytes.
+func (q *Queue) MaxMessageBytes() int { return q.p.MaxMessageBytes() }
+
+// RecordSize returns the bytes a record takes of Options.MaxBytes; see
+// Producer.RecordSize.
+func (q *Queue) RecordSize(key string, valueLen int) int64 { return q.p.RecordSize(key, valueLen) }
+
+// MaxBytes returns Options.MaxBytes.
+func (q *Queue) MaxBytes() int64 { return q.p.MaxBytes() }
+
+// Pending calls fn with each durable record Fetch has yet to return; see
+// Consumer.Pending.
+func (q *Queue) Pending(fn func(queue.Message) error) error { return q.c.Pending(fn) }
 
 // Fetch implements queue.Consumer; see Consumer.Fetch.
 func (q *Queue) Fetch(ctx context.Context) (queue.Message, error) {

@@ -135,7 +135,7 @@ func TestPublishRejectsWhatCanNeverFit(t *testing.T) {
 	f := func(key string, valueLen int, wantTooLarge bool) {
 		t.Helper()
 		err := q.Publish(context.Background(), key, make([]byte, valueLen))
-		if err == nil || errors.Is(err, queue.ErrFull) || errors.Is(err, ErrTooLarge) != wantTooLarge {
+		if err == nil || errors.Is(err, queue.ErrFull) || errors.Is(err, queue.ErrTooLarge) != wantTooLarge {
 			t.Fatalf("Publish(%d-byte key, %d-byte value): got %v; want a permanent error (ErrTooLarge: %v)", len(key), valueLen, err, wantTooLarge)
 		}
 	}

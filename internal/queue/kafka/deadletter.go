@@ -50,10 +50,10 @@ func NewDeadLetterProducer(opts Options, topic string) (*DeadLetterProducer, err
 // vigil.reason and vigil.source.topic. It returns once Kafka acknowledged
 // it, like Producer.Publish.
 func (d *DeadLetterProducer) DeadLetter(ctx context.Context, key string, value []byte, reason string) error {
-	return d.p.produce(ctx, key, value, []sarama.RecordHeader{
+	return d.p.produce(ctx, []*sarama.ProducerMessage{d.p.message(key, value, []sarama.RecordHeader{
 		{Key: []byte(HeaderReason), Value: []byte(reason)},
 		{Key: []byte(HeaderSourceTopic), Value: []byte(d.source)},
-	})
+	})})
 }
 
 // DeadLetterMessage is DeadLetter for a message returned by Consumer.Fetch:
@@ -61,12 +61,12 @@ func (d *DeadLetterProducer) DeadLetter(ctx context.Context, key string, value [
 // vigil.source.partition and vigil.source.offset, decimal). The ingester
 // can probe for it with interface{ DeadLetterMessage(...) error }.
 func (d *DeadLetterProducer) DeadLetterMessage(ctx context.Context, m queue.Message, reason string) error {
-	return d.p.produce(ctx, m.Key, m.Value, []sarama.RecordHeader{
+	return d.p.produce(ctx, []*sarama.ProducerMessage{d.p.message(m.Key, m.Value, []sarama.RecordHeader{
 		{Key: []byte(HeaderReason), Value: []byte(reason)},
 		{Key: []byte(HeaderSourceTopic), Value: []byte(d.source)},
 		{Key: []byte(HeaderSourcePartition), Value: strconv.AppendInt(nil, int64(m.Partition), 10)},
 		{Key: []byte(HeaderSourceOffset), Value: strconv.AppendInt(nil, m.Position, 10)},
-	})
+	})})
 }
 
 // Close closes the producer; see Producer.Close.

@@ -43,10 +43,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		producedMessages: counter("produced_messages_total", "Messages acknowledged by Kafka with acks=all.", "topic"),
 		producedBytes:    counter("produced_bytes_total", "Key and value bytes of messages acknowledged by Kafka, before compression.", "topic"),
 		produceErrors: counter("produce_errors_total",
-			"Publish and DeadLetter calls that returned an error, by reason: too_large, unreachable, timeout, closed, broker.", "topic", "reason"),
+			"Publish, PublishBatch and DeadLetter calls that returned an error, by reason: too_large, unreachable, timeout, closed, broker.", "topic", "reason"),
 		publishDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "publish_duration_seconds",
-			Help:    "Duration of successful Publish calls, from call to acknowledgement.",
+			Help:    "Duration of successful Publish and PublishBatch calls, from call to acknowledgement of every message.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}, []string{"topic"}),
 		consumedMessages: counter("consumed_messages_total", "Messages returned by Fetch, redeliveries included.", "topic"),

@@ -62,7 +62,7 @@ type Options struct {
 	// Compression of produced record batches: zstd, lz4, snappy, gzip or none.
 	Compression string
 	// MaxMessageBytes bounds one message (key, value and headers) and one
-	// record batch. Publish rejects a larger batch with ErrTooLarge. Topics
+	// record batch. Publish rejects a larger batch with queue.ErrTooLarge. Topics
 	// Vigil creates get max.message.bytes = MaxMessageBytes + 64 KiB.
 	MaxMessageBytes int
 	// PublishTimeout bounds one Publish when its context has no earlier

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -147,8 +148,8 @@ func TestPublishTooLargeForTopic(t *testing.T) {
 		value[i] = byte(rand.N(256)) // incompressible
 	}
 	err = p.Publish(context.Background(), "svc", value)
-	if !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("Publish of 16 KiB to a topic with max.message.bytes 2048: %v; want %v", err, ErrTooLarge)
+	if !errors.Is(err, queue.ErrTooLarge) {
+		t.Fatalf("Publish of 16 KiB to a topic with max.message.bytes 2048: %v; want %v", err, queue.ErrTooLarge)
 	}
 	mustPublish(t, p, "svc", "small batches still go through")
 }
@@ -164,4 +165,59 @@ func logLines(r *rand.Rand, size int) []byte {
 			r.Uint64(), r.Uint64(), 200+r.IntN(4)*100, r.IntN(2000), r.IntN(1e6))
 	}
 	return b.Bytes()[:size]
+}
+
+// TestPublishBatch publishes batches of several keys in PublishBatch calls
+// and checks that each key's batches arrive once each, in order, and that
+// the produced-messages counter counts every one.
+func TestPublishBatch(t *testing.T) {
+	opts := testOptions(t)
+	p := mustProducer(t, opts)
+	const keys, calls, perCall = 5, 4, 50
+	for call := range calls {
+		var recs []queue.Record
+		for i := range perCall {
+			key := fmt.Sprintf("trace-%d", i%keys)
+			recs = append(recs, queue.Record{Key: key, Value: fmt.Appendf(nil, "%s/%03d", key, call*perCall/keys+i/keys)})
+		}
+		if err := p.PublishBatch(context.Background(), recs); err != nil {
+			t.Fatalf("PublishBatch %d: %v", call, err)
+		}
+	}
+	if got := counterValue(t, p.producedMessages); got != calls*perCall {
+		t.Errorf("produced messages: got %v; want %d", got, calls*perCall)
+	}
+	c := mustConsumer(t, opts)
+	byKey := map[string][]string{}
+	for _, m := range mustFetchN(t, c, calls*perCall) {
+		byKey[m.Key] = append(byKey[m.Key], string(m.Value))
+	}
+	for k := range keys {
+		key := fmt.Sprintf("trace-%d", k)
+		var want []string
+		for i := range calls * perCall / keys {
+			want = append(want, fmt.Sprintf("%s/%03d", key, i))
+		}
+		if !slices.Equal(byKey[key], want) {
+			t.Errorf("key %s: got %q; want %q", key, byKey[key], want)
+		}
+	}
+	expectNothing(t, c, time.Second)
+}
+
+// TestPublishMaxMessageBytes: a message of exactly MaxMessageBytes, key
+// and value, is accepted, incompressible, by sarama and the broker.
+func TestPublishMaxMessageBytes(t *testing.T) {
+	opts := testOptions(t, func(o *Options) { o.MaxMessageBytes = 64 << 10; o.Compression = "none" })
+	p := mustProducer(t, opts)
+	value := make([]byte, p.MaxMessageBytes()-len("svc"))
+	for i := range value {
+		value[i] = byte(rand.N(256))
+	}
+	if err := p.Publish(context.Background(), "svc", value); err != nil {
+		t.Fatalf("Publish of MaxMessageBytes (%d) bytes: %v", p.MaxMessageBytes(), err)
+	}
+	if err := p.Publish(context.Background(), "svc", make([]byte, len(value)+recordOverhead+1)); !errors.Is(err, queue.ErrTooLarge) {
+		t.Fatalf("Publish beyond Options.MaxMessageBytes: %v; want %v", err, queue.ErrTooLarge)
+	}
 }

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,12 +16,7 @@ import (
 	"github.com/vigilhq/vigil/internal/queue"
 )
 
-// ErrTooLarge is wrapped by the error Publish returns for a batch larger
-// than Options.MaxMessageBytes or than the topic's max.message.bytes.
-// Retrying cannot help: split the batch or raise both limits.
-var ErrTooLarge = errors.New("batch is larger than Kafka accepts")
-
-var _ queue.Producer = (*Producer)(nil)
+var _ queue.BatchProducer = (*Producer)(nil)
 
 // Producer publishes batches to Options.Topic with an idempotent,
 // acks=all sarama AsyncProducer. It is safe for concurrent use: concurrent
@@ -85,24 +81,79 @@ func newProducer(opts Options, topic string) (*Producer, error) {
 
 // Publish sends value with key (the service name; an empty key spreads
 // batches over partitions) and returns nil once every in-sync replica has
-// it (acks=all). It returns an error wrapping ErrTooLarge for a batch that
-// can never be accepted, queue.ErrClosed after Close, and another error
-// when no acknowledgement came within the earlier of ctx's deadline and
-// Options.PublishTimeout. A batch whose Publish failed may still be
-// delivered (at-least-once); the store drops the duplicate records.
+// it (acks=all). It returns an error wrapping queue.ErrTooLarge for a
+// batch that can never be accepted (larger than Options.MaxMessageBytes or
+// the topic's max.message.bytes; split it or raise both limits),
+// queue.ErrClosed after Close, and another error when no acknowledgement
+// came within the earlier of ctx's deadline and Options.PublishTimeout. A
+// batch whose Publish failed may still be delivered (at-least-once); the
+// store drops the duplicate records.
 func (p *Producer) Publish(ctx context.Context, key string, value []byte) error {
-	return p.produce(ctx, key, value, nil)
+	return p.produce(ctx, []*sarama.ProducerMessage{p.message(key, value, nil)})
 }
 
-// produce sends one message and waits for its acknowledgement.
-func (p *Producer) produce(ctx context.Context, key string, value []byte, headers []sarama.RecordHeader) error {
-	start := time.Now()
-	size := len(key) + len(value)
-	for _, h := range headers {
-		size += len(h.Key) + len(h.Value)
+// PublishBatch sends one message per record, all at once, and returns nil
+// once Kafka acknowledged every one, as Publish does for one: sarama
+// gathers them into shared produce requests, so they cost about one round
+// trip. It returns an error wrapping queue.ErrTooLarge, sending nothing,
+// when one record can never be accepted. After another error some records
+// may have been delivered; the caller publishes them all again.
+func (p *Producer) PublishBatch(ctx context.Context, records []queue.Record) error {
+	msgs := make([]*sarama.ProducerMessage, len(records))
+	for i, r := range records {
+		msgs[i] = p.message(r.Key, r.Value, nil)
 	}
-	if size > p.opts.MaxMessageBytes {
-		return p.fail(reasonTooLarge, fmt.Errorf("%w: %d bytes, MaxMessageBytes is %d", ErrTooLarge, size, p.opts.MaxMessageBytes))
+	return p.produce(ctx, msgs)
+}
+
+// recordOverhead is what sarama adds to a message's key, value and headers
+// when it checks them against Options.MaxMessageBytes: the most a record
+// of a v2 record batch takes besides them (sarama's maximumRecordOverhead).
+const recordOverhead = 5*binary.MaxVarintLen32 + binary.MaxVarintLen64 + 1
+
+// MaxMessageBytes returns the largest key and value, together, that
+// Publish sends: Options.MaxMessageBytes less what Kafka's record framing
+// takes. A topic Vigil did not create may accept less (max.message.bytes).
+func (p *Producer) MaxMessageBytes() int { return p.opts.MaxMessageBytes - recordOverhead }
+
+// message returns the sarama message of one batch.
+func (p *Producer) message(key string, value []byte, headers []sarama.RecordHeader) *sarama.ProducerMessage {
+	msg := &sarama.ProducerMessage{Topic: p.topic, Value: sarama.ByteEncoder(value), Headers: headers}
+	if key != "" {
+		msg.Key = sarama.StringEncoder(key)
+	}
+	return msg
+}
+
+// size returns the key and value bytes of msg (counted in
+// vigil_kafka_produced_bytes_total) and those with its headers (checked
+// against Options.MaxMessageBytes).
+func size(msg *sarama.ProducerMessage) (keyValue, all int) {
+	keyValue = msg.Value.Length()
+	if msg.Key != nil {
+		keyValue += msg.Key.Length()
+	}
+	all = keyValue
+	for _, h := range msg.Headers {
+		all += len(h.Key) + len(h.Value)
+	}
+	return keyValue, all
+}
+
+// produce sends msgs and waits until every one is acknowledged, or one
+// fails, or the deadline passes.
+func (p *Producer) produce(ctx context.Context, msgs []*sarama.ProducerMessage) error {
+	start := time.Now()
+	total := 0
+	for _, msg := range msgs {
+		_, n := size(msg)
+		if n > p.opts.MaxMessageBytes {
+			return p.fail(reasonTooLarge, fmt.Errorf("%w: %d bytes, MaxMessageBytes is %d", queue.ErrTooLarge, n, p.opts.MaxMessageBytes))
+		}
+		total += n
+	}
+	if len(msgs) == 0 {
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opts.PublishTimeout)
 	defer cancel()
@@ -114,28 +165,29 @@ func (p *Producer) produce(ctx context.Context, key string, value []byte, header
 		}
 		return p.fail(reasonUnreachable, err)
 	}
-	msg := &sarama.ProducerMessage{Topic: p.topic, Value: sarama.ByteEncoder(value), Headers: headers}
-	if key != "" {
-		msg.Key = sarama.StringEncoder(key)
-	}
 	// Buffered: the dispatcher never blocks, even for a caller that gave up.
-	res := make(chan error, 1)
-	msg.Metadata = res
-
-	if err := p.send(ctx, ap, msg); err != nil {
-		return err
-	}
-	select {
-	case err := <-res:
-		if err != nil {
-			return p.fail(classify(err))
+	res := make(chan error, len(msgs))
+	for _, msg := range msgs {
+		msg.Metadata = res
+		if err := p.send(ctx, ap, msg); err != nil {
+			return err
 		}
-	case <-ctx.Done():
-		return p.fail(reasonTimeout, fmt.Errorf("no acknowledgement from Kafka for a %d-byte batch to topic %q within %v: %w",
-			size, p.topic, time.Since(start).Round(time.Millisecond), context.Cause(ctx)))
 	}
-	p.producedMessages.Inc()
-	p.producedBytes.Add(float64(len(key) + len(value)))
+	for range msgs {
+		select {
+		case err := <-res:
+			if err != nil {
+				return p.fail(classify(err))
+			}
+		case <-ctx.Done():
+			what := fmt.Sprintf("a %d-byte batch", total)
+			if len(msgs) > 1 {
+				what = fmt.Sprintf("%d batches of %d bytes", len(msgs), total)
+			}
+			return p.fail(reasonTimeout, fmt.Errorf("no acknowledgement from Kafka for %s to topic %q within %v: %w",
+				what, p.topic, time.Since(start).Round(time.Millisecond), context.Cause(ctx)))
+		}
+	}
 	p.publishDuration.Observe(time.Since(start).Seconds())
 	return nil
 }
@@ -164,9 +216,9 @@ func classify(err error) (string, error) {
 	var cfgErr sarama.ConfigurationError
 	switch {
 	case errors.Is(err, sarama.ErrMessageSizeTooLarge):
-		return reasonTooLarge, fmt.Errorf("%w: the topic's max.message.bytes is lower than the batch: %w", ErrTooLarge, err)
+		return reasonTooLarge, fmt.Errorf("%w: the topic's max.message.bytes is lower than the batch: %w", queue.ErrTooLarge, err)
 	case errors.As(err, &cfgErr) && strings.Contains(string(cfgErr), "MaxMessageBytes"):
-		return reasonTooLarge, fmt.Errorf("%w: %w", ErrTooLarge, err)
+		return reasonTooLarge, fmt.Errorf("%w: %w", queue.ErrTooLarge, err)
 	default:
 		return reasonBroker, fmt.Errorf("cannot produce to Kafka: %w", err)
 	}
@@ -268,11 +320,16 @@ func (p *Producer) open() (sarama.AsyncProducer, error) {
 	return ap, nil
 }
 
-// dispatch delivers sarama's results to the waiting Publish calls until
-// the sarama producer is closed.
+// dispatch counts the acknowledged messages and delivers sarama's results
+// to the waiting Publish calls until the sarama producer is closed.
 func (p *Producer) dispatch(ap sarama.AsyncProducer) {
 	defer p.wg.Done()
 	reply := func(msg *sarama.ProducerMessage, err error) {
+		if err == nil {
+			kv, _ := size(msg)
+			p.producedMessages.Inc()
+			p.producedBytes.Add(float64(kv))
+		}
 		if res, ok := msg.Metadata.(chan error); ok {
 			res <- err
 		}

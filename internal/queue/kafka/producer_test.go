@@ -104,8 +104,18 @@ func TestPublishTooLargeWithoutKafka(t *testing.T) {
 	}
 	defer mustClose(t, p)
 	err = p.Publish(context.Background(), "svc", make([]byte, 4097))
-	if !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("Publish of 4100 bytes with MaxMessageBytes 4096: %v; want %v", err, ErrTooLarge)
+	if !errors.Is(err, queue.ErrTooLarge) {
+		t.Fatalf("Publish of 4100 bytes with MaxMessageBytes 4096: %v; want %v", err, queue.ErrTooLarge)
+	}
+	// One record too large fails the batch at once, before any is sent
+	// (there is no Kafka to send to).
+	err = p.PublishBatch(context.Background(), []queue.Record{{Key: "a", Value: []byte("small")}, {Key: "b", Value: make([]byte, 4096)}})
+	if !errors.Is(err, queue.ErrTooLarge) {
+		t.Fatalf("PublishBatch with a record of 4097 bytes: %v; want %v", err, queue.ErrTooLarge)
+	}
+	// What MaxMessageBytes reports, sarama sends: its record framing fits.
+	if got := queue.MaxMessageBytes(p); got != 4096-recordOverhead || got <= 0 {
+		t.Errorf("MaxMessageBytes: got %d; want 4096 less sarama's record overhead", got)
 	}
 }
 
