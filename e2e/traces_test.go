@@ -228,15 +228,20 @@ func checkRealClients(t *testing.T, p *proc) {
 		}
 	}
 
-	// Search: service, operation, tag and duration bounds.
-	code, body, _ := p.get("/api/services")
-	for _, svc := range []string{"otel-http", "otel-grpc", "jaeger-udp", "jaeger-http", "zipkin-svc"} {
-		if code != 200 || !strings.Contains(body, `"`+svc+`"`) {
-			t.Errorf("/api/services: %d %s; want %s", code, body, svc)
+	// Search: service, operation, tag and duration bounds. Elasticsearch
+	// refreshes the service index on its own schedule, apart from the span
+	// index the trace was just read from: the list may lag by a refresh.
+	eventually(t, 10*time.Second, "every service in /api/services", func() (bool, string) {
+		code, body, _ := p.get("/api/services")
+		for _, svc := range []string{"otel-http", "otel-grpc", "jaeger-udp", "jaeger-http", "zipkin-svc"} {
+			if code != 200 || !strings.Contains(body, `"`+svc+`"`) {
+				return false, fmt.Sprintf("%d %s; want %s", code, body, svc)
+			}
 		}
-	}
+		return true, ""
+	})
 	q := url.Values{"service": {"otel-http"}, "operation": {"POST /pay"}, "tags": {`{"http.route":"/pay"}`}, "minDuration": {"1ms"}, "limit": {"5"}}
-	code, body, _ = p.get("/api/traces?" + q.Encode())
+	code, body, _ := p.get("/api/traces?" + q.Encode())
 	var found struct{ Data []jaegerTrace }
 	if code != 200 || json.Unmarshal([]byte(body), &found) != nil || len(found.Data) != 1 {
 		t.Errorf("search: %d %s; want one trace", code, body)
