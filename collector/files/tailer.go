@@ -17,6 +17,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -34,8 +35,6 @@ const (
 	maxChunksPerRound = 16              // reads of one file before the next file gets its turn
 	defaultDrainGrace = 5 * time.Second // a rotated file idle this long at its end is closed
 	shutdownTimeout   = 5 * time.Second // for the last batch when Run's context ends
-	backoffMin        = 100 * time.Millisecond
-	backoffMax        = 5 * time.Second
 )
 
 // Tailer tails the files matching its patterns. Create it with New; call
@@ -231,8 +230,7 @@ func (t *Tailer) flush(ctx context.Context) error {
 		return nil
 	}
 	b.seal()
-	backoff := backoffMin
-	var timer *time.Timer
+	retry := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		err := t.sink(ctx, b.recs)
 		if err == nil {
@@ -242,21 +240,13 @@ func (t *Tailer) flush(ctx context.Context) error {
 			return ctx.Err()
 		}
 		t.m.sinkErrors.Inc()
+		wait := retry.Next()
 		t.log.Warn("sink did not accept a batch of file lines; retrying the same batch",
-			"records", len(b.recs), "retry_in", backoff, "err", err)
-		if timer == nil {
-			timer = time.NewTimer(backoff)
-			defer timer.Stop()
-		} else {
-			timer.Reset(backoff)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
+			"records", len(b.recs), "retry_in", wait, "err", err)
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return err
 		}
 		t.m.sinkRetries.Inc()
-		backoff = min(2*backoff, backoffMax)
 	}
 	b.reset()
 	t.commit(time.Now())
