@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -85,7 +86,7 @@ func openPartition(root string, day int32, log *slog.Logger, smallRows int) (*pa
 		if err := os.Mkdir(p.dir, 0o755); err != nil {
 			return nil, fmt.Errorf("cannot create partition %s: %w", p.dir, err)
 		}
-		if err := syncDir(root); err != nil {
+		if err := fsutil.SyncDir(root); err != nil {
 			return nil, err
 		}
 	}
@@ -100,7 +101,7 @@ func openPartition(root string, day int32, log *slog.Logger, smallRows int) (*pa
 	}
 	p.data, p.index, p.streamsF = open(dataFileName), open(indexFileName), open(streamsFileName)
 	if err == nil {
-		err = syncDir(p.dir)
+		err = fsutil.SyncDir(p.dir)
 	}
 	if err == nil {
 		err = p.recover(smallRows)

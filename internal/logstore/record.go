@@ -3,10 +3,7 @@ package logstore
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
-	"os"
-	"path/filepath"
 )
 
 // The index, streams and WAL files are sequences of records:
@@ -181,45 +178,6 @@ func (d *decoder) count(minSize int) int {
 		return 0
 	}
 	return int(n)
-}
-
-// syncDir makes a directory's entries durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("cannot open directory %s to sync it: %w", dir, err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("cannot sync directory %s: %w", dir, err)
-	}
-	return nil
-}
-
-// writeFileAtomic writes a file through a temporary name and a rename.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("cannot create %s: %w", tmp, err)
-	}
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
 }
 
 // errPunchUnsupported means the file system cannot free a range of a file.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/klauspost/compress/s2"
 
+	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -95,7 +96,7 @@ func (w *wal) create(seq uint64) (*walSegment, error) {
 		return nil, fmt.Errorf("cannot create WAL segment: %w", err)
 	}
 	// The name must be durable before records salted with seq are.
-	if err := syncDir(w.dir); err != nil {
+	if err := fsutil.SyncDir(w.dir); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -128,7 +129,7 @@ func (s *walSegment) syncTo(off int64) error {
 		return nil
 	}
 	target := s.size.Load()
-	if err := fdatasync(s.f); err != nil {
+	if err := fsutil.Fdatasync(s.f); err != nil {
 		s.err = fmt.Errorf("cannot sync WAL segment %s: %w", s.path, err)
 		return s.err
 	}
@@ -168,7 +169,7 @@ func (w *wal) close() error {
 	for _, s := range w.open {
 		s.syncMu.Lock()
 		if !s.done {
-			if err := fdatasync(s.f); err != nil && s.err == nil {
+			if err := fsutil.Fdatasync(s.f); err != nil && s.err == nil {
 				s.err = fmt.Errorf("cannot sync WAL segment %s: %w", s.path, err)
 			}
 			s.synced = s.size.Load()

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -47,7 +48,7 @@ const (
 	termSample   = 32
 	segPrefix    = "index-"
 	segSuffix    = ".idx"
-	tmpSuffix    = ".tmp"
+	tmpSuffix    = fsutil.TmpSuffix
 	defaultSeal  = 100_000
 	segReadChunk = 256 // metas read at once by scans
 )
