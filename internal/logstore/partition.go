@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/vigilhq/vigil/internal/binenc"
 	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/model"
 )
@@ -124,13 +125,13 @@ func (p *partition) recover(smallRows int) error {
 		if !ok {
 			break
 		}
-		d := decoder{b: payload}
-		sid := d.u64()
-		ls := make(model.Labels, d.count(2))
+		d := binenc.NewReader(payload)
+		sid := d.Uint64()
+		ls := make(model.Labels, d.Count(2))
 		for i := range ls {
-			ls[i] = model.Label{Name: d.string(), Value: d.string()}
+			ls[i] = model.Label{Name: d.LenString(), Value: d.LenString()}
 		}
-		if d.err != nil {
+		if d.Err() != nil {
 			break
 		}
 		p.streams[sid] = &streamInfo{labels: ls, minTs: 1<<63 - 1, maxTs: -1 << 63}
@@ -317,8 +318,8 @@ func appendStreamRecord(dst []byte, sid uint64, ls model.Labels) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, sid)
 	dst = binary.AppendUvarint(dst, uint64(len(ls)))
 	for _, l := range ls {
-		dst = appendString(dst, l.Name)
-		dst = appendString(dst, l.Value)
+		dst = binenc.AppendString(dst, l.Name)
+		dst = binenc.AppendString(dst, l.Value)
 	}
 	return finishRecord(dst, start)
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/vigilhq/vigil/internal/binenc"
 	"github.com/vigilhq/vigil/internal/fsutil"
 )
 
@@ -126,7 +127,7 @@ func writeSegment(dir string, h *head, end int64) (*segment, error) {
 	var b []byte
 	for i, s := range h.names {
 		sg.strs[s] = uint32(i)
-		put(appendString(b[:0], s))
+		put(binenc.AppendString(b[:0], s))
 	}
 	for _, o := range ops {
 		b = le.AppendUint32(b[:0], o.service)
@@ -165,8 +166,7 @@ func writeSegment(dir string, h *head, end int64) (*segment, error) {
 			sg.termKeys = append(sg.termKeys, string(t.s))
 			sg.termOffs = append(sg.termOffs, off)
 		}
-		b = binary.AppendUvarint(b[:0], uint64(len(t.s)))
-		b = append(b, t.s...)
+		b = binenc.AppendBytes(b[:0], t.s)
 		b = binary.AppendUvarint(b, uint64(entries[i].off))
 		b = binary.AppendUvarint(b, uint64(entries[i].n))
 		b = binary.AppendUvarint(b, uint64(len(t.list)))
