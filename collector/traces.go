@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/internal/jaegerthrift"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
@@ -37,7 +38,7 @@ type Traces struct {
 	maxBody  int64
 	logger   *slog.Logger
 
-	requests *prometheus.CounterVec // receiver, code
+	requests *httpserver.RequestMetrics
 	received *prometheus.CounterVec // receiver
 	rejected *prometheus.CounterVec // receiver, reason
 	udpDrops *prometheus.CounterVec // receiver, reason
@@ -47,8 +48,8 @@ type Traces struct {
 func NewTraces(p queue.Producer, sampler *Sampler, maxBody int64, logger *slog.Logger, reg prometheus.Registerer) *Traces {
 	t := &Traces{
 		producer: p, sampler: sampler, maxBody: maxBody, logger: logger,
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "span_requests_total",
-			Help: "Requests to the span receivers, by receiver and status code."}, []string{"receiver", "code"}),
+		requests: httpserver.NewRequestMetrics(httpserver.RequestMetricsOpts{Subsystem: "collector", Label: "receiver", Name: "span_requests_total",
+			Help: "Requests to the span receivers, by receiver and status code."}, reg),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "received_spans_total",
 			Help: "Spans accepted by a receiver, before sampling."}, []string{"receiver"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "rejected_span_requests_total",
@@ -57,7 +58,7 @@ func NewTraces(p queue.Producer, sampler *Sampler, maxBody int64, logger *slog.L
 			Help: "Jaeger UDP datagrams dropped, by receiver and reason (decode, queue)."}, []string{"receiver", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(t.requests, t.received, t.rejected, t.udpDrops)
+		reg.MustRegister(t.received, t.rejected, t.udpDrops)
 	}
 	return t
 }
@@ -149,7 +150,7 @@ func (t *Traces) enqueue(ctx context.Context, n int, data []byte, err error) (co
 }
 
 func (t *Traces) reply(w http.ResponseWriter, receiver string, code int, reason, msg string) {
-	t.requests.WithLabelValues(receiver, fmt.Sprint(code)).Inc()
+	t.requests.Count(receiver, code)
 	if reason != "" {
 		t.rejected.WithLabelValues(receiver, reason).Inc()
 	}
@@ -180,7 +181,7 @@ func (t *Traces) handleOTLP(w http.ResponseWriter, r *http.Request) {
 	const receiver = "otlp_http_traces"
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	fail := func(code int, reason, msg string) {
-		t.requests.WithLabelValues(receiver, fmt.Sprint(code)).Inc()
+		t.requests.Count(receiver, code)
 		t.rejected.WithLabelValues(receiver, reason).Inc()
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
@@ -213,7 +214,7 @@ func (t *Traces) handleOTLP(w http.ResponseWriter, r *http.Request) {
 		fail(code, reason, msg)
 		return
 	}
-	t.requests.WithLabelValues(receiver, "200").Inc()
+	t.requests.Count(receiver, http.StatusOK)
 	resp := ptraceotlp.NewExportResponse()
 	var body []byte
 	if ct == contentTypeJSON {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/internal/logql"
 	"github.com/vigilhq/vigil/internal/model"
 )
@@ -34,11 +35,10 @@ func DefaultOptions() Options {
 
 // API serves Grafana Loki's HTTP API over a LogStore.
 type API struct {
-	opts     Options
-	store    LogStore
-	engine   *Engine
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	opts    Options
+	store   LogStore
+	engine  *Engine
+	metrics *httpserver.RequestMetrics
 }
 
 // NewAPI returns the Loki API over s.
@@ -50,18 +50,11 @@ func NewAPI(opts Options, s LogStore) *API {
 		opts:   opts,
 		store:  s,
 		engine: NewEngine(s),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "vigil", Subsystem: "query", Name: "requests_total",
-			Help: "Query API requests by endpoint and status code.",
-		}, []string{"endpoint", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "vigil", Subsystem: "query", Name: "request_duration_seconds",
-			Help:    "Query API request duration by endpoint.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"endpoint"}),
-	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(a.requests, a.duration)
+		metrics: httpserver.NewRequestMetrics(httpserver.RequestMetricsOpts{
+			Subsystem: "query", Label: "endpoint",
+			Help:         "Query API requests by endpoint and status code.",
+			DurationHelp: "Query API request duration by endpoint.",
+		}, opts.Registerer),
 	}
 	return a
 }
@@ -107,8 +100,7 @@ func (a *API) instrument(name string, h func(w http.ResponseWriter, r *http.Requ
 			}
 			http.Error(w, err.Error(), code)
 		}
-		a.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
-		a.duration.WithLabelValues(name).Observe(time.Since(t0).Seconds())
+		a.metrics.Observe(name, code, t0)
 	}
 }
 
