@@ -119,7 +119,7 @@ func (t *Traces) publishTraces(ctx context.Context, receiver string, td ptrace.T
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		service := ""
-		if v, ok := rss.At(i).Resource().Attributes().Get(otlptraces.AttrServiceName); ok {
+		if v, ok := rss.At(i).Resource().Attributes().Get(model.AttrServiceName); ok {
 			service = v.AsString()
 		}
 		k, sss := 0, rss.At(i).ScopeSpans()

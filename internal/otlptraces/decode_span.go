@@ -76,20 +76,20 @@ func decodeResource(base *model.Span, b []byte) bool {
 				return false
 			}
 			switch k {
-			case AttrServiceName, AttrHostName, AttrEnv, AttrEnvLegacy:
+			case model.AttrServiceName, model.AttrHostName, model.AttrEnv, model.AttrEnvLegacy:
 				s, ok := v.text()
 				if !ok {
 					return false
 				}
 				switch k {
-				case AttrServiceName:
+				case model.AttrServiceName:
 					base.Service = s
-				case AttrHostName:
+				case model.AttrHostName:
 					base.Host = s
 				default:
 					base.Env = s
 				}
-			case AttrGrade:
+			case model.AttrGrade:
 				var g int64
 				switch v.typ {
 				case model.AttrInt64:
