@@ -56,6 +56,18 @@ type Tailer struct {
 	drainGrace time.Duration
 	saveErr    string
 	ran        bool
+
+	// polls, when set, replaces the PollInterval timer (tests drive the
+	// Tailer through it): after its first poll, Run polls when it receives
+	// a request, reads every file to its end, hands the batch to the Sink,
+	// persists the offsets and then closes the request's done.
+	polls <-chan pollRequest
+}
+
+// pollRequest asks Run for one poll.
+type pollRequest struct {
+	now  time.Time // the time the poll takes as now; zero: time.Now()
+	done chan<- struct{}
 }
 
 // New checks opts, loads the offsets file and returns a Tailer.
@@ -101,18 +113,32 @@ func (t *Tailer) Run(ctx context.Context) error {
 	defer t.closeAll()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	interval := t.opts.PollInterval
+	if t.polls != nil {
+		interval = 24 * time.Hour // polls are requested
+	}
 	var nextPoll time.Time
+	var req *pollRequest // being served
+	defer func() {
+		if req != nil {
+			close(req.done)
+		}
+	}()
 	first := true
 	for {
 		if ctx.Err() != nil {
 			return t.shutdown(ctx)
 		}
 		if now := time.Now(); !now.Before(nextPoll) {
-			if err := t.poll(ctx, now, first); err != nil {
+			pollNow := now
+			if req != nil && !req.now.IsZero() {
+				pollNow = req.now
+			}
+			if err := t.poll(ctx, pollNow, first); err != nil {
 				return t.shutdown(ctx)
 			}
 			first = false
-			nextPoll = now.Add(t.opts.PollInterval)
+			nextPoll = now.Add(interval)
 		}
 		progressed, err := t.readAll(ctx)
 		if err != nil {
@@ -130,10 +156,20 @@ func (t *Tailer) Run(ctx context.Context) error {
 		if progressed {
 			continue
 		}
+		if req != nil { // every file was read to its end
+			if err := t.flush(ctx); err != nil {
+				return t.shutdown(ctx)
+			}
+			t.commit(time.Now())
+			close(req.done)
+			req = nil
+		}
 		timer.Reset(t.wake(nextPoll).Sub(now))
 		select {
 		case <-ctx.Done():
 		case <-timer.C:
+		case r := <-t.polls: // nil, never ready, unless a test drives polling
+			req, nextPoll = &r, time.Time{}
 		}
 	}
 }
