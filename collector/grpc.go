@@ -3,7 +3,6 @@ package collector
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
@@ -58,7 +57,7 @@ type grpcTraces struct {
 func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
 	const receiver = "otlp_grpc_traces"
 	code, msg, reason := g.t.publishTraces(ctx, receiver, req.Traces())
-	g.t.requests.WithLabelValues(receiver, strconv.Itoa(code)).Inc()
+	g.t.requests.Count(receiver, code)
 	if code != http.StatusOK {
 		g.t.rejected.WithLabelValues(receiver, reason).Inc()
 		return ptraceotlp.NewExportResponse(), status.Error(grpcCode(code), msg)

@@ -22,17 +22,17 @@ import (
 
 // httpMetrics counts what the HTTP receivers accepted and rejected.
 type httpMetrics struct {
-	requests *prometheus.CounterVec // receiver, code
+	requests *httpserver.RequestMetrics
 	received *prometheus.CounterVec // receiver
 	rejected *prometheus.CounterVec // receiver, reason
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "vigil", Subsystem: "collector", Name: "http_requests_total",
+		requests: httpserver.NewRequestMetrics(httpserver.RequestMetricsOpts{
+			Subsystem: "collector", Label: "receiver", Name: "http_requests_total",
 			Help: "Requests to the HTTP receivers, by receiver and status code.",
-		}, []string{"receiver", "code"}),
+		}, reg),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "vigil", Subsystem: "collector", Name: "received_records_total",
 			Help: "Log records accepted by a receiver (durably queued).",
@@ -43,7 +43,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		}, []string{"receiver", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.received, m.rejected)
+		reg.MustRegister(m.received, m.rejected)
 	}
 	return m
 }
@@ -95,7 +95,7 @@ var decoderPool = sync.Pool{New: func() any { return new(logsjson.Decoder) }}
 func (c *Collector) handleLogsAPI(w http.ResponseWriter, r *http.Request) {
 	const receiver = "logs_api"
 	reply := func(code int, resp logsAPIResponse, reason string, n int) {
-		c.httpMetrics.requests.WithLabelValues(receiver, fmt.Sprint(code)).Inc()
+		c.httpMetrics.requests.Count(receiver, code)
 		if reason != "" {
 			c.httpMetrics.rejected.WithLabelValues(receiver, reason).Add(float64(max(n, 1)))
 		}

@@ -26,7 +26,7 @@ func (c *Collector) handleOTLPLogs(w http.ResponseWriter, r *http.Request) {
 	const receiver = "otlp_http_logs"
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	fail := func(code int, reason, msg string, n int) {
-		c.httpMetrics.requests.WithLabelValues(receiver, fmt.Sprint(code)).Inc()
+		c.httpMetrics.requests.Count(receiver, code)
 		c.httpMetrics.rejected.WithLabelValues(receiver, reason).Add(float64(max(n, 1)))
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
@@ -65,7 +65,7 @@ func (c *Collector) handleOTLPLogs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.httpMetrics.received.WithLabelValues(receiver).Add(float64(len(recs)))
-	c.httpMetrics.requests.WithLabelValues(receiver, "200").Inc()
+	c.httpMetrics.requests.Count(receiver, http.StatusOK)
 	resp := plogotlp.NewExportResponse()
 	var body []byte
 	if ct == contentTypeJSON {

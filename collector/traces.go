@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/internal/jaegerthrift"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
@@ -40,7 +41,7 @@ type Traces struct {
 	maxBody  int64
 	logger   *slog.Logger
 
-	requests *prometheus.CounterVec // receiver, code
+	requests *httpserver.RequestMetrics
 	received *prometheus.CounterVec // receiver
 	rejected *prometheus.CounterVec // receiver, reason
 	udpDrops *prometheus.CounterVec // receiver, reason
@@ -51,8 +52,8 @@ func NewTraces(p queue.Producer, sampler *Sampler, maxBody int64, logger *slog.L
 	t := &Traces{
 		producer: p, sampler: sampler, maxBody: maxBody, logger: logger,
 		maxBatch: max(0, queue.MaxMessageBytes(p)-traceKeyLen),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "span_requests_total",
-			Help: "Requests to the span receivers, by receiver and status code."}, []string{"receiver", "code"}),
+		requests: httpserver.NewRequestMetrics(httpserver.RequestMetricsOpts{Subsystem: "collector", Label: "receiver", Name: "span_requests_total",
+			Help: "Requests to the span receivers, by receiver and status code."}, reg),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "received_spans_total",
 			Help: "Spans accepted by a receiver, before sampling."}, []string{"receiver"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "collector", Name: "rejected_span_requests_total",
@@ -61,7 +62,7 @@ func NewTraces(p queue.Producer, sampler *Sampler, maxBody int64, logger *slog.L
 			Help: "Jaeger UDP datagrams dropped, by receiver and reason (decode, queue)."}, []string{"receiver", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(t.requests, t.received, t.rejected, t.udpDrops)
+		reg.MustRegister(t.received, t.rejected, t.udpDrops)
 	}
 	return t
 }
@@ -122,7 +123,7 @@ func (t *Traces) publishTraces(ctx context.Context, receiver string, td ptrace.T
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		service := ""
-		if v, ok := rss.At(i).Resource().Attributes().Get(otlptraces.AttrServiceName); ok {
+		if v, ok := rss.At(i).Resource().Attributes().Get(model.AttrServiceName); ok {
 			service = v.AsString()
 		}
 		k, sss := 0, rss.At(i).ScopeSpans()
@@ -183,7 +184,7 @@ func (t *Traces) publishByTrace(ctx context.Context, data []byte, spans []model.
 }
 
 func (t *Traces) reply(w http.ResponseWriter, receiver string, code int, reason, msg string) {
-	t.requests.WithLabelValues(receiver, fmt.Sprint(code)).Inc()
+	t.requests.Count(receiver, code)
 	if reason != "" {
 		t.rejected.WithLabelValues(receiver, reason).Inc()
 	}
@@ -214,7 +215,7 @@ func (t *Traces) handleOTLP(w http.ResponseWriter, r *http.Request) {
 	const receiver = "otlp_http_traces"
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	fail := func(code int, reason, msg string) {
-		t.requests.WithLabelValues(receiver, fmt.Sprint(code)).Inc()
+		t.requests.Count(receiver, code)
 		t.rejected.WithLabelValues(receiver, reason).Inc()
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
@@ -247,7 +248,7 @@ func (t *Traces) handleOTLP(w http.ResponseWriter, r *http.Request) {
 		fail(code, reason, msg)
 		return
 	}
-	t.requests.WithLabelValues(receiver, "200").Inc()
+	t.requests.Count(receiver, http.StatusOK)
 	resp := ptraceotlp.NewExportResponse()
 	var body []byte
 	if ct == contentTypeJSON {

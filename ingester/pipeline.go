@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/storage"
 )
@@ -212,7 +212,8 @@ func (p *pipeline[T]) gather(ctx context.Context, batch []T, bounded bool) ([]T,
 // writeRetrying writes batch until the store accepts it or ctx (a drain
 // context) ends.
 func (p *pipeline[T]) writeRetrying(ctx context.Context, batch []T) error {
-	backoff := 100 * time.Millisecond
+	// Waits of 100-150ms, doubling up to 10-15s.
+	b := backoff.Backoff{Min: 150 * time.Millisecond, Max: 15 * time.Second, Jitter: 1.0 / 3}
 	for attempt := 1; len(batch) > 0; attempt++ {
 		t0 := time.Now()
 		err := p.write(ctx, batch)
@@ -234,13 +235,11 @@ func (p *pipeline[T]) writeRetrying(ctx context.Context, batch []T) error {
 			return nil
 		}
 		p.writeErrors.Inc()
-		p.logger.Warn("store write failed; retrying", p.what, len(batch), "attempt", attempt, "backoff", backoff, "err", err)
-		select {
-		case <-time.After(backoff + rand.N(backoff/2)):
-		case <-ctx.Done():
+		wait := b.Next()
+		p.logger.Warn("store write failed; retrying", p.what, len(batch), "attempt", attempt, "backoff", wait, "err", err)
+		if backoff.Sleep(ctx, wait) != nil {
 			return fmt.Errorf("cannot write %d %s to the store: %w", len(batch), p.what, err)
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/internal/logql"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -35,11 +36,10 @@ func DefaultOptions() Options {
 
 // API serves Grafana Loki's HTTP API over a storage.LogReader.
 type API struct {
-	opts     Options
-	store    storage.LogReader
-	engine   *Engine
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	opts    Options
+	store   storage.LogReader
+	engine  *Engine
+	metrics *httpserver.RequestMetrics
 }
 
 // NewAPI returns the Loki API over s.
@@ -51,18 +51,11 @@ func NewAPI(opts Options, s storage.LogReader) *API {
 		opts:   opts,
 		store:  s,
 		engine: NewEngine(s),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "vigil", Subsystem: "query", Name: "requests_total",
-			Help: "Query API requests by endpoint and status code.",
-		}, []string{"endpoint", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "vigil", Subsystem: "query", Name: "request_duration_seconds",
-			Help:    "Query API request duration by endpoint.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"endpoint"}),
-	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(a.requests, a.duration)
+		metrics: httpserver.NewRequestMetrics(httpserver.RequestMetricsOpts{
+			Subsystem: "query", Label: "endpoint",
+			Help:         "Query API requests by endpoint and status code.",
+			DurationHelp: "Query API request duration by endpoint.",
+		}, opts.Registerer),
 	}
 	return a
 }
@@ -108,8 +101,7 @@ func (a *API) instrument(name string, h func(w http.ResponseWriter, r *http.Requ
 			}
 			http.Error(w, err.Error(), code)
 		}
-		a.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
-		a.duration.WithLabelValues(name).Observe(time.Since(t0).Seconds())
+		a.metrics.Observe(name, code, t0)
 	}
 }
 

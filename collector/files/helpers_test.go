@@ -63,7 +63,10 @@ func (c *collector) snapshot() []model.LogRecord {
 	return append([]model.LogRecord(nil), c.recs...)
 }
 
-// waitFor polls until cond holds for what was collected, or fails the test.
+// waitFor waits until cond holds for what was collected, or fails the
+// test. It is for what the Tailer does on its own time (the PollInterval
+// timer, multiline flushes); what a poll must deliver is checked right
+// after tailer.poll.
 func (c *collector) waitFor(t *testing.T, what string, cond func([]model.LogRecord) bool) []model.LogRecord {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
@@ -79,8 +82,18 @@ func (c *collector) waitFor(t *testing.T, what string, cond func([]model.LogReco
 	}
 }
 
-// start runs a Tailer until the returned stop is called (or the test ends).
-func start(t *testing.T, opts Options, sink Sink) (stop func()) {
+// tailer is a Tailer run by a test that drives its polling: after the
+// first poll, at start, it polls only when poll is called.
+type tailer struct {
+	*Tailer
+	t     *testing.T
+	polls chan pollRequest
+	exit  chan struct{} // closed when Run returned
+	stop  func()
+}
+
+// start runs a Tailer until its stop is called (or the test ends).
+func start(t *testing.T, opts Options, sink Sink) *tailer {
 	t.Helper()
 	tl, err := New(opts, sink)
 	if err != nil {
@@ -89,23 +102,83 @@ func start(t *testing.T, opts Options, sink Sink) (stop func()) {
 	return runTailer(t, tl)
 }
 
-// runTailer runs tl until the returned stop is called (or the test ends).
-func runTailer(t *testing.T, tl *Tailer) (stop func()) {
+// runTailer runs tl until the returned tailer's stop is called (or the
+// test ends).
+func runTailer(t *testing.T, tl *Tailer) *tailer {
 	t.Helper()
+	d := &tailer{Tailer: tl, t: t, polls: make(chan pollRequest), exit: make(chan struct{})}
+	tl.polls = d.polls
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tl.Run(ctx) }()
+	var err error
+	go func() {
+		err = tl.Run(ctx)
+		close(d.exit)
+	}()
 	var once sync.Once
-	stop = func() {
+	d.stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
+			<-d.exit
+			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
 		})
 	}
-	t.Cleanup(stop)
-	return stop
+	t.Cleanup(d.stop)
+	return d
+}
+
+// poll makes the tailer poll once, as its timer would: rescan the
+// patterns, notice rotations, truncations and deletions, read every file
+// to its end and hand what it read to the Sink. It returns when that is
+// done, so what the files held when poll was called has been delivered.
+func (d *tailer) poll() { d.pollAt(time.Time{}) }
+
+// pollAt is poll with the poll taking now as the current time (zero:
+// time.Now()), to pass time-based limits such as the drain grace period.
+func (d *tailer) pollAt(now time.Time) {
+	d.t.Helper()
+	d.wait(d.request(now))
+}
+
+// request starts a poll and returns without waiting for it: what the test
+// does next happens while the tailer polls and reads. wait waits for it.
+func (d *tailer) request(now time.Time) <-chan struct{} {
+	d.t.Helper()
+	done := make(chan struct{})
+	select {
+	case d.polls <- pollRequest{now: now, done: done}:
+	case <-d.exit:
+		d.t.Fatal("poll: the tailer has stopped")
+	case <-time.After(60 * time.Second):
+		d.t.Fatal("poll: the tailer did not take the request within 60s")
+	}
+	return done
+}
+
+func (d *tailer) wait(done <-chan struct{}) {
+	d.t.Helper()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		d.t.Fatal("poll: not done within 60s")
+	}
+}
+
+// pollUntil polls until cond holds for what c collected, failing the test
+// after 20 polls. One poll delivers what is written before it; more are
+// needed only while a writer runs or a rotation is noticed in steps.
+func (d *tailer) pollUntil(c *collector, what string, cond func([]model.LogRecord) bool) []model.LogRecord {
+	d.t.Helper()
+	for range 20 {
+		d.poll()
+		if recs := c.snapshot(); cond(recs) {
+			return recs
+		}
+	}
+	recs := c.snapshot()
+	d.t.Fatalf("%s not delivered after 20 polls; got %d records", what, len(recs))
+	return recs
 }
 
 func appendFile(t testing.TB, path, s string) {

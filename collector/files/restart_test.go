@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
 )
@@ -37,9 +36,13 @@ func TestRestart(t *testing.T) {
 		}
 		return nil
 	}
-	stop := start(t, opts, first.sink)
-	first.waitFor(t, "a first part", func(r []model.LogRecord) bool { return len(r) >= 1000 })
-	stop()
+	tl := start(t, opts, first.sink)
+	w.waitWritten(t, 1000)
+	tl.poll()
+	if got := len(first.snapshot()); got < 1000 {
+		t.Fatalf("first run: got %d records; want at least the 1000 lines written before the poll", got)
+	}
+	tl.stop()
 	if len(saved) == 0 {
 		t.Fatal("no offsets saved by batch 5")
 	}
@@ -49,14 +52,14 @@ func TestRestart(t *testing.T) {
 
 	// Second run, after the "crash".
 	var second collector
-	stop = start(t, opts, second.sink)
-	time.Sleep(50 * time.Millisecond)
+	tl = start(t, opts, second.sink)
+	w.waitWritten(t, 100) // while the second tailer runs
 	close(stopWriter)
 	n := writerDone()
-	second.waitFor(t, "the rest", func(r []model.LogRecord) bool {
+	tl.pollUntil(&second, "the rest", func(r []model.LogRecord) bool {
 		return countSeqs(n)(append(first.snapshot(), r...))
 	})
-	stop()
+	tl.stop()
 
 	all := append(first.snapshot(), second.snapshot()...)
 	ids := map[int]model.RecordID{}
@@ -87,11 +90,10 @@ func TestRestart(t *testing.T) {
 	}
 	appendFile(t, path, b.String())
 	var third collector
-	stop = start(t, opts, third.sink)
-	recs := third.waitFor(t, "new lines", func(r []model.LogRecord) bool { return len(r) >= 100 })
-	time.Sleep(10 * opts.PollInterval)
-	stop()
-	recs = third.snapshot()
+	tl = start(t, opts, third.sink)
+	tl.poll()
+	tl.stop()
+	recs := third.snapshot()
 	if len(recs) != 100 {
 		t.Fatalf("clean restart: got %d records, want the 100 new ones", len(recs))
 	}
@@ -128,17 +130,18 @@ func TestRestartAfterRotationWhileStopped(t *testing.T) {
 	}
 	write(0, 100)
 	var c collector
-	stop := start(t, opts, c.sink)
-	c.waitFor(t, "first lines", countSeqs(100))
-	stop()
+	tl := start(t, opts, c.sink)
+	tl.poll()
+	if recs := c.snapshot(); !countSeqs(100)(recs) {
+		t.Fatalf("first lines: got %d records; want 100", len(recs))
+	}
+	tl.stop()
 
 	write(100, 200)
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
 	write(200, 300)
-	start(t, opts, c.sink)
-	c.waitFor(t, "all lines", countSeqs(300))
-	time.Sleep(10 * opts.PollInterval)
+	start(t, opts, c.sink).poll()
 	checkOnce(t, c.snapshot(), 300)
 }

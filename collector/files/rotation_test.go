@@ -84,13 +84,34 @@ func (w *logWriter) run(stop <-chan struct{}, max int) (done func() int) {
 	}
 }
 
-// waitGen waits until a line written to file generation gen was delivered,
+// waitWritten waits until the writer wrote n more lines.
+func (w *logWriter) waitWritten(t *testing.T, n int) {
+	t.Helper()
+	w.mu.Lock()
+	want := w.seq + n
+	w.mu.Unlock()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		w.mu.Lock()
+		seq := w.seq
+		w.mu.Unlock()
+		if seq >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer wrote %d lines in 60s; want %d", seq-want+n, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitGen polls until a line written to file generation gen was delivered,
 // that is until the tailer found that file. Rotating again sooner could move
 // a file away before any rescan saw it at its watched path: a limit of
 // polling, irrelevant to real rotation intervals.
-func (w *logWriter) waitGen(t *testing.T, c *collector, gen int) {
-	t.Helper()
-	c.waitFor(t, fmt.Sprintf("a line of file %d", gen), func(recs []model.LogRecord) bool {
+func (w *logWriter) waitGen(tl *tailer, c *collector, gen int) {
+	tl.t.Helper()
+	tl.pollUntil(c, fmt.Sprintf("a line of file %d", gen), func(recs []model.LogRecord) bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, r := range recs {
@@ -126,32 +147,40 @@ func TestRenameRotation(t *testing.T) {
 	w := newLogWriter(t, path, "# app log, format v1\n")
 	opts := testOptions(t, path)
 	var c collector
-	start(t, opts, c.sink)
+	tl := start(t, opts, c.sink)
 
 	stop := make(chan struct{})
 	done := w.run(stop, 1<<30)
 	for r := 1; r <= 6; r++ {
-		time.Sleep(20 * time.Millisecond)
-		w.waitGen(t, &c, r-1)
+		w.waitWritten(t, 100)
+		w.waitGen(tl, &c, r-1)
+		// Every other rotation happens while a poll reads.
+		var polled <-chan struct{}
+		if r%2 == 0 {
+			polled = tl.request(time.Time{})
+		}
 		w.mu.Lock()
 		if err := os.Rename(path, fmt.Sprintf("%s.%d", path, r)); err != nil {
 			t.Fatal(err)
 		}
 		w.mu.Unlock()
 		// The application keeps writing to the renamed file until it reopens.
-		time.Sleep(3 * time.Millisecond)
+		w.waitWritten(t, 20)
 		w.mu.Lock()
 		_ = w.f.Close()
 		w.gen++
 		w.open()
 		w.mu.Unlock()
+		if polled != nil {
+			tl.wait(polled)
+		}
 	}
-	time.Sleep(20 * time.Millisecond)
+	w.waitWritten(t, 100)
 	close(stop)
 	n := done()
-	recs := c.waitFor(t, "all lines", countSeqs(n))
-	time.Sleep(10 * opts.PollInterval)
-	recs = c.snapshot()
+	tl.pollUntil(&c, "all lines", countSeqs(n))
+	tl.poll() // anything sent twice would show up now
+	recs := c.snapshot()
 	checkOnce(t, recs, n)
 	w.checkOrderPerFile(t, recs)
 	banners := 0
@@ -175,12 +204,21 @@ func TestCopyTruncateRotation(t *testing.T) {
 	// reached in the original, with the same ids.
 	opts := testOptions(t, path+"*")
 	var c collector
-	start(t, opts, c.sink)
+	tl := start(t, opts, c.sink)
 
 	stop := make(chan struct{})
 	done := w.run(stop, 1<<30)
 	for r := 1; r <= 6; r++ {
-		time.Sleep(40 * time.Millisecond)
+		// The tailer reads part of the file; the writer goes on, so the
+		// copy holds lines the tailer has not read.
+		w.waitWritten(t, 100)
+		tl.poll()
+		w.waitWritten(t, 100)
+		// Every other truncation happens while a poll reads.
+		var polled <-chan struct{}
+		if r%2 == 0 {
+			polled = tl.request(time.Time{})
+		}
 		w.mu.Lock() // copy and truncate with no write in between
 		copyFile(t, path, fmt.Sprintf("%s.%d", path, r))
 		if err := os.Truncate(path, 0); err != nil {
@@ -188,13 +226,16 @@ func TestCopyTruncateRotation(t *testing.T) {
 		}
 		w.gen++
 		w.mu.Unlock()
+		if polled != nil {
+			tl.wait(polled)
+		}
 	}
-	time.Sleep(20 * time.Millisecond)
+	w.waitWritten(t, 100)
 	close(stop)
 	n := done()
-	recs := c.waitFor(t, "all lines", countSeqs(n))
-	time.Sleep(10 * opts.PollInterval)
-	recs = c.snapshot()
+	tl.pollUntil(&c, "all lines", countSeqs(n))
+	tl.poll() // anything sent twice would show up now
+	recs := c.snapshot()
 	checkOnce(t, recs, n)
 	w.checkOrderPerFile(t, recs)
 	t.Logf("%d lines over 6 truncations", n)
@@ -239,9 +280,12 @@ func TestNewContentAtKnownInode(t *testing.T) {
 			write(0, 100)
 			before := inode(t, path)
 			var c collector
-			stop := start(t, opts, c.sink)
-			c.waitFor(t, "first file", countSeqs(100))
-			stop()
+			tl := start(t, opts, c.sink)
+			tl.poll()
+			if recs := c.snapshot(); !countSeqs(100)(recs) {
+				t.Fatalf("first file: got %d records; want 100", len(recs))
+			}
+			tl.stop()
 
 			replace(t, path)
 			write(100, 400)
@@ -250,11 +294,8 @@ func TestNewContentAtKnownInode(t *testing.T) {
 			} else {
 				t.Logf("inode not reused (%d, then %d)", before, after)
 			}
-			start(t, opts, c.sink)
-			recs := c.waitFor(t, "second file", countSeqs(400))
-			time.Sleep(10 * opts.PollInterval)
+			start(t, opts, c.sink).poll()
 			checkOnce(t, c.snapshot(), 400)
-			_ = recs
 		})
 	}
 	truncate := func(t *testing.T, path string) {
@@ -297,16 +338,17 @@ func TestDeletedWhileOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl.drainGrace = 50 * time.Millisecond
-	stop := runTailer(t, tl)
-	defer stop()
+	d := runTailer(t, tl)
 
 	var s string
 	for i := range 200 {
 		s += seqLine(i) + "\n"
 	}
 	appendFile(t, path, s[:len(s)/2])
-	c.waitFor(t, "some lines", func(r []model.LogRecord) bool { return len(r) > 0 })
+	d.poll()
+	if got := len(c.snapshot()); got != 100 {
+		t.Fatalf("got %d records; want the first 100", got)
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -316,14 +358,14 @@ func TestDeletedWhileOpen(t *testing.T) {
 	}
 	_, _ = f.WriteString(s[len(s)/2:]) // written after the unlink
 	_ = f.Close()
-	recs := c.waitFor(t, "all lines", countSeqs(200))
-	checkOnce(t, recs, 200)
-	deadline := time.Now().Add(10 * time.Second)
-	for gaugeValue(t, reg, "vigil_collector_files_files_watched") != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("deleted file still open")
-		}
-		time.Sleep(10 * time.Millisecond)
+	d.poll()
+	checkOnce(t, c.snapshot(), 200)
+	if got := gaugeValue(t, reg, "vigil_collector_files_files_watched"); got != 1 {
+		t.Errorf("within the drain grace period: %v files watched; want the deleted one still open", got)
+	}
+	d.pollAt(time.Now().Add(tl.drainGrace))
+	if got := gaugeValue(t, reg, "vigil_collector_files_files_watched"); got != 0 {
+		t.Errorf("after the drain grace period: %v files watched; want the deleted file closed", got)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/fsutil"
 )
 
 const (
@@ -228,35 +230,9 @@ func (s *state) save(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("cannot encode offsets: %w", err)
 	}
-	if err := writeFileAtomic(s.path, append(b, '\n')); err != nil {
+	if err := fsutil.WriteFileAtomic(s.path, append(b, '\n'), 0o640); err != nil {
 		return err
 	}
 	s.dirty = false
 	return nil
-}
-
-func writeFileAtomic(path string, b []byte) (err error) {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("cannot create %s: %w", tmp, err)
-	}
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("cannot replace %s: %w", path, err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("cannot open state directory to sync it: %w", err)
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
 }

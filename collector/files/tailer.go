@@ -17,6 +17,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -34,8 +35,6 @@ const (
 	maxChunksPerRound = 16              // reads of one file before the next file gets its turn
 	defaultDrainGrace = 5 * time.Second // a rotated file idle this long at its end is closed
 	shutdownTimeout   = 5 * time.Second // for the last batch when Run's context ends
-	backoffMin        = 100 * time.Millisecond
-	backoffMax        = 5 * time.Second
 )
 
 // Tailer tails the files matching its patterns. Create it with New; call
@@ -57,6 +56,18 @@ type Tailer struct {
 	drainGrace time.Duration
 	saveErr    string
 	ran        bool
+
+	// polls, when set, replaces the PollInterval timer (tests drive the
+	// Tailer through it): after its first poll, Run polls when it receives
+	// a request, reads every file to its end, hands the batch to the Sink,
+	// persists the offsets and then closes the request's done.
+	polls <-chan pollRequest
+}
+
+// pollRequest asks Run for one poll.
+type pollRequest struct {
+	now  time.Time // the time the poll takes as now; zero: time.Now()
+	done chan<- struct{}
 }
 
 // New checks opts, loads the offsets file and returns a Tailer.
@@ -102,18 +113,32 @@ func (t *Tailer) Run(ctx context.Context) error {
 	defer t.closeAll()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	interval := t.opts.PollInterval
+	if t.polls != nil {
+		interval = 24 * time.Hour // polls are requested
+	}
 	var nextPoll time.Time
+	var req *pollRequest // being served
+	defer func() {
+		if req != nil {
+			close(req.done)
+		}
+	}()
 	first := true
 	for {
 		if ctx.Err() != nil {
 			return t.shutdown(ctx)
 		}
 		if now := time.Now(); !now.Before(nextPoll) {
-			if err := t.poll(ctx, now, first); err != nil {
+			pollNow := now
+			if req != nil && !req.now.IsZero() {
+				pollNow = req.now
+			}
+			if err := t.poll(ctx, pollNow, first); err != nil {
 				return t.shutdown(ctx)
 			}
 			first = false
-			nextPoll = now.Add(t.opts.PollInterval)
+			nextPoll = now.Add(interval)
 		}
 		progressed, err := t.readAll(ctx)
 		if err != nil {
@@ -131,10 +156,20 @@ func (t *Tailer) Run(ctx context.Context) error {
 		if progressed {
 			continue
 		}
+		if req != nil { // every file was read to its end
+			if err := t.flush(ctx); err != nil {
+				return t.shutdown(ctx)
+			}
+			t.commit(time.Now())
+			close(req.done)
+			req = nil
+		}
 		timer.Reset(t.wake(nextPoll).Sub(now))
 		select {
 		case <-ctx.Done():
 		case <-timer.C:
+		case r := <-t.polls: // nil, never ready, unless a test drives polling
+			req, nextPoll = &r, time.Time{}
 		}
 	}
 }
@@ -231,8 +266,7 @@ func (t *Tailer) flush(ctx context.Context) error {
 		return nil
 	}
 	b.seal()
-	backoff := backoffMin
-	var timer *time.Timer
+	retry := backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		err := t.sink(ctx, b.recs)
 		if err == nil {
@@ -242,21 +276,13 @@ func (t *Tailer) flush(ctx context.Context) error {
 			return ctx.Err()
 		}
 		t.m.sinkErrors.Inc()
+		wait := retry.Next()
 		t.log.Warn("sink did not accept a batch of file lines; retrying the same batch",
-			"records", len(b.recs), "retry_in", backoff, "err", err)
-		if timer == nil {
-			timer = time.NewTimer(backoff)
-			defer timer.Stop()
-		} else {
-			timer.Reset(backoff)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
+			"records", len(b.recs), "retry_in", wait, "err", err)
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return err
 		}
 		t.m.sinkRetries.Inc()
-		backoff = min(2*backoff, backoffMax)
 	}
 	b.reset()
 	t.commit(time.Now())

@@ -3,6 +3,7 @@ package files
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,7 +20,7 @@ func TestAppend(t *testing.T) {
 	path := filepath.Join(dir, "api.log")
 	opts := testOptions(t, filepath.Join(dir, "*.log"))
 	var c collector
-	start(t, opts, c.sink)
+	tl := start(t, opts, c.sink)
 
 	const n = 3000
 	var content strings.Builder
@@ -27,14 +28,18 @@ func TestAppend(t *testing.T) {
 		content.WriteString(seqLine(i) + "\n")
 	}
 	s := content.String()
-	// Appends of uneven sizes, most ending mid-line.
+	// Appends of uneven sizes, most ending mid-line, each read before the
+	// next: every complete line is delivered, the partial one waits.
 	for i := 0; i < len(s); {
 		j := min(len(s), i+1+(i*7919)%20000)
 		appendFile(t, path, s[i:j])
 		i = j
-		time.Sleep(time.Millisecond)
+		tl.poll()
+		if got, want := len(c.snapshot()), strings.Count(s[:j], "\n"); got != want {
+			t.Fatalf("after %d bytes: got %d records; want the %d complete lines", j, got, want)
+		}
 	}
-	recs := c.waitFor(t, "all lines", countSeqs(n))
+	recs := c.snapshot()
 	checkOnce(t, recs, n)
 
 	firstLine := seqLine(0) + "\n"
@@ -60,6 +65,35 @@ func TestAppend(t *testing.T) {
 	}
 }
 
+// TestPollInterval runs the Tailer on its own timer, as in production
+// (the other tests drive its polls): a line appended to a file it has read
+// to its end is delivered at a later poll, without anyone asking.
+func TestPollInterval(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	appendFile(t, path, seqLine(0)+"\n")
+	var c collector
+	tl, err := New(testOptions(t, path), c.sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tl.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	c.waitFor(t, "the first line", countSeqs(1))
+	for i := 1; i <= 3; i++ {
+		appendFile(t, path, seqLine(i)+"\n")
+		c.waitFor(t, fmt.Sprintf("line %d", i), countSeqs(i+1))
+	}
+	checkOnce(t, c.snapshot(), 4)
+}
+
 // TestLines covers line assembly: CRLF, empty lines, lines split across
 // writes, maximum length, multiline joining and its flush timeout, and an
 // unterminated last line.
@@ -78,15 +112,17 @@ func TestLines(t *testing.T) {
 				setup(&opts)
 			}
 			var c collector
-			stop := start(t, opts, c.sink)
+			tl := start(t, opts, c.sink)
 			for _, w := range writes {
 				appendFile(t, path, w)
-				time.Sleep(3 * opts.PollInterval) // let the tailer see each part alone
+				tl.poll() // the tailer reads each part alone
 			}
-			got := c.waitFor(t, "records", func(r []model.LogRecord) bool { return len(r) >= len(want) })
-			time.Sleep(5 * opts.PollInterval) // anything extra would show up now
-			stop()
-			got = c.snapshot()
+			// A pending multiline record is shipped after MultilineFlush
+			// without a line, on the Tailer's own timer.
+			c.waitFor(t, "records", func(r []model.LogRecord) bool { return len(r) >= len(want) })
+			tl.poll() // anything extra would show up now
+			tl.stop()
+			got := c.snapshot()
 			all := strings.Join(writes, "")
 			firstLine := all[:strings.IndexByte(all, '\n')+1]
 			if len(firstLine) > 1024 {
@@ -160,14 +196,15 @@ func TestSinkErrorsRetrySameBatch(t *testing.T) {
 		}
 		return nil
 	}
-	start(t, opts, c.sink)
+	tl := start(t, opts, c.sink)
 	const n = 1000
 	var b strings.Builder
 	for i := range n {
 		b.WriteString(seqLine(i) + "\n")
 	}
 	appendFile(t, path, b.String())
-	recs := c.waitFor(t, "all lines", countSeqs(n))
+	tl.poll() // returns once the failed batch was accepted
+	recs := c.snapshot()
 	checkOnce(t, recs, n)
 	for i, r := range recs {
 		if s, _ := seqOf(r.Message); s != i {

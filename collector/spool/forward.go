@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/queue"
 )
 
@@ -261,7 +261,7 @@ func (s *Spool) forward(ctx context.Context, msgs []message, onFail func()) erro
 	if len(msgs) > 1 {
 		what = []any{"messages", len(msgs)}
 	}
-	b := backoff{min: s.opts.RetryMin, max: s.opts.RetryMax}
+	b := s.retryBackoff()
 	for attempt := 1; ; attempt++ {
 		err := queue.PublishBatch(ctx, s.down, records)
 		if err == nil {
@@ -283,7 +283,7 @@ func (s *Spool) forward(ctx context.Context, msgs []message, onFail func()) erro
 		if attempt == 1 {
 			onFail()
 		}
-		wait := b.next()
+		wait := b.Next()
 		if reason == reasonTooLarge {
 			s.log.Error("downstream refuses a spooled batch as too large; forwarding is stuck behind it until the limit is raised (Kafka: Options.MaxMessageBytes and the topic's max.message.bytes)",
 				append(what, "bytes", bytes, "attempt", attempt, "retry_in", wait, "err", err)...)
@@ -291,7 +291,7 @@ func (s *Spool) forward(ctx context.Context, msgs []message, onFail func()) erro
 			s.log.Warn("cannot forward spooled batch; retrying", append(what, "bytes", bytes, "reason", reason,
 				"attempt", attempt, "retry_in", wait, "err", err)...)
 		}
-		if !sleep(ctx, wait) {
+		if backoff.Sleep(ctx, wait) != nil {
 			return ctx.Err()
 		}
 	}
@@ -302,7 +302,7 @@ func (s *Spool) forward(ctx context.Context, msgs []message, onFail func()) erro
 // by shutdown only means they are forwarded again after a restart. It
 // reports false when Run must stop.
 func (s *Spool) commit(ctx context.Context, m queue.Message) bool {
-	b := backoff{min: s.opts.RetryMin, max: s.opts.RetryMax}
+	b := s.retryBackoff()
 	// The commit is two fsyncs away; let it complete even if ctx just
 	// ended, to spare duplicates.
 	cctx := context.WithoutCancel(ctx)
@@ -315,12 +315,19 @@ func (s *Spool) commit(ctx context.Context, m queue.Message) bool {
 			return false
 		}
 		s.m.forwardErrors.WithLabelValues(reasonCommit).Inc()
-		wait := b.next()
+		wait := b.Next()
 		s.log.Warn("cannot commit forwarded batch in the spool; retrying", "position", m.Position, "retry_in", wait, "err", err)
-		if !sleep(ctx, wait) {
+		if backoff.Sleep(ctx, wait) != nil {
 			return false
 		}
 	}
+}
+
+// retryBackoff paces the retries of one batch or commit: from RetryMin,
+// doubling up to RetryMax, each wait drawn from its upper half ("equal
+// jitter") so that collectors refused together do not retry together.
+func (s *Spool) retryBackoff() backoff.Backoff {
+	return backoff.Backoff{Min: s.opts.RetryMin, Max: s.opts.RetryMax, Jitter: 0.5}
 }
 
 // classify maps a downstream error to a reason of forward_errors_total.
@@ -336,36 +343,5 @@ func classify(err error) string {
 		return reasonTimeout
 	default:
 		return reasonError
-	}
-}
-
-// backoff yields exponentially growing waits from min to max with "equal
-// jitter": each wait is drawn uniformly from [d/2, d] where d doubles from
-// min up to max, so that collectors refused together do not retry together.
-type backoff struct {
-	min, max, d time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = b.min
-	} else {
-		b.d = min(2*b.d, b.max)
-	}
-	if b.d <= 1 {
-		return b.d
-	}
-	return b.d/2 + rand.N(b.d/2+1)
-}
-
-// sleep waits for d or until ctx ends, and reports whether it waited d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

@@ -390,16 +390,6 @@ func TestOptionsErrors(t *testing.T) {
 	mustClose(t, mustOpen(t, testOptions(dir), &fakeDownstream{}))
 }
 
-func TestBackoff(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
-	for i, hi := range []time.Duration{100, 200, 400, 800, 1600, 3200, 5000, 5000} {
-		hi *= time.Millisecond
-		if got := b.next(); got < hi/2 || got > hi {
-			t.Errorf("wait %d: got %v; want between %v and %v", i, got, hi/2, hi)
-		}
-	}
-}
-
 func firstDiff(got, want []batch) int {
 	for i := range min(len(got), len(want)) {
 		if got[i] != want[i] {

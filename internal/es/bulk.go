@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/backoff"
 )
 
 // BulkMetrics are what a BulkWriter counts; nil fields are not counted.
@@ -25,7 +27,7 @@ type BulkWriter struct {
 	// MaxAttempts bounds the tries of one request (whole-request failures)
 	// and of one item (429 and 5xx item statuses).
 	MaxAttempts int
-	Backoff     Backoff
+	Backoff     backoff.Backoff
 	Metrics     BulkMetrics
 }
 
@@ -86,7 +88,7 @@ func (w *BulkWriter) Send(ctx context.Context, idx []int, body func(idx []int) [
 		if attempt >= w.MaxAttempts {
 			return fmt.Errorf("cannot index %d of %d documents into Elasticsearch after %d attempts: %w", len(retry), len(idx), attempt, lastErr)
 		}
-		if err := Sleep(ctx, w.Backoff.Delay(attempt)); err != nil {
+		if err := backoff.Sleep(ctx, w.Backoff.Delay(attempt)); err != nil {
 			return fmt.Errorf("cannot index %d documents into Elasticsearch: %w (last error: %v)", len(retry), err, lastErr)
 		}
 		pending = retry

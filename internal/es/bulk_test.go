@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/es/estest"
 )
 
@@ -54,7 +55,7 @@ func newFakeWriter(t *testing.T, h http.Handler) (*BulkWriter, *httptest.Server)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &BulkWriter{Client: c, MaxAttempts: 4, Backoff: Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond}}, srv
+	return &BulkWriter{Client: c, MaxAttempts: 4, Backoff: backoff.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond, Jitter: 0.5}}, srv
 }
 
 // outcomes collects what done is told, by item.
@@ -207,30 +208,5 @@ func TestBulkWriterSplitsOn413(t *testing.T) {
 	}
 	if r := o.got[5]; r.Status != 413 || r.ErrType != "request_entity_too_large" {
 		t.Errorf("item 5: got %+v, want status 413 request_entity_too_large", r)
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	b := Backoff{Base: 100 * time.Millisecond, Max: time.Second}
-	for _, c := range []struct {
-		attempt  int
-		min, max time.Duration
-	}{
-		{1, 50 * time.Millisecond, 100 * time.Millisecond},
-		{2, 100 * time.Millisecond, 200 * time.Millisecond},
-		{4, 400 * time.Millisecond, 800 * time.Millisecond},
-		{5, 500 * time.Millisecond, time.Second},
-		{100, 500 * time.Millisecond, time.Second},
-	} {
-		for range 50 {
-			if d := b.Delay(c.attempt); d < c.min || d > c.max {
-				t.Fatalf("Delay(%d) = %s; want within [%s, %s]", c.attempt, d, c.min, c.max)
-			}
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := Sleep(ctx, time.Hour); err != context.Canceled {
-		t.Errorf("Sleep with a cancelled context: got %v", err)
 	}
 }

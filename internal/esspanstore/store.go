@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/storage"
 )
@@ -117,7 +118,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.bulk = &es.BulkWriter{
 		Client:      c,
 		MaxAttempts: maxAttempts,
-		Backoff:     es.Backoff{Base: retryBase, Max: retryMax},
+		Backoff:     backoff.Backoff{Min: retryBase, Max: retryMax, Jitter: 0.5},
 		Metrics:     es.BulkMetrics{ItemRetries: s.m.itemRetries},
 	}
 	if opts.IndexPrefix != "" {

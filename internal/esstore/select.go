@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -269,7 +270,7 @@ func (s *Store) search(ctx context.Context, op, path string, body []byte) ([]byt
 		if attempt >= attempts {
 			return nil, fmt.Errorf("Elasticsearch %s failed %d times: %w", op, attempt, last)
 		}
-		if err := es.Sleep(ctx, s.backoff().Delay(attempt)); err != nil {
+		if err := backoff.Sleep(ctx, s.backoff().Delay(attempt)); err != nil {
 			return nil, err
 		}
 	}

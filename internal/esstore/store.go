@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/storage"
 )
@@ -193,6 +194,6 @@ func (s *Store) Refresh(ctx context.Context) error {
 }
 
 // backoff shapes the retries of bulk and search requests.
-func (s *Store) backoff() es.Backoff {
-	return es.Backoff{Base: s.opts.RetryBase, Max: s.opts.RetryMax}
+func (s *Store) backoff() backoff.Backoff {
+	return backoff.Backoff{Min: s.opts.RetryBase, Max: s.opts.RetryMax, Jitter: 0.5}
 }

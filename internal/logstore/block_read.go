@@ -8,6 +8,7 @@ import (
 
 	"github.com/klauspost/compress/s2"
 
+	"github.com/vigilhq/vigil/internal/binenc"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -61,22 +62,18 @@ func parseColsHeader(raw []byte, total int) (*blockCols, error) {
 	if len(raw) == 0 || raw[0] != blockFormatVersion {
 		return nil, fmt.Errorf("unknown block format: %w", errCorrupt)
 	}
-	p := 1
+	d := binenc.NewReader(raw[1:])
 	uv := func() int {
-		if p < 0 {
+		v := d.Uvarint()
+		if v > 1<<31 {
+			d.Fail()
 			return 0
 		}
-		v, k := binary.Uvarint(raw[p:])
-		if k <= 0 || v > 1<<31 {
-			p = -1
-			return 0
-		}
-		p += k
 		return int(v)
 	}
 	b.rows = uv()
 	b.frameRows = uv()
-	if p < 0 || b.rows == 0 || b.frameRows == 0 {
+	if d.Err() != nil || b.rows == 0 || b.frameRows == 0 {
 		return nil, errCorrupt
 	}
 	b.nframes = (b.rows + b.frameRows - 1) / b.frameRows
@@ -91,17 +88,14 @@ func parseColsHeader(raw []byte, total int) (*blockCols, error) {
 		}
 	}
 	for _, r := range refs {
-		if p < 0 || p >= len(raw) {
-			return nil, errCorrupt
-		}
-		r.codec = raw[p]
-		p++
+		r.codec = d.Byte()
 		r.rawLen = uv()
 		r.compLen = uv()
+		if d.Err() != nil {
+			return nil, errCorrupt
+		}
 	}
-	if p < 0 {
-		return nil, errCorrupt
-	}
+	p := len(raw) - d.Len()
 	for _, r := range refs {
 		r.off = p
 		p += r.compLen

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/fsutil"
 )
 
 // Merging. A head flush writes one block per stream, so with many streams
@@ -265,7 +267,7 @@ func (s *Store) rewriteIndex(p *partition) error {
 	slices.SortFunc(live, func(a, b *blockMeta) int { return cmp.Compare(a.off, b.off) })
 	rec := appendIndexRecord(nil, idxSnapshot, p.flushedSeq, nil, live)
 	path := filepath.Join(p.dir, indexFileName)
-	if err := writeFileAtomic(path, rec); err != nil {
+	if err := fsutil.WriteFileAtomic(path, rec, 0o644); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)

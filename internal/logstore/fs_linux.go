@@ -20,10 +20,6 @@ func punchHole(f *os.File, off, n int64) error {
 	return err
 }
 
-// fdatasync flushes f's data, and its metadata only if reading the data
-// needs it (a size change).
-func fdatasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
-
 // allocatedBytes returns the space a file takes on disk, holes excluded.
 func allocatedBytes(fi os.FileInfo) int64 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {

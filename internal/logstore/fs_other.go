@@ -12,8 +12,6 @@ import (
 // their space until the partition is dropped.
 func punchHole(f *os.File, off, n int64) error { return errPunchUnsupported }
 
-func fdatasync(f *os.File) error { return f.Sync() }
-
 func allocatedBytes(fi os.FileInfo) int64 { return fi.Size() }
 
 // lockDir creates the lock file but cannot lock it on this platform.

@@ -2,6 +2,8 @@ package logstore
 
 import (
 	"encoding/binary"
+
+	"github.com/vigilhq/vigil/internal/binenc"
 )
 
 // indexRecord is one record of a partition's index file.
@@ -40,32 +42,32 @@ func appendIndexRecord(dst []byte, kind byte, seq uint64, removed, blocks []*blo
 }
 
 func decodeIndexRecord(payload []byte) (*indexRecord, error) {
-	d := decoder{b: payload}
-	r := &indexRecord{kind: d.u8(), seq: d.uvarint()}
+	d := binenc.NewReader(payload)
+	r := &indexRecord{kind: d.Byte(), seq: d.Uvarint()}
 	if r.kind < idxFlush || r.kind > idxSnapshot {
 		return nil, errCorrupt
 	}
 	if r.kind == idxReplace {
-		r.removed = make([]int64, d.count(1))
+		r.removed = make([]int64, d.Count(1))
 		for i := range r.removed {
-			r.removed[i] = int64(d.uvarint())
+			r.removed[i] = int64(d.Uvarint())
 		}
 	}
-	r.blocks = make([]*blockMeta, d.count(24))
+	r.blocks = make([]*blockMeta, d.Count(24))
 	for i := range r.blocks {
-		m := &blockMeta{sid: d.u64(), minTs: d.varint()}
-		m.maxTs = m.minTs + int64(d.uvarint())
-		m.off = int64(d.uvarint())
-		m.rows = uint32(d.uvarint())
-		m.bloomLen = uint32(d.uvarint())
-		m.colsLen = uint32(d.uvarint())
-		m.bloomCRC = d.u32()
-		m.colsCRC = d.u32()
-		m.seq = d.uvarint()
-		m.flags = d.u8()
+		m := &blockMeta{sid: d.Uint64(), minTs: d.Varint()}
+		m.maxTs = m.minTs + int64(d.Uvarint())
+		m.off = int64(d.Uvarint())
+		m.rows = uint32(d.Uvarint())
+		m.bloomLen = uint32(d.Uvarint())
+		m.colsLen = uint32(d.Uvarint())
+		m.bloomCRC = d.Uint32()
+		m.colsCRC = d.Uint32()
+		m.seq = d.Uvarint()
+		m.flags = d.Byte()
 		r.blocks[i] = m
 	}
-	if d.err != nil || len(d.b) != 0 {
+	if d.Err() != nil || d.Len() != 0 {
 		return nil, errCorrupt
 	}
 	return r, nil

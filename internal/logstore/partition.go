@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/vigilhq/vigil/internal/binenc"
+	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -85,7 +87,7 @@ func openPartition(root string, day int32, log *slog.Logger, smallRows int) (*pa
 		if err := os.Mkdir(p.dir, 0o755); err != nil {
 			return nil, fmt.Errorf("cannot create partition %s: %w", p.dir, err)
 		}
-		if err := syncDir(root); err != nil {
+		if err := fsutil.SyncDir(root); err != nil {
 			return nil, err
 		}
 	}
@@ -100,7 +102,7 @@ func openPartition(root string, day int32, log *slog.Logger, smallRows int) (*pa
 	}
 	p.data, p.index, p.streamsF = open(dataFileName), open(indexFileName), open(streamsFileName)
 	if err == nil {
-		err = syncDir(p.dir)
+		err = fsutil.SyncDir(p.dir)
 	}
 	if err == nil {
 		err = p.recover(smallRows)
@@ -123,13 +125,13 @@ func (p *partition) recover(smallRows int) error {
 		if !ok {
 			break
 		}
-		d := decoder{b: payload}
-		sid := d.u64()
-		ls := make(model.Labels, d.count(2))
+		d := binenc.NewReader(payload)
+		sid := d.Uint64()
+		ls := make(model.Labels, d.Count(2))
 		for i := range ls {
-			ls[i] = model.Label{Name: d.string(), Value: d.string()}
+			ls[i] = model.Label{Name: d.LenString(), Value: d.LenString()}
 		}
-		if d.err != nil {
+		if d.Err() != nil {
 			break
 		}
 		p.streams[sid] = &streamInfo{labels: ls, minTs: 1<<63 - 1, maxTs: -1 << 63}
@@ -316,8 +318,8 @@ func appendStreamRecord(dst []byte, sid uint64, ls model.Labels) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, sid)
 	dst = binary.AppendUvarint(dst, uint64(len(ls)))
 	for _, l := range ls {
-		dst = appendString(dst, l.Name)
-		dst = appendString(dst, l.Value)
+		dst = binenc.AppendString(dst, l.Name)
+		dst = binenc.AppendString(dst, l.Value)
 	}
 	return finishRecord(dst, start)
 }

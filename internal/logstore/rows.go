@@ -7,6 +7,7 @@ import (
 	"slices"
 	"unsafe"
 
+	"github.com/vigilhq/vigil/internal/binenc"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -60,8 +61,8 @@ func appendAttrs(dst []byte, attrs []model.Attr) []byte {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(attrs)))
 	for _, a := range attrs {
-		dst = appendString(dst, a.Key)
-		dst = appendString(dst, a.Value)
+		dst = binenc.AppendString(dst, a.Key)
+		dst = binenc.AppendString(dst, a.Value)
 	}
 	return dst
 }
@@ -71,18 +72,9 @@ func attrsLen(attrs []model.Attr) int {
 	if len(attrs) == 0 {
 		return 0
 	}
-	n := uvarintLen(uint64(len(attrs)))
+	n := binenc.UvarintLen(uint64(len(attrs)))
 	for _, a := range attrs {
-		n += uvarintLen(uint64(len(a.Key))) + len(a.Key) + uvarintLen(uint64(len(a.Value))) + len(a.Value)
-	}
-	return n
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
+		n += binenc.UvarintLen(uint64(len(a.Key))) + len(a.Key) + binenc.UvarintLen(uint64(len(a.Value))) + len(a.Value)
 	}
 	return n
 }
@@ -102,31 +94,15 @@ func decodeAttrs(dst []model.Attr, s string) ([]model.Attr, error) {
 	}
 	b = b[k:]
 	for ; n > 0; n-- {
-		var key, val string
-		var ok bool
-		if key, b, ok = readString(b); !ok {
+		key, rest, ok := binenc.CutLenBytes(b)
+		val, rest, ok2 := binenc.CutLenBytes(rest)
+		if !ok || !ok2 {
 			return dst, errCorrupt
 		}
-		if val, b, ok = readString(b); !ok {
-			return dst, errCorrupt
-		}
-		dst = append(dst, model.Attr{Key: key, Value: val})
+		b = rest
+		dst = append(dst, model.Attr{Key: unsafeString(key), Value: unsafeString(val)})
 	}
 	return dst, nil
-}
-
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
-// readString reads a length-prefixed string that aliases b.
-func readString(b []byte) (string, []byte, bool) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)-k) {
-		return "", b, false
-	}
-	return unsafeString(b[k : k+int(n)]), b[k+int(n):], true
 }
 
 // unsafeString returns a string sharing b's memory; b must not change while

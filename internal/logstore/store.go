@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -147,7 +148,7 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(opts.Dir, walDirName), 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create log store directory: %w", err)
 	}
-	if err := syncDir(opts.Dir); err != nil {
+	if err := fsutil.SyncDir(opts.Dir); err != nil {
 		return nil, err
 	}
 	lock, err := lockDir(opts.Dir)

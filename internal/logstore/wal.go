@@ -14,6 +14,8 @@ import (
 
 	"github.com/klauspost/compress/s2"
 
+	"github.com/vigilhq/vigil/internal/binenc"
+	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -95,7 +97,7 @@ func (w *wal) create(seq uint64) (*walSegment, error) {
 		return nil, fmt.Errorf("cannot create WAL segment: %w", err)
 	}
 	// The name must be durable before records salted with seq are.
-	if err := syncDir(w.dir); err != nil {
+	if err := fsutil.SyncDir(w.dir); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -128,7 +130,7 @@ func (s *walSegment) syncTo(off int64) error {
 		return nil
 	}
 	target := s.size.Load()
-	if err := fdatasync(s.f); err != nil {
+	if err := fsutil.Fdatasync(s.f); err != nil {
 		s.err = fmt.Errorf("cannot sync WAL segment %s: %w", s.path, err)
 		return s.err
 	}
@@ -168,7 +170,7 @@ func (w *wal) close() error {
 	for _, s := range w.open {
 		s.syncMu.Lock()
 		if !s.done {
-			if err := fdatasync(s.f); err != nil && s.err == nil {
+			if err := fsutil.Fdatasync(s.f); err != nil && s.err == nil {
 				s.err = fmt.Errorf("cannot sync WAL segment %s: %w", s.path, err)
 			}
 			s.synced = s.size.Load()
@@ -268,10 +270,8 @@ func batchBound(r *model.LogRecord) int {
 func encodeBatch(dst []byte, recs []model.LogRecord, idx []int32, rows []row) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(idx)))
 	str := func(s string) string {
-		dst = binary.AppendUvarint(dst, uint64(len(s)))
-		n := len(dst)
-		dst = append(dst, s...)
-		return unsafeString(dst[n:len(dst):len(dst)])
+		dst = binenc.AppendString(dst, s)
+		return unsafeString(dst[len(dst)-len(s) : len(dst) : len(dst)])
 	}
 	for k, i := range idx {
 		r := &recs[i]
@@ -350,27 +350,27 @@ func decodeWALRecord(payload []byte) ([]model.LogRecord, error) {
 }
 
 func decodeBatch(payload []byte) ([]model.LogRecord, error) {
-	d := decoder{b: payload}
-	recs := make([]model.LogRecord, d.count(30))
+	d := binenc.NewReader(payload)
+	recs := make([]model.LogRecord, d.Count(30))
 	for i := range recs {
 		r := &recs[i]
-		copy(r.ID[:], d.bytes(16))
-		r.Timestamp = d.varint()
-		r.ObservedTimestamp = r.Timestamp + d.varint()
-		r.Service, r.Level, r.Env, r.Host, r.Source = d.string(), d.string(), d.string(), d.string(), d.string()
-		r.Grade = int(d.varint())
-		r.Message, r.TraceID, r.SpanID = d.string(), d.string(), d.string()
-		a := d.bytes(int(d.uvarint()))
-		if d.err != nil {
+		copy(r.ID[:], d.Bytes(16))
+		r.Timestamp = d.Varint()
+		r.ObservedTimestamp = r.Timestamp + d.Varint()
+		r.Service, r.Level, r.Env, r.Host, r.Source = d.LenString(), d.LenString(), d.LenString(), d.LenString(), d.LenString()
+		r.Grade = int(d.Varint())
+		r.Message, r.TraceID, r.SpanID = d.LenString(), d.LenString(), d.LenString()
+		a := d.LenBytes()
+		if d.Err() != nil {
 			break
 		}
 		var err error
 		if r.Attributes, err = decodeAttrs(nil, string(a)); err != nil {
 			return nil, err
 		}
-		r.Truncated = d.u8() == 1
+		r.Truncated = d.Byte() == 1
 	}
-	if d.err != nil || len(d.b) != 0 {
+	if d.Err() != nil || d.Len() != 0 {
 		return nil, errCorrupt
 	}
 	return recs, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/zeebo/xxh3"
 
+	"github.com/vigilhq/vigil/internal/binenc"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -212,8 +213,8 @@ func (s *Store) streamKeyOf(r *model.LogRecord) streamKey {
 func appendStreamKey(dst []byte, r *model.LogRecord) []byte {
 	add := func(name, value string) {
 		if value != "" {
-			dst = appendString(dst, name)
-			dst = appendString(dst, value)
+			dst = binenc.AppendString(dst, name)
+			dst = binenc.AppendString(dst, value)
 		}
 	}
 	add(model.LabelEnv, r.Env)
@@ -232,8 +233,8 @@ func appendStreamKey(dst []byte, r *model.LogRecord) []byte {
 // whose xxh3 hash is the stream id.
 func appendLabelsKey(dst []byte, ls model.Labels) []byte {
 	for _, l := range ls {
-		dst = appendString(dst, l.Name)
-		dst = appendString(dst, l.Value)
+		dst = binenc.AppendString(dst, l.Name)
+		dst = binenc.AppendString(dst, l.Value)
 	}
 	return dst
 }

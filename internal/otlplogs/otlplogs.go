@@ -16,18 +16,14 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 )
 
-// Attribute keys with a fixed meaning in Vigil's batches.
+// Attribute keys with a fixed meaning in Vigil's log batches, besides the
+// resource's model.AttrServiceName, AttrHostName, AttrEnv and AttrGrade.
 const (
-	AttrServiceName = "service.name"
-	AttrHostName    = "host.name"
-	AttrEnv         = "deployment.environment.name"
-	AttrEnvLegacy   = "deployment.environment"
-	AttrGrade       = "vigil.grade"
-	AttrSource      = "vigil.source"
-	AttrID          = "vigil.id"
-	AttrTruncated   = "vigil.truncated"
-	AttrTraceID     = "vigil.trace_id" // a trace id that is not 8 or 16 bytes of hex
-	AttrSpanID      = "vigil.span_id"
+	AttrSource    = "vigil.source"
+	AttrID        = "vigil.id"
+	AttrTruncated = "vigil.truncated"
+	AttrTraceID   = "vigil.trace_id" // a trace id that is not 8 or 16 bytes of hex
+	AttrSpanID    = "vigil.span_id"
 )
 
 type resourceKey struct {
@@ -47,12 +43,12 @@ func ToLogs(recs []model.LogRecord) plog.Logs {
 		if !ok {
 			rl := ld.ResourceLogs().AppendEmpty()
 			attrs := rl.Resource().Attributes()
-			putNonEmpty(attrs, AttrServiceName, r.Service)
-			putNonEmpty(attrs, AttrHostName, r.Host)
-			putNonEmpty(attrs, AttrEnv, r.Env)
+			putNonEmpty(attrs, model.AttrServiceName, r.Service)
+			putNonEmpty(attrs, model.AttrHostName, r.Host)
+			putNonEmpty(attrs, model.AttrEnv, r.Env)
 			putNonEmpty(attrs, AttrSource, r.Source)
 			if r.Grade > 0 {
-				attrs.PutInt(AttrGrade, int64(r.Grade))
+				attrs.PutInt(model.AttrGrade, int64(r.Grade))
 			}
 			lrs = rl.ScopeLogs().AppendEmpty().LogRecords()
 			byRes[k] = lrs
@@ -110,15 +106,15 @@ func FromLogs(dst []model.LogRecord, ld plog.Logs) []model.LogRecord {
 		var extra []model.Attr
 		rl.Resource().Attributes().Range(func(k string, v pcommon.Value) bool {
 			switch k {
-			case AttrServiceName:
+			case model.AttrServiceName:
 				base.Service = v.AsString()
-			case AttrHostName:
+			case model.AttrHostName:
 				base.Host = v.AsString()
-			case AttrEnv, AttrEnvLegacy:
+			case model.AttrEnv, model.AttrEnvLegacy:
 				base.Env = v.AsString()
 			case AttrSource:
 				base.Source = v.AsString()
-			case AttrGrade:
+			case model.AttrGrade:
 				base.Grade = parseGrade(v)
 			default:
 				extra = append(extra, model.Attr{Key: k, Value: v.AsString()})

@@ -40,16 +40,16 @@ func ToTraces(spans []model.Span) ptrace.Traces {
 func putResource(m pcommon.Map, s *model.Span) {
 	m.EnsureCapacity(len(s.Process) + 4)
 	if s.Service != "" {
-		m.PutStr(AttrServiceName, s.Service)
+		m.PutStr(model.AttrServiceName, s.Service)
 	}
 	if s.Host != "" {
-		m.PutStr(AttrHostName, s.Host)
+		m.PutStr(model.AttrHostName, s.Host)
 	}
 	if s.Env != "" {
-		m.PutStr(AttrEnv, s.Env)
+		m.PutStr(model.AttrEnv, s.Env)
 	}
 	if s.Grade != 0 {
-		m.PutInt(AttrGrade, int64(s.Grade))
+		m.PutInt(model.AttrGrade, int64(s.Grade))
 	}
 	putAttrs(m, s.Process)
 }
@@ -117,13 +117,13 @@ func FromTraces(dst []model.Span, td ptrace.Traces) []model.Span {
 		var base model.Span
 		rs.Resource().Attributes().Range(func(k string, v pcommon.Value) bool {
 			switch k {
-			case AttrServiceName:
+			case model.AttrServiceName:
 				base.Service = v.AsString()
-			case AttrHostName:
+			case model.AttrHostName:
 				base.Host = v.AsString()
-			case AttrEnv, AttrEnvLegacy:
+			case model.AttrEnv, model.AttrEnvLegacy:
 				base.Env = v.AsString()
-			case AttrGrade:
+			case model.AttrGrade:
 				base.Grade = parseGrade(v)
 			default:
 				base.Process = append(base.Process, typedAttr(k, v))

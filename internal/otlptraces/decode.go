@@ -1,10 +1,10 @@
 package otlptraces
 
 import (
-	"encoding/binary"
 	"math"
 	"unicode/utf8"
 
+	"github.com/vigilhq/vigil/internal/binenc"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -17,22 +17,22 @@ import (
 // otherwise reproduces exactly (FuzzDecodeFast checks this).
 func decodeFast(dst []model.Span, data []byte) ([]model.Span, bool) {
 	n := len(dst)
-	d := pbuf{b: data, ok: true}
-	for d.ok && len(d.b) > 0 {
+	d := newPbuf(data)
+	for d.More() {
 		num, wt := d.tag()
 		if num != 1 {
-			d.fail()
+			d.Fail()
 			break
 		}
 		if !d.expect(wt, wtLen) {
 			break
 		}
 		var ok bool
-		if dst, ok = decodeResourceSpans(dst, d.bytes()); !ok {
+		if dst, ok = decodeResourceSpans(dst, d.LenBytes()); !ok {
 			return dst[:n], false
 		}
 	}
-	if !d.ok {
+	if !d.ok() {
 		return dst[:n], false
 	}
 	return dst, true
@@ -45,69 +45,28 @@ const (
 	wtI32    = 5
 )
 
-// pbuf reads protobuf fields; the first error sticks in ok.
-type pbuf struct {
-	b  []byte
-	ok bool
-}
+// pbuf reads protobuf fields: varints, fixed64 and fixed32 (little-endian)
+// and length-delimited bytes are binenc's; the first error sticks.
+type pbuf struct{ binenc.Reader }
 
-func (d *pbuf) fail() { d.ok, d.b = false, nil }
+func newPbuf(b []byte) pbuf { return pbuf{binenc.NewReader(b)} }
 
-func (d *pbuf) varint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+func (d *pbuf) ok() bool { return d.Err() == nil }
 
 func (d *pbuf) tag() (num uint64, wt int) {
-	v := d.varint()
+	v := d.Uvarint()
 	num, wt = v>>3, int(v&7)
 	if num == 0 || num > 1<<29-1 {
-		d.fail()
+		d.Fail()
 	}
 	return num, wt
 }
 
-func (d *pbuf) bytes() []byte {
-	n := d.varint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *pbuf) fixed64() uint64 {
-	if len(d.b) < 8 {
-		d.fail()
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(d.b)
-	d.b = d.b[8:]
-	return v
-}
-
-func (d *pbuf) fixed32() uint32 {
-	if len(d.b) < 4 {
-		d.fail()
-		return 0
-	}
-	v := binary.LittleEndian.Uint32(d.b)
-	d.b = d.b[4:]
-	return v
-}
-
 // str reads a string field; invalid UTF-8 is left to pdata.
 func (d *pbuf) str() string {
-	b := d.bytes()
+	b := d.LenBytes()
 	if !utf8.Valid(b) {
-		d.fail()
+		d.Fail()
 	}
 	return string(b)
 }
@@ -115,24 +74,24 @@ func (d *pbuf) str() string {
 func (d *pbuf) skip(wt int) {
 	switch wt {
 	case wtVarint:
-		d.varint()
+		d.Uvarint()
 	case wtI64:
-		d.fixed64()
+		d.Uint64()
 	case wtLen:
-		d.bytes()
+		d.LenBytes()
 	case wtI32:
-		d.fixed32()
+		d.Uint32()
 	default:
-		d.fail()
+		d.Fail()
 	}
 }
 
 // expect checks a field's wire type, failing on a mismatch.
 func (d *pbuf) expect(wt, want int) bool {
 	if wt != want {
-		d.fail()
+		d.Fail()
 	}
-	return d.ok
+	return d.ok()
 }
 
 // anyValue is a decoded scalar AnyValue, or an array left undecoded.
@@ -146,9 +105,9 @@ type anyValue struct {
 }
 
 func decodeAnyValue(b []byte) (v anyValue, ok bool) {
-	d := pbuf{b: b, ok: true}
+	d := newPbuf(b)
 	v.empty = true
-	for d.ok && len(d.b) > 0 {
+	for d.More() {
 		num, wt := d.tag()
 		if !v.empty && num >= 1 && num <= 7 {
 			return v, false // several members of the oneof
@@ -161,43 +120,43 @@ func decodeAnyValue(b []byte) (v anyValue, ok bool) {
 		case 2:
 			if d.expect(wt, wtVarint) {
 				v = anyValue{typ: model.AttrBool}
-				if d.varint() != 0 {
+				if d.Uvarint() != 0 {
 					v.i = 1
 				}
 			}
 		case 3:
 			if d.expect(wt, wtVarint) {
-				v = anyValue{typ: model.AttrInt64, i: int64(d.varint())}
+				v = anyValue{typ: model.AttrInt64, i: int64(d.Uvarint())}
 			}
 		case 4:
 			if d.expect(wt, wtI64) {
-				v = anyValue{typ: model.AttrFloat64, f: math.Float64frombits(d.fixed64())}
+				v = anyValue{typ: model.AttrFloat64, f: math.Float64frombits(d.Uint64())}
 			}
 		case 5:
 			if d.expect(wt, wtLen) {
-				v = anyValue{array: d.bytes()}
+				v = anyValue{array: d.LenBytes()}
 			}
 		case 6:
 			return v, false
 		case 7:
 			if d.expect(wt, wtLen) {
-				v = anyValue{typ: model.AttrBinary, str: string(d.bytes())}
+				v = anyValue{typ: model.AttrBinary, str: string(d.LenBytes())}
 			}
 		default:
-			d.fail() // a field unknown here: pdata decides
+			d.Fail() // a field unknown here: pdata decides
 		}
 	}
 	if v.empty {
 		v.typ = model.AttrString
 	}
-	return v, d.ok
+	return v, d.ok()
 }
 
 // decodeKeyValue decodes a KeyValue.
 func decodeKeyValue(b []byte) (key string, v anyValue, ok bool) {
-	d := pbuf{b: b, ok: true}
+	d := newPbuf(b)
 	v = anyValue{typ: model.AttrString, empty: true}
-	for d.ok && len(d.b) > 0 {
+	for d.More() {
 		num, wt := d.tag()
 		switch num {
 		case 1:
@@ -206,15 +165,15 @@ func decodeKeyValue(b []byte) (key string, v anyValue, ok bool) {
 			}
 		case 2:
 			if d.expect(wt, wtLen) {
-				if v, ok = decodeAnyValue(d.bytes()); !ok {
+				if v, ok = decodeAnyValue(d.LenBytes()); !ok {
 					return key, v, false
 				}
 			}
 		default:
-			d.fail() // a field unknown here: pdata decides
+			d.Fail() // a field unknown here: pdata decides
 		}
 	}
-	return key, v, d.ok
+	return key, v, d.ok()
 }
 
 // attr is v as the attribute key; v must not be an array.
@@ -229,22 +188,22 @@ func (v anyValue) text() (string, bool) {
 
 // appendStrings appends the elements of an array of strings to dst.
 func (v anyValue) appendStrings(dst []string) ([]string, bool) {
-	d := pbuf{b: v.array, ok: true}
-	for d.ok && len(d.b) > 0 {
+	d := newPbuf(v.array)
+	for d.More() {
 		num, wt := d.tag()
 		if num != 1 {
-			d.fail()
+			d.Fail()
 			break
 		}
 		if !d.expect(wt, wtLen) {
 			break
 		}
-		e, ok := decodeAnyValue(d.bytes())
+		e, ok := decodeAnyValue(d.LenBytes())
 		s, isStr := e.text()
 		if !ok || !isStr {
 			return dst, false
 		}
 		dst = append(dst, s)
 	}
-	return dst, d.ok
+	return dst, d.ok()
 }

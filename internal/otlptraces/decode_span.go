@@ -15,39 +15,39 @@ import (
 // field 2 in order. Any other field, or a false from a callback, fails.
 func messageWithItems(b []byte, header, item func([]byte) bool) bool {
 	headers := 0
-	d := pbuf{b: b, ok: true}
-	for d.ok && len(d.b) > 0 {
+	d := newPbuf(b)
+	for d.More() {
 		num, wt := d.tag()
 		switch num {
 		case 1:
-			if headers++; headers > 1 || !d.expect(wt, wtLen) || !header(d.bytes()) {
+			if headers++; headers > 1 || !d.expect(wt, wtLen) || !header(d.LenBytes()) {
 				return false
 			}
 		case 2:
 			d.expect(wt, wtLen)
-			d.bytes()
+			d.LenBytes()
 		case 3:
 			d.expect(wt, wtLen)
 			d.str()
 		default:
-			d.fail() // a field unknown here: pdata decides
+			d.Fail() // a field unknown here: pdata decides
 		}
 	}
-	if !d.ok {
+	if !d.ok() {
 		return false
 	}
-	d = pbuf{b: b, ok: true}
-	for d.ok && len(d.b) > 0 {
+	d = newPbuf(b)
+	for d.More() {
 		num, wt := d.tag()
 		if num != 2 {
 			d.skip(wt)
 			continue
 		}
-		if !item(d.bytes()) {
+		if !item(d.LenBytes()) {
 			return false
 		}
 	}
-	return d.ok
+	return d.ok()
 }
 
 func decodeResourceSpans(dst []model.Span, b []byte) ([]model.Span, bool) {
@@ -63,33 +63,33 @@ func decodeResourceSpans(dst []model.Span, b []byte) ([]model.Span, bool) {
 }
 
 func decodeResource(base *model.Span, b []byte) bool {
-	d := pbuf{b: b, ok: true}
-	for d.ok && len(d.b) > 0 {
+	d := newPbuf(b)
+	for d.More() {
 		num, wt := d.tag()
 		switch num {
 		case 1:
 			if !d.expect(wt, wtLen) {
 				return false
 			}
-			k, v, ok := decodeKeyValue(d.bytes())
+			k, v, ok := decodeKeyValue(d.LenBytes())
 			if !ok || v.array != nil {
 				return false
 			}
 			switch k {
-			case AttrServiceName, AttrHostName, AttrEnv, AttrEnvLegacy:
+			case model.AttrServiceName, model.AttrHostName, model.AttrEnv, model.AttrEnvLegacy:
 				s, ok := v.text()
 				if !ok {
 					return false
 				}
 				switch k {
-				case AttrServiceName:
+				case model.AttrServiceName:
 					base.Service = s
-				case AttrHostName:
+				case model.AttrHostName:
 					base.Host = s
 				default:
 					base.Env = s
 				}
-			case AttrGrade:
+			case model.AttrGrade:
 				var g int64
 				switch v.typ {
 				case model.AttrInt64:
@@ -108,12 +108,12 @@ func decodeResource(base *model.Span, b []byte) bool {
 			}
 		case 2:
 			d.expect(wt, wtVarint)
-			d.varint()
+			d.Uvarint()
 		default:
-			d.fail() // a field unknown here: pdata decides
+			d.Fail() // a field unknown here: pdata decides
 		}
 	}
-	return d.ok
+	return d.ok()
 }
 
 func decodeScopeSpans(dst []model.Span, b []byte, base *model.Span) ([]model.Span, bool) {
@@ -137,8 +137,8 @@ func decodeScopeSpans(dst []model.Span, b []byte, base *model.Span) ([]model.Spa
 }
 
 func decodeScope(b []byte) (name, version string, ok bool) {
-	d := pbuf{b: b, ok: true}
-	for d.ok && len(d.b) > 0 {
+	d := newPbuf(b)
+	for d.More() {
 		num, wt := d.tag()
 		switch num {
 		case 1:
@@ -151,30 +151,30 @@ func decodeScope(b []byte) (name, version string, ok bool) {
 			}
 		case 3:
 			if d.expect(wt, wtLen) {
-				if _, _, ok := decodeKeyValue(d.bytes()); !ok {
+				if _, _, ok := decodeKeyValue(d.LenBytes()); !ok {
 					return "", "", false
 				}
 			}
 		case 4:
 			d.expect(wt, wtVarint)
-			d.varint()
+			d.Uvarint()
 		default:
-			d.fail() // a field unknown here: pdata decides
+			d.Fail() // a field unknown here: pdata decides
 		}
 	}
-	return name, version, d.ok
+	return name, version, d.ok()
 }
 
 // id reads a trace or span id field into dst; empty is the zero id.
 func (d *pbuf) id(dst []byte) {
-	b := d.bytes()
+	b := d.LenBytes()
 	switch len(b) {
 	case 0:
 		clear(dst)
 	case len(dst):
 		copy(dst, b)
 	default:
-		d.fail()
+		d.Fail()
 	}
 }
 
@@ -184,8 +184,8 @@ func decodeSpan(s *model.Span, b []byte, scopeName, scopeVersion string) bool {
 	var code uint64
 	var msg string
 	statuses := 0
-	d := pbuf{b: b, ok: true}
-	for d.ok && len(d.b) > 0 {
+	d := newPbuf(b)
+	for d.More() {
 		num, wt := d.tag()
 		switch num {
 		case 1:
@@ -210,49 +210,49 @@ func decodeSpan(s *model.Span, b []byte, scopeName, scopeVersion string) bool {
 			}
 		case 6:
 			if d.expect(wt, wtVarint) {
-				s.Kind = model.SpanKind(d.varint())
+				s.Kind = model.SpanKind(d.Uvarint())
 			}
 		case 7:
 			if d.expect(wt, wtI64) {
-				s.StartTime = int64(d.fixed64())
+				s.StartTime = int64(d.Uint64())
 			}
 		case 8:
 			if d.expect(wt, wtI64) {
-				end = int64(d.fixed64())
+				end = int64(d.Uint64())
 			}
 		case 9:
 			if d.expect(wt, wtLen) {
-				attrs = append(attrs, d.bytes())
+				attrs = append(attrs, d.LenBytes())
 			}
 		case 11:
 			if d.expect(wt, wtLen) {
-				events = append(events, d.bytes())
+				events = append(events, d.LenBytes())
 			}
 		case 13:
 			if d.expect(wt, wtLen) {
-				links = append(links, d.bytes())
+				links = append(links, d.LenBytes())
 			}
 		case 10, 12, 14:
 			if d.expect(wt, wtVarint) {
-				d.varint()
+				d.Uvarint()
 			}
 		case 15:
 			if statuses++; statuses > 1 || !d.expect(wt, wtLen) {
 				return false
 			}
 			var ok bool
-			if code, msg, ok = decodeStatus(d.bytes()); !ok {
+			if code, msg, ok = decodeStatus(d.LenBytes()); !ok {
 				return false
 			}
 		case 16:
 			if d.expect(wt, wtI32) {
-				s.Flags = d.fixed32()
+				s.Flags = d.Uint32()
 			}
 		default:
-			d.fail() // a field unknown here: pdata decides
+			d.Fail() // a field unknown here: pdata decides
 		}
 	}
-	if !d.ok || uint64(s.Kind) > 5 || code > 2 {
+	if !d.ok() || uint64(s.Kind) > 5 || code > 2 {
 		return false // unknown enum values: as pdata converts them
 	}
 	if end >= s.StartTime {
@@ -325,8 +325,8 @@ func decodeSpan(s *model.Span, b []byte, scopeName, scopeVersion string) bool {
 }
 
 func decodeStatus(b []byte) (code uint64, msg string, ok bool) {
-	d := pbuf{b: b, ok: true}
-	for d.ok && len(d.b) > 0 {
+	d := newPbuf(b)
+	for d.More() {
 		num, wt := d.tag()
 		switch num {
 		case 2:
@@ -335,23 +335,23 @@ func decodeStatus(b []byte) (code uint64, msg string, ok bool) {
 			}
 		case 3:
 			if d.expect(wt, wtVarint) {
-				code = d.varint()
+				code = d.Uvarint()
 			}
 		default:
-			d.fail() // a field unknown here: pdata decides
+			d.Fail() // a field unknown here: pdata decides
 		}
 	}
-	return code, msg, d.ok
+	return code, msg, d.ok()
 }
 
 func decodeEvent(e *model.SpanEvent, b []byte) bool {
-	d := pbuf{b: b, ok: true}
-	for d.ok && len(d.b) > 0 {
+	d := newPbuf(b)
+	for d.More() {
 		num, wt := d.tag()
 		switch num {
 		case 1:
 			if d.expect(wt, wtI64) {
-				e.Time = int64(d.fixed64())
+				e.Time = int64(d.Uint64())
 			}
 		case 2:
 			if d.expect(wt, wtLen) {
@@ -361,27 +361,27 @@ func decodeEvent(e *model.SpanEvent, b []byte) bool {
 			if !d.expect(wt, wtLen) {
 				return false
 			}
-			k, v, ok := decodeKeyValue(d.bytes())
+			k, v, ok := decodeKeyValue(d.LenBytes())
 			if !ok || v.array != nil {
 				return false
 			}
 			e.Attributes = append(e.Attributes, v.attr(k))
 		case 4:
 			if d.expect(wt, wtVarint) {
-				d.varint()
+				d.Uvarint()
 			}
 		default:
-			d.fail() // a field unknown here: pdata decides
+			d.Fail() // a field unknown here: pdata decides
 		}
 	}
-	return d.ok
+	return d.ok()
 }
 
 func decodeLink(b []byte) (model.SpanRef, bool) {
 	r := model.SpanRef{Type: model.RefFollowsFrom}
 	seen := false
-	d := pbuf{b: b, ok: true}
-	for d.ok && len(d.b) > 0 {
+	d := newPbuf(b)
+	for d.More() {
 		num, wt := d.tag()
 		switch num {
 		case 1:
@@ -400,7 +400,7 @@ func decodeLink(b []byte) (model.SpanRef, bool) {
 			if !d.expect(wt, wtLen) {
 				return r, false
 			}
-			k, v, ok := decodeKeyValue(d.bytes())
+			k, v, ok := decodeKeyValue(d.LenBytes())
 			if !ok {
 				return r, false
 			}
@@ -412,15 +412,15 @@ func decodeLink(b []byte) (model.SpanRef, bool) {
 			}
 		case 5:
 			if d.expect(wt, wtVarint) {
-				d.varint()
+				d.Uvarint()
 			}
 		case 6:
 			if d.expect(wt, wtI32) {
-				d.fixed32()
+				d.Uint32()
 			}
 		default:
-			d.fail() // a field unknown here: pdata decides
+			d.Fail() // a field unknown here: pdata decides
 		}
 	}
-	return r, d.ok
+	return r, d.ok()
 }

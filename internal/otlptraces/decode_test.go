@@ -40,9 +40,9 @@ func fastSeeds(t testing.TB) [][]byte {
 	// the legacy env key, an array and a map attribute.
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
-	rs.Resource().Attributes().PutStr(AttrServiceName, "svc")
-	rs.Resource().Attributes().PutStr(AttrGrade, "2")
-	rs.Resource().Attributes().PutStr(AttrEnvLegacy, "staging")
+	rs.Resource().Attributes().PutStr(model.AttrServiceName, "svc")
+	rs.Resource().Attributes().PutStr(model.AttrGrade, "2")
+	rs.Resource().Attributes().PutStr(model.AttrEnvLegacy, "staging")
 	ss := rs.ScopeSpans().AppendEmpty()
 	ss.Scope().SetName("io.opentelemetry.http")
 	ss.Scope().SetVersion("1.2")

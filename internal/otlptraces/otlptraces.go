@@ -12,13 +12,9 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 )
 
-// Attribute keys with a fixed meaning in Vigil's span batches.
+// Attribute keys with a fixed meaning in Vigil's span batches, besides the
+// resource's model.AttrServiceName, AttrHostName, AttrEnv and AttrGrade.
 const (
-	AttrServiceName = "service.name"
-	AttrHostName    = "host.name"
-	AttrEnv         = "deployment.environment.name"
-	AttrEnvLegacy   = "deployment.environment"
-	AttrGrade       = "vigil.grade"
 	// AttrWarnings (span attribute, array of strings) carries
 	// model.Span.Warnings.
 	AttrWarnings = "vigil.warnings"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/vigilhq/vigil/internal/binenc"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -134,12 +135,12 @@ func blockData(rec []byte) ([]byte, error) {
 	if len(payload) < 1 {
 		return nil, errCorrupt
 	}
-	codec := payload[0]
-	n, l := binary.Uvarint(payload[1:])
-	if l <= 0 || n > maxRecord {
+	d := binenc.NewReader(payload)
+	codec, n := d.Byte(), d.Uvarint()
+	if d.Err() != nil || n > maxRecord {
 		return nil, errCorrupt
 	}
-	data := payload[1+l:]
+	data := payload[len(payload)-d.Len():]
 	switch codec {
 	case codecRaw:
 		if uint64(len(data)) != n {
@@ -161,10 +162,11 @@ func spanAt(raw []byte, pos uint32) (model.Span, int, error) {
 	if int(pos) >= len(raw) {
 		return model.Span{}, 0, errCorrupt
 	}
-	n, l := binary.Uvarint(raw[pos:])
-	if l <= 0 || n > uint64(len(raw)-int(pos)-l) {
+	d := binenc.NewReader(raw[pos:])
+	b := d.LenBytes()
+	if d.Err() != nil {
 		return model.Span{}, 0, errCorrupt
 	}
-	s, err := decodeSpan(raw[int(pos)+l : int(pos)+l+int(n)])
-	return s, l + int(n), err
+	s, err := decodeSpan(b)
+	return s, len(raw) - int(pos) - d.Len(), err
 }

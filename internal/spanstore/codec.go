@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 
+	"github.com/vigilhq/vigil/internal/binenc"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -18,15 +19,10 @@ import (
 
 var errCorrupt = errors.New("corrupt span record")
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 func appendAttrs(b []byte, attrs []model.TypedAttr) []byte {
 	b = binary.AppendUvarint(b, uint64(len(attrs)))
 	for _, a := range attrs {
-		b = appendString(b, a.Key)
+		b = binenc.AppendString(b, a.Key)
 		b = append(b, byte(a.Type))
 		switch a.Type {
 		case model.AttrBool, model.AttrInt64:
@@ -34,7 +30,7 @@ func appendAttrs(b []byte, attrs []model.TypedAttr) []byte {
 		case model.AttrFloat64:
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(a.Float))
 		default:
-			b = appendString(b, a.Str)
+			b = binenc.AppendString(b, a.Str)
 		}
 	}
 	return b
@@ -51,14 +47,14 @@ func appendSpan(b []byte, s *model.Span) []byte {
 	b = binary.AppendVarint(b, s.Duration)
 	b = binary.AppendVarint(b, int64(s.Grade))
 	for _, str := range [...]string{s.Name, s.Service, s.Host, s.Env, s.StatusMessage} {
-		b = appendString(b, str)
+		b = binenc.AppendString(b, str)
 	}
 	b = appendAttrs(b, s.Attributes)
 	b = appendAttrs(b, s.Process)
 	b = binary.AppendUvarint(b, uint64(len(s.Events)))
 	for _, e := range s.Events {
 		b = binary.AppendVarint(b, e.Time)
-		b = appendString(b, e.Name)
+		b = binenc.AppendString(b, e.Name)
 		b = appendAttrs(b, e.Attributes)
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.References)))
@@ -69,90 +65,32 @@ func appendSpan(b []byte, s *model.Span) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.Warnings)))
 	for _, w := range s.Warnings {
-		b = appendString(b, w)
+		b = binenc.AppendString(b, w)
 	}
 	return b
 }
 
-// decoder reads an encoded span; the first error sticks.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail() {
-	if d.err == nil {
-		d.err = errCorrupt
-	}
-	d.b = nil
-}
-
-func (d *decoder) bytes(n int) []byte {
-	if n < 0 || len(d.b) < n {
-		d.fail()
-		return make([]byte, max(n, 0))
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte1() byte { return d.bytes(1)[0] }
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a length that must fit in what is left (each item takes at
-// least one byte), so corrupt input cannot ask for a huge allocation.
-func (d *decoder) count() int {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) string() string { return string(d.bytes(d.count())) }
-
-func (d *decoder) attrs() []model.TypedAttr {
-	n := d.count()
+func readAttrs(d *binenc.Reader) []model.TypedAttr {
+	n := d.Count(1)
 	if n == 0 {
 		return nil
 	}
 	out := make([]model.TypedAttr, n)
 	for i := range out {
 		a := &out[i]
-		a.Key = d.string()
-		a.Type = model.AttrType(d.byte1())
+		a.Key = d.LenString()
+		a.Type = model.AttrType(d.Byte())
 		switch a.Type {
 		case model.AttrBool, model.AttrInt64:
-			a.Int = d.varint()
+			a.Int = d.Varint()
 		case model.AttrFloat64:
-			a.Float = math.Float64frombits(binary.LittleEndian.Uint64(d.bytes(8)))
+			a.Float = math.Float64frombits(d.Uint64())
 		case model.AttrString, model.AttrBinary:
-			a.Str = d.string()
+			a.Str = d.LenString()
 		default:
-			d.fail()
+			d.Fail()
 		}
-		if d.err != nil {
+		if d.Err() != nil {
 			return nil
 		}
 	}
@@ -161,53 +99,53 @@ func (d *decoder) attrs() []model.TypedAttr {
 
 // decodeSpan decodes one span encoded by appendSpan.
 func decodeSpan(b []byte) (model.Span, error) {
-	d := decoder{b: b}
+	d := binenc.NewReader(b)
 	var s model.Span
-	copy(s.TraceID[:], d.bytes(16))
-	copy(s.SpanID[:], d.bytes(8))
-	copy(s.ParentSpanID[:], d.bytes(8))
-	s.Kind = model.SpanKind(d.byte1())
-	s.StatusCode = d.byte1()
-	s.Flags = uint32(d.uvarint())
-	s.StartTime = d.varint()
-	s.Duration = d.varint()
-	s.Grade = int(d.varint())
-	s.Name = d.string()
-	s.Service = d.string()
-	s.Host = d.string()
-	s.Env = d.string()
-	s.StatusMessage = d.string()
-	s.Attributes = d.attrs()
-	s.Process = d.attrs()
-	if n := d.count(); n > 0 {
+	copy(s.TraceID[:], d.Bytes(16))
+	copy(s.SpanID[:], d.Bytes(8))
+	copy(s.ParentSpanID[:], d.Bytes(8))
+	s.Kind = model.SpanKind(d.Byte())
+	s.StatusCode = d.Byte()
+	s.Flags = uint32(d.Uvarint())
+	s.StartTime = d.Varint()
+	s.Duration = d.Varint()
+	s.Grade = int(d.Varint())
+	s.Name = d.LenString()
+	s.Service = d.LenString()
+	s.Host = d.LenString()
+	s.Env = d.LenString()
+	s.StatusMessage = d.LenString()
+	s.Attributes = readAttrs(&d)
+	s.Process = readAttrs(&d)
+	if n := d.Count(1); n > 0 {
 		s.Events = make([]model.SpanEvent, n)
 		for i := range s.Events {
 			e := &s.Events[i]
-			e.Time = d.varint()
-			e.Name = d.string()
-			e.Attributes = d.attrs()
-			if d.err != nil {
+			e.Time = d.Varint()
+			e.Name = d.LenString()
+			e.Attributes = readAttrs(&d)
+			if d.Err() != nil {
 				break
 			}
 		}
 	}
-	if n := d.count(); n > 0 {
+	if n := d.Count(1); n > 0 {
 		s.References = make([]model.SpanRef, n)
 		for i := range s.References {
 			r := &s.References[i]
-			r.Type = model.RefType(d.byte1())
-			copy(r.TraceID[:], d.bytes(16))
-			copy(r.SpanID[:], d.bytes(8))
+			r.Type = model.RefType(d.Byte())
+			copy(r.TraceID[:], d.Bytes(16))
+			copy(r.SpanID[:], d.Bytes(8))
 		}
 	}
-	if n := d.count(); n > 0 {
+	if n := d.Count(1); n > 0 {
 		s.Warnings = make([]string, n)
 		for i := range s.Warnings {
-			s.Warnings[i] = d.string()
+			s.Warnings[i] = d.LenString()
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail()
+	if d.Err() != nil || d.Len() != 0 {
+		return s, errCorrupt
 	}
-	return s, d.err
+	return s, nil
 }

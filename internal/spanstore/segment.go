@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -47,7 +48,7 @@ const (
 	termSample   = 32
 	segPrefix    = "index-"
 	segSuffix    = ".idx"
-	tmpSuffix    = ".tmp"
+	tmpSuffix    = fsutil.TmpSuffix
 	defaultSeal  = 100_000
 	segReadChunk = 256 // metas read at once by scans
 )
@@ -133,7 +134,7 @@ type segReader struct {
 	crc     hash.Hash32
 	off     int64
 	err     error
-	scratch [8]byte
+	scratch [binary.MaxVarintLen64]byte
 }
 
 func (r *segReader) full(b []byte) []byte {
@@ -150,20 +151,27 @@ func (r *segReader) full(b []byte) []byte {
 func (r *segReader) u32() uint32 { return binary.LittleEndian.Uint32(r.full(r.scratch[:4])) }
 func (r *segReader) u64() uint64 { return binary.LittleEndian.Uint64(r.full(r.scratch[:8])) }
 
+// uvarint reads a varint: it decodes the bytes ahead without consuming
+// them, then consumes the varint's.
 func (r *segReader) uvarint() uint64 {
-	var v uint64
-	for shift := 0; shift < 64; shift += 7 {
-		c := r.full(r.scratch[:1])[0]
-		if r.err != nil {
-			return 0
-		}
-		v |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			return v
-		}
+	if r.err != nil {
+		return 0
 	}
-	r.err = errCorrupt
-	return 0
+	ahead, err := r.r.Peek(binary.MaxVarintLen64)
+	v, n := binary.Uvarint(ahead)
+	switch {
+	case n == 0 && err != nil: // cut short
+		r.err = err
+		if err == io.EOF {
+			r.err = io.ErrUnexpectedEOF
+		}
+		return 0
+	case n <= 0:
+		r.err = errCorrupt
+		return 0
+	}
+	r.full(r.scratch[:n])
+	return v
 }
 
 func (r *segReader) string(limit int64) string {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/vigilhq/vigil/internal/binenc"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
 )
@@ -72,11 +73,11 @@ func (sg *segment) postings(term string) ([]uint32, error) {
 	if _, err := sg.f.ReadAt(dict, sg.termOffs[g]); err != nil {
 		return nil, fmt.Errorf("cannot read span index %s: %w", sg.path, err)
 	}
-	d := decoder{b: dict}
-	for len(d.b) > 0 && d.err == nil {
-		t := d.bytes(d.count())
-		off, n, count := d.uvarint(), d.uvarint(), d.uvarint()
-		if d.err != nil || string(t) < term {
+	d := binenc.NewReader(dict)
+	for d.More() {
+		t := d.LenBytes()
+		off, n, count := d.Uvarint(), d.Uvarint(), d.Uvarint()
+		if d.Err() != nil || string(t) < term {
 			continue
 		}
 		if string(t) > term {
@@ -105,7 +106,7 @@ func (sg *segment) postings(term string) ([]uint32, error) {
 		}
 		return out, nil
 	}
-	if d.err != nil {
+	if d.Err() != nil {
 		return nil, fmt.Errorf("span index %s: %w", sg.path, errCorrupt)
 	}
 	return nil, nil

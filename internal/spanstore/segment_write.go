@@ -10,6 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/vigilhq/vigil/internal/binenc"
+	"github.com/vigilhq/vigil/internal/fsutil"
 )
 
 // compareMeta orders metas as a segment stores them: by trace id, then span id.
@@ -70,15 +73,13 @@ func writeSegment(dir string, h *head, end int64) (*segment, error) {
 	slices.SortFunc(terms, func(a, b term) int { return bytes.Compare(a.s, b.s) })
 
 	path := filepath.Join(dir, segName(h.start, end))
-	tmp := path + tmpSuffix
-	f, err := os.Create(tmp)
+	f, err := fsutil.Create(path, 0o666)
 	if err != nil {
-		return nil, fmt.Errorf("cannot create span index %s: %w", tmp, err)
+		return nil, fmt.Errorf("cannot create span index: %w", err)
 	}
 	fail := func(err error) (*segment, error) {
-		f.Close()
-		os.Remove(tmp)
-		return nil, fmt.Errorf("cannot write span index %s: %w", tmp, err)
+		f.Abort()
+		return nil, fmt.Errorf("cannot write span index %s: %w", f.Name(), err)
 	}
 	crc := crc32.New(crcTable)
 	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<20)
@@ -126,7 +127,7 @@ func writeSegment(dir string, h *head, end int64) (*segment, error) {
 	var b []byte
 	for i, s := range h.names {
 		sg.strs[s] = uint32(i)
-		put(appendString(b[:0], s))
+		put(binenc.AppendString(b[:0], s))
 	}
 	for _, o := range ops {
 		b = le.AppendUint32(b[:0], o.service)
@@ -165,8 +166,7 @@ func writeSegment(dir string, h *head, end int64) (*segment, error) {
 			sg.termKeys = append(sg.termKeys, string(t.s))
 			sg.termOffs = append(sg.termOffs, off)
 		}
-		b = binary.AppendUvarint(b[:0], uint64(len(t.s)))
-		b = append(b, t.s...)
+		b = binenc.AppendBytes(b[:0], t.s)
 		b = binary.AppendUvarint(b, uint64(entries[i].off))
 		b = binary.AppendUvarint(b, uint64(entries[i].n))
 		b = binary.AppendUvarint(b, uint64(len(t.list)))
@@ -181,34 +181,12 @@ func writeSegment(dir string, h *head, end int64) (*segment, error) {
 	if _, err := f.Write(le.AppendUint32(nil, crc.Sum32())); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail(err)
-	}
-	if err := syncDir(dir); err != nil {
-		return nil, err
+	if err := f.Commit(); err != nil {
+		return nil, fmt.Errorf("cannot write span index: %w", err)
 	}
 	if sg.f, err = os.Open(path); err != nil {
 		return nil, fmt.Errorf("cannot open span index %s: %w", path, err)
 	}
 	sg.path = path
 	return sg, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("cannot open directory %s: %w", dir, err)
-	}
-	err = d.Sync()
-	d.Close()
-	if err != nil {
-		return fmt.Errorf("cannot sync directory %s: %w", dir, err)
-	}
-	return nil
 }

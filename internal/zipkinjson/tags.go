@@ -65,18 +65,18 @@ func tags(s *model.Span, v *fastjson.Value) *SpanError {
 			statusDesc = &val
 		case k == TagSpanKind && s.Kind == model.SpanKindUnspecified:
 			kind = &val
-		case k == "host.name":
+		case k == model.AttrHostName:
 			s.Host = val
-		case k == "deployment.environment" || k == "deployment.environment.name":
+		case k == model.AttrEnvLegacy || k == model.AttrEnv:
 			s.Env = val
-		case k == "vigil.grade":
+		case k == model.AttrGrade:
 			g, err := strconv.Atoi(val)
 			if err != nil || g < 1 || g > 4 {
 				e = &SpanError{Field: "tags." + k, Msg: strconv.Quote(val) + ": want an integer from 1 to 4"}
 				return
 			}
 			s.Grade = g
-		case k == "service.name":
+		case k == model.AttrServiceName:
 			// localEndpoint.serviceName wins; the tag names a service
 			// only when the endpoint does not.
 			if s.Service == "" {

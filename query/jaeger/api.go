@@ -10,11 +10,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
 )
@@ -43,11 +43,10 @@ func DefaultOptions() Options {
 
 // API serves Jaeger's query API.
 type API struct {
-	opts     Options
-	spans    storage.SpanReader
-	deps     storage.SpanReader // the reader as given, for its DependencyReader
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	opts    Options
+	spans   storage.SpanReader
+	deps    storage.SpanReader // the reader as given, for its DependencyReader
+	metrics *httpserver.RequestMetrics
 }
 
 // sharedSpans reads traces with the children of Zipkin shared spans under
@@ -93,18 +92,11 @@ func NewAPI(opts Options, r storage.SpanReader) *API {
 		opts:  opts,
 		spans: sharedSpans{r},
 		deps:  r,
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "vigil", Subsystem: "jaeger", Name: "requests_total",
-			Help: "Jaeger query API requests by endpoint and status code.",
-		}, []string{"endpoint", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "vigil", Subsystem: "jaeger", Name: "request_duration_seconds",
-			Help:    "Jaeger query API request duration by endpoint.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"endpoint"}),
-	}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(a.requests, a.duration)
+		metrics: httpserver.NewRequestMetrics(httpserver.RequestMetricsOpts{
+			Subsystem: "jaeger", Label: "endpoint",
+			Help:         "Jaeger query API requests by endpoint and status code.",
+			DurationHelp: "Jaeger query API request duration by endpoint.",
+		}, opts.Registerer),
 	}
 	return a
 }
@@ -189,7 +181,6 @@ func (a *API) instrument(name string, h func(w http.ResponseWriter, r *http.Requ
 			}
 			writeJSON(w, code, response{Errors: []responseError{{Code: code, Msg: err.Error()}}})
 		}
-		a.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
-		a.duration.WithLabelValues(name).Observe(time.Since(t0).Seconds())
+		a.metrics.Observe(name, code, t0)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -59,8 +58,7 @@ func (a *API) instrumentV3(name string, h func(w http.ResponseWriter, r *http.Re
 			body, _ := json.Marshal(map[string]apiErr{"error": {code, err.Error()}})
 			writeV3(w, code, body)
 		}
-		a.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
-		a.duration.WithLabelValues(name).Observe(time.Since(t0).Seconds())
+		a.metrics.Observe(name, code, t0)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/promutil"
 )
 
@@ -82,7 +83,7 @@ func (m *metrics) timedSync(role string) syncFunc {
 	h := m.fsyncDuration.WithLabelValues(role)
 	return func(f *os.File) error {
 		start := time.Now()
-		err := fdatasync(f)
+		err := fsutil.Fdatasync(f)
 		h.Observe(time.Since(start).Seconds())
 		return err
 	}

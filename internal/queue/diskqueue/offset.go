@@ -9,12 +9,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/vigilhq/vigil/internal/fsutil"
 )
 
 // File names inside a queue directory besides the segments.
 const (
 	offsetFileName   = "consumer.offset"
-	offsetTmpName    = "consumer.offset.tmp"
+	offsetTmpName    = offsetFileName + fsutil.TmpSuffix
 	headFileName     = "producer.head"
 	producerLockName = "producer.lock"
 	consumerLockName = "consumer.lock"
@@ -66,30 +68,11 @@ func readCommitted(dir string) (int64, error) {
 	return pos, nil
 }
 
-// writeCommitted durably replaces the consumer's offset file: it writes a
-// temporary file, syncs it, renames it over the old one and syncs the
-// directory, so a crash leaves either the old or the new position.
+// writeCommitted durably replaces the consumer's offset file, so a crash
+// leaves either the old or the new position.
 func writeCommitted(dir string, dirFile *os.File, pos int64, sync syncFunc) error {
-	tmp := filepath.Join(dir, offsetTmpName)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("cannot create %s: %w", tmp, err)
-	}
 	b := encodePosition(pos)
-	_, err = f.Write(b[:])
-	if err == nil {
-		err = sync(f)
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
-		return fmt.Errorf("cannot write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, offsetFileName)); err != nil {
-		return fmt.Errorf("cannot replace committed offset: %w", err)
-	}
-	if err := sync(dirFile); err != nil {
-		return fmt.Errorf("cannot sync queue directory %s: %w", dir, err)
-	}
-	return nil
+	return fsutil.Syncs{File: sync, Dir: dirFile}.WriteFileAtomic(filepath.Join(dir, offsetFileName), b[:], 0o644)
 }
 
 // The head file tells a consumer in another process how far the log is

@@ -9,6 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/queue"
 )
 
@@ -100,7 +101,7 @@ func (c *Consumer) commitOffsets(ctx context.Context, sess sarama.ConsumerGroupS
 		req.AddBlockWithLeaderEpoch(c.opts.Topic, p, off, -1, 0, "")
 	}
 	const attempts = 5
-	backoff := 100 * time.Millisecond
+	b := backoff.Backoff{Min: 100 * time.Millisecond, Max: time.Second}
 	for attempt := 1; ; attempt++ {
 		retry, err := c.sendCommit(req, offsets)
 		if err == nil || !retry || attempt == attempts {
@@ -110,14 +111,13 @@ func (c *Consumer) commitOffsets(ctx context.Context, sess sarama.ConsumerGroupS
 			return err
 		}
 		select {
-		case <-time.After(backoff):
+		case <-time.After(b.Next()):
 		case <-ctx.Done():
 			return fmt.Errorf("cannot commit offsets %v of topic %q for group %q: %w (last error: %w)",
 				offsets, c.opts.Topic, c.opts.GroupID, ctx.Err(), err)
 		case <-c.closing:
 			return queue.ErrClosed
 		}
-		backoff *= 2
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/queue"
 )
 
@@ -121,24 +122,21 @@ func NewConsumer(opts Options) (*Consumer, error) {
 // a rebalance (or an error, retried with backoff).
 func (c *Consumer) run() {
 	defer close(c.loopDone)
-	const minBackoff, maxBackoff = time.Second, 30 * time.Second
-	backoff := minBackoff
+	b := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
 	for {
 		err := c.group.Consume(c.ctx, []string{c.opts.Topic}, (*groupHandler)(c))
 		if c.ctx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
 			return
 		}
 		if err == nil {
-			backoff = minBackoff
+			b.Reset()
 			continue
 		}
-		c.log.Warn("Kafka consumer group session failed; rejoining", "err", err, "backoff", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-c.ctx.Done():
+		wait := b.Next()
+		c.log.Warn("Kafka consumer group session failed; rejoining", "err", err, "backoff", wait)
+		if backoff.Sleep(c.ctx, wait) != nil {
 			return
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 
