@@ -17,13 +17,17 @@ run: build
 	$(BIN) all-in-one --data-dir $(DATA_DIR)
 
 ## test: vet, unit and integration tests (race detector) against real Kafka and
-## Elasticsearch started by deploy/local, end-to-end tests on the built binary, a short fuzz pass
+## Elasticsearch started by deploy/local, then — one at a time, since they stop Kafka or
+## Elasticsearch under whatever else runs — the outage tests, the spool's and the
+## end-to-end ones on the built binary; a short fuzz pass
 test: vet build
 	deploy/local/deps.sh
 	deploy/local/services.sh up
 	@set -e; trap 'deploy/local/services.sh down' EXIT; \
-	eval "$$(deploy/local/services.sh env)"; export VIGIL_REQUIRE_SERVICES=1 VIGIL_TEST_SERVICE_CONTROL=1; \
+	eval "$$(deploy/local/services.sh env)"; export VIGIL_REQUIRE_SERVICES=1; \
 	$(GO) test -race -count=1 -timeout 20m ./...; \
+	export VIGIL_TEST_SERVICE_CONTROL=1; \
+	$(GO) test -race -count=1 -timeout 10m -run '^TestKafka$$/^outage$$' ./collector/spool; \
 	VIGIL_BINARY=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m -tags e2e ./e2e/...
 	$(MAKE) fuzz FUZZTIME=50000x
 
