@@ -1,6 +1,10 @@
-// Package queue defines the durable queue between collectors and ingesters.
-// Two implementations exist: an embedded disk queue (all-in-one) and Kafka
-// (distributed). Collector and ingester code sees only these types.
+// Package queue defines the durable queue between collectors and ingesters,
+// one per signal: log batches (OTLP ExportLogsServiceRequest, keyed by
+// service) and span batches (OTLP ExportTraceServiceRequest, one trace per
+// message, keyed by trace id). Two implementations exist: an embedded disk
+// queue (all-in-one) and Kafka (distributed); the collector's spool is a
+// third producer in front of Kafka. Collector and ingester code sees only
+// these types.
 package queue
 
 import (
