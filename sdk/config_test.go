@@ -1,0 +1,87 @@
+package sdk
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigFromEnv(t *testing.T) {
+	env := map[string]string{
+		"VIGIL_SERVICE": "checkout", "VIGIL_GRADE": "2", "VIGIL_ENV": "prod", "VIGIL_VERSION": "1.4.0",
+		"VIGIL_HOST": "h1", "VIGIL_COLLECTOR": "collector.internal", "VIGIL_OTLP_PROTOCOL": "grpc",
+		"VIGIL_DUMPS_DSN": "http://k3y@collector.internal:8410/42", "VIGIL_TRACES_DISABLED": "true",
+		"VIGIL_TRACES_SAMPLE_RATE": "0.25", "VIGIL_LOG_LEVEL": "warn", "VIGIL_LOGS_SHIP": "1",
+		"VIGIL_LOGS_QUEUE_BYTES": "1048576", "VIGIL_LOGS_FLUSH_INTERVAL": "250ms", "VIGIL_NO_GLOBALS": "true",
+		"VIGIL_REPANIC": "true", "VIGIL_METRICS_BUCKETS": "0.1, 1,10",
+	}
+	c, err := Config{}.fromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = c.defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Service != "checkout" || c.Grade != 2 || c.Env != "prod" || c.Version != "1.4.0" || c.Host != "h1" ||
+		c.Collector != "collector.internal" || c.Protocol != "grpc" || c.DumpsDSN != env["VIGIL_DUMPS_DSN"] ||
+		!c.TracesDisabled || *c.SampleRate != 0.25 || c.LogLevel.String() != "WARN" || !c.ShipLogs ||
+		c.LogsQueueBytes != 1<<20 || c.LogsFlushInterval != 250*time.Millisecond || !c.NoGlobals || !c.Repanic ||
+		len(c.Buckets) != 3 || c.Buckets[2] != 10 {
+		t.Errorf("got %+v", c)
+	}
+
+	// A field set in code wins over the environment.
+	c, err = Config{Service: "code", Grade: 3}.fromEnv(func(k string) string { return env[k] })
+	if err != nil || c.Service != "code" || c.Grade != 3 {
+		t.Errorf("got service %q grade %d, %v; want the values set in code", c.Service, c.Grade, err)
+	}
+}
+
+func TestConfigErrorsNameTheOption(t *testing.T) {
+	f := func(env map[string]string, cfg Config, want ...string) {
+		t.Helper()
+		c, err := cfg.fromEnv(func(k string) string { return env[k] })
+		if err == nil {
+			_, err = c.defaults()
+		}
+		if err == nil {
+			t.Fatalf("%v %+v: no error; want %q", env, cfg, want)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v %+v: error %q; want it to contain %q", env, cfg, err, w)
+			}
+		}
+	}
+	ok := Config{Service: "s", Grade: 1}
+	f(nil, Config{}, "Config.Service (VIGIL_SERVICE): required", "Config.Grade (VIGIL_GRADE): want an integer from 1 (critical) to 4 (low), got 0")
+	f(map[string]string{"VIGIL_GRADE": "high"}, Config{Service: "s"}, `VIGIL_GRADE: cannot parse "high" as an integer`)
+	f(nil, Config{Service: "s", Grade: 5}, "Config.Grade (VIGIL_GRADE)", "got 5")
+	f(map[string]string{"VIGIL_TRACES_SAMPLE_RATE": "2"}, ok, "Config.SampleRate (VIGIL_TRACES_SAMPLE_RATE): want a number from 0 to 1, got 2")
+	f(map[string]string{"VIGIL_TRACES_SAMPLE_RATE": "all"}, ok, `VIGIL_TRACES_SAMPLE_RATE: cannot parse "all"`)
+	f(map[string]string{"VIGIL_LOG_LEVEL": "loud"}, ok, `VIGIL_LOG_LEVEL: cannot parse "loud"`)
+	f(map[string]string{"VIGIL_LOGS_SHIP": "maybe"}, ok, `VIGIL_LOGS_SHIP: cannot parse "maybe" as a boolean`)
+	f(map[string]string{"VIGIL_LOGS_FLUSH_INTERVAL": "soon"}, ok, `VIGIL_LOGS_FLUSH_INTERVAL: cannot parse "soon"`)
+	f(map[string]string{"VIGIL_LOGS_QUEUE_BYTES": "10"}, ok, "Config.LogsQueueBytes (VIGIL_LOGS_QUEUE_BYTES): want at least 65536, got 10")
+	f(map[string]string{"VIGIL_OTLP_PROTOCOL": "udp"}, ok, `Config.Protocol (VIGIL_OTLP_PROTOCOL): want "http" or "grpc", got "udp"`)
+	f(map[string]string{"VIGIL_COLLECTOR": "ftp://x"}, ok, `Config.Collector (VIGIL_COLLECTOR): scheme "ftp"`)
+	f(map[string]string{"VIGIL_DUMPS_DSN": "http://host:8410/1"}, ok, "Config.DumpsDSN (VIGIL_DUMPS_DSN): no key")
+	f(map[string]string{"VIGIL_DUMPS_DSN": "http://key@host:8410/"}, ok, "Config.DumpsDSN (VIGIL_DUMPS_DSN): no project id")
+	f(map[string]string{"VIGIL_METRICS_BUCKETS": "1,0.5"}, ok, "Config.Buckets (VIGIL_METRICS_BUCKETS): want increasing")
+}
+
+func TestCollectorURL(t *testing.T) {
+	f := func(in, want string) {
+		t.Helper()
+		u, err := collectorURL(in)
+		if err != nil || u.String() != want {
+			t.Errorf("collectorURL(%q) = %v, %v; want %s", in, u, err, want)
+		}
+	}
+	f("", "http://localhost:4318")
+	f("collector", "http://collector:4318")
+	f("collector:9000", "http://collector:9000")
+	f("https://collector.example.com/vigil/", "https://collector.example.com:4318/vigil")
+	f("http://[::1]:4318", "http://[::1]:4318")
+}
