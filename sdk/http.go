@@ -74,10 +74,10 @@ func (s *state) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Requ
 		}
 		s.m.httpInflight.Dec()
 		route, method := routeLabel(r.Pattern), methodLabel(r.Method)
-		code := codeLabel(rw.code())
 		d := time.Since(start)
-		s.m.httpRequests.WithLabelValues(route, method, code).Inc()
-		obs := s.m.httpDuration.WithLabelValues(route, method, code)
+		hs := s.m.httpSeries(route, method, rw.code())
+		hs.requests.Inc()
+		obs := hs.duration
 		sampled := false
 		if span != nil {
 			if span.IsRecording() {

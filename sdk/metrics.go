@@ -3,6 +3,7 @@ package sdk
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ type metrics struct {
 	httpRequests *prometheus.CounterVec   // route, method, code
 	httpDuration *prometheus.HistogramVec // route, method, code
 	httpInflight prometheus.Gauge
+	httpCache    sync.Map // seriesKey → *httpSeries
 
 	clientRequests *prometheus.CounterVec   // peer, method, code
 	clientDuration *prometheus.HistogramVec // peer, method, code
@@ -67,6 +69,34 @@ func newMetrics(c Config) *metrics {
 		logsShipped: f.counter("vigil_sdk_logs_shipped_total", "Log lines the collector accepted.").WithLabelValues(),
 		logsDropped: f.counter("vigil_sdk_logs_dropped_total", "Log lines not shipped, by reason: queue_full, rejected (4xx from the collector) or shutdown.", "reason"),
 	}
+}
+
+// seriesKey names the series of one kind of served request.
+type seriesKey struct {
+	route, method string
+	code          int
+}
+
+// httpSeries are the series of one seriesKey, resolved once: a request
+// then costs one map lookup instead of hashing its labels twice.
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// httpSeries returns the series of a served request. The cache grows like
+// the metrics themselves: routes × methods × codes.
+func (m *metrics) httpSeries(route, method string, code int) *httpSeries {
+	k := seriesKey{route, method, code}
+	if v, ok := m.httpCache.Load(k); ok {
+		return v.(*httpSeries)
+	}
+	c := codeLabel(code)
+	v, _ := m.httpCache.LoadOrStore(k, &httpSeries{
+		requests: m.httpRequests.WithLabelValues(route, method, c),
+		duration: m.httpDuration.WithLabelValues(route, method, c),
+	})
+	return v.(*httpSeries)
 }
 
 type factory struct {
