@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -42,12 +43,17 @@ type Config struct {
 
 	// Collector is the Vigil collector: a host, host:port or URL of its
 	// HTTP port (OTLP/HTTP traces at /v1/traces, logs at /api/v1/logs).
-	// VIGIL_COLLECTOR; default http://localhost:4318. With Protocol "grpc"
-	// traces go to the same host on port 4317 unless a port is given.
+	// VIGIL_COLLECTOR; default http://localhost:4318.
 	Collector string
-	// Protocol of the trace exporter: "http" (OTLP/HTTP protobuf) or
-	// "grpc" (OTLP/gRPC). VIGIL_OTLP_PROTOCOL; default http.
+	// Protocol of the trace exporter: "http" (OTLP/HTTP protobuf to
+	// Collector) or "grpc" (OTLP/gRPC to CollectorGRPC).
+	// VIGIL_OTLP_PROTOCOL; default http.
 	Protocol string
+	// CollectorGRPC is the host:port of the collector's OTLP/gRPC port,
+	// used with Protocol "grpc"; plain text when Collector is http://, TLS
+	// when https://. VIGIL_COLLECTOR_GRPC; default Collector's host, port
+	// 4317.
+	CollectorGRPC string
 	// DumpsDSN is the DSN of Vigil's Sentry-compatible dumps intake,
 	// http://KEY@host:8410/PROJECT; empty reports panics only to the log.
 	// VIGIL_DUMPS_DSN.
@@ -141,6 +147,7 @@ func (c Config) fromEnv(getenv func(string) string) (Config, error) {
 	str(&c.Host, "VIGIL_HOST")
 	str(&c.Collector, "VIGIL_COLLECTOR")
 	str(&c.Protocol, "VIGIL_OTLP_PROTOCOL")
+	str(&c.CollectorGRPC, "VIGIL_COLLECTOR_GRPC")
 	str(&c.DumpsDSN, "VIGIL_DUMPS_DSN")
 	boolean(&c.TracesDisabled, "VIGIL_TRACES_DISABLED")
 	if v := strings.TrimSpace(getenv("VIGIL_TRACES_SAMPLE_RATE")); c.SampleRate == nil && v != "" {
@@ -207,8 +214,12 @@ func (c Config) defaults() (Config, error) {
 	default:
 		bad("Protocol", "VIGIL_OTLP_PROTOCOL", `want "http" or "grpc", got %q`, c.Protocol)
 	}
-	if _, err := collectorURL(c.Collector); err != nil {
+	if u, err := collectorURL(c.Collector); err != nil {
 		bad("Collector", "VIGIL_COLLECTOR", "%v", err)
+	} else if c.CollectorGRPC == "" {
+		c.CollectorGRPC = net.JoinHostPort(u.Hostname(), DefaultCollectorGRPCPort)
+	} else if _, _, err := net.SplitHostPort(c.CollectorGRPC); err != nil {
+		bad("CollectorGRPC", "VIGIL_COLLECTOR_GRPC", "want host:port, got %q", c.CollectorGRPC)
 	}
 	if c.DumpsDSN != "" {
 		if err := checkDSN(c.DumpsDSN); err != nil {
@@ -251,34 +262,27 @@ func (c Config) defaults() (Config, error) {
 // collectorURL turns Config.Collector into the base URL of the collector's
 // HTTP port: a bare host gets http:// and port 4318.
 func collectorURL(s string) (*url.URL, error) {
-	u, _, err := parseCollector(s)
-	return u, err
-}
-
-// parseCollector is collectorURL that also says whether s named a port.
-func parseCollector(s string) (u *url.URL, port bool, err error) {
 	if s == "" {
 		s = defaultCollectorHost
 	}
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
 	}
-	u, err = url.Parse(s)
+	u, err := url.Parse(s)
 	if err != nil {
-		return nil, false, fmt.Errorf("cannot parse %q as a host, host:port or URL", s)
+		return nil, fmt.Errorf("cannot parse %q as a host, host:port or URL", s)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, false, fmt.Errorf("scheme %q: want http or https", u.Scheme)
+		return nil, fmt.Errorf("scheme %q: want http or https", u.Scheme)
 	}
 	if u.Hostname() == "" {
-		return nil, false, fmt.Errorf("%q names no host", s)
+		return nil, fmt.Errorf("%q names no host", s)
 	}
-	port = u.Port() != ""
-	if !port {
+	if u.Port() == "" {
 		u.Host += ":" + DefaultCollectorHTTPPort
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
-	return u, port, nil
+	return u, nil
 }
 
 // checkDSN checks the shape of a Sentry DSN: scheme://KEY@host/PROJECT.

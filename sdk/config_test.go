@@ -9,7 +9,7 @@ import (
 func TestConfigFromEnv(t *testing.T) {
 	env := map[string]string{
 		"VIGIL_SERVICE": "checkout", "VIGIL_GRADE": "2", "VIGIL_ENV": "prod", "VIGIL_VERSION": "1.4.0",
-		"VIGIL_HOST": "h1", "VIGIL_COLLECTOR": "collector.internal", "VIGIL_OTLP_PROTOCOL": "grpc",
+		"VIGIL_HOST": "h1", "VIGIL_COLLECTOR": "collector.internal", "VIGIL_OTLP_PROTOCOL": "grpc", "VIGIL_COLLECTOR_GRPC": "otlp.internal:14317",
 		"VIGIL_DUMPS_DSN": "http://k3y@collector.internal:8410/42", "VIGIL_TRACES_DISABLED": "true",
 		"VIGIL_TRACES_SAMPLE_RATE": "0.25", "VIGIL_LOG_LEVEL": "warn", "VIGIL_LOGS_SHIP": "1",
 		"VIGIL_LOGS_QUEUE_BYTES": "1048576", "VIGIL_LOGS_FLUSH_INTERVAL": "250ms", "VIGIL_NO_GLOBALS": "true",
@@ -24,7 +24,7 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Service != "checkout" || c.Grade != 2 || c.Env != "prod" || c.Version != "1.4.0" || c.Host != "h1" ||
-		c.Collector != "collector.internal" || c.Protocol != "grpc" || c.DumpsDSN != env["VIGIL_DUMPS_DSN"] ||
+		c.Collector != "collector.internal" || c.Protocol != "grpc" || c.CollectorGRPC != "otlp.internal:14317" || c.DumpsDSN != env["VIGIL_DUMPS_DSN"] ||
 		!c.TracesDisabled || *c.SampleRate != 0.25 || c.LogLevel.String() != "WARN" || !c.ShipLogs ||
 		c.LogsQueueBytes != 1<<20 || c.LogsFlushInterval != 250*time.Millisecond || !c.NoGlobals || !c.Repanic ||
 		len(c.Buckets) != 3 || c.Buckets[2] != 10 {
@@ -35,6 +35,12 @@ func TestConfigFromEnv(t *testing.T) {
 	c, err = Config{Service: "code", Grade: 3}.fromEnv(func(k string) string { return env[k] })
 	if err != nil || c.Service != "code" || c.Grade != 3 {
 		t.Errorf("got service %q grade %d, %v; want the values set in code", c.Service, c.Grade, err)
+	}
+
+	// OTLP/gRPC defaults to the collector's host on port 4317.
+	c, err = Config{Service: "s", Grade: 1, Collector: "https://c.example.com:9000"}.defaults()
+	if err != nil || c.CollectorGRPC != "c.example.com:4317" {
+		t.Errorf("CollectorGRPC: got %q, %v; want c.example.com:4317", c.CollectorGRPC, err)
 	}
 }
 
@@ -65,6 +71,7 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 	f(map[string]string{"VIGIL_LOGS_FLUSH_INTERVAL": "soon"}, ok, `VIGIL_LOGS_FLUSH_INTERVAL: cannot parse "soon"`)
 	f(map[string]string{"VIGIL_LOGS_QUEUE_BYTES": "10"}, ok, "Config.LogsQueueBytes (VIGIL_LOGS_QUEUE_BYTES): want at least 65536, got 10")
 	f(map[string]string{"VIGIL_OTLP_PROTOCOL": "udp"}, ok, `Config.Protocol (VIGIL_OTLP_PROTOCOL): want "http" or "grpc", got "udp"`)
+	f(map[string]string{"VIGIL_COLLECTOR_GRPC": "nohost"}, ok, `Config.CollectorGRPC (VIGIL_COLLECTOR_GRPC): want host:port, got "nohost"`)
 	f(map[string]string{"VIGIL_COLLECTOR": "ftp://x"}, ok, `Config.Collector (VIGIL_COLLECTOR): scheme "ftp"`)
 	f(map[string]string{"VIGIL_DUMPS_DSN": "http://host:8410/1"}, ok, "Config.DumpsDSN (VIGIL_DUMPS_DSN): no key")
 	f(map[string]string{"VIGIL_DUMPS_DSN": "http://key@host:8410/"}, ok, "Config.DumpsDSN (VIGIL_DUMPS_DSN): no project id")

@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"context"
-	"net"
 	"net/url"
 
 	"go.opentelemetry.io/contrib/propagators/jaeger"
@@ -47,11 +46,7 @@ func newTracerProvider(c Config, base *url.URL) (*sdktrace.TracerProvider, error
 	var exp *otlptrace.Exporter
 	var err error
 	if c.Protocol == "grpc" {
-		host := base.Host
-		if _, port, _ := parseCollector(c.Collector); !port {
-			host = net.JoinHostPort(base.Hostname(), DefaultCollectorGRPCPort)
-		}
-		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(host)}
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(c.CollectorGRPC)}
 		if base.Scheme == "http" {
 			opts = append(opts, otlptracegrpc.WithInsecure())
 		}

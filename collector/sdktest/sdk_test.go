@@ -44,7 +44,7 @@ func startCollector(t *testing.T) (c *collector.Collector, logs, spans *diskqueu
 	}
 	logs, spans = open(), open()
 	o := collector.DefaultOptions()
-	o.Listen = collector.Addrs{HTTP: "127.0.0.1:0", JaegerHTTP: "127.0.0.1:0"}
+	o.Listen = collector.Addrs{HTTP: "127.0.0.1:0", GRPC: "127.0.0.1:0", JaegerHTTP: "127.0.0.1:0"}
 	o.BatchMaxWait = 5 * time.Millisecond
 	o.Logger = slog.New(slog.DiscardHandler)
 	o.Registerer = prometheus.NewRegistry()
@@ -238,6 +238,32 @@ func TestTraceThroughJaegerClient(t *testing.T) {
 	f("leaf reached", leafServer)
 	if !bytes.Contains(stdout.b.Bytes(), []byte(`"trace_id":"`+traceID+`"`)) {
 		t.Errorf("stdout has no line with trace id %s:\n%s", traceID, stdout.b.String())
+	}
+}
+
+// TestOTLPgRPC exports the SDK's spans over OTLP/gRPC instead of HTTP.
+func TestOTLPgRPC(t *testing.T) {
+	c, _, spanQueue := startCollector(t)
+	shutdown, err := sdk.Init(sdk.Config{Service: "grpc-export", Grade: 1, Collector: "http://" + c.Addr("collector"),
+		Protocol: "grpc", CollectorGRPC: c.Addr("otlp-grpc"), LogOutput: io.Discard, NoGlobals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ping", func(http.ResponseWriter, *http.Request) {})
+	srv := httptest.NewServer(sdk.HTTPMiddleware(mux))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := drain(t, spanQueue, otlptraces.Unmarshal)
+	if len(spans) != 1 || spans[0].Name != "GET /ping" || spans[0].Service != "grpc-export" || spans[0].Grade != 1 {
+		t.Errorf("got %+v; want the one server span of GET /ping", spans)
 	}
 }
 
