@@ -1,9 +1,13 @@
 package sdk
 
 import (
+	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestConfigFromEnv(t *testing.T) {
@@ -91,4 +95,24 @@ func TestCollectorURL(t *testing.T) {
 	f("collector:9000", "http://collector:9000")
 	f("https://collector.example.com/vigil/", "https://collector.example.com:4318/vigil")
 	f("http://[::1]:4318", "http://[::1]:4318")
+}
+
+func TestInitTwice(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	shutdown, err := Init(Config{Service: "a", Grade: 1, TracesDisabled: true, Registry: reg, NoGlobals: true, LogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(Config{Service: "b", Grade: 1, TracesDisabled: true, NoGlobals: true}); err == nil || !strings.Contains(err.Error(), "Init called twice") {
+		t.Errorf("second Init: %v; want an error", err)
+	}
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(Config{Service: "a", Grade: 1, TracesDisabled: true, Registry: reg, NoGlobals: true}); err == nil || !strings.Contains(err.Error(), "Config.Registry") {
+		t.Errorf("Init on a registry that has the metrics already: %v; want an error naming Config.Registry", err)
+	}
+	if current.Load() != nil {
+		t.Error("a failed Init left the SDK initialized")
+	}
 }

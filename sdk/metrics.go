@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -41,14 +42,14 @@ type metrics struct {
 	logsDropped *prometheus.CounterVec // reason
 }
 
-func newMetrics(c Config) *metrics {
+func newMetrics(c Config) (*metrics, error) {
 	reg := c.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	f := factory{reg: reg, cl: prometheus.Labels{"service": c.Service, "grade": strconv.Itoa(c.Grade)}, buckets: c.Buckets}
-	return &metrics{
+	f := &factory{reg: reg, cl: prometheus.Labels{"service": c.Service, "grade": strconv.Itoa(c.Grade)}, buckets: c.Buckets}
+	m := &metrics{
 		reg:          reg,
 		httpRequests: f.counter("vigil_http_requests_total", "HTTP requests served, by route pattern, method and status code.", "route", "method", "code"),
 		httpDuration: f.histogram("vigil_http_request_duration_seconds", "Time to serve an HTTP request, until the handler returned.", "route", "method", "code"),
@@ -69,6 +70,10 @@ func newMetrics(c Config) *metrics {
 		logsShipped: f.counter("vigil_sdk_logs_shipped_total", "Log lines the collector accepted.").WithLabelValues(),
 		logsDropped: f.counter("vigil_sdk_logs_dropped_total", "Log lines not shipped, by reason: queue_full, rejected (4xx from the collector) or shutdown.", "reason"),
 	}
+	if f.err != nil {
+		return nil, fmt.Errorf("Config.Registry: cannot register the SDK's metrics (a second Init on the same registry?): %w", f.err)
+	}
+	return m, nil
 }
 
 // seriesKey names the series of one kind of served request.
@@ -99,27 +104,35 @@ func (m *metrics) httpSeries(route, method string, code int) *httpSeries {
 	return v.(*httpSeries)
 }
 
+// factory builds the SDK's metrics; err is the first registration error.
 type factory struct {
 	reg     prometheus.Registerer
 	cl      prometheus.Labels
 	buckets []float64
+	err     error
 }
 
-func (f factory) counter(name, help string, labels ...string) *prometheus.CounterVec {
+func (f *factory) register(c prometheus.Collector) {
+	if err := f.reg.Register(c); err != nil && f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *factory) counter(name, help string, labels ...string) *prometheus.CounterVec {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: f.cl}, labels)
-	f.reg.MustRegister(v)
+	f.register(v)
 	return v
 }
 
-func (f factory) gauge(name, help string) prometheus.Gauge {
+func (f *factory) gauge(name, help string) prometheus.Gauge {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: f.cl})
-	f.reg.MustRegister(g)
+	f.register(g)
 	return g
 }
 
 // histogram has both the classic buckets and a native (sparse) histogram
 // with 10% bucket growth; a scraper that negotiates protobuf gets both.
-func (f factory) histogram(name, help string, labels ...string) *prometheus.HistogramVec {
+func (f *factory) histogram(name, help string, labels ...string) *prometheus.HistogramVec {
 	v := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: name, Help: help, ConstLabels: f.cl,
 		Buckets:                         f.buckets,
@@ -127,7 +140,7 @@ func (f factory) histogram(name, help string, labels ...string) *prometheus.Hist
 		NativeHistogramMaxBucketNumber:  160,
 		NativeHistogramMinResetDuration: time.Hour,
 	}, labels)
-	f.reg.MustRegister(v)
+	f.register(v)
 	return v
 }
 

@@ -76,7 +76,11 @@ func Init(cfg Config) (shutdown func(context.Context) error, err error) {
 }
 
 func newState(cfg Config) (*state, error) {
-	s := &state{cfg: cfg, m: newMetrics(cfg), prop: newPropagator()}
+	m, err := newMetrics(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &state{cfg: cfg, m: m, prop: newPropagator()}
 	s.metricsHandler = newMetricsHandler(s.m.reg)
 	base, _ := collectorURL(cfg.Collector)
 	if cfg.ShipLogs {
