@@ -82,7 +82,7 @@ func (s *state) startServerCall(ctx context.Context, method string) (context.Con
 	if s.tracer != nil {
 		md, _ := metadata.FromIncomingContext(ctx)
 		ctx = s.prop.Extract(ctx, mdCarrier(md))
-		ctx, span = s.tracer.Start(ctx, strings.TrimPrefix(method, "/"), trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
+		ctx, span = s.tracer.Start(ctx, strings.TrimPrefix(method, "/"), serverSpan...)
 		setRPCAttrs(span, method)
 	}
 	return ctx, func(err error) {
@@ -156,7 +156,7 @@ func (s *state) startClientCall(ctx context.Context, method string) (context.Con
 	s.m.grpcClientInflight.Inc()
 	var span trace.Span
 	if s.tracer != nil {
-		ctx, span = s.tracer.Start(ctx, strings.TrimPrefix(method, "/"), trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start))
+		ctx, span = s.tracer.Start(ctx, strings.TrimPrefix(method, "/"), clientSpan...)
 		setRPCAttrs(span, method)
 		md, _ := metadata.FromOutgoingContext(ctx)
 		md = md.Copy()

@@ -46,13 +46,7 @@ func (s *state) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Requ
 	var span trace.Span
 	if s.tracer != nil {
 		ctx := s.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span = s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
-		if span.IsRecording() {
-			span.SetAttributes(
-				attribute.String("http.request.method", r.Method),
-				attribute.String("url.path", r.URL.Path),
-			)
-		}
+		ctx, span = s.tracer.Start(ctx, r.Method, serverSpan...)
 		r = r.WithContext(ctx)
 	}
 	defer func() {
@@ -83,7 +77,7 @@ func (s *state) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Requ
 			if span.IsRecording() {
 				endServerSpan(span, r, route, rw.code(), v)
 			}
-			if sc := span.SpanContext(); sc.IsSampled() {
+			if sc := span.SpanContext(); sc.IsSampled() && hs.exemplarDue(start) {
 				sampled = true
 				obs.(prometheus.ExemplarObserver).ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})
 			}
@@ -99,11 +93,18 @@ func (s *state) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Requ
 }
 
 func endServerSpan(span trace.Span, r *http.Request, route string, code int, panicked any) {
+	attrs := [4]attribute.KeyValue{
+		attribute.String("http.request.method", r.Method),
+		attribute.String("url.path", r.URL.Path),
+		attribute.Int("http.response.status_code", code),
+	}
+	n := 3
 	if r.Pattern != "" {
 		span.SetName(r.Method + " " + route)
-		span.SetAttributes(attribute.String("http.route", route))
+		attrs[n] = attribute.String("http.route", route)
+		n++
 	}
-	span.SetAttributes(attribute.Int("http.response.status_code", code))
+	span.SetAttributes(attrs[:n]...)
 	switch {
 	case panicked != nil:
 		span.SetStatus(codes.Error, "panic")

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,6 +88,19 @@ type seriesKey struct {
 type httpSeries struct {
 	requests prometheus.Counter
 	duration prometheus.Observer
+	// lastExemplar is when the series last got an exemplar, Unix ns.
+	lastExemplar atomic.Int64
+}
+
+// exemplarInterval spaces the exemplars of one series: a scrape shows one
+// per bucket, and making one costs several allocations.
+const exemplarInterval = time.Second
+
+// exemplarDue reports whether a request that started at now should leave
+// its trace id as the series' exemplar, and claims the slot if so.
+func (h *httpSeries) exemplarDue(now time.Time) bool {
+	last := h.lastExemplar.Load()
+	return now.UnixNano()-last >= int64(exemplarInterval) && h.lastExemplar.CompareAndSwap(last, now.UnixNano())
 }
 
 // httpSeries returns the series of a served request. The cache grows like

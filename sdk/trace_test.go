@@ -69,6 +69,35 @@ func TestPropagationAndLogs(t *testing.T) {
 	// A 64-bit Jaeger trace id is read as the low half of a 128-bit one.
 	f("uber-trace-id", "a3ce929d0e0e4736:00f067aa0ba902b7:0:1", "0000000000000000a3ce929d0e0e4736", "00f067aa0ba902b7")
 
+	// A sampled request left its trace id as the duration's exemplar
+	// (one a second per series).
+	mfs, err := Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exemplars []string
+	for _, mf := range mfs {
+		if mf.GetName() != "vigil_http_request_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.Metric {
+			for _, b := range m.GetHistogram().Bucket {
+				for _, l := range b.GetExemplar().GetLabel() {
+					exemplars = append(exemplars, l.GetName()+"="+l.GetValue())
+				}
+			}
+		}
+	}
+	sent := "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 trace_id=0af7651916cd43dd8448eb211c80319c trace_id=0000000000000000a3ce929d0e0e4736"
+	if len(exemplars) == 0 || len(exemplars) > 3 {
+		t.Errorf("exemplars %v; want the trace id of a request (one a second)", exemplars)
+	}
+	for _, e := range exemplars {
+		if !strings.Contains(sent, e) {
+			t.Errorf("exemplar %s is none of the requests' traces", e)
+		}
+	}
+
 	if err := shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}

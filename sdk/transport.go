@@ -34,7 +34,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s.m.clientInflight.Inc()
 	var span trace.Span
 	if s.tracer != nil {
-		ctx, sp := s.tracer.Start(req.Context(), req.Method, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start))
+		ctx, sp := s.tracer.Start(req.Context(), req.Method, clientSpan...)
 		span = sp
 		if span.IsRecording() {
 			span.SetAttributes(
