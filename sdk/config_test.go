@@ -116,3 +116,38 @@ func TestInitTwice(t *testing.T) {
 		t.Error("a failed Init left the SDK initialized")
 	}
 }
+
+// Init takes what the code leaves unset from the environment.
+func TestInitFromEnvironment(t *testing.T) {
+	t.Setenv("VIGIL_SERVICE", "from-env")
+	t.Setenv("VIGIL_GRADE", "4")
+	t.Setenv("VIGIL_ENV", "staging")
+	t.Setenv("VIGIL_TRACES_DISABLED", "true")
+	var logs syncBuffer
+	shutdown, err := Init(Config{LogOutput: &logs, NoGlobals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(context.Background())
+	if current.Load().tracer != nil {
+		t.Error("VIGIL_TRACES_DISABLED=true left tracing on")
+	}
+	Logger().Info("hello")
+	if l := logs.lines(t); len(l) != 1 || l[0]["service"] != "from-env" || l[0]["grade"] != 4.0 || l[0]["env"] != "staging" {
+		t.Errorf("got %v; want service, grade and env from the environment", l)
+	}
+	mfs, err := Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "vigil_sdk_panics_total" || len(mf.Metric) == 0 || !strings.HasPrefix(mf.GetName(), "vigil_") {
+			continue
+		}
+		for _, l := range mf.Metric[0].Label {
+			if l.GetName() == "service" && l.GetValue() != "from-env" || l.GetName() == "grade" && l.GetValue() != "4" {
+				t.Errorf("%s: label %s=%q; want from-env and 4", mf.GetName(), l.GetName(), l.GetValue())
+			}
+		}
+	}
+}
