@@ -3,6 +3,7 @@ package sdk
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -115,8 +116,8 @@ func endServerSpan(span trace.Span, r *http.Request, route string, code int, pan
 	span.End()
 }
 
-// responseWriter records the status code. It keeps http.Flusher and
-// http.Hijacker, and Unwrap lets http.ResponseController reach the rest.
+// responseWriter records the status code. It keeps http.Flusher,
+// http.Hijacker and io.ReaderFrom, and Unwrap lets http.ResponseController reach the rest.
 type responseWriter struct {
 	http.ResponseWriter
 	status int
@@ -160,6 +161,15 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.status, w.wrote = http.StatusSwitchingProtocols, true
 	return h.Hijack()
+}
+
+// ReadFrom keeps io.Copy to the response as fast as without the
+// middleware (sendfile for files).
+func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !w.wrote {
+		w.status, w.wrote = http.StatusOK, true
+	}
+	return io.Copy(w.ResponseWriter, r)
 }
 
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

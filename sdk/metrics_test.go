@@ -23,6 +23,7 @@ func testService() http.Handler {
 		fmt.Fprintf(w, "user %s", r.PathValue("id"))
 	})
 	mux.HandleFunc("POST /users", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) })
+	mux.HandleFunc("GET /file", func(w http.ResponseWriter, r *http.Request) { io.Copy(w, strings.NewReader("content")) })
 	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) { time.Sleep(30 * time.Millisecond) })
 	mux.HandleFunc("GET /boom", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
 	mux.Handle("GET /metrics", MetricsHandler())
@@ -103,6 +104,7 @@ func TestGoldenMetrics(t *testing.T) {
 	do("GET", "/users/1", 2)
 	do("GET", "/users/2", 1)
 	do("POST", "/users", 1)
+	do("GET", "/file", 2)
 	do("GET", "/slow", 1)
 	do("GET", "/no/such/path", 2)
 	do("DELETE", "/users/1", 1) // 405, no pattern matched
@@ -119,6 +121,7 @@ func TestGoldenMetrics(t *testing.T) {
 	}
 	count("/users/{id}", "GET", "200", 3)
 	count("/users", "POST", "201", 1)
+	count("/file", "GET", "200", 2)
 	count("/slow", "GET", "200", 1)
 	count("unmatched", "GET", "404", 2)
 	count("unmatched", "DELETE", "405", 1)

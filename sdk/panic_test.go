@@ -45,7 +45,7 @@ func TestPanicInHandler(t *testing.T) {
 	}
 	l := waitLine(t, logs, "panic recovered")
 	if l["panic"] != "boom" || l["route"] != "/boom" || l["method"] != "GET" || l["level"] != "ERROR" ||
-		l["trace_id"] != "0af7651916cd43dd8448eb211c80319c" || !strings.Contains(l["stack"].(string), "sdk.testService.func4") {
+		l["trace_id"] != "0af7651916cd43dd8448eb211c80319c" || !strings.Contains(l["stack"].(string), "sdk.testService.func") || !strings.Contains(l["stack"].(string), "metrics_test.go") {
 		t.Errorf("got %v; want the panic value, route, trace id and the stack down to the handler", l)
 	}
 	// The server survived.

@@ -59,8 +59,8 @@ func Init(cfg Config) (shutdown func(context.Context) error, err error) {
 		slog.SetDefault(s.logger)
 		if s.tp != nil {
 			otel.SetTracerProvider(s.tp)
+			otel.SetTextMapPropagator(s.prop)
 		}
-		otel.SetTextMapPropagator(s.prop)
 	}
 	var done atomic.Bool
 	return func(ctx context.Context) error {
