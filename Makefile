@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 DATA_DIR  ?= ./data
 
-.PHONY: all build run test unit fuzz bench vet clean dev-up dev-down
+.PHONY: all build run test unit fuzz bench vet sdk-test clean dev-up dev-down
 
 all: build
 
@@ -20,7 +20,7 @@ run: build
 ## Elasticsearch started by deploy/local, then — one at a time, since they stop Kafka or
 ## Elasticsearch under whatever else runs — the outage tests, the spool's and the
 ## end-to-end ones on the built binary; a short fuzz pass
-test: vet build
+test: vet build sdk-test
 	deploy/local/deps.sh
 	deploy/local/services.sh up
 	@set -e; trap 'deploy/local/services.sh down' EXIT; \
@@ -43,13 +43,18 @@ dev-up:
 dev-down:
 	deploy/local/services.sh down
 
+## sdk-test: vet and race tests of the sdk module, which `go test ./...` at the root does
+## not enter (its fuzz targets are in `make fuzz`)
+sdk-test:
+	cd sdk && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || (echo "gofmt needed on:"; gofmt -l .; exit 1)
 
 FUZZTIME ?= 30s
 fuzz:
-	@$(GO) list -f '{{.Dir}}' ./... | while read dir; do \
+	@{ $(GO) list -f '{{.Dir}}' ./...; cd sdk && $(GO) list -f '{{.Dir}}' ./...; } | while read dir; do \
 		for f in $$(cd $$dir && $(GO) test -list 'Fuzz.*' . 2>/dev/null | grep '^Fuzz'); do \
 			echo "fuzz $$f in $$dir"; \
 			(cd $$dir && timeout 600 $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1x .) || exit 1; \

@@ -1,0 +1,22 @@
+// Package sdk instruments a Go service for Vigil with one call.
+//
+//	shutdown, err := sdk.Init(sdk.Config{Service: "checkout", Grade: 1})
+//	if err != nil { log.Fatal(err) }
+//	defer shutdown(context.Background())
+//	mux := http.NewServeMux()
+//	mux.HandleFunc("GET /orders/{id}", getOrder)
+//	mux.Handle("GET /metrics", sdk.MetricsHandler())
+//	http.ListenAndServe(":8080", sdk.HTTPMiddleware(mux))
+//
+// Init sets up golden metrics (prometheus/client_golang), traces
+// (OpenTelemetry, exported over OTLP to the Vigil collector, propagated as
+// W3C traceparent and Jaeger uber-trace-id), trace-correlated JSON logs
+// (a log/slog handler, optionally shipped to the collector's logs API) and
+// panic recovery in HTTPMiddleware, HTTPTransport, the gRPC interceptors
+// and Go. Every Config field can also be set by a VIGIL_… environment
+// variable; see docs/sdk.md.
+//
+// The SDK holds one process-wide state set by Init; the entry points look
+// it up on every call, so a middleware built before Init instruments once
+// Init returned, and passes requests through untouched before.
+package sdk

@@ -1,0 +1,115 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer collects log lines written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// lines returns the JSON log lines written so far.
+func (b *syncBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(b.b.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// initTest initializes the SDK for one test, its logs in the returned
+// buffer, and shuts it down at the end of the test.
+func initTest(t testing.TB, cfg Config) *syncBuffer {
+	t.Helper()
+	var buf syncBuffer
+	if cfg.Service == "" {
+		cfg.Service = "test"
+	}
+	if cfg.Grade == 0 {
+		cfg.Grade = 2
+	}
+	if cfg.LogOutput == nil {
+		cfg.LogOutput = &buf
+	}
+	cfg.NoGlobals = true
+	shutdown, err := Init(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return &buf
+}
+
+// sink is a stand-in collector that answers 200 to everything and keeps
+// the bodies of the logs API requests.
+type sink struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	logs []string // NDJSON lines
+	code int      // answer to the logs API; 200 when 0
+}
+
+func newSink(t testing.TB) *sink {
+	s := &sink{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/logs", func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		b.ReadFrom(r.Body)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.code != 0 {
+			w.WriteHeader(s.code)
+			return
+		}
+		for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+			s.logs = append(s.logs, l)
+		}
+	})
+	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		b.ReadFrom(r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	})
+	s.srv = httptest.NewServer(mux)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *sink) shipped() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.logs...)
+}

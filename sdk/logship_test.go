@@ -1,0 +1,102 @@
+package sdk
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// Lines logged while the collector answers 503 are kept and delivered
+// once it accepts again; shutdown waits for them.
+func TestShippingSurvivesAnOutage(t *testing.T) {
+	sk := newSink(t)
+	sk.code = 503
+	shutdown, err := Init(Config{Service: "s", Grade: 3, Collector: sk.srv.URL, ShipLogs: true, TracesDisabled: true,
+		LogsFlushInterval: 10 * time.Millisecond, LogOutput: &syncBuffer{}, NoGlobals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := current.Load().m
+	for i := 0; i < 100; i++ {
+		Logger().Info("during the outage", "i", i)
+	}
+	time.Sleep(50 * time.Millisecond) // let a few sends fail
+	sk.mu.Lock()
+	sk.code = 0
+	sk.mu.Unlock()
+	Logger().Info("after the outage")
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := sk.shipped()
+	if len(got) != 101 || !strings.Contains(got[0], `"i":0`) || !strings.Contains(got[100], "after the outage") {
+		t.Errorf("shipped %d lines; want the 101 lines in order", len(got))
+	}
+	if n := testutil.ToFloat64(m.logsShipped); n != 101 {
+		t.Errorf("vigil_sdk_logs_shipped_total: got %v; want 101", n)
+	}
+}
+
+// A collector that never answers fills the bounded queue: further lines
+// are dropped and counted, logging does not block, and shutdown reports
+// what it could not deliver.
+func TestShippingIsBounded(t *testing.T) {
+	sk := newSink(t)
+	sk.code = 503
+	shutdown, err := Init(Config{Service: "s", Grade: 3, Collector: sk.srv.URL, ShipLogs: true, TracesDisabled: true,
+		LogsQueueBytes: 64 << 10, LogOutput: &syncBuffer{}, NoGlobals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := current.Load().m
+	pad := strings.Repeat("x", 1000)
+	for i := 0; i < 200; i++ {
+		Logger().Info(pad)
+	}
+	if n := testutil.ToFloat64(m.logsDropped.WithLabelValues("queue_full")); n < 100 {
+		t.Errorf("vigil_sdk_logs_dropped_total{reason=queue_full}: got %v; want the lines beyond 64 KiB (over 100 of 200)", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = shutdown(ctx)
+	if err == nil || !strings.Contains(err.Error(), "log lines not accepted") {
+		t.Errorf("shutdown with the collector down: %v; want an error saying lines were not accepted", err)
+	}
+	dropped := testutil.ToFloat64(m.logsDropped.WithLabelValues("queue_full")) + testutil.ToFloat64(m.logsDropped.WithLabelValues("shutdown"))
+	if dropped != 200 {
+		t.Errorf("dropped lines: got %v; want all 200 accounted for", dropped)
+	}
+}
+
+// A batch the collector rejects as invalid (4xx) is dropped, counted, and
+// does not hold up the lines after it.
+func TestShippingDropsRejectedBatches(t *testing.T) {
+	sk := newSink(t)
+	sk.code = 400
+	shutdown, err := Init(Config{Service: "s", Grade: 3, Collector: sk.srv.URL, ShipLogs: true, TracesDisabled: true,
+		LogsFlushInterval: 10 * time.Millisecond, LogOutput: &syncBuffer{}, NoGlobals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := current.Load().m
+	Logger().Info("rejected")
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(m.logsDropped.WithLabelValues("rejected")) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	sk.mu.Lock()
+	sk.code = 0
+	sk.mu.Unlock()
+	Logger().Info("accepted")
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := sk.shipped(); len(got) != 1 || !strings.Contains(got[0], "accepted") {
+		t.Errorf("shipped %q; want only the line after the rejection", got)
+	}
+	if n := testutil.ToFloat64(m.logsDropped.WithLabelValues("rejected")); n != 1 {
+		t.Errorf("vigil_sdk_logs_dropped_total{reason=rejected}: got %v; want 1", n)
+	}
+}

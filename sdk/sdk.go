@@ -1,0 +1,129 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// state is what Init built; the entry points load it from current.
+type state struct {
+	cfg            Config
+	m              *metrics
+	metricsHandler http.Handler
+	logger         *slog.Logger
+	ship           *shipper // nil unless Config.ShipLogs
+
+	tp     *sdktrace.TracerProvider // nil when tracing is disabled
+	tracer trace.Tracer             // nil when tracing is disabled
+	prop   propagation.TextMapPropagator
+}
+
+var current atomic.Pointer[state]
+
+// Init configures the SDK from cfg and the VIGIL_… environment variables
+// and starts its background work (span export, log shipping). The returned
+// shutdown flushes the spans and log lines still queued, until its context
+// ends, and stops the SDK; call it before the process exits. Init fails
+// when the SDK is already initialized, or when an option is invalid: the
+// error names every invalid option and its environment variable.
+func Init(cfg Config) (shutdown func(context.Context) error, err error) {
+	cfg, err = cfg.fromEnv(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("vigil sdk: %w", err)
+	}
+	cfg, err = cfg.defaults()
+	if err != nil {
+		return nil, fmt.Errorf("vigil sdk: %w", err)
+	}
+	s, err := newState(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("vigil sdk: %w", err)
+	}
+	if !current.CompareAndSwap(nil, s) {
+		_ = s.close(context.Background())
+		return nil, errors.New("vigil sdk: Init called twice; call the shutdown it returned first")
+	}
+	var prevLogger *slog.Logger
+	if !cfg.NoGlobals {
+		prevLogger = slog.Default()
+		slog.SetDefault(s.logger)
+		if s.tp != nil {
+			otel.SetTracerProvider(s.tp)
+			otel.SetTextMapPropagator(s.prop)
+		}
+	}
+	var done atomic.Bool
+	return func(ctx context.Context) error {
+		if !done.CompareAndSwap(false, true) {
+			return nil
+		}
+		current.CompareAndSwap(s, nil)
+		if prevLogger != nil {
+			slog.SetDefault(prevLogger)
+		}
+		return s.close(ctx)
+	}, nil
+}
+
+func newState(cfg Config) (*state, error) {
+	m, err := newMetrics(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &state{cfg: cfg, m: m, prop: newPropagator()}
+	s.metricsHandler = newMetricsHandler(s.m.reg)
+	base, _ := collectorURL(cfg.Collector)
+	if cfg.ShipLogs {
+		s.ship = newShipper(base.String()+"/api/v1/logs", cfg.LogsQueueBytes, cfg.LogsFlushInterval, s.m)
+	}
+	s.logger = slog.New(newLogHandler(cfg, s.ship))
+	if !cfg.TracesDisabled {
+		tp, err := newTracerProvider(cfg, base)
+		if err != nil {
+			if s.ship != nil {
+				_ = s.ship.close(context.Background())
+			}
+			return nil, err
+		}
+		s.tp = tp
+		s.tracer = tp.Tracer("github.com/vigilhq/vigil/sdk")
+	}
+	return s, nil
+}
+
+// close flushes and stops the span exporter and the log shipper.
+func (s *state) close(ctx context.Context) error {
+	var errs []error
+	if s.tp != nil {
+		if err := s.tp.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cannot flush spans: %w", err))
+		}
+	}
+	if s.ship != nil {
+		if err := s.ship.close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cannot flush log lines: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Logger returns the SDK's logger (JSON to the configured output, with
+// service, grade, env, version, host, and the trace and span ids of the
+// context passed to its …Context methods); slog.Default() before Init.
+// Init also makes it slog's default unless Config.NoGlobals.
+func Logger() *slog.Logger {
+	if s := current.Load(); s != nil {
+		return s.logger
+	}
+	return slog.Default()
+}
