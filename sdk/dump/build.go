@@ -116,7 +116,9 @@ func newEventID() string {
 //	}()
 func (r *Reporter) Recovered(ctx context.Context, v any, stack []byte, req *http.Request) string {
 	ev := r.panicEvent(ctx, v, stack, req)
-	_ = r.spoolEvent(ev, "panic")
+	if r.spoolEvent(ev, "panic") == nil && ev.Exception != nil {
+		r.noteReported(ev.Exception.Values[len(ev.Exception.Values)-1].Value)
+	}
 	return ev.EventID
 }
 

@@ -187,6 +187,35 @@ func TestCrashReportedOnNextStart(t *testing.T) {
 	}
 }
 
+// A panic the SDK reported and re-panicked kills the process; the next
+// start delivers the report and does not report the crash a second time.
+func TestRepanicReportedOnce(t *testing.T) {
+	rc := newReceiver(t)
+	spool := t.TempDir()
+	out := runChild(t, "repanic", spool)
+	if c, err := dump.ParseCrash(out); err != nil || !c.Panics[len(c.Panics)-1].Repanicked {
+		t.Fatalf("child's crash: %+v, %v; want a repanicked panic", c.Panics, err)
+	}
+	rep, err := dump.New(dump.Options{DSN: rc.dsn(), SpoolDir: spool, Service: "crasher"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close()
+	flush(t, rep)
+	events, _ := rc.snapshot()
+	if len(events) != 1 {
+		t.Fatalf("got %d events, want 1", len(events))
+	}
+	for _, ev := range events {
+		if ev["level"] != "error" || path(ev, "exception", "values", -1, "value") != "flush cart: disk on fire" {
+			t.Errorf("got level %v, value %v; want the recovered report", ev["level"], path(ev, "exception", "values", -1, "value"))
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(spool, "crash-*")); len(left) != 1 {
+		t.Errorf("crash files left: %v, want only the new process's", left)
+	}
+}
+
 // lastInApp returns the function of the newest in-app frame of Sentry
 // frames (oldest first).
 func lastInApp(frames any) string {

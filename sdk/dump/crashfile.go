@@ -1,7 +1,6 @@
 package dump
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -22,9 +21,12 @@ import (
 // locked (flock) while the process lives, so instances sharing a spool
 // directory only ever report the crash files of dead ones.
 const (
-	crashPrefix     = "crash-"
-	crashExt        = ".txt"
-	crashMetaPrefix = "# vigil-crash-output "
+	crashPrefix         = "crash-"
+	crashExt            = ".txt"
+	crashMetaPrefix     = "# vigil-crash-output "
+	crashReportedPrefix = "# vigil-reported "
+	// maxReportedNotes bounds the notes a process adds to its crash file.
+	maxReportedNotes = 1000
 	// maxCrashBytes bounds how much of a crash file is read: the header
 	// and the crashed goroutine come first.
 	maxCrashBytes = 16 << 20
@@ -151,26 +153,81 @@ func (r *Reporter) reportCrashFile(path string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("cannot stat crash output file %s: %w", path, err)
 	}
-	br := bufio.NewReader(io.LimitReader(f, maxCrashBytes))
-	var meta crashMeta
-	if first, err := br.Peek(len(crashMetaPrefix)); err == nil && string(first) == crashMetaPrefix {
-		line, _ := br.ReadString('\n')
-		_ = json.Unmarshal([]byte(strings.TrimPrefix(line, crashMetaPrefix)), &meta)
-	}
-	text, err := io.ReadAll(br)
+	raw, err := io.ReadAll(io.LimitReader(f, maxCrashBytes))
 	if err != nil {
 		return false, fmt.Errorf("cannot read crash output file %s: %w", path, err)
 	}
+	meta, reported, text := splitCrashFile(raw)
 	if len(bytes.TrimSpace(text)) == 0 {
 		// The process ended without crashing (or before Close ran).
 		_ = os.Remove(path)
 		return false, nil
 	}
 	crash, perr := ParseCrash(text)
+	if n := len(crash.Panics); perr == nil && n > 0 && crash.Panics[n-1].Recovered && reported[crash.Panics[n-1].Value] {
+		// A panic Recovered reported, then re-panicked (the SDK's
+		// re-panic option): it is already in the spool.
+		_ = os.Remove(path)
+		return false, nil
+	}
 	ev := r.crashEvent(crash, perr, text, meta, fi.ModTime())
 	if err := r.spoolEvent(ev, "crash"); err != nil {
 		return false, fmt.Errorf("crash output file %s kept for the next start: %w", path, err)
 	}
 	_ = os.Remove(path)
 	return true, nil
+}
+
+// splitCrashFile separates this package's lines of a crash file — the
+// process's description, the values of the panics it reported — from the
+// runtime's crash text.
+func splitCrashFile(raw []byte) (meta crashMeta, reported map[string]bool, text []byte) {
+	reported = map[string]bool{}
+	text = make([]byte, 0, len(raw))
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i+1], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte(crashMetaPrefix)):
+			_ = json.Unmarshal(bytes.TrimPrefix(line, []byte(crashMetaPrefix)), &meta)
+		case bytes.HasPrefix(line, []byte(crashReportedPrefix)):
+			var v string
+			if json.Unmarshal(bytes.TrimPrefix(line, []byte(crashReportedPrefix)), &v) == nil {
+				reported[v] = true
+			}
+		default:
+			text = append(text, line...)
+		}
+	}
+	return meta, reported, text
+}
+
+// noteReported records in the crash file that a panic with this value was
+// reported, so that, re-panicked, it is not reported a second time from
+// the crash output. The runtime prints a panic value as its Error or
+// String result; values it would print otherwise never match, which only
+// costs a second report.
+func (r *Reporter) noteReported(value string) {
+	crashOwnerMu.Lock()
+	path := r.crashFile
+	notes := r.reportedNotes
+	if path != "" && notes < maxReportedNotes {
+		r.reportedNotes++
+	}
+	crashOwnerMu.Unlock()
+	if path == "" || notes >= maxReportedNotes {
+		return
+	}
+	line, _ := json.Marshal(value)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return
+	}
+	// One write, so that concurrent notes do not interleave.
+	_, _ = f.Write(append(append([]byte(crashReportedPrefix), line...), '\n'))
+	_ = f.Close()
 }

@@ -1,6 +1,7 @@
 package dump_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -30,7 +31,11 @@ var crashes = map[string]func(){
 	"nil-map":               crashNilMap,
 	"stack-overflow":        crashStackOverflow,
 	"goroutine-panic":       crashGoroutinePanic,
+	"repanic":               crashRepanic,
 }
+
+// childReporter is the child's Reporter, when it has a spool.
+var childReporter *dump.Reporter
 
 func TestMain(m *testing.M) {
 	if kind := os.Getenv(envCrash); kind != "" {
@@ -49,7 +54,8 @@ func runCrashChild(kind string) {
 	if dir := os.Getenv(envSpool); dir != "" {
 		// The intake is unreachable: the report can only come from the
 		// crash file on the next start.
-		if _, err := dump.New(dump.Options{
+		var err error
+		if childReporter, err = dump.New(dump.Options{
 			DSN: "http://key@127.0.0.1:1/1", SpoolDir: dir,
 			Service: "crasher", Grade: 2, Env: "test", Version: "v1.2.3",
 		}); err != nil {
@@ -129,4 +135,15 @@ func crashGoroutinePanic() {
 //go:noinline
 func goroutinePanics() {
 	panic(fmt.Errorf("flush cart: %w", errDisk))
+}
+
+// crashRepanic is the SDK middleware's re-panic option: report, then
+// panic again with the same value.
+func crashRepanic() {
+	defer func() {
+		v := recover()
+		childReporter.Recovered(context.Background(), v, nil, nil)
+		panic(v)
+	}()
+	goroutinePanics()
 }

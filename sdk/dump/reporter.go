@@ -33,7 +33,8 @@ type Reporter struct {
 	metrics *metrics
 	static  staticInfo
 
-	crashFile string // guarded by crashOwnerMu
+	crashFile     string // guarded by crashOwnerMu
+	reportedNotes int    // guarded by crashOwnerMu
 
 	kick   chan struct{} // wakes the sender from a backoff wait
 	cancel context.CancelFunc
