@@ -69,6 +69,7 @@ type thread struct {
 	State      string      `json:"state,omitempty"`
 	Crashed    bool        `json:"crashed,omitempty"`
 	Current    bool        `json:"current,omitempty"`
+	Main       bool        `json:"main,omitempty"`
 	Stacktrace *stacktrace `json:"stacktrace,omitempty"`
 }
 

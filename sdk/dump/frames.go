@@ -77,6 +77,7 @@ func goroutineThread(g Goroutine, prefixes []string) thread {
 		ID:    strconv.FormatInt(g.ID, 10),
 		Name:  "goroutine " + strconv.FormatInt(g.ID, 10),
 		State: g.State,
+		Main:  g.ID == 1,
 	}
 	if g.WaitMinutes > 0 {
 		t.State += ", " + strconv.Itoa(g.WaitMinutes) + " minutes"
