@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,8 @@ type crashMeta struct {
 	Version string `json:"version,omitempty"`
 	Release string `json:"release,omitempty"`
 	Env     string `json:"env,omitempty"`
+	// Watcher is the process id of the process watching this one (Watch).
+	Watcher int `json:"watcher,omitempty"`
 }
 
 // crashOwner is the Reporter whose file receives this process's crash
@@ -60,10 +63,12 @@ func (r *Reporter) setCrashOutput() error {
 	}
 	defer f.Close()
 	tryLock(f)
-	meta, _ := json.Marshal(crashMeta{
+	m := crashMeta{
 		PID: os.Getpid(), Started: now.UTC().Format(time.RFC3339Nano),
 		Service: r.opts.Service, Version: r.opts.Version, Release: r.opts.Release, Env: r.opts.Env,
-	})
+	}
+	m.Watcher, _ = strconv.Atoi(os.Getenv(EnvWatched))
+	meta, _ := json.Marshal(m)
 	if _, err := fmt.Fprintf(f, "%s%s\n", crashMetaPrefix, meta); err != nil {
 		_ = os.Remove(path)
 		return fmt.Errorf("cannot write crash output file %s: %w", path, err)
@@ -139,8 +144,17 @@ func (r *Reporter) currentCrashFile() string {
 }
 
 // reportCrashFile reports the crash in one file, unless its process is
-// still alive.
-func (r *Reporter) reportCrashFile(path string) (bool, error) {
+// still alive or watched by a live process.
+func (r *Reporter) reportCrashFile(path string) (bool, error) { return r.reportCrash(path, nil) }
+
+// reportCrashText reports a crash whose text the watching process read
+// from the child's standard error, with the description and notes of its
+// crash file, and removes that file.
+func (r *Reporter) reportCrashText(path string, text []byte) (bool, error) {
+	return r.reportCrash(path, text)
+}
+
+func (r *Reporter) reportCrash(path string, override []byte) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return false, fmt.Errorf("cannot open crash output file %s: %w", path, err)
@@ -158,6 +172,11 @@ func (r *Reporter) reportCrashFile(path string) (bool, error) {
 		return false, fmt.Errorf("cannot read crash output file %s: %w", path, err)
 	}
 	meta, reported, text := splitCrashFile(raw)
+	if override != nil {
+		text = override
+	} else if meta.Watcher != 0 && meta.Watcher != os.Getpid() && processAlive(meta.Watcher) {
+		return false, nil // its watcher reports it, with the exact message
+	}
 	if len(bytes.TrimSpace(text)) == 0 {
 		// The process ended without crashing (or before Close ran).
 		_ = os.Remove(path)

@@ -3,6 +3,7 @@
 package dump
 
 import (
+	"errors"
 	"os"
 	"syscall"
 )
@@ -13,4 +14,13 @@ import (
 // by a later SetCrashOutput or by the process's death.
 func tryLock(f *os.File) bool {
 	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil
+}
+
+// processAlive reports whether a process exists.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -22,6 +22,7 @@ import (
 const (
 	envCrash = "VIGIL_DUMP_TEST_CRASH" // which crash, see crashes
 	envSpool = "VIGIL_DUMP_TEST_SPOOL" // the child's spool directory
+	envWatch = "VIGIL_DUMP_TEST_WATCH" // a DSN: run under dump.Watch reporting there
 )
 
 // crashes are the ways a child dies; each leaves a goroutine parked in
@@ -32,6 +33,7 @@ var crashes = map[string]func(){
 	"stack-overflow":        crashStackOverflow,
 	"goroutine-panic":       crashGoroutinePanic,
 	"repanic":               crashRepanic,
+	"sigkill":               crashSigkill,
 }
 
 // childReporter is the child's Reporter, when it has a spool.
@@ -39,6 +41,13 @@ var childReporter *dump.Reporter
 
 func TestMain(m *testing.M) {
 	if kind := os.Getenv(envCrash); kind != "" {
+		if dsn := os.Getenv(envWatch); dsn != "" {
+			// Does not return but in the watched child.
+			if err := dump.Watch(dump.Options{DSN: dsn, SpoolDir: os.Getenv(envSpool), Service: "crasher", Version: "v9"}); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(3)
+			}
+		}
 		runCrashChild(kind)
 		return
 	}
@@ -146,4 +155,11 @@ func crashRepanic() {
 		panic(v)
 	}()
 	goroutinePanics()
+}
+
+// crashSigkill dies as the kernel's out-of-memory killer kills.
+func crashSigkill() {
+	p, _ := os.FindProcess(os.Getpid())
+	p.Kill()
+	select {}
 }
