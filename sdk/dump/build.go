@@ -99,11 +99,12 @@ func newEventID() string {
 }
 
 // Recovered reports a panic recovered by the caller and returns the
-// report's event id. v is what recover returned; stack is
-// runtime/debug.Stack() taken in the deferred function, or nil to take it
-// here; req is the request being served, or nil. ctx carries the trace
-// (Options.TraceContext). The report is on disk when Recovered returns;
-// it is delivered in the background.
+// report's event id ("" when v is nil: there was no panic). v is what
+// recover returned; stack is runtime/debug.Stack() taken in the deferred
+// function, or nil to take it here; req is the request being served, or
+// nil. ctx carries the trace (Options.TraceContext). The report is on
+// disk when Recovered returns; it is delivered in the background. A nil
+// Reporter reports nothing.
 //
 // Call it from the deferred function that recovered, so that the stack
 // still shows the panic:
@@ -115,7 +116,42 @@ func newEventID() string {
 //		}
 //	}()
 func (r *Reporter) Recovered(ctx context.Context, v any, stack []byte, req *http.Request) string {
-	ev := r.panicEvent(ctx, v, stack, req)
+	return r.Capture(ctx, Report{Value: v, Stack: stack, Request: req})
+}
+
+// Report describes a recovered panic for Capture.
+type Report struct {
+	// Value is what recover returned.
+	Value any
+	// Stack is runtime/debug.Stack() taken in the deferred function, or
+	// nil to take it in Capture.
+	Stack []byte
+	// Request is the HTTP request being served, or nil.
+	Request *http.Request
+	// Transaction names what was being served when there is no HTTP
+	// request — a gRPC method ("/shop.Cart/Add"), a job — and becomes the
+	// event's transaction and "route" tag.
+	Transaction string
+	// Tags are added to the event's tags (service, grade, env, version
+	// and host win).
+	Tags map[string]string
+}
+
+// Capture is Recovered with more to say: see Report.
+func (r *Reporter) Capture(ctx context.Context, p Report) string {
+	if r == nil || p.Value == nil {
+		return ""
+	}
+	ev := r.panicEvent(ctx, p.Value, p.Stack, p.Request)
+	if ev.Transaction == "" && p.Transaction != "" {
+		ev.Transaction = p.Transaction
+		ev.Tags["route"] = p.Transaction
+	}
+	for k, v := range p.Tags {
+		if _, ok := ev.Tags[k]; !ok {
+			ev.Tags[k] = v
+		}
+	}
 	if r.spoolEvent(ev, "panic") == nil && ev.Exception != nil {
 		r.noteReported(ev.Exception.Values[len(ev.Exception.Values)-1].Value)
 	}

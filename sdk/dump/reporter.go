@@ -17,7 +17,9 @@ package dump
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"time"
 
@@ -99,6 +101,9 @@ func (r *Reporter) SpoolDir() string { return r.opts.SpoolDir }
 // Reports still spooled when it returns an error are sent by the next
 // process that uses the spool directory.
 func (r *Reporter) Flush(ctx context.Context) error {
+	if r == nil {
+		return nil
+	}
 	for {
 		changed := r.spool.wait()
 		n, _ := r.spool.stats()
@@ -121,8 +126,11 @@ func (r *Reporter) Flush(ctx context.Context) error {
 
 // Close stops delivering and capturing crash output. Reports not yet
 // delivered stay in the spool for the next start; call Flush first to
-// wait for them.
+// wait for them. Flush and Close of a nil Reporter do nothing.
 func (r *Reporter) Close() error {
+	if r == nil {
+		return nil
+	}
 	r.once.Do(func() {
 		r.cancel()
 		<-r.done
@@ -159,6 +167,12 @@ func (r *Reporter) run(ctx context.Context) {
 			continue
 		}
 		data, err := r.spool.read(e)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Evicted by a full spool (and counted then), or delivered
+			// by another process sharing the directory.
+			_ = r.spool.remove(e)
+			continue
+		}
 		if err != nil {
 			r.opts.Logger.Warn("cannot read a spooled dump report, dropping it", "file", e.name, "err", err)
 			r.metrics.dropped.WithLabelValues(dropUnreadable).Inc()
