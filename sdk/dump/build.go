@@ -99,7 +99,8 @@ func newEventID() string {
 }
 
 // Recovered reports a panic recovered by the caller and returns the
-// report's event id ("" when v is nil: there was no panic). v is what
+// report's event id ("" when v is nil — there was no panic — or
+// http.ErrAbortHandler). v is what
 // recover returned; stack is runtime/debug.Stack() taken in the deferred
 // function, or nil to take it here; req is the request being served, or
 // nil. ctx carries the trace (Options.TraceContext). The report is on
@@ -139,7 +140,9 @@ type Report struct {
 
 // Capture is Recovered with more to say: see Report.
 func (r *Reporter) Capture(ctx context.Context, p Report) string {
-	if r == nil || p.Value == nil {
+	if r == nil || p.Value == nil || p.Value == http.ErrAbortHandler {
+		// No panic, or net/http's way to abort a response, which it
+		// does not log either.
 		return ""
 	}
 	ev := r.panicEvent(ctx, p.Value, p.Stack, p.Request)
@@ -346,7 +349,12 @@ func (r *Reporter) crashEvent(c Crash, perr error, text []byte, meta crashMeta, 
 	if len(others) > 0 {
 		current, others = others[0], others[1:]
 	}
-	frames := trimPanicFrames(current.Frames)
+	frames := current.Frames
+	if c.Kind == "panic" {
+		// A re-panic shows the deferred function that panicked again
+		// above the original panic.
+		frames = trimPanicFrames(frames)
+	}
 	if len(frames) == 0 && len(c.RuntimeStack) > 0 {
 		frames = c.RuntimeStack
 	}
