@@ -200,3 +200,44 @@ func TestRecoveredErrorChain(t *testing.T) {
 		t.Errorf("got %d events, want 1", len(events))
 	}
 }
+
+// Capture names what was served without an HTTP request (a gRPC method)
+// and adds tags; no panic, http.ErrAbortHandler and a nil Reporter report
+// nothing.
+func TestCapture(t *testing.T) {
+	rc := newReceiver(t)
+	rep := newReporter(t, rc, t.TempDir(), nil)
+	id := func() (id string) {
+		defer func() {
+			id = rep.Capture(context.Background(), dump.Report{Value: recover(), Transaction: "/shop.Cart/Add",
+				Tags: map[string]string{"rpc.system": "grpc", "service": "not-this"}})
+		}()
+		panic("out of stock")
+	}()
+	for _, v := range []any{nil, http.ErrAbortHandler} {
+		if got := rep.Recovered(context.Background(), v, nil, nil); got != "" {
+			t.Errorf("Recovered(%v): got event %q, want none", v, got)
+		}
+	}
+	var none *dump.Reporter
+	if got := none.Recovered(context.Background(), "x", nil, nil); got != "" || none.Flush(context.Background()) != nil || none.Close() != nil {
+		t.Errorf("nil Reporter: got event %q, want nothing done", got)
+	}
+	flush(t, rep)
+	events, _ := rc.snapshot()
+	ev := events[id]
+	if len(events) != 1 || ev == nil {
+		t.Fatalf("got %d events, want 1 with id %s", len(events), id)
+	}
+	if ev["transaction"] != "/shop.Cart/Add" {
+		t.Errorf("transaction: got %v, want /shop.Cart/Add", ev["transaction"])
+	}
+	for k, want := range map[string]string{"route": "/shop.Cart/Add", "rpc.system": "grpc", "service": "shop"} {
+		if got := path(ev, "tags", k); got != want {
+			t.Errorf("tag %s: got %v, want %v", k, got, want)
+		}
+	}
+	if got := toJSON(t, path(ev, "exception", "values", -1, "type")) + toJSON(t, path(ev, "exception", "values", -1, "value")); got != `"string""out of stock"` {
+		t.Errorf("exception: got %s, want string: out of stock", got)
+	}
+}
