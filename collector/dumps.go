@@ -247,6 +247,7 @@ func (in *dumpsIntake) envelope(w http.ResponseWriter, r *http.Request) ([]strin
 		if err != nil {
 			return nil, refuse(http.StatusBadRequest, "invalid", "envelope item %d: %v", n, err)
 		}
+		sentry.FixTimestamp(&d, hdr.SentAt, now)
 		dumps = append(dumps, d)
 	}
 	if e := in.publish(r.Context(), project, dumps); e != nil {
@@ -298,10 +299,12 @@ func (in *dumpsIntake) store(w http.ResponseWriter, r *http.Request) (string, *i
 	if err != nil {
 		return "", readError(err)
 	}
-	d, err := sentry.Convert(payload, project, "", time.Now())
+	now := time.Now()
+	d, err := sentry.Convert(payload, project, "", now)
 	if err != nil {
 		return "", readError(err)
 	}
+	sentry.FixTimestamp(&d, "", now)
 	if e := in.publish(r.Context(), project, []model.Dump{d}); e != nil {
 		return "", e
 	}

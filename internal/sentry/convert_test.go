@@ -269,3 +269,22 @@ func BenchmarkEnvelopeToDump(b *testing.B) {
 		}
 	}
 }
+
+func TestFixTimestamp(t *testing.T) {
+	now := received
+	f := func(name string, ts time.Time, sentAt string, want time.Time) {
+		t.Helper()
+		d := model.Dump{Timestamp: ts.UnixNano()}
+		FixTimestamp(&d, sentAt, now)
+		if got := time.Unix(0, d.Timestamp).UTC(); !got.Equal(want) {
+			t.Errorf("%s: got %v; want %v", name, got, want)
+		}
+	}
+	f("in time", now.Add(-time.Second), "", now.Add(-time.Second))
+	f("small drift kept", now.Add(-time.Second), now.Add(-10*time.Minute).Format(time.RFC3339Nano), now.Add(-time.Second))
+	f("clock two hours behind", now.Add(-2*time.Hour-time.Second), now.Add(-2*time.Hour).Format(time.RFC3339Nano), now.Add(-time.Second))
+	f("clock a year ahead", now.AddDate(1, 0, 0).Add(-time.Second), now.AddDate(1, 0, 0).Format(time.RFC3339Nano), now.Add(-time.Second))
+	f("future without sent_at", now.Add(time.Hour), "", now)
+	f("too old", now.AddDate(0, -2, 0), "", now)
+	f("bad sent_at ignored", now.Add(-time.Second), "noon", now.Add(-time.Second))
+}

@@ -20,6 +20,9 @@ type EnvelopeHeader struct {
 	// DSN is the DSN of a self-authenticated envelope ("" when absent):
 	// browser SDKs sending through a tunnel put it here.
 	DSN string `json:"dsn"`
+	// SentAt is when the SDK sent it, RFC 3339 ("" when absent): the
+	// sender's clock, for FixTimestamp.
+	SentAt string `json:"sent_at"`
 }
 
 // Item is one envelope item. Payload is nil for the types Vigil does not
