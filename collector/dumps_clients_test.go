@@ -30,12 +30,9 @@ type orderError struct{ id int }
 
 func (e *orderError) Error() string { return fmt.Sprintf("order %d not found", e.id) }
 
-func panicInHandler(hub *sentrygo.Hub) {
-	defer func() {
-		if err := recover(); err != nil {
-			hub.Recover(err)
-		}
-	}()
+// panicInHandler panics and reports it as a service's handler does.
+func panicInHandler() {
+	defer sentrygo.Recover()
 	var m map[string]int
 	m["x"] = 1 // assignment to entry in nil map
 }
@@ -46,7 +43,7 @@ func TestDumpsSentryGo(t *testing.T) {
 	dc := newDumpsCollector(t, keyed(testKey), nil)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	client, err := sentrygo.NewClient(sentrygo.ClientOptions{
+	err := sentrygo.Init(sentrygo.ClientOptions{
 		Dsn:              "http://" + testKey + "@" + dc.c.Addr("dumps") + "/42",
 		Release:          "api@2.0.0",
 		Environment:      "prod",
@@ -57,22 +54,22 @@ func TestDumpsSentryGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
-	scope := sentrygo.NewScope()
-	hub := sentrygo.NewHub(client, scope)
-	scope.SetTag("service", "api")
-	scope.SetTag("grade", "1")
-	pc := sentrygo.NewPropagationContext()
-	copy(pc.TraceID[:], []byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36})
-	scope.SetPropagationContext(pc)
-	req, _ := http.NewRequest("GET", "http://api.local/orders?id=7", nil)
-	req.Header.Set("X-Request-Id", "r-1")
-	scope.SetRequest(req)
+	defer sentrygo.CurrentHub().Client().Close()
+	sentrygo.ConfigureScope(func(scope *sentrygo.Scope) {
+		scope.SetTag("service", "api")
+		scope.SetTag("grade", "1")
+		pc := sentrygo.NewPropagationContext()
+		copy(pc.TraceID[:], []byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36})
+		scope.SetPropagationContext(pc)
+		req, _ := http.NewRequest("GET", "http://api.local/orders?id=7", nil)
+		req.Header.Set("X-Request-Id", "r-1")
+		scope.SetRequest(req)
+	})
 
-	panicInHandler(hub)
-	hub.CaptureException(fmt.Errorf("loading order: %w", &orderError{id: 7}))
-	hub.CaptureMessage("cache is cold")
-	if !hub.Flush(10 * time.Second) {
+	panicInHandler()
+	sentrygo.CaptureException(fmt.Errorf("loading order: %w", &orderError{id: 7}))
+	sentrygo.CaptureMessage("cache is cold")
+	if !sentrygo.Flush(10 * time.Second) {
 		t.Fatal("sentry-go did not flush")
 	}
 
