@@ -1,6 +1,7 @@
-// Package collector receives logs (files, the logs API, OTLP) and spans
-// (OTLP, Jaeger thrift over UDP and HTTP, Zipkin) and ships them, in OTLP
-// batches, to one queue per signal. A source is acknowledged (HTTP 2xx, a
+// Package collector receives logs (files, the logs API, OTLP), spans
+// (OTLP, Jaeger thrift over UDP and HTTP, Zipkin) and Sentry error events
+// (envelopes and store payloads) and ships them to one queue per signal:
+// logs and spans in OTLP batches, each event as one model.Dump. A source is acknowledged (HTTP 2xx, a
 // file offset persisted) only after the queue durably accepted its
 // records. The collector owns its listeners: Listen binds them, Run serves
 // them until its context ends and drains them.
@@ -54,6 +55,9 @@ type Options struct {
 	// service, e.g. "search=0.1,batch=0.01".
 	SampleRate         float64
 	ServiceSampleRates string
+	// Dumps configures the Sentry-compatible dumps intake, served when the
+	// collector has a dumps queue.
+	Dumps DumpsOptions
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -72,6 +76,7 @@ func DefaultOptions() Options {
 		BatchMaxWait:    20 * time.Millisecond,
 		Listen:          Addrs{HTTP: config.DefaultCollectorHTTPAddr},
 		SampleRate:      1,
+		Dumps:           DefaultDumpsOptions(),
 		Logger:          slog.Default(),
 	}
 }
@@ -84,7 +89,8 @@ type Collector struct {
 	ids         *idSource
 	httpMetrics *httpMetrics
 	tailer      *files.Tailer
-	traces      *Traces // nil without a span queue
+	traces      *Traces      // nil without a span queue
+	dumps       *dumpsIntake // nil without a dumps queue
 
 	serve   []func(context.Context) error // what Listen bound
 	closers []func() error
@@ -96,6 +102,9 @@ type Collector struct {
 type Queues struct {
 	Logs  queue.Producer
 	Spans queue.Producer
+	// Dumps receives one record per Sentry error event: key the project
+	// id, value the model.Dump as JSON (docs/format/dumps.md).
+	Dumps queue.Producer
 }
 
 // New builds a collector that publishes to q; it listens once Listen is
@@ -134,6 +143,13 @@ func New(opts Options, q Queues) (*Collector, error) {
 			return nil, fmt.Errorf("--collector.sampling.*: %w", err)
 		}
 		c.traces = NewTraces(q.Spans, sampler, opts.MaxBodyBytes, opts.Logger.With("component", "traces"), opts.Registerer)
+	}
+	if q.Dumps != nil {
+		in, err := newDumpsIntake(q.Dumps, opts.Dumps, c.httpMetrics, opts.Logger.With("component", "dumps"), opts.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		c.dumps = in
 	}
 	return c, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
+	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 )
 
@@ -61,8 +62,14 @@ func newTestCollector(t *testing.T, maxQueueBytes int64) *testCollector {
 
 func (tc *testCollector) post(t *testing.T, path, ct string, body []byte, hdr ...string) (int, string, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", tc.srv.URL+path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", ct)
+	return doRequest(t, "POST", tc.srv.URL+path, body, append([]string{"Content-Type", ct}, hdr...)...)
+}
+
+// doRequest sends a request with headers given as name, value, ... and
+// returns the answer's status, body and headers.
+func doRequest(t testing.TB, method, url string, body []byte, hdr ...string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
@@ -79,18 +86,28 @@ func (tc *testCollector) post(t *testing.T, path, ct string, body []byte, hdr ..
 func (tc *testCollector) drain(t *testing.T) []model.LogRecord {
 	t.Helper()
 	var out []model.LogRecord
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		m, err := tc.q.Fetch(ctx)
-		cancel()
-		if err != nil {
-			return out
-		}
-		out, err = otlplogs.Unmarshal(out, m.Value)
-		if err != nil {
+	drainQueue(t, tc.q, func(m queue.Message) {
+		var err error
+		if out, err = otlplogs.Unmarshal(out, m.Value); err != nil {
 			t.Fatal(err)
 		}
-		if err := tc.q.Commit(context.Background(), m); err != nil {
+	})
+	return out
+}
+
+// drainQueue passes every queued message to fn and commits it, until the
+// queue stays empty for 200ms.
+func drainQueue(t *testing.T, q *diskqueue.Queue, fn func(queue.Message)) {
+	t.Helper()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		m, err := q.Fetch(ctx)
+		cancel()
+		if err != nil {
+			return
+		}
+		fn(m)
+		if err := q.Commit(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -26,11 +26,15 @@ type Addrs struct {
 	// JaegerCompact and JaegerBinary are UDP addresses of the Jaeger agent
 	// protocol, thrift compact and binary.
 	JaegerCompact, JaegerBinary string
+	// Dumps serves the Sentry-compatible intake, POST
+	// /api/{project}/envelope/ and /api/{project}/store/.
+	Dumps string
 }
 
 // Listen binds every address of opts.Listen, so that a daemon fails at
 // start-up when a port is taken; Run then serves them. The span receivers
-// listen only when the collector has a span queue. Every HTTP port also
+// listen only when the collector has a span queue, the dumps intake only
+// when it has a dumps queue. Every HTTP port also
 // gets the handlers of opts.Ops (/metrics, /healthz, …).
 func (c *Collector) Listen() (err error) {
 	defer func() {
@@ -67,6 +71,16 @@ func (c *Collector) Listen() (err error) {
 				return nil
 			}
 		})
+	}
+	if c.dumps != nil && a.Dumps != "" {
+		if len(c.dumps.keys) == 0 {
+			c.logger.Warn("the dumps intake accepts no DSN key and refuses every event; set --dumps.keys", "addr", a.Dumps)
+		}
+		mux := c.newMux()
+		c.dumps.register(mux)
+		if err := c.listenHTTP("dumps", a.Dumps, mux); err != nil {
+			return err
+		}
 	}
 	if c.traces == nil {
 		return nil
@@ -124,7 +138,7 @@ func (c *Collector) listenHTTP(name, addr string, mux *http.ServeMux) error {
 
 // Addr returns the address a listener is bound to once Listen returned,
 // or "" when it is disabled; name is one of collector (the HTTP port),
-// otlp-grpc, zipkin, jaeger-http, jaeger-compact, jaeger-binary. Tests
+// otlp-grpc, zipkin, jaeger-http, jaeger-compact, jaeger-binary, dumps. Tests
 // listen on ":0" and read it.
 func (c *Collector) Addr(name string) string { return c.addrs[name] }
 

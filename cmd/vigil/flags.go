@@ -62,6 +62,7 @@ type collectorFlags struct {
 	addrs          collector.Addrs // the receivers other than HTTP's
 	sampleRate     *float64
 	serviceRates   *string
+	dumpsKeys      config.StringList
 }
 
 func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
@@ -86,6 +87,8 @@ func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
 	fs.StringVar(&l.JaegerBinary, "collector.jaeger.binary-listen", config.DefaultJaegerBinaryAddr, "UDP address of the Jaeger agent receiver, thrift binary; empty disables it")
 	f.sampleRate = fs.Float64("collector.sampling.rate", 1, "fraction of traces kept by head sampling; spans of grade-1 services are always kept")
 	f.serviceRates = fs.String("collector.sampling.service-rates", "", "per-service sampling fractions, e.g. search=0.1,batch=0.01")
+	fs.StringVar(&l.Dumps, "collector.dumps.listen", config.DefaultDumpsAddr, "address of the Sentry-compatible dumps intake, POST /api/{project}/envelope/ and /store/; empty disables it")
+	fs.Var(&f.dumpsKeys, "dumps.keys", "DSN public keys the dumps intake accepts, KEY or KEY/PROJECT (comma-separated or repeated); none refuses every event, except that all-in-one creates one")
 	return f
 }
 
@@ -105,6 +108,7 @@ func (f *collectorFlags) options(dataDir string) collector.Options {
 	o.Listen = f.addrs
 	o.Listen.HTTP = *f.listen
 	o.SampleRate, o.ServiceSampleRates = *f.sampleRate, *f.serviceRates
+	o.Dumps.Keys = f.dumpsKeys
 	return o
 }
 

@@ -56,6 +56,11 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 			return err
 		}
 	}
+	if queues.Dumps != nil {
+		if err := cf.defaultDumpsKey(b.dataDir, d.logger); err != nil {
+			return err
+		}
+	}
 	if err := d.startCollector(cf, b.dataDir, queues); err != nil {
 		return err
 	}

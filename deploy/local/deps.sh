@@ -11,7 +11,10 @@
 #   maven + a JDK 17 are expected to be there already (see docs/local-services.md)
 #
 # Then builds the stock jaeger-query the end-to-end tests run against Vigil's
-# Elasticsearch indices (jaeger-query.sh fetch: once per version, cached).
+# Elasticsearch indices (jaeger-query.sh fetch: once per version, cached), and
+# installs Python's sentry-sdk from PyPI with pip into $VIGIL_CACHE_DIR/python,
+# which the dumps intake's client tests put on PYTHONPATH (the machine's python3
+# cannot use Debian's python3-* packages).
 set -euo pipefail
 
 _vigil_name=deps
@@ -82,5 +85,19 @@ install_debs() {
   log "installed: ${missing[*]}"
 }
 
+# Python's sentry-sdk for collector/dumps_clients_test.go; bump with the test.
+SENTRY_SDK_VERSION=2.75.0
+install_python_sentry_sdk() {
+  local dir="$VIGIL_CACHE_DIR/python"
+  if PYTHONPATH="$dir" python3 -c "import sys, sentry_sdk; sys.exit(sentry_sdk.VERSION != '$SENTRY_SDK_VERSION')" 2>/dev/null; then
+    log "present: sentry-sdk $SENTRY_SDK_VERSION in $dir"
+    return 0
+  fi
+  need_cmd python3
+  log "pip install sentry-sdk==$SENTRY_SDK_VERSION into $dir"
+  python3 -m pip install --quiet --disable-pip-version-check --upgrade --target "$dir" "sentry-sdk==$SENTRY_SDK_VERSION" >&2
+}
+
 install_debs
+install_python_sentry_sdk
 "$(dirname "$(readlink -f "$0")")/jaeger-query.sh" fetch

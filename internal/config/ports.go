@@ -13,6 +13,10 @@ const (
 	DefaultJaegerCompactAddr = ":6831"  // UDP, Jaeger agent, thrift compact
 	DefaultJaegerBinaryAddr  = ":6832"  // UDP, Jaeger agent, thrift binary
 
+	// DefaultDumpsAddr is the Sentry-compatible dumps intake,
+	// POST /api/{project}/envelope/ and /store/.
+	DefaultDumpsAddr = ":8410"
+
 	// DefaultQueryURL is the query API as a client on the same machine
 	// reaches it at its default address.
 	DefaultQueryURL = "http://localhost" + DefaultQueryAddr
