@@ -1,0 +1,263 @@
+package dumpstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+// eventMeta is what the index keeps of an event: enough to filter, sort
+// and count without reading the journal, and where its JSON is.
+type eventMeta struct {
+	ID, IssueID, Project, Service, Env string
+	Timestamp                          int64
+	Tags                               []model.Attr // the event's tags and its level, environment, release and server_name
+	text                               string       // lower-cased message, exception types and values, transaction, tag values
+	day                                string
+	off                                int64
+	n                                  int
+}
+
+const maxTextBytes = 2048
+
+func newEventMeta(d *model.Dump, off int64, n int) *eventMeta {
+	m := &eventMeta{ID: d.EventID, IssueID: d.IssueID, Project: d.Project, Service: d.Service, Env: d.Environment,
+		Timestamp: d.Timestamp, off: off, n: n}
+	m.Tags = EventTags(d)
+	var b strings.Builder
+	add := func(s string) {
+		if s != "" && b.Len() < maxTextBytes {
+			b.WriteString(s)
+			b.WriteByte('\n')
+		}
+	}
+	add(d.Message)
+	for _, e := range d.Exceptions {
+		add(e.Type)
+		add(e.Value)
+	}
+	add(d.Transaction)
+	for _, t := range m.Tags {
+		add(t.Value)
+	}
+	m.text = strings.ToLower(b.String())
+	return m
+}
+
+// EventTags returns the tags of d as Sentry lists them: its own tags and
+// level, environment, release and server_name, sorted by key, each key once.
+func EventTags(d *model.Dump) []model.Attr {
+	tags := append([]model.Attr(nil), d.Tags...)
+	has := func(k string) bool {
+		for _, t := range d.Tags {
+			if t.Key == k {
+				return true
+			}
+		}
+		return false
+	}
+	for _, t := range []model.Attr{{Key: "level", Value: d.Level}, {Key: "environment", Value: d.Environment},
+		{Key: "release", Value: d.Release}, {Key: "server_name", Value: d.ServerName}} {
+		if t.Value != "" && !has(t.Key) {
+			tags = append(tags, t)
+		}
+	}
+	sort.Slice(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
+	return tags
+}
+
+// WriteDumps implements storage.DumpWriter: one journal record, fsynced,
+// holds the batch's new events and the new state of their issues.
+func (s *Store) WriteDumps(ctx context.Context, dumps []storage.GroupedDump) ([]storage.IssueChange, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	now := s.opts.Now()
+	j, err := s.journalFor(now)
+	if err != nil {
+		return nil, err
+	}
+	// Fold into copies: the index changes only once the record is durable.
+	changed := map[string]*model.Issue{}
+	var order []string
+	seen := map[string]bool{}
+	var docs [][]byte
+	var metas []*eventMeta
+	var changes []storage.IssueChange
+	s.mu.RLock()
+	for i := range dumps {
+		d := &dumps[i].Dump
+		if d.EventID == "" || d.IssueID == "" {
+			s.mu.RUnlock()
+			return nil, fmt.Errorf("event %d of the batch: event_id %q, issue_id %q: both are required", i, d.EventID, d.IssueID)
+		}
+		if _, dup := s.events[d.EventID]; dup || seen[d.EventID] {
+			s.m.duplicates.Inc()
+			continue
+		}
+		seen[d.EventID] = true
+		doc, err := json.Marshal(d)
+		if err != nil {
+			s.mu.RUnlock()
+			return nil, fmt.Errorf("cannot encode event %s: %w", d.EventID, err)
+		}
+		docs = append(docs, doc)
+		metas = append(metas, newEventMeta(d, 0, len(doc)))
+		is := changed[d.IssueID]
+		if is == nil {
+			if old := s.issues[d.IssueID]; old != nil {
+				cp := cloneIssue(&old.Issue)
+				is = &cp
+			}
+		}
+		var kind storage.IssueChangeKind
+		is, kind = fold(is, &dumps[i], s.opts.MaxIssueValues)
+		if changed[d.IssueID] == nil {
+			order = append(order, d.IssueID)
+		}
+		changed[d.IssueID] = is
+		if kind != "" {
+			changes = append(changes, storage.IssueChange{Kind: kind, Issue: *is, Event: *d})
+		}
+	}
+	s.mu.RUnlock()
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	issues := make([]model.Issue, len(order))
+	for i, id := range order {
+		issues[i] = *changed[id]
+	}
+	offs, err := j.append(docs, issues)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	for i, m := range metas {
+		m.off, m.day = offs[i], j.day
+		s.events[m.ID] = m
+		s.byTime = append(s.byTime, m)
+	}
+	for _, is := range issues {
+		s.issues[is.ID] = &issueState{Issue: is, day: j.day}
+	}
+	s.m.issues.Set(float64(len(s.issues)))
+	s.m.events.Set(float64(len(s.events)))
+	s.mu.Unlock()
+	s.m.written.Add(float64(len(docs)))
+	// The issue in a change is its state after that event; report the
+	// final state of issues changed again later in the batch too.
+	for i := range changes {
+		changes[i].Issue = cloneIssue(changed[changes[i].Issue.ID])
+	}
+	return changes, nil
+}
+
+// fold adds a newly stored event to its issue (nil: the event opens it)
+// and returns the issue and what the event did to it.
+func fold(is *model.Issue, g *storage.GroupedDump, maxValues int) (*model.Issue, storage.IssueChangeKind) {
+	d := &g.Dump
+	var kind storage.IssueChangeKind
+	if is == nil {
+		is = &model.Issue{ID: d.IssueID, Project: d.Project, Service: d.Service, Grade: d.Grade,
+			Title: g.Title, Culprit: g.Culprit, Level: d.Level, Status: model.IssueUnresolved,
+			FirstSeen: d.Timestamp, LastSeen: d.Timestamp}
+		kind = storage.IssueCreated
+	}
+	if is.Status == model.IssueResolved && d.Timestamp > is.ResolvedAt {
+		is.Status = model.IssueUnresolved
+		is.RegressedAt = d.Timestamp
+		kind = storage.IssueRegressed
+	}
+	is.Count++
+	if d.Timestamp < is.FirstSeen {
+		is.FirstSeen = d.Timestamp
+	}
+	if d.Timestamp >= is.LastSeen {
+		is.LastSeen = d.Timestamp
+		is.LastEventID = d.EventID
+		if d.Level != "" {
+			is.Level = d.Level
+		}
+	}
+	if is.Grade == 0 {
+		is.Grade = d.Grade
+	}
+	is.Releases = addSorted(is.Releases, d.Release, maxValues)
+	is.Environments = addSorted(is.Environments, d.Environment, maxValues)
+	is.Hosts = addSorted(is.Hosts, d.ServerName, maxValues)
+	return is, kind
+}
+
+// addSorted inserts v into the sorted set vs unless it is empty, already
+// there or vs holds max values.
+func addSorted(vs []string, v string, max int) []string {
+	if v == "" {
+		return vs
+	}
+	i := sort.SearchStrings(vs, v)
+	if i < len(vs) && vs[i] == v || len(vs) >= max {
+		return vs
+	}
+	vs = append(vs, "")
+	copy(vs[i+1:], vs[i:])
+	vs[i] = v
+	return vs
+}
+
+func cloneIssue(is *model.Issue) model.Issue {
+	cp := *is
+	cp.Releases = append([]string(nil), is.Releases...)
+	cp.Environments = append([]string(nil), is.Environments...)
+	cp.Hosts = append([]string(nil), is.Hosts...)
+	return cp
+}
+
+// SetIssueStatus implements storage.IssueStatusSetter.
+func (s *Store) SetIssueStatus(ctx context.Context, id string, status model.IssueStatus, at int64) (model.Issue, error) {
+	switch status {
+	case model.IssueResolved, model.IssueUnresolved, model.IssueIgnored:
+	default:
+		return model.Issue{}, fmt.Errorf("issue status %q: want resolved, unresolved or ignored", status)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return model.Issue{}, ErrClosed
+	}
+	s.mu.RLock()
+	old := s.issues[id]
+	var is model.Issue
+	if old != nil {
+		is = cloneIssue(&old.Issue)
+	}
+	s.mu.RUnlock()
+	if old == nil {
+		return model.Issue{}, fmt.Errorf("issue %s: %w", id, storage.ErrIssueNotFound)
+	}
+	is.Status = status
+	if status == model.IssueResolved {
+		is.ResolvedAt = at
+	}
+	j, err := s.journalFor(s.opts.Now())
+	if err != nil {
+		return model.Issue{}, err
+	}
+	if _, err := j.append(nil, []model.Issue{is}); err != nil {
+		return model.Issue{}, err
+	}
+	s.mu.Lock()
+	s.issues[id] = &issueState{Issue: is, day: j.day}
+	s.mu.Unlock()
+	return cloneIssue(&is), nil
+}
