@@ -103,6 +103,10 @@ func (s *Store) WriteDumps(ctx context.Context, dumps []storage.GroupedDump) ([]
 		}
 		if _, dup := s.events[d.EventID]; dup || seen[d.EventID] {
 			s.m.duplicates.Inc()
+			if c, ok := s.replayedChange(d, changed); ok && !seen[d.EventID] {
+				changes = append(changes, c)
+			}
+			seen[d.EventID] = true
 			continue
 		}
 		seen[d.EventID] = true
@@ -132,7 +136,7 @@ func (s *Store) WriteDumps(ctx context.Context, dumps []storage.GroupedDump) ([]
 	}
 	s.mu.RUnlock()
 	if len(docs) == 0 {
-		return nil, nil
+		return changes, nil
 	}
 	issues := make([]model.Issue, len(order))
 	for i, id := range order {
@@ -158,9 +162,31 @@ func (s *Store) WriteDumps(ctx context.Context, dumps []storage.GroupedDump) ([]
 	// The issue in a change is its state after that event; report the
 	// final state of issues changed again later in the batch too.
 	for i := range changes {
-		changes[i].Issue = cloneIssue(changed[changes[i].Issue.ID])
+		if is := changed[changes[i].Issue.ID]; is != nil {
+			changes[i].Issue = cloneIssue(is)
+		}
 	}
 	return changes, nil
+}
+
+// replayedChange returns the change a stored event caused, when its
+// issue is still in the state it left it in. Called with mu held.
+func (s *Store) replayedChange(d *model.Dump, changed map[string]*model.Issue) (storage.IssueChange, bool) {
+	is := changed[d.IssueID]
+	if is == nil {
+		old := s.issues[d.IssueID]
+		if old == nil {
+			return storage.IssueChange{}, false
+		}
+		is = &old.Issue
+	}
+	switch {
+	case is.FirstEventID == d.EventID:
+		return storage.IssueChange{Kind: storage.IssueCreated, Issue: *is, Event: *d}, true
+	case is.RegressionEventID == d.EventID && is.Status == model.IssueUnresolved:
+		return storage.IssueChange{Kind: storage.IssueRegressed, Issue: *is, Event: *d}, true
+	}
+	return storage.IssueChange{}, false
 }
 
 // fold adds a newly stored event to its issue (nil: the event opens it)
@@ -171,12 +197,13 @@ func fold(is *model.Issue, g *storage.GroupedDump, maxValues int) (*model.Issue,
 	if is == nil {
 		is = &model.Issue{ID: d.IssueID, Project: d.Project, Service: d.Service, Grade: d.Grade,
 			Title: g.Title, Culprit: g.Culprit, Level: d.Level, Status: model.IssueUnresolved,
-			FirstSeen: d.Timestamp, LastSeen: d.Timestamp}
+			FirstSeen: d.Timestamp, LastSeen: d.Timestamp, FirstEventID: d.EventID}
 		kind = storage.IssueCreated
 	}
 	if is.Status == model.IssueResolved && d.Timestamp > is.ResolvedAt {
 		is.Status = model.IssueUnresolved
 		is.RegressedAt = d.Timestamp
+		is.RegressionEventID = d.EventID
 		kind = storage.IssueRegressed
 	}
 	is.Count++

@@ -157,4 +157,9 @@ type Issue struct {
 	ResolvedAt  int64  `json:"resolved_at,omitempty"`
 	RegressedAt int64  `json:"regressed_at,omitempty"`
 	LastEventID string `json:"last_event_id,omitempty"`
+	// FirstEventID is the event that opened the issue, RegressionEventID
+	// the one that last reopened it: a store reports the change again when
+	// a retried write carries that event (notifications are at least once).
+	FirstEventID      string `json:"first_event_id,omitempty"`
+	RegressionEventID string `json:"regression_event_id,omitempty"`
 }

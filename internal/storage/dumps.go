@@ -36,8 +36,12 @@ const (
 	IssueRegressed IssueChangeKind = "regression"
 )
 
-// IssueChange is a change of an issue a write caused, reported once by
-// the call that stored the event that caused it.
+// IssueChange is a change of an issue an event caused. It is reported by
+// the write that stored the event and again by any later write of the
+// same event (a retried batch) while the issue is still in that state
+// (its FirstEventID, or its RegressionEventID and unresolved): at least
+// once, so that a write that failed after storing part of its batch loses
+// no notification.
 type IssueChange struct {
 	Kind IssueChangeKind
 	// Issue is the issue as the change left it.
@@ -57,10 +61,9 @@ type DumpWriter interface {
 	// stored is skipped and changes nothing, so a retried batch, or the
 	// same event consumed by two ingesters, counts once. It returns nil
 	// only once every event and its issue are durable, with the issue
-	// changes the newly stored events caused, in batch order. After an
-	// error some events may be stored: writing the batch again stores the
-	// rest, and the changes of the events stored by the failed call are
-	// not reported again.
+	// changes the events caused, in batch order (see IssueChange). After
+	// an error some events may be stored: writing the batch again stores
+	// the rest and reports the changes of all of them.
 	WriteDumps(ctx context.Context, dumps []GroupedDump) ([]IssueChange, error)
 }
 
