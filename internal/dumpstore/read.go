@@ -57,7 +57,7 @@ func matchIssue(is *model.Issue, q *storage.IssueQuery, text string) bool {
 	if q.Grade != 0 && is.Grade != q.Grade {
 		return false
 	}
-	if len(q.Statuses) > 0 && !slices.Contains(q.Statuses, is.Status) {
+	if len(q.Statuses) > 0 && !slices.Contains(q.Statuses, is.Status) || len(q.Levels) > 0 && !slices.Contains(q.Levels, is.Level) {
 		return false
 	}
 	if q.Start != 0 && is.LastSeen < q.Start || q.End != 0 && is.FirstSeen >= q.End {

@@ -244,6 +244,8 @@ func TestFind(t *testing.T) {
 	f(storage.IssueQuery{End: t0.Add(time.Minute).UnixNano()}, "0")
 	f(storage.IssueQuery{Statuses: []model.IssueStatus{model.IssueResolved}}, "")
 	f(storage.IssueQuery{Grade: 2}, "")
+	f(storage.IssueQuery{Levels: []string{"fatal"}}, "9,1,0")
+	f(storage.IssueQuery{Levels: []string{"error", "warning"}}, "")
 
 	page1, next, err := s.FindIssues(ctx, storage.IssueQuery{Limit: 2})
 	if err != nil || len(page1) != 2 || next == "" {

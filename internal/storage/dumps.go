@@ -132,6 +132,9 @@ type IssueQuery struct {
 	Grade int
 	// Statuses selects issues in any of these statuses.
 	Statuses []model.IssueStatus
+	// Levels selects issues whose level (that of their latest event) is
+	// any of these.
+	Levels []string
 	// Start and End (Unix ns, End exclusive; 0 unbounded) select issues
 	// seen in the range: last seen at or after Start, first seen before End.
 	Start, End int64
