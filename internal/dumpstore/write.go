@@ -28,7 +28,7 @@ const maxTextBytes = 2048
 func newEventMeta(d *model.Dump, off int64, n int) *eventMeta {
 	m := &eventMeta{ID: d.EventID, IssueID: d.IssueID, Project: d.Project, Service: d.Service, Env: d.Environment,
 		Timestamp: d.Timestamp, off: off, n: n}
-	m.Tags = EventTags(d)
+	m.Tags = d.SearchTags()
 	var b strings.Builder
 	add := func(s string) {
 		if s != "" && b.Len() < maxTextBytes {
@@ -47,28 +47,6 @@ func newEventMeta(d *model.Dump, off int64, n int) *eventMeta {
 	}
 	m.text = strings.ToLower(b.String())
 	return m
-}
-
-// EventTags returns the tags of d as Sentry lists them: its own tags and
-// level, environment, release and server_name, sorted by key, each key once.
-func EventTags(d *model.Dump) []model.Attr {
-	tags := append([]model.Attr(nil), d.Tags...)
-	has := func(k string) bool {
-		for _, t := range d.Tags {
-			if t.Key == k {
-				return true
-			}
-		}
-		return false
-	}
-	for _, t := range []model.Attr{{Key: "level", Value: d.Level}, {Key: "environment", Value: d.Environment},
-		{Key: "release", Value: d.Release}, {Key: "server_name", Value: d.ServerName}} {
-		if t.Value != "" && !has(t.Key) {
-			tags = append(tags, t)
-		}
-	}
-	sort.Slice(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
-	return tags
 }
 
 // WriteDumps implements storage.DumpWriter: one journal record, fsynced,

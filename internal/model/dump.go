@@ -1,6 +1,9 @@
 package model
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"sort"
+)
 
 // Dump is one crash or error event inside Vigil: a panic, a fatal runtime
 // error, or an error event an SDK reported. It is what the dumps intake
@@ -162,4 +165,27 @@ type Issue struct {
 	// a retried write carries that event (notifications are at least once).
 	FirstEventID      string `json:"first_event_id,omitempty"`
 	RegressionEventID string `json:"regression_event_id,omitempty"`
+}
+
+// SearchTags returns the tags of d as Sentry lists and searches them: its
+// own tags and level, environment, release and server_name, sorted by
+// key, each key once (an own tag wins).
+func (d *Dump) SearchTags() []Attr {
+	tags := append([]Attr(nil), d.Tags...)
+	has := func(k string) bool {
+		for _, t := range d.Tags {
+			if t.Key == k {
+				return true
+			}
+		}
+		return false
+	}
+	for _, t := range []Attr{{Key: "level", Value: d.Level}, {Key: "environment", Value: d.Environment},
+		{Key: "release", Value: d.Release}, {Key: "server_name", Value: d.ServerName}} {
+		if t.Value != "" && !has(t.Key) {
+			tags = append(tags, t)
+		}
+	}
+	sort.SliceStable(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
+	return tags
 }
