@@ -16,7 +16,7 @@ import (
 // FindIssues implements storage.DumpReader. The cursor is the offset of
 // the page.
 func (s *Store) FindIssues(ctx context.Context, q storage.IssueQuery) ([]model.Issue, string, error) {
-	offset, limit, err := page(q.Cursor, q.Limit)
+	offset, limit, err := storage.DumpPage(q.Cursor, q.Limit)
 	if err != nil {
 		return nil, "", err
 	}
@@ -76,24 +76,6 @@ func anyOf(projects []string, project string, services []string, service string)
 		return true
 	}
 	return slices.Contains(projects, project) || slices.Contains(services, service)
-}
-
-// page parses a cursor (an offset) and bounds a limit.
-func page(cursor string, limit int) (int, int, error) {
-	offset := 0
-	if cursor != "" {
-		var err error
-		if offset, err = strconv.Atoi(cursor); err != nil || offset < 0 {
-			return 0, 0, fmt.Errorf("cursor %q: not a cursor this store returned", cursor)
-		}
-	}
-	switch {
-	case limit <= 0:
-		limit = storage.DefaultDumpLimit
-	case limit > storage.MaxDumpLimit:
-		limit = storage.MaxDumpLimit
-	}
-	return offset, limit, nil
 }
 
 func cut[T any](all []T, offset, limit int) ([]T, string, error) {
@@ -162,7 +144,7 @@ func matchEvent(m *eventMeta, q *storage.EventQuery, text string) bool {
 
 // FindEvents implements storage.DumpReader.
 func (s *Store) FindEvents(ctx context.Context, q storage.EventQuery) ([]model.Dump, string, error) {
-	offset, limit, err := page(q.Cursor, q.Limit)
+	offset, limit, err := storage.DumpPage(q.Cursor, q.Limit)
 	if err != nil {
 		return nil, "", err
 	}
@@ -239,7 +221,7 @@ func (s *Store) DumpProjects(context.Context) ([]storage.DumpProject, error) {
 		}
 		p.FirstSeen = min(p.FirstSeen, is.FirstSeen)
 		for _, e := range is.Environments {
-			p.Environments = addSorted(p.Environments, e, 1000)
+			p.Environments = storage.AddSorted(p.Environments, e, 1000)
 		}
 	}
 	s.mu.RUnlock()

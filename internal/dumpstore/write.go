@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -29,23 +27,7 @@ func newEventMeta(d *model.Dump, off int64, n int) *eventMeta {
 	m := &eventMeta{ID: d.EventID, IssueID: d.IssueID, Project: d.Project, Service: d.Service, Env: d.Environment,
 		Timestamp: d.Timestamp, off: off, n: n}
 	m.Tags = d.SearchTags()
-	var b strings.Builder
-	add := func(s string) {
-		if s != "" && b.Len() < maxTextBytes {
-			b.WriteString(s)
-			b.WriteByte('\n')
-		}
-	}
-	add(d.Message)
-	for _, e := range d.Exceptions {
-		add(e.Type)
-		add(e.Value)
-	}
-	add(d.Transaction)
-	for _, t := range m.Tags {
-		add(t.Value)
-	}
-	m.text = strings.ToLower(b.String())
+	m.text = d.SearchText(maxTextBytes)
 	return m
 }
 
@@ -103,7 +85,7 @@ func (s *Store) WriteDumps(ctx context.Context, dumps []storage.GroupedDump) ([]
 			}
 		}
 		var kind storage.IssueChangeKind
-		is, kind = fold(is, &dumps[i], s.opts.MaxIssueValues)
+		is, kind = storage.FoldDump(is, &dumps[i], s.opts.MaxIssueValues)
 		if changed[d.IssueID] == nil {
 			order = append(order, d.IssueID)
 		}
@@ -165,59 +147,6 @@ func (s *Store) replayedChange(d *model.Dump, changed map[string]*model.Issue) (
 		return storage.IssueChange{Kind: storage.IssueRegressed, Issue: *is, Event: *d}, true
 	}
 	return storage.IssueChange{}, false
-}
-
-// fold adds a newly stored event to its issue (nil: the event opens it)
-// and returns the issue and what the event did to it.
-func fold(is *model.Issue, g *storage.GroupedDump, maxValues int) (*model.Issue, storage.IssueChangeKind) {
-	d := &g.Dump
-	var kind storage.IssueChangeKind
-	if is == nil {
-		is = &model.Issue{ID: d.IssueID, Project: d.Project, Service: d.Service, Grade: d.Grade,
-			Title: g.Title, Culprit: g.Culprit, Level: d.Level, Status: model.IssueUnresolved,
-			FirstSeen: d.Timestamp, LastSeen: d.Timestamp, FirstEventID: d.EventID}
-		kind = storage.IssueCreated
-	}
-	if is.Status == model.IssueResolved && d.Timestamp > is.ResolvedAt {
-		is.Status = model.IssueUnresolved
-		is.RegressedAt = d.Timestamp
-		is.RegressionEventID = d.EventID
-		kind = storage.IssueRegressed
-	}
-	is.Count++
-	if d.Timestamp < is.FirstSeen {
-		is.FirstSeen = d.Timestamp
-	}
-	if d.Timestamp >= is.LastSeen {
-		is.LastSeen = d.Timestamp
-		is.LastEventID = d.EventID
-		if d.Level != "" {
-			is.Level = d.Level
-		}
-	}
-	if is.Grade == 0 {
-		is.Grade = d.Grade
-	}
-	is.Releases = addSorted(is.Releases, d.Release, maxValues)
-	is.Environments = addSorted(is.Environments, d.Environment, maxValues)
-	is.Hosts = addSorted(is.Hosts, d.ServerName, maxValues)
-	return is, kind
-}
-
-// addSorted inserts v into the sorted set vs unless it is empty, already
-// there or vs holds max values.
-func addSorted(vs []string, v string, max int) []string {
-	if v == "" {
-		return vs
-	}
-	i := sort.SearchStrings(vs, v)
-	if i < len(vs) && vs[i] == v || len(vs) >= max {
-		return vs
-	}
-	vs = append(vs, "")
-	copy(vs[i+1:], vs[i:])
-	vs[i] = v
-	return vs
 }
 
 func cloneIssue(is *model.Issue) model.Issue {

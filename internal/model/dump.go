@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"sort"
+	"strings"
 )
 
 // Dump is one crash or error event inside Vigil: a panic, a fatal runtime
@@ -188,4 +189,27 @@ func (d *Dump) SearchTags() []Attr {
 	}
 	sort.SliceStable(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
 	return tags
+}
+
+// SearchText returns what a free-text search of dumps looks in, lower
+// case: the message, the exceptions' types and values, the transaction and
+// the search tags' values, one per line, stopping after max bytes.
+func (d *Dump) SearchText(max int) string {
+	var b strings.Builder
+	add := func(s string) {
+		if s != "" && b.Len() < max {
+			b.WriteString(s)
+			b.WriteByte('\n')
+		}
+	}
+	add(d.Message)
+	for _, e := range d.Exceptions {
+		add(e.Type)
+		add(e.Value)
+	}
+	add(d.Transaction)
+	for _, t := range d.SearchTags() {
+		add(t.Value)
+	}
+	return strings.ToLower(b.String())
 }

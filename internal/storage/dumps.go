@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 
 	"github.com/vigilhq/vigil/internal/model"
 )
@@ -188,3 +190,21 @@ const (
 	DefaultDumpLimit = 100
 	MaxDumpLimit     = 1000
 )
+
+// DumpPage parses the cursor of a FindIssues or FindEvents query — both
+// dump stores' cursors are the offset of the page, in decimal — and bounds
+// its limit: DefaultDumpLimit when 0, at most MaxDumpLimit.
+func DumpPage(cursor string, limit int) (offset, n int, err error) {
+	if cursor != "" {
+		if offset, err = strconv.Atoi(cursor); err != nil || offset < 0 {
+			return 0, 0, fmt.Errorf("cursor %q: not a cursor a dump store returned", cursor)
+		}
+	}
+	switch {
+	case limit <= 0:
+		limit = DefaultDumpLimit
+	case limit > MaxDumpLimit:
+		limit = MaxDumpLimit
+	}
+	return offset, limit, nil
+}
