@@ -10,6 +10,7 @@
 package dumpstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,9 @@ type Options struct {
 	// RetentionDays is how many days of journals are kept, the current
 	// one included; 0 keeps everything.
 	RetentionDays int
+	// RetentionInterval is how often Run applies the retention; 0 is an
+	// hour.
+	RetentionInterval time.Duration
 	// MaxIssueValues bounds the releases, environments and hosts an issue
 	// lists.
 	MaxIssueValues int
@@ -88,6 +92,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.RetentionInterval <= 0 {
+		opts.RetentionInterval = time.Hour
 	}
 	if opts.MaxIssueValues <= 0 {
 		opts.MaxIssueValues = 100
@@ -235,6 +242,33 @@ func mustDay(day string) time.Time {
 		panic(err)
 	}
 	return t
+}
+
+// Run deletes the journals past the retention every
+// Options.RetentionInterval until ctx ends (writes also apply it when the
+// day changes).
+func (s *Store) Run(ctx context.Context) error {
+	t := time.NewTicker(s.opts.RetentionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s.wmu.Lock()
+		var err error
+		if !s.closed {
+			// Opens today's journal, applying the retention on a new day.
+			if _, err = s.journalFor(s.opts.Now()); err == nil {
+				err = s.applyRetention(s.opts.Now())
+			}
+		}
+		s.wmu.Unlock()
+		if err != nil {
+			s.opts.Logger.Warn("cannot apply the dump store's retention", "err", err)
+		}
+	}
 }
 
 // Close closes the journals.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,39 @@ func TestMain(m *testing.M) {
 var t0 = dumptest.T0
 
 func clock(at *time.Time) func() time.Time { return func() time.Time { return *at } }
+
+// TestRunRetention: an idle store deletes the journals past the retention.
+func TestRunRetention(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	now := t0
+	o := DefaultOptions(dir)
+	o.RetentionDays, o.RetentionInterval = 1, 5*time.Millisecond
+	o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dumptest.Write(t, s, dumptest.Event("a1", "7", t0))
+	mu.Lock()
+	now = t0.Add(48 * time.Hour)
+	mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	path := filepath.Join(dir, "2026-03-02.dumps")
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(path); os.IsNotExist(err) {
+			break
+		}
+	}
+	cancel()
+	<-done
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("journal of day 0 after two days with a one-day retention: %v; want deleted", err)
+	}
+}
 
 func TestShared(t *testing.T) {
 	dumptest.Run(t, func(t *testing.T) dumptest.Store {
