@@ -157,3 +157,44 @@ func FuzzDecodeDump(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDumpIngester is the dump path from the disk queue to the
+// embedded dump store: decode, group (a stand-in grouper), write with
+// fsync, commit. b.N events of 20 issues, 4 KiB each.
+func BenchmarkDumpIngester(b *testing.B) {
+	pad := strings.Repeat("x", 4000)
+	var recs [][]byte
+	for i := 0; i < b.N; i++ {
+		v, _ := json.Marshal(model.Dump{EventID: fmt.Sprintf("%032x", i), Project: "42", Service: "checkout", Timestamp: int64(i + 1),
+			Message: pad, Exceptions: []model.Exception{{Type: fmt.Sprint("E", i%20), Value: "x"}}})
+		recs = append(recs, v)
+	}
+	q, _ := queueWith(b, recs[0])
+	defer q.Close()
+	for _, r := range recs[1:] {
+		if err := q.Publish(context.Background(), "42", r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ds, err := dumpstore.Open(dumpstore.DefaultOptions(b.TempDir()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ds.Close()
+	o := DefaultOptions()
+	o.MaxBatchRecords = DefaultMaxBatchDumps
+	in := NewDumpIngester(o, q, ds, byType{}, nil, nil)
+	b.ResetTimer()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	for testutil.ToFloat64(in.m.written) < float64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}

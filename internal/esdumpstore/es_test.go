@@ -146,3 +146,23 @@ func TestTwoWriters(t *testing.T) {
 	t.Logf("version conflicts resolved: %v + %v; duplicates skipped: %v + %v", testutil.ToFloat64(a.m.conflicts), testutil.ToFloat64(b.m.conflicts),
 		testutil.ToFloat64(a.m.duplicate), testutil.ToFloat64(b.m.duplicate))
 }
+
+// BenchmarkWriteDumps is the Elasticsearch store's write rate: batches of
+// 100 new events of 10 issues (create, fold, mark: three bulk requests and
+// two multi-gets per batch).
+func BenchmarkWriteDumps(b *testing.B) {
+	s := openES(b, testOptions(b))
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		batch := make([]storage.GroupedDump, 100)
+		for j := range batch {
+			batch[j] = dumptest.Event(strconv.Itoa(n), strconv.Itoa(n%10), t0.Add(time.Duration(n)*time.Millisecond))
+			n++
+		}
+		if _, err := s.WriteDumps(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
