@@ -1,10 +1,12 @@
 // Package ingester moves batches from the queue into a store, one ingester
 // per signal on one shared pipeline: log batches, whose records it parses
-// and enriches (New), and span batches, whose service dependencies it
-// counts (NewSpanIngester). It writes to the store in bulk. A queue position is
-// committed only after the store durably accepted every record before it,
-// except the records it refused (a storage.RejectedError) and undecodable
-// batches, which are dead-lettered first.
+// and enriches (New), span batches, whose service dependencies it counts
+// (NewSpanIngester), and dump events, which it groups into issues and
+// whose new issues and regressions it reports (NewDumpIngester). It
+// writes to the store in bulk. A queue position is committed only after
+// the store durably accepted every record before it, except the records it
+// refused (a storage.RejectedError) and undecodable batches, which are
+// dead-lettered first.
 package ingester
 
 import (

@@ -111,7 +111,7 @@ func deadLetters(t *testing.T, path string) []struct {
 
 // queueWith returns a disk queue holding one message, b. The caller
 // closes it (checkCommitted does).
-func queueWith(t *testing.T, b []byte) (*diskqueue.Queue, diskqueue.Options) {
+func queueWith(t testing.TB, b []byte) (*diskqueue.Queue, diskqueue.Options) {
 	t.Helper()
 	opts := diskqueue.DefaultOptions()
 	opts.Dir = t.TempDir()

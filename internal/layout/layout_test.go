@@ -17,6 +17,8 @@ var backends = []string{
 	"internal/esstore",
 	"internal/spanstore",
 	"internal/esspanstore",
+	"internal/dumpstore",
+	"internal/esdumpstore",
 	"internal/queue/diskqueue",
 	"internal/queue/kafka",
 }

@@ -1,6 +1,10 @@
 package model
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+)
 
 // Dump is one crash or error event inside Vigil: a panic, a fatal runtime
 // error, or an error event an SDK reported. It is what the dumps intake
@@ -157,4 +161,55 @@ type Issue struct {
 	ResolvedAt  int64  `json:"resolved_at,omitempty"`
 	RegressedAt int64  `json:"regressed_at,omitempty"`
 	LastEventID string `json:"last_event_id,omitempty"`
+	// FirstEventID is the event that opened the issue, RegressionEventID
+	// the one that last reopened it: a store reports the change again when
+	// a retried write carries that event (notifications are at least once).
+	FirstEventID      string `json:"first_event_id,omitempty"`
+	RegressionEventID string `json:"regression_event_id,omitempty"`
+}
+
+// SearchTags returns the tags of d as Sentry lists and searches them: its
+// own tags and level, environment, release and server_name, sorted by
+// key, each key once (an own tag wins).
+func (d *Dump) SearchTags() []Attr {
+	tags := append([]Attr(nil), d.Tags...)
+	has := func(k string) bool {
+		for _, t := range d.Tags {
+			if t.Key == k {
+				return true
+			}
+		}
+		return false
+	}
+	for _, t := range []Attr{{Key: "level", Value: d.Level}, {Key: "environment", Value: d.Environment},
+		{Key: "release", Value: d.Release}, {Key: "server_name", Value: d.ServerName}} {
+		if t.Value != "" && !has(t.Key) {
+			tags = append(tags, t)
+		}
+	}
+	sort.SliceStable(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
+	return tags
+}
+
+// SearchText returns what a free-text search of dumps looks in, lower
+// case: the message, the exceptions' types and values, the transaction and
+// the search tags' values, one per line, stopping after max bytes.
+func (d *Dump) SearchText(max int) string {
+	var b strings.Builder
+	add := func(s string) {
+		if s != "" && b.Len() < max {
+			b.WriteString(s)
+			b.WriteByte('\n')
+		}
+	}
+	add(d.Message)
+	for _, e := range d.Exceptions {
+		add(e.Type)
+		add(e.Value)
+	}
+	add(d.Transaction)
+	for _, t := range d.SearchTags() {
+		add(t.Value)
+	}
+	return strings.ToLower(b.String())
 }

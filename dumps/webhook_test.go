@@ -1,0 +1,92 @@
+package dumps
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vigilhq/vigil/internal/backoff"
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+func change(kind storage.IssueChangeKind, id string) storage.IssueChange {
+	ts := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).UnixNano()
+	return storage.IssueChange{Kind: kind,
+		Issue: model.Issue{ID: id, Service: "checkout", Project: "42", Title: "runtime.Error: boom", Culprit: "main.handler",
+			Level: "fatal", Status: model.IssueUnresolved, Count: 3, FirstSeen: ts, LastSeen: ts},
+		Event: model.Dump{EventID: "e1", Timestamp: ts, Release: "v2", Environment: "prod", ServerName: "h1"}}
+}
+
+// TestWebhook: a notification is retried through 5xx answers until
+// accepted, one refused with a 4xx is not retried, and the posted JSON is
+// Slack's text plus the structured fields.
+func TestWebhook(t *testing.T) {
+	var mu sync.Mutex
+	var got []WebhookPayload
+	attempts := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var p WebhookPayload
+		if err := json.Unmarshal(b, &p); err != nil || r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("webhook body %s (%v), content type %q", b, err, r.Header.Get("Content-Type"))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		attempts[p.Issue.ID]++
+		switch {
+		case p.Issue.ID == "bad":
+			w.WriteHeader(http.StatusBadRequest)
+		case attempts[p.Issue.ID] < 3:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			got = append(got, p)
+		}
+	}))
+	defer srv.Close()
+	o := DefaultWebhookOptions(srv.URL)
+	o.IssueURL = "http://vigil:16686/issues/"
+	w := NewWebhook(o)
+	w.backoff = backoff.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	w.Notify([]storage.IssueChange{change(storage.IssueCreated, "bad"), change(storage.IssueRegressed, "7")})
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(w.sent) < 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if attempts["bad"] != 1 || attempts["7"] != 3 {
+		t.Errorf("attempts %v; want 1 for the refused one, 3 for the one answered 503 twice", attempts)
+	}
+	if len(got) != 1 {
+		t.Fatalf("delivered %d notifications; want 1", len(got))
+	}
+	want := "Regression in checkout (prod): runtime.Error: boom in main.handler, release v2 <http://vigil:16686/issues/7|issue 7>"
+	if p := got[0]; p.Text != want || p.Kind != "regression" || p.Issue.Count != 3 || p.Issue.FirstSeen != "2026-03-02T10:00:00Z" || p.Event.EventID != "e1" {
+		t.Errorf("payload %+v; want text %q and the issue's fields", p, want)
+	}
+	if testutil.ToFloat64(w.gaveUp) != 1 || testutil.ToFloat64(w.failedAttempts) != 3 {
+		t.Errorf("given up %v, failed attempts %v; want 1, 3", testutil.ToFloat64(w.gaveUp), testutil.ToFloat64(w.failedAttempts))
+	}
+}
+
+func TestWebhookQueueBounded(t *testing.T) {
+	o := DefaultWebhookOptions("http://127.0.0.1:1/")
+	o.QueueSize = 2
+	w := NewWebhook(o)
+	w.Notify([]storage.IssueChange{change(storage.IssueCreated, "1"), change(storage.IssueCreated, "2"), change(storage.IssueCreated, "3")})
+	if got := testutil.ToFloat64(w.dropped); got != 1 {
+		t.Errorf("dropped %v; want 1 beyond a queue of 2", got)
+	}
+}
