@@ -24,6 +24,7 @@ type backends struct {
 	es      *esFlags
 	stores  *storeFlags
 	query   *queryFlags
+	dumps   *dumpsFlags // the dumps webhook and API settings
 }
 
 func (b *backends) retention() time.Duration {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/es"
+	"github.com/vigilhq/vigil/internal/esdumpstore"
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 )
@@ -23,6 +24,7 @@ type esFlags struct {
 	insecure    *bool
 	indexPrefix *string
 	jaegerIdx   *string
+	dumpsIdx    *string
 	shards      *int
 	replicas    *int
 	refresh     *time.Duration
@@ -38,6 +40,7 @@ func addESFlags(fs *flag.FlagSet) *esFlags {
 		insecure:    fs.Bool("es.tls.insecure-skip-verify", false, "do not verify Elasticsearch's certificate (tests only)"),
 		indexPrefix: fs.String("es.index-prefix", d.IndexPrefix, "prefix of the daily log indices, the index template and the ILM policy"),
 		jaegerIdx:   fs.String("es.jaeger.index-prefix", "", "prefix of the span indices, as Jaeger's --es.index-prefix: <prefix>-jaeger-span-YYYY-MM-DD; empty gives jaeger-span-YYYY-MM-DD"),
+		dumpsIdx:    fs.String("es.dumps.index-prefix", "", "prefix of the dump indices: <prefix>-vigil-dumps-YYYY.MM.DD and <prefix>-vigil-dump-issues; empty gives vigil-dumps-YYYY.MM.DD and vigil-dump-issues"),
 		shards:      fs.Int("es.shards", d.Shards, "primary shards of each daily index"),
 		replicas:    fs.Int("es.replicas", d.Replicas, "replicas of each daily index"),
 		refresh:     fs.Duration("es.refresh-interval", d.RefreshInterval, "refresh interval of each daily index; 0 keeps Elasticsearch's default (1s)"),
@@ -69,6 +72,17 @@ func (f *esFlags) spanOptions(retention time.Duration) esspanstore.Options {
 	o := esspanstore.DefaultOptions()
 	o.ClientOptions = f.client()
 	o.IndexPrefix = *f.jaegerIdx
+	o.Shards, o.Replicas = *f.shards, *f.replicas
+	o.Retention = retention
+	return o
+}
+
+// dumpOptions returns the options of the dump store: daily event indices
+// and one issue index.
+func (f *esFlags) dumpOptions(retention time.Duration) esdumpstore.Options {
+	o := esdumpstore.DefaultOptions()
+	o.ClientOptions = f.client()
+	o.IndexPrefix = *f.dumpsIdx
 	o.Shards, o.Replicas = *f.shards, *f.replicas
 	o.Retention = retention
 	return o

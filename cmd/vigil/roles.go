@@ -23,21 +23,21 @@ import (
 
 const (
 	allInOneSummary  = "Run the collector, ingester and query in one process on embedded storage."
-	collectorSummary = "Receive logs (files, HTTP, OTLP) and spans (OTLP, Jaeger, Zipkin) and ship them to the queue."
-	ingesterSummary  = "Consume the queue and write logs and spans to the stores."
-	querySummary     = "Serve the query APIs (Loki, Jaeger) over the stores."
+	collectorSummary = "Receive logs (files, HTTP, OTLP), spans (OTLP, Jaeger, Zipkin) and dumps (Sentry SDKs) and ship them to the queue."
+	ingesterSummary  = "Consume the queue and write logs, spans and dumps to the stores."
+	querySummary     = "Serve the query APIs (Loki, Jaeger, dumps and Sentry's) over the stores."
 )
 
 func runAllInOne(ctx context.Context, args []string) (err error) {
 	fs := config.NewFlagSet("all-in-one", allInOneSummary+"\nThe queues and the stores live under --data-dir; nothing else is needed.")
 	common, cf, qf := addCommonFlags(fs), addCollectorFlags(fs), addQueueFlags(fs)
-	inf, sf, qyf := addIngesterFlags(fs, false), addStoreFlags(fs), addQueryFlags(fs)
+	inf, sf, qyf, df := addIngesterFlags(fs, false), addStoreFlags(fs), addQueryFlags(fs), addDumpsFlags(fs)
 	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, d.close()) }()
-	b := &backends{dataDir: *common.dataDir, queue: qf, stores: sf, query: qyf}
+	b := &backends{dataDir: *common.dataDir, queue: qf, stores: sf, query: qyf, dumps: df}
 	var queues collector.Queues
 	qmux := d.mux()
 	for _, sig := range signals {
@@ -104,13 +104,13 @@ func runIngester(ctx context.Context, args []string) (err error) {
 		"Elasticsearch. Without them it consumes the embedded disk queue of a `vigil collector` on\n"+
 		"the same --data-dir and writes the embedded store there.")
 	common, qf, inf, sf := addCommonFlags(fs), addQueueFlags(fs), addIngesterFlags(fs, true), addStoreFlags(fs)
-	qyf, kf, ef := addQueryFlags(fs), kafka.RegisterFlags(fs), addESFlags(fs)
+	qyf, kf, ef, df := addQueryFlags(fs), kafka.RegisterFlags(fs), addESFlags(fs), addDumpsFlags(fs)
 	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, d.close()) }()
-	b := &backends{dataDir: *common.dataDir, queue: qf, kafka: kf, es: ef, stores: sf, query: qyf}
+	b := &backends{dataDir: *common.dataDir, queue: qf, kafka: kf, es: ef, stores: sf, query: qyf, dumps: df}
 	if _, err := d.listen("ingester", *inf.listen, d.mux()); err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func runQuery(ctx context.Context, args []string) (err error) {
 	fs := config.NewFlagSet("query", querySummary+
 		"\nIt reads Elasticsearch (--es.urls). The embedded store is served by the process that writes it:\n"+
 		"`vigil all-in-one`, or `vigil ingester --ingester.query-listen`.")
-	common, qyf, ef := addCommonFlags(fs), addQueryFlags(fs), addESFlags(fs)
+	common, qyf, ef, df := addCommonFlags(fs), addQueryFlags(fs), addESFlags(fs), addDumpsFlags(fs)
 	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
@@ -149,7 +149,7 @@ func runQuery(ctx context.Context, args []string) (err error) {
 		return errors.New("--es.urls is required: the standalone query daemon reads Elasticsearch; the embedded store is served by " +
 			"the process that writes it (`vigil all-in-one`, or `vigil ingester --ingester.query-listen :16686`)")
 	}
-	b := &backends{es: ef, query: qyf}
+	b := &backends{es: ef, query: qyf, dumps: df}
 	mux := d.mux()
 	for _, sig := range signals {
 		if err := sig.store(ctx, d, b, nil, mux); err != nil {

@@ -7,7 +7,11 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/collector"
+	"github.com/vigilhq/vigil/dumps"
+	dumpsapi "github.com/vigilhq/vigil/dumps/api"
 	"github.com/vigilhq/vigil/ingester"
+	"github.com/vigilhq/vigil/internal/dumpstore"
+	"github.com/vigilhq/vigil/internal/esdumpstore"
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/logstore"
@@ -43,11 +47,11 @@ var signals = []signalPath{
 			o.Logger, o.Registerer = d.logger.With("component", "elasticsearch"), d.reg
 			return esstore.Open(ctx, o)
 		},
-		ingest: func(o ingester.Options, _ *ingesterFlags, c queue.Consumer, s logStore, dlq ingester.DeadLetter) runner {
-			return ingester.New(o, c, s, dlq)
+		ingest: func(_ *daemon, _ *backends, o ingester.Options, in *ingestion, s logStore) (runner, error) {
+			return ingester.New(o, in.consumer, s, in.dlq), nil
 		},
-		serve: func(d *daemon, mux *http.ServeMux, f *queryFlags, s logStore) {
-			o := f.options()
+		serve: func(d *daemon, mux *http.ServeMux, b *backends, s logStore) {
+			o := b.query.options()
 			o.Logger, o.Registerer = d.logger.With("component", "query"), d.reg
 			query.NewAPI(o, s).RegisterHTTP(mux)
 		},
@@ -71,11 +75,11 @@ var signals = []signalPath{
 			o.Logger, o.Registerer = d.logger.With("component", "elasticsearch-spans"), d.reg
 			return esspanstore.Open(ctx, o)
 		},
-		ingest: func(o ingester.Options, f *ingesterFlags, c queue.Consumer, s spanStore, dlq ingester.DeadLetter) runner {
-			o.MaxBatchRecords = *f.maxSpans
-			return ingester.NewSpanIngester(o, c, s, dlq)
+		ingest: func(_ *daemon, _ *backends, o ingester.Options, in *ingestion, s spanStore) (runner, error) {
+			o.MaxBatchRecords = *in.flags.maxSpans
+			return ingester.NewSpanIngester(o, in.consumer, s, in.dlq), nil
 		},
-		serve: func(d *daemon, mux *http.ServeMux, _ *queryFlags, s spanStore) {
+		serve: func(d *daemon, mux *http.ServeMux, _ *backends, s spanStore) {
 			o := jaeger.DefaultOptions()
 			o.Logger, o.Registerer = d.logger.With("component", "jaeger-api"), d.reg
 			api := jaeger.NewAPI(o, s)
@@ -83,6 +87,52 @@ var signals = []signalPath{
 			api.RegisterV3(mux)
 		},
 	},
+	&signalOf[dumpStore]{
+		name:     "dumps",
+		queueDir: "queue-dumps", spoolDir: "spool-dumps", deadLetterDir: "deadletter-dumps",
+		receivers: func(q *collector.Queues, p queue.Producer) { q.Dumps = p },
+		topic: func(f *kafka.Flags, clientID string) (kafka.Options, string, error) {
+			return f.DumpsOptions(clientID)
+		},
+		embedded: func(d *daemon, dataDir string, retention time.Duration) (dumpStore, error) {
+			o := dumpstore.DefaultOptions(filepath.Join(dataDir, "dumps"))
+			o.RetentionDays = retentionDays(retention)
+			o.Logger, o.Registerer = d.logger.With("component", "dumpstore"), d.reg
+			return dumpstore.Open(o)
+		},
+		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (dumpStore, error) {
+			o := f.dumpOptions(retention)
+			o.Logger, o.Registerer = d.logger.With("component", "elasticsearch-dumps"), d.reg
+			return esdumpstore.Open(ctx, o)
+		},
+		ingest: func(d *daemon, b *backends, o ingester.Options, in *ingestion, s dumpStore) (runner, error) {
+			o.MaxBatchRecords = ingester.DefaultMaxBatchDumps
+			// The webhook delivers on its own goroutine, run and stopped
+			// with the daemon; without one nothing is notified.
+			var n ingester.IssueNotifier
+			w, err := b.dumps.webhook(d.logger.With("component", "dumps-webhook"), d.reg)
+			if err != nil {
+				return nil, err
+			}
+			if w != nil {
+				d.add(w.Run)
+				n = w
+			}
+			return ingester.NewDumpIngester(o, in.consumer, s, dumps.IssueGrouper{}, n, in.dlq), nil
+		},
+		serve: func(d *daemon, mux *http.ServeMux, b *backends, s dumpStore) {
+			o := b.dumps.apiOptions()
+			o.Logger, o.Registerer = d.logger.With("component", "dumps-api"), d.reg
+			dumpsapi.New(o, s).RegisterHTTP(mux)
+		},
+	},
+}
+
+// retentionDays is --retention in the whole days the embedded dump store
+// keeps (a part of a day counts as a day); 0 keeps everything.
+func retentionDays(retention time.Duration) int {
+	const day = 24 * time.Hour
+	return int((retention + day - 1) / day)
 }
 
 // logStore and spanStore are what the ingester writes, the query API reads
@@ -96,6 +146,11 @@ type (
 	spanStore interface {
 		storage.SpanWriter
 		storage.SpanReader
+		store
+	}
+	dumpStore interface {
+		storage.DumpWriter
+		dumpsapi.Store
 		store
 	}
 	store interface {
@@ -112,6 +167,8 @@ var (
 	_ logStore  = (*esstore.Store)(nil)
 	_ spanStore = (*spanstore.Store)(nil)
 	_ spanStore = (*esspanstore.Store)(nil)
+	_ dumpStore = (*dumpstore.Store)(nil)
+	_ dumpStore = (*esdumpstore.Store)(nil)
 )
 
 // signalOf is the declaration of a signal whose store is an S.
@@ -127,8 +184,11 @@ type signalOf[S store] struct {
 	topic         func(f *kafka.Flags, clientID string) (kafka.Options, string, error)
 	embedded      func(d *daemon, dataDir string, retention time.Duration) (S, error)
 	elasticsearch func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (S, error)
-	ingest        func(o ingester.Options, f *ingesterFlags, c queue.Consumer, s S, dlq ingester.DeadLetter) runner
-	serve         func(d *daemon, mux *http.ServeMux, f *queryFlags, s S)
+	// ingest returns the ingester of the signal into s; it may add what
+	// the ingester needs besides (a webhook) to the daemon.
+	ingest func(d *daemon, b *backends, o ingester.Options, in *ingestion, s S) (runner, error)
+	// serve registers the signal's query API over s on mux.
+	serve func(d *daemon, mux *http.ServeMux, b *backends, s S)
 }
 
 // signalPath is what the roles need of a declaration, whatever its store.
@@ -178,11 +238,15 @@ func (s *signalOf[S]) store(ctx context.Context, d *daemon, b *backends, in *ing
 			return err
 		}
 		o.Logger, o.Registerer = d.logger.With("component", "ingester", "signal", s.name), d.reg
-		d.add(s.ingest(o, in.flags, in.consumer, st, in.dlq).Run)
+		r, err := s.ingest(d, b, o, in, st)
+		if err != nil {
+			return err
+		}
+		d.add(r.Run)
 		d.add(st.Run)
 	}
 	if mux != nil {
-		s.serve(d, mux, b.query, st)
+		s.serve(d, mux, b, st)
 	}
 	return nil
 }

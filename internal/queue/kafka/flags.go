@@ -18,6 +18,8 @@ type Flags struct {
 	brokers     config.StringList
 	topic       *string
 	spansTopic  *string
+	dumpsTopic  *string
+	dumpsDLQ    *string
 	dlqTopic    *string
 	partitions  *int
 	group       *string
@@ -35,9 +37,11 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{
 		topic:       fs.String("kafka.topic", d.Topic, "topic of log batches"),
 		spansTopic:  fs.String("kafka.spans-topic", DefaultSpansTopic, "topic of span batches, one message per trace keyed by trace id"),
+		dumpsTopic:  fs.String("kafka.dumps-topic", DefaultDumpsTopic, "topic of dump events (Sentry error events), one message per event keyed by project id"),
+		dumpsDLQ:    fs.String("kafka.dumps-dlq-topic", DefaultDumpsDeadLetterTopic, "dead-letter topic of dump events"),
 		dlqTopic:    fs.String("kafka.dlq-topic", "", "dead-letter topic of log batches; empty means <kafka.topic>.dlq (span batches: <kafka.spans-topic>.dlq)"),
 		partitions:  fs.Int("kafka.partitions", int(d.Partitions), "partitions of topics Vigil creates"),
-		group:       fs.String("kafka.group", d.GroupID, "consumer group of the ingesters on the log topic; on the span topic it is <kafka.group>-spans"),
+		group:       fs.String("kafka.group", d.GroupID, "consumer group of the ingesters on the log topic; on the span and dump topics it is <kafka.group>-spans and <kafka.group>-dumps"),
 		compression: fs.String("kafka.compression", d.Compression, "compression of produced batches: zstd, lz4, snappy, gzip or none"),
 		tlsOn:       fs.Bool("kafka.tls", false, "connect to the brokers over TLS"),
 		caFile:      fs.String("kafka.tls.ca-file", "", "PEM file of certificate authorities for --kafka.tls; empty uses the system's"),
@@ -69,6 +73,21 @@ func (f *Flags) SpansOptions(clientID string) (Options, error) {
 	o.Topic = *f.spansTopic
 	o.GroupID = *f.group + "-spans"
 	return o, err
+}
+
+// DumpsOptions returns the options of the dumps topic, in a consumer group
+// of its own, and its dead-letter topic.
+func (f *Flags) DumpsOptions(clientID string) (Options, string, error) {
+	o, err := f.Options(clientID)
+	switch {
+	case *f.dumpsTopic == "":
+		return o, "", errors.New("--kafka.dumps-topic must not be empty")
+	case *f.dumpsDLQ == "" || *f.dumpsDLQ == *f.dumpsTopic:
+		return o, "", fmt.Errorf("--kafka.dumps-dlq-topic %q: want a topic other than --kafka.dumps-topic", *f.dumpsDLQ)
+	}
+	o.Topic = *f.dumpsTopic
+	o.GroupID = *f.group + "-dumps"
+	return o, *f.dumpsDLQ, err
 }
 
 // Options returns the options of the log topic for a client.

@@ -27,6 +27,13 @@ const (
 	DefaultPublishTimeout    = 10 * time.Second
 )
 
+// The topics of dump events and of their dead letters
+// (docs/format/dumps.md).
+const (
+	DefaultDumpsTopic           = "vigil.dumps"
+	DefaultDumpsDeadLetterTopic = "vigil.dumps.deadletter"
+)
+
 // SASL mechanisms accepted in SASL.Mechanism.
 const (
 	SASLPlain       = "PLAIN"
