@@ -13,6 +13,7 @@ import (
 	sentrygo "github.com/getsentry/sentry-go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/vigilhq/vigil/internal/childproc"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/sentry"
 )
@@ -109,24 +110,15 @@ func TestDumpsSentryGo(t *testing.T) {
 }
 
 // pythonSentrySDK returns the PYTHONPATH under which python3 imports
-// sentry_sdk: deploy/local/deps.sh installs it with pip into
-// $VIGIL_CACHE_DIR/python (~/.cache/vigil/python).
+// sentry_sdk (childproc.PythonPath), skipping without it.
 func pythonSentrySDK(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("VIGIL_CACHE_DIR")
-	if dir == "" {
-		home, _ := os.UserHomeDir()
-		dir = filepath.Join(home, ".cache", "vigil")
-	}
-	path := filepath.Join(dir, "python")
-	cmd := exec.Command("python3", "-c", "import sentry_sdk")
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+path)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("python3 cannot import sentry_sdk from %s (%v: %s); run deploy/local/deps.sh", path, err, strings.TrimSpace(string(out)))
+	path, err := childproc.PythonPath("sentry_sdk")
+	if err != nil {
 		if os.Getenv("VIGIL_REQUIRE_SERVICES") == "1" {
-			t.Fatal(msg)
+			t.Fatal(err)
 		}
-		t.Skip(msg)
+		t.Skip(err)
 	}
 	return path
 }

@@ -41,7 +41,7 @@ func TestDistributedTraces(t *testing.T) {
 	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", "vigil-" + run, "--es.jaeger.index-prefix", run}
 	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
 	col := startDaemon(t, collectorAddr, append(append([]string{"collector", "--data-dir", filepath.Join(dir, "c"), "--log.level", "warn",
-		"--collector.http.listen", collectorAddr}, kafkaArgs...), p.traceReceiverArgs()...)...)
+		"--collector.http.listen", collectorAddr}, kafkaArgs...), p.receiverArgs()...)...)
 	ing := startDaemon(t, ingAddr, append(append([]string{"ingester", "--data-dir", filepath.Join(dir, "i"), "--log.level", "warn",
 		"--ingester.listen", ingAddr}, kafkaArgs...), esArgs...)...)
 	startDaemon(t, queryAddr, append([]string{"query", "--log.level", "warn", "--query.listen", queryAddr}, esArgs...)...)

@@ -83,6 +83,8 @@ type proc struct {
 	// Trace receivers: OTLP/gRPC, Zipkin, Jaeger HTTP (TCP), Jaeger compact
 	// and binary (UDP).
 	otlpGRPC, zipkin, jaegerHTTP, jaegerCompact, jaegerBinary string
+	// dumps is the Sentry-compatible dumps intake.
+	dumps string
 }
 
 // startAllInOne starts vigil all-in-one on dataDir with extra flags and
@@ -92,20 +94,21 @@ func startAllInOne(t *testing.T, dataDir string, extra ...string) *proc {
 	p := &proc{t: t, collector: freePort(t), query: freePort(t)}
 	p.args = append(append([]string{"all-in-one", "--data-dir", dataDir,
 		"--collector.http.listen", p.collector, "--query.listen", p.query, "--log.level", "warn"},
-		p.traceReceiverArgs()...), extra...)
+		p.receiverArgs()...), extra...)
 	p.start()
 	t.Cleanup(func() { p.stop() })
 	return p
 }
 
-// traceReceiverArgs picks free ports for the trace receivers of p and
-// returns the collector flags that listen on them.
-func (p *proc) traceReceiverArgs() []string {
-	p.otlpGRPC, p.zipkin, p.jaegerHTTP = freePort(p.t), freePort(p.t), freePort(p.t)
+// receiverArgs picks free ports for the receivers of p other than the
+// HTTP one (the trace receivers and the dumps intake), so that several
+// collectors run side by side, and returns the flags that listen on them.
+func (p *proc) receiverArgs() []string {
+	p.otlpGRPC, p.zipkin, p.jaegerHTTP, p.dumps = freePort(p.t), freePort(p.t), freePort(p.t), freePort(p.t)
 	p.jaegerCompact, p.jaegerBinary = freeUDPPort(p.t), freeUDPPort(p.t)
 	return []string{"--collector.otlp.grpc-listen", p.otlpGRPC, "--collector.zipkin.listen", p.zipkin,
 		"--collector.jaeger.http-listen", p.jaegerHTTP, "--collector.jaeger.compact-listen", p.jaegerCompact,
-		"--collector.jaeger.binary-listen", p.jaegerBinary}
+		"--collector.jaeger.binary-listen", p.jaegerBinary, "--collector.dumps.listen", p.dumps}
 }
 
 func (p *proc) start() {

@@ -30,7 +30,7 @@ func TestCollectorAndIngesterProcesses(t *testing.T) {
 		return &log
 	}
 	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
-	clog := start(append([]string{"collector", "--data-dir", data, "--collector.http.listen", collectorAddr}, p.traceReceiverArgs()...)...)
+	clog := start(append([]string{"collector", "--data-dir", data, "--collector.http.listen", collectorAddr}, p.receiverArgs()...)...)
 	ilog := start("ingester", "--data-dir", data, "--ingester.listen", ingAddr, "--ingester.query-listen", queryAddr)
 	eventually(t, 30*time.Second, "both daemons ready", func() (bool, string) {
 		for _, a := range []string{collectorAddr, ingAddr, queryAddr} {
@@ -70,7 +70,7 @@ func TestCollectorAndIngesterProcesses(t *testing.T) {
 
 	// A second collector on the same queue is refused with a clear error.
 	out, err := exec.Command(vigilBinary(t), append([]string{"collector", "--data-dir", data, "--collector.http.listen", freePort(t)},
-		p.traceReceiverArgs()...)...).CombinedOutput()
+		p.receiverArgs()...)...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "lock") {
 		t.Errorf("second collector: got %v %s; want a refusal naming the lock", err, out)
 	}

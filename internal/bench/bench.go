@@ -40,10 +40,11 @@ func Run(ctx context.Context, args []string) error {
 	return fmt.Errorf("usage: vigil bench logs|distributed|traces|traces-distributed [flags]; see vigil bench logs --help")
 }
 
-// noTraceReceivers turns off the trace receivers of a collector that a
-// benchmark of logs starts, so it holds no well-known ports.
+// noTraceReceivers turns off the trace receivers and the dumps intake of a
+// collector that a benchmark of logs starts, so it holds no well-known
+// ports.
 var noTraceReceivers = []string{"--collector.otlp.grpc-listen", "", "--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "",
-	"--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", ""}
+	"--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", "", "--collector.dumps.listen", ""}
 
 // startAllInOne starts `vigil all-in-one` with args and waits until its
 // query API, at queryAddr, is ready.

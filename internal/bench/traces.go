@@ -51,7 +51,7 @@ func runTraces(ctx context.Context, args []string) (err error) {
 	}
 	child, err := startAllInOne(ports["query"], "--data-dir", dir, "--log.level", "warn",
 		"--collector.http.listen", ports["http"], "--query.listen", ports["query"], "--collector.otlp.grpc-listen", ports["grpc"],
-		"--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "", "--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", "")
+		"--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "", "--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", "", "--collector.dumps.listen", "")
 	if err != nil {
 		return err
 	}
