@@ -79,6 +79,9 @@ func (d *daemon) producer(s *signalDecl, b *backends) (queue.Producer, error) {
 		return nil, fmt.Errorf("cannot open spool: %w", err)
 	}
 	so := spool.DefaultOptions()
+	if s.separateRecords {
+		so.MaxCoalesce = 1
+	}
 	so.Logger, so.Registerer = qo.Logger, qo.Registerer
 	sp, err := spool.Open(so, log, kp)
 	if err != nil {

@@ -90,7 +90,9 @@ var signals = []signalPath{
 	&signalOf[dumpStore]{
 		name:     "dumps",
 		queueDir: "queue-dumps", spoolDir: "spool-dumps", deadLetterDir: "deadletter-dumps",
-		receivers: func(q *collector.Queues, p queue.Producer) { q.Dumps = p },
+		// One JSON event per record: two concatenated are no record.
+		separateRecords: true,
+		receivers:       func(q *collector.Queues, p queue.Producer) { q.Dumps = p },
 		topic: func(f *kafka.Flags, clientID string) (kafka.Options, string, error) {
 			return f.DumpsOptions(clientID)
 		},
@@ -177,6 +179,10 @@ type signalOf[S store] struct {
 	// Directories under --data-dir: the embedded queue, the collector's
 	// spool in front of Kafka, the ingester's dead letters without Kafka.
 	queueDir, spoolDir, deadLetterDir string
+	// separateRecords says the signal's records cannot be concatenated
+	// into one (they are not OTLP export requests), so the spool in front
+	// of Kafka forwards each as a message of its own.
+	separateRecords bool
 	// receivers hands the collector the queue its receivers publish to.
 	receivers func(q *collector.Queues, p queue.Producer)
 	// topic returns the Kafka options of the signal's topic and its
@@ -205,12 +211,13 @@ type signalPath interface {
 type signalDecl struct {
 	name                              string
 	queueDir, spoolDir, deadLetterDir string
+	separateRecords                   bool
 	receivers                         func(q *collector.Queues, p queue.Producer)
 	topic                             func(f *kafka.Flags, clientID string) (kafka.Options, string, error)
 }
 
 func (s *signalOf[S]) decl() *signalDecl {
-	return &signalDecl{s.name, s.queueDir, s.spoolDir, s.deadLetterDir, s.receivers, s.topic}
+	return &signalDecl{s.name, s.queueDir, s.spoolDir, s.deadLetterDir, s.separateRecords, s.receivers, s.topic}
 }
 
 // ingestion is an ingester's queue side for one signal.
