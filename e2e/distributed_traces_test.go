@@ -36,9 +36,9 @@ func TestDistributedTraces(t *testing.T) {
 	run := fmt.Sprintf("e2e%d", time.Now().UnixNano()%1e9)
 	dir := t.TempDir()
 	collectorAddr, ingAddr, queryAddr := freePort(t), freePort(t), freePort(t)
-	kafkaArgs := []string{"--kafka.brokers", kafkaAddr, "--kafka.topic", "vigil.logs." + run, "--kafka.spans-topic", "vigil.spans." + run,
-		"--kafka.group", "g-" + run}
-	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", "vigil-" + run, "--es.jaeger.index-prefix", run}
+	kafkaArgs := append([]string{"--kafka.brokers", kafkaAddr, "--kafka.topic", "vigil.logs." + run, "--kafka.spans-topic", "vigil.spans." + run,
+		"--kafka.group", "g-" + run}, runDumpsTopics(run)...)
+	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", "vigil-" + run, "--es.jaeger.index-prefix", run, "--es.dumps.index-prefix", run}
 	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
 	col := startDaemon(t, collectorAddr, append(append([]string{"collector", "--data-dir", filepath.Join(dir, "c"), "--log.level", "warn",
 		"--collector.http.listen", collectorAddr}, kafkaArgs...), p.receiverArgs()...)...)
