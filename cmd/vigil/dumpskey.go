@@ -40,6 +40,20 @@ func (f *collectorFlags) defaultDumpsKey(dataDir string, logger *slog.Logger) er
 	return nil
 }
 
+// dumpsDSN returns the DSN of the intake for the first of --dumps.keys, or
+// "" when the intake is off or accepts no key.
+func (f *collectorFlags) dumpsDSN() string {
+	if f.addrs.Dumps == "" || len(f.dumpsKeys) == 0 {
+		return ""
+	}
+	key, project, _ := strings.Cut(f.dumpsKeys[0], "/")
+	dsn := dumpsDSN(key, f.addrs.Dumps)
+	if project != "" {
+		dsn = strings.TrimSuffix(dsn, "1") + project
+	}
+	return dsn
+}
+
 // ensureDumpsKey returns the key kept in dataDir, creating it (32 hex
 // digits, durably) when there is none.
 func ensureDumpsKey(dataDir string) (key string, created bool, err error) {

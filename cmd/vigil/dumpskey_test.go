@@ -31,3 +31,18 @@ func TestEnsureDumpsKey(t *testing.T) {
 		t.Errorf("empty key file: got %v", err)
 	}
 }
+
+func TestDumpsDSNOfFlags(t *testing.T) {
+	f := func(addr string, keys []string, want string) {
+		t.Helper()
+		cf := &collectorFlags{dumpsKeys: keys}
+		cf.addrs.Dumps = addr
+		if got := cf.dumpsDSN(); got != want {
+			t.Errorf("intake %q keys %v: DSN %q; want %q", addr, keys, got, want)
+		}
+	}
+	f(":8410", []string{"k1", "k2"}, "http://k1@localhost:8410/1")
+	f("127.0.0.1:9000", []string{"k1/42"}, "http://k1@127.0.0.1:9000/42")
+	f("", []string{"k1"}, "")
+	f(":8410", nil, "")
+}

@@ -213,8 +213,9 @@ func (f *queryFlags) options() query.Options {
 	return o
 }
 
-// printURLs tells a person where things are once a daemon listens.
-func printURLs(collectorAddr, queryAddr string) {
+// printURLs tells a person where things are once a daemon listens; dsn is
+// the dumps intake's for Sentry SDKs, "" when it is off.
+func printURLs(collectorAddr, queryAddr, dsn string) {
 	host := func(addr string) string {
 		if strings.HasPrefix(addr, ":") {
 			return "localhost" + addr
@@ -228,6 +229,11 @@ Vigil is running.
   find them:    curl -s -G http://%[2]s/loki/api/v1/query_range --data-urlencode 'query={service="demo"} |= "hello"'
   Grafana:      add a Loki data source with URL http://%[2]s
   metrics:      http://%[1]s/metrics  http://%[2]s/metrics
-
 `, c, q)
+	if dsn != "" {
+		fmt.Fprintf(os.Stderr, `  errors:       point Sentry SDKs at the DSN %[1]s
+  find them:    curl -s http://%[2]s/vigil/api/v1/dumps/issues
+`, dsn, q)
+	}
+	fmt.Fprintln(os.Stderr)
 }

@@ -56,7 +56,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 			return err
 		}
 	}
-	if queues.Dumps != nil {
+	if cf.addrs.Dumps != "" {
 		if err := cf.defaultDumpsKey(b.dataDir, d.logger); err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
 		return err
 	}
-	printURLs(*cf.listen, *qyf.listen)
+	printURLs(*cf.listen, *qyf.listen, cf.dumpsDSN())
 	return d.runUntil(ctx, "all-in-one")
 }
 
