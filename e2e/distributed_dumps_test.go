@@ -34,9 +34,10 @@ func TestDistributedDumps(t *testing.T) {
 	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
 	startDaemon(t, collectorAddr, append(append([]string{"collector", "--data-dir", filepath.Join(dir, "c"), "--log.level", "warn",
 		"--collector.http.listen", collectorAddr, "--dumps.keys", key}, kafkaArgs...), p.receiverArgs()...)...)
+	hook, hookURL := newWebhookSink(t)
 	ingester := func(name, addr string) *daemon {
 		return startDaemon(t, addr, append(append([]string{"ingester", "--data-dir", filepath.Join(dir, name), "--log.level", "warn",
-			"--ingester.listen", addr}, kafkaArgs...), esArgs...)...)
+			"--ingester.listen", addr, "--dumps.webhook-url", hookURL}, kafkaArgs...), esArgs...)...)
 	}
 	ing1 := ingester("i1", ing1Addr)
 	ing2 := ingester("i2", ing2Addr)
@@ -109,6 +110,17 @@ func TestDistributedDumps(t *testing.T) {
 	if n := esCount(t, esURL, run+"-vigil-dump-issues"); n != issues {
 		t.Errorf("%d issue documents; want %d", n, issues)
 	}
+	// Each new issue is notified at least once, by whichever ingester
+	// stored its first event (again if that one was killed before its
+	// commit).
+	eventually(t, 30*time.Second, "every new issue posted to the webhook", func() (bool, string) {
+		kinds := hook.kinds()
+		notified := map[string]bool{}
+		for _, k := range kinds {
+			notified[k] = true
+		}
+		return len(notified) == 1 && notified["new shop-"+run] && len(hook.issueIDs()) == issues, fmt.Sprint(kinds)
+	})
 	indexed := metric(t, ing2.addr, "vigil_ingester_indexed_dumps_total")
 	if indexed == 0 {
 		t.Errorf("the second ingester stored no event; want both ingesters consuming")

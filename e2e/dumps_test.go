@@ -67,6 +67,17 @@ func (w *webhookSink) kinds() []string {
 	return out
 }
 
+// issueIDs returns the distinct issues notified.
+func (w *webhookSink) issueIDs() map[string]bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ids := map[string]bool{}
+	for _, m := range w.msgs {
+		ids[m.Issue.ID] = true
+	}
+	return ids
+}
+
 // issues returns the dump issues of a service through Vigil's JSON API.
 func (p *proc) issues(service string) []model.Issue {
 	p.t.Helper()

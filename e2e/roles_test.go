@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +31,8 @@ func TestCollectorAndIngesterProcesses(t *testing.T) {
 		return &log
 	}
 	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
-	clog := start(append([]string{"collector", "--data-dir", data, "--collector.http.listen", collectorAddr}, p.receiverArgs()...)...)
+	clog := start(append([]string{"collector", "--data-dir", data, "--collector.http.listen", collectorAddr, "--dumps.keys", "splitkey"},
+		p.receiverArgs()...)...)
 	ilog := start("ingester", "--data-dir", data, "--ingester.listen", ingAddr, "--ingester.query-listen", queryAddr)
 	eventually(t, 30*time.Second, "both daemons ready", func() (bool, string) {
 		for _, a := range []string{collectorAddr, ingAddr, queryAddr} {
@@ -67,6 +69,14 @@ func TestCollectorAndIngesterProcesses(t *testing.T) {
 	if tr := p.getTrace("00000000000000000000000000abcdef", 1); tr.Spans[0].OperationName != "split op" || tr.Spans[0].Duration != 1500 {
 		t.Errorf("span through two processes: %+v", tr.Spans[0])
 	}
+
+	// Dumps too, through the dump queue, grouped by the ingester process.
+	for i := 0; i < 2; i++ {
+		if err := postDump(p.dumps, "splitkey", "split", fmt.Sprintf("%032x", i+1), 3, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.waitIssue("split", 2)
 
 	// A second collector on the same queue is refused with a clear error.
 	out, err := exec.Command(vigilBinary(t), append([]string{"collector", "--data-dir", data, "--collector.http.listen", freePort(t)},
