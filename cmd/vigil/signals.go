@@ -137,8 +137,9 @@ func retentionDays(retention time.Duration) int {
 	return int((retention + day - 1) / day)
 }
 
-// logStore and spanStore are what the ingester writes, the query API reads
-// and the daemon runs and closes, in either mode.
+// logStore, spanStore and dumpStore are what the ingester writes, the
+// query API reads (and, for dumps, changes) and the daemon runs and closes,
+// in either mode.
 type (
 	logStore interface {
 		storage.LogWriter
