@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,12 +106,19 @@ func TestCollectorURL(t *testing.T) {
 
 func TestInitTwice(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	shutdown, err := Init(Config{Service: "a", Grade: 1, TracesDisabled: true, Registry: reg, NoGlobals: true, LogOutput: io.Discard})
+	const dsn = "http://key@127.0.0.1:1/1"
+	spool := t.TempDir()
+	shutdown, err := Init(Config{Service: "a", Grade: 1, TracesDisabled: true, Registry: reg, NoGlobals: true, LogOutput: io.Discard,
+		DumpsDSN: dsn, DumpsSpoolDir: spool})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Init(Config{Service: "b", Grade: 1, TracesDisabled: true, NoGlobals: true}); err == nil || !strings.Contains(err.Error(), "Init called twice") {
+	if _, err := Init(Config{Service: "b", Grade: 1, TracesDisabled: true, NoGlobals: true, DumpsDSN: dsn, DumpsSpoolDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "Init called twice") {
 		t.Errorf("second Init: %v; want an error", err)
+	}
+	// The first Init still captures this process's crash output.
+	if files, _ := filepath.Glob(filepath.Join(spool, "crash-*")); len(files) != 1 {
+		t.Errorf("crash output files of the first Init: %v; want 1", files)
 	}
 	if err := shutdown(context.Background()); err != nil {
 		t.Fatal(err)

@@ -34,6 +34,8 @@ type state struct {
 
 var current atomic.Pointer[state]
 
+var errInitTwice = errors.New("vigil sdk: Init called twice; call the shutdown it returned first")
+
 // Init configures the SDK from cfg and the VIGIL_… environment variables
 // and starts its background work (span export, log shipping, delivery of
 // panic reports). With Config.DumpsDSN it reports, first, the fatal crash
@@ -55,6 +57,11 @@ func Init(cfg Config) (shutdown func(context.Context) error, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("vigil sdk: %w", err)
 	}
+	if current.Load() != nil {
+		// Checked before anything is built too: a second dump reporter
+		// would take the process's crash output from the first.
+		return nil, errInitTwice
+	}
 	watch(cfg)
 	s, err := newState(cfg)
 	if err != nil {
@@ -62,7 +69,7 @@ func Init(cfg Config) (shutdown func(context.Context) error, err error) {
 	}
 	if !current.CompareAndSwap(nil, s) {
 		_ = s.close(context.Background())
-		return nil, errors.New("vigil sdk: Init called twice; call the shutdown it returned first")
+		return nil, errInitTwice
 	}
 	var prevLogger *slog.Logger
 	if !cfg.NoGlobals {
