@@ -58,6 +58,24 @@ type Config struct {
 	// http://KEY@host:8410/PROJECT; empty reports panics only to the log.
 	// VIGIL_DUMPS_DSN.
 	DumpsDSN string
+	// DumpsSpoolDir keeps panic reports until the intake accepted them, and
+	// the crash output of fatal runtime errors, reported on the next start.
+	// Instances of one service on one host may share it.
+	// VIGIL_DUMPS_SPOOL_DIR; default <user cache dir>/vigil-dumps/<Service>
+	// (os.UserCacheDir, e.g. ~/.cache).
+	DumpsSpoolDir string
+	// DumpsSpoolMaxBytes bounds the spool; the oldest reports are dropped
+	// beyond it, and counted. VIGIL_DUMPS_SPOOL_MAX_BYTES; default 64 MiB.
+	DumpsSpoolMaxBytes int
+	// DumpsInApp are the package path prefixes of the service's own code,
+	// whose frames a dump marks in_app. VIGIL_DUMPS_IN_APP
+	// (comma-separated); default the main module's path.
+	DumpsInApp []string
+	// DumpsWatch makes Init run the service as the child of a watching
+	// process, which reports a fatal runtime error with the runtime's exact
+	// message, and a death by SIGKILL (Unix only; see dump.Watch). Init must
+	// then come first in main. Needs DumpsDSN. VIGIL_DUMPS_WATCH.
+	DumpsWatch bool
 
 	// TracesDisabled turns tracing off: no spans, no propagation.
 	// VIGIL_TRACES_DISABLED.
@@ -149,6 +167,16 @@ func (c Config) fromEnv(getenv func(string) string) (Config, error) {
 	str(&c.Protocol, "VIGIL_OTLP_PROTOCOL")
 	str(&c.CollectorGRPC, "VIGIL_COLLECTOR_GRPC")
 	str(&c.DumpsDSN, "VIGIL_DUMPS_DSN")
+	str(&c.DumpsSpoolDir, "VIGIL_DUMPS_SPOOL_DIR")
+	integer(&c.DumpsSpoolMaxBytes, "VIGIL_DUMPS_SPOOL_MAX_BYTES")
+	if v := strings.TrimSpace(getenv("VIGIL_DUMPS_IN_APP")); c.DumpsInApp == nil && v != "" {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.DumpsInApp = append(c.DumpsInApp, p)
+			}
+		}
+	}
+	boolean(&c.DumpsWatch, "VIGIL_DUMPS_WATCH")
 	boolean(&c.TracesDisabled, "VIGIL_TRACES_DISABLED")
 	if v := strings.TrimSpace(getenv("VIGIL_TRACES_SAMPLE_RATE")); c.SampleRate == nil && v != "" {
 		f, err := strconv.ParseFloat(v, 64)
@@ -225,6 +253,11 @@ func (c Config) defaults() (Config, error) {
 		if err := checkDSN(c.DumpsDSN); err != nil {
 			bad("DumpsDSN", "VIGIL_DUMPS_DSN", "%v", err)
 		}
+	} else if c.DumpsWatch {
+		bad("DumpsWatch", "VIGIL_DUMPS_WATCH", "needs DumpsDSN (VIGIL_DUMPS_DSN): the watcher reports crashes there")
+	}
+	if c.DumpsSpoolMaxBytes < 0 || c.DumpsSpoolMaxBytes > 0 && c.DumpsSpoolMaxBytes < 1<<20 {
+		bad("DumpsSpoolMaxBytes", "VIGIL_DUMPS_SPOOL_MAX_BYTES", "want at least 1048576, got %d", c.DumpsSpoolMaxBytes)
 	}
 	if c.SampleRate == nil {
 		c.SampleRate = Float64(1)

@@ -17,6 +17,7 @@ func FuzzConfigFromEnv(f *testing.F) {
 			"VIGIL_SERVICE": a, "VIGIL_GRADE": b, "VIGIL_COLLECTOR": a, "VIGIL_DUMPS_DSN": b,
 			"VIGIL_TRACES_SAMPLE_RATE": a, "VIGIL_LOG_LEVEL": b, "VIGIL_LOGS_QUEUE_BYTES": a,
 			"VIGIL_LOGS_FLUSH_INTERVAL": b, "VIGIL_METRICS_BUCKETS": a, "VIGIL_OTLP_PROTOCOL": b, "VIGIL_LOGS_SHIP": a,
+			"VIGIL_DUMPS_SPOOL_MAX_BYTES": b, "VIGIL_DUMPS_WATCH": a, "VIGIL_DUMPS_IN_APP": b,
 		}
 		c, err := Config{}.fromEnv(func(k string) string { return env[k] })
 		if err == nil {

@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ func TestConfigFromEnv(t *testing.T) {
 		"VIGIL_TRACES_SAMPLE_RATE": "0.25", "VIGIL_LOG_LEVEL": "warn", "VIGIL_LOGS_SHIP": "1",
 		"VIGIL_LOGS_QUEUE_BYTES": "1048576", "VIGIL_LOGS_FLUSH_INTERVAL": "250ms", "VIGIL_NO_GLOBALS": "true",
 		"VIGIL_REPANIC": "true", "VIGIL_METRICS_BUCKETS": "0.1, 1,10",
+		"VIGIL_DUMPS_SPOOL_DIR": "/var/spool/checkout", "VIGIL_DUMPS_SPOOL_MAX_BYTES": "2097152",
+		"VIGIL_DUMPS_IN_APP": "github.com/acme/checkout, github.com/acme/lib", "VIGIL_DUMPS_WATCH": "true",
 	}
 	c, err := Config{}.fromEnv(func(k string) string { return env[k] })
 	if err != nil {
@@ -31,7 +34,8 @@ func TestConfigFromEnv(t *testing.T) {
 		c.Collector != "collector.internal" || c.Protocol != "grpc" || c.CollectorGRPC != "otlp.internal:14317" || c.DumpsDSN != env["VIGIL_DUMPS_DSN"] ||
 		!c.TracesDisabled || *c.SampleRate != 0.25 || c.LogLevel.String() != "WARN" || !c.ShipLogs ||
 		c.LogsQueueBytes != 1<<20 || c.LogsFlushInterval != 250*time.Millisecond || !c.NoGlobals || !c.Repanic ||
-		len(c.Buckets) != 3 || c.Buckets[2] != 10 {
+		len(c.Buckets) != 3 || c.Buckets[2] != 10 || c.DumpsSpoolDir != "/var/spool/checkout" || c.DumpsSpoolMaxBytes != 2<<20 ||
+		len(c.DumpsInApp) != 2 || c.DumpsInApp[1] != "github.com/acme/lib" || !c.DumpsWatch {
 		t.Errorf("got %+v", c)
 	}
 
@@ -79,6 +83,9 @@ func TestConfigErrorsNameTheOption(t *testing.T) {
 	f(map[string]string{"VIGIL_COLLECTOR": "ftp://x"}, ok, `Config.Collector (VIGIL_COLLECTOR): scheme "ftp"`)
 	f(map[string]string{"VIGIL_DUMPS_DSN": "http://host:8410/1"}, ok, "Config.DumpsDSN (VIGIL_DUMPS_DSN): no key")
 	f(map[string]string{"VIGIL_DUMPS_DSN": "http://key@host:8410/"}, ok, "Config.DumpsDSN (VIGIL_DUMPS_DSN): no project id")
+	f(map[string]string{"VIGIL_DUMPS_WATCH": "true"}, ok, "Config.DumpsWatch (VIGIL_DUMPS_WATCH): needs DumpsDSN")
+	f(map[string]string{"VIGIL_DUMPS_SPOOL_MAX_BYTES": "1000"}, ok, "Config.DumpsSpoolMaxBytes (VIGIL_DUMPS_SPOOL_MAX_BYTES): want at least 1048576, got 1000")
+	f(map[string]string{"VIGIL_DUMPS_SPOOL_MAX_BYTES": "lots"}, ok, `VIGIL_DUMPS_SPOOL_MAX_BYTES: cannot parse "lots" as an integer`)
 	f(map[string]string{"VIGIL_METRICS_BUCKETS": "1,0.5"}, ok, "Config.Buckets (VIGIL_METRICS_BUCKETS): want increasing")
 }
 
@@ -99,12 +106,19 @@ func TestCollectorURL(t *testing.T) {
 
 func TestInitTwice(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	shutdown, err := Init(Config{Service: "a", Grade: 1, TracesDisabled: true, Registry: reg, NoGlobals: true, LogOutput: io.Discard})
+	const dsn = "http://key@127.0.0.1:1/1"
+	spool := t.TempDir()
+	shutdown, err := Init(Config{Service: "a", Grade: 1, TracesDisabled: true, Registry: reg, NoGlobals: true, LogOutput: io.Discard,
+		DumpsDSN: dsn, DumpsSpoolDir: spool})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Init(Config{Service: "b", Grade: 1, TracesDisabled: true, NoGlobals: true}); err == nil || !strings.Contains(err.Error(), "Init called twice") {
+	if _, err := Init(Config{Service: "b", Grade: 1, TracesDisabled: true, NoGlobals: true, DumpsDSN: dsn, DumpsSpoolDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "Init called twice") {
 		t.Errorf("second Init: %v; want an error", err)
+	}
+	// The first Init still captures this process's crash output.
+	if files, _ := filepath.Glob(filepath.Join(spool, "crash-*")); len(files) != 1 {
+		t.Errorf("crash output files of the first Init: %v; want 1", files)
 	}
 	if err := shutdown(context.Background()); err != nil {
 		t.Fatal(err)

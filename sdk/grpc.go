@@ -64,7 +64,7 @@ func (s *serverStream) Context() context.Context { return s.ctx }
 func (s *state) finishServerCall(ctx context.Context, v any, end func(error), errp *error) {
 	if v != nil {
 		s.m.panics.WithLabelValues("grpc").Inc()
-		s.reportPanic(ctx, v, debug.Stack(), nil)
+		s.reportPanic(ctx, "grpc", v, debug.Stack(), nil)
 		*errp = status.Error(codes.Internal, "internal error")
 	}
 	end(*errp)

@@ -2,9 +2,11 @@ package sdk
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/trace"
@@ -13,6 +15,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/vigilhq/vigil/sdk/dump/dumptest"
 )
 
 // healthServer answers by the requested service name: "boom" panics,
@@ -48,7 +52,8 @@ func (h *healthServer) Watch(req *healthpb.HealthCheckRequest, stream healthpb.H
 
 func TestGRPCInterceptors(t *testing.T) {
 	sk := newSink(t)
-	logs := initTest(t, Config{Collector: sk.srv.URL})
+	rc := dumptest.NewReceiver(t)
+	logs := initTest(t, Config{Collector: sk.srv.URL, DumpsDSN: rc.DSN(), DumpsSpoolDir: t.TempDir()})
 	hs := &healthServer{traces: make(chan trace.TraceID, 10)}
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(GRPCUnaryServerInterceptor()), grpc.ChainStreamInterceptor(GRPCStreamServerInterceptor()))
 	healthpb.RegisterHealthServer(srv, hs)
@@ -131,5 +136,18 @@ func TestGRPCInterceptors(t *testing.T) {
 	l := waitLine(t, logs, "panic recovered")
 	if l["panic"] != "grpc boom" || l["trace_id"] != want.String() {
 		t.Errorf("got %v; want the panic logged with the caller's trace id", l)
+	}
+
+	// Each panic is a dump named after its method, in the caller's trace.
+	got := map[string]string{}
+	for _, ev := range rc.WaitEvents(2, 20*time.Second) {
+		p := dumptest.Path
+		if p(ev, "contexts", "trace", "trace_id") != want.String() || p(ev, "tags", "recovered_in") != "grpc" || p(ev, "tags", "route") != ev["transaction"] {
+			t.Errorf("dump of %v: trace %v, tags %v; want the caller's trace, recovered_in=grpc and the method as route", ev["transaction"], p(ev, "contexts", "trace"), ev["tags"])
+		}
+		got[fmt.Sprint(ev["transaction"])] = fmt.Sprint(p(ev, "exception", "values", -1, "value"))
+	}
+	if len(got) != 2 || got[checkM] != "grpc boom" || got[watchM] != "stream boom" {
+		t.Errorf("dumps by transaction: %v; want %s: grpc boom and %s: stream boom", got, checkM, watchM)
 	}
 }

@@ -61,7 +61,7 @@ func (s *state) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Requ
 				panic(v)
 			}
 			s.m.panics.WithLabelValues("http").Inc()
-			s.reportPanic(r.Context(), v, debug.Stack(), r)
+			s.reportPanic(r.Context(), "http", v, debug.Stack(), r)
 			if !rw.wrote {
 				http.Error(rw, "internal server error", http.StatusInternalServerError)
 			}

@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/vigilhq/vigil/sdk/dump"
 )
 
 // state is what Init built; the entry points load it from current.
@@ -23,6 +25,8 @@ type state struct {
 	logger         *slog.Logger
 	ship           *shipper // nil unless Config.ShipLogs
 
+	dumps *dump.Reporter // nil without Config.DumpsDSN
+
 	tp     *sdktrace.TracerProvider // nil when tracing is disabled
 	tracer trace.Tracer             // nil when tracing is disabled
 	prop   propagation.TextMapPropagator
@@ -30,12 +34,20 @@ type state struct {
 
 var current atomic.Pointer[state]
 
+var errInitTwice = errors.New("vigil sdk: Init called twice; call the shutdown it returned first")
+
 // Init configures the SDK from cfg and the VIGIL_… environment variables
-// and starts its background work (span export, log shipping). The returned
-// shutdown flushes the spans and log lines still queued, until its context
-// ends, and stops the SDK; call it before the process exits. Init fails
-// when the SDK is already initialized, or when an option is invalid: the
-// error names every invalid option and its environment variable.
+// and starts its background work (span export, log shipping, delivery of
+// panic reports). With Config.DumpsDSN it reports, first, the fatal crash
+// a previous process of the service died of, and captures this process's
+// (see package dump); with Config.DumpsWatch the process is restarted
+// as the child of a watching process, which is why Init should come first
+// in main. The returned shutdown flushes the spans and log lines still
+// queued, until its context ends, and the panic reports still spooled,
+// for at most 5 s (what is left is sent on the next start), and stops the
+// SDK; call it before the process exits. Init fails when the SDK is
+// already initialized, or when an option is invalid: the error names
+// every invalid option and its environment variable.
 func Init(cfg Config) (shutdown func(context.Context) error, err error) {
 	cfg, err = cfg.fromEnv(os.Getenv)
 	if err != nil {
@@ -45,13 +57,19 @@ func Init(cfg Config) (shutdown func(context.Context) error, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("vigil sdk: %w", err)
 	}
+	if current.Load() != nil {
+		// Checked before anything is built too: a second dump reporter
+		// would take the process's crash output from the first.
+		return nil, errInitTwice
+	}
+	watch(cfg)
 	s, err := newState(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("vigil sdk: %w", err)
 	}
 	if !current.CompareAndSwap(nil, s) {
 		_ = s.close(context.Background())
-		return nil, errors.New("vigil sdk: Init called twice; call the shutdown it returned first")
+		return nil, errInitTwice
 	}
 	var prevLogger *slog.Logger
 	if !cfg.NoGlobals {
@@ -61,6 +79,9 @@ func Init(cfg Config) (shutdown func(context.Context) error, err error) {
 			otel.SetTracerProvider(s.tp)
 			otel.SetTextMapPropagator(s.prop)
 		}
+	}
+	if s.dumps == nil {
+		s.logger.Info(msgDumpsOff)
 	}
 	var done atomic.Bool
 	return func(ctx context.Context) error {
@@ -90,18 +111,21 @@ func newState(cfg Config) (*state, error) {
 	if !cfg.TracesDisabled {
 		tp, err := newTracerProvider(cfg, base)
 		if err != nil {
-			if s.ship != nil {
-				_ = s.ship.close(context.Background())
-			}
+			_ = s.close(context.Background())
 			return nil, err
 		}
 		s.tp = tp
 		s.tracer = tp.Tracer("github.com/vigilhq/vigil/sdk")
 	}
+	if s.dumps, err = newDumps(cfg, s.logger, s.m.reg); err != nil {
+		_ = s.close(context.Background())
+		return nil, err
+	}
 	return s, nil
 }
 
-// close flushes and stops the span exporter and the log shipper.
+// close flushes and stops the span exporter, the log shipper and the dump
+// reporter.
 func (s *state) close(ctx context.Context) error {
 	var errs []error
 	if s.tp != nil {
@@ -112,6 +136,13 @@ func (s *state) close(ctx context.Context) error {
 	if s.ship != nil {
 		if err := s.ship.close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("cannot flush log lines: %w", err))
+		}
+	}
+	if s.dumps != nil {
+		// Last: the reports are on disk already, the spans and lines
+		// only in memory.
+		if err := closeDumps(ctx, s.dumps); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

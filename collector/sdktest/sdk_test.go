@@ -33,22 +33,34 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // free ports; it stops at the end of the test.
 func startCollector(t *testing.T) (c *collector.Collector, logs, spans *diskqueue.Queue) {
 	t.Helper()
-	open := func() *diskqueue.Queue {
-		o := diskqueue.DefaultOptions()
-		o.Dir = t.TempDir()
-		q, err := diskqueue.Open(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return q
-	}
-	logs, spans = open(), open()
+	logs, spans = openQueue(t), openQueue(t)
 	o := collector.DefaultOptions()
 	o.Listen = collector.Addrs{HTTP: "127.0.0.1:0", GRPC: "127.0.0.1:0", JaegerHTTP: "127.0.0.1:0"}
+	return runCollector(t, o, collector.Queues{Logs: logs, Spans: spans}), logs, spans
+}
+
+// openQueue opens a disk queue in a new directory; it closes at the end
+// of the test, after the collector stopped.
+func openQueue(t *testing.T) *diskqueue.Queue {
+	t.Helper()
+	o := diskqueue.DefaultOptions()
+	o.Dir = t.TempDir()
+	q, err := diskqueue.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+// runCollector runs a collector with o (quiet, batching for 5 ms) on q
+// until the end of the test.
+func runCollector(t *testing.T, o collector.Options, q collector.Queues) *collector.Collector {
+	t.Helper()
 	o.BatchMaxWait = 5 * time.Millisecond
 	o.Logger = slog.New(slog.DiscardHandler)
 	o.Registerer = prometheus.NewRegistry()
-	c, err := collector.New(o, collector.Queues{Logs: logs, Spans: spans})
+	c, err := collector.New(o, q)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,10 +75,8 @@ func startCollector(t *testing.T) (c *collector.Collector, logs, spans *diskqueu
 		if err := <-done; err != nil {
 			t.Errorf("collector: %v", err)
 		}
-		logs.Close()
-		spans.Close()
 	})
-	return c, logs, spans
+	return c
 }
 
 // drain reads and commits every message of q, decoding each with dec.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/sdk/dump"
+	"github.com/vigilhq/vigil/sdk/dump/dumptest"
 )
 
 const testPkg = "github.com/vigilhq/vigil/sdk/dump_test."
@@ -136,7 +137,7 @@ func TestCrashReportedOnNextStart(t *testing.T) {
 
 			start := func() {
 				rep, err := dump.New(dump.Options{
-					DSN: rc.dsn(), SpoolDir: spool, Service: "crasher", Grade: 2, Env: "test", Version: "v1.3.0",
+					DSN: rc.DSN(), SpoolDir: spool, Service: "crasher", Grade: 2, Env: "test", Version: "v1.3.0",
 				})
 				if err != nil {
 					t.Fatal(err)
@@ -151,7 +152,7 @@ func TestCrashReportedOnNextStart(t *testing.T) {
 				}
 			}
 			start()
-			events, _ := rc.snapshot()
+			events, _ := rc.Snapshot()
 			if len(events) != 1 {
 				t.Fatalf("got %d events, want 1", len(events))
 			}
@@ -180,7 +181,7 @@ func TestCrashReportedOnNextStart(t *testing.T) {
 			}
 			// Reported once: the next start finds nothing more.
 			start()
-			if events, _ := rc.snapshot(); len(events) != 1 {
+			if events, _ := rc.Snapshot(); len(events) != 1 {
 				t.Errorf("after a second start: got %d events, want still 1", len(events))
 			}
 		})
@@ -196,13 +197,13 @@ func TestRepanicReportedOnce(t *testing.T) {
 	if c, err := dump.ParseCrash(out); err != nil || !c.Panics[len(c.Panics)-1].Repanicked {
 		t.Fatalf("child's crash: %+v, %v; want a repanicked panic", c.Panics, err)
 	}
-	rep, err := dump.New(dump.Options{DSN: rc.dsn(), SpoolDir: spool, Service: "crasher"})
+	rep, err := dump.New(dump.Options{DSN: rc.DSN(), SpoolDir: spool, Service: "crasher"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rep.Close()
 	flush(t, rep)
-	events, _ := rc.snapshot()
+	events, _ := rc.Snapshot()
 	if len(events) != 1 {
 		t.Fatalf("got %d events, want 1", len(events))
 	}
@@ -217,14 +218,7 @@ func TestRepanicReportedOnce(t *testing.T) {
 }
 
 // lastInApp returns the function of the newest in-app frame of Sentry
-// frames (oldest first).
+// frames, without the test package's name.
 func lastInApp(frames any) string {
-	fs, _ := frames.([]any)
-	for i := len(fs) - 1; i >= 0; i-- {
-		if path(fs[i], "in_app") == true {
-			fn, _ := path(fs[i], "function").(string)
-			return strings.TrimPrefix(fn, "dump_test.")
-		}
-	}
-	return ""
+	return strings.TrimPrefix(dumptest.LastInApp(frames), "dump_test.")
 }

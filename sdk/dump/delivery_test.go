@@ -81,7 +81,7 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 // sending to it.
 func failingIntake(t *testing.T, status int) (*receiver, *prometheus.Registry, string, *dump.Reporter) {
 	rc := newReceiver(t)
-	rc.fail(status, nil)
+	rc.Fail(status, nil)
 	reg := prometheus.NewRegistry()
 	spool := t.TempDir()
 	rep := newReporter(t, rc, spool, func(o *dump.Options) { o.Registerer = reg })
@@ -96,7 +96,7 @@ func TestIntakeUnavailableThenBack(t *testing.T) {
 	for range 3 {
 		ids = append(ids, panicAndRecover(rep))
 	}
-	waitFor(t, func() bool { _, posts := rc.snapshot(); return posts >= 3 })
+	waitFor(t, func() bool { _, posts := rc.Snapshot(); return posts >= 3 })
 	if n := len(spooled(t, spool)); n != 3 {
 		t.Fatalf("while the intake fails: %d reports spooled, want 3", n)
 	}
@@ -106,9 +106,9 @@ func TestIntakeUnavailableThenBack(t *testing.T) {
 	if got := metric(t, reg, "vigil_sdk_dumps_send_failures_total", "reason", "server"); got < 1 {
 		t.Errorf("vigil_sdk_dumps_send_failures_total{reason=server}: got %v, want > 0", got)
 	}
-	rc.fail(0, nil)
+	rc.Fail(0, nil)
 	flush(t, rep)
-	events, _ := rc.snapshot()
+	events, _ := rc.Snapshot()
 	for _, id := range ids {
 		if events[id] == nil {
 			t.Errorf("event %s not delivered", id)
@@ -142,7 +142,7 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 	rc := newReceiver(t)
 	second := newReporter(t, rc, spool, nil)
 	flush(t, second)
-	events, _ := rc.snapshot()
+	events, _ := rc.Snapshot()
 	for _, id := range ids {
 		if events[id] == nil {
 			t.Errorf("event %s of the first process not delivered by the second", id)
@@ -210,17 +210,17 @@ func TestRateLimitHonoured(t *testing.T) {
 		{"X-Sentry-Rate-Limits": {"1:error;transaction:organization"}},
 	} {
 		rc := newReceiver(t)
-		rc.fail(http.StatusTooManyRequests, h)
+		rc.Fail(http.StatusTooManyRequests, h)
 		rep := newReporter(t, rc, t.TempDir(), nil)
 		limited := time.Now()
 		id := panicAndRecover(rep)
-		waitFor(t, func() bool { _, posts := rc.snapshot(); return posts >= 1 })
-		rc.fail(0, nil)
+		waitFor(t, func() bool { _, posts := rc.Snapshot(); return posts >= 1 })
+		rc.Fail(0, nil)
 		flush(t, rep)
 		if waited := time.Since(limited); waited < time.Second {
 			t.Errorf("%v: delivered after %v, want no retry before the 1 s the intake asked", h, waited)
 		}
-		if events, posts := rc.snapshot(); events[id] == nil || posts != 2 {
+		if events, posts := rc.Snapshot(); events[id] == nil || posts != 2 {
 			t.Errorf("%v: delivered %v in %d requests, want in 2", h, events[id] != nil, posts)
 		}
 		rep.Close()
@@ -236,7 +236,7 @@ func TestRejectedReportDropped(t *testing.T) {
 	if got := metric(t, reg, "vigil_sdk_dumps_dropped_total", "reason", "rejected"); got != 1 {
 		t.Errorf("vigil_sdk_dumps_dropped_total{reason=rejected}: got %v, want 1", got)
 	}
-	if _, posts := rc.snapshot(); posts != 1 || len(spooled(t, spool)) != 0 {
+	if _, posts := rc.Snapshot(); posts != 1 || len(spooled(t, spool)) != 0 {
 		t.Errorf("%d requests, %d spooled; want 1 and 0", posts, len(spooled(t, spool)))
 	}
 }

@@ -17,7 +17,7 @@ type traceKey struct{}
 func newReporter(t *testing.T, rc *receiver, spool string, mod func(*dump.Options)) *dump.Reporter {
 	t.Helper()
 	o := dump.Options{
-		DSN: rc.dsn(), SpoolDir: spool,
+		DSN: rc.DSN(), SpoolDir: spool,
 		Service: "shop", Grade: 1, Env: "prod", Version: "v2.0.1", ServerName: "web-7",
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		TraceContext: func(ctx context.Context) (string, string) {
@@ -98,7 +98,7 @@ func TestRecoveredInHandler(t *testing.T) {
 	}
 	flush(t, rep)
 
-	events, _ := rc.snapshot()
+	events, _ := rc.Snapshot()
 	if len(events) != 1 {
 		t.Fatalf("got %d events, want 1", len(events))
 	}
@@ -184,7 +184,7 @@ func TestRecoveredErrorChain(t *testing.T) {
 		goroutinePanics()
 	}()
 	flush(t, rep)
-	events, _ := rc.snapshot()
+	events, _ := rc.Snapshot()
 	for _, ev := range events {
 		got := toJSON(t, []any{path(ev, "exception", "values", 0, "type"), path(ev, "exception", "values", 0, "value"),
 			path(ev, "exception", "values", 1, "type"), path(ev, "exception", "values", 1, "value")})
@@ -224,7 +224,7 @@ func TestCapture(t *testing.T) {
 		t.Errorf("nil Reporter: got event %q, want nothing done", got)
 	}
 	flush(t, rep)
-	events, _ := rc.snapshot()
+	events, _ := rc.Snapshot()
 	ev := events[id]
 	if len(events) != 1 || ev == nil {
 		t.Fatalf("got %d events, want 1 with id %s", len(events), id)

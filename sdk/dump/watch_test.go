@@ -19,7 +19,7 @@ import (
 func runWatched(t *testing.T, rc *receiver, kind, spool string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envCrash+"="+kind, envSpool+"="+spool, envWatch+"="+rc.dsn(), "GOTRACEBACK=")
+	cmd.Env = append(os.Environ(), envCrash+"="+kind, envSpool+"="+spool, envWatch+"="+rc.DSN(), "GOTRACEBACK=")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	err := cmd.Run()
@@ -39,7 +39,7 @@ func TestWatchedFatalError(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "fatal error: concurrent map writes") {
 		t.Fatalf("exit %d, want 2 and the crash on the watcher's stderr:\n%s", code, stderr)
 	}
-	events, _ := rc.snapshot()
+	events, _ := rc.Snapshot()
 	if len(events) != 1 {
 		t.Fatalf("got %d events, want 1; stderr:\n%s", len(events), stderr)
 	}
@@ -58,13 +58,13 @@ func TestWatchedFatalError(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(spool, "crash-*")); len(left) != 0 {
 		t.Errorf("crash files left: %v", left)
 	}
-	rep, err := dump.New(dump.Options{DSN: rc.dsn(), SpoolDir: spool, Service: "crasher"})
+	rep, err := dump.New(dump.Options{DSN: rc.DSN(), SpoolDir: spool, Service: "crasher"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	flush(t, rep)
 	rep.Close()
-	if events, _ := rc.snapshot(); len(events) != 1 {
+	if events, _ := rc.Snapshot(); len(events) != 1 {
 		t.Errorf("after the next start: %d events, want still 1", len(events))
 	}
 }
@@ -77,7 +77,7 @@ func TestWatchedSigkill(t *testing.T) {
 	if code != 128+9 {
 		t.Fatalf("exit %d, want 137:\n%s", code, stderr)
 	}
-	events, _ := rc.snapshot()
+	events, _ := rc.Snapshot()
 	if len(events) != 1 {
 		t.Fatalf("got %d events, want 1", len(events))
 	}
