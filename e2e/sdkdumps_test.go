@@ -294,3 +294,121 @@ func TestSDKDumps(t *testing.T) {
 		t.Errorf("vigil_ingester_indexed_dumps_total = %v; want 4", n)
 	}
 }
+
+// TestSDKFatalError crashes the service on the SDK with "fatal error:
+// concurrent map writes", which recover cannot catch. Run under the SDK's
+// watching process, the crash reaches all-in-one as it happens, with the
+// exact message; the next process does not report it again. Run
+// unwatched, the next process reports it at start from the crash output
+// the runtime left in the spool: the same issue, counted twice.
+func TestSDKFatalError(t *testing.T) {
+	p := startAllInOne(t, t.TempDir())
+	dsn, spool := dsnOf(t, p), t.TempDir()
+	watched := newSDKService(t, p, dsn, spool, "VIGIL_DUMPS_WATCH=true")
+	watched.start()
+	watched.crash()
+	crash := p.issueBy("sdk-shop", "mapWriter", 1)
+	d := p.event(crash.LastEventID)
+	checkDump(t, d, "fatal error", []string{"concurrent map writes"}, "mapWriter")
+	if crash.Level != "fatal" || crash.Title != "fatal error: concurrent map writes" {
+		t.Errorf("crash issue %+v; want level fatal, titled with the runtime's message", crash)
+	}
+
+	// The next watched process reports a panic, and not the crash again:
+	// the spool sends oldest first, so the crash would come before it.
+	watched.start()
+	if code := watched.do("GET", "/orders/o-1", ""); code != 500 {
+		t.Fatalf("GET /orders/o-1: %d; want 500", code)
+	}
+	p.issueBy("sdk-shop", "chargeOrder", 1)
+	if is := p.issueBy("sdk-shop", "mapWriter", 1); is.Count != 1 {
+		t.Errorf("crash issue counts %d events after a restart; want 1", is.Count)
+	}
+	watched.stop()
+
+	unwatched := newSDKService(t, p, dsn, spool)
+	unwatched.start()
+	unwatched.crash()
+	if n := len(p.issueEvents(crash.ID)); n != 1 {
+		t.Errorf("crash issue has %d events before the crashed service restarted; want 1", n)
+	}
+	unwatched.start()
+	p.issueBy("sdk-shop", "mapWriter", 2)
+	var second model.Dump
+	for _, e := range p.issueEvents(crash.ID) {
+		if e.EventID != crash.LastEventID {
+			second = p.event(e.EventID)
+		}
+	}
+	// Read from the crash output, the message is inferred from the stack
+	// (golang/go#76859), which cannot always tell writes from access.
+	checkDump(t, second, "fatal error", []string{"concurrent map writes", "concurrent map access"}, "mapWriter")
+	if second.Level != "fatal" {
+		t.Errorf("crash reported at the next start: level %q; want fatal", second.Level)
+	}
+	unwatched.stop()
+	if n := metric(t, p.query, "vigil_ingester_indexed_dumps_total"); n != 3 {
+		t.Errorf("vigil_ingester_indexed_dumps_total = %v; want 3: two crashes and a panic", n)
+	}
+}
+
+// TestSDKDumpsSpooled panics the service on the SDK while all-in-one is
+// down: the reports wait in the SDK's spool — across a restart of the
+// service — and reach all-in-one once it is back, each counted once.
+func TestSDKDumpsSpooled(t *testing.T) {
+	p := startAllInOne(t, t.TempDir())
+	dsn, spool := dsnOf(t, p), t.TempDir()
+	p.stop()
+
+	svc := newSDKService(t, p, dsn, spool)
+	svc.start()
+	traces := []string{"6bf92f3577b34da6a3ce929d0e0e4701", "6bf92f3577b34da6a3ce929d0e0e4702", "6bf92f3577b34da6a3ce929d0e0e4703"}
+	for i, tr := range traces[:2] {
+		if code := svc.do("GET", fmt.Sprintf("/orders/o-%d", i), tr); code != 500 {
+			t.Fatalf("GET /orders/o-%d: %d; want 500", i, code)
+		}
+	}
+	if code := svc.do("POST", "/jobs/reconcile", ""); code != 202 {
+		t.Fatalf("POST /jobs/reconcile: %d; want 202", code)
+	}
+	eventually(t, 20*time.Second, "3 reports spooled and a failed delivery", func() (bool, string) {
+		spooled, failed := svc.metric("vigil_sdk_dumps_spooled"), svc.metric("vigil_sdk_dumps_send_failures_total", "reason", "network")
+		return spooled == 3 && failed > 0, fmt.Sprintf("spooled %v, network failures %v", spooled, failed)
+	})
+	svc.stop()
+	if !strings.Contains(svc.log.String(), "3 reports still spooled") {
+		t.Errorf("the service's shutdown did not say 3 reports were left:\n%s", svc.log)
+	}
+
+	// The next process of the service panics once more, still unheard.
+	svc.start()
+	if code := svc.do("GET", "/orders/o-2", traces[2]); code != 500 {
+		t.Fatalf("GET /orders/o-2: %d; want 500", code)
+	}
+	if n := svc.metric("vigil_sdk_dumps_sent_total"); n != 0 {
+		t.Fatalf("vigil_sdk_dumps_sent_total = %v with all-in-one down", n)
+	}
+
+	p.restart()
+	handler := p.issueBy("sdk-shop", "chargeOrder", 3)
+	p.issueBy("sdk-shop", "reconcileLedger", 1)
+	eventually(t, 20*time.Second, "the spool empty", func() (bool, string) {
+		spooled, sent := svc.metric("vigil_sdk_dumps_spooled"), svc.metric("vigil_sdk_dumps_sent_total")
+		return spooled == 0 && sent == 4, fmt.Sprintf("spooled %v, sent %v", spooled, sent)
+	})
+	var got []string
+	for _, e := range p.issueEvents(handler.ID) {
+		got = append(got, e.TraceID)
+	}
+	slices.Sort(got)
+	if strings.Join(got, ",") != strings.Join(traces, ",") {
+		t.Errorf("trace ids of the handler's events %q; want those of the three requests %q", got, traces)
+	}
+	svc.stop()
+	if n := metric(t, p.query, "vigil_ingester_indexed_dumps_total"); n != 4 {
+		t.Errorf("vigil_ingester_indexed_dumps_total = %v; want 4, each report once", n)
+	}
+	if iss := p.issues("sdk-shop"); len(iss) != 2 {
+		t.Errorf("%d issues of sdk-shop; want 2: %+v", len(iss), iss)
+	}
+}
