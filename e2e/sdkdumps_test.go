@@ -163,6 +163,28 @@ func (p *proc) issueEvents(id string) []model.Dump {
 	return r.Events
 }
 
+// wantTraceIDs checks that an issue's events are on the traces given
+// (sorted), one each.
+func (p *proc) wantTraceIDs(issue string, traces []string) {
+	p.t.Helper()
+	var got []string
+	for _, e := range p.issueEvents(issue) {
+		got = append(got, e.TraceID)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, traces) {
+		p.t.Errorf("trace ids of the events of issue %s: %q; want one on each request's trace %q", issue, got, traces)
+	}
+}
+
+// wantIndexedDumps checks how many events all-in-one's ingester stored.
+func (p *proc) wantIndexedDumps(n float64) {
+	p.t.Helper()
+	if got := metric(p.t, p.query, "vigil_ingester_indexed_dumps_total"); got != n {
+		p.t.Errorf("vigil_ingester_indexed_dumps_total = %v; want %v", got, n)
+	}
+}
+
 // event returns a whole event, goroutines included.
 func (p *proc) event(id string) model.Dump {
 	p.t.Helper()
@@ -254,9 +276,8 @@ func TestSDKDumps(t *testing.T) {
 		t.Errorf("handler's issue %+v; want level error, unresolved, release v1.0.0", handler)
 	}
 
-	var got []string
+	p.wantTraceIDs(handler.ID, traces)
 	for _, e := range p.issueEvents(handler.ID) {
-		got = append(got, e.TraceID)
 		d := p.event(e.EventID)
 		checkDump(t, d, "string", []string{"card declined for order o-0", "card declined for order o-1", "card declined for order o-2"}, "chargeOrder")
 		if d.Transaction != "GET /orders/{id}" || d.Request == nil || d.Request.Method != "GET" || !strings.Contains(d.Request.URL, "/orders/o-") {
@@ -267,10 +288,6 @@ func TestSDKDumps(t *testing.T) {
 				t.Errorf("event %s: Authorization header %q; want it filtered", d.EventID, h.Value)
 			}
 		}
-	}
-	slices.Sort(got)
-	if strings.Join(got, ",") != strings.Join(traces, ",") {
-		t.Errorf("trace ids of the handler's events %q; want those of the three requests %q", got, traces)
 	}
 	d := p.event(goroutine.LastEventID)
 	checkDump(t, d, "runtime.plainError", []string{"assignment to entry in nil map"}, "reconcileLedger")
@@ -290,9 +307,7 @@ func TestSDKDumps(t *testing.T) {
 		t.Errorf("vigil_sdk_panics_total{where=http} = %v; want 3", n)
 	}
 	svc.stop()
-	if n := metric(t, p.query, "vigil_ingester_indexed_dumps_total"); n != 4 {
-		t.Errorf("vigil_ingester_indexed_dumps_total = %v; want 4", n)
-	}
+	p.wantIndexedDumps(4)
 }
 
 // TestSDKFatalError crashes the service on the SDK with "fatal error:
@@ -347,9 +362,7 @@ func TestSDKFatalError(t *testing.T) {
 		t.Errorf("crash reported at the next start: level %q; want fatal", second.Level)
 	}
 	unwatched.stop()
-	if n := metric(t, p.query, "vigil_ingester_indexed_dumps_total"); n != 3 {
-		t.Errorf("vigil_ingester_indexed_dumps_total = %v; want 3: two crashes and a panic", n)
-	}
+	p.wantIndexedDumps(3) // two crashes and a panic
 }
 
 // TestSDKDumpsSpooled panics the service on the SDK while all-in-one is
@@ -396,18 +409,9 @@ func TestSDKDumpsSpooled(t *testing.T) {
 		spooled, sent := svc.metric("vigil_sdk_dumps_spooled"), svc.metric("vigil_sdk_dumps_sent_total")
 		return spooled == 0 && sent == 4, fmt.Sprintf("spooled %v, sent %v", spooled, sent)
 	})
-	var got []string
-	for _, e := range p.issueEvents(handler.ID) {
-		got = append(got, e.TraceID)
-	}
-	slices.Sort(got)
-	if strings.Join(got, ",") != strings.Join(traces, ",") {
-		t.Errorf("trace ids of the handler's events %q; want those of the three requests %q", got, traces)
-	}
+	p.wantTraceIDs(handler.ID, traces)
 	svc.stop()
-	if n := metric(t, p.query, "vigil_ingester_indexed_dumps_total"); n != 4 {
-		t.Errorf("vigil_ingester_indexed_dumps_total = %v; want 4, each report once", n)
-	}
+	p.wantIndexedDumps(4) // each report once
 	if iss := p.issues("sdk-shop"); len(iss) != 2 {
 		t.Errorf("%d issues of sdk-shop; want 2: %+v", len(iss), iss)
 	}
