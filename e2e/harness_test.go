@@ -30,7 +30,7 @@ var (
 
 // vigilBinary returns the binary under test: $VIGIL_BINARY (set by make
 // test), or one built from the tree.
-func vigilBinary(t *testing.T) string {
+func vigilBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		if b := os.Getenv("VIGIL_BINARY"); b != "" {
@@ -54,7 +54,7 @@ func vigilBinary(t *testing.T) string {
 	return binary
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	addr, err := childproc.FreePort()
 	if err != nil {
@@ -63,7 +63,7 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
-func freeUDPPort(t *testing.T) string {
+func freeUDPPort(t testing.TB) string {
 	t.Helper()
 	addr, err := childproc.FreeUDPPort()
 	if err != nil {
@@ -74,7 +74,7 @@ func freeUDPPort(t *testing.T) string {
 
 // proc is one running vigil process.
 type proc struct {
-	t         *testing.T
+	t         testing.TB
 	vigil     childproc.Process
 	args      []string
 	log       *bytes.Buffer
@@ -89,7 +89,7 @@ type proc struct {
 
 // startAllInOne starts vigil all-in-one on dataDir with extra flags and
 // waits until it is ready. Ports are kept across restarts of the same proc.
-func startAllInOne(t *testing.T, dataDir string, extra ...string) *proc {
+func startAllInOne(t testing.TB, dataDir string, extra ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, collector: freePort(t), query: freePort(t)}
 	p.args = append(append([]string{"all-in-one", "--data-dir", dataDir,
@@ -228,7 +228,7 @@ func (p *proc) countLines(q string, limit int) int {
 
 // metric returns the sum of the samples of a metric family on /metrics of
 // addr whose labels contain every one of the given label pairs.
-func metric(t *testing.T, addr, name string, labels ...string) float64 {
+func metric(t testing.TB, addr, name string, labels ...string) float64 {
 	t.Helper()
 	v, err := childproc.Metric(addr, name, labels...)
 	if err != nil {
@@ -238,7 +238,7 @@ func metric(t *testing.T, addr, name string, labels ...string) float64 {
 }
 
 // eventually polls cond every 100ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string

@@ -126,7 +126,7 @@ func (s *sdkService) metric(name string, labels ...string) float64 {
 
 // dsnOf returns the DSN of all-in-one's intake with the key it created,
 // for project 9.
-func dsnOf(t *testing.T, p *proc) string {
+func dsnOf(t testing.TB, p *proc) string {
 	key, err := os.ReadFile(filepath.Join(p.dataDir(), "dumps", "dsn-key"))
 	if err != nil {
 		t.Fatalf("all-in-one kept no DSN key: %v", err)
