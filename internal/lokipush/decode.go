@@ -10,6 +10,7 @@ package lokipush
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/valyala/fastjson"
@@ -142,7 +143,11 @@ func (d *Decoder) Decode(dst []model.LogRecord, body []byte, f Format, now int64
 		return Result{Records: dst}, ErrNoStreams
 	}
 	var errs groupedErrors
-	res := Result{Records: dst}
+	total := 0
+	for i := range d.req.streams {
+		total += len(d.req.streams[i].entries)
+	}
+	res := Result{Records: slices.Grow(dst, total)}
 	for i := range d.req.streams {
 		s := &d.req.streams[i]
 		if len(s.entries) == 0 {

@@ -226,6 +226,9 @@ func (p path) wrongType(field string, typ protowire.Type) error {
 
 // wrap places a *wireErr found inside the message at p.
 func (p path) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
 	var we *wireErr
 	if errors.As(err, &we) && we.at == "" {
 		we.at = p.String()
