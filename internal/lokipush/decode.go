@@ -137,6 +137,7 @@ func (d *Decoder) Decode(dst []model.LogRecord, body []byte, f Format, now int64
 		}
 	}
 	if err != nil {
+		d.release()
 		return Result{Records: dst}, err
 	}
 	if len(d.req.streams) == 0 {
@@ -162,7 +163,23 @@ func (d *Decoder) Decode(dst []model.LogRecord, body []byte, f Format, now int64
 		res.Records = d.appendRecords(res.Records, &t, s, now, &res.Invalid, &errs)
 	}
 	res.Err = errs.err()
+	d.release()
 	return res, nil
+}
+
+// release drops the decoder's references into the request, so a pooled
+// decoder does not keep the last body alive; the slices stay for reuse.
+func (d *Decoder) release() {
+	for i := range d.req.streams {
+		s := &d.req.streams[i]
+		s.labels = ""
+		for j := range s.entries {
+			e := &s.entries[j]
+			e.line = ""
+			clear(e.metadata)
+		}
+	}
+	clear(d.ls[:cap(d.ls)])
 }
 
 func (d *Decoder) streamTemplate(t *template, s *stream) error {
