@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"net/http"
 	"strings"
@@ -34,7 +35,8 @@ func TestLokiPushProtobuf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, body, _ := tc.post(t, "/loki/api/v1/push", "application/x-protobuf", snappy.Encode(nil, pb))
+	// Content-Encoding: snappy is what some clients add; the body is the same.
+	code, body, _ := tc.post(t, "/loki/api/v1/push", "application/x-protobuf", snappy.Encode(nil, pb), "Content-Encoding", "snappy")
 	if code != http.StatusNoContent || body != "" {
 		t.Fatalf("got %d %q; want 204 and no body", code, body)
 	}
@@ -63,27 +65,31 @@ func TestLokiPushProtobuf(t *testing.T) {
 	}
 }
 
-// Promtail's JSON push, gzip-encoded as Fluent Bit and Vector can send it.
+// Promtail's JSON push, plain, gzip- and deflate-encoded as Fluent Bit and
+// Vector can send it.
 func TestLokiPushJSON(t *testing.T) {
 	tc := newTestCollector(t, 0)
 	body := `{"streams":[{"stream":{"app":"shop","env":"prod"},"values":[
 		["1714564800000000000","plain"],
 		["1714564801000000000","with metadata",{"span_id":"00f067aa0ba902b7","detected_level":"warn","order":"7"}]]}]}`
-	var z bytes.Buffer
+	var z, fl bytes.Buffer
 	zw := gzip.NewWriter(&z)
 	zw.Write([]byte(body))
 	zw.Close()
+	fw, _ := flate.NewWriter(&fl, flate.DefaultCompression)
+	fw.Write([]byte(body))
+	fw.Close()
 	for _, send := range []struct {
 		body []byte
 		hdr  []string
-	}{{[]byte(body), nil}, {z.Bytes(), []string{"Content-Encoding", "gzip"}}} {
+	}{{[]byte(body), nil}, {z.Bytes(), []string{"Content-Encoding", "gzip"}}, {fl.Bytes(), []string{"Content-Encoding", "deflate"}}} {
 		if code, resp, _ := tc.post(t, "/loki/api/v1/push", "application/json; charset=utf-8", send.body, send.hdr...); code != http.StatusNoContent {
 			t.Fatalf("got %d %s", code, resp)
 		}
 	}
 	recs := tc.drain(t)
-	if len(recs) != 4 {
-		t.Fatalf("queued %d records; want 4", len(recs))
+	if len(recs) != 6 {
+		t.Fatalf("queued %d records; want 6", len(recs))
 	}
 	r := find(t, recs, "with metadata")
 	if r.Service != "shop" || r.Env != "prod" || r.Level != "warn" || r.SpanID != "00f067aa0ba902b7" || r.Timestamp != 1714564801000000000 {
