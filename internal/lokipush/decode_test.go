@@ -140,6 +140,7 @@ func TestParseLabels(t *testing.T) {
 	f(`{a="1"`, "", `1:7: parse error: unexpected end of input in label set, expected "," or "}"`)
 	f(`{a="1}`, "", `1:4: parse error: unterminated quoted string`)
 	f(`{a="1", a="2"}`, "", `duplicate label name: "a"`)
+	f(`{a="", a="2"}`, "", `duplicate label name: "a"`)
 	f(`{1a="1"}`, "", `1:2: parse error: unexpected '1', expected a label name`)
 	f(`{a="\q"}`, "", `1:5: parse error: invalid escape in quoted string: invalid syntax`)
 	f(`{a="1"} x`, "", `1:9: parse error: unexpected 'x' after the label set`)
@@ -160,6 +161,9 @@ func TestDecodeErrors(t *testing.T) {
 	f("snappy of garbage", snappy.Encode(nil, []byte{0x0a, 0xff, 0xff, 0x01}), Protobuf, "proto: PushRequest: field 1: unexpected EOF")
 	f("truncated protobuf", snappy.Encode(nil, valid[:len(valid)-9]), Protobuf, "unexpected EOF")
 	f("wrong wire type", snappy.Encode(nil, []byte{0x08, 0x01}), Protobuf, "proto: PushRequest: wrong wireType = 0 for field Streams")
+	// A stream {labels "{}", entries [{line as a varint}]}.
+	f("wrong wire type deep inside", snappy.Encode(nil, []byte{0x0a, 0x08, 0x0a, 0x02, '{', '}', 0x12, 0x02, 0x10, 0x01}), Protobuf,
+		"proto: PushRequest.Streams[0].Entries[0]: wrong wireType = 0 for field Line")
 	f("illegal tag", snappy.Encode(nil, []byte{0x00}), Protobuf, "proto: PushRequest: invalid field number")
 	f("uncompressed protobuf", valid, Protobuf, "snappy:")
 	f("no streams", snappyRequest(), Protobuf, ErrNoStreams.Error())

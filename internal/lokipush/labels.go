@@ -2,6 +2,7 @@ package lokipush
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -45,9 +46,7 @@ func ParseLabels(dst []model.Label, s string) ([]model.Label, error) {
 				return dst, fmt.Errorf("duplicate label name: %q", name)
 			}
 		}
-		if value != "" {
-			dst = append(dst, model.Label{Name: name, Value: value})
-		}
+		dst = append(dst, model.Label{Name: name, Value: value})
 		p.space()
 		if p.eat(',') {
 			continue
@@ -61,7 +60,8 @@ func ParseLabels(dst []model.Label, s string) ([]model.Label, error) {
 	if p.i < len(p.s) {
 		return dst, p.errorf("unexpected %s after the label set", p.what())
 	}
-	return dst, nil
+	kept := slices.DeleteFunc(dst[start:], func(l model.Label) bool { return l.Value == "" })
+	return dst[:start+len(kept)], nil
 }
 
 type labelParser struct {

@@ -146,8 +146,12 @@ func decodeEntry(e *entry, ef field, p path, text string) error {
 				if f.num != fieldTimestampSeconds && f.num != fieldTimestampNanos {
 					continue
 				}
+				name := "Seconds"
+				if f.num == fieldTimestampNanos {
+					name = "Nanos"
+				}
 				if f.typ != protowire.VarintType {
-					return p.wrongType(map[bool]string{true: "Seconds", false: "Nanos"}[f.num == fieldTimestampSeconds], f.typ)
+					return p.wrongType(name, f.typ)
 				}
 				if f.num == fieldTimestampSeconds {
 					sec = int64(f.u)
@@ -181,7 +185,11 @@ func decodeEntry(e *entry, ef field, p path, text string) error {
 					continue
 				}
 				if f.typ != protowire.BytesType {
-					return p.wrongType(map[bool]string{true: "Name", false: "Value"}[f.num == fieldPairName], f.typ)
+					name := "Name"
+					if f.num == fieldPairValue {
+						name = "Value"
+					}
+					return p.wrongType(name, f.typ)
 				}
 				if f.num == fieldPairName {
 					a.Key = f.str(text)
