@@ -206,6 +206,12 @@ func TestDecodeInvalidEntries(t *testing.T) {
 		t.Errorf("got error\n%v\nwant\n%s", res.Err, want)
 	}
 
+	// JSON labels appear in messages as Loki writes them.
+	res, _ = decode(t, []byte(`{"streams":[{"stream":{"job":"a","k8s.io/app":"b"},"values":[["1","`+strings.Repeat("z", 65)+`"]]}]}`), JSON)
+	if want := `max entry size '64' bytes exceeded for stream '{job="a", "k8s.io/app"="b"}' while adding an entry with length '65' bytes`; res.Err == nil || res.Err.Error() != want {
+		t.Errorf("got %v; want %s", res.Err, want)
+	}
+
 	// One kind of error, once: Loki's message alone.
 	res, _ = decode(t, []byte(`{"streams":[{"values":[["1","x"]]}]}`), JSON)
 	if res.Err == nil || res.Err.Error() != "error at least one label pair is required per stream" {

@@ -94,7 +94,11 @@ func jsonLabels(v *fastjson.Value) (string, error) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(strconv.Quote(l.k))
+		if isName(l.k) {
+			b.WriteString(l.k)
+		} else {
+			b.WriteString(strconv.Quote(l.k))
+		}
 		b.WriteByte('=')
 		b.WriteString(strconv.Quote(l.v))
 	}

@@ -117,6 +117,16 @@ func (p *labelParser) name() (string, error) {
 	return n, nil
 }
 
+// isName reports whether s is a label name that needs no quotes.
+func isName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isNameByte(s[i], i == 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func isNameByte(c byte, first bool) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || !first && c >= '0' && c <= '9'
 }
