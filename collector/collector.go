@@ -1,4 +1,4 @@
-// Package collector receives logs (files, the logs API, OTLP) and spans
+// Package collector receives logs (files, the logs API, OTLP, Loki push) and spans
 // (OTLP, Jaeger thrift over UDP and HTTP, Zipkin) and ships them, in OTLP
 // batches, to one queue per signal. A source is acknowledged (HTTP 2xx, a
 // file offset persisted) only after the queue durably accepted its
@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigilhq/vigil/collector/files"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/lokipush"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
 )
@@ -27,6 +28,9 @@ import (
 type Options struct {
 	// MaxBodyBytes bounds an HTTP request body, compressed or decoded.
 	MaxBodyBytes int64
+	// LokiMaxLineBytes refuses longer lines pushed to the Loki push API,
+	// as Loki's max_line_size does; 0 accepts any length.
+	LokiMaxLineBytes int
 	// BatchMaxRecords bounds one queue message.
 	BatchMaxRecords int
 	// BatchMaxWait is how long small HTTP requests are held to share a batch.
@@ -67,12 +71,13 @@ type Ledger interface {
 // DefaultOptions returns options that suit one machine.
 func DefaultOptions() Options {
 	return Options{
-		MaxBodyBytes:    16 << 20,
-		BatchMaxRecords: 8192,
-		BatchMaxWait:    20 * time.Millisecond,
-		Listen:          Addrs{HTTP: config.DefaultCollectorHTTPAddr},
-		SampleRate:      1,
-		Logger:          slog.Default(),
+		MaxBodyBytes:     16 << 20,
+		LokiMaxLineBytes: lokipush.DefaultMaxLineBytes,
+		BatchMaxRecords:  8192,
+		BatchMaxWait:     20 * time.Millisecond,
+		Listen:           Addrs{HTTP: config.DefaultCollectorHTTPAddr},
+		SampleRate:       1,
+		Logger:           slog.Default(),
 	}
 }
 
@@ -142,4 +147,5 @@ func New(opts Options, q Queues) (*Collector, error) {
 func (c *Collector) RegisterHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/logs", c.handleLogsAPI)
 	mux.HandleFunc("POST /v1/logs", c.handleOTLPLogs)
+	mux.HandleFunc("POST /loki/api/v1/push", c.handleLokiPush)
 }
