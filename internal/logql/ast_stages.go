@@ -9,7 +9,8 @@ import (
 )
 
 // Stage is one pipeline stage of a log query: *LineFilterStage,
-// *ParserStage or *LabelFilterStage.
+// *ParserStage, *LabelFilterStage, *DropStage, *KeepStage,
+// *LineFormatStage, *LabelFormatStage or *DecolorizeStage.
 type Stage interface {
 	String() string
 	stage()
@@ -42,9 +43,13 @@ func (op LineFilterOp) String() string {
 
 // LineFilterStage keeps lines that contain (or do not contain) Text, or
 // that match (or do not match) the unanchored RE2 regular expression Text.
+// Or holds the alternatives of `|= "a" or "b"`: a line is kept when it
+// matches Text or any of them. Only |= and |~ have alternatives; the parser
+// turns `!= "a" or "b"` into two filters, as Loki does.
 type LineFilterStage struct {
 	Op   LineFilterOp
 	Text string
+	Or   []string
 }
 
 // ParserKind names a parser stage.
@@ -52,16 +57,27 @@ type ParserKind string
 
 // Parsers.
 const (
-	ParserJSON   ParserKind = "json"
-	ParserLogfmt ParserKind = "logfmt"
+	ParserJSON    ParserKind = "json"
+	ParserLogfmt  ParserKind = "logfmt"
+	ParserRegexp  ParserKind = "regexp"
+	ParserPattern ParserKind = "pattern"
+	ParserUnpack  ParserKind = "unpack"
 )
 
 // ParserStage extracts labels from the line. Without Extractions, json
 // extracts every scalar field (nested objects flattened with "_") and
-// logfmt every key; with Extractions, only the listed ones.
+// logfmt every key; with Extractions, only the listed ones. regexp and
+// pattern take their expression in Param and extract its named captures;
+// unpack extracts the string fields of a JSON object and replaces the line
+// with its "_entry" field.
 type ParserStage struct {
 	Kind        ParserKind
 	Extractions []LabelExtraction
+	Param       string
+	// Strict (logfmt --strict) stops at the first malformed pair and sets
+	// __error__; without it malformed pairs are skipped. KeepEmpty
+	// (--keep-empty) keeps keys without a value as empty labels.
+	Strict, KeepEmpty bool
 }
 
 // LabelExtraction is one `label="expression"` parameter of a parser: a
@@ -81,12 +97,30 @@ func (*LineFilterStage) stage()  {}
 func (*ParserStage) stage()      {}
 func (*LabelFilterStage) stage() {}
 
-func (s *LineFilterStage) String() string { return s.Op.String() + " " + strconv.Quote(s.Text) }
+func (s *LineFilterStage) String() string {
+	out := s.Op.String() + " " + strconv.Quote(s.Text)
+	for _, t := range s.Or {
+		out += " or " + strconv.Quote(t)
+	}
+	return out
+}
 
 func (s *ParserStage) String() string {
 	var b strings.Builder
 	b.WriteString("| ")
 	b.WriteString(string(s.Kind))
+	switch s.Kind {
+	case ParserRegexp, ParserPattern:
+		b.WriteByte(' ')
+		b.WriteString(strconv.Quote(s.Param))
+		return b.String()
+	}
+	if s.Strict {
+		b.WriteString(" --strict")
+	}
+	if s.KeepEmpty {
+		b.WriteString(" --keep-empty")
+	}
 	for i, x := range s.Extractions {
 		if i == 0 {
 			b.WriteByte(' ')
@@ -110,7 +144,7 @@ func (s *LabelFilterStage) String() string {
 }
 
 // LabelFilter is a condition on labels: *LabelMatchFilter, *NumberFilter,
-// *DurationFilter, *BytesFilter or *BinaryLabelFilter.
+// *DurationFilter, *BytesFilter, *IPFilter or *BinaryLabelFilter.
 type LabelFilter interface {
 	String() string
 	labelFilter()

@@ -36,6 +36,7 @@ const (
 	tokLT        // <
 	tokLTE       // <=
 	tokCmpEq     // ==
+	tokFlag      // --strict, a parser flag
 )
 
 var tokenNames = [...]string{
@@ -65,6 +66,7 @@ var tokenNames = [...]string{
 	tokLT:        "<",
 	tokLTE:       "<=",
 	tokCmpEq:     "==",
+	tokFlag:      "FLAG",
 }
 
 func (k tokenKind) String() string { return tokenNames[k] }
@@ -110,6 +112,12 @@ func (l *lexer) next() token {
 		return l.lexString()
 	case isDigit(c) || c == '-' && start+1 < len(l.src) && isDigit(l.src[start+1]):
 		return l.lexNumber()
+	case strings.HasPrefix(l.src[start:], "--") && start+2 < len(l.src) && isIdentStart(l.src[start+2]):
+		l.pos += 2
+		for l.pos < len(l.src) && (isIdentChar(l.src[l.pos]) || l.src[l.pos] == '-') {
+			l.pos++
+		}
+		return token{kind: tokFlag, pos: start, text: l.src[start:l.pos]}
 	}
 	op := func(kind tokenKind, n int) token {
 		l.pos += n

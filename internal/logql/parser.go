@@ -2,7 +2,6 @@ package logql
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 
 	"github.com/vigilhq/vigil/internal/model"
@@ -336,16 +335,11 @@ func (p *parser) parseStages(e *LogSelectorExpr) error {
 			return nil
 		}
 		p.next()
-		st, err := p.expect(tokString)
+		fs, err := p.parseLineFilter(op)
 		if err != nil {
 			return err
 		}
-		if op == LineMatch || op == LineNotMatch {
-			if _, err := regexp.Compile(st.val); err != nil {
-				return p.errorAt(st, "invalid regular expression %q: %s", st.val, err)
-			}
-		}
-		e.Stages = append(e.Stages, &LineFilterStage{Op: op, Text: st.val})
+		e.Stages = append(e.Stages, fs...)
 	}
 }
 

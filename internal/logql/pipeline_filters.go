@@ -12,6 +12,7 @@ import (
 // lineFilter is a compiled line filter. Regular expressions that are plain
 // literals run as substring searches.
 type lineFilter struct {
+	or     []*lineFilter // alternatives of |= "a" or "b"; the line matches any
 	negate bool
 	text   string         // substring to look for
 	fold   bool           // text is lower-case ASCII; match ignoring case
@@ -19,6 +20,22 @@ type lineFilter struct {
 }
 
 func newLineFilter(s *LineFilterStage) (*lineFilter, error) {
+	f, err := newSingleLineFilter(s.Op, s.Text)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range s.Or {
+		alt, err := newSingleLineFilter(s.Op, t)
+		if err != nil {
+			return nil, err
+		}
+		f.or = append(f.or, alt)
+	}
+	return f, nil
+}
+
+func newSingleLineFilter(op LineFilterOp, text string) (*lineFilter, error) {
+	s := &LineFilterStage{Op: op, Text: text}
 	f := &lineFilter{negate: s.Op == LineNotContains || s.Op == LineNotMatch, text: s.Text}
 	if s.Op == LineContains || s.Op == LineNotContains {
 		return f, nil
@@ -70,7 +87,15 @@ func (f *lineFilter) match(line string) bool {
 	default:
 		ok = strings.Contains(line, f.text)
 	}
-	return ok != f.negate
+	if ok != f.negate {
+		return true
+	}
+	for _, alt := range f.or {
+		if alt.match(line) {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *lineFilter) process(line string, _ *state) bool { return f.match(line) }
@@ -140,6 +165,8 @@ func evalLabelFilter(f LabelFilter, st *state) bool {
 		}
 		x, err := parseBytes(v)
 		return err == nil && compare(f.Op, x, f.Value)
+	case *ipMatchFilter:
+		return f.eval(st)
 	case *BinaryLabelFilter:
 		if f.And {
 			return evalLabelFilter(f.Left, st) && evalLabelFilter(f.Right, st)

@@ -32,6 +32,9 @@ func (e *LogSelectorExpr) required() (exact, fold []string) {
 		if !ok {
 			break
 		}
+		if len(lf.Or) > 0 {
+			continue // no single text is required
+		}
 		switch lf.Op {
 		case LineContains:
 			if lf.Text != "" {
