@@ -119,6 +119,7 @@ func selectParams(expr *logql.LogSelectorExpr, start, end int64, backward bool) 
 	return storage.SelectParams{
 		Start: start, End: end, Backward: backward, Matchers: expr.Matchers,
 		Contains: expr.RequiredSubstrings(), ContainsFold: expr.RequiredFoldSubstrings(),
+		ContainsAny: expr.RequiredAlternatives(),
 	}
 }
 

@@ -289,6 +289,24 @@ func TestRequiredSubstrings(t *testing.T) {
 	f(`{a="b"} != "x" or "y" |= "z"`, "z")
 	f(`{a="b"} |= "x" | line_format "{{.a}}" |= "y"`, "x")
 	f(`{a="b"} |= "x" | decolorize |= "y"`, "x")
+	alt := func(q string, want string) {
+		t.Helper()
+		e, err := ParseLogSelector(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%q", e.RequiredAlternatives()); got != want {
+			t.Fatalf("RequiredAlternatives(%s): got %s; want %s", q, got, want)
+		}
+	}
+	alt(`{a="b"} |= "x"`, `[]`)
+	alt(`{a="b"} |= "x" or "y" != "z" |~ "w" or "v" or "u"`, `[["x" "y"] ["w" "v" "u"]]`)
+	alt(`{a="b"} |~ "x" or "y.*"`, `[]`)      // not literals
+	alt(`{a="b"} |~ "x" or "(?i)y"`, `[]`)    // not case-sensitive
+	alt(`{a="b"} |= "x" or ""`, `[]`)         // every line contains ""
+	alt(`{a="b"} != "x" or "y"`, `[]`)        // neither: two != filters
+	alt(`{a="b"} | json |= "x" or "y"`, `[]`) // after a parser
+	alt(`{a="b"} | decolorize |= "x" or "y"`, `[]`)
 	fold := func(q string, want ...string) {
 		t.Helper()
 		e, err := ParseLogSelector(q)
