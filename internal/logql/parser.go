@@ -334,6 +334,9 @@ func (p *parser) parseStages(e *LogSelectorExpr) error {
 		default:
 			return nil
 		}
+		if endsWithBareName(e.Stages) && (op == LineNotContains || op == LineNotMatch) {
+			return p.unexpected(t, "pipeline stage or )")
+		}
 		p.next()
 		fs, err := p.parseLineFilter(op)
 		if err != nil {

@@ -61,6 +61,7 @@ func TestParseExprErrors(t *testing.T) {
 	f(`{a="b"} | pattern "<_> x"`, 1, 19, "at least one capture is required")
 	f(`{a="b"} | pattern "<a><b>"`, 1, 19, "found consecutive capture '<a><b>': invalid expression")
 	f(`{a="b"} | pattern "<a> <a>"`, 1, 19, "duplicate capture name (a): invalid expression")
+	f(`({a="b"} | drop a) != "x"`, 1, 20, "syntax error: unexpected !=, expecting pipeline stage or )")
 	f(`{a="b"} | drop`, 1, 15, "syntax error: unexpected end of input, expecting IDENTIFIER")
 	f(`{a="b"} | drop a,`, 1, 18, "syntax error: unexpected end of input, expecting IDENTIFIER")
 	f(`{a="b"} | keep a=1`, 1, 18, "syntax error: unexpected NUMBER, expecting STRING")

@@ -50,6 +50,24 @@ func (p *parser) parseDropKeep() (Stage, error) {
 	return &KeepStage{Labels: ms}, nil
 }
 
+// endsWithBareName reports whether the last stage is a drop or keep whose
+// last label is a bare name. A `!=` or `!~` after it would print as a
+// matcher of that label (`drop a != "x"`), so the parser refuses it where
+// it can only come from a parenthesised pipeline: ({…} | drop a) != "x".
+func endsWithBareName(stages []Stage) bool {
+	if len(stages) == 0 {
+		return false
+	}
+	var ms []NamedMatcher
+	switch s := stages[len(stages)-1].(type) {
+	case *DropStage:
+		ms = s.Labels
+	case *KeepStage:
+		ms = s.Labels
+	}
+	return len(ms) > 0 && ms[len(ms)-1].Matcher == nil
+}
+
 // parseLineFormat parses `line_format "template"`.
 func (p *parser) parseLineFormat() (Stage, error) {
 	p.next()
