@@ -188,7 +188,8 @@ type LabelMatchFilter struct {
 }
 
 // NumberFilter compares a label parsed as a float with Value. A line whose
-// label is absent or not a number does not match.
+// label is absent does not match; one whose label is not a number is kept
+// with __error__="LabelFilterErr", as in Loki.
 type NumberFilter struct {
 	Name  string
 	Op    CompareOp
@@ -196,8 +197,8 @@ type NumberFilter struct {
 }
 
 // DurationFilter compares a label parsed as a duration ("250ms", "1.5s")
-// with Value. A line whose label is absent or not a duration does not
-// match.
+// with Value. A line whose label is absent does not match; one whose label
+// is not a duration is kept with __error__="LabelFilterErr".
 type DurationFilter struct {
 	Name  string
 	Op    CompareOp
@@ -205,8 +206,8 @@ type DurationFilter struct {
 }
 
 // BytesFilter compares a label parsed as a byte size ("512", "10KB",
-// "1.5 MiB") with Value. A line whose label is absent or not a byte size
-// does not match.
+// "1.5 MiB") with Value. A line whose label is absent does not match; one
+// whose label is not a byte size is kept with __error__="LabelFilterErr".
 type BytesFilter struct {
 	Name  string
 	Op    CompareOp

@@ -22,6 +22,7 @@ const (
 	ErrJSONParser     = "JSONParserErr"
 	ErrLogfmtParse    = "LogfmtParserErr"
 	ErrTemplateFormat = "TemplateFormatErr"
+	ErrLabelFilter    = "LabelFilterErr"
 )
 
 // extractedSuffix renames an extracted label that collides with a stream

@@ -138,7 +138,9 @@ type labelFilterStage struct{ f LabelFilter }
 func (s *labelFilterStage) process(_ string, st *state) bool { return evalLabelFilter(s.f, st) }
 
 // evalLabelFilter evaluates f against the current labels. A numeric filter
-// on an absent label or a value that does not parse does not match.
+// on an absent label does not match; on a value that does not convert it
+// matches and sets __error__ to LabelFilterErr (unless a parser already
+// set an error), as in Loki.
 func evalLabelFilter(f LabelFilter, st *state) bool {
 	switch f := f.(type) {
 	case *LabelMatchFilter:
@@ -150,21 +152,30 @@ func evalLabelFilter(f LabelFilter, st *state) bool {
 			return false
 		}
 		x, err := strconv.ParseFloat(v, 64)
-		return err == nil && compare(f.Op, x, f.Value)
+		if err != nil {
+			return st.labelFilterError(err)
+		}
+		return compare(f.Op, x, f.Value)
 	case *DurationFilter:
 		v, ok := st.get(f.Name)
 		if !ok {
 			return false
 		}
 		x, err := parseDuration(v)
-		return err == nil && compare(f.Op, x, f.Value)
+		if err != nil {
+			return st.labelFilterError(err)
+		}
+		return compare(f.Op, x, f.Value)
 	case *BytesFilter:
 		v, ok := st.get(f.Name)
 		if !ok {
 			return false
 		}
 		x, err := parseBytes(v)
-		return err == nil && compare(f.Op, x, f.Value)
+		if err != nil {
+			return st.labelFilterError(err)
+		}
+		return compare(f.Op, x, f.Value)
 	case *ipMatchFilter:
 		return f.eval(st)
 	case *BinaryLabelFilter:
@@ -192,4 +203,13 @@ func compare[T cmp.Ordered](op CompareOp, a, b T) bool {
 		return a <= b
 	}
 	return false
+}
+
+// labelFilterError records a label value that a filter could not convert
+// and keeps the line, as Loki does; it does not replace a parser's error.
+func (st *state) labelFilterError(err error) bool {
+	if e, _ := st.get(ErrorLabel); e == "" {
+		st.setErrorDetails(ErrLabelFilter, err.Error())
+	}
+	return true
 }

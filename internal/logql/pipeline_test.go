@@ -163,18 +163,27 @@ func TestPipelineLabelFilters(t *testing.T) {
 	f(`| json | status <= 502`, line, "dropped")
 	f(`| json | latency > 250.25`, line, all)
 	f(`| json | latency > 250.5`, line, "dropped")
-	f(`| json | msg > 1`, line, "dropped")  // not a number
+	// A value that does not convert keeps the line with an error, as in Loki.
+	filterErr := `{__error__="LabelFilterErr", ` + all[1:]
+	f(`| json | msg > 1`, line, filterErr)
+	f(`| json | msg > 1 | __error__=""`, line, "dropped")
+	f(`| json | msg > 1 or status == 1`, line, filterErr)
+	f(`| json | status == 1 and msg > 1`, line, "dropped")
 	f(`| json | nope < 1`, line, "dropped") // absent
 	f(`| json | nope != 1`, line, "dropped")
 	// Durations and byte sizes.
 	f(`| json | duration > 1s`, line, all)
 	f(`| json | duration >= 1500ms`, line, all)
 	f(`| json | duration > 2s`, line, "dropped")
-	f(`| json | msg > 1s`, line, "dropped")
+	f(`| json | msg > 1s`, line, filterErr)
+	f(`| json | msg > 1KB`, line, filterErr)
+	f(`| json | msg > 1 | msg > 1s`, line, filterErr) // the first error stays
+	f(`| logfmt --strict | a > 1`, `a=x b="`, `{__error__="LogfmtParserErr", a="x", level="info", service="api"}`) // a parser's error stays
+	f("| logfmt | a > 1", "a=x b", `{__error__="LabelFilterErr", __error_details__="strconv.ParseFloat: parsing \"x\": invalid syntax", a="x", level="info", service="api"}`)
 	f(`| json | size >= 10KB`, line, all)
 	f(`| json | size > 9.9KiB`, line, "dropped")
 	f(`| json | size == 10000B`, line, all)
-	f(`| json | msg > 1KB`, line, "dropped")
+
 	// Combinations.
 	f(`| json | status >= 500 and duration > 1s`, line, all)
 	f(`| json | status >= 500, duration > 2s`, line, "dropped")
