@@ -177,8 +177,9 @@ func TestPipelineLabelFilters(t *testing.T) {
 	f(`| json | duration > 2s`, line, "dropped")
 	f(`| json | msg > 1s`, line, filterErr)
 	f(`| json | msg > 1KB`, line, filterErr)
-	f(`| json | msg > 1 | msg > 1s`, line, filterErr) // the first error stays
-	f(`| logfmt --strict | a > 1`, `a=x b="`, `{__error__="LogfmtParserErr", a="x", level="info", service="api"}`) // a parser's error stays
+	// The first error stays, a label filter's or a parser's.
+	f(`| json | msg > 1 | msg > 1s`, line, filterErr)
+	f(`| logfmt --strict | a > 1`, `a=x b="`, `{__error__="LogfmtParserErr", a="x", level="info", service="api"}`)
 	f("| logfmt | a > 1", "a=x b", `{__error__="LabelFilterErr", __error_details__="strconv.ParseFloat: parsing \"x\": invalid syntax", a="x", level="info", service="api"}`)
 	f(`| json | size >= 10KB`, line, all)
 	f(`| json | size > 9.9KiB`, line, "dropped")
