@@ -25,6 +25,8 @@ const (
 	LineNotContains                     // != "text"
 	LineMatch                           // |~ "regexp"
 	LineNotMatch                        // !~ "regexp"
+	LinePattern                         // |> "<_> error <_>"
+	LineNotPattern                      // !> "<_> error <_>"
 )
 
 func (op LineFilterOp) String() string {
@@ -37,15 +39,21 @@ func (op LineFilterOp) String() string {
 		return "|~"
 	case LineNotMatch:
 		return "!~"
+	case LinePattern:
+		return "|>"
+	case LineNotPattern:
+		return "!>"
 	}
 	return "?"
 }
 
 // LineFilterStage keeps lines that contain (or do not contain) Text, or
 // that match (or do not match) the unanchored RE2 regular expression Text.
+// With |> and !>, Text is a pattern whose literals the line must (or must
+// not) hold in order, as in the pattern parser, with <_> for any text.
 // Or holds the alternatives of `|= "a" or "b"`: a line is kept when it
-// matches Text or any of them. Only |= and |~ have alternatives; the parser
-// turns `!= "a" or "b"` into two filters, as Loki does.
+// matches Text or any of them. Only |=, |~ and |> have alternatives; the
+// parser turns `!= "a" or "b"` into two filters, as Loki does.
 type LineFilterStage struct {
 	Op   LineFilterOp
 	Text string

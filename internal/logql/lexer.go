@@ -37,6 +37,8 @@ const (
 	tokLTE       // <=
 	tokCmpEq     // ==
 	tokFlag      // --strict, a parser flag
+	tokPipePatt  // |>
+	tokNotPatt   // !>
 )
 
 var tokenNames = [...]string{
@@ -67,6 +69,8 @@ var tokenNames = [...]string{
 	tokLTE:       "<=",
 	tokCmpEq:     "==",
 	tokFlag:      "FLAG",
+	tokPipePatt:  "|>",
+	tokNotPatt:   "!>",
 }
 
 func (k tokenKind) String() string { return tokenNames[k] }
@@ -156,6 +160,8 @@ func (l *lexer) next() token {
 			return op(tokNeq, 2)
 		case '~':
 			return op(tokNre, 2)
+		case '>':
+			return op(tokNotPatt, 2)
 		}
 	case '|':
 		switch c2 {
@@ -163,6 +169,8 @@ func (l *lexer) next() token {
 			return op(tokPipeExact, 2)
 		case '~':
 			return op(tokPipeMatch, 2)
+		case '>':
+			return op(tokPipePatt, 2)
 		}
 		return op(tokPipe, 1)
 	case '>':

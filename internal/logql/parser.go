@@ -323,6 +323,10 @@ func (p *parser) parseStages(e *LogSelectorExpr) error {
 			op = LineMatch
 		case tokNre:
 			op = LineNotMatch
+		case tokPipePatt:
+			op = LinePattern
+		case tokNotPatt:
+			op = LineNotPattern
 		case tokPipe:
 			p.next()
 			s, err := p.parsePipeStage()
@@ -334,7 +338,7 @@ func (p *parser) parseStages(e *LogSelectorExpr) error {
 		default:
 			return nil
 		}
-		if endsWithBareName(e.Stages) && (op == LineNotContains || op == LineNotMatch) {
+		if endsWithBareName(e.Stages) && (op == LineNotContains || op == LineNotMatch || op == LineNotPattern) {
 			return p.unexpected(t, "pipeline stage or )")
 		}
 		p.next()

@@ -72,9 +72,14 @@ func (p *parser) parseLineFilter(op LineFilterOp) ([]Stage, error) {
 		if err != nil {
 			return nil, err
 		}
-		if op == LineMatch || op == LineNotMatch {
+		switch op {
+		case LineMatch, LineNotMatch:
 			if _, err := regexp.Compile(st.val); err != nil {
 				return nil, p.errorAt(st, "invalid regular expression %q: %s", st.val, err)
+			}
+		case LinePattern, LineNotPattern:
+			if _, err := newPatternFilter(st.val); err != nil {
+				return nil, p.errorAt(st, "%s", err)
 			}
 		}
 		texts = append(texts, st.val)
@@ -83,7 +88,7 @@ func (p *parser) parseLineFilter(op LineFilterOp) ([]Stage, error) {
 		}
 		p.next()
 	}
-	if op == LineContains || op == LineMatch {
+	if op == LineContains || op == LineMatch || op == LinePattern {
 		s := &LineFilterStage{Op: op, Text: texts[0]}
 		if len(texts) > 1 {
 			s.Or = texts[1:]

@@ -66,6 +66,8 @@ func TestParseExpr(t *testing.T) {
 	f(`{a="b"} |~ "x.*" or "y"`, `{a="b"} |~ "x.*" or "y"`)
 	f(`{a="b"} != "x" or "y"`, `{a="b"} != "x" != "y"`)
 	f(`{a="b"} !~ "x" or "y" |= "z"`, `{a="b"} !~ "x" !~ "y" |= "z"`)
+	f(`{a="b"} |> "<_> error <_>" or "<_> warn <_>" !> "<_> debug <_>"`, `{a="b"} |> "<_> error <_>" or "<_> warn <_>" !> "<_> debug <_>"`)
+	f(`{a="b"} !> "<_> a <_>" or "<_> b"`, `{a="b"} !> "<_> a <_>" !> "<_> b"`)
 	// Parsers with flags and expressions.
 	f(`{a="b"} | logfmt --strict --keep-empty a, b="c"`, `{a="b"} | logfmt --strict --keep-empty a, b="c"`)
 	f(`{a="b"} | logfmt --keep-empty`, `{a="b"} | logfmt --keep-empty`)

@@ -12,11 +12,12 @@ import (
 // lineFilter is a compiled line filter. Regular expressions that are plain
 // literals run as substring searches.
 type lineFilter struct {
-	or     []*lineFilter // alternatives of |= "a" or "b"; the line matches any
-	negate bool
-	text   string         // substring to look for
-	fold   bool           // text is lower-case ASCII; match ignoring case
-	re     *regexp.Regexp // nil unless a real regular expression
+	or      []*lineFilter // alternatives of |= "a" or "b"; the line matches any
+	pattern *patternFilter
+	negate  bool
+	text    string         // substring to look for
+	fold    bool           // text is lower-case ASCII; match ignoring case
+	re      *regexp.Regexp // nil unless a real regular expression
 }
 
 func newLineFilter(s *LineFilterStage) (*lineFilter, error) {
@@ -36,8 +37,16 @@ func newLineFilter(s *LineFilterStage) (*lineFilter, error) {
 
 func newSingleLineFilter(op LineFilterOp, text string) (*lineFilter, error) {
 	s := &LineFilterStage{Op: op, Text: text}
-	f := &lineFilter{negate: s.Op == LineNotContains || s.Op == LineNotMatch, text: s.Text}
-	if s.Op == LineContains || s.Op == LineNotContains {
+	f := &lineFilter{negate: s.Op == LineNotContains || s.Op == LineNotMatch || s.Op == LineNotPattern, text: s.Text}
+	switch s.Op {
+	case LineContains, LineNotContains:
+		return f, nil
+	case LinePattern, LineNotPattern:
+		pf, err := newPatternFilter(s.Text)
+		if err != nil {
+			return nil, err
+		}
+		f.pattern = pf
 		return f, nil
 	}
 	re, err := regexp.Compile(s.Text)
@@ -80,6 +89,8 @@ func literalRegexp(expr string) (lit string, fold, ok bool) {
 func (f *lineFilter) match(line string) bool {
 	var ok bool
 	switch {
+	case f.pattern != nil:
+		ok = f.pattern.match(line)
 	case f.re != nil:
 		ok = f.re.MatchString(line)
 	case f.fold:

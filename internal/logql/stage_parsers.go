@@ -85,7 +85,30 @@ type patternStage struct {
 }
 
 func newPatternStage(expr string) (*patternStage, error) {
-	s := &patternStage{}
+	s := &patternStage{nodes: parsePattern(expr)}
+	if err := checkConsecutive(s.nodes); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, n := range s.nodes {
+		if !n.capture || n.text == "_" {
+			continue
+		}
+		if seen[n.text] {
+			return nil, fmt.Errorf("duplicate capture name (%s): invalid expression", n.text)
+		}
+		seen[n.text] = true
+		s.names = append(s.names, n.text)
+	}
+	if len(s.names) == 0 {
+		return nil, errors.New("at least one capture is required")
+	}
+	return s, nil
+}
+
+// parsePattern splits a pattern into literals and captures: <name> or <_>.
+func parsePattern(expr string) []patternNode {
+	var nodes []patternNode
 	lit := 0 // start of the pending literal
 	for i := 0; i < len(expr); i++ {
 		if expr[i] != '<' {
@@ -99,35 +122,62 @@ func newPatternStage(expr string) (*patternStage, error) {
 			continue
 		}
 		if lit < i {
-			s.nodes = append(s.nodes, patternNode{text: expr[lit:i]})
+			nodes = append(nodes, patternNode{text: expr[lit:i]})
 		}
-		s.nodes = append(s.nodes, patternNode{text: expr[i+1 : j], capture: true})
+		nodes = append(nodes, patternNode{text: expr[i+1 : j], capture: true})
 		i, lit = j, j+1
 	}
 	if lit < len(expr) {
-		s.nodes = append(s.nodes, patternNode{text: expr[lit:]})
+		nodes = append(nodes, patternNode{text: expr[lit:]})
 	}
-	seen := map[string]bool{}
-	for i, n := range s.nodes {
-		if !n.capture {
+	return nodes
+}
+
+func checkConsecutive(nodes []patternNode) error {
+	for i, n := range nodes {
+		if n.capture && i+1 < len(nodes) && nodes[i+1].capture {
+			return fmt.Errorf("found consecutive capture '<%s><%s>': invalid expression", n.text, nodes[i+1].text)
+		}
+	}
+	return nil
+}
+
+// patternFilter is the test of a |> or !> line filter.
+type patternFilter struct{ nodes []patternNode }
+
+// newPatternFilter parses a line filter pattern: only <_> captures.
+func newPatternFilter(expr string) (*patternFilter, error) {
+	nodes := parsePattern(expr)
+	if err := checkConsecutive(nodes); err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		if n.capture && n.text != "_" {
+			return nil, fmt.Errorf("named captures are not allowed: found '<%s>'", n.text)
+		}
+	}
+	return &patternFilter{nodes: nodes}, nil
+}
+
+// match reports whether line holds the literals in order, each <_> over
+// at least one byte, like Loki's pattern line filter: a pattern ending in
+// a literal must end the line, one ending in <_> must leave text for it.
+func (f *patternFilter) match(line string) bool {
+	if line == "" || len(f.nodes) == 0 {
+		return line == "" && len(f.nodes) == 0
+	}
+	off := 0
+	for i, n := range f.nodes {
+		if n.capture {
 			continue
 		}
-		if i+1 < len(s.nodes) && s.nodes[i+1].capture {
-			return nil, fmt.Errorf("found consecutive capture '<%s><%s>': invalid expression", n.text, s.nodes[i+1].text)
+		j := strings.Index(line[off:], n.text)
+		if j < 0 || i != 0 && j == 0 {
+			return false
 		}
-		if n.text == "_" {
-			continue
-		}
-		if seen[n.text] {
-			return nil, fmt.Errorf("duplicate capture name (%s): invalid expression", n.text)
-		}
-		seen[n.text] = true
-		s.names = append(s.names, n.text)
+		off += j + len(n.text)
 	}
-	if len(s.names) == 0 {
-		return nil, errors.New("at least one capture is required")
-	}
-	return s, nil
+	return f.nodes[len(f.nodes)-1].capture == (off != len(line))
 }
 
 // process matches like Loki: a leading literal must start the line; each

@@ -161,6 +161,25 @@ func TestStageLineFilterOr(t *testing.T) {
 	f(`|= "a" or "b" |= "c"`, "a b", "a b", "dropped")
 }
 
+func TestStagePatternLineFilter(t *testing.T) {
+	f := entryCase(t)
+	f(`|> "<_> error <_>"`, "an error here", "an error here", kept)
+	f(`|> "<_> error <_>"`, "error here", "error here", "dropped")
+	// A pattern ending in a literal must end the line; one ending in <_>
+	// must leave text for it.
+	f(`|> "<_> bar"`, "foo bar", "foo bar", kept)
+	f(`|> "<_> bar"`, "foo bar baz", "foo bar baz", "dropped")
+	f(`|> "foo <_>"`, "foo bar", "foo bar", kept)
+	f(`|> "foo <_>"`, "foo ", "foo ", "dropped")
+	f(`|> "<_> GET <_> 5<_>"`, "1.2.3.4 GET /x 503", "1.2.3.4 GET /x 503", kept)
+	f(`|> "<_> GET <_> 5<_>"`, "1.2.3.4 GET /x 200", "1.2.3.4 GET /x 200", "dropped")
+	f(`!> "<_> error <_>"`, "an error here", "an error here", "dropped")
+	f(`!> "<_> error <_>"`, "all fine", "all fine", kept)
+	f(`|> "<_> a <_>" or "<_> b <_>"`, "x b y", "x b y", kept)
+	f(`|> "<_> a <_>" or "<_> b <_>"`, "x c y", "x c y", "dropped")
+	f(`!> "<_> a <_>" or "<_> b <_>"`, "x b y", "x b y", "dropped")
+}
+
 func TestStageIPFilter(t *testing.T) {
 	f := entryCase(t)
 	f(`| logfmt | addr = ip("192.168.0.0/16")`, "addr=192.168.4.5", "addr=192.168.4.5", `{addr="192.168.4.5", level="info", service="api"}`)
