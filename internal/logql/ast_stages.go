@@ -58,6 +58,9 @@ type LineFilterStage struct {
 	Op   LineFilterOp
 	Text string
 	Or   []string
+	// IP makes Text an ip() pattern (|= ip("10.0.0.0/8") or != ip(…)): the
+	// line holds (or does not hold) an address in it. It has no Or.
+	IP bool
 }
 
 // ParserKind names a parser stage.
@@ -106,6 +109,9 @@ func (*ParserStage) stage()      {}
 func (*LabelFilterStage) stage() {}
 
 func (s *LineFilterStage) String() string {
+	if s.IP {
+		return s.Op.String() + " ip(" + strconv.Quote(s.Text) + ")"
+	}
 	out := s.Op.String() + " " + strconv.Quote(s.Text)
 	for _, t := range s.Or {
 		out += " or " + strconv.Quote(t)

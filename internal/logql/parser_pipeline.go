@@ -66,6 +66,17 @@ func (p *parser) parsePipeStage() (Stage, error) {
 // line filter operator. `!= "a" or "b"` means neither a nor b, so it
 // becomes two filters, as in Loki.
 func (p *parser) parseLineFilter(op LineFilterOp) ([]Stage, error) {
+	if t := p.peek(); t.kind == tokIdent && t.text == "ip" && p.peekN(1).kind == tokLParen {
+		if op != LineContains && op != LineNotContains {
+			return nil, p.errorAt(t, "ip: invalid operation")
+		}
+		p.next()
+		f, err := p.parseIPFilter("", false)
+		if err != nil {
+			return nil, err
+		}
+		return []Stage{&LineFilterStage{Op: op, Text: f.(*IPFilter).Pattern, IP: true}}, nil
+	}
 	var texts []string
 	for {
 		st, err := p.expect(tokString)

@@ -68,6 +68,7 @@ func TestParseExpr(t *testing.T) {
 	f(`{a="b"} !~ "x" or "y" |= "z"`, `{a="b"} !~ "x" !~ "y" |= "z"`)
 	f(`{a="b"} |> "<_> error <_>" or "<_> warn <_>" !> "<_> debug <_>"`, `{a="b"} |> "<_> error <_>" or "<_> warn <_>" !> "<_> debug <_>"`)
 	f(`{a="b"} !> "<_> a <_>" or "<_> b"`, `{a="b"} !> "<_> a <_>" !> "<_> b"`)
+	f(`{a="b"} |= ip("10.0.0.0/8") != ip("10.1.0.0/16") |= "x"`, `{a="b"} |= ip("10.0.0.0/8") != ip("10.1.0.0/16") |= "x"`)
 	// Parsers with flags and expressions.
 	f(`{a="b"} | logfmt --strict --keep-empty a, b="c"`, `{a="b"} | logfmt --strict --keep-empty a, b="c"`)
 	f(`{a="b"} | logfmt --keep-empty`, `{a="b"} | logfmt --keep-empty`)

@@ -2,6 +2,7 @@ package logql
 
 import (
 	"cmp"
+	"net/netip"
 	"regexp"
 	"regexp/syntax"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 type lineFilter struct {
 	or      []*lineFilter // alternatives of |= "a" or "b"; the line matches any
 	pattern *patternFilter
+	ip      func(netip.Addr) bool // |= ip("…")
 	negate  bool
 	text    string         // substring to look for
 	fold    bool           // text is lower-case ASCII; match ignoring case
@@ -21,6 +23,13 @@ type lineFilter struct {
 }
 
 func newLineFilter(s *LineFilterStage) (*lineFilter, error) {
+	if s.IP {
+		m, err := parseIPPattern(s.Text)
+		if err != nil {
+			return nil, err
+		}
+		return &lineFilter{negate: s.Op == LineNotContains, ip: m}, nil
+	}
 	f, err := newSingleLineFilter(s.Op, s.Text)
 	if err != nil {
 		return nil, err
@@ -89,6 +98,8 @@ func literalRegexp(expr string) (lit string, fold, ok bool) {
 func (f *lineFilter) match(line string) bool {
 	var ok bool
 	switch {
+	case f.ip != nil:
+		ok = containsIP(line, f.ip)
 	case f.pattern != nil:
 		ok = f.pattern.match(line)
 	case f.re != nil:

@@ -317,6 +317,7 @@ func TestRequiredSubstrings(t *testing.T) {
 	alt(`{a="b"} != "x" or "y"`, `[]`)        // neither: two != filters
 	alt(`{a="b"} | json |= "x" or "y"`, `[]`) // after a parser
 	alt(`{a="b"} | decolorize |= "x" or "y"`, `[]`)
+	f(`{a="b"} |= ip("10.0.0.1") |= "x"`, "x")
 	fold := func(q string, want ...string) {
 		t.Helper()
 		e, err := ParseLogSelector(q)

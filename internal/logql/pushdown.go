@@ -32,7 +32,7 @@ func (e *LogSelectorExpr) required() (exact, fold []string) {
 		if !ok {
 			break
 		}
-		if len(lf.Or) > 0 {
+		if len(lf.Or) > 0 || lf.IP {
 			continue // no single text is required
 		}
 		switch lf.Op {
@@ -67,7 +67,7 @@ stages:
 		if !ok {
 			break
 		}
-		if len(lf.Or) == 0 || lf.Op != LineContains && lf.Op != LineMatch {
+		if len(lf.Or) == 0 || lf.IP || lf.Op != LineContains && lf.Op != LineMatch {
 			continue
 		}
 		group := make([]string, 0, 1+len(lf.Or))

@@ -125,11 +125,37 @@ func (f *ipMatchFilter) eval(st *state) bool {
 	if !ok {
 		return false
 	}
-	addr, err := netip.ParseAddr(strings.TrimSpace(v))
-	if err != nil {
-		return f.Negate
+	return containsIP(v, f.match) != f.Negate
+}
+
+// containsIP reports whether s holds an address that match accepts: a run
+// of address characters ("10.0.0.1", "::1", "2001:db8::7"), or within a
+// run the dotted IPv4 part ("10.0.0.1" of "10.0.0.1:8080").
+func containsIP(s string, match func(netip.Addr) bool) bool {
+	try := func(inRun func(c byte) bool) bool {
+		for i := 0; i < len(s); {
+			if !inRun(s[i]) {
+				i++
+				continue
+			}
+			j := i
+			for j < len(s) && inRun(s[j]) {
+				j++
+			}
+			if j-i >= 2 {
+				if a, err := netip.ParseAddr(s[i:j]); err == nil && match(a) {
+					return true
+				}
+			}
+			i = j
+		}
+		return false
 	}
-	return f.match(addr) != f.Negate
+	return try(isIPChar) || try(func(c byte) bool { return isDigit(c) || c == '.' })
+}
+
+func isIPChar(c byte) bool {
+	return isDigit(c) || c == '.' || c == ':' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 var errIPPattern = errors.New("ip: invalid pattern")

@@ -191,6 +191,16 @@ func TestStageIPFilter(t *testing.T) {
 	f(`| logfmt | addr = ip("2001:db8::/32")`, "addr=2001:db8::7", "addr=2001:db8::7", `{addr="2001:db8::7", level="info", service="api"}`)
 	f(`| logfmt | addr = ip("10.0.0.1")`, "x=1", "x=1", "dropped")
 	f(`| logfmt | addr = ip("10.0.0.1") or x="1"`, "x=1", "x=1", `{level="info", service="api", x="1"}`)
+	// The address may be part of the value, as Loki finds it.
+	f(`| logfmt | addr = ip("10.0.0.0/8")`, "addr=10.0.0.1:8080", "addr=10.0.0.1:8080", `{addr="10.0.0.1:8080", level="info", service="api"}`)
+	f(`| logfmt | addr = ip("10.0.0.0/8")`, "addr=host-a", "addr=host-a", "dropped")
+	// Line filters.
+	f(`|= ip("192.168.0.0/16")`, "from 192.168.4.5:443 ok", "from 192.168.4.5:443 ok", kept)
+	f(`|= ip("192.168.0.0/16")`, "from 10.1.1.1 ok", "from 10.1.1.1 ok", "dropped")
+	f(`|= ip("2001:db8::/32")`, "peer [2001:db8::7]:443", "peer [2001:db8::7]:443", kept)
+	f(`!= ip("192.168.0.0/16")`, "from 10.1.1.1 ok", "from 10.1.1.1 ok", kept)
+	f(`!= ip("192.168.0.0/16")`, "to 192.168.0.1", "to 192.168.0.1", "dropped")
+	f(`|= ip("10.0.0.1")`, "version 10.0.0.12", "version 10.0.0.12", "dropped")
 	f(`| logfmt | addr = ip("10.0.0.1"), x="1"`, "x=1 addr=10.0.0.1", "x=1 addr=10.0.0.1", `{addr="10.0.0.1", level="info", service="api", x="1"}`)
 }
 
