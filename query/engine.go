@@ -58,7 +58,7 @@ func (e *Engine) SelectLogs(ctx context.Context, expr *logql.LogSelectorExpr, st
 	err = e.store.Select(ctx, p, func(r *storage.Row) bool {
 		st.LinesScanned++
 		st.BytesScanned += int64(len(r.Message))
-		lbls, keep := pl.Process(r.Message, withTraceLabels(r, &lblBuf))
+		line, lbls, keep := pl.ProcessEntry(r.Timestamp, r.Message, withTraceLabels(r, &lblBuf))
 		if !keep {
 			return true
 		}
@@ -69,7 +69,10 @@ func (e *Engine) SelectLogs(ctx context.Context, expr *logql.LogSelectorExpr, st
 			streams[string(keyBuf)] = s
 			order = append(order, s)
 		}
-		s.Entries = append(s.Entries, Entry{Timestamp: r.Timestamp, Line: strings.Clone(r.Message)})
+		if line == r.Message { // not rewritten: the row's buffer is reused
+			line = strings.Clone(line)
+		}
+		s.Entries = append(s.Entries, Entry{Timestamp: r.Timestamp, Line: line})
 		n++
 		return limit <= 0 || n < limit
 	})
@@ -116,6 +119,7 @@ func selectParams(expr *logql.LogSelectorExpr, start, end int64, backward bool) 
 	return storage.SelectParams{
 		Start: start, End: end, Backward: backward, Matchers: expr.Matchers,
 		Contains: expr.RequiredSubstrings(), ContainsFold: expr.RequiredFoldSubstrings(),
+		ContainsAny: expr.RequiredAlternatives(),
 	}
 }
 
@@ -231,7 +235,7 @@ func (e *Engine) evalRangeAgg(ctx context.Context, x *logql.RangeAggregationExpr
 	err = e.store.Select(ctx, p, func(r *storage.Row) bool {
 		st.LinesScanned++
 		st.BytesScanned += int64(len(r.Message))
-		lbls, keep := pl.Process(r.Message, withTraceLabels(r, &lblBuf))
+		line, lbls, keep := pl.ProcessEntry(r.Timestamp, r.Message, withTraceLabels(r, &lblBuf))
 		if !keep {
 			return true
 		}
@@ -255,7 +259,7 @@ func (e *Engine) evalRangeAgg(ctx context.Context, x *logql.RangeAggregationExpr
 		}
 		v := 1.0
 		if x.Op == logql.OpBytesOverTime || x.Op == logql.OpBytesRate {
-			v = float64(len(r.Message))
+			v = float64(len(line))
 		}
 		a.diff[i0] += v
 		a.diff[i1+1] -= v

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // base is the time of the first test line: 2024-05-01T12:00:00Z.
@@ -54,6 +55,11 @@ func newTestAPI(t *testing.T) *httptest.Server {
 	if err := s.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
+	return serveAPI(t, s)
+}
+
+// serveAPI serves the Loki API over s until the test ends.
+func serveAPI(t *testing.T, s storage.LogReader) *httptest.Server {
 	mux := http.NewServeMux()
 	o := DefaultOptions()
 	o.Logger = slog.New(slog.DiscardHandler)

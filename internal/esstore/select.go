@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +66,7 @@ func sortSpec(backward bool) []any {
 // Row and everything it points to are only valid during fn; its Labels may
 // be shared between rows and must not be modified.
 func (s *Store) Select(ctx context.Context, p storage.SelectParams, fn func(*storage.Row) bool) error {
-	q := translate(p.Start, p.End, p.Matchers, p.Contains, p.ContainsFold)
+	q := translate(p.Start, p.End, p.Matchers, p.Contains, p.ContainsFold).withAny(p.ContainsAny)
 	if isMatchNone(q.q) {
 		return nil
 	}
@@ -98,7 +99,7 @@ func (s *Store) Select(ctx context.Context, p storage.SelectParams, fn func(*sto
 			if !q.exact && !model.MatchLabels(p.Matchers, row.Labels) {
 				continue
 			}
-			if !containsAll(row.Message, p.Contains, p.ContainsFold) {
+			if !containsAll(row.Message, p.Contains, p.ContainsFold) || !containsAny(row.Message, p.ContainsAny) {
 				continue
 			}
 			if !fn(&row) {
@@ -129,6 +130,16 @@ func containsAll(msg string, contains, fold []string) bool {
 	}
 	for _, c := range fold {
 		if !containsFoldASCII(msg, c) {
+			return false
+		}
+	}
+	return true
+}
+
+// containsAny reports whether msg contains a text of each group.
+func containsAny(msg string, groups [][]string) bool {
+	for _, g := range groups {
+		if !slices.ContainsFunc(g, func(s string) bool { return strings.Contains(msg, s) }) {
 			return false
 		}
 	}

@@ -36,6 +36,9 @@ const (
 	tokLT        // <
 	tokLTE       // <=
 	tokCmpEq     // ==
+	tokFlag      // --strict, a parser flag
+	tokPipePatt  // |>
+	tokNotPatt   // !>
 )
 
 var tokenNames = [...]string{
@@ -65,6 +68,9 @@ var tokenNames = [...]string{
 	tokLT:        "<",
 	tokLTE:       "<=",
 	tokCmpEq:     "==",
+	tokFlag:      "FLAG",
+	tokPipePatt:  "|>",
+	tokNotPatt:   "!>",
 }
 
 func (k tokenKind) String() string { return tokenNames[k] }
@@ -110,6 +116,12 @@ func (l *lexer) next() token {
 		return l.lexString()
 	case isDigit(c) || c == '-' && start+1 < len(l.src) && isDigit(l.src[start+1]):
 		return l.lexNumber()
+	case strings.HasPrefix(l.src[start:], "--") && start+2 < len(l.src) && isIdentStart(l.src[start+2]):
+		l.pos += 2
+		for l.pos < len(l.src) && (isIdentChar(l.src[l.pos]) || l.src[l.pos] == '-') {
+			l.pos++
+		}
+		return token{kind: tokFlag, pos: start, text: l.src[start:l.pos]}
 	}
 	op := func(kind tokenKind, n int) token {
 		l.pos += n
@@ -148,6 +160,8 @@ func (l *lexer) next() token {
 			return op(tokNeq, 2)
 		case '~':
 			return op(tokNre, 2)
+		case '>':
+			return op(tokNotPatt, 2)
 		}
 	case '|':
 		switch c2 {
@@ -155,6 +169,8 @@ func (l *lexer) next() token {
 			return op(tokPipeExact, 2)
 		case '~':
 			return op(tokPipeMatch, 2)
+		case '>':
+			return op(tokPipePatt, 2)
 		}
 		return op(tokPipe, 1)
 	case '>':

@@ -2,7 +2,6 @@ package logql
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 
 	"github.com/vigilhq/vigil/internal/model"
@@ -324,6 +323,10 @@ func (p *parser) parseStages(e *LogSelectorExpr) error {
 			op = LineMatch
 		case tokNre:
 			op = LineNotMatch
+		case tokPipePatt:
+			op = LinePattern
+		case tokNotPatt:
+			op = LineNotPattern
 		case tokPipe:
 			p.next()
 			s, err := p.parsePipeStage()
@@ -335,17 +338,15 @@ func (p *parser) parseStages(e *LogSelectorExpr) error {
 		default:
 			return nil
 		}
+		if endsWithBareName(e.Stages) && (op == LineNotContains || op == LineNotMatch || op == LineNotPattern) {
+			return p.unexpected(t, "pipeline stage or )")
+		}
 		p.next()
-		st, err := p.expect(tokString)
+		fs, err := p.parseLineFilter(op)
 		if err != nil {
 			return err
 		}
-		if op == LineMatch || op == LineNotMatch {
-			if _, err := regexp.Compile(st.val); err != nil {
-				return p.errorAt(st, "invalid regular expression %q: %s", st.val, err)
-			}
-		}
-		e.Stages = append(e.Stages, &LineFilterStage{Op: op, Text: st.val})
+		e.Stages = append(e.Stages, fs...)
 	}
 }
 

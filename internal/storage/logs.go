@@ -41,7 +41,10 @@ type SelectParams struct {
 	// ContainsFold: every row's message contains each of these, ignoring
 	// ASCII case (A–Z = a–z; other bytes compare exactly).
 	ContainsFold []string
-	Backward     bool // newest first
+	// ContainsAny: every row's message contains at least one string of each
+	// group (case-sensitive), as `|= "a" or "b"` asks.
+	ContainsAny [][]string
+	Backward    bool // newest first
 }
 
 // Row is one stored log line as Select returns it.
