@@ -36,6 +36,13 @@ const (
 	tokLT        // <
 	tokLTE       // <=
 	tokCmpEq     // ==
+	// Arithmetic operators of metric queries.
+	tokAdd // +
+	tokSub // -
+	tokMul // *
+	tokDiv // /
+	tokMod // %
+	tokPow // ^
 )
 
 var tokenNames = [...]string{
@@ -65,7 +72,15 @@ var tokenNames = [...]string{
 	tokLT:        "<",
 	tokLTE:       "<=",
 	tokCmpEq:     "==",
+	tokAdd:       "+",
+	tokSub:       "-",
+	tokMul:       "*",
+	tokDiv:       "/",
+	tokMod:       "%",
+	tokPow:       "^",
 }
+
+var arithTokens = map[byte]tokenKind{'+': tokAdd, '-': tokSub, '*': tokMul, '/': tokDiv, '%': tokMod, '^': tokPow}
 
 func (k tokenKind) String() string { return tokenNames[k] }
 
@@ -167,6 +182,8 @@ func (l *lexer) next() token {
 			return op(tokLTE, 2)
 		}
 		return op(tokLT, 1)
+	case '+', '-', '*', '/', '%', '^': // a '-' before a digit starts a number
+		return op(arithTokens[c], 1)
 	}
 	r, _ := utf8.DecodeRuneInString(l.src[start:])
 	if r == utf8.RuneError {
