@@ -11,8 +11,13 @@ import (
 
 // aggregate applies a vector aggregation step by step.
 func aggregate(x *logql.VectorAggregationExpr, inner []*gridSeries, n int) ([]*gridSeries, error) {
-	if x.Op == logql.OpTopK || x.Op == logql.OpBottomK {
+	switch x.Op {
+	case logql.OpTopK, logql.OpBottomK:
 		return topK(x, inner, n), nil
+	case logql.OpStddev, logql.OpStdvar:
+		return aggregateVariance(x, inner, n), nil
+	case logql.OpSort, logql.OpSortDesc:
+		return inner, nil // EvalRange orders the result
 	}
 	groups := map[string]*gridSeries{}
 	counts := map[string][]float64{}

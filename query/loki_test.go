@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // base is the time of the first test line: 2024-05-01T12:00:00Z.
@@ -30,6 +31,14 @@ func newTestAPI(t *testing.T) *httptest.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	if err := s.Write(context.Background(), testRecords()); err != nil {
+		t.Fatal(err)
+	}
+	return serveAPI(t, s)
+}
+
+// testRecords is the data set of the API tests.
+func testRecords() []model.LogRecord {
 	var recs []model.LogRecord
 	add := func(sec int, service, level, msg string) {
 		id := model.RecordID{byte(len(recs)), byte(len(recs) >> 8), 7}
@@ -51,9 +60,12 @@ func newTestAPI(t *testing.T) *httptest.Server {
 		add(30+i, "pay", "error", "payment failed")
 		recs[len(recs)-1].Host, recs[len(recs)-1].TraceID, recs[len(recs)-1].SpanID = "h2", tid, "00f067aa0ba902b7"
 	}
-	if err := s.Write(context.Background(), recs); err != nil {
-		t.Fatal(err)
-	}
+	return recs
+}
+
+// serveAPI serves the Loki API over s.
+func serveAPI(t *testing.T, s storage.LogReader) *httptest.Server {
+	t.Helper()
 	mux := http.NewServeMux()
 	o := DefaultOptions()
 	o.Logger = slog.New(slog.DiscardHandler)
