@@ -231,7 +231,7 @@ func (e *Engine) evalCountRange(ctx context.Context, x *logql.RangeAggregationEx
 		cnt    []int32
 	}
 	series := newSeriesMap[acc](e.maxSeries)
-	err := e.scanRange(ctx, x, start, step, n, st, func(lbls model.Labels, r *storage.Row) bool {
+	err := e.scanRange(ctx, x, start, step, n, st, func(lbls model.Labels, r *storage.Row, line string) bool {
 		ts := r.Timestamp + off
 		i0 := ceilDiv(ts-start, step)
 		i1 := floorDiv(ts+rng-1-start, step)
@@ -248,7 +248,7 @@ func (e *Engine) evalCountRange(ctx context.Context, x *logql.RangeAggregationEx
 		}
 		v := 1.0
 		if x.Op == logql.OpBytesOverTime || x.Op == logql.OpBytesRate {
-			v = float64(len(r.Message))
+			v = float64(len(line))
 		}
 		a.diff[i0] += v
 		a.diff[i1+1] -= v

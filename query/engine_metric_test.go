@@ -25,22 +25,44 @@ import (
 //	ctr/h3: 10 c=10  20 c=20  30 c=5 (reset)  40 c=15
 func metricRows() []storage.Row {
 	var rows []storage.Row
-	add := func(sec int, service, host, level, msg string) {
-		rows = append(rows, storage.Row{Timestamp: base + int64(sec)*1e9, Message: msg,
-			Labels: model.LabelsFromMap(map[string]string{"service": service, "host": host, "level": level})})
-	}
-	add(10, "api", "h1", "info", "latency=1 took=100ms size=1KB")
-	add(20, "api", "h1", "info", "latency=3 took=1s size=2KB")
-	add(30, "api", "h1", "info", "latency=2 took=250ms size=512")
-	add(40, "api", "h1", "info", "latency=6 took=2s size=1KiB")
-	add(15, "api", "h2", "info", "latency=10 took=1m size=10B")
-	add(35, "api", "h2", "info", "latency=abc took=zzz size=big")
-	add(25, "db", "h1", "error", "no fields here")
-	add(45, "db", "h1", "error", "not json either")
-	for i, c := range []int{10, 20, 5, 15} {
-		add(10*(i+1), "ctr", "h3", "info", "c="+strconv.Itoa(c))
+	for _, l := range metricLines() {
+		rows = append(rows, storage.Row{Timestamp: base + int64(l.sec)*1e9, Message: l.msg,
+			Labels: model.LabelsFromMap(map[string]string{"service": l.service, "host": l.host, "level": l.level})})
 	}
 	return rows
+}
+
+// metricRecords is the same data set as records to write to a store.
+func metricRecords() []model.LogRecord {
+	var recs []model.LogRecord
+	for i, l := range metricLines() {
+		recs = append(recs, model.LogRecord{ID: model.RecordID{byte(i + 1), 15}, Timestamp: base + int64(l.sec)*1e9,
+			ObservedTimestamp: base, Service: l.service, Host: l.host, Level: l.level, Message: l.msg})
+	}
+	return recs
+}
+
+type metricLine struct {
+	sec                  int
+	service, host, level string
+	msg                  string
+}
+
+func metricLines() []metricLine {
+	lines := []metricLine{
+		{10, "api", "h1", "info", "latency=1 took=100ms size=1KB"},
+		{20, "api", "h1", "info", "latency=3 took=1s size=2KB"},
+		{30, "api", "h1", "info", "latency=2 took=250ms size=512"},
+		{40, "api", "h1", "info", "latency=6 took=2s size=1KiB"},
+		{15, "api", "h2", "info", "latency=10 took=1m size=10B"},
+		{35, "api", "h2", "info", "latency=abc took=zzz size=big"},
+		{25, "db", "h1", "error", "no fields here"},
+		{45, "db", "h1", "error", "not json either"},
+	}
+	for i, c := range []int{10, 20, 5, 15} {
+		lines = append(lines, metricLine{10 * (i + 1), "ctr", "h3", "info", "c=" + strconv.Itoa(c)})
+	}
+	return lines
 }
 
 // render prints series as `{labels} v` (instant) or `{labels} t:v t:v`

@@ -50,17 +50,17 @@ func (e *Engine) evalSampleRange(ctx context.Context, x *logql.RangeAggregationE
 	}
 	series := newSeriesMap[acc](e.maxSeries)
 	var sampleBuf model.Labels
-	err = e.scanRange(ctx, x, start, step, n, st, func(lbls model.Labels, r *storage.Row) bool {
+	err = e.scanRange(ctx, x, start, step, n, st, func(lbls model.Labels, r *storage.Row, line string) bool {
 		v := 1.0
 		switch {
 		case uw != nil:
 			var keep bool
-			if v, lbls, keep = uw.Sample(r.Message, lbls, sampleBuf); !keep {
+			if v, lbls, keep = uw.Sample(line, lbls, sampleBuf); !keep {
 				return true
 			}
 			sampleBuf = lbls
 		case op == logql.OpBytesOverTime || op == logql.OpBytesRate:
-			v = float64(len(r.Message))
+			v = float64(len(line))
 		}
 		if x.Grouped && lbls.Get(logql.ErrorLabel) == "" {
 			// As in Loki, a sample with an error keeps all its labels so
@@ -110,9 +110,10 @@ func (e *Engine) evalSampleRange(ctx context.Context, x *logql.RangeAggregationE
 }
 
 // scanRange runs the pipeline of x over the lines of the windows of n
-// steps from start and calls add with each kept line and its labels (valid
-// only during the call); add returns false to stop.
-func (e *Engine) scanRange(ctx context.Context, x *logql.RangeAggregationExpr, start, step int64, n int, st *Stats, add func(model.Labels, *storage.Row) bool) error {
+// steps from start and calls add with each kept row, its labels and its
+// line after the pipeline (valid only during the call); add returns false
+// to stop.
+func (e *Engine) scanRange(ctx context.Context, x *logql.RangeAggregationExpr, start, step int64, n int, st *Stats, add func(model.Labels, *storage.Row, string) bool) error {
 	pl, err := x.Selector.Pipeline()
 	if err != nil {
 		return err
@@ -128,7 +129,7 @@ func (e *Engine) scanRange(ctx context.Context, x *logql.RangeAggregationExpr, s
 		st.LinesScanned++
 		st.BytesScanned += int64(len(r.Message))
 		lbls, keep := pl.Process(r.Message, withTraceLabels(r, &lblBuf))
-		return !keep || add(lbls, r)
+		return !keep || add(lbls, r, r.Message)
 	})
 }
 

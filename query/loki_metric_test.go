@@ -18,10 +18,21 @@ import (
 
 	"github.com/vigilhq/vigil/internal/es/estest"
 	"github.com/vigilhq/vigil/internal/esstore"
+	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
-func TestMetricAPIEmbedded(t *testing.T) { testMetricAPI(t, newTestAPI(t)) }
+func TestMetricAPIEmbedded(t *testing.T) {
+	s, err := logstore.Open(logstore.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Write(context.Background(), metricRecords()); err != nil {
+		t.Fatal(err)
+	}
+	testMetricAPI(t, serveAPI(t, s))
+}
 
 // TestMetricAPIElasticsearch runs the same queries over the Elasticsearch
 // store.
@@ -42,7 +53,7 @@ func TestMetricAPIElasticsearch(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	t.Cleanup(func() { deleteESIndices(t, url, prefix) })
-	if err := s.Write(ctx, testRecords()); err != nil {
+	if err := s.Write(ctx, metricRecords()); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Refresh(ctx); err != nil {
@@ -113,32 +124,39 @@ func testMetricAPI(t *testing.T, srv *httptest.Server) {
 			t.Errorf("%s\ngot\n%s\nwant\n%s", q, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	}
-	// All twelve took values, 0…110 ms: the median is between 50 and 60.
-	instant(`quantile_over_time(0.5, {service="api"} | json took | unwrap duration(took) [2m]) by (service)`, 119, `{service="api"} 0.055`)
-	// Window (29 s, 89 s]: seq 3…8; errors are 5 and 8.
-	instant(`max_over_time({service="api"} | json seq | unwrap seq [1m] offset 30s) by (level)`, 119, `{level="error"} 8`, `{level="info"} 7`)
-	instant(`sum by (level) (count_over_time({service="api"} | json | __error__="" [2m])) > bool 4`, 119, `{level="error"} 0`, `{level="info"} 1`)
-	instant(`sum by (level) (count_over_time({host="h1"}[2m])) or vector(0)`, 119,
-		`{level="error"} 4`, `{level="info"} 9`, `{level="warn"} 1`, `{} 0`)
-	instant(`sum(count_over_time({service="api"} |= "nothing" [2m])) or vector(0)`, 119, `{} 0`)
+	// The data of metricLines; expected values as in TestMetricFunctions.
+	h1 := `{host="h1", level="info", service="api"}`
+	h2 := `{host="h2", level="info", service="api"}`
+	instant(`quantile_over_time(0.5, {service="api", host="h1"} | logfmt latency | unwrap latency [1m])`, 60, h1+" 2.5")
+	// took: 0.1 + 1 + 0.25 + 2 s on h1; 1m on h2, whose "zzz" is filtered.
+	instant(`sum_over_time({service="api"} | logfmt took | unwrap duration(took) | __error__="" [1m])`, 60, h1+" 3.35", h2+" 60")
+	instant(`max_over_time({service="api"} | logfmt latency | unwrap latency | __error__="" [1m]) by (service)`, 60, `{service="api"} 10`)
+	instant(`rate_counter({service="ctr"} | logfmt | unwrap c [1m])`, 60, `{host="h3", level="info", service="ctr"} 0.625`)
+	instant(`count_over_time({service="api"}[1m] offset 30s)`, 60, h1+" 3", h2+" 1")
+	instant(`sum by (host) (count_over_time({level=~".+"}[1m])) or vector(0)`, 60, `{host="h1"} 6`, `{host="h2"} 2`, `{host="h3"} 4`, `{} 0`)
+	instant(`sum(count_over_time({service="nope"}[1m])) or vector(0)`, 60, `{} 0`)
+	instant(`count_over_time({service="api"}[1m]) / on (host) group_left sum by (host) (count_over_time({service=~"api|db"}[1m]))`, 60,
+		h1+" 0.666666667", h2+" 1")
+	instant(`absent_over_time({service="nope", host="h1"}[1m])`, 60, `{host="h1", service="nope"} 1`)
 
-	// A range query: six lines in each minute, per second.
-	code, body, res := call("/loki/api/v1/query_range", "query", `sum(count_over_time({service="api"}[1m])) / 60`,
-		"start", at(59), "end", at(119), "step", "60")
-	if code != 200 || len(res) != 1 || len(res[0].Values) != 2 || num(res[0].Values[0][1]) != 0.1 || num(res[0].Values[1][1]) != 0.1 {
-		t.Errorf("sum(count_over_time)/60: got %d %s; want 0.1 at both steps", code, body)
+	// A range query: (0, 30] holds 4 api lines, (30, 60] 2.
+	code, body, res := call("/loki/api/v1/query_range", "query", `sum(count_over_time({service="api"}[30s])) * 2`,
+		"start", at(30), "end", at(60), "step", "30")
+	if code != 200 || len(res) != 1 || len(res[0].Values) != 2 || num(res[0].Values[0][1]) != 8 || num(res[0].Values[1][1]) != 4 {
+		t.Errorf("sum(count_over_time)*2: got %d %s; want 8 and 4", code, body)
 	}
 
 	bad := func(q, want string) {
 		t.Helper()
-		code, body, _ := call("/loki/api/v1/query", "query", q, "time", at(119))
+		code, body, _ := call("/loki/api/v1/query", "query", q, "time", at(60))
 		if code != 400 || !strings.Contains(body, want) {
 			t.Errorf("%s: got %d %q; want 400 with %q", q, code, body, want)
 		}
 	}
-	bad(`sum_over_time({service="api"} | json msg | unwrap msg [2m])`, `pipeline error: 'SampleExtractionErr'`)
-	bad(`count_over_time({service="db"} | json [2m])`, `pipeline error: 'JSONParserErr'`)
+	bad(`sum_over_time({service="api"} | logfmt latency | unwrap latency [1m])`, `pipeline error: 'SampleExtractionErr'`)
+	bad(`count_over_time({service="db"} | json [1m])`, `pipeline error: 'JSONParserErr'`)
 	bad(`sum_over_time({service="api"}[1m])`, "invalid aggregation sum_over_time without unwrap")
-	bad(`count_over_time({service="api"} | json | unwrap seq [1m])`, "invalid aggregation count_over_time with unwrap")
+	bad(`count_over_time({service="api"} | logfmt | unwrap latency [1m])`, "invalid aggregation count_over_time with unwrap")
 	bad(`count_over_time({service="api"}[1m]) by (level)`, "grouping not allowed for count_over_time aggregation")
+	bad(`count_over_time({service=~"api|db"}[1m]) + on (host) count_over_time({service=~"api|db"}[1m])`, "found duplicate series for the match group")
 }

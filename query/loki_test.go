@@ -31,14 +31,6 @@ func newTestAPI(t *testing.T) *httptest.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if err := s.Write(context.Background(), testRecords()); err != nil {
-		t.Fatal(err)
-	}
-	return serveAPI(t, s)
-}
-
-// testRecords is the data set of the API tests.
-func testRecords() []model.LogRecord {
 	var recs []model.LogRecord
 	add := func(sec int, service, level, msg string) {
 		id := model.RecordID{byte(len(recs)), byte(len(recs) >> 8), 7}
@@ -60,12 +52,14 @@ func testRecords() []model.LogRecord {
 		add(30+i, "pay", "error", "payment failed")
 		recs[len(recs)-1].Host, recs[len(recs)-1].TraceID, recs[len(recs)-1].SpanID = "h2", tid, "00f067aa0ba902b7"
 	}
-	return recs
+	if err := s.Write(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	return serveAPI(t, s)
 }
 
-// serveAPI serves the Loki API over s.
+// serveAPI serves the Loki API over s until the test ends.
 func serveAPI(t *testing.T, s storage.LogReader) *httptest.Server {
-	t.Helper()
 	mux := http.NewServeMux()
 	o := DefaultOptions()
 	o.Logger = slog.New(slog.DiscardHandler)

@@ -17,6 +17,13 @@ const (
 	tokNumber
 	tokDuration
 	tokBytes
+	// Arithmetic operators of metric queries.
+	tokAdd       // +
+	tokSub       // -
+	tokMul       // *
+	tokDiv       // /
+	tokMod       // %
+	tokPow       // ^
 	tokLBrace    // {
 	tokRBrace    // }
 	tokLParen    // (
@@ -36,13 +43,6 @@ const (
 	tokLT        // <
 	tokLTE       // <=
 	tokCmpEq     // ==
-	// Arithmetic operators of metric queries.
-	tokAdd // +
-	tokSub // -
-	tokMul // *
-	tokDiv // /
-	tokMod // %
-	tokPow // ^
 )
 
 var tokenNames = [...]string{
@@ -53,6 +53,12 @@ var tokenNames = [...]string{
 	tokNumber:    "NUMBER",
 	tokDuration:  "DURATION",
 	tokBytes:     "BYTES",
+	tokAdd:       "+",
+	tokSub:       "-",
+	tokMul:       "*",
+	tokDiv:       "/",
+	tokMod:       "%",
+	tokPow:       "^",
 	tokLBrace:    "{",
 	tokRBrace:    "}",
 	tokLParen:    "(",
@@ -72,15 +78,7 @@ var tokenNames = [...]string{
 	tokLT:        "<",
 	tokLTE:       "<=",
 	tokCmpEq:     "==",
-	tokAdd:       "+",
-	tokSub:       "-",
-	tokMul:       "*",
-	tokDiv:       "/",
-	tokMod:       "%",
-	tokPow:       "^",
 }
-
-var arithTokens = map[byte]tokenKind{'+': tokAdd, '-': tokSub, '*': tokMul, '/': tokDiv, '%': tokMod, '^': tokPow}
 
 func (k tokenKind) String() string { return tokenNames[k] }
 
@@ -191,6 +189,9 @@ func (l *lexer) next() token {
 	}
 	return l.errorf(start, "unexpected character %q", r)
 }
+
+// arithTokens are the one-character arithmetic operators.
+var arithTokens = map[byte]tokenKind{'+': tokAdd, '-': tokSub, '*': tokMul, '/': tokDiv, '%': tokMod, '^': tokPow}
 
 func (l *lexer) skipSpace() {
 	for l.pos < len(l.src) {

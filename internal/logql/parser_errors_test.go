@@ -44,7 +44,7 @@ func TestParseExprErrors(t *testing.T) {
 	f(`{a="b"} |`, 1, 10, "syntax error: unexpected end of input, expecting IDENTIFIER or (")
 	f(`{a="b"} | "x"`, 1, 11, "syntax error: unexpected STRING, expecting IDENTIFIER or (")
 	f(`{a="b"} | line_format "{{.msg}}"`, 1, 11, `unsupported pipeline stage "line_format"`)
-	f(`{a="b"} | unwrap latency`, 1, 11, `unwrap is only allowed in a range aggregation`)
+	f(`{a="b"} | unwrap latency`, 1, 11, `unsupported pipeline stage "unwrap"`)
 	f(`{a="b"} | json a=b`, 1, 18, "syntax error: unexpected IDENTIFIER, expecting STRING")
 	f(`{a="b"} | json a="x..y"`, 1, 18, `invalid JSON path "x..y"`)
 	f(`{a="b"} | json a="x[y]"`, 1, 18, `invalid JSON path`)

@@ -404,68 +404,6 @@ func (p *parser) parseUnwrap() (*UnwrapExpr, error) {
 	return u, nil
 }
 
-// parseVectorAggregation parses op [grouping] ([k,] expr) [grouping].
-func (p *parser) parseVectorAggregation() (Expr, error) {
-	op := p.next()
-	if err := p.enter(op); err != nil {
-		return nil, err
-	}
-	defer p.leave()
-	e := &VectorAggregationExpr{Op: op.text}
-	grouped := false
-	if t := p.peek(); t.kind == tokIdent && (t.text == "by" || t.text == "without") {
-		if err := p.parseGrouping(e); err != nil {
-			return nil, err
-		}
-		grouped = true
-	}
-	if t := p.next(); t.kind != tokLParen {
-		if grouped {
-			return nil, p.unexpected(t, "(")
-		}
-		return nil, p.unexpected(t, "( or by or without")
-	}
-	if op.text == OpTopK || op.text == OpBottomK {
-		t, err := p.expect(tokNumber)
-		if err != nil {
-			return nil, err
-		}
-		k, err := strconv.Atoi(t.text)
-		if err != nil || k <= 0 {
-			return nil, p.errorAt(t, "invalid parameter %s for %s: want a positive integer", t.text, op.text)
-		}
-		e.Param = k
-		if _, err := p.expect(tokComma); err != nil {
-			return nil, err
-		}
-	} else if t := p.peek(); t.kind == tokNumber && p.peekN(1).kind == tokComma {
-		return nil, p.errorAt(t, "unsupported parameter for operation %s(%s,", op.text, t.text)
-	}
-	inner, err := p.parseMetricExpr("( or aggregation")
-	if err != nil {
-		return nil, err
-	}
-	e.Inner = inner
-	if _, err := p.expect(tokRParen); err != nil {
-		return nil, err
-	}
-	if t := p.peek(); !grouped && t.kind == tokIdent && (t.text == "by" || t.text == "without") {
-		if err := p.parseGrouping(e); err != nil {
-			return nil, err
-		}
-	}
-	return e, nil
-}
-
-// parseGrouping parses by (a, b) or without (a, b).
-func (p *parser) parseGrouping(e *VectorAggregationExpr) error {
-	kw := p.next()
-	e.Without = kw.text == "without"
-	var err error
-	e.Grouping, err = p.parseLabelList()
-	return err
-}
-
 // parseVector parses vector(N).
 func (p *parser) parseVector() (Expr, error) {
 	p.next()
