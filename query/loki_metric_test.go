@@ -52,7 +52,7 @@ func TestMetricAPIElasticsearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	t.Cleanup(func() { deleteESIndices(t, url, prefix) })
+	t.Cleanup(func() { cleanESPrefix(t, url, prefix) })
 	if err := s.Write(ctx, metricRecords()); err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +62,8 @@ func TestMetricAPIElasticsearch(t *testing.T) {
 	testMetricAPI(t, serveAPI(t, s))
 }
 
-// deleteESIndices removes the indices and the template of a test prefix.
-func deleteESIndices(t *testing.T, url, prefix string) {
+// cleanESPrefix removes the indices and the template of a test prefix.
+func cleanESPrefix(t *testing.T, url, prefix string) {
 	resp, err := http.Get(url + "/_cat/indices/" + prefix + "*?h=index")
 	if err != nil {
 		t.Logf("cannot list test indices: %v", err)

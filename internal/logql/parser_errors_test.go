@@ -104,6 +104,8 @@ func TestParseExprErrors(t *testing.T) {
 	f(`count_over_time({a="b"}[5m] offset)`, 1, 35, "syntax error: unexpected ), expecting DURATION")
 	f(`count_over_time({a="b"}[5m] offset -5m)`, 1, 36, "invalid offset -5m")
 	f(`count_over_time({a="b"}[5m] foo)`, 1, 29, "syntax error: unexpected IDENTIFIER, expecting offset or )")
+	f(`count_over_time({a="b"} |= "x" [5m] | json)`, 1, 37, "syntax error: unexpected |, expecting )")
+	f(`sum_over_time({a="b"} | unwrap x [5m] | unwrap y)`, 1, 39, "syntax error: unexpected |, expecting )")
 	// Binary operations and functions.
 	f(`1 > 2`, 1, 3, "comparisons between scalars must use BOOL modifier")
 	f(`rate({a="b"}[1m]) + bool 1`, 1, 21, "bool modifier can only be used on comparison operators")

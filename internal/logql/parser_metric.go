@@ -261,7 +261,8 @@ func (p *parser) parsePrimary(expecting string) (Expr, error) {
 
 // parseRangeAggregation parses op([φ,] <log query> [| unwrap …] [range]
 // [offset d]) [by|without (…)], where the log query (with its unwrap) may
-// be parenthesised.
+// be parenthesised, or, as Loki allows, op({…} [range] [offset d]
+// [pipeline] [| unwrap …]).
 func (p *parser) parseRangeAggregation() (Expr, error) {
 	op := p.next()
 	if err := p.enter(op); err != nil {
@@ -337,6 +338,15 @@ func (p *parser) parseRangeAggregation() (Expr, error) {
 		}
 		if e.Offset, _ = parseDuration(ot.text); e.Offset < 0 {
 			return nil, p.errorAt(ot, "invalid offset %s: want a positive duration", ot.text)
+		}
+	}
+	if len(e.Selector.Stages) == 0 && e.Unwrap == nil {
+		// Loki also takes the pipeline after the range: {…}[5m] |= "x".
+		if err := p.parseStages(e.Selector); err != nil {
+			return nil, err
+		}
+		if e.Unwrap, err = p.parseUnwrap(); err != nil {
+			return nil, err
 		}
 	}
 	if t, err := p.expect(tokRParen); err != nil {

@@ -44,6 +44,10 @@ func TestParseMetricExpr(t *testing.T) {
 	f(`max_over_time(({a="b"} | json | unwrap x)[1m]) without (host)`, `max_over_time({a="b"} | json | unwrap x [1m]) without (host)`)
 	f(`avg_over_time({a="b"} | unwrap x [1m]) by ()`, `avg_over_time({a="b"} | unwrap x [1m]) by ()`)
 	f(`{a="b"} | unwrap="x"`, `{a="b"} | unwrap="x"`)
+	// Loki also takes the pipeline and the unwrap after the range.
+	f(`count_over_time({a="b"}[5m] |= "x" | json)`, `count_over_time({a="b"} |= "x" | json [5m])`)
+	f(`sum_over_time({a="b"}[5m] | unwrap x)`, `sum_over_time({a="b"} | unwrap x [5m])`)
+	f(`sum_over_time({a="b"}[5m] offset 1m | logfmt | unwrap x | __error__="")`, `sum_over_time({a="b"} | logfmt | unwrap x | __error__="" [5m] offset 1m)`)
 	// Offset.
 	f(`count_over_time({a="b"}[5m] offset 1h)`, `count_over_time({a="b"}[5m] offset 1h)`)
 	f(`sum_over_time({a="b"} | unwrap x [5m] offset 90s)`, `sum_over_time({a="b"} | unwrap x [5m] offset 1m30s)`)
