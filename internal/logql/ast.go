@@ -10,9 +10,12 @@
 //
 //	sum by (service) (rate({env="prod"} |~ "(?i)error" [5m]))
 //
+// or an operation between metric queries and numbers:
+//
+//	sum(rate({app="api"} | json | unwrap bytes(size) [1m])) / 60 or vector(0)
+//
 // ParseExpr returns the syntax tree; an evaluator walks it with a type
-// switch over *LogSelectorExpr, *RangeAggregationExpr and
-// *VectorAggregationExpr. Every node prints back as valid LogQL.
+// switch over the Expr node types. Every node prints back as valid LogQL.
 package logql
 
 import (
