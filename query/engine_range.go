@@ -49,7 +49,7 @@ func (e *Engine) evalSampleRange(ctx context.Context, x *logql.RangeAggregationE
 		vs     []float64
 	}
 	series := newSeriesMap[acc](e.maxSeries)
-	var sampleBuf model.Labels
+	var sampleBuf, groupBuf model.Labels
 	err = e.scanRange(ctx, x, start, step, n, st, func(lbls model.Labels, r *storage.Row, line string) bool {
 		v := 1.0
 		switch {
@@ -65,7 +65,8 @@ func (e *Engine) evalSampleRange(ctx context.Context, x *logql.RangeAggregationE
 		if x.Grouped && lbls.Get(logql.ErrorLabel) == "" {
 			// As in Loki, a sample with an error keeps all its labels so
 			// that the error is reported.
-			lbls = groupLabels(lbls, x.Grouping, x.Without)
+			groupBuf = appendGroupLabels(groupBuf[:0], lbls, x.Grouping, x.Without)
+			lbls = groupBuf
 		}
 		a := series.get(lbls, func(ls model.Labels) *acc { return &acc{labels: ls} })
 		if a == nil {
