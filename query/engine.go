@@ -35,10 +35,15 @@ type Stats struct {
 type Engine struct {
 	store     storage.LogReader
 	maxSeries int
+	// maxSamples bounds the samples a range aggregation over unwrapped
+	// values (or with grouping) holds at once, 16 bytes each.
+	maxSamples int
 }
 
 // NewEngine returns an engine over s.
-func NewEngine(s storage.LogReader) *Engine { return &Engine{store: s, maxSeries: 10000} }
+func NewEngine(s storage.LogReader) *Engine {
+	return &Engine{store: s, maxSeries: 10000, maxSamples: 50_000_000}
+}
 
 // SelectLogs returns up to limit lines matching expr in [start, end),
 // newest first when backward, grouped into streams by their labels after

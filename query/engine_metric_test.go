@@ -254,6 +254,15 @@ func TestMetricFunctions(t *testing.T) {
 	fErr(`count_over_time({service=~"api|db"}[1m]) + on (host) count_over_time({service=~"api|db"}[1m])`, "found duplicate series for the match group")
 	fErr(hostSum(`{service=~"api|db"}`)+` + on () count_over_time({service="db"}[1m])`, "multiple matches for labels")
 
+	// A bound on the samples held in memory.
+	small := NewEngine(newMemReader(metricRows()))
+	small.maxSamples = 3
+	expr, _ := logql.ParseExpr(`sum_over_time(` + h1 + ` | unwrap latency [1m])`)
+	var pe *paramError
+	if _, _, err := small.EvalRange(context.Background(), expr, at(60), at(60), 1); !errors.As(err, &pe) || !strings.Contains(err.Error(), "more than 3 samples") {
+		t.Errorf("4 samples with a limit of 3: got %v; want a bad request about the limit", err)
+	}
+
 	// label_replace.
 	f(`label_replace(`+c+`, "node", "n-$1", "host", "h(.*)")`,
 		`{host="h1", level="info", node="n-1", service="api"} 4`, `{host="h2", level="info", node="n-2", service="api"} 2`)

@@ -49,6 +49,7 @@ func (e *Engine) evalSampleRange(ctx context.Context, x *logql.RangeAggregationE
 		vs     []float64
 	}
 	series := newSeriesMap[acc](e.maxSeries)
+	samples := 0
 	var sampleBuf, groupBuf model.Labels
 	err = e.scanRange(ctx, x, start, step, n, st, func(lbls model.Labels, r *storage.Row, line string) bool {
 		v := 1.0
@@ -74,13 +75,17 @@ func (e *Engine) evalSampleRange(ctx context.Context, x *logql.RangeAggregationE
 		}
 		a.ts = append(a.ts, r.Timestamp)
 		a.vs = append(a.vs, v)
-		return true
+		samples++
+		return samples <= e.maxSamples
 	})
 	if err != nil {
 		return nil, err
 	}
 	if series.full {
 		return nil, tooManySeries(e.maxSeries)
+	}
+	if samples > e.maxSamples {
+		return nil, badParam("the query keeps more than %d samples in its windows; narrow the stream selector, filter lines or shorten the time range", e.maxSamples)
 	}
 	rng, off := int64(x.Range), int64(x.Offset)
 	out := make([]*gridSeries, 0, len(series.m))
