@@ -386,6 +386,7 @@ func checkErrorLabel(ls model.Labels) error {
 		v, ls, v)
 }
 
+// tooManySeries is Loki's series-limit error, a 400 as in Loki.
 func tooManySeries(limit int) error {
-	return fmt.Errorf("maximum number of series (%d) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()", limit)
+	return badParam("maximum number of series (%d) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()", limit)
 }
