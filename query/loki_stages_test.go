@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"slices"
@@ -78,30 +77,9 @@ func TestPipelineStagesElasticsearch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { deleteESIndices(t, o.URLs[0], o.IndexPrefix) })
+	t.Cleanup(func() { cleanESPrefix(t, o.URLs[0], o.IndexPrefix) })
 	t.Cleanup(func() { s.Close() })
 	testPipelineStages(t, stageAPI(t, s, func() error { return s.Refresh(context.Background()) }))
-}
-
-func deleteESIndices(t *testing.T, url, prefix string) {
-	resp, err := http.Get(url + "/_cat/indices/" + prefix + "*?h=index&format=json")
-	if err != nil {
-		t.Logf("cannot list test indices: %v", err)
-		return
-	}
-	var rows []struct{ Index string }
-	json.NewDecoder(resp.Body).Decode(&rows)
-	resp.Body.Close()
-	del := func(path string) {
-		req, _ := http.NewRequest(http.MethodDelete, url+path, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}
-	for _, r := range rows {
-		del("/" + r.Index)
-	}
-	del("/_index_template/" + strings.TrimRight(prefix, "-_."))
 }
 
 // testPipelineStages checks each stage through query_range. Each want is

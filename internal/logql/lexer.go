@@ -17,6 +17,13 @@ const (
 	tokNumber
 	tokDuration
 	tokBytes
+	// Arithmetic operators of metric queries.
+	tokAdd       // +
+	tokSub       // -
+	tokMul       // *
+	tokDiv       // /
+	tokMod       // %
+	tokPow       // ^
 	tokLBrace    // {
 	tokRBrace    // }
 	tokLParen    // (
@@ -49,6 +56,12 @@ var tokenNames = [...]string{
 	tokNumber:    "NUMBER",
 	tokDuration:  "DURATION",
 	tokBytes:     "BYTES",
+	tokAdd:       "+",
+	tokSub:       "-",
+	tokMul:       "*",
+	tokDiv:       "/",
+	tokMod:       "%",
+	tokPow:       "^",
 	tokLBrace:    "{",
 	tokRBrace:    "}",
 	tokLParen:    "(",
@@ -183,6 +196,8 @@ func (l *lexer) next() token {
 			return op(tokLTE, 2)
 		}
 		return op(tokLT, 1)
+	case '+', '-', '*', '/', '%', '^': // a '-' before a digit starts a number
+		return op(arithTokens[c], 1)
 	}
 	r, _ := utf8.DecodeRuneInString(l.src[start:])
 	if r == utf8.RuneError {
@@ -190,6 +205,9 @@ func (l *lexer) next() token {
 	}
 	return l.errorf(start, "unexpected character %q", r)
 }
+
+// arithTokens are the one-character arithmetic operators.
+var arithTokens = map[byte]tokenKind{'+': tokAdd, '-': tokSub, '*': tokMul, '/': tokDiv, '%': tokMod, '^': tokPow}
 
 func (l *lexer) skipSpace() {
 	for l.pos < len(l.src) {
