@@ -54,13 +54,7 @@ func newTestAPI(t *testing.T) *httptest.Server {
 	if err := s.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	o := DefaultOptions()
-	o.Logger = slog.New(slog.DiscardHandler)
-	NewAPI(o, s).RegisterHTTP(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv
+	return serveLoki(t, s)
 }
 
 func get(t *testing.T, srv *httptest.Server, path string, params ...string) (int, string) {
@@ -221,11 +215,11 @@ func TestLabelEndpoints(t *testing.T) {
 			t.Errorf("%s %v: got %d %s; want %s", path, params, code, body, want)
 		}
 	}
-	f("/loki/api/v1/labels", nil, `{"data":["host","level","service","source"],"status":"success"}`)
+	f("/loki/api/v1/labels", nil, `{"data":["host","level","service","service_name","source"],"status":"success"}`)
 	f("/loki/api/v1/label/level/values", nil, `{"data":["error","info","warn"],"status":"success"}`)
 	f("/loki/api/v1/label/host/values", nil, `{"data":["h1","h2"],"status":"success"}`)
 	f("/loki/api/v1/label/level/values", []string{"query", `{service="db"}`}, `{"data":["info","warn"],"status":"success"}`)
-	f("/loki/api/v1/series", []string{"match[]", `{service="db", level="warn"}`}, `{"data":[{"host":"h1","level":"warn","service":"db","source":"http"}],"status":"success"}`)
+	f("/loki/api/v1/series", []string{"match[]", `{service="db", level="warn"}`}, `{"data":[{"host":"h1","level":"warn","service":"db","service_name":"db","source":"http"}],"status":"success"}`)
 }
 
 func TestBadRequests(t *testing.T) {
