@@ -59,15 +59,26 @@ func withConventions(dst, ls model.Labels, detected string) model.Labels {
 }
 
 func (c conventions) Select(ctx context.Context, p storage.SelectParams, fn func(*storage.Row) bool) error {
+	return c.selectRows(ctx, p, true, fn)
+}
+
+// selectRows is Select; without withLevel the rows lack detected_level
+// unless a matcher needs it (volumes and stats group by stream labels
+// only, and detecting a level reads the line).
+func (c conventions) selectRows(ctx context.Context, p storage.SelectParams, withLevel bool, fn func(*storage.Row) bool) error {
 	var perLine []*model.LabelMatcher
 	p.Matchers, perLine = storeMatchers(p.Matchers)
+	withLevel = withLevel || len(perLine) > 0
 	var buf model.Labels
 	var row storage.Row
 	return c.LogReader.Select(ctx, p, func(r *storage.Row) bool {
-		detected := model.DetectedLevel(r.Labels.Get(model.LabelLevel), r.Message)
-		for _, m := range perLine {
-			if !m.Matches(detected) {
-				return true
+		var detected string
+		if withLevel {
+			detected = model.DetectedLevel(r.Labels.Get(model.LabelLevel), r.Message)
+			for _, m := range perLine {
+				if !m.Matches(detected) {
+					return true
+				}
 			}
 		}
 		row = *r

@@ -36,7 +36,7 @@ func (a *API) scanVolumes(ctx context.Context, ms []*model.LabelMatcher, start, 
 	byStream := map[string]*streamVolume{}
 	var key []byte
 	p := storage.SelectParams{Start: start, End: end, Matchers: ms}
-	err := a.store.Select(ctx, p, func(r *storage.Row) bool {
+	err := a.store.selectRows(ctx, p, false, func(r *storage.Row) bool {
 		key = appendLabelsKey(key[:0], r.Labels)
 		v := byStream[string(key)]
 		if v == nil {
