@@ -136,6 +136,12 @@ func (a *API) sampleFields(r *http.Request) (map[string]*detectedField, int, err
 // lineFields calls add for each field of a JSON or logfmt line, named as
 // Loki's parsers name them (nested JSON keys joined with _).
 func lineFields(line string, add func(name, value, parser string, path []string)) {
+	add0 := add
+	add = func(name, value, parser string, path []string) {
+		if name != "" { // an empty key names no field
+			add0(name, value, parser, path)
+		}
+	}
 	t := strings.TrimSpace(line)
 	if strings.HasPrefix(t, "{") && strings.HasSuffix(t, "}") {
 		v, err := fastjson.Parse(t)
