@@ -37,7 +37,7 @@ func DefaultOptions() Options {
 // API serves Grafana Loki's HTTP API over a storage.LogReader.
 type API struct {
 	opts    Options
-	store   storage.LogReader
+	store   conventions
 	engine  *Engine
 	metrics *httpserver.RequestMetrics
 }
@@ -49,8 +49,8 @@ func NewAPI(opts Options, s storage.LogReader) *API {
 	}
 	a := &API{
 		opts:   opts,
-		store:  s,
-		engine: NewEngine(s),
+		store:  conventions{s},
+		engine: NewEngine(conventions{s}),
 		metrics: httpserver.NewRequestMetrics(httpserver.RequestMetricsOpts{
 			Subsystem: "query", Label: "endpoint",
 			Help:         "Query API requests by endpoint and status code.",
@@ -73,6 +73,13 @@ func (a *API) RegisterHTTP(mux *http.ServeMux) {
 	route("/loki/api/v1/label/{name}/values", "label_values", a.labelValues)
 	route("/loki/api/v1/series", "series", a.series)
 	route("/loki/api/v1/status/buildinfo", "buildinfo", a.buildInfo)
+	route("/loki/api/v1/index/stats", "index_stats", a.indexStats)
+	route("/loki/api/v1/index/volume", "index_volume", a.indexVolume(false))
+	route("/loki/api/v1/index/volume_range", "index_volume_range", a.indexVolume(true))
+	route("/loki/api/v1/detected_labels", "detected_labels", a.detectedLabels)
+	route("/loki/api/v1/detected_fields", "detected_fields", a.detectedFields)
+	route("/loki/api/v1/detected_field/{name}/values", "detected_field_values", a.detectedFieldValues)
+	route("/loki/api/v1/drilldown-limits", "drilldown_limits", a.drilldownLimits)
 }
 
 // instrument turns a handler's error into Loki's error response: plain text,
@@ -149,7 +156,11 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeStreams(w, streams, st, time.Since(t0))
+		if categorizeLabels(r) {
+			writeCategorizedStreams(w, streams, backward, st, time.Since(t0))
+		} else {
+			writeStreams(w, streams, st, time.Since(t0))
+		}
 		return nil
 	}
 	step, err := parseStep(r, start, end)
@@ -202,12 +213,27 @@ func selectorParam(v string) ([]*model.LabelMatcher, error) {
 	return sel.Matchers, nil
 }
 
+// rangeSelector reads the range and the optional stream selector (query)
+// of the label endpoints.
+func rangeSelector(r *http.Request) (start, end int64, ms []*model.LabelMatcher, err error) {
+	if start, end, err = timeRange(r, time.Now().UnixNano()); err != nil {
+		return 0, 0, nil, err
+	}
+	ms, err = selectorParam(r.FormValue("query"))
+	return start, end, ms, err
+}
+
 func (a *API) labels(w http.ResponseWriter, r *http.Request) error {
-	start, end, err := timeRange(r, time.Now().UnixNano())
+	start, end, ms, err := rangeSelector(r)
 	if err != nil {
 		return err
 	}
-	names, err := a.store.LabelNames(r.Context(), start, end+1)
+	var names []string
+	if len(ms) > 0 {
+		names, err = a.store.labelNamesMatching(r.Context(), start, end+1, ms)
+	} else {
+		names, err = a.store.LabelNames(r.Context(), start, end+1)
+	}
 	if err != nil {
 		return err
 	}
@@ -216,11 +242,7 @@ func (a *API) labels(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) labelValues(w http.ResponseWriter, r *http.Request) error {
-	start, end, err := timeRange(r, time.Now().UnixNano())
-	if err != nil {
-		return err
-	}
-	ms, err := selectorParam(r.FormValue("query"))
+	start, end, ms, err := rangeSelector(r)
 	if err != nil {
 		return err
 	}

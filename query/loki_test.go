@@ -227,11 +227,11 @@ func TestLabelEndpoints(t *testing.T) {
 			t.Errorf("%s %v: got %d %s; want %s", path, params, code, body, want)
 		}
 	}
-	f("/loki/api/v1/labels", nil, `{"data":["host","level","service","source"],"status":"success"}`)
+	f("/loki/api/v1/labels", nil, `{"data":["host","level","service","service_name","source"],"status":"success"}`)
 	f("/loki/api/v1/label/level/values", nil, `{"data":["error","info","warn"],"status":"success"}`)
 	f("/loki/api/v1/label/host/values", nil, `{"data":["h1","h2"],"status":"success"}`)
 	f("/loki/api/v1/label/level/values", []string{"query", `{service="db"}`}, `{"data":["info","warn"],"status":"success"}`)
-	f("/loki/api/v1/series", []string{"match[]", `{service="db", level="warn"}`}, `{"data":[{"host":"h1","level":"warn","service":"db","source":"http"}],"status":"success"}`)
+	f("/loki/api/v1/series", []string{"match[]", `{service="db", level="warn"}`}, `{"data":[{"host":"h1","level":"warn","service":"db","service_name":"db","source":"http"}],"status":"success"}`)
 }
 
 func TestBadRequests(t *testing.T) {
