@@ -125,13 +125,14 @@ func testMetricAPI(t *testing.T, srv *httptest.Server) {
 		}
 	}
 	// The data of metricLines; expected values as in TestMetricFunctions.
-	h1 := `{host="h1", level="info", service="api"}`
-	h2 := `{host="h2", level="info", service="api"}`
+	// Series of whole streams carry Loki 3's service_name and detected_level.
+	h1 := `{detected_level="info", host="h1", level="info", service="api", service_name="api"}`
+	h2 := `{detected_level="info", host="h2", level="info", service="api", service_name="api"}`
 	instant(`quantile_over_time(0.5, {service="api", host="h1"} | logfmt latency | unwrap latency [1m])`, 60, h1+" 2.5")
 	// took: 0.1 + 1 + 0.25 + 2 s on h1; 1m on h2, whose "zzz" is filtered.
 	instant(`sum_over_time({service="api"} | logfmt took | unwrap duration(took) | __error__="" [1m])`, 60, h1+" 3.35", h2+" 60")
 	instant(`max_over_time({service="api"} | logfmt latency | unwrap latency | __error__="" [1m]) by (service)`, 60, `{service="api"} 10`)
-	instant(`rate_counter({service="ctr"} | logfmt | unwrap c [1m])`, 60, `{host="h3", level="info", service="ctr"} 0.625`)
+	instant(`rate_counter({service="ctr"} | logfmt | unwrap c [1m])`, 60, `{detected_level="info", host="h3", level="info", service="ctr", service_name="ctr"} 0.625`)
 	instant(`count_over_time({service="api"}[1m] offset 30s)`, 60, h1+" 3", h2+" 1")
 	instant(`sum by (host) (count_over_time({level=~".+"}[1m])) or vector(0)`, 60, `{host="h1"} 6`, `{host="h2"} 2`, `{host="h3"} 4`, `{} 0`)
 	instant(`sum(count_over_time({service="nope"}[1m])) or vector(0)`, 60, `{} 0`)
