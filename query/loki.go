@@ -24,6 +24,8 @@ type Options struct {
 	Timeout time.Duration
 	// Version is reported by /loki/api/v1/status/buildinfo.
 	Version string
+	// Tail configures /loki/api/v1/tail.
+	Tail TailOptions
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -40,6 +42,7 @@ type API struct {
 	store   storage.LogReader
 	engine  *Engine
 	metrics *httpserver.RequestMetrics
+	tails   tailSet
 }
 
 // NewAPI returns the Loki API over s.
@@ -73,6 +76,7 @@ func (a *API) RegisterHTTP(mux *http.ServeMux) {
 	route("/loki/api/v1/label/{name}/values", "label_values", a.labelValues)
 	route("/loki/api/v1/series", "series", a.series)
 	route("/loki/api/v1/status/buildinfo", "buildinfo", a.buildInfo)
+	mux.HandleFunc("GET /loki/api/v1/tail", a.tail)
 }
 
 // instrument turns a handler's error into Loki's error response: plain text,
