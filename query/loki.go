@@ -24,8 +24,9 @@ type Options struct {
 	Timeout time.Duration
 	// Version is reported by /loki/api/v1/status/buildinfo.
 	Version string
-	// Tail configures /loki/api/v1/tail.
-	Tail TailOptions
+	// Tail and Patterns configure /loki/api/v1/tail and /patterns.
+	Tail     TailOptions
+	Patterns PatternOptions
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -76,6 +77,7 @@ func (a *API) RegisterHTTP(mux *http.ServeMux) {
 	route("/loki/api/v1/label/{name}/values", "label_values", a.labelValues)
 	route("/loki/api/v1/series", "series", a.series)
 	route("/loki/api/v1/status/buildinfo", "buildinfo", a.buildInfo)
+	route("/loki/api/v1/patterns", "patterns", a.patterns)
 	mux.HandleFunc("GET /loki/api/v1/tail", a.tail)
 }
 

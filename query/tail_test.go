@@ -18,17 +18,13 @@ import (
 
 	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/model"
-	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // tailEnv is a Loki API over an empty embedded store, with its daemon
 // context, for tail tests.
 type tailEnv struct {
-	srv   *httptest.Server
-	store interface {
-		storage.LogReader
-		storage.LogWriter
-	}
+	srv     *httptest.Server
+	store   readWriter
 	stop    context.CancelFunc
 	stopped chan struct{}
 	nextID  int
@@ -41,6 +37,11 @@ func newTailEnv(t *testing.T, mod func(*Options)) *tailEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	return newTailEnvOver(t, s, mod)
+}
+
+func newTailEnvOver(t *testing.T, s readWriter, mod func(*Options)) *tailEnv {
+	t.Helper()
 	o := DefaultOptions()
 	o.Logger = slog.New(slog.DiscardHandler)
 	o.Tail.PollInterval = 20 * time.Millisecond
@@ -70,6 +71,11 @@ func (e *tailEnv) write(t *testing.T, service string, msgs ...string) {
 	}
 	if err := e.store.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
+	}
+	if r, ok := e.store.(interface{ Refresh(context.Context) error }); ok {
+		if err := r.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -126,7 +132,10 @@ func readTail(t *testing.T, c *websocket.Conn, n int) []string {
 }
 
 func TestTailSendsNewLinesInOrder(t *testing.T) {
-	env := newTailEnv(t, nil)
+	eachStore(t, func(t *testing.T, s readWriter) { testTailSendsNewLinesInOrder(t, newTailEnvOver(t, s, nil)) })
+}
+
+func testTailSendsNewLinesInOrder(t *testing.T, env *tailEnv) {
 	env.write(t, "api", "old 1 x", "old 2 x", "old 3 x")
 	c := env.dial(t, "query", `{service="api"} |= "x"`, "limit", "2")
 	api := `{host="h1", level="info", service="api"}`
