@@ -17,6 +17,7 @@ package drain
 
 import (
 	"container/list"
+	"slices"
 	"strings"
 )
 
@@ -77,6 +78,7 @@ type Drain struct {
 	root   map[int]*node // by token count
 	lru    *list.List    // of *Cluster, most recently matched first
 	nextID int
+	buf    []Token // the tokens of the line being trained
 }
 
 // New returns an empty miner.
@@ -106,7 +108,8 @@ func (d *Drain) Train(line string) *Cluster {
 	if len(line) > d.cfg.MaxLineLength {
 		return nil
 	}
-	toks := Tokenize(line)
+	d.buf = appendTokens(d.buf[:0], line)
+	toks := d.buf
 	if len(toks) == 0 {
 		return nil
 	}
@@ -122,7 +125,7 @@ func (d *Drain) Train(line string) *Cluster {
 		return c
 	}
 	d.nextID++
-	c := &Cluster{ID: d.nextID, Size: 1, tokens: toks, leaf: leaf}
+	c := &Cluster{ID: d.nextID, Size: 1, tokens: slices.Clone(toks), leaf: leaf}
 	for i := range c.tokens {
 		// Own the text: the line's memory may be reused by the caller.
 		c.tokens[i].Text = strings.Clone(c.tokens[i].Text)

@@ -18,8 +18,11 @@ const MaxTokens = 128
 // their own, and around commas, which separate JSON fields. Joining
 // the tokens (see Join) gives line back with each run of white space
 // turned into one space and leading and trailing white space removed.
-func Tokenize(line string) []Token {
-	var toks []Token
+func Tokenize(line string) []Token { return appendTokens(nil, line) }
+
+// appendTokens appends the tokens of line to toks.
+func appendTokens(toks []Token, line string) []Token {
+	base := len(toks)
 	i := 0
 	for i < len(line) {
 		for i < len(line) && isSpace(line[i]) {
@@ -33,7 +36,7 @@ func Tokenize(line string) []Token {
 		for i < len(line) && !isSpace(line[i]) {
 			c := line[i]
 			i++
-			if i == len(line) || isSpace(line[i]) || len(toks) >= MaxTokens-2 {
+			if i == len(line) || isSpace(line[i]) || len(toks)-base >= MaxTokens-2 {
 				continue
 			}
 			// Cut after "key=" and "key:" (a key has no digit, so times
@@ -47,7 +50,7 @@ func Tokenize(line string) []Token {
 				glued, start = true, i
 			}
 		}
-		if len(toks) == MaxTokens {
+		if len(toks)-base == MaxTokens {
 			// Keep the rest of the line in the last token.
 			last := &toks[len(toks)-1]
 			sep := " "
