@@ -2,6 +2,7 @@ package query
 
 import (
 	"cmp"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -171,5 +172,8 @@ func writePatterns(w http.ResponseWriter, series []*patternSeries) {
 		slices.SortFunc(samples, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
 		data[i] = jsonSeries{Pattern: s.pattern, Level: s.level, Samples: samples}
 	}
-	writeData(w, data)
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // "<_>" as Loki writes it, not "\u003c_\u003e"
+	_ = enc.Encode(map[string]any{"status": "success", "data": data})
 }
