@@ -82,8 +82,10 @@ func (a *API) Run(ctx context.Context) error {
 	stop := a.tails.stopCh()
 	<-ctx.Done()
 	a.tails.mu.Lock()
-	a.tails.closed = true
-	close(stop)
+	if !a.tails.closed {
+		a.tails.closed = true
+		close(stop)
+	}
 	a.tails.mu.Unlock()
 	a.tails.wg.Wait()
 	return nil
@@ -238,7 +240,8 @@ func (a *API) runTail(ctx context.Context, c *websocket.Conn, req *tailRequest) 
 		interval = time.Second
 	}
 	end := time.Now().UnixNano() - req.delay
-	cur := &tailCursor{ts: end, seen: map[model.RecordID]struct{}{}}
+	// A start in the future holds the tail back until then.
+	cur := &tailCursor{ts: max(end, req.start), seen: map[model.RecordID]struct{}{}}
 	if end > req.start {
 		first, err := a.tailSelect(ctx, req, storage.SelectParams{Start: req.start, End: end, Backward: true}, nil, req.limit, maxBytes)
 		if err != nil {
@@ -350,7 +353,10 @@ func writeTailMessage(ctx context.Context, c *websocket.Conn, entries []tailEntr
 	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(ctx, tailWriteTimeout)
+	// The write is bounded by its timeout only: coder/websocket closes the
+	// connection when a write's context ends, and a tail that stops (the
+	// daemon stopping) finishes its message, then sends a close frame.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tailWriteTimeout)
 	defer cancel()
 	return c.Write(wctx, websocket.MessageText, b)
 }

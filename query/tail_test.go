@@ -85,9 +85,7 @@ func (e *tailEnv) dial(t *testing.T, params ...string) *websocket.Conn {
 	for i := 0; i+1 < len(params); i += 2 {
 		v.Set(params[i], params[i+1])
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.srv.URL, "http")+"/loki/api/v1/tail?"+v.Encode(), nil)
+	c, _, err := websocket.Dial(testContext(t), "ws"+strings.TrimPrefix(e.srv.URL, "http")+"/loki/api/v1/tail?"+v.Encode(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +93,19 @@ func (e *tailEnv) dial(t *testing.T, params ...string) *websocket.Conn {
 	return c
 }
 
-// tailLine is one received line: "labels|line".
+// testContext returns a context that ends with the test, or after 30 s.
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// readTail reads n lines from c, each as "labels|line".
+// Its reads share one context that lives as long as the test (coder/websocket
+// closes a connection whose read or write context ends).
 func readTail(t *testing.T, c *websocket.Conn, n int) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := testContext(t)
 	var got []string
 	for len(got) < n {
 		typ, b, err := c.Read(ctx)
@@ -157,8 +163,7 @@ func TestTailClosesWhenServerStops(t *testing.T) {
 	c := env.dial(t, "query", `{service="api"}`)
 	readTail(t, c, 1)
 	env.stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := testContext(t)
 	_, _, err := c.Read(ctx)
 	if got := websocket.CloseStatus(err); got != websocket.StatusGoingAway {
 		t.Fatalf("after server stop: read error %v (status %v); want a close with status going away", err, got)
@@ -181,8 +186,7 @@ func TestTailConcurrencyLimit(t *testing.T) {
 	c := env.dial(t, "query", `{service="api"}`)
 	readTail(t, c, 1) // the first tail is open
 	c2 := env.dial(t, "query", `{service="api"}`)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := testContext(t)
 	_, _, err := c2.Read(ctx)
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.StatusInternalError ||
@@ -194,9 +198,7 @@ func TestTailConcurrencyLimit(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c3 := env.dial(t, "query", `{service="api"}`)
-		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, _, err := c3.Read(rctx)
-		rcancel()
+		_, _, err := c3.Read(ctx)
 		if err == nil {
 			break
 		}
