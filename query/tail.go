@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,7 +203,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	a.opts.Logger.Warn("tail failed", "err", err)
 	msg := err.Error()
 	if len(msg) > 120 { // a close reason has at most 123 bytes
-		msg = msg[:120]
+		msg = strings.ToValidUTF8(msg[:120], "")
 	}
 	c.Close(websocket.StatusInternalError, msg)
 }
