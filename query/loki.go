@@ -24,6 +24,9 @@ type Options struct {
 	Timeout time.Duration
 	// Version is reported by /loki/api/v1/status/buildinfo.
 	Version string
+	// Tail and Patterns configure /loki/api/v1/tail and /patterns.
+	Tail     TailOptions
+	Patterns PatternOptions
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -40,6 +43,7 @@ type API struct {
 	store   conventions
 	engine  *Engine
 	metrics *httpserver.RequestMetrics
+	tails   tailSet
 }
 
 // NewAPI returns the Loki API over s.
@@ -80,6 +84,8 @@ func (a *API) RegisterHTTP(mux *http.ServeMux) {
 	route("/loki/api/v1/detected_fields", "detected_fields", a.detectedFields)
 	route("/loki/api/v1/detected_field/{name}/values", "detected_field_values", a.detectedFieldValues)
 	route("/loki/api/v1/drilldown-limits", "drilldown_limits", a.drilldownLimits)
+	route("/loki/api/v1/patterns", "patterns", a.patterns)
+	mux.HandleFunc("GET /loki/api/v1/tail", a.tail)
 }
 
 // instrument turns a handler's error into Loki's error response: plain text,

@@ -49,7 +49,9 @@ var signals = []signalPath{
 		serve: func(d *daemon, mux *http.ServeMux, f *queryFlags, s logStore) {
 			o := f.options()
 			o.Logger, o.Registerer = d.logger.With("component", "query"), d.reg
-			query.NewAPI(o, s).RegisterHTTP(mux)
+			api := query.NewAPI(o, s)
+			api.RegisterHTTP(mux)
+			d.add(api.Run) // closes Live tails when the daemon stops
 		},
 	},
 	&signalOf[spanStore]{
