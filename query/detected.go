@@ -303,7 +303,7 @@ func (a *API) drilldownLimits(w http.ResponseWriter, _ *http.Request) error {
 			"volume_enabled":              true,
 			"volume_max_series":           a.engine.maxSeries,
 		},
-		"pattern_ingester_enabled": false,
+		"pattern_ingester_enabled": true, // /loki/api/v1/patterns is served
 		"version":                  a.opts.Version,
 	})
 	return nil

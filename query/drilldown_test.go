@@ -469,7 +469,7 @@ func testGrafanaCalls(t *testing.T, srv *httptest.Server) {
 			Version                string
 		}
 		call(t, srv, "/loki/api/v1/drilldown-limits", http.Header{"X-Grafana-Cache": {"private, max-age=86400"}}, &r)
-		if !r.Limits.VolumeEnabled || !r.Limits.DiscoverLogLevels || r.Limits.MaxEntries != 5000 || r.PatternIngesterEnabled == nil || r.Version == "" {
+		if !r.Limits.VolumeEnabled || !r.Limits.DiscoverLogLevels || r.Limits.MaxEntries != 5000 || r.PatternIngesterEnabled == nil || !*r.PatternIngesterEnabled || r.Version == "" {
 			t.Errorf("got %+v", r)
 		}
 	})
