@@ -132,18 +132,6 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if v, ok, _ := evalConstant(r.FormValue("query")); ok {
-		step, err := parseStep(r, start, end)
-		if err != nil {
-			return err
-		}
-		var pts []Point
-		for t := start; t <= end; t += step {
-			pts = append(pts, Point{T: t, V: v})
-		}
-		writeMatrix(w, []Series{{Labels: model.Labels{}, Points: pts}}, Stats{}, 0)
-		return nil
-	}
 	expr, err := parseQuery(r)
 	if err != nil {
 		return err
@@ -186,13 +174,14 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if v, ok, _ := evalConstant(r.FormValue("query")); ok {
-		writeVector(w, []Series{{Labels: model.Labels{}, Points: []Point{{T: t, V: v}}}}, Stats{}, 0)
-		return nil
-	}
 	expr, err := parseQuery(r)
 	if err != nil {
 		return err
+	}
+	if logql.IsScalar(expr) {
+		// Numbers alone ("1+1") are a scalar, as in Loki and Prometheus.
+		writeScalar(w, t, evalScalar(expr))
+		return nil
 	}
 	if _, ok := expr.(*logql.LogSelectorExpr); ok {
 		return badParam("log queries are not supported as an instant query type, please change your query to a range query type")

@@ -216,6 +216,11 @@ func TestMetricQueries(t *testing.T) {
 	if rt != "vector" || len(res) != 1 || res[0].Value[1] != "2" {
 		t.Errorf("vector(1)+vector(1): got %s %+v", rt, res)
 	}
+	// Numbers alone are a scalar, [time, "value"], as Loki answers.
+	code, body := get(t, srv, "/loki/api/v1/query", "query", `2 * (3 + 1) > bool 7`, "time", "1700000000")
+	if want := `"result":[1700000000,"1"],"resultType":"scalar"`; code != 200 || !strings.Contains(body, want) {
+		t.Errorf("2 * (3 + 1) > bool 7: got %d %s; want %s", code, body, want)
+	}
 }
 
 func TestLabelEndpoints(t *testing.T) {

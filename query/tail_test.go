@@ -144,7 +144,7 @@ func TestTailSendsNewLinesInOrder(t *testing.T) {
 func testTailSendsNewLinesInOrder(t *testing.T, env *tailEnv) {
 	env.write(t, "api", "old 1 x", "old 2 x", "old 3 x")
 	c := env.dial(t, "query", `{service="api"} |= "x"`, "limit", "2")
-	api := `{host="h1", level="info", service="api"}`
+	api := `{detected_level="info", host="h1", level="info", service="api", service_name="api"}`
 	if got, want := readTail(t, c, 2), []string{api + "|old 2 x", api + "|old 3 x"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("first lines: got %q; want %q (the newest limit lines since start)", got, want)
 	}
