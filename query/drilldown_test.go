@@ -77,15 +77,36 @@ func serveLoki(t *testing.T, s storage.LogReader) *httptest.Server {
 
 func embeddedDrilldown(t *testing.T) *httptest.Server {
 	t.Helper()
-	s, err := logstore.Open(logstore.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	// Half the lines in blocks, half in the head, so the index endpoints
+	// sum both.
+	recs := ddRecords()
+	s := restartedStore(t, recs[:len(recs)/2], recs[len(recs)/2:])
+	return serveLoki(t, s)
+}
+
+// restartedStore returns an embedded store holding before in blocks
+// (written, then the store closed and reopened) and after in its head.
+func restartedStore(t *testing.T, before, after []model.LogRecord) *logstore.Store {
+	t.Helper()
+	opts := logstore.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}
+	s, err := logstore.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Write(context.Background(), ddRecords()); err != nil {
+	if err := s.Write(context.Background(), before); err != nil {
 		t.Fatal(err)
 	}
-	return serveLoki(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = logstore.Open(opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Write(context.Background(), after); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func esDrilldown(t *testing.T) *httptest.Server {

@@ -65,11 +65,16 @@ type blockMeta struct {
 	colsCRC      uint32
 	seq          uint64 // WAL segment the rows were flushed from (max, for merged blocks)
 	flags        byte
+	bytes        int64 // message bytes of all rows; known when flags has flagStats
 }
 
 // Block flags.
 const (
 	flagMerged = 1 << iota // written by a merge (zstd), not from the head (S2)
+	// flagStats: the index entry carries the block's message bytes, so
+	// volumes are summed from the index. Blocks written before it existed
+	// lack it and are read instead.
+	flagStats
 )
 
 func (b *blockMeta) end() int64 { return b.off + int64(b.bloomLen) + int64(b.colsLen) }
@@ -133,7 +138,7 @@ func (e *blockEncoder) chunk(raw []byte, compress bool) {
 // block's position in dst.
 func (e *blockEncoder) encode(dst []byte, sid uint64, rows []row, idx []int32) ([]byte, blockMeta) {
 	n := len(idx)
-	m := blockMeta{sid: sid, rows: uint32(n), minTs: rows[idx[0]].ts, maxTs: rows[idx[n-1]].ts}
+	m := blockMeta{sid: sid, rows: uint32(n), minTs: rows[idx[0]].ts, maxTs: rows[idx[n-1]].ts, flags: flagStats}
 	if e.codec == codecZstd {
 		m.flags |= flagMerged
 	}
@@ -205,6 +210,7 @@ func (e *blockEncoder) encode(dst []byte, sid uint64, rows []row, idx []int32) (
 				raw = append(raw, f...)
 				if c == fcolMsg {
 					e.tri.add(f)
+					m.bytes += int64(len(f))
 				}
 			}
 			e.chunk(raw, true)

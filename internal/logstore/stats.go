@@ -1,0 +1,139 @@
+package logstore
+
+import (
+	"context"
+	"sort"
+
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+var _ storage.StreamStatsReader = (*Store)(nil)
+
+// StreamStats sums the rows and message bytes of the matching streams per
+// bucket (see storage.StreamStatsReader). A block that lies within one
+// bucket is counted from its index entry alone; only a block that a bucket
+// edge or the range cuts through, or one written before index entries
+// carried message bytes, is read (its timestamps and, for the rows in
+// range, its message frames). Head rows are counted in memory.
+func (s *Store) StreamStats(ctx context.Context, ms []*model.LabelMatcher, start, end, step int64) ([]storage.StreamStat, error) {
+	if end <= start {
+		return nil, nil
+	}
+	q, err := s.newQuery(ctx, storage.SelectParams{Start: start, End: end, Matchers: ms})
+	if err != nil {
+		return nil, err
+	}
+	defer q.release()
+	sc := statsCounter{start: start, end: end, step: step, buckets: storage.StatBuckets(start, end, step), streams: map[streamKey]*storage.StreamStat{}}
+	for i, src := range q.srcs {
+		if i&63 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if err := sc.add(q, src); err != nil {
+			return nil, err
+		}
+	}
+	// A stream has one id per day partition: join its days by labels.
+	byLabels := map[string]*storage.StreamStat{}
+	var key []byte
+	out := make([]storage.StreamStat, 0, len(sc.streams))
+	for _, st := range sc.streams {
+		key = appendLabelsKey(key[:0], st.Labels)
+		if prev := byLabels[string(key)]; prev != nil {
+			for b := range prev.Rows {
+				prev.Rows[b] += st.Rows[b]
+				prev.Bytes[b] += st.Bytes[b]
+			}
+			continue
+		}
+		byLabels[string(key)] = st
+	}
+	for _, st := range byLabels {
+		out = append(out, *st)
+	}
+	return out, nil
+}
+
+// statsCounter accumulates one StreamStats call.
+type statsCounter struct {
+	start, end, step int64
+	buckets          int
+	streams          map[streamKey]*storage.StreamStat
+}
+
+func (sc *statsCounter) bucket(ts int64) int {
+	if sc.step <= 0 {
+		return 0
+	}
+	return min(int((ts-sc.start)/sc.step), sc.buckets-1)
+}
+
+func (sc *statsCounter) stream(src *source) *storage.StreamStat {
+	st := sc.streams[src.key]
+	if st == nil {
+		st = &storage.StreamStat{Labels: src.labels, Rows: make([]int64, sc.buckets), Bytes: make([]int64, sc.buckets)}
+		sc.streams[src.key] = st
+	}
+	return st
+}
+
+// add counts the rows of src in range.
+func (sc *statsCounter) add(q *query, src *source) error {
+	if src.mem != nil {
+		var st *storage.StreamStat
+		for i := range src.mem.rows {
+			r := &src.mem.rows[i]
+			if r.ts < sc.start || r.ts >= sc.end {
+				continue
+			}
+			if st == nil {
+				st = sc.stream(src)
+			}
+			b := sc.bucket(r.ts)
+			st.Rows[b]++
+			st.Bytes[b] += int64(len(r.msg))
+		}
+		return nil
+	}
+	m := src.meta
+	if m.flags&flagStats != 0 && m.minTs >= sc.start && m.maxTs < sc.end && sc.bucket(m.minTs) == sc.bucket(m.maxTs) {
+		st := sc.stream(src)
+		b := sc.bucket(m.minTs)
+		st.Rows[b] += int64(m.rows)
+		st.Bytes[b] += m.bytes
+		return nil
+	}
+	q.scanned.Add(1)
+	p := src.part
+	raw, err := p.readBlock(m, false, getBuffer(int(m.colsLen)))
+	if err != nil {
+		return q.blockError(p, m, err)
+	}
+	cols, err := parseBlockCols(raw)
+	if err != nil {
+		putBuffer(raw)
+		return q.blockError(p, m, err)
+	}
+	// Only lengths are kept: every buffer goes back to the pool.
+	cols.pooled, cols.pooledRaw = true, raw
+	defer cols.release()
+	lo := sort.Search(cols.rows, func(i int) bool { return cols.ts[i] >= sc.start })
+	hi := sort.Search(cols.rows, func(i int) bool { return cols.ts[i] >= sc.end })
+	if lo >= hi {
+		return nil
+	}
+	if err := cols.loadColumn(fcolMsg, lo, hi); err != nil {
+		return q.blockError(p, m, err)
+	}
+	st := sc.stream(src)
+	msgs := cols.strs[fcolMsg]
+	for i := lo; i < hi; i++ {
+		b := sc.bucket(cols.ts[i])
+		st.Rows[b]++
+		st.Bytes[b] += int64(len(msgs[i]))
+	}
+	return nil
+}
