@@ -111,6 +111,14 @@ func restartedStore(t *testing.T, before, after []model.LogRecord) *logstore.Sto
 
 func esDrilldown(t *testing.T) *httptest.Server {
 	t.Helper()
+	s, _ := esStoreWith(t, ddRecords())
+	return serveLoki(t, s)
+}
+
+// esStoreWith returns an Elasticsearch store of indices of its own
+// holding recs, searchable, and its options.
+func esStoreWith(t *testing.T, recs []model.LogRecord) (*esstore.Store, esstore.Options) {
+	t.Helper()
 	o := esstore.DefaultOptions()
 	o.URLs = []string{estest.URL(t)}
 	o.IndexPrefix = fmt.Sprintf("vigiltest-%08x-", rand.Uint32())
@@ -125,13 +133,13 @@ func esDrilldown(t *testing.T) *httptest.Server {
 		s.Close()
 		deleteESIndices(o.URLs[0], o.IndexPrefix)
 	})
-	if err := s.Write(ctx, ddRecords()); err != nil {
+	if err := s.Write(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return serveLoki(t, s)
+	return s, o
 }
 
 // deleteESIndices removes the indices and index template of a test's

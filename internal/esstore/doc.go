@@ -28,6 +28,7 @@ const (
 	fSource     = "vigil.source"
 	fTruncated  = "vigil.truncated"
 	fLongTokens = "vigil.long_tokens"
+	fMsgBytes   = "vigil.message_bytes"
 	fLabels     = "labels"
 
 	// attrFilePath is the attribute stored in log.file.path instead of labels.
@@ -175,6 +176,9 @@ func appendDoc(b []byte, r *model.LogRecord) []byte {
 		b = append(b, `"source":`...)
 		b = appendString(b, r.Source)
 	}
+	sep()
+	b = append(b, `"message_bytes":`...)
+	b = strconv.AppendInt(b, int64(storedLen(r.Message)), 10)
 	if r.Truncated {
 		sep()
 		b = append(b, `"truncated":true`...)
@@ -308,6 +312,23 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// storedLen is the length in bytes of s as appendString stores it: each
+// byte of invalid UTF-8 becomes U+FFFD, three bytes.
+func storedLen(s string) int {
+	if utf8.ValidString(s) {
+		return len(s)
+	}
+	n := len(s)
+	for i := 0; i < len(s); {
+		r, k := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && k == 1 {
+			n += 2
+		}
+		i += k
+	}
+	return n
 }
 
 // indexDay returns the UTC day number of a Unix-ns timestamp.

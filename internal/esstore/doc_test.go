@@ -22,7 +22,7 @@ func TestAppendDoc(t *testing.T) {
 	}
 	id := model.RecordID{0xde, 0xad, 15: 0x01}
 	f(model.LogRecord{ID: id, Timestamp: 1709900000123456789, Message: "hi"},
-		`{"@timestamp":"2024-03-08T12:13:20.123456789Z","event":{"id":"dead0000000000000000000000000001"},"message":"hi","vigil":{}}`)
+		`{"@timestamp":"2024-03-08T12:13:20.123456789Z","event":{"id":"dead0000000000000000000000000001"},"message":"hi","vigil":{"message_bytes":2}}`)
 	f(model.LogRecord{
 		ID: id, Timestamp: 1709900000e9, ObservedTimestamp: 1709900001e9,
 		Service: "api", Level: "error", Env: "prod", Host: "h1", Grade: 2, Source: "file",
@@ -31,7 +31,7 @@ func TestAppendDoc(t *testing.T) {
 		Truncated:  true,
 	}, `{"@timestamp":"2024-03-08T12:13:20.000000000Z","event":{"id":"dead0000000000000000000000000001","created":"2024-03-08T12:13:21.000000000Z"},`+
 		`"message":"a \"q\"\n\u0001\ufffd","log":{"level":"error","file":{"path":"/var/log/a.log"}},"service":{"name":"api"},"host":{"name":"h1"},`+
-		`"trace":{"id":"0af7651916cd43dd8448eb211c80319c"},"span":{"id":"b7ad6b7169203331"},"vigil":{"grade":2,"env":"prod","source":"file","truncated":true},`+
+		`"trace":{"id":"0af7651916cd43dd8448eb211c80319c"},"span":{"id":"b7ad6b7169203331"},"vigil":{"grade":2,"env":"prod","source":"file","message_bytes":10,"truncated":true},`+
 		`"labels":{"k":["v1","v2"],"x.y":""}}`)
 }
 

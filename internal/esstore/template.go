@@ -11,7 +11,7 @@ import (
 // templateVersion changes whenever the mapping or settings change; it is
 // stored in the template's version field so operators can see which Vigil
 // mapping an index was created with.
-const templateVersion = 1
+const templateVersion = 2
 
 // labelsIgnoreAbove: attribute values longer than this many characters are
 // kept in _source but not indexed, so one huge attribute cannot exceed
@@ -58,6 +58,9 @@ func mapping() map[string]any {
 				"source":      kw,
 				"truncated":   map[string]any{"type": "boolean"},
 				"long_tokens": map[string]any{"type": "boolean"},
+				// the message's length in bytes, summed by index/volume;
+				// aggregated from doc values, never searched
+				"message_bytes": map[string]any{"type": "integer", "index": false},
 			}),
 			"labels": map[string]any{"type": "flattened", "ignore_above": labelsIgnoreAbove},
 		},

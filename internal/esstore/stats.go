@@ -1,0 +1,127 @@
+package esstore
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+var _ storage.StreamStatsReader = (*Store)(nil)
+
+// maxStatsBuckets bounds the buckets of one page of the StreamStats
+// aggregation (composite buckets × histogram buckets), under
+// Elasticsearch's default search.max_buckets of 65,536.
+const maxStatsBuckets = 60000
+
+// StreamStats sums the records and message bytes of the matching streams
+// per bucket (see storage.StreamStatsReader) with one aggregation: a
+// composite over the stream label fields, each bucket's doc count and the
+// sum of vigil.message_bytes, per date_histogram bucket when step > 0.
+//
+// It reads the records instead (exactly, through Select) when the
+// aggregation cannot be exact: when some matching record lacks
+// vigil.message_bytes (written into an index created before the mapping
+// had it), or when start or step is not a whole millisecond (Elasticsearch
+// buckets date_nanos by the millisecond).
+func (s *Store) StreamStats(ctx context.Context, ms []*model.LabelMatcher, start, end, step int64) ([]storage.StreamStat, error) {
+	if end <= start {
+		return nil, nil
+	}
+	q := translate(start, end, ms, nil, nil)
+	if isMatchNone(q.q) {
+		return nil, nil
+	}
+	const ms1 = int64(1e6)
+	if step > 0 && (start%ms1 != 0 || step%ms1 != 0) {
+		return s.scanStats(ctx, ms, start, end, step)
+	}
+	nb := storage.StatBuckets(start, end, step)
+	bytesAgg := map[string]any{"sum": map[string]any{"field": fMsgBytes}}
+	sub := map[string]any{"b": bytesAgg}
+	if step > 0 {
+		sub = map[string]any{"t": map[string]any{
+			"date_histogram": map[string]any{
+				"field": fTimestamp, "fixed_interval": strconv.FormatInt(step/ms1, 10) + "ms",
+				"offset": strconv.FormatInt(start/ms1%(step/ms1), 10) + "ms", "min_doc_count": 1,
+			},
+			"aggs": map[string]any{"b": bytesAgg},
+		}}
+	}
+	comp := map[string]any{"size": max(1, min(compositePage, maxStatsBuckets/nb)), "sources": labelSources()}
+	body := map[string]any{"size": 0, "query": q.q, "aggs": map[string]any{
+		"s": map[string]any{"composite": comp, "aggs": sub},
+		// records without message bytes: an index of an older mapping
+		"old": map[string]any{"missing": map[string]any{"field": fMsgBytes}},
+	}}
+	var out []storage.StreamStat
+	for {
+		v, err := s.aggregate(ctx, "stream_stats", start, end, body)
+		if err != nil {
+			return nil, err
+		}
+		if v.GetInt64("aggregations", "old", "doc_count") > 0 {
+			return s.scanStats(ctx, ms, start, end, step)
+		}
+		buckets := v.GetArray("aggregations", "s", "buckets")
+		for _, b := range buckets {
+			ls := bucketLabels(b)
+			if !q.exact && !model.MatchLabels(ms, ls) {
+				continue
+			}
+			st := storage.StreamStat{Labels: ls, Rows: make([]int64, nb), Bytes: make([]int64, nb)}
+			if step == 0 {
+				st.Rows[0] = b.GetInt64("doc_count")
+				st.Bytes[0] = int64(b.GetFloat64("b", "value"))
+			} else {
+				for _, h := range b.GetArray("t", "buckets") {
+					i := min(max((h.GetInt64("key")*ms1-start)/step, 0), int64(nb-1))
+					st.Rows[i] += h.GetInt64("doc_count")
+					st.Bytes[i] += int64(h.GetFloat64("b", "value"))
+				}
+			}
+			out = append(out, st)
+		}
+		after := v.Get("aggregations", "s", "after_key")
+		if len(buckets) == 0 || after == nil {
+			return out, nil
+		}
+		comp["after"] = json.RawMessage(after.MarshalTo(nil))
+	}
+}
+
+// scanStats is StreamStats computed from the records themselves.
+func (s *Store) scanStats(ctx context.Context, ms []*model.LabelMatcher, start, end, step int64) ([]storage.StreamStat, error) {
+	nb := storage.StatBuckets(start, end, step)
+	byStream := map[string]*storage.StreamStat{}
+	var key []byte
+	err := s.Select(ctx, storage.SelectParams{Start: start, End: end, Matchers: ms}, func(r *storage.Row) bool {
+		key = key[:0]
+		for _, l := range r.Labels {
+			key = append(append(append(key, l.Name...), 0), l.Value...)
+			key = append(key, 0)
+		}
+		st := byStream[string(key)]
+		if st == nil {
+			st = &storage.StreamStat{Labels: append(model.Labels(nil), r.Labels...), Rows: make([]int64, nb), Bytes: make([]int64, nb)}
+			byStream[string(key)] = st
+		}
+		i := 0
+		if step > 0 {
+			i = min(int((r.Timestamp-start)/step), nb-1)
+		}
+		st.Rows[i]++
+		st.Bytes[i] += int64(len(r.Message))
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]storage.StreamStat, 0, len(byStream))
+	for _, st := range byStream {
+		out = append(out, *st)
+	}
+	return out, nil
+}
