@@ -40,15 +40,9 @@ func BenchmarkIndexVolume(b *testing.B) {
 	}
 	end := time.Now().UnixNano()
 	start := end - int64(time.Hour)
-	levels := []string{"info", "warn", "error", "debug", "trace"}
 	batch := make([]model.LogRecord, 0, 10000)
 	for i := 0; i < lines; i++ {
-		batch = append(batch, model.LogRecord{
-			ID:        model.RecordID{byte(i), byte(i >> 8), byte(i >> 16), byte(i >> 24), 1},
-			Timestamp: start + int64(i)*(int64(time.Hour)/int64(lines)), ObservedTimestamp: end,
-			Service: "svc-" + strconv.Itoa(i%100), Level: levels[i/100%len(levels)], Source: "otlp",
-			Message: `level=info msg="request served" path=/api/v1/items/` + strconv.Itoa(i%1000) + ` status=200 took=12ms`,
-		})
+		batch = append(batch, benchRecord(i, lines, start, end))
 		if len(batch) == cap(batch) || i == lines-1 {
 			if err := s.Write(context.Background(), batch); err != nil {
 				b.Fatal(err)
@@ -64,6 +58,50 @@ func BenchmarkIndexVolume(b *testing.B) {
 	}
 	defer s.Close()
 	benchIndexEndpoints(b, s, start, end, lines)
+}
+
+// BenchmarkIndexVolumeES is BenchmarkIndexVolume against Elasticsearch
+// (VIGIL_TEST_ES), over VIGIL_QUERY_BENCH_ES_LINES lines (default
+// 1,000,000) of the same 500 streams, written through the store and
+// refreshed before the clock starts. The indices are deleted at the end.
+func BenchmarkIndexVolumeES(b *testing.B) {
+	lines := 1_000_000
+	if v := os.Getenv("VIGIL_QUERY_BENCH_ES_LINES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lines = n
+	}
+	end := time.Now().Truncate(time.Millisecond).UnixNano()
+	start := end - int64(time.Hour)
+	s, _ := esStoreWith(b, nil)
+	ctx := context.Background()
+	recs := make([]model.LogRecord, 0, 20000)
+	for i := 0; i < lines; i++ {
+		recs = append(recs, benchRecord(i, lines, start, end))
+		if len(recs) == cap(recs) || i == lines-1 {
+			if err := s.Write(ctx, recs); err != nil {
+				b.Fatal(err)
+			}
+			recs = recs[:0]
+		}
+	}
+	if err := s.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	benchIndexEndpoints(b, s, start, end, lines)
+}
+
+// benchRecord is line i of n in [start, end): 100 services × 5 levels.
+func benchRecord(i, n int, start, end int64) model.LogRecord {
+	levels := []string{"info", "warn", "error", "debug", "trace"}
+	return model.LogRecord{
+		ID:        model.RecordID{byte(i), byte(i >> 8), byte(i >> 16), byte(i >> 24), 1},
+		Timestamp: start + int64(i)*((end-start)/int64(n)), ObservedTimestamp: end,
+		Service: "svc-" + strconv.Itoa(i%100), Level: levels[i/100%len(levels)], Source: "otlp",
+		Message: `level=info msg="request served" path=/api/v1/items/` + strconv.Itoa(i%1000) + ` status=200 took=12ms`,
+	}
 }
 
 // benchIndexEndpoints runs the index endpoints over s, whose lines lie in

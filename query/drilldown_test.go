@@ -117,7 +117,7 @@ func esDrilldown(t *testing.T) *httptest.Server {
 
 // esStoreWith returns an Elasticsearch store of indices of its own
 // holding recs, searchable, and its options.
-func esStoreWith(t *testing.T, recs []model.LogRecord) (*esstore.Store, esstore.Options) {
+func esStoreWith(t testing.TB, recs []model.LogRecord) (*esstore.Store, esstore.Options) {
 	t.Helper()
 	o := esstore.DefaultOptions()
 	o.URLs = []string{estest.URL(t)}

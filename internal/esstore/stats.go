@@ -11,15 +11,14 @@ import (
 
 var _ storage.StreamStatsReader = (*Store)(nil)
 
-// maxStatsBuckets bounds the buckets of one page of the StreamStats
-// aggregation (composite buckets × histogram buckets), under
+// statsPage is the page size of the StreamStats aggregation, under
 // Elasticsearch's default search.max_buckets of 65,536.
-const maxStatsBuckets = 60000
+const statsPage = 10000
 
 // StreamStats sums the records and message bytes of the matching streams
 // per bucket (see storage.StreamStatsReader) with one aggregation: a
-// composite over the stream label fields, each bucket's doc count and the
-// sum of vigil.message_bytes, per date_histogram bucket when step > 0.
+// composite over the stream label fields and, when step > 0, a
+// date_histogram; each bucket's doc count and sum of vigil.message_bytes.
 //
 // It reads the records instead (exactly, through Select) when the
 // aggregation cannot be exact: when some matching record lacks
@@ -39,24 +38,22 @@ func (s *Store) StreamStats(ctx context.Context, ms []*model.LabelMatcher, start
 		return s.scanStats(ctx, ms, start, end, step)
 	}
 	nb := storage.StatBuckets(start, end, step)
-	bytesAgg := map[string]any{"sum": map[string]any{"field": fMsgBytes}}
-	sub := map[string]any{"b": bytesAgg}
+	sources := labelSources()
 	if step > 0 {
-		sub = map[string]any{"t": map[string]any{
-			"date_histogram": map[string]any{
-				"field": fTimestamp, "fixed_interval": strconv.FormatInt(step/ms1, 10) + "ms",
-				"offset": strconv.FormatInt(start/ms1%(step/ms1), 10) + "ms", "min_doc_count": 1,
-			},
-			"aggs": map[string]any{"b": bytesAgg},
-		}}
+		sources = append(sources, map[string]any{"t": map[string]any{"date_histogram": map[string]any{
+			"field": fTimestamp, "fixed_interval": strconv.FormatInt(step/ms1, 10) + "ms",
+			"offset": strconv.FormatInt(start/ms1%(step/ms1), 10) + "ms",
+		}}})
 	}
-	comp := map[string]any{"size": max(1, min(compositePage, maxStatsBuckets/nb)), "sources": labelSources()}
+	comp := map[string]any{"size": statsPage, "sources": sources}
 	body := map[string]any{"size": 0, "query": q.q, "aggs": map[string]any{
-		"s": map[string]any{"composite": comp, "aggs": sub},
+		"s": map[string]any{"composite": comp, "aggs": map[string]any{"b": map[string]any{"sum": map[string]any{"field": fMsgBytes}}}},
 		// records without message bytes: an index of an older mapping
 		"old": map[string]any{"missing": map[string]any{"field": fMsgBytes}},
 	}}
 	var out []storage.StreamStat
+	var key []byte
+	byStream := map[string]int{} // index in out
 	for {
 		v, err := s.aggregate(ctx, "stream_stats", start, end, body)
 		if err != nil {
@@ -71,18 +68,21 @@ func (s *Store) StreamStats(ctx context.Context, ms []*model.LabelMatcher, start
 			if !q.exact && !model.MatchLabels(ms, ls) {
 				continue
 			}
-			st := storage.StreamStat{Labels: ls, Rows: make([]int64, nb), Bytes: make([]int64, nb)}
-			if step == 0 {
-				st.Rows[0] = b.GetInt64("doc_count")
-				st.Bytes[0] = int64(b.GetFloat64("b", "value"))
-			} else {
-				for _, h := range b.GetArray("t", "buckets") {
-					i := min(max((h.GetInt64("key")*ms1-start)/step, 0), int64(nb-1))
-					st.Rows[i] += h.GetInt64("doc_count")
-					st.Bytes[i] += int64(h.GetFloat64("b", "value"))
-				}
+			// Buckets of one stream are adjacent, and may continue on
+			// the next page.
+			key = appendLabelsKey(key[:0], ls)
+			k, ok := byStream[string(key)]
+			if !ok {
+				k = len(out)
+				byStream[string(key)] = k
+				out = append(out, storage.StreamStat{Labels: ls, Rows: make([]int64, nb), Bytes: make([]int64, nb)})
 			}
-			out = append(out, st)
+			i := int64(0)
+			if step > 0 {
+				i = min(max((b.GetInt64("key", "t")*ms1-start)/step, 0), int64(nb-1))
+			}
+			out[k].Rows[i] += b.GetInt64("doc_count")
+			out[k].Bytes[i] += int64(b.GetFloat64("b", "value"))
 		}
 		after := v.Get("aggregations", "s", "after_key")
 		if len(buckets) == 0 || after == nil {
@@ -98,11 +98,7 @@ func (s *Store) scanStats(ctx context.Context, ms []*model.LabelMatcher, start, 
 	byStream := map[string]*storage.StreamStat{}
 	var key []byte
 	err := s.Select(ctx, storage.SelectParams{Start: start, End: end, Matchers: ms}, func(r *storage.Row) bool {
-		key = key[:0]
-		for _, l := range r.Labels {
-			key = append(append(append(key, l.Name...), 0), l.Value...)
-			key = append(key, 0)
-		}
+		key = appendLabelsKey(key[:0], r.Labels)
 		st := byStream[string(key)]
 		if st == nil {
 			st = &storage.StreamStat{Labels: append(model.Labels(nil), r.Labels...), Rows: make([]int64, nb), Bytes: make([]int64, nb)}
@@ -124,4 +120,13 @@ func (s *Store) scanStats(ctx context.Context, ms []*model.LabelMatcher, start, 
 		out = append(out, *st)
 	}
 	return out, nil
+}
+
+// appendLabelsKey appends a map key identifying ls.
+func appendLabelsKey(b []byte, ls model.Labels) []byte {
+	for _, l := range ls {
+		b = append(append(append(b, l.Name...), 0), l.Value...)
+		b = append(b, 0)
+	}
+	return b
 }
