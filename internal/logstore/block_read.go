@@ -24,6 +24,7 @@ type chunkRef struct {
 // buffers owned by the blockCols.
 type blockCols struct {
 	raw       []byte
+	version   byte // block format
 	rows      int
 	frameRows int
 	nframes   int
@@ -59,9 +60,10 @@ func parseBlockCols(raw []byte) (*blockCols, error) {
 // from raw, which may be just a prefix of it.
 func parseColsHeader(raw []byte, total int) (*blockCols, error) {
 	b := &blockCols{}
-	if len(raw) == 0 || raw[0] != blockFormatVersion {
+	if len(raw) == 0 || raw[0] == 0 || int(raw[0]) >= len(simpleOrder) {
 		return nil, fmt.Errorf("unknown block format: %w", errCorrupt)
 	}
+	b.version = raw[0]
 	d := binenc.NewReader(raw[1:])
 	uv := func() int {
 		v := d.Uvarint()
@@ -78,7 +80,7 @@ func parseColsHeader(raw []byte, total int) (*blockCols, error) {
 	}
 	b.nframes = (b.rows + b.frameRows - 1) / b.frameRows
 	var refs []*chunkRef
-	for c := range b.simple {
+	for _, c := range simpleOrder[b.version] {
 		refs = append(refs, &b.simple[c])
 	}
 	for c := range b.framed {

@@ -39,6 +39,8 @@ func appendIndexRecord(dst []byte, kind byte, seq uint64, removed, blocks []*blo
 		dst = append(dst, m.flags)
 		if m.flags&flagStats != 0 {
 			dst = binary.AppendUvarint(dst, uint64(m.bytes))
+			dst = binary.AppendUvarint(dst, uint64(m.statsLen))
+			dst = binary.LittleEndian.AppendUint32(dst, m.statsCRC)
 		}
 	}
 	return finishRecord(dst, start)
@@ -70,6 +72,11 @@ func decodeIndexRecord(payload []byte) (*indexRecord, error) {
 		m.flags = d.Byte()
 		if m.flags&flagStats != 0 {
 			m.bytes = int64(d.Uvarint())
+			m.statsLen = uint32(d.Uvarint())
+			m.statsCRC = d.Uint32()
+			if m.statsLen > m.colsLen {
+				return nil, errCorrupt
+			}
 		}
 		r.blocks[i] = m
 	}

@@ -2,6 +2,8 @@ package logstore
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"sort"
 
 	"github.com/vigilhq/vigil/internal/model"
@@ -108,6 +110,9 @@ func (sc *statsCounter) add(q *query, src *source) error {
 	}
 	q.scanned.Add(1)
 	p := src.part
+	if m.flags&flagStats != 0 {
+		return sc.addLengths(q, src)
+	}
 	raw, err := p.readBlock(m, false, getBuffer(int(m.colsLen)))
 	if err != nil {
 		return q.blockError(p, m, err)
@@ -134,6 +139,54 @@ func (sc *statsCounter) add(q *query, src *source) error {
 		b := sc.bucket(cols.ts[i])
 		st.Rows[b]++
 		st.Bytes[b] += int64(len(msgs[i]))
+	}
+	return nil
+}
+
+// addLengths counts a block with statistics from its timestamps and
+// message lengths, the prefix of its columns section that holds them.
+func (sc *statsCounter) addLengths(q *query, src *source) error {
+	p, m := src.part, src.meta
+	raw := getBuffer(int(m.statsLen))
+	if _, err := p.data.ReadAt(raw, m.off+int64(m.bloomLen)); err != nil {
+		putBuffer(raw)
+		return fmt.Errorf("cannot read block at %d of %s: %w", m.off, p.data.Name(), err)
+	}
+	cols, err := parseColsHeader(raw, int(m.colsLen))
+	if err == nil && crc(raw) != m.statsCRC {
+		err = fmt.Errorf("block at %d of %s: checksum mismatch: %w", m.off, p.data.Name(), errCorrupt)
+	}
+	if err != nil {
+		putBuffer(raw)
+		return q.blockError(p, m, err)
+	}
+	cols.raw, cols.pooled, cols.pooledRaw = raw, true, raw
+	defer cols.release()
+	if r := cols.simple[colLen]; cols.version < 2 || r.off+r.compLen > len(raw) {
+		return q.blockError(p, m, errCorrupt)
+	}
+	if err := cols.decodeTS(); err != nil {
+		return q.blockError(p, m, err)
+	}
+	lens, err := cols.chunk(cols.simple[colLen])
+	if err != nil {
+		return q.blockError(p, m, err)
+	}
+	var st *storage.StreamStat
+	for _, ts := range cols.ts {
+		n, k := binary.Uvarint(lens)
+		if k <= 0 {
+			return q.blockError(p, m, errCorrupt)
+		}
+		lens = lens[k:]
+		if ts >= sc.start && ts < sc.end {
+			if st == nil {
+				st = sc.stream(src)
+			}
+			b := sc.bucket(ts)
+			st.Rows[b]++
+			st.Bytes[b] += int64(n)
+		}
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ func checkStats(t *testing.T, s *Store, recs []model.LogRecord, ms []*model.Labe
 		got[st.Labels.String()] = [2][]int64{st.Rows, st.Bytes}
 	}
 	if want := statsWant(recs, ms, start, end, step); !reflect.DeepEqual(got, want) {
-		t.Errorf("StreamStats(%v, %d, %d, %d):\n got %v\nwant %v", ms, start, end, step, got, want)
+		t.Errorf("StreamStats(%v, %d, %d, %d):\n got %.1000v\nwant %.1000v", ms, start, end, step, fmt.Sprint(got), fmt.Sprint(want))
 	}
 }
 
