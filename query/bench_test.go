@@ -57,6 +57,7 @@ func BenchmarkIndexVolume(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
+	b.Logf("%d blocks", s.Stats().Blocks)
 	benchIndexEndpoints(b, s, start, end, lines)
 }
 

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -53,6 +54,19 @@ func TestVolumeStatsMatchScanES(t *testing.T) {
 	s, o := esStoreWith(t, volumeRecords())
 	testVolumeStatsMatchScan(t, s, volumeRecords())
 
+	// A stream key too long for vigil.stream: StreamStats reads the
+	// records instead.
+	long := volumeRecords()[:1]
+	long[0].ID[3], long[0].Host = 0x02, strings.Repeat("h", 9000)
+	ctx := context.Background()
+	if err := s.Write(ctx, long); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testVolumeStatsMatchScan(t, s, append(volumeRecords(), long...))
+
 	// Documents written before the mapping had vigil.message_bytes lack
 	// it: StreamStats reads the records instead.
 	old := volumeRecords()[:300]
@@ -82,7 +96,7 @@ func TestVolumeStatsMatchScanES(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"errors":false`) {
 		t.Fatalf("bulk: %d %.500s", resp.StatusCode, b)
 	}
-	testVolumeStatsMatchScan(t, s, append(volumeRecords(), old...))
+	testVolumeStatsMatchScan(t, s, append(append(volumeRecords(), long...), old...))
 }
 
 func testVolumeStatsMatchScan(t *testing.T, s storage.LogReader, recs []model.LogRecord) {

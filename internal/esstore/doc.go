@@ -1,6 +1,8 @@
 package esstore
 
 import (
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 	"unicode"
@@ -29,6 +31,7 @@ const (
 	fTruncated  = "vigil.truncated"
 	fLongTokens = "vigil.long_tokens"
 	fMsgBytes   = "vigil.message_bytes"
+	fStream     = "vigil.stream"
 	fLabels     = "labels"
 
 	// attrFilePath is the attribute stored in log.file.path instead of labels.
@@ -179,6 +182,8 @@ func appendDoc(b []byte, r *model.LogRecord) []byte {
 	sep()
 	b = append(b, `"message_bytes":`...)
 	b = strconv.AppendInt(b, int64(storedLen(r.Message)), 10)
+	b = append(b, `,"stream":`...)
+	b = appendString(b, string(appendStreamKey(nil, r.StreamLabels())))
 	if r.Truncated {
 		sep()
 		b = append(b, `"truncated":true`...)
@@ -312,6 +317,31 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendStreamKey appends the value of vigil.stream: the stream labels as
+// a JSON array of names and values, ["env","prod","host","h1",…], in
+// label order.
+func appendStreamKey(b []byte, ls model.Labels) []byte {
+	kv := make([]string, 0, 2*len(ls))
+	for _, l := range ls {
+		kv = append(kv, l.Name, l.Value)
+	}
+	k, _ := json.Marshal(kv) // strings only: cannot fail; invalid UTF-8 becomes U+FFFD
+	return append(b, k...)
+}
+
+// parseStreamKey parses a vigil.stream value.
+func parseStreamKey(k []byte) (model.Labels, error) {
+	var kv []string
+	if err := json.Unmarshal(k, &kv); err != nil || len(kv)%2 != 0 {
+		return nil, fmt.Errorf("bad %s value %q", fStream, k)
+	}
+	ls := make(model.Labels, 0, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		ls = append(ls, model.Label{Name: kv[i], Value: kv[i+1]})
+	}
+	return ls, nil
 }
 
 // storedLen is the length in bytes of s as appendString stores it: each

@@ -11,20 +11,23 @@ import (
 
 var _ storage.StreamStatsReader = (*Store)(nil)
 
-// statsPage is the page size of the StreamStats aggregation, under
-// Elasticsearch's default search.max_buckets of 65,536.
-const statsPage = 10000
+// statsPage is the page size of the StreamStats aggregation: every page
+// aggregates all matching documents again, so pages are as large as
+// Elasticsearch's default search.max_buckets (65,536) allows.
+const statsPage = 60000
 
 // StreamStats sums the records and message bytes of the matching streams
 // per bucket (see storage.StreamStatsReader) with one aggregation: a
-// composite over the stream label fields and, when step > 0, a
-// date_histogram; each bucket's doc count and sum of vigil.message_bytes.
+// composite over vigil.stream (the stream labels as one keyword) and, when
+// step > 0, a date_histogram; each bucket's doc count and sum of
+// vigil.message_bytes.
 //
 // It reads the records instead (exactly, through Select) when the
 // aggregation cannot be exact: when some matching record lacks
-// vigil.message_bytes (written into an index created before the mapping
-// had it), or when start or step is not a whole millisecond (Elasticsearch
-// buckets date_nanos by the millisecond).
+// vigil.stream (written into an index created before the mapping had it,
+// or with a stream key over streamKeyMax bytes), or when start or step is
+// not a whole millisecond (Elasticsearch buckets date_nanos by the
+// millisecond).
 func (s *Store) StreamStats(ctx context.Context, ms []*model.LabelMatcher, start, end, step int64) ([]storage.StreamStat, error) {
 	if end <= start {
 		return nil, nil
@@ -38,7 +41,7 @@ func (s *Store) StreamStats(ctx context.Context, ms []*model.LabelMatcher, start
 		return s.scanStats(ctx, ms, start, end, step)
 	}
 	nb := storage.StatBuckets(start, end, step)
-	sources := labelSources()
+	sources := []any{map[string]any{"s": map[string]any{"terms": map[string]any{"field": fStream}}}}
 	if step > 0 {
 		sources = append(sources, map[string]any{"t": map[string]any{"date_histogram": map[string]any{
 			"field": fTimestamp, "fixed_interval": strconv.FormatInt(step/ms1, 10) + "ms",
@@ -48,8 +51,9 @@ func (s *Store) StreamStats(ctx context.Context, ms []*model.LabelMatcher, start
 	comp := map[string]any{"size": statsPage, "sources": sources}
 	body := map[string]any{"size": 0, "query": q.q, "aggs": map[string]any{
 		"s": map[string]any{"composite": comp, "aggs": map[string]any{"b": map[string]any{"sum": map[string]any{"field": fMsgBytes}}}},
-		// records without message bytes: an index of an older mapping
-		"old": map[string]any{"missing": map[string]any{"field": fMsgBytes}},
+		// records without a stream key: an index of an older mapping,
+		// or a key over streamKeyMax
+		"old": map[string]any{"missing": map[string]any{"field": fStream}},
 	}}
 	var out []storage.StreamStat
 	var key []byte
@@ -64,7 +68,10 @@ func (s *Store) StreamStats(ctx context.Context, ms []*model.LabelMatcher, start
 		}
 		buckets := v.GetArray("aggregations", "s", "buckets")
 		for _, b := range buckets {
-			ls := bucketLabels(b)
+			ls, err := parseStreamKey(scalarBytes(b.Get("key", "s")))
+			if err != nil {
+				return nil, err
+			}
 			if !q.exact && !model.MatchLabels(ms, ls) {
 				continue
 			}

@@ -18,6 +18,10 @@ const templateVersion = 2
 // Lucene's 32 KiB term limit and get its whole record rejected.
 const labelsIgnoreAbove = 4096
 
+// streamKeyMax: a vigil.stream value longer than this is not kept (Lucene
+// refuses terms over 32 KiB).
+const streamKeyMax = 8192
+
 // mapping is the mapping of every daily index. dynamic:false at the top: a
 // field the mapping does not name is kept in _source but never creates a
 // mapping (free-form attributes live in the flattened field labels, one
@@ -61,6 +65,10 @@ func mapping() map[string]any {
 				// the message's length in bytes, summed by index/volume;
 				// aggregated from doc values, never searched
 				"message_bytes": map[string]any{"type": "integer", "index": false},
+				// the stream labels as one value, aggregated by
+				// index/volume; a longer key is left out, and its
+				// documents are counted by reading them
+				"stream": map[string]any{"type": "keyword", "index": false, "ignore_above": streamKeyMax},
 			}),
 			"labels": map[string]any{"type": "flattened", "ignore_above": labelsIgnoreAbove},
 		},

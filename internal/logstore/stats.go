@@ -3,8 +3,12 @@ package logstore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -14,10 +18,11 @@ var _ storage.StreamStatsReader = (*Store)(nil)
 
 // StreamStats sums the rows and message bytes of the matching streams per
 // bucket (see storage.StreamStatsReader). A block that lies within one
-// bucket is counted from its index entry alone; only a block that a bucket
-// edge or the range cuts through, or one written before index entries
-// carried message bytes, is read (its timestamps and, for the rows in
-// range, its message frames). Head rows are counted in memory.
+// bucket is counted from its index entry alone; of a block that a bucket
+// edge or the range cuts through, only its timestamps and message lengths
+// are read. Blocks written before index entries carried statistics are
+// read whole (timestamps and message frames). Head rows are counted in
+// memory. Blocks are read by up to GOMAXPROCS goroutines.
 func (s *Store) StreamStats(ctx context.Context, ms []*model.LabelMatcher, start, end, step int64) ([]storage.StreamStat, error) {
 	if end <= start {
 		return nil, nil
@@ -27,32 +32,56 @@ func (s *Store) StreamStats(ctx context.Context, ms []*model.LabelMatcher, start
 		return nil, err
 	}
 	defer q.release()
-	sc := statsCounter{start: start, end: end, step: step, buckets: storage.StatBuckets(start, end, step), streams: map[streamKey]*storage.StreamStat{}}
-	for i, src := range q.srcs {
-		if i&63 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(q.srcs)/64))
+	counters := make([]*statsCounter, workers)
+	errs := make([]error, workers)
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for w := range counters {
+		sc := &statsCounter{start: start, end: end, step: step, buckets: storage.StatBuckets(start, end, step), streams: map[streamKey]*storage.StreamStat{}}
+		counters[w] = sc
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(q.srcs) {
+					return
+				}
+				err := ctx.Err()
+				if err == nil {
+					err = sc.add(q, q.srcs[i])
+				}
+				if err != nil {
+					errs[w] = err
+					failed.Store(true)
+				}
 			}
-		}
-		if err := sc.add(q, src); err != nil {
-			return nil, err
-		}
+		}()
 	}
-	// A stream has one id per day partition: join its days by labels.
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	// A stream has one id per day partition, and its blocks were counted
+	// by several workers: join them by labels.
 	byLabels := map[string]*storage.StreamStat{}
 	var key []byte
-	out := make([]storage.StreamStat, 0, len(sc.streams))
-	for _, st := range sc.streams {
-		key = appendLabelsKey(key[:0], st.Labels)
-		if prev := byLabels[string(key)]; prev != nil {
-			for b := range prev.Rows {
-				prev.Rows[b] += st.Rows[b]
-				prev.Bytes[b] += st.Bytes[b]
+	for _, sc := range counters {
+		for _, st := range sc.streams {
+			key = appendLabelsKey(key[:0], st.Labels)
+			if prev := byLabels[string(key)]; prev != nil {
+				for b := range prev.Rows {
+					prev.Rows[b] += st.Rows[b]
+					prev.Bytes[b] += st.Bytes[b]
+				}
+				continue
 			}
-			continue
+			byLabels[string(key)] = st
 		}
-		byLabels[string(key)] = st
 	}
+	out := make([]storage.StreamStat, 0, len(byLabels))
 	for _, st := range byLabels {
 		out = append(out, *st)
 	}
