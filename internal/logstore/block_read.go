@@ -179,27 +179,48 @@ func (b *blockCols) decodeTS() error {
 	if err != nil {
 		return err
 	}
+	it, err := newTSIter(data)
+	if err != nil {
+		return err
+	}
 	b.ts = make([]int64, b.rows)
+	for i := range b.ts {
+		if b.ts[i], err = it.next(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tsIter walks the timestamps of a decoded ts chunk.
+type tsIter struct {
+	data []byte
+	v    int64
+	unit uint64
+}
+
+func newTSIter(data []byte) (tsIter, error) {
 	v, k := binary.Varint(data)
 	if k <= 0 {
-		return errCorrupt
+		return tsIter{}, errCorrupt
 	}
 	data = data[k:]
 	unit, k := binary.Uvarint(data)
 	if k <= 0 || unit == 0 {
-		return errCorrupt
+		return tsIter{}, errCorrupt
 	}
-	data = data[k:]
-	for i := range b.ts {
-		d, k := binary.Uvarint(data)
-		if k <= 0 {
-			return errCorrupt
-		}
-		data = data[k:]
-		v += int64(d * unit)
-		b.ts[i] = v
+	return tsIter{data: data[k:], v: v, unit: unit}, nil
+}
+
+// next returns the next timestamp.
+func (it *tsIter) next() (int64, error) {
+	d, k := binary.Uvarint(it.data)
+	if k <= 0 {
+		return 0, errCorrupt
 	}
-	return nil
+	it.data = it.data[k:]
+	it.v += int64(d * it.unit)
+	return it.v, nil
 }
 
 // loadRest decodes the ids, observed timestamps and truncated flags.

@@ -194,7 +194,12 @@ func (sc *statsCounter) addLengths(q *query, src *source) error {
 	if r := cols.simple[colLen]; cols.version < 2 || r.off+r.compLen > len(raw) {
 		return q.blockError(p, m, errCorrupt)
 	}
-	if err := cols.decodeTS(); err != nil {
+	tsData, err := cols.chunk(cols.simple[colTS])
+	if err != nil {
+		return q.blockError(p, m, err)
+	}
+	it, err := newTSIter(tsData)
+	if err != nil {
 		return q.blockError(p, m, err)
 	}
 	lens, err := cols.chunk(cols.simple[colLen])
@@ -202,13 +207,17 @@ func (sc *statsCounter) addLengths(q *query, src *source) error {
 		return q.blockError(p, m, err)
 	}
 	var st *storage.StreamStat
-	for _, ts := range cols.ts {
+	for range cols.rows {
+		ts, err := it.next()
 		n, k := binary.Uvarint(lens)
-		if k <= 0 {
+		if err != nil || k <= 0 {
 			return q.blockError(p, m, errCorrupt)
 		}
 		lens = lens[k:]
-		if ts >= sc.start && ts < sc.end {
+		if ts >= sc.end {
+			break
+		}
+		if ts >= sc.start {
 			if st == nil {
 				st = sc.stream(src)
 			}
