@@ -205,3 +205,64 @@ func TestStreamStats(t *testing.T) {
 		checkStats(t, s, recs, statsMatchers(t)[1], c[0], c[1], c[2])
 	}
 }
+
+// TestStreamStatsCorruptBlock: a block whose stats prefix fails its
+// checksum is skipped and counted, as Select skips it, not an error.
+func TestStreamStatsCorruptBlock(t *testing.T) {
+	dir := t.TempDir()
+	noMerge := func(o *Options) { o.tune.mergeBlocks = 1 << 30 } // blocks stay where they are
+	s := openStore(t, dir, noMerge)
+	write(t, s, legacyRecords(0))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir, noMerge)
+	s.mu.RLock()
+	var p *partition
+	var m *blockMeta
+	for _, part := range s.parts {
+		for _, b := range part.blocks {
+			if b.flags&flagStats != 0 && b.rows > 1 {
+				p, m = part, b
+			}
+		}
+	}
+	s.mu.RUnlock()
+	if m == nil {
+		t.Fatal("no block with statistics")
+	}
+	f, err := os.OpenFile(p.data.Name(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last byte of the stats prefix: in the length chunk.
+	at := m.off + int64(m.bloomLen) + int64(m.statsLen) - 1
+	b := []byte{0}
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x5a
+	if _, err := f.WriteAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// A step edge inside the block makes StreamStats read its prefix.
+	step := (m.maxTs - m.minTs) / 2
+	stats, err := s.StreamStats(context.Background(), nil, legacyBase, m.maxTs+1, step)
+	if err != nil {
+		t.Fatalf("StreamStats: %v", err)
+	}
+	if n := counterValue(s.m.corruptBlocks); n != 1 {
+		t.Errorf("corrupt blocks counted: %v, want 1", n)
+	}
+	var rows int64
+	for _, st := range stats {
+		for _, n := range st.Rows {
+			rows += n
+		}
+	}
+	want := int64(len(selectAll(t, s, storage.SelectParams{Start: legacyBase, End: m.maxTs + 1})))
+	if rows != want || rows == 0 {
+		t.Errorf("StreamStats counted %d rows; Select, which skips the block too, %d", rows, want)
+	}
+}
