@@ -65,18 +65,47 @@ func ddRecords() []model.LogRecord {
 
 func embeddedDrilldown(t *testing.T) *httptest.Server {
 	t.Helper()
-	s, err := logstore.Open(logstore.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Write(context.Background(), ddRecords()); err != nil {
-		t.Fatal(err)
-	}
+	// Half the lines in blocks, half in the head, so the index endpoints
+	// sum both.
+	recs := ddRecords()
+	s := restartedStore(t, recs[:len(recs)/2], recs[len(recs)/2:])
 	return serveAPI(t, s)
 }
 
+// restartedStore returns an embedded store holding before in blocks
+// (written, then the store closed and reopened) and after in its head.
+func restartedStore(t *testing.T, before, after []model.LogRecord) *logstore.Store {
+	t.Helper()
+	opts := logstore.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}
+	s, err := logstore.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), before); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = logstore.Open(opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Write(context.Background(), after); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func esDrilldown(t *testing.T) *httptest.Server {
+	t.Helper()
+	s, _ := esStoreWith(t, ddRecords())
+	return serveAPI(t, s)
+}
+
+// esStoreWith returns an Elasticsearch store of indices of its own
+// holding recs, searchable, and its options.
+func esStoreWith(t testing.TB, recs []model.LogRecord) (*esstore.Store, esstore.Options) {
 	t.Helper()
 	o := esstore.DefaultOptions()
 	o.URLs = []string{estest.URL(t)}
@@ -92,13 +121,13 @@ func esDrilldown(t *testing.T) *httptest.Server {
 		s.Close()
 		deleteESIndices(o.URLs[0], o.IndexPrefix)
 	})
-	if err := s.Write(ctx, ddRecords()); err != nil {
+	if err := s.Write(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return serveAPI(t, s)
+	return s, o
 }
 
 // deleteESIndices removes the indices and index template of a test's

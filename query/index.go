@@ -15,8 +15,10 @@ import (
 
 // Loki's index endpoints: index/stats (Grafana's query-size hint) and
 // index/volume, index/volume_range (the Logs Drilldown landing page).
-// Vigil has no separate index of chunk sizes: both read the selected
-// lines, so their figures are exact (bytes are line bytes, as Loki's).
+// Their figures are exact (bytes are line bytes, as Loki's). A store that
+// is a storage.StreamStatsReader answers them from per-stream statistics
+// without reading lines; lines are read (scanVolumes) from other stores
+// and for selectors on detected_level, which is derived from each line.
 
 // streamVolume is what one stream holds in a range: entries and line
 // bytes, per step bucket for volume_range.
@@ -24,6 +26,29 @@ type streamVolume struct {
 	labels  model.Labels
 	entries int64
 	bytes   []int64 // one per bucket
+}
+
+// volumes sums the lines matching ms in [start, end) per stream, from
+// the store's statistics when it keeps them.
+func (a *API) volumes(ctx context.Context, ms []*model.LabelMatcher, start, end, step int64) ([]*streamVolume, error) {
+	sr, ok := a.store.LogReader.(storage.StreamStatsReader)
+	store, perLine := storeMatchers(ms)
+	if !ok || len(perLine) > 0 {
+		return a.scanVolumes(ctx, ms, start, end, step)
+	}
+	stats, err := sr.StreamStats(ctx, store, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*streamVolume, 0, len(stats))
+	for _, st := range stats {
+		v := &streamVolume{labels: withConventions(nil, st.Labels, ""), bytes: st.Bytes}
+		for _, n := range st.Rows {
+			v.entries += n
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // scanVolumes reads the lines matching ms in [start, end) and sums them
@@ -79,7 +104,7 @@ func (a *API) indexStats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	vols, err := a.scanVolumes(r.Context(), sel, start, end+1, 0)
+	vols, err := a.volumes(r.Context(), sel, start, end+1, 0)
 	if err != nil {
 		return err
 	}
@@ -236,7 +261,7 @@ func (a *API) indexVolume(ranged bool) func(w http.ResponseWriter, r *http.Reque
 				return err
 			}
 		}
-		vols, err := a.scanVolumes(r.Context(), p.matchers, start, end+1, step)
+		vols, err := a.volumes(r.Context(), p.matchers, start, end+1, step)
 		if err != nil {
 			return err
 		}

@@ -11,12 +11,16 @@ import (
 // templateVersion changes whenever the mapping or settings change; it is
 // stored in the template's version field so operators can see which Vigil
 // mapping an index was created with.
-const templateVersion = 1
+const templateVersion = 2
 
 // labelsIgnoreAbove: attribute values longer than this many characters are
 // kept in _source but not indexed, so one huge attribute cannot exceed
 // Lucene's 32 KiB term limit and get its whole record rejected.
 const labelsIgnoreAbove = 4096
+
+// streamKeyMax: a vigil.stream value longer than this is not kept (Lucene
+// refuses terms over 32 KiB).
+const streamKeyMax = 8192
 
 // mapping is the mapping of every daily index. dynamic:false at the top: a
 // field the mapping does not name is kept in _source but never creates a
@@ -58,6 +62,13 @@ func mapping() map[string]any {
 				"source":      kw,
 				"truncated":   map[string]any{"type": "boolean"},
 				"long_tokens": map[string]any{"type": "boolean"},
+				// the message's length in bytes, summed by index/volume;
+				// aggregated from doc values, never searched
+				"message_bytes": map[string]any{"type": "integer", "index": false},
+				// the stream labels as one value, aggregated by
+				// index/volume; a longer key is left out, and its
+				// documents are counted by reading them
+				"stream": map[string]any{"type": "keyword", "index": false, "ignore_above": streamKeyMax},
 			}),
 			"labels": map[string]any{"type": "flattened", "ignore_above": labelsIgnoreAbove},
 		},
