@@ -242,24 +242,3 @@ type rejectingBackend struct{ *fakeBackend }
 func (r *rejectingBackend) Write(context.Context, []model.LogRecord) error {
 	return &storage.RejectedError{Items: []storage.Rejection{{Index: 0, Reason: "mapping"}}}
 }
-
-func BenchmarkMinerObserve(b *testing.B) {
-	lines := make([]model.LogRecord, 10_000)
-	for i := range lines {
-		lines[i] = rec("svc-"+strconv.Itoa(i%50), []string{"info", "warn", "error"}[i%3],
-			"level=info msg=\"request served\" method=GET path=/api/v1/users/"+strconv.Itoa(i*7919%100000)+" status=200 took="+strconv.Itoa(i%900)+"ms",
-			t0+int64(i)*1e6)
-	}
-	m := NewMiner(Options{})
-	b.ReportAllocs()
-	n := 0
-	for b.Loop() {
-		m.Observe(lines)
-		n += len(lines)
-		if n >= 1_000_000 {
-			m.take()
-			n = 0
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "ns/line")
-}
