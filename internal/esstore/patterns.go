@@ -3,14 +3,22 @@ package esstore
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/binenc"
 
 	"github.com/valyala/fastjson"
 
@@ -21,17 +29,23 @@ import (
 
 // Mined patterns (storage.PatternWriter) live in daily indices of their
 // own, <patterns prefix>YYYY.MM.DD ("vigil-patterns-" beside the default
-// "vigil-logs-"), one document per stream × level × pattern × flush and
-// day: the stream's labels in the fields log documents use, so that
-// selectors translate the same way, and the counts per 10 s bucket in
-// vigil.pattern.buckets (not indexed). Retention deletes them with the
-// log indices of their day.
+// "vigil-logs-"), one document per stream × level × pattern × UTC hour and
+// writer: the stream's labels in the fields log documents use, so that
+// selectors translate the same way, and the lines per 10 s bucket in
+// vigil.pattern.buckets (binary, not indexed; see encodeBuckets). The store
+// keeps the documents of the last hours in memory (patternHours) and each
+// flush overwrites the documents it adds to with their whole counts, so an
+// hour of patterns is a few thousand documents however many flushes fed
+// it, and a retried flush counts nothing twice. Every Store writes its own
+// documents (their ids include a random writer id), so ingesters mining
+// the same stream never overwrite each other's counts. Retention deletes
+// them with the log indices of their day.
 
 // Field names of a pattern document.
 const (
 	fPatternText    = "vigil.pattern.text"
 	fPatternLevel   = "vigil.pattern.level"
-	fPatternEnd     = "vigil.pattern.end" // end of the last bucket
+	fPatternEnd     = "vigil.pattern.end" // end of the document's hour
 	fPatternID      = "vigil.pattern.id"  // the document id, to page on
 	fPatternBuckets = "vigil.pattern.buckets"
 )
@@ -69,7 +83,7 @@ func patternMapping() map[string]any {
 					"level":   kw,
 					"text":    map[string]any{"type": "keyword", "ignore_above": labelsIgnoreAbove},
 					"end":     map[string]any{"type": "date_nanos"},
-					"buckets": map[string]any{"type": "object", "enabled": false},
+					"buckets": map[string]any{"type": "binary"},
 				}),
 			}),
 		},
@@ -99,29 +113,95 @@ func (s *Store) installPatternTemplate(ctx context.Context) error {
 	return nil
 }
 
-// patternDoc is one document and its bulk action.
+// patternDoc is one document and where it goes.
 type patternDoc struct {
 	index, id string
 	body      []byte
 }
 
-// WritePatterns indexes recs, one document per record and day. A
-// document's id is a hash of its content, so writing the same records
-// again (a retried flush) adds nothing.
+// patternHours holds the pattern documents this Store wrote for recent
+// hours, to add each flush's counts to.
+type patternHours struct {
+	mu     sync.Mutex // one flush at a time
+	writer string     // random, in every document id
+	seq    uint64     // numbers documents: one forgotten and written again is a new one
+	docs   map[hourKey]*hourDoc
+}
+
+type hourKey struct {
+	labels, level, pattern string
+	hour                   int64
+}
+
+type hourDoc struct {
+	seq     uint64
+	labels  model.Labels
+	buckets map[int64]int64 // bucket start (Unix ns) → lines
+}
+
+// keepHours: documents of hours that ended longer ago are forgotten; late
+// lines for them start a new document.
+const keepHours = 2
+
+// WritePatterns adds recs to this Store's documents of their stream,
+// level, pattern and hour, and writes those documents whole.
 func (s *Store) WritePatterns(ctx context.Context, recs []storage.PatternRecord) error {
-	var docs []patternDoc
+	ph := &s.patHours
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	if ph.docs == nil {
+		ph.docs = map[hourKey]*hourDoc{}
+		var b [8]byte
+		rand.Read(b[:])
+		ph.writer = hex.EncodeToString(b[:])
+	}
+	// The counts become the store's only once Elasticsearch has them: a
+	// failed flush is handed again by the caller.
+	next := map[hourKey]*hourDoc{}
+	var keys []hourKey
 	for _, r := range recs {
-		var err error
-		storage.SplitPatternDays(r.Buckets, func(day int64, bs []storage.PatternCount) {
-			d, e := encodePatternDoc(&r, bs)
-			d.index = s.patternIndex(day)
-			docs = append(docs, d)
-			err = cmp.Or(err, e)
+		k := hourKey{labels: r.Labels.String(), level: r.Level, pattern: r.Pattern}
+		splitHours(r.Buckets, func(hour int64, bs []storage.PatternCount) {
+			k.hour = hour
+			d := next[k]
+			if d == nil {
+				d = &hourDoc{labels: r.Labels, buckets: map[int64]int64{}}
+				if old := ph.docs[k]; old != nil {
+					d.seq = old.seq
+					maps.Copy(d.buckets, old.buckets)
+				} else {
+					ph.seq++
+					d.seq = ph.seq
+				}
+				next[k] = d
+				keys = append(keys, k)
+			}
+			for _, b := range bs {
+				d.buckets[b.T] += b.Count
+			}
 		})
-		if err != nil {
+	}
+	docs := make([]patternDoc, len(keys))
+	for i, k := range keys {
+		var err error
+		if docs[i], err = s.encodePatternDoc(k, next[k], ph.writer); err != nil {
 			return err
 		}
 	}
+	if err := s.sendPatternDocs(ctx, docs); err != nil {
+		return err
+	}
+	maps.Copy(ph.docs, next)
+	oldest := time.Now().Add(-keepHours*time.Hour).UnixNano() - int64(time.Hour)
+	for k := range ph.docs {
+		if k.hour < oldest {
+			delete(ph.docs, k)
+		}
+	}
+	return nil
+}
+
+func (s *Store) sendPatternDocs(ctx context.Context, docs []patternDoc) error {
 	idx := make([]int, len(docs))
 	for i := range idx {
 		idx[i] = i
@@ -133,15 +213,14 @@ func (s *Store) WritePatterns(ctx context.Context, recs []storage.PatternRecord)
 		body := func(idx []int) []byte {
 			var b []byte
 			for _, i := range idx {
-				b = fmt.Appendf(b, `{"create":{"_index":%q,"_id":%q}}`+"\n", docs[i].index, docs[i].id)
+				b = fmt.Appendf(b, `{"index":{"_index":%q,"_id":%q}}`+"\n", docs[i].index, docs[i].id)
 				b = append(b, docs[i].body...)
 				b = append(b, '\n')
 			}
 			return b
 		}
 		err := s.bulk.Send(ctx, batch, body, func(i int, r es.ItemResult) error {
-			switch r.Outcome {
-			case es.Created, es.Duplicate:
+			if r.Outcome == es.Created {
 				return nil
 			}
 			return fmt.Errorf("cannot index pattern document into %s: status %d: %s", docs[i].index, r.Status, r.Reason)
@@ -153,20 +232,43 @@ func (s *Store) WritePatterns(ctx context.Context, recs []storage.PatternRecord)
 	return nil
 }
 
-func encodePatternDoc(r *storage.PatternRecord, bs []storage.PatternCount) (patternDoc, error) {
-	ts := make([]int64, len(bs))
-	cs := make([]int64, len(bs))
-	h := fnv.New128a()
-	h.Write([]byte(r.Labels.String()))
-	h.Write([]byte{0})
-	h.Write([]byte(r.Level))
-	h.Write([]byte{0})
-	h.Write([]byte(r.Pattern))
-	for i, b := range bs {
-		ts[i], cs[i] = b.T/storage.PatternBucket, b.Count
-		h.Write(strconv.AppendInt(strconv.AppendInt([]byte{0}, b.T, 10), b.Count, 36))
+// splitHours calls fn for each run of bs (sorted by T) within one UTC
+// hour, with the hour's start.
+func splitHours(bs []storage.PatternCount, fn func(hour int64, part []storage.PatternCount)) {
+	const h = int64(time.Hour)
+	hourOf := func(t int64) int64 {
+		s := t - t%h
+		if t < 0 && s != t {
+			s -= h
+		}
+		return s
 	}
+	for i := 0; i < len(bs); {
+		hour := hourOf(bs[i].T)
+		j := i + 1
+		for j < len(bs) && hourOf(bs[j].T) == hour {
+			j++
+		}
+		fn(hour, bs[i:j])
+		i = j
+	}
+}
+
+func (s *Store) encodePatternDoc(k hourKey, d *hourDoc, writer string) (patternDoc, error) {
+	h := fnv.New128a()
+	h.Write([]byte(k.labels))
+	h.Write([]byte{0})
+	h.Write([]byte(k.level))
+	h.Write([]byte{0})
+	h.Write([]byte(k.pattern))
+	h.Write(strconv.AppendUint(strconv.AppendInt([]byte{0}, k.hour, 10), d.seq, 10))
+	h.Write([]byte(writer))
 	id := hex.EncodeToString(h.Sum(nil))
+	buckets := make([]storage.PatternCount, 0, len(d.buckets))
+	for t, c := range d.buckets {
+		buckets = append(buckets, storage.PatternCount{T: t, Count: c})
+	}
+	slices.SortFunc(buckets, func(a, b storage.PatternCount) int { return cmp.Compare(a.T, b.T) })
 	src := map[string]any{}
 	set := func(path string, v any) {
 		m := src
@@ -181,8 +283,8 @@ func encodePatternDoc(r *storage.PatternRecord, bs []storage.PatternCount) (patt
 		}
 		m[parts[len(parts)-1]] = v
 	}
-	set(fTimestamp, string(appendTime(nil, bs[0].T)))
-	for _, l := range r.Labels {
+	set(fTimestamp, string(appendTime(nil, k.hour)))
+	for _, l := range d.labels {
 		f, ok := labelField(l.Name)
 		if !ok {
 			continue
@@ -198,12 +300,12 @@ func encodePatternDoc(r *storage.PatternRecord, bs []storage.PatternCount) (patt
 		set(f, l.Value)
 	}
 	set(fPatternID, id)
-	set(fPatternLevel, r.Level)
-	set(fPatternText, r.Pattern)
-	set(fPatternEnd, string(appendTime(nil, bs[len(bs)-1].T+storage.PatternBucket)))
-	set(fPatternBuckets, map[string]any{"t": ts, "c": cs})
+	set(fPatternLevel, k.level)
+	set(fPatternText, k.pattern)
+	set(fPatternEnd, string(appendTime(nil, k.hour+int64(time.Hour))))
+	set(fPatternBuckets, base64.StdEncoding.EncodeToString(encodeBuckets(nil, buckets)))
 	b, err := json.Marshal(src)
-	return patternDoc{id: id, body: b}, err
+	return patternDoc{index: s.patternIndex(indexDay(k.hour)), id: id, body: b}, err
 }
 
 // patternPageSize is the hits fetched per search: Elasticsearch's
@@ -263,8 +365,9 @@ func (s *Store) ReadPatterns(ctx context.Context, start, end int64, ms []*model.
 	}
 	lc := labelCache{}
 	var rec storage.PatternRecord
+	var scratch []byte
 	return s.searchAfter(ctx, "patterns", path, req, patternPageSize, func(h *fastjson.Value) (bool, error) {
-		if decodePatternHit(h.Get("_source"), &rec, lc) && (exact || model.MatchLabels(ms, rec.Labels)) {
+		if decodePatternHit(h.Get("_source"), &rec, lc, &scratch) && (exact || model.MatchLabels(ms, rec.Labels)) {
 			fn(&rec)
 		}
 		return true, nil
@@ -273,7 +376,7 @@ func (s *Store) ReadPatterns(ctx context.Context, start, end int64, ms []*model.
 
 // decodePatternHit fills rec from a document's source; false for a
 // document that is not one.
-func decodePatternHit(src *fastjson.Value, rec *storage.PatternRecord, lc labelCache) bool {
+func decodePatternHit(src *fastjson.Value, rec *storage.PatternRecord, lc labelCache, scratch *[]byte) bool {
 	if src == nil {
 		return false
 	}
@@ -284,20 +387,45 @@ func decodePatternHit(src *fastjson.Value, rec *storage.PatternRecord, lc labelC
 	rec.Labels = lc.get(&vals)
 	rec.Level = string(str(src, "vigil", "pattern", "level"))
 	rec.Pattern = string(str(src, "vigil", "pattern", "text"))
-	bk := src.Get("vigil", "pattern", "buckets")
-	if bk == nil {
-		bk = src.Get(fPatternBuckets)
+	bk := str(src, "vigil", "pattern", "buckets")
+	n := base64.StdEncoding.DecodedLen(len(bk))
+	if cap(*scratch) < n {
+		*scratch = make([]byte, n)
 	}
-	if bk == nil {
+	n, err := base64.StdEncoding.Decode((*scratch)[:n], bk)
+	if err != nil {
 		return false
 	}
-	ts, cs := bk.GetArray("t"), bk.GetArray("c")
-	if len(ts) != len(cs) || len(ts) == 0 {
-		return false
+	var ok bool
+	rec.Buckets, ok = decodeBuckets(rec.Buckets[:0], (*scratch)[:n])
+	return ok && len(rec.Buckets) > 0
+}
+
+// encodeBuckets appends bs (sorted by T) as varints: per bucket its
+// number (start / 10 s; the first since 1970, the next the difference from
+// the previous) and its lines. A dense hour is about 1 KB, a tenth of the
+// same counts as a JSON object.
+func encodeBuckets(b []byte, bs []storage.PatternCount) []byte {
+	prev := int64(0)
+	for _, x := range bs {
+		n := x.T / storage.PatternBucket
+		b = binary.AppendVarint(b, n-prev)
+		b = binary.AppendUvarint(b, uint64(x.Count))
+		prev = n
 	}
-	rec.Buckets = rec.Buckets[:0]
-	for i := range ts {
-		rec.Buckets = append(rec.Buckets, storage.PatternCount{T: ts[i].GetInt64() * storage.PatternBucket, Count: cs[i].GetInt64()})
+	return b
+}
+
+func decodeBuckets(bs []storage.PatternCount, b []byte) ([]storage.PatternCount, bool) {
+	r := binenc.NewReader(b)
+	prev := int64(0)
+	const maxBucket = math.MaxInt64 / storage.PatternBucket
+	for r.More() {
+		prev += r.Varint()
+		if prev > maxBucket || prev < -maxBucket {
+			return bs, false // not a time Vigil writes
+		}
+		bs = append(bs, storage.PatternCount{T: prev * storage.PatternBucket, Count: int64(r.Uvarint())})
 	}
-	return true
+	return bs, r.Err() == nil
 }

@@ -98,6 +98,7 @@ type Store struct {
 	name      string // template and ILM policy name
 	ilm       bool
 	patPrefix string // names the daily pattern indices (patterns.go)
+	patHours  patternHours
 }
 
 // Open connects to Elasticsearch, waits (at most opts.StartTimeout) until
