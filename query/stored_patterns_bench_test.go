@@ -4,6 +4,7 @@ package query
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/es/estest"
+	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/patterns"
@@ -37,21 +40,11 @@ func BenchmarkStoredPatterns(b *testing.B) {
 		}
 		return s
 	}
-	ctx := context.Background()
 	end := time.Now().UnixNano()
 	start := end - int64(time.Hour)
 	s := patterns.NewStore(open(), patterns.Options{})
 	t0 := time.Now()
-	genBenchLines(n, start, end, 50, 4, rand.New(rand.NewPCG(3, 4)), func(recs []model.LogRecord, minuteDone bool) {
-		if err := s.Write(ctx, recs); err != nil {
-			b.Fatal(err)
-		}
-		if minuteDone {
-			if err := s.Flush(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	writeMined(b, s, n, start, end)
 	b.Logf("wrote and mined %d lines in %v", n, time.Since(t0))
 	// Restart: the answers come from the files alone.
 	if err := s.Close(); err != nil {
@@ -119,4 +112,72 @@ func BenchmarkMiningOverhead(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/line")
 		})
 	}
+}
+
+// patternsOnly is an Elasticsearch store whose log writes are dropped, so
+// that a benchmark mines and keeps the patterns of millions of lines
+// without the hour it takes to index the lines themselves.
+type patternsOnly struct{ *esstore.Store }
+
+func (patternsOnly) Write(context.Context, []model.LogRecord) error { return nil }
+
+// BenchmarkStoredPatternsES is BenchmarkStoredPatterns with the patterns
+// in Elasticsearch (VIGIL_TEST_ES), as the distributed query process
+// reads them. The lines are mined but not indexed (see patternsOnly).
+func BenchmarkStoredPatternsES(b *testing.B) {
+	n := benchLines(b, 10_000_000)
+	o := esstore.DefaultOptions()
+	o.URLs = []string{estest.URL(b)}
+	o.IndexPrefix = fmt.Sprintf("vigilbench-%08x-logs-", rand.Uint32())
+	o.Replicas, o.Retention = 0, 0
+	o.Logger = slog.New(slog.DiscardHandler)
+	es, err := esstore.Open(context.Background(), o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := o.IndexPrefix[:len(o.IndexPrefix)-len("logs-")]
+	defer func() {
+		for _, p := range []string{base + "patterns-*", "_index_template/" + base + "logs", "_index_template/" + base + "patterns"} {
+			req, _ := http.NewRequest(http.MethodDelete, o.URLs[0]+"/"+p, nil)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+		es.Close()
+	}()
+	ctx := context.Background()
+	end := time.Now().UnixNano()
+	start := end - int64(time.Hour)
+	s := patterns.NewStore(patternsOnly{es}, patterns.Options{})
+	t0 := time.Now()
+	writeMined(b, s, n, start, end)
+	if err := s.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := es.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("mined %d lines into Elasticsearch in %v", n, time.Since(t0))
+	o2 := DefaultOptions()
+	o2.Logger = slog.New(slog.DiscardHandler)
+	mux := http.NewServeMux()
+	NewAPI(o2, es).RegisterHTTP(mux) // a query process: no miner of its own
+	benchPatternRequests(b, mux, start, end)
+}
+
+// writeMined writes n bench lines over [start, end) through s, 50
+// services × 4 hosts, flushing once per minute of line time as the daemon
+// flushes once a minute.
+func writeMined(b *testing.B, s *patterns.Store, n int, start, end int64) {
+	ctx := context.Background()
+	genBenchLines(n, start, end, 50, 4, rand.New(rand.NewPCG(3, 4)), func(recs []model.LogRecord, minuteDone bool) {
+		if err := s.Write(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+		if minuteDone {
+			if err := s.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
