@@ -242,3 +242,33 @@ type rejectingBackend struct{ *fakeBackend }
 func (r *rejectingBackend) Write(context.Context, []model.LogRecord) error {
 	return &storage.RejectedError{Items: []storage.Rejection{{Index: 0, Reason: "mapping"}}}
 }
+
+// TestStoreRunFlushesPeriodically: Run hands the mined patterns to the
+// backend every FlushInterval, without waiting for Close.
+func TestStoreRunFlushesPeriodically(t *testing.T) {
+	b := &fakeBackend{}
+	s := NewStore(b, Options{FlushInterval: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	if err := s.Write(ctx, []model.LogRecord{rec("api", "info", "tick", t0)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.mu.Lock()
+		n := len(b.stored)
+		b.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored %d records after 10 s of Run; want the 1 mined pattern", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
