@@ -7,8 +7,8 @@
 // /loki/api/v1/patterns without reading lines.
 //
 // Memory is bounded by Options: the streams mined at once, the clusters of
-// each stream's miner, the length of a mined line and the buckets one
-// pattern counts between flushes. What a bound turns away is counted in
+// each stream's miner, the length of a mined line and the buckets counted
+// between flushes, per pattern and in all. What a bound turns away is counted in
 // vigil_patterns_dropped_lines_total by reason; the lines themselves are
 // stored as ever.
 package patterns
@@ -39,6 +39,10 @@ type Options struct {
 	// MaxBuckets bounds the buckets one pattern counts between two
 	// flushes (lines far in the past or future open buckets of their own).
 	MaxBuckets int
+	// MaxTotalBuckets bounds the buckets of all patterns between two
+	// flushes, whatever the streams and patterns: the bulk of the miner's
+	// memory besides the patterns themselves.
+	MaxTotalBuckets int
 	// FlushInterval is how often the counts go to the store.
 	FlushInterval time.Duration
 	// IdleTimeout: a stream without lines for this long is forgotten at a
@@ -59,12 +63,14 @@ func DefaultOptions() Options {
 	d := drain.DefaultConfig()
 	d.MaxClusters = 100
 	return Options{
-		Drain:         d,
-		MaxStreams:    1000,
-		MaxBuckets:    360, // one hour of 10 s buckets
-		FlushInterval: time.Minute,
-		IdleTimeout:   15 * time.Minute,
-		MaxRetained:   100_000,
+		Drain:      d,
+		MaxStreams: 1000,
+		MaxBuckets: 360, // one hour of 10 s buckets
+		// A minute of 1,000 streams × 100 patterns seen every 10 s: 600,000.
+		MaxTotalBuckets: 1_000_000,
+		FlushInterval:   time.Minute,
+		IdleTimeout:     15 * time.Minute,
+		MaxRetained:     100_000,
 	}
 }
 
@@ -81,6 +87,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxBuckets <= 0 {
 		o.MaxBuckets = def.MaxBuckets
+	}
+	if o.MaxTotalBuckets <= 0 {
+		o.MaxTotalBuckets = def.MaxTotalBuckets
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = def.FlushInterval
@@ -118,6 +127,7 @@ type Miner struct {
 
 	mu       sync.Mutex
 	streams  map[streamKey]*stream
+	buckets  int                     // in every cluster's Counts
 	retained []storage.PatternRecord // refused by the last flush
 }
 
@@ -157,9 +167,12 @@ func (m *Miner) Observe(recs []model.LogRecord) {
 		if c.Counts == nil {
 			c.Counts = make(map[int64]int64, 4)
 		}
-		if _, ok := c.Counts[t]; !ok && len(c.Counts) >= m.opts.MaxBuckets {
-			noBucket++
-			continue
+		if _, ok := c.Counts[t]; !ok {
+			if len(c.Counts) >= m.opts.MaxBuckets || m.buckets >= m.opts.MaxTotalBuckets {
+				noBucket++
+				continue
+			}
+			m.buckets++
 		}
 		c.Counts[t]++
 		mined++
@@ -184,6 +197,7 @@ func (m *Miner) newStream(r *model.LogRecord) *stream {
 	}
 	s := &stream{labels: r.StreamLabels(), level: lvl, d: drain.New(m.opts.Drain)}
 	s.d.OnEvict = func(c *drain.Cluster) {
+		m.buckets -= len(c.Counts) // under m.mu: Train runs in Observe
 		var n int64
 		for _, v := range c.Counts {
 			n += v
@@ -221,6 +235,7 @@ func (m *Miner) take() []storage.PatternRecord {
 				continue
 			}
 			out = append(out, record(s, c))
+			m.buckets -= len(c.Counts)
 			c.Counts = nil
 		}
 		if s.lastSeen < idle {

@@ -98,6 +98,9 @@ func TestMinerBoundedUnderAbuse(t *testing.T) {
 			}
 		}
 	}
+	if m.buckets > 3*5*4 {
+		t.Errorf("buckets = %d; want at most streams × clusters × MaxBuckets", m.buckets)
+	}
 	m.mu.Unlock()
 	var counted int64
 	for _, r := range m.take() {
@@ -270,5 +273,24 @@ func TestStoreRunFlushesPeriodically(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+func TestMinerMaxTotalBuckets(t *testing.T) {
+	m := NewMiner(Options{MaxTotalBuckets: 5})
+	var recs []model.LogRecord
+	for i := range 8 {
+		recs = append(recs, rec("svc-"+strconv.Itoa(i), "info", "same line", t0))
+	}
+	m.Observe(recs)
+	if got := testutil.ToFloat64(m.m.dropped.WithLabelValues("max_buckets")); got != 3 {
+		t.Errorf("dropped for max_buckets = %v; want 3 (8 streams, room for 5 buckets)", got)
+	}
+	if len(m.take()) != 5 || m.buckets != 0 {
+		t.Errorf("after the take: buckets = %d; want 0, the room freed", m.buckets)
+	}
+	m.Observe(recs[:1])
+	if got := len(m.take()); got != 1 {
+		t.Errorf("after the flush: got %d records; want the new line counted", got)
 	}
 }
