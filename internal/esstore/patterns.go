@@ -143,6 +143,12 @@ type hourDoc struct {
 // lines for them start a new document.
 const keepHours = 2
 
+// maxHourDocs bounds the documents kept in memory (a new pattern on every
+// line would otherwise add one per line). Beyond it, documents are
+// forgotten at random: their next counts go to a new document, which
+// readers add up with the old one, so nothing is miscounted.
+var maxHourDocs = 200_000
+
 // WritePatterns adds recs to this Store's documents of their stream,
 // level, pattern and hour, and writes those documents whole.
 func (s *Store) WritePatterns(ctx context.Context, recs []storage.PatternRecord) error {
@@ -194,7 +200,7 @@ func (s *Store) WritePatterns(ctx context.Context, recs []storage.PatternRecord)
 	maps.Copy(ph.docs, next)
 	oldest := time.Now().Add(-keepHours*time.Hour).UnixNano() - int64(time.Hour)
 	for k := range ph.docs {
-		if k.hour < oldest {
+		if k.hour < oldest || len(ph.docs) > maxHourDocs {
 			delete(ph.docs, k)
 		}
 	}

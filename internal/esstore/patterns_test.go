@@ -107,3 +107,44 @@ func FuzzDecodeBuckets(f *testing.F) {
 		}
 	})
 }
+
+// TestESPatternsMemoryBound: beyond maxHourDocs the store forgets
+// documents, and counts added afterwards go to new documents that readers
+// add up with the old ones.
+func TestESPatternsMemoryBound(t *testing.T) {
+	defer func(n int) { maxHourDocs = n }(maxHourDocs)
+	maxHourDocs = 2
+	s := openES(t, nil)
+	ctx := context.Background()
+	hr := time.Now().UTC().Truncate(time.Hour).UnixNano()
+	var recs []storage.PatternRecord
+	for i := range 5 {
+		recs = append(recs, storage.PatternRecord{Labels: model.Labels{{Name: "service", Value: "api"}}, Level: "info",
+			Pattern: fmt.Sprintf("pattern %d", i), Buckets: []storage.PatternCount{{T: hr, Count: 1}}})
+	}
+	for range 2 {
+		if err := s.WritePatterns(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(s.patHours.docs); n > maxHourDocs {
+			t.Fatalf("documents in memory = %d; want at most %d", n, maxHourDocs)
+		}
+	}
+	if err := s.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	total := map[string]int64{}
+	err := s.ReadPatterns(ctx, hr, hr+int64(time.Hour), nil, func(r *storage.PatternRecord) {
+		for _, b := range r.Buckets {
+			total[r.Pattern] += b.Count
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if p := fmt.Sprintf("pattern %d", i); total[p] != 2 {
+			t.Errorf("%s: %d lines; want 2 (two flushes of one)", p, total[p])
+		}
+	}
+}
