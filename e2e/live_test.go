@@ -18,7 +18,8 @@ import (
 // TestLiveTailAndPatterns calls the two endpoints as Grafana does: Live
 // opens /loki/api/v1/tail with a plain websocket dialer (no Origin) and
 // reads lines pushed after it opened; the patterns tab asks for the
-// patterns of a service. Stopping the daemon closes the tail with "going
+// patterns of a service, mined as the lines were written, and gets them
+// again after a restart. Stopping the daemon closes the tail with "going
 // away" and the daemon still exits cleanly.
 func TestLiveTailAndPatterns(t *testing.T) {
 	p := startAllInOne(t, t.TempDir())
@@ -66,24 +67,31 @@ func TestLiveTailAndPatterns(t *testing.T) {
 		t.Fatalf("tail: got %q; want %q", got, want)
 	}
 
-	resp, err := http.Get("http://" + p.query + "/loki/api/v1/patterns?" + url.Values{"query": {`{service="live"}`}}.Encode())
-	if err != nil {
-		t.Fatal(err)
+	checkPatterns := func(when string) {
+		t.Helper()
+		resp, err := http.Get("http://" + p.query + "/loki/api/v1/patterns?" + url.Values{"query": {`{service="live"}`}}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		code := resp.StatusCode
+		var pat struct {
+			Status string `json:"status"`
+			Data   []struct {
+				Pattern string     `json:"pattern"`
+				Samples [][2]int64 `json:"samples"`
+			} `json:"data"`
+		}
+		if code != 200 || json.Unmarshal(raw, &pat) != nil || pat.Status != "success" || len(pat.Data) == 0 ||
+			pat.Data[0].Pattern != "job <_> done in <_>" || len(pat.Data[0].Samples) != 1 || pat.Data[0].Samples[0][1] != 3 {
+			t.Fatalf("patterns %s: %d %s; want first the pattern \"job <_> done in <_>\" with 3 lines in one sample", when, code, raw)
+		}
+		if n := metric(t, p.query, "vigil_query_patterns_answers_total", "source", "stored"); n != 1 {
+			t.Fatalf("patterns %s: %v answers from patterns mined at ingest; want this one", when, n)
+		}
 	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	code := resp.StatusCode
-	var pat struct {
-		Status string `json:"status"`
-		Data   []struct {
-			Pattern string     `json:"pattern"`
-			Samples [][2]int64 `json:"samples"`
-		} `json:"data"`
-	}
-	if code != 200 || json.Unmarshal(raw, &pat) != nil || pat.Status != "success" || len(pat.Data) == 0 ||
-		pat.Data[0].Pattern != "job <_> done in <_>" || len(pat.Data[0].Samples) != 1 || pat.Data[0].Samples[0][1] != 3 {
-		t.Fatalf("patterns: %d %s; want first the pattern \"job <_> done in <_>\" with 3 lines in one sample", code, raw)
-	}
+	checkPatterns("while mining")
 
 	stopped := make(chan struct{})
 	go func() { p.stop(); close(stopped) }()
@@ -92,4 +100,9 @@ func TestLiveTailAndPatterns(t *testing.T) {
 		t.Fatalf("tail while the daemon stops: got %v; want a close with status going away", err)
 	}
 	<-stopped
+
+	// The patterns mined before the stop were written at close: the
+	// restarted daemon answers from them, not by mining lines again.
+	p.start()
+	checkPatterns("after a restart")
 }

@@ -44,6 +44,9 @@ type API struct {
 	engine  *Engine
 	metrics *httpserver.RequestMetrics
 	tails   tailSet
+	// patternSources counts /patterns answers by where the patterns came
+	// from: "stored" (mined at ingest) or "mined" (at query time).
+	patternSources *prometheus.CounterVec
 }
 
 // NewAPI returns the Loki API over s.
@@ -60,6 +63,15 @@ func NewAPI(opts Options, s storage.LogReader) *API {
 			Help:         "Query API requests by endpoint and status code.",
 			DurationHelp: "Query API request duration by endpoint.",
 		}, opts.Registerer),
+		patternSources: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "vigil", Subsystem: "query", Name: "patterns_answers_total",
+			Help: "Answers of /loki/api/v1/patterns by where their patterns came from: stored (mined at ingest) or mined (at query time).",
+		}, []string{"source"}),
+	}
+	a.patternSources.WithLabelValues("stored")
+	a.patternSources.WithLabelValues("mined")
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(a.patternSources)
 	}
 	return a
 }

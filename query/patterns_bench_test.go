@@ -25,13 +25,7 @@ import (
 // values. "service" asks for one service (a tenth of the lines), as Logs
 // Drilldown does; "all" for every line, which mines the newest 200,000.
 func BenchmarkPatterns(b *testing.B) {
-	n := 1_000_000
-	if v := os.Getenv("VIGIL_QUERY_BENCH_LINES"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := benchLines(b, 1_000_000)
 	dir := b.TempDir()
 	s, err := logstore.Open(logstore.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -53,6 +47,25 @@ func BenchmarkPatterns(b *testing.B) {
 	o.Logger = slog.New(slog.DiscardHandler)
 	mux := http.NewServeMux()
 	NewAPI(o, s).RegisterHTTP(mux)
+	benchPatternRequests(b, mux, start, end)
+}
+
+// benchLines returns VIGIL_QUERY_BENCH_LINES, else def.
+func benchLines(b *testing.B, def int) int {
+	v := os.Getenv("VIGIL_QUERY_BENCH_LINES")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// benchPatternRequests times /patterns over [start, end) with step=60s:
+// "service" asks for one service, "all" for every line.
+func benchPatternRequests(b *testing.B, mux http.Handler, start, end int64) {
 	for _, c := range []struct{ name, query string }{
 		{"service", `{service="svc-3"}`},
 		{"all", `{source="bench"}`},
@@ -125,23 +138,42 @@ var benchTemplates = []func(r *rand.Rand) string{
 
 func writeBenchLines(b *testing.B, s *logstore.Store, n int, start, end int64) {
 	b.Helper()
-	r := rand.New(rand.NewPCG(1, 2))
+	genBenchLines(n, start, end, 10, 3, rand.New(rand.NewPCG(1, 2)), func(recs []model.LogRecord, _ bool) {
+		if err := s.Write(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// genBenchLines generates n lines evenly over [start, end) in batches of
+// 10,000 from the bench templates, over services "svc-<i>" and hosts
+// "h<i>"; emit learns when a minute of line time ended with the batch.
+// The batch is reused after emit returns.
+func genBenchLines(n int, start, end int64, services, hosts int, r *rand.Rand, emit func(recs []model.LogRecord, minuteDone bool)) {
 	levels := []string{"info", "info", "error", "info", "warn", "info", "info", "info", "info", "info", "debug", "error"}
-	ctx := context.Background()
+	svc := make([]string, services)
+	for i := range svc {
+		svc[i] = "svc-" + strconv.Itoa(i)
+	}
+	hostNames := make([]string, hosts)
+	for i := range hostNames {
+		hostNames[i] = "h" + strconv.Itoa(i)
+	}
 	const batch = 10_000
 	recs := make([]model.LogRecord, 0, batch)
+	minute := start / int64(time.Minute)
 	for i := 0; i < n; i++ {
 		t := r.IntN(len(benchTemplates))
 		var id model.RecordID
 		id[0], id[1], id[2], id[3], id[4] = byte(i), byte(i>>8), byte(i>>16), byte(i>>24), 0xbe
 		ts := start + int64(i)*(end-start)/int64(n)
 		recs = append(recs, model.LogRecord{ID: id, Timestamp: ts, ObservedTimestamp: ts,
-			Service: "svc-" + strconv.Itoa(i%10), Level: levels[t], Host: "h" + strconv.Itoa(i%3), Source: "bench",
+			Service: svc[i%services], Level: levels[t], Host: hostNames[(i/services)%hosts], Source: "bench",
 			Message: benchTemplates[t](r)})
 		if len(recs) == batch || i == n-1 {
-			if err := s.Write(ctx, recs); err != nil {
-				b.Fatal(err)
-			}
+			m := ts / int64(time.Minute)
+			emit(recs, m != minute || i == n-1)
+			minute = m
 			recs = recs[:0]
 		}
 	}

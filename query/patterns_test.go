@@ -87,7 +87,9 @@ type patternsAnswer struct {
 	} `json:"data"`
 }
 
-func TestPatterns(t *testing.T) {
+// patternTestRecords are the lines the patterns tests mine: two
+// patterns of service web, one line of the first pattern from another.
+func patternTestRecords() []model.LogRecord {
 	var recs []model.LogRecord
 	add := func(sec int, service, level, msg string) {
 		id := model.RecordID{byte(len(recs)), 0, 0, 15}
@@ -100,6 +102,11 @@ func TestPatterns(t *testing.T) {
 	add(5, "web", "error", "connection refused to db-1")
 	add(65, "web", "error", "connection refused to db-2")
 	add(20, "other", "info", "level=info msg=started worker=9")
+	return recs
+}
+
+func TestPatterns(t *testing.T) {
+	recs := patternTestRecords()
 	b := base / 1e9
 	eachStore(t, func(t *testing.T, s readWriter) {
 		srv := serveStore(t, s, recs)

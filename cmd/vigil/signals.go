@@ -11,6 +11,7 @@ import (
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/logstore"
+	"github.com/vigilhq/vigil/internal/patterns"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 	"github.com/vigilhq/vigil/internal/spanstore"
@@ -36,12 +37,20 @@ var signals = []signalPath{
 		embedded: func(d *daemon, dataDir string, retention time.Duration) (logStore, error) {
 			o := logstore.Options{Dir: filepath.Join(dataDir, "logs"), Retention: retention}
 			o.Logger, o.Registerer = d.logger.With("component", "logstore"), d.reg
-			return logstore.Open(o)
+			st, err := logstore.Open(o)
+			if err != nil {
+				return nil, err
+			}
+			return minePatterns(d, st), nil
 		},
 		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (logStore, error) {
 			o := f.options(retention)
 			o.Logger, o.Registerer = d.logger.With("component", "elasticsearch"), d.reg
-			return esstore.Open(ctx, o)
+			st, err := esstore.Open(ctx, o)
+			if err != nil {
+				return nil, err
+			}
+			return minePatterns(d, st), nil
 		},
 		ingest: func(o ingester.Options, _ *ingesterFlags, c queue.Consumer, s logStore, dlq ingester.DeadLetter) runner {
 			return ingester.New(o, c, s, dlq)
@@ -109,7 +118,16 @@ type (
 	}
 )
 
+// minePatterns mines the log patterns of every line written to st and
+// keeps them in st (internal/patterns), for /loki/api/v1/patterns.
+func minePatterns(d *daemon, st patterns.Backend) *patterns.Store {
+	o := patterns.DefaultOptions()
+	o.Logger, o.Registerer = d.logger.With("component", "patterns"), d.reg
+	return patterns.NewStore(st, o)
+}
+
 var (
+	_ logStore  = (*patterns.Store)(nil)
 	_ logStore  = (*logstore.Store)(nil)
 	_ logStore  = (*esstore.Store)(nil)
 	_ spanStore = (*spanstore.Store)(nil)

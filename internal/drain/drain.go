@@ -79,6 +79,11 @@ type Drain struct {
 	lru    *list.List    // of *Cluster, most recently matched first
 	nextID int
 	buf    []Token // the tokens of the line being trained
+
+	// OnEvict, if set, is called with each cluster evicted to stay within
+	// MaxClusters, before it is forgotten (its Counts are the caller's to
+	// account for).
+	OnEvict func(*Cluster)
 }
 
 // New returns an empty miner.
@@ -138,6 +143,9 @@ func (d *Drain) Train(line string) *Cluster {
 	return c
 }
 
+// Len returns the number of clusters kept.
+func (d *Drain) Len() int { return d.lru.Len() }
+
 // Clusters returns the clusters kept, most recently matched first.
 func (d *Drain) Clusters() []*Cluster {
 	out := make([]*Cluster, 0, d.lru.Len())
@@ -148,6 +156,9 @@ func (d *Drain) Clusters() []*Cluster {
 }
 
 func (d *Drain) evict(c *Cluster) {
+	if d.OnEvict != nil {
+		d.OnEvict(c)
+	}
 	d.lru.Remove(c.elem)
 	cs := c.leaf.clusters
 	for i, x := range cs {

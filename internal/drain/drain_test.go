@@ -116,6 +116,8 @@ func TestPatterns(t *testing.T) {
 
 func TestMaxClustersEvictsLeastRecentlyMatched(t *testing.T) {
 	d := New(Config{MaxClusters: 2})
+	var evicted []string
+	d.OnEvict = func(c *Cluster) { evicted = append(evicted, c.Pattern()) }
 	d.Train("alpha one")
 	d.Train("beta two three")
 	d.Train("alpha one") // alpha is now the most recent
@@ -127,6 +129,12 @@ func TestMaxClustersEvictsLeastRecentlyMatched(t *testing.T) {
 	sort.Strings(got)
 	if want := []string{"alpha one", "gamma four five six"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("clusters after eviction: got %q; want %q", got, want)
+	}
+	if want := []string{"beta two three"}; !reflect.DeepEqual(evicted, want) {
+		t.Errorf("OnEvict saw %q; want %q", evicted, want)
+	}
+	if d.Len() != 2 {
+		t.Errorf("Len = %d; want 2", d.Len())
 	}
 	// The evicted cluster left the tree: beta starts afresh.
 	if c := d.Train("beta two three"); c.Size != 1 {

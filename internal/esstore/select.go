@@ -73,17 +73,33 @@ func (s *Store) Select(ctx context.Context, p storage.SelectParams, fn func(*sto
 	page := s.opts.SearchPageSize
 	path := "/" + s.indices(p.Start, p.End) + "/_search?" + searchParams + "&filter_path=hits.hits._id,hits.hits._source,hits.hits.sort"
 	req := map[string]any{"query": q.q, "size": page, "sort": sortSpec(p.Backward), "track_total_hits": false}
-	var (
-		parser fastjson.Parser
-		row    storage.Row
-		lc     = labelCache{}
-	)
+	var row storage.Row
+	lc := labelCache{}
+	return s.searchAfter(ctx, "select", path, req, page, func(h *fastjson.Value) (bool, error) {
+		if err := decodeHit(h, &row, lc); err != nil {
+			return false, err
+		}
+		if !q.exact && !model.MatchLabels(p.Matchers, row.Labels) {
+			return true, nil
+		}
+		if !containsAll(row.Message, p.Contains, p.ContainsFold) || !containsAny(row.Message, p.ContainsAny) {
+			return true, nil
+		}
+		return fn(&row), nil
+	})
+}
+
+// searchAfter pages through the hits of a sorted search, page hits at a
+// time with search_after, calling fn for each until it returns false or
+// an error. req must ask for the hits' sort values and is modified.
+func (s *Store) searchAfter(ctx context.Context, op, path string, req map[string]any, page int, fn func(h *fastjson.Value) (bool, error)) error {
+	var parser fastjson.Parser
 	for {
 		body, err := json.Marshal(req)
 		if err != nil {
 			return err
 		}
-		resp, err := s.search(ctx, "select", path, body)
+		resp, err := s.search(ctx, op, path, body)
 		if err != nil {
 			return err
 		}
@@ -93,17 +109,9 @@ func (s *Store) Select(ctx context.Context, p storage.SelectParams, fn func(*sto
 		}
 		hits := v.GetArray("hits", "hits")
 		for _, h := range hits {
-			if err := decodeHit(h, &row, lc); err != nil {
+			more, err := fn(h)
+			if err != nil || !more {
 				return err
-			}
-			if !q.exact && !model.MatchLabels(p.Matchers, row.Labels) {
-				continue
-			}
-			if !containsAll(row.Message, p.Contains, p.ContainsFold) || !containsAny(row.Message, p.ContainsAny) {
-				continue
-			}
-			if !fn(&row) {
-				return nil
 			}
 		}
 		if len(hits) < page {

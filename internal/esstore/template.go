@@ -28,13 +28,12 @@ const streamKeyMax = 8192
 // mapped field whatever their keys), and a document written by a newer Vigil
 // with an extra field is still accepted by an index created by an older one.
 func mapping() map[string]any {
-	kw := map[string]any{"type": "keyword"}
-	obj := func(props map[string]any) map[string]any { return map[string]any{"properties": props} }
+	kw := keyword()
 	return map[string]any{
 		"dynamic": false,
 		"properties": map[string]any{
 			"@timestamp": map[string]any{"type": "date_nanos"},
-			"event": obj(map[string]any{
+			"event": object(map[string]any{
 				"created": map[string]any{"type": "date_nanos"},
 				"id":      kw,
 			}),
@@ -48,15 +47,15 @@ func mapping() map[string]any {
 					wsField: map[string]any{"type": "text", "analyzer": "whitespace", "index_options": "docs", "norms": false},
 				},
 			},
-			"log": obj(map[string]any{
+			"log": object(map[string]any{
 				"level": kw,
-				"file":  obj(map[string]any{"path": kw}),
+				"file":  object(map[string]any{"path": kw}),
 			}),
-			"service": obj(map[string]any{"name": kw}),
-			"host":    obj(map[string]any{"name": kw}),
-			"trace":   obj(map[string]any{"id": kw}),
-			"span":    obj(map[string]any{"id": kw}),
-			"vigil": obj(map[string]any{
+			"service": object(map[string]any{"name": kw}),
+			"host":    object(map[string]any{"name": kw}),
+			"trace":   object(map[string]any{"id": kw}),
+			"span":    object(map[string]any{"id": kw}),
+			"vigil": object(map[string]any{
 				"grade":       map[string]any{"type": "byte"},
 				"env":         kw,
 				"source":      kw,
@@ -74,6 +73,10 @@ func mapping() map[string]any {
 		},
 	}
 }
+
+func keyword() map[string]any { return map[string]any{"type": "keyword"} }
+
+func object(props map[string]any) map[string]any { return map[string]any{"properties": props} }
 
 // templateBody is the composable index template for the daily indices.
 func (s *Store) templateBody() map[string]any {
