@@ -135,6 +135,9 @@ func decodeAnyValue(b []byte) (v anyValue, ok bool) {
 		case 5:
 			if d.expect(wt, wtLen) {
 				v = anyValue{array: d.LenBytes()}
+				if !validArray(v.array) {
+					return v, false
+				}
 			}
 		case 6:
 			return v, false
@@ -150,6 +153,24 @@ func decodeAnyValue(b []byte) (v anyValue, ok bool) {
 		v.typ = model.AttrString
 	}
 	return v, d.ok()
+}
+
+// validArray reports whether b is an ArrayValue of values the fast path
+// decodes. An array is kept as bytes, its text form left to pdata, but a
+// malformed element must still fail here, or the fast path would accept
+// what pdata rejects.
+func validArray(b []byte) bool {
+	d := newPbuf(b)
+	for d.More() {
+		num, wt := d.tag()
+		if num != 1 || !d.expect(wt, wtLen) {
+			return false
+		}
+		if _, ok := decodeAnyValue(d.LenBytes()); !ok {
+			return false
+		}
+	}
+	return d.ok()
 }
 
 // decodeKeyValue decodes a KeyValue.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -128,5 +130,33 @@ func BenchmarkUnmarshal(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*len(spans))/b.Elapsed().Seconds(), "spans/s")
 		})
+	}
+}
+
+// TestDecodeFastRejectsBadArrays: an array value the fast path keeps as
+// bytes (a scope or link attribute) is still checked, so that a truncated
+// element sends the request to pdata, which rejects it.
+func TestDecodeFastRejectsBadArrays(t *testing.T) {
+	msg := func(num protowire.Number, body []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), body)
+	}
+	cat := func(parts ...[]byte) []byte {
+		var b []byte
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return b
+	}
+	truncated := []byte{0x0a, 0x05, 'a'}                  // AnyValue.string_value, 5 bytes announced, 1 given
+	array := msg(1, truncated)                            // ArrayValue.values
+	kv := cat(msg(1, []byte("k")), msg(2, msg(5, array))) // KeyValue{key, value: {array_value}}
+	span := cat(msg(1, tid[:]), msg(2, sid[:]), msg(5, []byte("s")))
+	scope := cat(msg(1, []byte("lib")), msg(3, kv))         // InstrumentationScope with the attribute
+	req := msg(1, msg(2, cat(msg(1, scope), msg(2, span)))) // ExportTraceServiceRequest
+	if _, err := unmarshalPdata(nil, req); err == nil {
+		t.Fatal("pdata accepts the truncated array; the test input is wrong")
+	}
+	if spans, ok := decodeFast(nil, req); ok {
+		t.Fatalf("fast path decoded a truncated array element: %+v", spans)
 	}
 }
