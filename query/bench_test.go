@@ -25,25 +25,61 @@ import (
 // before the clock starts. The scan sub-benchmarks hide the store's
 // statistics, as before the store kept them: the API reads every line.
 func BenchmarkIndexVolume(b *testing.B) {
-	lines := 10_000_000
-	if v := os.Getenv("VIGIL_QUERY_BENCH_LINES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		lines = n
+	lines := benchLines(b, 10_000_000)
+	s, start, end := benchStore(b, lines, benchRecord)
+	benchIndexEndpoints(b, s, start, end, lines)
+}
+
+// BenchmarkUnwrapQuantile is quantile_over_time over a label unwrapped
+// from every line, grouped by service, over VIGIL_QUERY_BENCH_LINES lines
+// (default 10,000,000) of an embedded store: as Grafana asks for a p99
+// latency panel, one instant query whose window holds every line, through
+// the Loki API. The store is written and reopened before the clock starts.
+func BenchmarkUnwrapQuantile(b *testing.B) {
+	lines := benchLines(b, 10_000_000)
+	s, _, end := benchStore(b, lines, func(i, n int, start, end int64) model.LogRecord {
+		r := benchRecord(i, n, start, end)
+		r.Message = `level=info msg="request served" path=/api/v1/items/` + strconv.Itoa(i%1000) +
+			` status=200 latency_ms=` + strconv.Itoa(i%977) + `.` + strconv.Itoa(i%10)
+		return r
+	})
+	o := DefaultOptions()
+	o.Logger = slog.New(slog.DiscardHandler)
+	o.Timeout = time.Hour
+	mux := http.NewServeMux()
+	NewAPI(o, s).RegisterHTTP(mux)
+	q := url.Values{
+		"query": {`quantile_over_time(0.99, {service_name=~".+"} | logfmt | unwrap latency_ms [2h]) by (service_name)`},
+		"time":  {strconv.FormatInt(end, 10)},
 	}
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodGet, "/loki/api/v1/query?"+q.Encode(), nil)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, req)
+		if w.Code != 200 || strings.Count(w.Body.String(), `"service_name"`) != 100 {
+			b.Fatalf("%d %.500s", w.Code, w.Body)
+		}
+	}
+	b.ReportMetric(float64(lines), "lines")
+}
+
+// benchStore writes lines records made by rec, spread over the hour
+// before now, into a new embedded store, and reopens it so that every
+// line is in a block.
+func benchStore(b *testing.B, lines int, rec func(i, n int, start, end int64) model.LogRecord) (s *logstore.Store, start, end int64) {
+	b.Helper()
 	dir := b.TempDir()
 	opts := logstore.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)}
 	s, err := logstore.Open(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	end := time.Now().UnixNano()
-	start := end - int64(time.Hour)
+	end = time.Now().UnixNano()
+	start = end - int64(time.Hour)
 	batch := make([]model.LogRecord, 0, 10000)
 	for i := 0; i < lines; i++ {
-		batch = append(batch, benchRecord(i, lines, start, end))
+		batch = append(batch, rec(i, lines, start, end))
 		if len(batch) == cap(batch) || i == lines-1 {
 			if err := s.Write(context.Background(), batch); err != nil {
 				b.Fatal(err)
@@ -57,9 +93,9 @@ func BenchmarkIndexVolume(b *testing.B) {
 	if s, err = logstore.Open(opts); err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	b.Cleanup(func() { s.Close() })
 	b.Logf("%d blocks", s.Stats().Blocks)
-	benchIndexEndpoints(b, s, start, end, lines)
+	return s, start, end
 }
 
 // BenchmarkIndexVolumeES is BenchmarkIndexVolume against Elasticsearch

@@ -270,13 +270,21 @@ func (st *state) result() model.Labels {
 	if len(st.ext) == 0 {
 		return st.stream
 	}
+	// The stream labels are sorted already: sort the few extracted ones
+	// and merge, stream labels first among equal names.
+	slices.SortStableFunc(st.ext, func(a, b extLabel) int { return strings.Compare(a.Name, b.Name) })
 	all := st.merge[:0]
-	for _, l := range st.stream {
-		all = append(all, extLabel{Label: l, base: true})
+	i, j := 0, 0
+	for i < len(st.stream) || j < len(st.ext) {
+		if j == len(st.ext) || i < len(st.stream) && st.stream[i].Name <= st.ext[j].Name {
+			all = append(all, extLabel{Label: st.stream[i], base: true})
+			i++
+		} else {
+			all = append(all, st.ext[j])
+			j++
+		}
 	}
-	all = append(all, st.ext...)
 	st.merge = all
-	slices.SortStableFunc(all, func(a, b extLabel) int { return strings.Compare(a.Name, b.Name) })
 	// Keep the last label of each name: extracted after stream, later
 	// extractions after earlier ones.
 	w := 0
