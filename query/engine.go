@@ -240,7 +240,8 @@ func (e *Engine) evalCountRange(ctx context.Context, x *logql.RangeAggregationEx
 		cnt    []int32
 	}
 	series := newSeriesMap[acc](e.maxSeries)
-	err := e.scanRange(ctx, x, start, step, n, st, func(lbls model.Labels, r *storage.Row, line string) bool {
+	// Counts do not depend on the order of the lines.
+	err := e.scanRange(ctx, x, start, step, n, st, true, func(lbls model.Labels, r *storage.Row, line string) bool {
 		ts := r.Timestamp + off
 		i0 := ceilDiv(ts-start, step)
 		i1 := floorDiv(ts+rng-1-start, step)

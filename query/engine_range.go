@@ -51,7 +51,7 @@ func (e *Engine) evalSampleRange(ctx context.Context, x *logql.RangeAggregationE
 	series := newSeriesMap[acc](e.maxSeries)
 	samples := 0
 	var sampleBuf, groupBuf model.Labels
-	err = e.scanRange(ctx, x, start, step, n, st, func(lbls model.Labels, r *storage.Row, line string) bool {
+	err = e.scanRange(ctx, x, start, step, n, st, false, func(lbls model.Labels, r *storage.Row, line string) bool {
 		v := 1.0
 		switch {
 		case uw != nil:
@@ -119,7 +119,10 @@ func (e *Engine) evalSampleRange(ctx context.Context, x *logql.RangeAggregationE
 // steps from start and calls add with each kept row, its labels and its
 // line after the pipeline (valid only during the call); add returns false
 // to stop.
-func (e *Engine) scanRange(ctx context.Context, x *logql.RangeAggregationExpr, start, step int64, n int, st *Stats, add func(model.Labels, *storage.Row, string) bool) error {
+//
+// anyOrder lets the store return the lines in any order, for callers
+// whose result does not depend on it.
+func (e *Engine) scanRange(ctx context.Context, x *logql.RangeAggregationExpr, start, step int64, n int, st *Stats, anyOrder bool, add func(model.Labels, *storage.Row, string) bool) error {
 	pl, err := x.Selector.Pipeline()
 	if err != nil {
 		return err
@@ -131,6 +134,7 @@ func (e *Engine) scanRange(ctx context.Context, x *logql.RangeAggregationExpr, s
 	last := start + int64(n-1)*step
 	var lblBuf model.Labels
 	p := selectParams(x.Selector, start-off-rng+1, last-off+1, false)
+	p.AnyOrder = anyOrder
 	return e.store.Select(ctx, p, func(r *storage.Row) bool {
 		st.LinesScanned++
 		st.BytesScanned += int64(len(r.Message))

@@ -45,6 +45,10 @@ type SelectParams struct {
 	// group (case-sensitive), as `|= "a" or "b"` asks.
 	ContainsAny [][]string
 	Backward    bool // newest first
+	// AnyOrder: the caller does not need the rows in timestamp order (a
+	// count over time), so the store may return them in whatever order
+	// it reads them fastest; Backward is then ignored.
+	AnyOrder bool
 }
 
 // Row is one stored log line as Select returns it.
