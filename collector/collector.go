@@ -1,9 +1,9 @@
-// Package collector receives logs (files, the logs API, OTLP), spans
-// (OTLP, Jaeger thrift over UDP and HTTP, Zipkin) and Sentry error events
-// (envelopes and store payloads) and ships them to one queue per signal:
-// logs and spans in OTLP batches, each event as one model.Dump. A source is acknowledged (HTTP 2xx, a
-// file offset persisted) only after the queue durably accepted its
-// records. The collector owns its listeners: Listen binds them, Run serves
+// Package collector receives logs (files, the logs API, OTLP, Loki push),
+// spans (OTLP, Jaeger thrift over UDP and HTTP, Zipkin) and Sentry error
+// events (envelopes and store payloads) and ships them to one queue per
+// signal: logs and spans in OTLP batches, each event as one model.Dump. A
+// source is acknowledged (HTTP 2xx, a file offset persisted) only after the
+// queue durably accepted its records. The collector owns its listeners: Listen binds them, Run serves
 // them until its context ends and drains them.
 package collector
 
@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigilhq/vigil/collector/files"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/lokipush"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
 )
@@ -28,6 +29,9 @@ import (
 type Options struct {
 	// MaxBodyBytes bounds an HTTP request body, compressed or decoded.
 	MaxBodyBytes int64
+	// LokiMaxLineBytes refuses longer lines pushed to the Loki push API,
+	// as Loki's max_line_size does; 0 accepts any length.
+	LokiMaxLineBytes int
 	// BatchMaxRecords bounds one queue message.
 	BatchMaxRecords int
 	// BatchMaxWait is how long small HTTP requests are held to share a batch.
@@ -71,13 +75,14 @@ type Ledger interface {
 // DefaultOptions returns options that suit one machine.
 func DefaultOptions() Options {
 	return Options{
-		MaxBodyBytes:    16 << 20,
-		BatchMaxRecords: 8192,
-		BatchMaxWait:    20 * time.Millisecond,
-		Listen:          Addrs{HTTP: config.DefaultCollectorHTTPAddr},
-		SampleRate:      1,
-		Dumps:           DefaultDumpsOptions(),
-		Logger:          slog.Default(),
+		MaxBodyBytes:     16 << 20,
+		LokiMaxLineBytes: lokipush.DefaultMaxLineBytes,
+		BatchMaxRecords:  8192,
+		BatchMaxWait:     20 * time.Millisecond,
+		Listen:           Addrs{HTTP: config.DefaultCollectorHTTPAddr},
+		SampleRate:       1,
+		Dumps:            DefaultDumpsOptions(),
+		Logger:           slog.Default(),
 	}
 }
 
@@ -158,4 +163,5 @@ func New(opts Options, q Queues) (*Collector, error) {
 func (c *Collector) RegisterHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/logs", c.handleLogsAPI)
 	mux.HandleFunc("POST /v1/logs", c.handleOTLPLogs)
+	mux.HandleFunc("POST /loki/api/v1/push", c.handleLokiPush)
 }

@@ -28,6 +28,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type testCollector struct {
 	q   *diskqueue.Queue
 	srv *httptest.Server
+	c   *Collector
 }
 
 func newTestCollector(t *testing.T, maxQueueBytes int64) *testCollector {
@@ -52,7 +53,7 @@ func newTestCollector(t *testing.T, maxQueueBytes int64) *testCollector {
 	}
 	mux := http.NewServeMux()
 	c.RegisterHTTP(mux)
-	tc := &testCollector{q: q, srv: httptest.NewServer(mux)}
+	tc := &testCollector{q: q, srv: httptest.NewServer(mux), c: c}
 	t.Cleanup(func() {
 		tc.srv.Close()
 		q.Close()

@@ -1,12 +1,14 @@
 package collector
 
 import (
+	"compress/flate"
 	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,21 +55,28 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 var errBodyTooLarge = errors.New("body too large")
 
 // readBody reads the request body, gunzipping it when Content-Encoding says
-// so, and enforces limit on both the wire size and the decoded size.
-func readBody(r *http.Request, w http.ResponseWriter, limit int64) ([]byte, error) {
+// so, and enforces limit on both the wire size and the decoded size. Each
+// of also, "deflate" or "snappy", is one more Content-Encoding accepted:
+// deflate is inflated, snappy is left to the caller's decoder.
+func readBody(r *http.Request, w http.ResponseWriter, limit int64, also ...string) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
 	var rd io.Reader = body
-	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
-	case "", "identity":
-	case "gzip":
+	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); {
+	case enc == "" || enc == "identity":
+	case enc == "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read gzip body: %w", err)
 		}
 		defer zr.Close()
 		rd = zr
+	case enc == "deflate" && slices.Contains(also, enc):
+		fr := flate.NewReader(body)
+		defer fr.Close()
+		rd = fr
+	case enc == "snappy" && slices.Contains(also, enc):
 	default:
-		return nil, fmt.Errorf("unsupported Content-Encoding %q; use gzip or none", enc)
+		return nil, fmt.Errorf("unsupported Content-Encoding %q; use %s or none", enc, strings.Join(append([]string{"gzip"}, also...), ", "))
 	}
 	data, err := io.ReadAll(io.LimitReader(rd, limit+1))
 	var mbe *http.MaxBytesError

@@ -3,6 +3,7 @@ package query
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/vigilhq/vigil/internal/logql"
@@ -11,8 +12,13 @@ import (
 
 // aggregate applies a vector aggregation step by step.
 func aggregate(x *logql.VectorAggregationExpr, inner []*gridSeries, n int) ([]*gridSeries, error) {
-	if x.Op == logql.OpTopK || x.Op == logql.OpBottomK {
+	switch x.Op {
+	case logql.OpTopK, logql.OpBottomK:
 		return topK(x, inner, n), nil
+	case logql.OpStddev, logql.OpStdvar:
+		return aggregateVariance(x, inner, n), nil
+	case logql.OpSort, logql.OpSortDesc:
+		return inner, nil // EvalRange orders the result
 	}
 	groups := map[string]*gridSeries{}
 	counts := map[string][]float64{}
@@ -71,21 +77,17 @@ func aggregate(x *logql.VectorAggregationExpr, inner []*gridSeries, n int) ([]*g
 
 // groupLabels keeps the grouping labels (by) or drops them (without).
 func groupLabels(ls model.Labels, grouping []string, without bool) model.Labels {
-	in := func(name string) bool {
-		for _, g := range grouping {
-			if g == name {
-				return true
-			}
-		}
-		return false
-	}
-	out := model.Labels{}
+	return appendGroupLabels(model.Labels{}, ls, grouping, without)
+}
+
+// appendGroupLabels appends to dst the labels of ls that groupLabels keeps.
+func appendGroupLabels(dst, ls model.Labels, grouping []string, without bool) model.Labels {
 	for _, l := range ls {
-		if in(l.Name) != without {
-			out = append(out, l)
+		if slices.Contains(grouping, l.Name) != without {
+			dst = append(dst, l)
 		}
 	}
-	return out
+	return dst
 }
 
 // topK keeps, at each step, the k largest (or smallest) series of each

@@ -35,10 +35,15 @@ type Stats struct {
 type Engine struct {
 	store     storage.LogReader
 	maxSeries int
+	// maxSamples bounds the samples a range aggregation over unwrapped
+	// values (or with grouping) holds at once, 16 bytes each.
+	maxSamples int
 }
 
 // NewEngine returns an engine over s.
-func NewEngine(s storage.LogReader) *Engine { return &Engine{store: s, maxSeries: 10000} }
+func NewEngine(s storage.LogReader) *Engine {
+	return &Engine{store: s, maxSeries: 10000, maxSamples: 50_000_000}
+}
 
 // SelectLogs returns up to limit lines matching expr in [start, end),
 // newest first when backward, grouped into streams by their labels after
@@ -58,7 +63,7 @@ func (e *Engine) SelectLogs(ctx context.Context, expr *logql.LogSelectorExpr, st
 	err = e.store.Select(ctx, p, func(r *storage.Row) bool {
 		st.LinesScanned++
 		st.BytesScanned += int64(len(r.Message))
-		lbls, keep := pl.Process(r.Message, withTraceLabels(r, &lblBuf))
+		line, lbls, keep := pl.ProcessEntry(r.Timestamp, r.Message, withTraceLabels(r, &lblBuf))
 		if !keep {
 			return true
 		}
@@ -69,7 +74,10 @@ func (e *Engine) SelectLogs(ctx context.Context, expr *logql.LogSelectorExpr, st
 			streams[string(keyBuf)] = s
 			order = append(order, s)
 		}
-		s.Entries = append(s.Entries, Entry{Timestamp: r.Timestamp, Line: strings.Clone(r.Message)})
+		if line == r.Message { // not rewritten: the row's buffer is reused
+			line = strings.Clone(line)
+		}
+		s.Entries = append(s.Entries, Entry{Timestamp: r.Timestamp, Line: line})
 		n++
 		return limit <= 0 || n < limit
 	})
@@ -116,6 +124,7 @@ func selectParams(expr *logql.LogSelectorExpr, start, end int64, backward bool) 
 	return storage.SelectParams{
 		Start: start, End: end, Backward: backward, Matchers: expr.Matchers,
 		Contains: expr.RequiredSubstrings(), ContainsFold: expr.RequiredFoldSubstrings(),
+		ContainsAny: expr.RequiredAlternatives(),
 	}
 }
 
@@ -178,6 +187,9 @@ func (e *Engine) EvalRange(ctx context.Context, expr logql.Expr, start, end, ste
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return labelsLess(out[i].Labels, out[j].Labels) })
+	if v, ok := expr.(*logql.VectorAggregationExpr); ok && (v.Op == logql.OpSort || v.Op == logql.OpSortDesc) {
+		sortByLastValue(out, v.Op == logql.OpSortDesc)
+	}
 	return out, st, nil
 }
 
@@ -199,43 +211,38 @@ func (e *Engine) eval(ctx context.Context, expr logql.Expr, start, step int64, n
 			return nil, err
 		}
 		return aggregate(x, inner, n)
+	case *logql.BinOpExpr:
+		return e.evalBinOp(ctx, x, start, step, n, st)
+	case *logql.LiteralExpr:
+		return []*gridSeries{constSeries(model.Labels{}, x.Val, n)}, nil
+	case *logql.VectorExpr:
+		return []*gridSeries{constSeries(model.Labels{}, x.Val, n)}, nil
+	case *logql.LabelReplaceExpr:
+		inner, err := e.eval(ctx, x.Inner, start, step, n, st)
+		if err != nil {
+			return nil, err
+		}
+		return labelReplace(x, inner, n)
 	case *logql.LogSelectorExpr:
 		return nil, fmt.Errorf("a log query cannot be evaluated as a metric query; wrap it in count_over_time or rate, or use query_range")
 	}
 	return nil, fmt.Errorf("unsupported expression %s", expr)
 }
 
-// evalRangeAgg counts, for every step t, the lines in (t-range, t] with a
-// difference array: each line adds to the contiguous run of steps whose
-// window contains it, in O(1).
-func (e *Engine) evalRangeAgg(ctx context.Context, x *logql.RangeAggregationExpr, start, step int64, n int, st *Stats) ([]*gridSeries, error) {
-	pl, err := x.Selector.Pipeline()
-	if err != nil {
-		return nil, err
-	}
-	rng := int64(x.Range)
-	if rng <= 0 {
-		return nil, fmt.Errorf("range of %s must be positive", x.Op)
-	}
-	last := start + int64(n-1)*step
+// evalCountRange counts, for every step t, the lines in (t-offset-range,
+// t-offset] with a difference array: each line adds to the contiguous run
+// of steps whose window contains it, in O(1).
+func (e *Engine) evalCountRange(ctx context.Context, x *logql.RangeAggregationExpr, start, step int64, n int, st *Stats) ([]*gridSeries, error) {
+	rng, off := int64(x.Range), int64(x.Offset)
 	type acc struct {
 		labels model.Labels
 		diff   []float64
 		cnt    []int32
 	}
-	series := map[string]*acc{}
-	var keyBuf []byte
-	var lblBuf model.Labels
-	var tooMany bool
-	p := selectParams(x.Selector, start-rng+1, last+1, false)
-	err = e.store.Select(ctx, p, func(r *storage.Row) bool {
-		st.LinesScanned++
-		st.BytesScanned += int64(len(r.Message))
-		lbls, keep := pl.Process(r.Message, withTraceLabels(r, &lblBuf))
-		if !keep {
-			return true
-		}
-		ts := r.Timestamp
+	series := newSeriesMap[acc](e.maxSeries)
+	// Counts do not depend on the order of the lines.
+	err := e.scanRange(ctx, x, start, step, n, st, true, func(lbls model.Labels, r *storage.Row, line string) bool {
+		ts := r.Timestamp + off
 		i0 := ceilDiv(ts-start, step)
 		i1 := floorDiv(ts+rng-1-start, step)
 		i0 = max(i0, 0)
@@ -243,19 +250,15 @@ func (e *Engine) evalRangeAgg(ctx context.Context, x *logql.RangeAggregationExpr
 		if i0 > i1 {
 			return true
 		}
-		keyBuf = appendLabelsKey(keyBuf[:0], lbls)
-		a := series[string(keyBuf)]
+		a := series.get(lbls, func(ls model.Labels) *acc {
+			return &acc{labels: ls, diff: make([]float64, n+1), cnt: make([]int32, n+1)}
+		})
 		if a == nil {
-			if len(series) >= e.maxSeries {
-				tooMany = true
-				return false
-			}
-			a = &acc{labels: append(model.Labels(nil), lbls...), diff: make([]float64, n+1), cnt: make([]int32, n+1)}
-			series[string(keyBuf)] = a
+			return false
 		}
 		v := 1.0
 		if x.Op == logql.OpBytesOverTime || x.Op == logql.OpBytesRate {
-			v = float64(len(r.Message))
+			v = float64(len(line))
 		}
 		a.diff[i0] += v
 		a.diff[i1+1] -= v
@@ -266,15 +269,18 @@ func (e *Engine) evalRangeAgg(ctx context.Context, x *logql.RangeAggregationExpr
 	if err != nil {
 		return nil, err
 	}
-	if tooMany {
-		return nil, fmt.Errorf("the query selects more than %d series; add label filters or aggregate with sum by", e.maxSeries)
+	if series.full {
+		return nil, tooManySeries(e.maxSeries)
 	}
 	div := 1.0
 	if x.Op == logql.OpRate || x.Op == logql.OpBytesRate {
 		div = float64(rng) / 1e9
 	}
-	out := make([]*gridSeries, 0, len(series))
-	for _, a := range series {
+	out := make([]*gridSeries, 0, len(series.m))
+	for _, a := range series.m {
+		if err := checkErrorLabel(a.labels); err != nil {
+			return nil, err
+		}
 		g := &gridSeries{labels: a.labels, values: make([]float64, n), present: make([]bool, n)}
 		var sum float64
 		var cnt int32

@@ -24,6 +24,9 @@ type Options struct {
 	Timeout time.Duration
 	// Version is reported by /loki/api/v1/status/buildinfo.
 	Version string
+	// Tail and Patterns configure /loki/api/v1/tail and /patterns.
+	Tail     TailOptions
+	Patterns PatternOptions
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -37,9 +40,13 @@ func DefaultOptions() Options {
 // API serves Grafana Loki's HTTP API over a storage.LogReader.
 type API struct {
 	opts    Options
-	store   storage.LogReader
+	store   conventions
 	engine  *Engine
 	metrics *httpserver.RequestMetrics
+	tails   tailSet
+	// patternSources counts /patterns answers by where the patterns came
+	// from: "stored" (mined at ingest) or "mined" (at query time).
+	patternSources *prometheus.CounterVec
 }
 
 // NewAPI returns the Loki API over s.
@@ -49,13 +56,22 @@ func NewAPI(opts Options, s storage.LogReader) *API {
 	}
 	a := &API{
 		opts:   opts,
-		store:  s,
-		engine: NewEngine(s),
+		store:  conventions{s},
+		engine: NewEngine(conventions{s}),
 		metrics: httpserver.NewRequestMetrics(httpserver.RequestMetricsOpts{
 			Subsystem: "query", Label: "endpoint",
 			Help:         "Query API requests by endpoint and status code.",
 			DurationHelp: "Query API request duration by endpoint.",
 		}, opts.Registerer),
+		patternSources: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "vigil", Subsystem: "query", Name: "patterns_answers_total",
+			Help: "Answers of /loki/api/v1/patterns by where their patterns came from: stored (mined at ingest) or mined (at query time).",
+		}, []string{"source"}),
+	}
+	a.patternSources.WithLabelValues("stored")
+	a.patternSources.WithLabelValues("mined")
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(a.patternSources)
 	}
 	return a
 }
@@ -73,6 +89,15 @@ func (a *API) RegisterHTTP(mux *http.ServeMux) {
 	route("/loki/api/v1/label/{name}/values", "label_values", a.labelValues)
 	route("/loki/api/v1/series", "series", a.series)
 	route("/loki/api/v1/status/buildinfo", "buildinfo", a.buildInfo)
+	route("/loki/api/v1/index/stats", "index_stats", a.indexStats)
+	route("/loki/api/v1/index/volume", "index_volume", a.indexVolume(false))
+	route("/loki/api/v1/index/volume_range", "index_volume_range", a.indexVolume(true))
+	route("/loki/api/v1/detected_labels", "detected_labels", a.detectedLabels)
+	route("/loki/api/v1/detected_fields", "detected_fields", a.detectedFields)
+	route("/loki/api/v1/detected_field/{name}/values", "detected_field_values", a.detectedFieldValues)
+	route("/loki/api/v1/drilldown-limits", "drilldown_limits", a.drilldownLimits)
+	route("/loki/api/v1/patterns", "patterns", a.patterns)
+	mux.HandleFunc("GET /loki/api/v1/tail", a.tail)
 }
 
 // instrument turns a handler's error into Loki's error response: plain text,
@@ -119,18 +144,6 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if v, ok, _ := evalConstant(r.FormValue("query")); ok {
-		step, err := parseStep(r, start, end)
-		if err != nil {
-			return err
-		}
-		var pts []Point
-		for t := start; t <= end; t += step {
-			pts = append(pts, Point{T: t, V: v})
-		}
-		writeMatrix(w, []Series{{Labels: model.Labels{}, Points: pts}}, Stats{}, 0)
-		return nil
-	}
 	expr, err := parseQuery(r)
 	if err != nil {
 		return err
@@ -149,7 +162,11 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeStreams(w, streams, st, time.Since(t0))
+		if categorizeLabels(r) {
+			writeCategorizedStreams(w, streams, backward, st, time.Since(t0))
+		} else {
+			writeStreams(w, streams, st, time.Since(t0))
+		}
 		return nil
 	}
 	step, err := parseStep(r, start, end)
@@ -169,13 +186,14 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if v, ok, _ := evalConstant(r.FormValue("query")); ok {
-		writeVector(w, []Series{{Labels: model.Labels{}, Points: []Point{{T: t, V: v}}}}, Stats{}, 0)
-		return nil
-	}
 	expr, err := parseQuery(r)
 	if err != nil {
 		return err
+	}
+	if logql.IsScalar(expr) {
+		// Numbers alone ("1+1") are a scalar, as in Loki and Prometheus.
+		writeScalar(w, t, evalScalar(expr))
+		return nil
 	}
 	if _, ok := expr.(*logql.LogSelectorExpr); ok {
 		return badParam("log queries are not supported as an instant query type, please change your query to a range query type")
@@ -202,12 +220,27 @@ func selectorParam(v string) ([]*model.LabelMatcher, error) {
 	return sel.Matchers, nil
 }
 
+// rangeSelector reads the range and the optional stream selector (query)
+// of the label endpoints.
+func rangeSelector(r *http.Request) (start, end int64, ms []*model.LabelMatcher, err error) {
+	if start, end, err = timeRange(r, time.Now().UnixNano()); err != nil {
+		return 0, 0, nil, err
+	}
+	ms, err = selectorParam(r.FormValue("query"))
+	return start, end, ms, err
+}
+
 func (a *API) labels(w http.ResponseWriter, r *http.Request) error {
-	start, end, err := timeRange(r, time.Now().UnixNano())
+	start, end, ms, err := rangeSelector(r)
 	if err != nil {
 		return err
 	}
-	names, err := a.store.LabelNames(r.Context(), start, end+1)
+	var names []string
+	if len(ms) > 0 {
+		names, err = a.store.labelNamesMatching(r.Context(), start, end+1, ms)
+	} else {
+		names, err = a.store.LabelNames(r.Context(), start, end+1)
+	}
 	if err != nil {
 		return err
 	}
@@ -216,11 +249,7 @@ func (a *API) labels(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) labelValues(w http.ResponseWriter, r *http.Request) error {
-	start, end, err := timeRange(r, time.Now().UnixNano())
-	if err != nil {
-		return err
-	}
-	ms, err := selectorParam(r.FormValue("query"))
+	start, end, ms, err := rangeSelector(r)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/logstore"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 // base is the time of the first test line: 2024-05-01T12:00:00Z.
@@ -54,6 +55,11 @@ func newTestAPI(t *testing.T) *httptest.Server {
 	if err := s.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
+	return serveAPI(t, s)
+}
+
+// serveAPI serves the Loki API over s until the test ends.
+func serveAPI(t *testing.T, s storage.LogReader) *httptest.Server {
 	mux := http.NewServeMux()
 	o := DefaultOptions()
 	o.Logger = slog.New(slog.DiscardHandler)
@@ -210,6 +216,11 @@ func TestMetricQueries(t *testing.T) {
 	if rt != "vector" || len(res) != 1 || res[0].Value[1] != "2" {
 		t.Errorf("vector(1)+vector(1): got %s %+v", rt, res)
 	}
+	// Numbers alone are a scalar, [time, "value"], as Loki answers.
+	code, body := get(t, srv, "/loki/api/v1/query", "query", `2 * (3 + 1) > bool 7`, "time", "1700000000")
+	if want := `"result":[1700000000,"1"],"resultType":"scalar"`; code != 200 || !strings.Contains(body, want) {
+		t.Errorf("2 * (3 + 1) > bool 7: got %d %s; want %s", code, body, want)
+	}
 }
 
 func TestLabelEndpoints(t *testing.T) {
@@ -221,11 +232,11 @@ func TestLabelEndpoints(t *testing.T) {
 			t.Errorf("%s %v: got %d %s; want %s", path, params, code, body, want)
 		}
 	}
-	f("/loki/api/v1/labels", nil, `{"data":["host","level","service","source"],"status":"success"}`)
+	f("/loki/api/v1/labels", nil, `{"data":["host","level","service","service_name","source"],"status":"success"}`)
 	f("/loki/api/v1/label/level/values", nil, `{"data":["error","info","warn"],"status":"success"}`)
 	f("/loki/api/v1/label/host/values", nil, `{"data":["h1","h2"],"status":"success"}`)
 	f("/loki/api/v1/label/level/values", []string{"query", `{service="db"}`}, `{"data":["info","warn"],"status":"success"}`)
-	f("/loki/api/v1/series", []string{"match[]", `{service="db", level="warn"}`}, `{"data":[{"host":"h1","level":"warn","service":"db","source":"http"}],"status":"success"}`)
+	f("/loki/api/v1/series", []string{"match[]", `{service="db", level="warn"}`}, `{"data":[{"host":"h1","level":"warn","service":"db","service_name":"db","source":"http"}],"status":"success"}`)
 }
 
 func TestBadRequests(t *testing.T) {

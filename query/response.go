@@ -76,6 +76,11 @@ func writeMatrix(w http.ResponseWriter, series []Series, st Stats, took time.Dur
 	writeData(w, map[string]any{"resultType": "matrix", "result": result, "stats": statsJSON(st, took)})
 }
 
+// writeScalar writes an instant query's scalar result, [time, "value"].
+func writeScalar(w http.ResponseWriter, t int64, v float64) {
+	writeData(w, map[string]any{"resultType": "scalar", "result": sample(Point{T: t, V: v}), "stats": statsJSON(Stats{}, 0)})
+}
+
 func writeVector(w http.ResponseWriter, series []Series, st Stats, took time.Duration) {
 	type vectorSample struct {
 		Metric map[string]string `json:"metric"`

@@ -54,6 +54,7 @@ type collectorFlags struct {
 	fileService    *string
 	multiline      *string
 	maxLineBytes   *int
+	lokiMaxLine    *int
 	batchMaxRecs   *int
 	batchMaxWait   *time.Duration
 	host           *string
@@ -67,11 +68,12 @@ type collectorFlags struct {
 
 func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
 	f := &collectorFlags{
-		listen:         fs.String("collector.http.listen", config.DefaultCollectorHTTPAddr, "address of the HTTP receivers: POST /api/v1/logs, OTLP/HTTP /v1/logs"),
+		listen:         fs.String("collector.http.listen", config.DefaultCollectorHTTPAddr, "address of the HTTP receivers: POST /api/v1/logs, OTLP/HTTP /v1/logs, Loki's /loki/api/v1/push"),
 		maxBody:        fs.Int64("collector.http.max-body-bytes", 16<<20, "largest accepted request body, compressed or decoded"),
 		fileService:    fs.String("collector.files.service", "", "service of tailed lines; empty derives it from the file name (api.log → api)"),
 		multiline:      fs.String("collector.files.multiline-start", "", "regular expression matching the first line of a record; other lines join the previous one"),
 		maxLineBytes:   fs.Int("collector.files.max-line-bytes", 64<<10, "longer lines are cut and marked truncated"),
+		lokiMaxLine:    fs.Int("collector.loki.max-line-bytes", collector.DefaultOptions().LokiMaxLineBytes, "longest line accepted by the Loki push API, like Loki's max_line_size; longer ones are refused with 400; 0 for no limit"),
 		filesMaxBatch:  fs.Int("collector.files.batch-max-lines", 4096, "lines per batch read from one file"),
 		filesBatchWait: fs.Duration("collector.files.batch-max-wait", 200*time.Millisecond, "longest wait to fill a batch from a file"),
 		batchMaxRecs:   fs.Int("collector.batch.max-records", 8192, "records per queue message"),
@@ -95,6 +97,7 @@ func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
 func (f *collectorFlags) options(dataDir string) collector.Options {
 	o := collector.DefaultOptions()
 	o.MaxBodyBytes = *f.maxBody
+	o.LokiMaxLineBytes = *f.lokiMaxLine
 	o.BatchMaxRecords = *f.batchMaxRecs
 	o.BatchMaxWait = *f.batchMaxWait
 	o.FilePatterns = f.files

@@ -15,6 +15,7 @@ import (
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/logstore"
+	"github.com/vigilhq/vigil/internal/patterns"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 	"github.com/vigilhq/vigil/internal/spanstore"
@@ -40,12 +41,20 @@ var signals = []signalPath{
 		embedded: func(d *daemon, dataDir string, retention time.Duration) (logStore, error) {
 			o := logstore.Options{Dir: filepath.Join(dataDir, "logs"), Retention: retention}
 			o.Logger, o.Registerer = d.logger.With("component", "logstore"), d.reg
-			return logstore.Open(o)
+			st, err := logstore.Open(o)
+			if err != nil {
+				return nil, err
+			}
+			return minePatterns(d, st), nil
 		},
 		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (logStore, error) {
 			o := f.options(retention)
 			o.Logger, o.Registerer = d.logger.With("component", "elasticsearch"), d.reg
-			return esstore.Open(ctx, o)
+			st, err := esstore.Open(ctx, o)
+			if err != nil {
+				return nil, err
+			}
+			return minePatterns(d, st), nil
 		},
 		ingest: func(_ *daemon, _ *backends, o ingester.Options, in *ingestion, s logStore) (runner, error) {
 			return ingester.New(o, in.consumer, s, in.dlq), nil
@@ -53,7 +62,9 @@ var signals = []signalPath{
 		serve: func(d *daemon, mux *http.ServeMux, b *backends, s logStore) {
 			o := b.query.options()
 			o.Logger, o.Registerer = d.logger.With("component", "query"), d.reg
-			query.NewAPI(o, s).RegisterHTTP(mux)
+			api := query.NewAPI(o, s)
+			api.RegisterHTTP(mux)
+			d.add(api.Run) // closes Live tails when the daemon stops
 		},
 	},
 	&signalOf[spanStore]{
@@ -165,7 +176,16 @@ type (
 	}
 )
 
+// minePatterns mines the log patterns of every line written to st and
+// keeps them in st (internal/patterns), for /loki/api/v1/patterns.
+func minePatterns(d *daemon, st patterns.Backend) *patterns.Store {
+	o := patterns.DefaultOptions()
+	o.Logger, o.Registerer = d.logger.With("component", "patterns"), d.reg
+	return patterns.NewStore(st, o)
+}
+
 var (
+	_ logStore  = (*patterns.Store)(nil)
 	_ logStore  = (*logstore.Store)(nil)
 	_ logStore  = (*esstore.Store)(nil)
 	_ spanStore = (*spanstore.Store)(nil)

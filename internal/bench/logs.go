@@ -30,18 +30,24 @@ func runLogs(ctx context.Context, args []string) error {
 	fileLines := fs.Int("bench.file-lines", -1, "lines written to the tailed file; -1 means --bench.lines, 0 skips the file phase")
 	dataDir := fs.String("bench.data-dir", "", "data directory of the child; empty means a temporary one, removed afterwards")
 	queries := fs.Int("bench.query-runs", 20, "runs of each query for the latency figures")
+	intake := fs.String("bench.intake", "ndjson", "how the HTTP phase sends: ndjson (POST /api/v1/logs) or loki-push (snappy protobuf to POST /loki/api/v1/push, as Promtail does)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
 	if *fileLines < 0 {
 		*fileLines = *lines
 	}
-	b := &bencher{lines: *lines, clients: *clients, batch: *batch, fileLines: *fileLines, queryRuns: *queries}
+	in, ok := intakes[*intake]
+	if !ok {
+		return fmt.Errorf("--bench.intake %q: want ndjson or loki-push", *intake)
+	}
+	b := &bencher{lines: *lines, clients: *clients, batch: *batch, fileLines: *fileLines, queryRuns: *queries, intake: in}
 	return b.run(ctx, *dataDir)
 }
 
 type bencher struct {
 	lines, clients, batch, fileLines, queryRuns int
+	intake                                      intake
 
 	collector, query string
 	child            *childproc.Process
@@ -64,15 +70,15 @@ func (b *bencher) run(ctx context.Context, dataDir string) (err error) {
 	}
 	defer stop(b.child)
 
-	fmt.Fprintf(b.out, "# vigil bench logs: %d lines over HTTP by %d clients, %d lines through a tailed file; %d cores (%s)\n\n",
-		b.lines, b.clients, b.fileLines, runtime.NumCPU(), runtime.GOARCH)
+	fmt.Fprintf(b.out, "# vigil bench logs: %d lines over HTTP (%s) by %d clients, %d lines through a tailed file; %d cores (%s)\n\n",
+		b.lines, b.intake.name, b.clients, b.fileLines, runtime.NumCPU(), runtime.GOARCH)
 	b.row = table(b.out)
 	accepted, queryable, err := b.httpPhase(ctx)
 	if err != nil {
 		return err
 	}
-	b.row("HTTP intake: lines/s accepted (200 OK)", fmt.Sprintf("%.0f", float64(b.lines)/accepted.Seconds()))
-	b.row("HTTP intake → queryable: lines/s", fmt.Sprintf("%.0f", float64(b.lines)/queryable.Seconds()))
+	b.row(fmt.Sprintf("HTTP intake (%s): lines/s accepted (%d)", b.intake.name, b.intake.ok), fmt.Sprintf("%.0f", float64(b.lines)/accepted.Seconds()))
+	b.row(fmt.Sprintf("HTTP intake (%s) → queryable: lines/s", b.intake.name), fmt.Sprintf("%.0f", float64(b.lines)/queryable.Seconds()))
 	if b.fileLines > 0 {
 		d, err := b.filePhase(ctx)
 		if err != nil {
@@ -122,13 +128,22 @@ func (b *bencher) startChild() error {
 // benchLine appends line i: about 200 bytes of NDJSON, 20 services, 4
 // levels, 8 hosts; a rare needle token every 100,000 lines.
 func benchLine(dst []byte, i int, ts int64) []byte {
-	levels := [...]string{"info", "info", "info", "warn", "error", "debug"}
+	dst = fmt.Appendf(dst, `{"timestamp":%d,"service":"bench-%d","level":"%s","host":"h%d","message":"`, ts, i%20, benchLevel(i), i%8)
+	return append(benchMessage(dst, i), "\"}\n"...)
+}
+
+func benchLevel(i int) string {
+	return [...]string{"info", "info", "info", "warn", "error", "debug"}[i%6]
+}
+
+// benchMessage appends the message of line i.
+func benchMessage(dst []byte, i int) []byte {
 	needle := ""
 	if i%100_000 == 50_000 {
 		needle = fmt.Sprintf(" needle-%d", i/100_000)
 	}
-	return fmt.Appendf(dst, `{"timestamp":%d,"service":"bench-%d","level":"%s","host":"h%d","message":"GET /api/v1/items/%d 200 %dms user=%d trace=%016x region=eu-west-%d%s"}`+"\n",
-		ts, i%20, levels[i%len(levels)], i%8, i*7919%100000, i%997, i%50000, uint64(i)*0x9e3779b97f4a7c15, i%3, needle)
+	return fmt.Appendf(dst, "GET /api/v1/items/%d 200 %dms user=%d trace=%016x region=eu-west-%d%s",
+		i*7919%100000, i%997, i%50000, uint64(i)*0x9e3779b97f4a7c15, i%3, needle)
 }
 
 func (b *bencher) httpPhase(ctx context.Context) (accepted, queryable time.Duration, err error) {
@@ -149,19 +164,16 @@ func (b *bencher) httpPhase(ctx context.Context) (accepted, queryable time.Durat
 				if from >= b.lines || ctx.Err() != nil {
 					return
 				}
-				body = body[:0]
-				for i := from; i < min(from+b.batch, b.lines); i++ {
-					body = benchLine(body, i, base+int64(i))
-				}
+				body = b.intake.encode(body[:0], from, min(from+b.batch, b.lines), base)
 				for {
-					resp, err := client.Post("http://"+b.collector+"/api/v1/logs", "application/x-ndjson", bytes.NewReader(body))
+					resp, err := client.Post("http://"+b.collector+b.intake.path, b.intake.contentType, bytes.NewReader(body))
 					if err != nil {
 						errc <- err
 						return
 					}
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
-					if resp.StatusCode == 200 {
+					if resp.StatusCode == b.intake.ok {
 						break
 					}
 					if resp.StatusCode != 429 {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 const benchDocs = 100_000
@@ -110,4 +111,39 @@ func BenchmarkESRawBulk(b *testing.B) {
 		elapsed += time.Since(start)
 	}
 	b.ReportMetric(float64(benchDocs*b.N)/elapsed.Seconds(), "docs/s")
+}
+
+// BenchmarkSelectScan reads back 200,000 documents (two benchDocs
+// batches) through Select, sorted by time as a log query reads them and in
+// any order as a count over time does.
+func BenchmarkSelectScan(b *testing.B) {
+	s := openES(b, nil)
+	ctx := context.Background()
+	recs := append(benchRecords(benchDocs, 1), benchRecords(benchDocs, 2)...)
+	if err := s.Write(ctx, recs); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	first, last := recs[0].Timestamp, recs[0].Timestamp
+	for _, r := range recs {
+		first, last = min(first, r.Timestamp), max(last, r.Timestamp)
+	}
+	for _, anyOrder := range []bool{false, true} {
+		name := "sorted"
+		if anyOrder {
+			name = "any-order"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				n := 0
+				p := storage.SelectParams{Start: first, End: last + 1, AnyOrder: anyOrder}
+				if err := s.Select(ctx, p, func(*storage.Row) bool { n++; return true }); err != nil || n != len(recs) {
+					b.Fatalf("%d rows, %v", n, err)
+				}
+			}
+			b.ReportMetric(float64(len(recs)), "docs")
+		})
+	}
 }

@@ -1,6 +1,8 @@
 package esstore
 
 import (
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 	"unicode"
@@ -28,6 +30,8 @@ const (
 	fSource     = "vigil.source"
 	fTruncated  = "vigil.truncated"
 	fLongTokens = "vigil.long_tokens"
+	fMsgBytes   = "vigil.message_bytes"
+	fStream     = "vigil.stream"
 	fLabels     = "labels"
 
 	// attrFilePath is the attribute stored in log.file.path instead of labels.
@@ -175,6 +179,11 @@ func appendDoc(b []byte, r *model.LogRecord) []byte {
 		b = append(b, `"source":`...)
 		b = appendString(b, r.Source)
 	}
+	sep()
+	b = append(b, `"message_bytes":`...)
+	b = strconv.AppendInt(b, int64(storedLen(r.Message)), 10)
+	b = append(b, `,"stream":`...)
+	b = appendString(b, string(appendStreamKey(nil, r.StreamLabels())))
 	if r.Truncated {
 		sep()
 		b = append(b, `"truncated":true`...)
@@ -308,6 +317,48 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendStreamKey appends the value of vigil.stream: the stream labels as
+// a JSON array of names and values, ["env","prod","host","h1",…], in
+// label order.
+func appendStreamKey(b []byte, ls model.Labels) []byte {
+	kv := make([]string, 0, 2*len(ls))
+	for _, l := range ls {
+		kv = append(kv, l.Name, l.Value)
+	}
+	k, _ := json.Marshal(kv) // strings only: cannot fail; invalid UTF-8 becomes U+FFFD
+	return append(b, k...)
+}
+
+// parseStreamKey parses a vigil.stream value.
+func parseStreamKey(k []byte) (model.Labels, error) {
+	var kv []string
+	if err := json.Unmarshal(k, &kv); err != nil || len(kv)%2 != 0 {
+		return nil, fmt.Errorf("bad %s value %q", fStream, k)
+	}
+	ls := make(model.Labels, 0, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		ls = append(ls, model.Label{Name: kv[i], Value: kv[i+1]})
+	}
+	return ls, nil
+}
+
+// storedLen is the length in bytes of s as appendString stores it: each
+// byte of invalid UTF-8 becomes U+FFFD, three bytes.
+func storedLen(s string) int {
+	if utf8.ValidString(s) {
+		return len(s)
+	}
+	n := len(s)
+	for i := 0; i < len(s); {
+		r, k := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && k == 1 {
+			n += 2
+		}
+		i += k
+	}
+	return n
 }
 
 // indexDay returns the UTC day number of a Unix-ns timestamp.

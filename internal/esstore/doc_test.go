@@ -22,7 +22,7 @@ func TestAppendDoc(t *testing.T) {
 	}
 	id := model.RecordID{0xde, 0xad, 15: 0x01}
 	f(model.LogRecord{ID: id, Timestamp: 1709900000123456789, Message: "hi"},
-		`{"@timestamp":"2024-03-08T12:13:20.123456789Z","event":{"id":"dead0000000000000000000000000001"},"message":"hi","vigil":{}}`)
+		`{"@timestamp":"2024-03-08T12:13:20.123456789Z","event":{"id":"dead0000000000000000000000000001"},"message":"hi","vigil":{"message_bytes":2,"stream":"[]"}}`)
 	f(model.LogRecord{
 		ID: id, Timestamp: 1709900000e9, ObservedTimestamp: 1709900001e9,
 		Service: "api", Level: "error", Env: "prod", Host: "h1", Grade: 2, Source: "file",
@@ -31,7 +31,7 @@ func TestAppendDoc(t *testing.T) {
 		Truncated:  true,
 	}, `{"@timestamp":"2024-03-08T12:13:20.000000000Z","event":{"id":"dead0000000000000000000000000001","created":"2024-03-08T12:13:21.000000000Z"},`+
 		`"message":"a \"q\"\n\u0001\ufffd","log":{"level":"error","file":{"path":"/var/log/a.log"}},"service":{"name":"api"},"host":{"name":"h1"},`+
-		`"trace":{"id":"0af7651916cd43dd8448eb211c80319c"},"span":{"id":"b7ad6b7169203331"},"vigil":{"grade":2,"env":"prod","source":"file","truncated":true},`+
+		`"trace":{"id":"0af7651916cd43dd8448eb211c80319c"},"span":{"id":"b7ad6b7169203331"},"vigil":{"grade":2,"env":"prod","source":"file","message_bytes":10,"stream":"[\"env\",\"prod\",\"grade\",\"2\",\"host\",\"h1\",\"level\",\"error\",\"service\",\"api\",\"source\",\"file\"]","truncated":true},`+
 		`"labels":{"k":["v1","v2"],"x.y":""}}`)
 }
 
@@ -69,6 +69,46 @@ func FuzzAppendString(f *testing.F) {
 		}
 		if got != want.String() {
 			t.Fatalf("%q: round trip gave %q, want %q", s, got, want.String())
+		}
+	})
+}
+
+func TestStreamKey(t *testing.T) {
+	for _, ls := range []model.Labels{
+		nil,
+		{{Name: "env", Value: "prod"}, {Name: "service", Value: "api"}},
+		{{Name: "host", Value: `a"b\c,d]`}, {Name: "service", Value: "ü\n\x00"}},
+	} {
+		got, err := parseStreamKey(appendStreamKey(nil, ls))
+		if err != nil || got.String() != ls.String() {
+			t.Errorf("%v: got %v, %v", ls, got, err)
+		}
+	}
+	// Invalid UTF-8 is stored as U+FFFD, in the key as in the label field.
+	got, err := parseStreamKey(appendStreamKey(nil, model.Labels{{Name: "service", Value: "a\xffb"}}))
+	if err != nil || got.Get("service") != "a\ufffdb" {
+		t.Errorf("invalid UTF-8: got %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "{}", `["a"]`, `[1,2]`} {
+		if _, err := parseStreamKey([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// FuzzParseStreamKey: a vigil.stream value read back from Elasticsearch
+// either fails to parse or round-trips.
+func FuzzParseStreamKey(f *testing.F) {
+	f.Add([]byte(`["env","prod","service","api"]`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, k []byte) {
+		ls, err := parseStreamKey(k)
+		if err != nil {
+			return
+		}
+		again, err := parseStreamKey(appendStreamKey(nil, ls))
+		if err != nil || again.String() != ls.String() {
+			t.Fatalf("%q: %v, then %v, %v", k, ls, again, err)
 		}
 	})
 }

@@ -42,7 +42,9 @@ func openES(t testing.TB, mod func(*Options)) *Store {
 		for _, idx := range catIndices(t, s) {
 			s.c.Do(ctx, http.MethodDelete, "/"+idx, nil, "")
 		}
+		s.c.Do(ctx, http.MethodDelete, "/"+s.patPrefix+"*", nil, "")
 		s.c.Do(ctx, http.MethodDelete, "/_index_template/"+s.name, nil, "")
+		s.c.Do(ctx, http.MethodDelete, "/_index_template/"+strings.TrimRight(s.patPrefix, "-"), nil, "")
 	})
 	return s
 }

@@ -109,11 +109,7 @@ func (s *Store) LabelValues(ctx context.Context, name string, start, end int64, 
 // seriesBuckets pages through a composite aggregation over the six label
 // fields and calls fn with each label set and its record count.
 func (s *Store) seriesBuckets(ctx context.Context, op string, start, end int64, q query, fn func(model.Labels, int64)) error {
-	sources := make([]any, len(labelFields))
-	for i, lf := range labelFields {
-		sources[i] = map[string]any{lf.label: map[string]any{"terms": map[string]any{"field": lf.field, "missing_bucket": true}}}
-	}
-	comp := map[string]any{"size": compositePage, "sources": sources}
+	comp := map[string]any{"size": compositePage, "sources": labelSources()}
 	body := map[string]any{"size": 0, "query": q.q, "aggs": map[string]any{"s": map[string]any{"composite": comp}}}
 	for {
 		v, err := s.aggregate(ctx, op, start, end, body)
@@ -122,15 +118,7 @@ func (s *Store) seriesBuckets(ctx context.Context, op string, start, end int64, 
 		}
 		buckets := v.GetArray("aggregations", "s", "buckets")
 		for _, b := range buckets {
-			ls := make(model.Labels, 0, len(labelFields))
-			for _, lf := range labelFields {
-				val := string(scalarBytes(b.Get("key", lf.label)))
-				if val == "" || (lf.field == fGrade && !positive(val)) {
-					continue
-				}
-				ls = append(ls, model.Label{Name: lf.label, Value: val})
-			}
-			fn(ls, b.GetInt64("doc_count"))
+			fn(bucketLabels(b), b.GetInt64("doc_count"))
 		}
 		after := v.Get("aggregations", "s", "after_key")
 		if len(buckets) < compositePage || after == nil {
@@ -138,6 +126,29 @@ func (s *Store) seriesBuckets(ctx context.Context, op string, start, end int64, 
 		}
 		comp["after"] = json.RawMessage(after.MarshalTo(nil))
 	}
+}
+
+// labelSources are the sources of a composite aggregation by stream.
+func labelSources() []any {
+	sources := make([]any, len(labelFields))
+	for i, lf := range labelFields {
+		sources[i] = map[string]any{lf.label: map[string]any{"terms": map[string]any{"field": lf.field, "missing_bucket": true}}}
+	}
+	return sources
+}
+
+// bucketLabels returns the stream labels of a bucket of a composite
+// aggregation over labelSources.
+func bucketLabels(b *fastjson.Value) model.Labels {
+	ls := make(model.Labels, 0, len(labelFields))
+	for _, lf := range labelFields {
+		val := string(scalarBytes(b.Get("key", lf.label)))
+		if val == "" || (lf.field == fGrade && !positive(val)) {
+			continue
+		}
+		ls = append(ls, model.Label{Name: lf.label, Value: val})
+	}
+	return ls
 }
 
 func positive(s string) bool {

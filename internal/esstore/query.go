@@ -66,6 +66,38 @@ func translate(start, end int64, ms []*model.LabelMatcher, contains, containsFol
 	return query{q: map[string]any{"bool": b}, exact: exact}
 }
 
+// withAny narrows q to documents whose message contains at least one
+// text of each group (SelectParams.ContainsAny). Like the other line
+// filters it only narrows: callers verify each message. A group with a
+// text that cannot be translated is left to that check.
+func (q query) withAny(groups [][]string) query {
+	var clauses []any
+groups:
+	for _, g := range groups {
+		var should []any
+		for _, s := range g {
+			c := containsClause(s, false)
+			if c == nil {
+				continue groups
+			}
+			should = append(should, c)
+		}
+		if len(should) > 0 {
+			clauses = append(clauses, map[string]any{"bool": map[string]any{"should": should, "minimum_should_match": 1}})
+		}
+	}
+	if len(clauses) == 0 || isMatchNone(q.q) {
+		return q
+	}
+	b, ok := q.q["bool"].(map[string]any)
+	if !ok { // match_all
+		b = map[string]any{}
+	}
+	filter, _ := b["filter"].([]any)
+	b["filter"] = append(filter, clauses...)
+	return query{q: map[string]any{"bool": b}, exact: q.exact}
+}
+
 // timeRange selects [start, end) on @timestamp, to the nanosecond. Bounds
 // outside date_nanos' range (1970 to 2262) are left open.
 func timeRange(start, end int64) map[string]any {

@@ -93,6 +93,27 @@ func TestTranslateContains(t *testing.T) {
 	f([]string{"  ", ""}, nil, `{"match_all":{}}`)
 }
 
+func TestTranslateContainsAny(t *testing.T) {
+	f := func(contains []string, groups [][]string, want string) {
+		t.Helper()
+		q := translate(math.MinInt64, math.MaxInt64, nil, contains, nil).withAny(groups)
+		got, _ := json.Marshal(q.q)
+		if string(got) != want {
+			t.Errorf("%q %q:\ngot  %s\nwant %s", contains, groups, got, want)
+		}
+	}
+	const long = `{"term":{"vigil.long_tokens":true}}`
+	either := `{"bool":{"minimum_should_match":1,"should":[` +
+		`{"bool":{"minimum_should_match":1,"should":[{"term":{"message.ws":{"value":"GET"}}},` + long + `]}},` +
+		`{"bool":{"minimum_should_match":1,"should":[{"wildcard":{"message.ws":{"value":"*rror*"}}},` + long + `]}}]}}`
+	f(nil, [][]string{{" GET ", "rror"}}, `{"bool":{"filter":[`+either+`]}}`)
+	f([]string{" GET "}, [][]string{{" GET ", "rror"}},
+		`{"bool":{"filter":[{"bool":{"minimum_should_match":1,"should":[{"term":{"message.ws":{"value":"GET"}}},`+long+`]}},`+either+`]}}`)
+	// An alternative that matches every message leaves the group to Go.
+	f(nil, [][]string{{"x", "  "}}, `{"match_all":{}}`)
+	f(nil, nil, `{"match_all":{}}`)
+}
+
 func TestTranslateTime(t *testing.T) {
 	f := func(start, end int64, want string) {
 		t.Helper()

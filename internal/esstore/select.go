@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,24 +66,118 @@ func sortSpec(backward bool) []any {
 // Row and everything it points to are only valid during fn; its Labels may
 // be shared between rows and must not be modified.
 func (s *Store) Select(ctx context.Context, p storage.SelectParams, fn func(*storage.Row) bool) error {
-	q := translate(p.Start, p.End, p.Matchers, p.Contains, p.ContainsFold)
+	q := translate(p.Start, p.End, p.Matchers, p.Contains, p.ContainsFold).withAny(p.ContainsAny)
 	if isMatchNone(q.q) {
 		return nil
+	}
+	var row storage.Row
+	lc := labelCache{}
+	each := func(h *fastjson.Value) (bool, error) {
+		if err := decodeHit(h, &row, lc); err != nil {
+			return false, err
+		}
+		if !q.exact && !model.MatchLabels(p.Matchers, row.Labels) {
+			return true, nil
+		}
+		if !containsAll(row.Message, p.Contains, p.ContainsFold) || !containsAny(row.Message, p.ContainsAny) {
+			return true, nil
+		}
+		return fn(&row), nil
+	}
+	if p.AnyOrder {
+		return s.scanAnyOrder(ctx, s.indices(p.Start, p.End), q.q, each)
 	}
 	page := s.opts.SearchPageSize
 	path := "/" + s.indices(p.Start, p.End) + "/_search?" + searchParams + "&filter_path=hits.hits._id,hits.hits._source,hits.hits.sort"
 	req := map[string]any{"query": q.q, "size": page, "sort": sortSpec(p.Backward), "track_total_hits": false}
-	var (
-		parser fastjson.Parser
-		row    storage.Row
-		lc     = labelCache{}
-	)
+	return s.searchAfter(ctx, "select", path, req, page, each)
+}
+
+// scanPageFactor is how many times more hits a page of scanAnyOrder holds
+// than a sorted page (SearchPageSize): unsorted pages cost Elasticsearch
+// little.
+const scanPageFactor = 10
+
+// scanAnyOrder calls fn for each hit of query over indices, in the order
+// Elasticsearch stores them, until fn returns false or an error. It pages
+// with search_after on _shard_doc in a point in time, which reads the hits
+// without sorting them: sorting every matching document by time again for
+// each page is what makes a sorted scan of many documents slow. The point
+// in time also gives every page the same view of the indices.
+func (s *Store) scanAnyOrder(ctx context.Context, indices string, query map[string]any, fn func(h *fastjson.Value) (bool, error)) error {
+	status, resp, err := s.c.Do(ctx, http.MethodPost, "/"+indices+"/_pit?keep_alive=1m&ignore_unavailable=true&allow_no_indices=true", nil, "")
+	if err != nil {
+		return fmt.Errorf("cannot open a point in time: %w", err)
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("Elasticsearch open point in time: status %d: %s", status, es.ErrorReason(resp))
+	}
+	var parser fastjson.Parser
+	v, err := parser.ParseBytes(resp)
+	if err != nil {
+		return fmt.Errorf("cannot parse the point in time: %w", err)
+	}
+	pit := string(v.GetStringBytes("id"))
+	defer func() {
+		// Closing frees the point in time before its keep-alive ends;
+		// a failure here only leaves it to expire.
+		body, _ := json.Marshal(map[string]string{"id": pit})
+		s.c.Do(context.WithoutCancel(ctx), http.MethodDelete, "/_pit", body, "")
+	}()
+	page := s.opts.SearchPageSize * scanPageFactor
+	req := map[string]any{"query": query, "size": page, "track_total_hits": false,
+		"sort": []any{map[string]any{"_shard_doc": "asc"}}}
+	for {
+		req["pit"] = map[string]any{"id": pit, "keep_alive": "1m"}
+		body, err := json.Marshal(req)
+		if err != nil {
+			return err
+		}
+		resp, err := s.search(ctx, "select", "/_search?allow_partial_search_results=false&filter_path=pit_id,hits.hits._id,hits.hits._source,hits.hits.sort", body)
+		if err != nil {
+			return err
+		}
+		v, err := parser.ParseBytes(resp)
+		if err != nil {
+			return fmt.Errorf("cannot parse search response: %w", err)
+		}
+		if id := v.GetStringBytes("pit_id"); len(id) > 0 {
+			pit = string(id)
+		}
+		hits := v.GetArray("hits", "hits")
+		var after []byte
+		if len(hits) == page {
+			sv := hits[len(hits)-1].Get("sort")
+			if sv == nil {
+				return fmt.Errorf("search hit without sort values")
+			}
+			after = sv.MarshalTo(nil)
+		}
+		for _, h := range hits {
+			h.Del("sort") // a shard position, not the hit's timestamp
+			more, err := fn(h)
+			if err != nil || !more {
+				return err
+			}
+		}
+		if after == nil {
+			return nil
+		}
+		req["search_after"] = json.RawMessage(after)
+	}
+}
+
+// searchAfter pages through the hits of a sorted search, page hits at a
+// time with search_after, calling fn for each until it returns false or
+// an error. req must ask for the hits' sort values and is modified.
+func (s *Store) searchAfter(ctx context.Context, op, path string, req map[string]any, page int, fn func(h *fastjson.Value) (bool, error)) error {
+	var parser fastjson.Parser
 	for {
 		body, err := json.Marshal(req)
 		if err != nil {
 			return err
 		}
-		resp, err := s.search(ctx, "select", path, body)
+		resp, err := s.search(ctx, op, path, body)
 		if err != nil {
 			return err
 		}
@@ -92,17 +187,9 @@ func (s *Store) Select(ctx context.Context, p storage.SelectParams, fn func(*sto
 		}
 		hits := v.GetArray("hits", "hits")
 		for _, h := range hits {
-			if err := decodeHit(h, &row, lc); err != nil {
+			more, err := fn(h)
+			if err != nil || !more {
 				return err
-			}
-			if !q.exact && !model.MatchLabels(p.Matchers, row.Labels) {
-				continue
-			}
-			if !containsAll(row.Message, p.Contains, p.ContainsFold) {
-				continue
-			}
-			if !fn(&row) {
-				return nil
 			}
 		}
 		if len(hits) < page {
@@ -129,6 +216,16 @@ func containsAll(msg string, contains, fold []string) bool {
 	}
 	for _, c := range fold {
 		if !containsFoldASCII(msg, c) {
+			return false
+		}
+	}
+	return true
+}
+
+// containsAny reports whether msg contains a text of each group.
+func containsAny(msg string, groups [][]string) bool {
+	for _, g := range groups {
+		if !slices.ContainsFunc(g, func(s string) bool { return strings.Contains(msg, s) }) {
 			return false
 		}
 	}

@@ -80,8 +80,10 @@ func DefaultOptions() Options {
 }
 
 var (
-	_ storage.LogWriter = (*Store)(nil)
-	_ storage.LogReader = (*Store)(nil)
+	_ storage.LogWriter     = (*Store)(nil)
+	_ storage.LogReader     = (*Store)(nil)
+	_ storage.PatternWriter = (*Store)(nil)
+	_ storage.PatternReader = (*Store)(nil)
 )
 
 // Store reads and writes log records in Elasticsearch. It is safe for
@@ -95,6 +97,8 @@ type Store struct {
 	m         *metrics
 	name      string // template and ILM policy name
 	ilm       bool
+	patPrefix string // names the daily pattern indices (patterns.go)
+	patHours  patternHours
 }
 
 // Open connects to Elasticsearch, waits (at most opts.StartTimeout) until
@@ -145,6 +149,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		m:      newMetrics(opts.Registerer),
 		name:   strings.TrimRight(opts.IndexPrefix, "-_."),
 	}
+	s.patPrefix = patternPrefix(opts.IndexPrefix)
 	s.bulk = &es.BulkWriter{
 		Client:      c,
 		MaxAttempts: opts.MaxAttempts,
@@ -153,7 +158,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.retention = &es.Retention{
 		Client:  c,
-		Indices: es.DailyIndices{Prefixes: []string{opts.IndexPrefix}, Layout: dayLayout},
+		Indices: es.DailyIndices{Prefixes: []string{opts.IndexPrefix, s.patPrefix}, Layout: dayLayout},
 		Period:  opts.Retention,
 		Deleted: s.m.deletedIdx,
 		Logger:  opts.Logger,
@@ -167,6 +172,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.installTemplate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.installPatternTemplate(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -190,7 +199,7 @@ func (s *Store) ILM() bool { return s.ilm }
 // Refresh makes everything written so far visible to searches. Write does
 // not need it for durability; tests and tools call it.
 func (s *Store) Refresh(ctx context.Context) error {
-	return s.c.Refresh(ctx, s.opts.IndexPrefix+"*")
+	return s.c.Refresh(ctx, s.opts.IndexPrefix+"*,"+s.patPrefix+"*")
 }
 
 // backoff shapes the retries of bulk and search requests.

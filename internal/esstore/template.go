@@ -11,12 +11,16 @@ import (
 // templateVersion changes whenever the mapping or settings change; it is
 // stored in the template's version field so operators can see which Vigil
 // mapping an index was created with.
-const templateVersion = 1
+const templateVersion = 2
 
 // labelsIgnoreAbove: attribute values longer than this many characters are
 // kept in _source but not indexed, so one huge attribute cannot exceed
 // Lucene's 32 KiB term limit and get its whole record rejected.
 const labelsIgnoreAbove = 4096
+
+// streamKeyMax: a vigil.stream value longer than this is not kept (Lucene
+// refuses terms over 32 KiB).
+const streamKeyMax = 8192
 
 // mapping is the mapping of every daily index. dynamic:false at the top: a
 // field the mapping does not name is kept in _source but never creates a
@@ -24,13 +28,12 @@ const labelsIgnoreAbove = 4096
 // mapped field whatever their keys), and a document written by a newer Vigil
 // with an extra field is still accepted by an index created by an older one.
 func mapping() map[string]any {
-	kw := map[string]any{"type": "keyword"}
-	obj := func(props map[string]any) map[string]any { return map[string]any{"properties": props} }
+	kw := keyword()
 	return map[string]any{
 		"dynamic": false,
 		"properties": map[string]any{
 			"@timestamp": map[string]any{"type": "date_nanos"},
-			"event": obj(map[string]any{
+			"event": object(map[string]any{
 				"created": map[string]any{"type": "date_nanos"},
 				"id":      kw,
 			}),
@@ -44,25 +47,36 @@ func mapping() map[string]any {
 					wsField: map[string]any{"type": "text", "analyzer": "whitespace", "index_options": "docs", "norms": false},
 				},
 			},
-			"log": obj(map[string]any{
+			"log": object(map[string]any{
 				"level": kw,
-				"file":  obj(map[string]any{"path": kw}),
+				"file":  object(map[string]any{"path": kw}),
 			}),
-			"service": obj(map[string]any{"name": kw}),
-			"host":    obj(map[string]any{"name": kw}),
-			"trace":   obj(map[string]any{"id": kw}),
-			"span":    obj(map[string]any{"id": kw}),
-			"vigil": obj(map[string]any{
+			"service": object(map[string]any{"name": kw}),
+			"host":    object(map[string]any{"name": kw}),
+			"trace":   object(map[string]any{"id": kw}),
+			"span":    object(map[string]any{"id": kw}),
+			"vigil": object(map[string]any{
 				"grade":       map[string]any{"type": "byte"},
 				"env":         kw,
 				"source":      kw,
 				"truncated":   map[string]any{"type": "boolean"},
 				"long_tokens": map[string]any{"type": "boolean"},
+				// the message's length in bytes, summed by index/volume;
+				// aggregated from doc values, never searched
+				"message_bytes": map[string]any{"type": "integer", "index": false},
+				// the stream labels as one value, aggregated by
+				// index/volume; a longer key is left out, and its
+				// documents are counted by reading them
+				"stream": map[string]any{"type": "keyword", "index": false, "ignore_above": streamKeyMax},
 			}),
 			"labels": map[string]any{"type": "flattened", "ignore_above": labelsIgnoreAbove},
 		},
 	}
 }
+
+func keyword() map[string]any { return map[string]any{"type": "keyword"} }
+
+func object(props map[string]any) map[string]any { return map[string]any{"properties": props} }
 
 // templateBody is the composable index template for the daily indices.
 func (s *Store) templateBody() map[string]any {

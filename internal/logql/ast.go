@@ -10,9 +10,12 @@
 //
 //	sum by (service) (rate({env="prod"} |~ "(?i)error" [5m]))
 //
+// or an operation between metric queries and numbers:
+//
+//	sum(rate({app="api"} | json | unwrap bytes(size) [1m])) / 60 or vector(0)
+//
 // ParseExpr returns the syntax tree; an evaluator walks it with a type
-// switch over *LogSelectorExpr, *RangeAggregationExpr and
-// *VectorAggregationExpr. Every node prints back as valid LogQL.
+// switch over the Expr node types. Every node prints back as valid LogQL.
 package logql
 
 import (
@@ -23,8 +26,9 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 )
 
-// Expr is a parsed query: *LogSelectorExpr, *RangeAggregationExpr or
-// *VectorAggregationExpr.
+// Expr is a parsed query: *LogSelectorExpr, *RangeAggregationExpr,
+// *VectorAggregationExpr, *BinOpExpr, *LiteralExpr, *VectorExpr or
+// *LabelReplaceExpr.
 type Expr interface {
 	// String prints the expression as LogQL that parses back to an equal
 	// expression.
@@ -39,7 +43,8 @@ type LogSelectorExpr struct {
 	Stages   []Stage
 }
 
-// Range aggregation operators.
+// Range aggregation operators; the list with their rules is in
+// ast_metric.go.
 const (
 	OpCountOverTime = "count_over_time"
 	OpRate          = "rate"
@@ -48,22 +53,38 @@ const (
 )
 
 // RangeAggregationExpr turns the lines a log query selects over a sliding
-// window into samples, one series per label set: count_over_time(...[5m]).
+// window into samples, one series per label set: count_over_time(...[5m]),
+// or, with Unwrap, aggregates the values of a label over the window:
+// quantile_over_time(0.99, {…} | json | unwrap latency [5m]) by (path).
 type RangeAggregationExpr struct {
-	Op       string // one of the Op…OverTime / OpRate / OpBytesRate constants
+	Op       string // one of the Op…OverTime / OpRate… constants
 	Range    time.Duration
+	Offset   time.Duration // the window ends Offset before the step
 	Selector *LogSelectorExpr
+	Unwrap   *UnwrapExpr // nil unless the query has | unwrap
+	// Param is φ of quantile_over_time, 0 otherwise.
+	Param float64
+	// Grouped is set when the aggregation has by (…) or without (…):
+	// samples are grouped by Grouping (or all labels but Grouping when
+	// Without) before the function is applied.
+	Grouped  bool
+	Grouping []string
+	Without  bool
 }
 
 // Vector aggregation operators.
 const (
-	OpSum     = "sum"
-	OpCount   = "count"
-	OpMin     = "min"
-	OpMax     = "max"
-	OpAvg     = "avg"
-	OpTopK    = "topk"
-	OpBottomK = "bottomk"
+	OpSum      = "sum"
+	OpCount    = "count"
+	OpMin      = "min"
+	OpMax      = "max"
+	OpAvg      = "avg"
+	OpTopK     = "topk"
+	OpBottomK  = "bottomk"
+	OpStddev   = "stddev"
+	OpStdvar   = "stdvar"
+	OpSort     = "sort"
+	OpSortDesc = "sort_desc"
 )
 
 // VectorAggregationExpr aggregates the series of Inner, a metric
@@ -101,28 +122,12 @@ func (e *LogSelectorExpr) String() string {
 	return b.String()
 }
 
-func (e *RangeAggregationExpr) String() string {
-	var sel string
-	if e.Selector != nil {
-		sel = e.Selector.String()
-		if len(e.Selector.Stages) > 0 {
-			sel += " "
-		}
-	}
-	return e.Op + "(" + sel + "[" + formatDuration(e.Range) + "])"
-}
-
 func (e *VectorAggregationExpr) String() string {
 	var b strings.Builder
 	b.WriteString(e.Op)
 	if e.Without || len(e.Grouping) > 0 {
-		if e.Without {
-			b.WriteString(" without (")
-		} else {
-			b.WriteString(" by (")
-		}
-		b.WriteString(strings.Join(e.Grouping, ", "))
-		b.WriteString(") ")
+		writeGrouping(&b, e.Grouping, e.Without)
+		b.WriteByte(' ')
 	}
 	b.WriteByte('(')
 	if e.Op == OpTopK || e.Op == OpBottomK {

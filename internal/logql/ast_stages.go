@@ -9,7 +9,8 @@ import (
 )
 
 // Stage is one pipeline stage of a log query: *LineFilterStage,
-// *ParserStage or *LabelFilterStage.
+// *ParserStage, *LabelFilterStage, *DropStage, *KeepStage,
+// *LineFormatStage, *LabelFormatStage or *DecolorizeStage.
 type Stage interface {
 	String() string
 	stage()
@@ -24,6 +25,8 @@ const (
 	LineNotContains                     // != "text"
 	LineMatch                           // |~ "regexp"
 	LineNotMatch                        // !~ "regexp"
+	LinePattern                         // |> "<_> error <_>"
+	LineNotPattern                      // !> "<_> error <_>"
 )
 
 func (op LineFilterOp) String() string {
@@ -36,15 +39,28 @@ func (op LineFilterOp) String() string {
 		return "|~"
 	case LineNotMatch:
 		return "!~"
+	case LinePattern:
+		return "|>"
+	case LineNotPattern:
+		return "!>"
 	}
 	return "?"
 }
 
 // LineFilterStage keeps lines that contain (or do not contain) Text, or
 // that match (or do not match) the unanchored RE2 regular expression Text.
+// With |> and !>, Text is a pattern whose literals the line must (or must
+// not) hold in order, as in the pattern parser, with <_> for any text.
+// Or holds the alternatives of `|= "a" or "b"`: a line is kept when it
+// matches Text or any of them. Only |=, |~ and |> have alternatives; the
+// parser turns `!= "a" or "b"` into two filters, as Loki does.
 type LineFilterStage struct {
 	Op   LineFilterOp
 	Text string
+	Or   []string
+	// IP makes Text an ip() pattern (|= ip("10.0.0.0/8") or != ip(…)): the
+	// line holds (or does not hold) an address in it. It has no Or.
+	IP bool
 }
 
 // ParserKind names a parser stage.
@@ -52,16 +68,27 @@ type ParserKind string
 
 // Parsers.
 const (
-	ParserJSON   ParserKind = "json"
-	ParserLogfmt ParserKind = "logfmt"
+	ParserJSON    ParserKind = "json"
+	ParserLogfmt  ParserKind = "logfmt"
+	ParserRegexp  ParserKind = "regexp"
+	ParserPattern ParserKind = "pattern"
+	ParserUnpack  ParserKind = "unpack"
 )
 
 // ParserStage extracts labels from the line. Without Extractions, json
 // extracts every scalar field (nested objects flattened with "_") and
-// logfmt every key; with Extractions, only the listed ones.
+// logfmt every key; with Extractions, only the listed ones. regexp and
+// pattern take their expression in Param and extract its named captures;
+// unpack extracts the string fields of a JSON object and replaces the line
+// with its "_entry" field.
 type ParserStage struct {
 	Kind        ParserKind
 	Extractions []LabelExtraction
+	Param       string
+	// Strict (logfmt --strict) stops at the first malformed pair and sets
+	// __error__; without it malformed pairs are skipped. KeepEmpty
+	// (--keep-empty) keeps keys without a value as empty labels.
+	Strict, KeepEmpty bool
 }
 
 // LabelExtraction is one `label="expression"` parameter of a parser: a
@@ -81,12 +108,33 @@ func (*LineFilterStage) stage()  {}
 func (*ParserStage) stage()      {}
 func (*LabelFilterStage) stage() {}
 
-func (s *LineFilterStage) String() string { return s.Op.String() + " " + strconv.Quote(s.Text) }
+func (s *LineFilterStage) String() string {
+	if s.IP {
+		return s.Op.String() + " ip(" + strconv.Quote(s.Text) + ")"
+	}
+	out := s.Op.String() + " " + strconv.Quote(s.Text)
+	for _, t := range s.Or {
+		out += " or " + strconv.Quote(t)
+	}
+	return out
+}
 
 func (s *ParserStage) String() string {
 	var b strings.Builder
 	b.WriteString("| ")
 	b.WriteString(string(s.Kind))
+	switch s.Kind {
+	case ParserRegexp, ParserPattern:
+		b.WriteByte(' ')
+		b.WriteString(strconv.Quote(s.Param))
+		return b.String()
+	}
+	if s.Strict {
+		b.WriteString(" --strict")
+	}
+	if s.KeepEmpty {
+		b.WriteString(" --keep-empty")
+	}
 	for i, x := range s.Extractions {
 		if i == 0 {
 			b.WriteByte(' ')
@@ -110,7 +158,7 @@ func (s *LabelFilterStage) String() string {
 }
 
 // LabelFilter is a condition on labels: *LabelMatchFilter, *NumberFilter,
-// *DurationFilter, *BytesFilter or *BinaryLabelFilter.
+// *DurationFilter, *BytesFilter, *IPFilter or *BinaryLabelFilter.
 type LabelFilter interface {
 	String() string
 	labelFilter()
@@ -154,7 +202,8 @@ type LabelMatchFilter struct {
 }
 
 // NumberFilter compares a label parsed as a float with Value. A line whose
-// label is absent or not a number does not match.
+// label is absent does not match; one whose label is not a number is kept
+// with __error__="LabelFilterErr", as in Loki.
 type NumberFilter struct {
 	Name  string
 	Op    CompareOp
@@ -162,8 +211,8 @@ type NumberFilter struct {
 }
 
 // DurationFilter compares a label parsed as a duration ("250ms", "1.5s")
-// with Value. A line whose label is absent or not a duration does not
-// match.
+// with Value. A line whose label is absent does not match; one whose label
+// is not a duration is kept with __error__="LabelFilterErr".
 type DurationFilter struct {
 	Name  string
 	Op    CompareOp
@@ -171,8 +220,8 @@ type DurationFilter struct {
 }
 
 // BytesFilter compares a label parsed as a byte size ("512", "10KB",
-// "1.5 MiB") with Value. A line whose label is absent or not a byte size
-// does not match.
+// "1.5 MiB") with Value. A line whose label is absent does not match; one
+// whose label is not a byte size is kept with __error__="LabelFilterErr".
 type BytesFilter struct {
 	Name  string
 	Op    CompareOp

@@ -44,6 +44,26 @@ func BenchmarkPipelineLogfmtStatus(b *testing.B) {
 	})
 }
 
+func BenchmarkPipelineJSONDropError(b *testing.B) {
+	// Grafana's log volume query adds drop __error__ to every query.
+	benchmarkPipeline(b, `{service="api"} | json | drop __error__, __error_details__`, benchJSONLines)
+}
+
+func BenchmarkPipelineLineFormat(b *testing.B) {
+	benchmarkPipeline(b, `{service="api"} | json | line_format "{{.level | upper}} {{.method}} {{.path}} {{.status}}"`, benchJSONLines)
+}
+
+func BenchmarkPipelinePattern(b *testing.B) {
+	benchmarkPipeline(b, `{service="api"} | pattern "<ip> - <_> [<ts>] \"<method> <path> <_>\" <status> <size>" | status >= 500`, []string{
+		`192.168.1.7 - - [02/Jan/2024:03:04:05 +0000] "GET /api/v1/query HTTP/1.1" 200 512`,
+		`10.0.0.3 - alice [02/Jan/2024:03:04:06 +0000] "POST /api/v1/push HTTP/1.1" 503 128`,
+	})
+}
+
+func BenchmarkPipelineLineFilterOr(b *testing.B) {
+	benchmarkPipeline(b, `{service="api"} |= "timed out" or "cache hit" or "/push"`, benchJSONLines)
+}
+
 func BenchmarkParseExpr(b *testing.B) {
 	const q = `sum by (service) (rate({env="prod", service=~"api|web"} |= "GET" | json | status >= 500 and duration > 1s [5m]))`
 	b.ReportAllocs()

@@ -43,8 +43,16 @@ func FuzzParseExpr(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Pipeline of %q: %s", printed, err)
 		}
-		for _, line := range []string{q, `{"a":{"b":1},"level":"error","status":"503"}`, `level=error status=503 msg="x"`} {
-			if ls, keep := p.Process(line, testStream); keep && len(ls) < len(testStream) {
+		removes := false // drop, keep and label_format may remove stream labels
+		for _, s := range sel.Stages {
+			switch s.(type) {
+			case *DropStage, *KeepStage, *LabelFormatStage:
+				removes = true
+			}
+		}
+		for _, line := range []string{q, `{"a":{"b":1},"level":"error","status":"503"}`, `level=error status=503 msg="x"`,
+			`{"_entry":"x \u001b[31mred\u001b[0m","addr":"10.1.2.3"}`} {
+			if _, ls, keep := p.ProcessEntry(1, line, testStream); keep && !removes && len(ls) < len(testStream) {
 				t.Fatalf("Process(%q) with %q lost stream labels: %s", line, printed, ls)
 			}
 		}

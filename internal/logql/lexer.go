@@ -17,6 +17,13 @@ const (
 	tokNumber
 	tokDuration
 	tokBytes
+	// Arithmetic operators of metric queries.
+	tokAdd       // +
+	tokSub       // -
+	tokMul       // *
+	tokDiv       // /
+	tokMod       // %
+	tokPow       // ^
 	tokLBrace    // {
 	tokRBrace    // }
 	tokLParen    // (
@@ -36,6 +43,9 @@ const (
 	tokLT        // <
 	tokLTE       // <=
 	tokCmpEq     // ==
+	tokFlag      // --strict, a parser flag
+	tokPipePatt  // |>
+	tokNotPatt   // !>
 )
 
 var tokenNames = [...]string{
@@ -46,6 +56,12 @@ var tokenNames = [...]string{
 	tokNumber:    "NUMBER",
 	tokDuration:  "DURATION",
 	tokBytes:     "BYTES",
+	tokAdd:       "+",
+	tokSub:       "-",
+	tokMul:       "*",
+	tokDiv:       "/",
+	tokMod:       "%",
+	tokPow:       "^",
 	tokLBrace:    "{",
 	tokRBrace:    "}",
 	tokLParen:    "(",
@@ -65,6 +81,9 @@ var tokenNames = [...]string{
 	tokLT:        "<",
 	tokLTE:       "<=",
 	tokCmpEq:     "==",
+	tokFlag:      "FLAG",
+	tokPipePatt:  "|>",
+	tokNotPatt:   "!>",
 }
 
 func (k tokenKind) String() string { return tokenNames[k] }
@@ -110,6 +129,12 @@ func (l *lexer) next() token {
 		return l.lexString()
 	case isDigit(c) || c == '-' && start+1 < len(l.src) && isDigit(l.src[start+1]):
 		return l.lexNumber()
+	case strings.HasPrefix(l.src[start:], "--") && start+2 < len(l.src) && isIdentStart(l.src[start+2]):
+		l.pos += 2
+		for l.pos < len(l.src) && (isIdentChar(l.src[l.pos]) || l.src[l.pos] == '-') {
+			l.pos++
+		}
+		return token{kind: tokFlag, pos: start, text: l.src[start:l.pos]}
 	}
 	op := func(kind tokenKind, n int) token {
 		l.pos += n
@@ -148,6 +173,8 @@ func (l *lexer) next() token {
 			return op(tokNeq, 2)
 		case '~':
 			return op(tokNre, 2)
+		case '>':
+			return op(tokNotPatt, 2)
 		}
 	case '|':
 		switch c2 {
@@ -155,6 +182,8 @@ func (l *lexer) next() token {
 			return op(tokPipeExact, 2)
 		case '~':
 			return op(tokPipeMatch, 2)
+		case '>':
+			return op(tokPipePatt, 2)
 		}
 		return op(tokPipe, 1)
 	case '>':
@@ -167,6 +196,8 @@ func (l *lexer) next() token {
 			return op(tokLTE, 2)
 		}
 		return op(tokLT, 1)
+	case '+', '-', '*', '/', '%', '^': // a '-' before a digit starts a number
+		return op(arithTokens[c], 1)
 	}
 	r, _ := utf8.DecodeRuneInString(l.src[start:])
 	if r == utf8.RuneError {
@@ -174,6 +205,9 @@ func (l *lexer) next() token {
 	}
 	return l.errorf(start, "unexpected character %q", r)
 }
+
+// arithTokens are the one-character arithmetic operators.
+var arithTokens = map[byte]tokenKind{'+': tokAdd, '-': tokSub, '*': tokMul, '/': tokDiv, '%': tokMod, '^': tokPow}
 
 func (l *lexer) skipSpace() {
 	for l.pos < len(l.src) {

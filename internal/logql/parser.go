@@ -2,7 +2,6 @@ package logql
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 
 	"github.com/vigilhq/vigil/internal/model"
@@ -24,6 +23,9 @@ func ParseExpr(q string) (Expr, error) {
 		expecting := "end of input"
 		switch e := e.(type) {
 		case *LogSelectorExpr:
+			if p.atUnwrap() {
+				return nil, p.errorAt(p.peekN(1), `unsupported pipeline stage "unwrap" in a log query: unwrap belongs in a range aggregation such as sum_over_time({…} | unwrap x [5m])`)
+			}
 			expecting = "pipeline stage or end of input"
 		case *VectorAggregationExpr:
 			if e.Grouping == nil && !e.Without && !parenthesised {
@@ -101,126 +103,6 @@ func (p *parser) enter(t token) error {
 
 func (p *parser) leave() { p.depth-- }
 
-var (
-	rangeOps  = map[string]bool{OpCountOverTime: true, OpRate: true, OpBytesOverTime: true, OpBytesRate: true}
-	vectorOps = map[string]bool{OpSum: true, OpCount: true, OpMin: true, OpMax: true, OpAvg: true, OpTopK: true, OpBottomK: true}
-)
-
-// parseExpr parses a log query, a metric query or either in parentheses.
-func (p *parser) parseExpr() (Expr, error) {
-	t := p.peek()
-	switch t.kind {
-	case tokLBrace:
-		return p.parseLogExpr()
-	case tokLParen:
-		p.next()
-		if err := p.enter(t); err != nil {
-			return nil, err
-		}
-		defer p.leave()
-		e, err := p.parseExpr()
-		if err != nil {
-			return nil, err
-		}
-		if t, err := p.expect(tokRParen); err != nil {
-			if _, ok := e.(*LogSelectorExpr); ok {
-				return nil, p.unexpected(t, "pipeline stage or )")
-			}
-			return nil, err
-		}
-		if sel, ok := e.(*LogSelectorExpr); ok {
-			// ({…} |= "a") | json continues the same pipeline.
-			return sel, p.parseStages(sel)
-		}
-		return e, nil
-	}
-	return p.parseMetricExpr("{ or ( or aggregation")
-}
-
-// parseMetricExpr parses a range or vector aggregation, possibly in
-// parentheses.
-func (p *parser) parseMetricExpr(expecting string) (Expr, error) {
-	t := p.peek()
-	switch {
-	case t.kind == tokLParen:
-		p.next()
-		if err := p.enter(t); err != nil {
-			return nil, err
-		}
-		defer p.leave()
-		e, err := p.parseMetricExpr("( or aggregation")
-		if err != nil {
-			return nil, err
-		}
-		if _, err := p.expect(tokRParen); err != nil {
-			return nil, err
-		}
-		return e, nil
-	case t.kind == tokIdent && rangeOps[t.text]:
-		return p.parseRangeAggregation()
-	case t.kind == tokIdent && vectorOps[t.text]:
-		return p.parseVectorAggregation()
-	case t.kind == tokIdent && p.peekN(1).kind == tokLParen:
-		return nil, p.errorAt(t, "unknown function %q", t.text)
-	}
-	return nil, p.unexpected(t, expecting)
-}
-
-// parseRangeAggregation parses op(<log query> [range]) where the log query
-// may be parenthesised.
-func (p *parser) parseRangeAggregation() (Expr, error) {
-	op := p.next()
-	if err := p.enter(op); err != nil {
-		return nil, err
-	}
-	defer p.leave()
-	if _, err := p.expect(tokLParen); err != nil {
-		return nil, err
-	}
-	var sel *LogSelectorExpr
-	var err error
-	expecting := "[ or pipeline stage"
-	switch t := p.peek(); t.kind {
-	case tokLBrace:
-		sel, err = p.parseLogExpr()
-	case tokLParen:
-		p.next()
-		if t := p.peek(); t.kind != tokLBrace {
-			return nil, p.unexpected(t, "{")
-		}
-		if sel, err = p.parseLogExpr(); err != nil {
-			return nil, err
-		}
-		if t := p.next(); t.kind != tokRParen {
-			return nil, p.unexpected(t, "pipeline stage or )")
-		}
-		expecting = "["
-	default:
-		return nil, p.unexpected(t, "{ or (")
-	}
-	if err != nil {
-		return nil, err
-	}
-	if t := p.next(); t.kind != tokLBracket {
-		return nil, p.unexpected(t, expecting)
-	}
-	rt, err := p.expect(tokDuration)
-	if err != nil {
-		return nil, err
-	}
-	d, _ := parseDuration(rt.text)
-	if d <= 0 {
-		return nil, p.errorAt(rt, "invalid range %s: want a positive duration", rt.text)
-	}
-	if _, err := p.expect(tokRBracket); err != nil {
-		return nil, err
-	}
-	if _, err := p.expect(tokRParen); err != nil {
-		return nil, err
-	}
-	return &RangeAggregationExpr{Op: op.text, Range: d, Selector: sel}, nil
-}
-
 // parseVectorAggregation parses op [grouping] ([k,] expr) [grouping].
 func (p *parser) parseVectorAggregation() (Expr, error) {
 	op := p.next()
@@ -255,6 +137,8 @@ func (p *parser) parseVectorAggregation() (Expr, error) {
 		if _, err := p.expect(tokComma); err != nil {
 			return nil, err
 		}
+	} else if t := p.peek(); t.kind == tokNumber && p.peekN(1).kind == tokComma {
+		return nil, p.errorAt(t, "unsupported parameter for operation %s(%s,", op.text, t.text)
 	}
 	inner, err := p.parseMetricExpr("( or aggregation")
 	if err != nil {
@@ -276,27 +160,9 @@ func (p *parser) parseVectorAggregation() (Expr, error) {
 func (p *parser) parseGrouping(e *VectorAggregationExpr) error {
 	kw := p.next()
 	e.Without = kw.text == "without"
-	if _, err := p.expect(tokLParen); err != nil {
-		return err
-	}
-	if p.peek().kind == tokRParen {
-		p.next()
-		return nil
-	}
-	for {
-		t, err := p.expect(tokIdent)
-		if err != nil {
-			return err
-		}
-		e.Grouping = append(e.Grouping, t.text)
-		switch t := p.next(); t.kind {
-		case tokComma:
-		case tokRParen:
-			return nil
-		default:
-			return p.unexpected(t, ", or )")
-		}
-	}
+	var err error
+	e.Grouping, err = p.parseLabelList()
+	return err
 }
 
 // parseLogExpr parses a stream selector and its pipeline stages.
@@ -324,7 +190,14 @@ func (p *parser) parseStages(e *LogSelectorExpr) error {
 			op = LineMatch
 		case tokNre:
 			op = LineNotMatch
+		case tokPipePatt:
+			op = LinePattern
+		case tokNotPatt:
+			op = LineNotPattern
 		case tokPipe:
+			if p.atUnwrap() {
+				return nil // the range aggregation reads it
+			}
 			p.next()
 			s, err := p.parsePipeStage()
 			if err != nil {
@@ -335,17 +208,15 @@ func (p *parser) parseStages(e *LogSelectorExpr) error {
 		default:
 			return nil
 		}
+		if endsWithBareName(e.Stages) && (op == LineNotContains || op == LineNotMatch || op == LineNotPattern) {
+			return p.unexpected(t, "pipeline stage or )")
+		}
 		p.next()
-		st, err := p.expect(tokString)
+		fs, err := p.parseLineFilter(op)
 		if err != nil {
 			return err
 		}
-		if op == LineMatch || op == LineNotMatch {
-			if _, err := regexp.Compile(st.val); err != nil {
-				return p.errorAt(st, "invalid regular expression %q: %s", st.val, err)
-			}
-		}
-		e.Stages = append(e.Stages, &LineFilterStage{Op: op, Text: st.val})
+		e.Stages = append(e.Stages, fs...)
 	}
 }
 

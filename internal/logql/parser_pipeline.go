@@ -1,6 +1,7 @@
 package logql
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -9,10 +10,7 @@ import (
 
 // unsupportedStages are Loki stages Vigil does not evaluate; naming them in
 // the error beats a confusing syntax error.
-var unsupportedStages = map[string]bool{
-	"line_format": true, "label_format": true, "unwrap": true, "drop": true, "keep": true,
-	"pattern": true, "regexp": true, "unpack": true, "decolorize": true, "distinct": true,
-}
+var unsupportedStages = map[string]bool{"unwrap": true, "distinct": true}
 
 // isComparison reports whether k can follow a label name in a label filter.
 func isComparison(k tokenKind) bool {
@@ -23,7 +21,8 @@ func isComparison(k tokenKind) bool {
 	return false
 }
 
-// parsePipeStage parses what follows "|": a parser or a label filter.
+// parsePipeStage parses what follows "|": a parser, a formatting or label
+// stage, or a label filter.
 func (p *parser) parsePipeStage() (Stage, error) {
 	t := p.peek()
 	switch t.kind {
@@ -31,10 +30,25 @@ func (p *parser) parsePipeStage() (Stage, error) {
 		if isComparison(p.peekN(1).kind) {
 			break // a label filter on a label named like a stage
 		}
-		switch {
-		case t.text == string(ParserJSON) || t.text == string(ParserLogfmt):
+		switch t.text {
+		case string(ParserJSON), string(ParserLogfmt):
 			return p.parseParserStage()
-		case unsupportedStages[t.text]:
+		case string(ParserRegexp), string(ParserPattern):
+			return p.parseExprParserStage()
+		case string(ParserUnpack):
+			p.next()
+			return &ParserStage{Kind: ParserUnpack}, nil
+		case "decolorize":
+			p.next()
+			return &DecolorizeStage{}, nil
+		case "drop", "keep":
+			return p.parseDropKeep()
+		case "line_format":
+			return p.parseLineFormat()
+		case "label_format":
+			return p.parseLabelFormat()
+		}
+		if unsupportedStages[t.text] {
 			return nil, p.errorAt(t, "unsupported pipeline stage %q", t.text)
 		}
 	case tokLParen:
@@ -48,12 +62,74 @@ func (p *parser) parsePipeStage() (Stage, error) {
 	return &LabelFilterStage{Filter: f}, nil
 }
 
-// parseParserStage parses json or logfmt with optional parameters:
-// | json a="x.y", b.
+// parseLineFilter parses the string (and its `or` alternatives) after a
+// line filter operator. `!= "a" or "b"` means neither a nor b, so it
+// becomes two filters, as in Loki.
+func (p *parser) parseLineFilter(op LineFilterOp) ([]Stage, error) {
+	if t := p.peek(); t.kind == tokIdent && t.text == "ip" && p.peekN(1).kind == tokLParen {
+		if op != LineContains && op != LineNotContains {
+			return nil, p.errorAt(t, "ip: invalid operation")
+		}
+		p.next()
+		f, err := p.parseIPFilter("", false)
+		if err != nil {
+			return nil, err
+		}
+		return []Stage{&LineFilterStage{Op: op, Text: f.(*IPFilter).Pattern, IP: true}}, nil
+	}
+	var texts []string
+	for {
+		st, err := p.expect(tokString)
+		if err != nil {
+			return nil, err
+		}
+		switch op {
+		case LineMatch, LineNotMatch:
+			if _, err := regexp.Compile(st.val); err != nil {
+				return nil, p.errorAt(st, "invalid regular expression %q: %s", st.val, err)
+			}
+		case LinePattern, LineNotPattern:
+			if _, err := newPatternFilter(st.val); err != nil {
+				return nil, p.errorAt(st, "%s", err)
+			}
+		}
+		texts = append(texts, st.val)
+		if t := p.peek(); t.kind != tokIdent || t.text != "or" {
+			break
+		}
+		p.next()
+	}
+	if op == LineContains || op == LineMatch || op == LinePattern {
+		s := &LineFilterStage{Op: op, Text: texts[0]}
+		if len(texts) > 1 {
+			s.Or = texts[1:]
+		}
+		return []Stage{s}, nil
+	}
+	out := make([]Stage, len(texts))
+	for i, t := range texts {
+		out[i] = &LineFilterStage{Op: op, Text: t}
+	}
+	return out, nil
+}
+
+// parseParserStage parses json or logfmt with optional flags and
+// parameters: | json a="x.y", b or | logfmt --strict a, b="c".
 func (p *parser) parseParserStage() (Stage, error) {
 	kind := ParserKind(p.next().text)
 	s := &ParserStage{Kind: kind}
-	if p.peek().kind != tokIdent {
+	for p.peek().kind == tokFlag {
+		t := p.next()
+		switch {
+		case kind == ParserLogfmt && t.text == "--strict":
+			s.Strict = true
+		case kind == ParserLogfmt && t.text == "--keep-empty":
+			s.KeepEmpty = true
+		default:
+			return nil, p.errorAt(t, "invalid %s parser flag %s", kind, t.text)
+		}
+	}
+	if t := p.peek(); t.kind != tokIdent || t.text == "or" || t.text == "and" {
 		return s, nil
 	}
 	for {
@@ -161,6 +237,10 @@ func (p *parser) parseLabelFilterPrimary() (LabelFilter, error) {
 	}
 	val := p.next()
 	switch val.kind {
+	case tokIdent:
+		if val.text == "ip" && (opTok.kind == tokEq || opTok.kind == tokNeq) {
+			return p.parseIPFilter(name, opTok.kind == tokNeq)
+		}
 	case tokString:
 		op, ok := matchOps[opTok.kind]
 		if !ok {

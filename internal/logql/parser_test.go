@@ -61,6 +61,30 @@ func TestParseExpr(t *testing.T) {
 	f(`{a="b"} | __error__=""`, `{a="b"} | __error__=""`)
 	f(`{a="b"} | json="x" | logfmt > 2`, `{a="b"} | json="x" | logfmt > 2`)
 	f(`({a="b"} |= "x") | json`, `{a="b"} |= "x" | json`)
+	// Line filters with or.
+	f(`{a="b"} |= "x" or "y" or "z"`, `{a="b"} |= "x" or "y" or "z"`)
+	f(`{a="b"} |~ "x.*" or "y"`, `{a="b"} |~ "x.*" or "y"`)
+	f(`{a="b"} != "x" or "y"`, `{a="b"} != "x" != "y"`)
+	f(`{a="b"} !~ "x" or "y" |= "z"`, `{a="b"} !~ "x" !~ "y" |= "z"`)
+	f(`{a="b"} |> "<_> error <_>" or "<_> warn <_>" !> "<_> debug <_>"`, `{a="b"} |> "<_> error <_>" or "<_> warn <_>" !> "<_> debug <_>"`)
+	f(`{a="b"} !> "<_> a <_>" or "<_> b"`, `{a="b"} !> "<_> a <_>" !> "<_> b"`)
+	f(`{a="b"} |= ip("10.0.0.0/8") != ip("10.1.0.0/16") |= "x"`, `{a="b"} |= ip("10.0.0.0/8") != ip("10.1.0.0/16") |= "x"`)
+	// Parsers with flags and expressions.
+	f(`{a="b"} | logfmt --strict --keep-empty a, b="c"`, `{a="b"} | logfmt --strict --keep-empty a, b="c"`)
+	f(`{a="b"} | logfmt --keep-empty`, `{a="b"} | logfmt --keep-empty`)
+	f("{a=\"b\"} | regexp `(?P<method>\\w+) (?P<path>\\S+)`", `{a="b"} | regexp "(?P<method>\\w+) (?P<path>\\S+)"`)
+	f(`{a="b"} | pattern "<ip> - <_> \"<method> <path>\""`, `{a="b"} | pattern "<ip> - <_> \"<method> <path>\""`)
+	f(`{a="b"} | unpack | decolorize`, `{a="b"} | unpack | decolorize`)
+	// Label stages.
+	f(`{a="b"} | drop __error__, __error_details__`, `{a="b"} | drop __error__, __error_details__`)
+	f(`{a="b"} | drop level, method="GET", path=~"/api.*"`, `{a="b"} | drop level, method="GET", path=~"/api.*"`)
+	f(`{a="b"} | keep level, method!="GET"`, `{a="b"} | keep level, method!="GET"`)
+	f(`{a="b"} | line_format "{{.status}} {{__line__ | lower}}"`, `{a="b"} | line_format "{{.status}} {{__line__ | lower}}"`)
+	f(`{a="b"} | label_format lvl=level, msg="{{.level}}: {{__line__}}"`, `{a="b"} | label_format lvl=level, msg="{{.level}}: {{__line__}}"`)
+	f(`{a="b"} | addr = ip("192.168.0.0/16") or addr != ip("10.0.0.1-10.0.0.9")`, `{a="b"} | addr = ip("192.168.0.0/16") or addr != ip("10.0.0.1-10.0.0.9")`)
+	f(`{a="b"} | drop="x" | keep > 1`, `{a="b"} | drop="x" | keep > 1`)
+	// Grafana's log volume query.
+	f(`sum by (level, detected_level) (count_over_time({a="b"} | drop __error__ [1m]))`, `sum by (level, detected_level) (count_over_time({a="b"} | drop __error__ [1m]))`)
 	// Range aggregations.
 	f(`count_over_time({a="b"}[5m])`, `count_over_time({a="b"}[5m])`)
 	f(`rate({a="b"} |= "x" | json | status >= 500 [1m])`, `rate({a="b"} |= "x" | json | status >= 500 [1m])`)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"text/template"
 	"unsafe"
 
 	"github.com/valyala/fastjson"
@@ -14,10 +15,14 @@ import (
 
 // Labels and values the parsers add to a line they cannot parse, as Loki
 // does; `| __error__=""` drops such lines.
+// __error_details__ holds the parser's explanation.
 const (
-	ErrorLabel     = "__error__"
-	ErrJSONParser  = "JSONParserErr"
-	ErrLogfmtParse = "LogfmtParserErr"
+	ErrorLabel        = "__error__"
+	ErrorDetailsLabel = "__error_details__"
+	ErrJSONParser     = "JSONParserErr"
+	ErrLogfmtParse    = "LogfmtParserErr"
+	ErrTemplateFormat = "TemplateFormatErr"
+	ErrLabelFilter    = "LabelFilterErr"
 )
 
 // extractedSuffix renames an extracted label that collides with a stream
@@ -33,6 +38,7 @@ type Pipeline struct {
 	filters   []*lineFilter
 	lineOnly  bool
 	jsonCount int
+	tmplCount int
 	pool      sync.Pool // of *state
 }
 
@@ -67,13 +73,24 @@ func (e *LogSelectorExpr) Pipeline() (*Pipeline, error) {
 			if s.Filter == nil {
 				return nil, fmt.Errorf("cannot compile label filter: no filter")
 			}
-			p.stages = append(p.stages, &labelFilterStage{f: s.Filter})
+			f, err := compileLabelFilter(s.Filter)
+			if err != nil {
+				return nil, fmt.Errorf("cannot compile label filter %s: %w", s.Filter, err)
+			}
+			p.stages = append(p.stages, &labelFilterStage{f: f})
 		default:
-			return nil, fmt.Errorf("cannot compile pipeline stage %T", s)
+			p.lineOnly = false
+			st, err := p.newFormatStage(s)
+			if err != nil {
+				return nil, fmt.Errorf("cannot compile %s: %w", s, err)
+			}
+			p.stages = append(p.stages, st)
 		}
 	}
-	n := p.jsonCount
-	p.pool.New = func() any { return &state{json: make([]fastjson.Parser, n)} }
+	n, nt := p.jsonCount, p.tmplCount
+	p.pool.New = func() any {
+		return &state{json: make([]fastjson.Parser, n), tmpl: make([]*template.Template, nt)}
+	}
 	return p, nil
 }
 
@@ -85,19 +102,28 @@ func (e *LogSelectorExpr) Pipeline() (*Pipeline, error) {
 // suffix _extracted). When nothing was extracted the result is stream
 // itself; otherwise it is a new slice the caller owns.
 func (p *Pipeline) Process(line string, stream model.Labels) (model.Labels, bool) {
+	_, ls, ok := p.ProcessEntry(0, line, stream)
+	return ls, ok
+}
+
+// ProcessEntry is Process for a line with its timestamp (Unix ns, which
+// templates read with __timestamp__). It also returns the line as the
+// stages left it: rewritten by line_format, decolorize or unpack, else
+// line itself. A rewritten line is a new string the caller owns.
+func (p *Pipeline) ProcessEntry(ts int64, line string, stream model.Labels) (string, model.Labels, bool) {
 	if p.lineOnly {
 		for _, f := range p.filters {
 			if !f.match(line) {
-				return nil, false
+				return line, nil, false
 			}
 		}
-		return stream, true
+		return line, stream, true
 	}
 	st := p.pool.Get().(*state)
-	st.stream = stream
+	st.stream, st.line, st.ts = stream, line, ts
 	kept := true
 	for _, s := range p.stages {
-		if !s.process(line, st) {
+		if !s.process(st.line, st) {
 			kept = false
 			break
 		}
@@ -106,9 +132,10 @@ func (p *Pipeline) Process(line string, stream model.Labels) (model.Labels, bool
 	if kept {
 		out = st.result()
 	}
+	line = st.line
 	st.reset()
 	p.pool.Put(st)
-	return out, kept
+	return line, out, kept
 }
 
 // state is the scratch space of one Process call. Extracted names and
@@ -116,25 +143,39 @@ func (p *Pipeline) Process(line string, stream model.Labels) (model.Labels, bool
 // the line; result copies them out before the state is reused.
 type state struct {
 	stream model.Labels
-	ext    []model.Label // extracted, in order; the last of a name wins
+	line   string // the line as the stages so far left it
+	ts     int64
+	ext    []extLabel // extracted or deleted, in order; the last of a name wins
 	arena  []byte
 	keyBuf []byte
-	json   []fastjson.Parser // one per json stage, as values alias their buffers
+	json   []fastjson.Parser    // one per json stage, as values alias their buffers
+	tmpl   []*template.Template // one per template stage, made on first use
+	merge  []extLabel           // scratch of result
+}
+
+// extLabel is a label set by a stage, or, with del, removed by one.
+type extLabel struct {
+	model.Label
+	del  bool
+	base bool // a stream label, in result's scratch
 }
 
 func (st *state) reset() {
 	st.stream = nil
+	st.line = ""
 	clear(st.ext)
 	st.ext = st.ext[:0]
 	st.arena = st.arena[:0]
 	st.keyBuf = st.keyBuf[:0]
+	clear(st.merge)
+	st.merge = st.merge[:0]
 }
 
 // get returns the current value of a label, extracted or stream.
 func (st *state) get(name string) (string, bool) {
 	for i := len(st.ext) - 1; i >= 0; i-- {
 		if st.ext[i].Name == name {
-			return st.ext[i].Value, true
+			return st.ext[i].Value, !st.ext[i].del
 		}
 	}
 	for _, l := range st.stream {
@@ -155,10 +196,47 @@ func (st *state) baseHas(name string) bool {
 }
 
 func (st *state) set(name, value string) {
-	st.ext = append(st.ext, model.Label{Name: name, Value: value})
+	st.ext = append(st.ext, extLabel{Label: model.Label{Name: name, Value: value}})
+}
+
+// del removes a label, stream or extracted.
+func (st *state) del(name string) {
+	st.ext = append(st.ext, extLabel{Label: model.Label{Name: name}, del: true})
 }
 
 func (st *state) setError(value string) { st.set(ErrorLabel, value) }
+
+// setErrorDetails sets __error__ and __error_details__, as Loki's parsers
+// do when they fail.
+func (st *state) setErrorDetails(value, details string) {
+	st.set(ErrorLabel, value)
+	st.set(ErrorDetailsLabel, details)
+}
+
+// each calls fn with every current label, stream and extracted, each name
+// once with its current value, in no particular order.
+func (st *state) each(fn func(name, value string)) {
+	for _, l := range st.stream {
+		if v, ok := st.get(l.Name); ok {
+			fn(l.Name, v)
+		}
+	}
+	for i, l := range st.ext {
+		if l.del || st.baseHas(l.Name) {
+			continue
+		}
+		last := true
+		for _, later := range st.ext[i+1:] {
+			if later.Name == l.Name {
+				last = false
+				break
+			}
+		}
+		if last {
+			fn(l.Name, l.Value)
+		}
+	}
+}
 
 // str copies b into the arena and returns it as a string valid until reset.
 // Strings returned earlier stay valid when the arena grows: they keep the
@@ -187,42 +265,62 @@ func (st *state) extractedName(b []byte) string {
 }
 
 // result merges the stream and extracted labels into a new sorted slice
-// whose strings share one fresh allocation.
+// whose strings share one fresh allocation. Deleted labels are left out.
 func (st *state) result() model.Labels {
 	if len(st.ext) == 0 {
 		return st.stream
 	}
-	n := 0
-	for _, l := range st.ext {
-		n += len(l.Name) + len(l.Value)
+	// The stream labels are sorted already: sort the few extracted ones
+	// and merge, stream labels first among equal names.
+	slices.SortStableFunc(st.ext, func(a, b extLabel) int { return strings.Compare(a.Name, b.Name) })
+	all := st.merge[:0]
+	i, j := 0, 0
+	for i < len(st.stream) || j < len(st.ext) {
+		if j == len(st.ext) || i < len(st.stream) && st.stream[i].Name <= st.ext[j].Name {
+			all = append(all, extLabel{Label: st.stream[i], base: true})
+			i++
+		} else {
+			all = append(all, st.ext[j])
+			j++
+		}
 	}
+	st.merge = all
+	// Keep the last label of each name: extracted after stream, later
+	// extractions after earlier ones.
+	w := 0
+	n := 0
+	for i := range all {
+		if i+1 < len(all) && all[i+1].Name == all[i].Name || all[i].del {
+			continue
+		}
+		all[w] = all[i]
+		if !all[w].base {
+			n += len(all[w].Name) + len(all[w].Value)
+		}
+		w++
+	}
+	all = all[:w]
 	var b strings.Builder
 	b.Grow(n)
-	for _, l := range st.ext {
-		b.WriteString(l.Name)
-		b.WriteString(l.Value)
+	for _, l := range all {
+		if !l.base {
+			b.WriteString(l.Name)
+			b.WriteString(l.Value)
+		}
 	}
 	blob := b.String()
-	out := make(model.Labels, 0, len(st.stream)+len(st.ext))
-	out = append(out, st.stream...)
+	out := make(model.Labels, 0, len(all))
 	off := 0
-	for _, l := range st.ext {
+	for _, l := range all {
+		if l.base {
+			out = append(out, l.Label)
+			continue
+		}
 		name := blob[off : off+len(l.Name)]
 		off += len(l.Name)
 		value := blob[off : off+len(l.Value)]
 		off += len(l.Value)
 		out = append(out, model.Label{Name: name, Value: value})
 	}
-	slices.SortStableFunc(out, func(a, b model.Label) int { return strings.Compare(a.Name, b.Name) })
-	// Keep the last label of each name: extracted after stream, later
-	// extractions after earlier ones.
-	w := 0
-	for i := range out {
-		if i+1 < len(out) && out[i+1].Name == out[i].Name {
-			continue
-		}
-		out[w] = out[i]
-		w++
-	}
-	return out[:w]
+	return out
 }

@@ -2,6 +2,7 @@ package logql
 
 import (
 	"cmp"
+	"net/netip"
 	"regexp"
 	"regexp/syntax"
 	"strconv"
@@ -12,15 +13,49 @@ import (
 // lineFilter is a compiled line filter. Regular expressions that are plain
 // literals run as substring searches.
 type lineFilter struct {
-	negate bool
-	text   string         // substring to look for
-	fold   bool           // text is lower-case ASCII; match ignoring case
-	re     *regexp.Regexp // nil unless a real regular expression
+	or      []*lineFilter // alternatives of |= "a" or "b"; the line matches any
+	pattern *patternFilter
+	ip      func(netip.Addr) bool // |= ip("…")
+	negate  bool
+	text    string         // substring to look for
+	fold    bool           // text is lower-case ASCII; match ignoring case
+	re      *regexp.Regexp // nil unless a real regular expression
 }
 
 func newLineFilter(s *LineFilterStage) (*lineFilter, error) {
-	f := &lineFilter{negate: s.Op == LineNotContains || s.Op == LineNotMatch, text: s.Text}
-	if s.Op == LineContains || s.Op == LineNotContains {
+	if s.IP {
+		m, err := parseIPPattern(s.Text)
+		if err != nil {
+			return nil, err
+		}
+		return &lineFilter{negate: s.Op == LineNotContains, ip: m}, nil
+	}
+	f, err := newSingleLineFilter(s.Op, s.Text)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range s.Or {
+		alt, err := newSingleLineFilter(s.Op, t)
+		if err != nil {
+			return nil, err
+		}
+		f.or = append(f.or, alt)
+	}
+	return f, nil
+}
+
+func newSingleLineFilter(op LineFilterOp, text string) (*lineFilter, error) {
+	s := &LineFilterStage{Op: op, Text: text}
+	f := &lineFilter{negate: s.Op == LineNotContains || s.Op == LineNotMatch || s.Op == LineNotPattern, text: s.Text}
+	switch s.Op {
+	case LineContains, LineNotContains:
+		return f, nil
+	case LinePattern, LineNotPattern:
+		pf, err := newPatternFilter(s.Text)
+		if err != nil {
+			return nil, err
+		}
+		f.pattern = pf
 		return f, nil
 	}
 	re, err := regexp.Compile(s.Text)
@@ -63,6 +98,10 @@ func literalRegexp(expr string) (lit string, fold, ok bool) {
 func (f *lineFilter) match(line string) bool {
 	var ok bool
 	switch {
+	case f.ip != nil:
+		ok = containsIP(line, f.ip)
+	case f.pattern != nil:
+		ok = f.pattern.match(line)
 	case f.re != nil:
 		ok = f.re.MatchString(line)
 	case f.fold:
@@ -70,7 +109,15 @@ func (f *lineFilter) match(line string) bool {
 	default:
 		ok = strings.Contains(line, f.text)
 	}
-	return ok != f.negate
+	if ok != f.negate {
+		return true
+	}
+	for _, alt := range f.or {
+		if alt.match(line) {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *lineFilter) process(line string, _ *state) bool { return f.match(line) }
@@ -113,7 +160,9 @@ type labelFilterStage struct{ f LabelFilter }
 func (s *labelFilterStage) process(_ string, st *state) bool { return evalLabelFilter(s.f, st) }
 
 // evalLabelFilter evaluates f against the current labels. A numeric filter
-// on an absent label or a value that does not parse does not match.
+// on an absent label does not match; on a value that does not convert it
+// matches and sets __error__ to LabelFilterErr (unless a parser already
+// set an error), as in Loki.
 func evalLabelFilter(f LabelFilter, st *state) bool {
 	switch f := f.(type) {
 	case *LabelMatchFilter:
@@ -125,21 +174,32 @@ func evalLabelFilter(f LabelFilter, st *state) bool {
 			return false
 		}
 		x, err := strconv.ParseFloat(v, 64)
-		return err == nil && compare(f.Op, x, f.Value)
+		if err != nil {
+			return st.labelFilterError(err)
+		}
+		return compare(f.Op, x, f.Value)
 	case *DurationFilter:
 		v, ok := st.get(f.Name)
 		if !ok {
 			return false
 		}
 		x, err := parseDuration(v)
-		return err == nil && compare(f.Op, x, f.Value)
+		if err != nil {
+			return st.labelFilterError(err)
+		}
+		return compare(f.Op, x, f.Value)
 	case *BytesFilter:
 		v, ok := st.get(f.Name)
 		if !ok {
 			return false
 		}
 		x, err := parseBytes(v)
-		return err == nil && compare(f.Op, x, f.Value)
+		if err != nil {
+			return st.labelFilterError(err)
+		}
+		return compare(f.Op, x, f.Value)
+	case *ipMatchFilter:
+		return f.eval(st)
 	case *BinaryLabelFilter:
 		if f.And {
 			return evalLabelFilter(f.Left, st) && evalLabelFilter(f.Right, st)
@@ -165,4 +225,13 @@ func compare[T cmp.Ordered](op CompareOp, a, b T) bool {
 		return a <= b
 	}
 	return false
+}
+
+// labelFilterError records a label value that a filter could not convert
+// and keeps the line, as Loki does; it does not replace a parser's error.
+func (st *state) labelFilterError(err error) bool {
+	if e, _ := st.get(ErrorLabel); e == "" {
+		st.setErrorDetails(ErrLabelFilter, err.Error())
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package logql
 
 import (
+	"errors"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -24,7 +25,15 @@ func (p *Pipeline) newParserStage(s *ParserStage) (stage, error) {
 		}
 		return js, nil
 	case ParserLogfmt:
-		return &logfmtStage{extractions: s.Extractions}, nil
+		return &logfmtStage{extractions: s.Extractions, strict: s.Strict, keepEmpty: s.KeepEmpty}, nil
+	case ParserRegexp:
+		return newRegexpStage(s.Param)
+	case ParserPattern:
+		return newPatternStage(s.Param)
+	case ParserUnpack:
+		st := &unpackStage{idx: p.jsonCount}
+		p.jsonCount++
+		return st, nil
 	}
 	return nil, errUnknownParser(s.Kind)
 }
@@ -89,8 +98,13 @@ type jsonStage struct {
 
 func (s *jsonStage) process(line string, st *state) bool {
 	v, err := st.json[s.idx].Parse(line)
-	if err != nil || v.Type() != fastjson.TypeObject {
-		st.setError(ErrJSONParser)
+	switch {
+	case err != nil:
+		msg, _, _ := strings.Cut(err.Error(), "; unparsed tail")
+		st.setErrorDetails(ErrJSONParser, msg)
+		return true
+	case v.Type() != fastjson.TypeObject:
+		st.setErrorDetails(ErrJSONParser, "expecting a JSON object, found "+v.Type().String())
 		return true
 	}
 	if len(s.paths) > 0 {
@@ -155,20 +169,27 @@ func (st *state) jsonValue(v *fastjson.Value, raw bool) string {
 	return ""
 }
 
-// logfmtStage is `| logfmt`: every key, or only the listed ones.
+// logfmtStage is `| logfmt`: every key, or only the listed ones. Without
+// strict, malformed pairs are skipped; with it, parsing stops at the first
+// one and the line gets __error__. Keys without a value are kept, empty,
+// only with keepEmpty.
 type logfmtStage struct {
-	extractions []LabelExtraction
+	extractions       []LabelExtraction
+	strict, keepEmpty bool
 }
 
 func (s *logfmtStage) process(line string, st *state) bool {
-	var err error
+	var fn func(k, v string)
 	if len(s.extractions) == 0 {
-		err = logfmt.Parse(line, func(k, v string) {
+		fn = func(k, v string) {
+			if v == "" && !s.keepEmpty {
+				return
+			}
 			st.keyBuf = appendSanitized(st.keyBuf[:0], k, true)
 			if name := st.extractedName(st.keyBuf); name != "" {
 				st.set(name, cleanValue(v))
 			}
-		})
+		}
 	} else {
 		// Every requested label exists, empty when the key is absent.
 		first := len(st.ext)
@@ -176,16 +197,30 @@ func (s *logfmtStage) process(line string, st *state) bool {
 			st.keyBuf = append(st.keyBuf[:0], x.Label...)
 			st.set(st.extractedName(st.keyBuf), "")
 		}
-		err = logfmt.Parse(line, func(k, v string) {
+		fn = func(k, v string) {
 			for i, x := range s.extractions {
 				if x.Expr == k {
 					st.set(st.ext[first+i].Name, cleanValue(v))
 				}
 			}
-		})
+		}
 	}
-	if err != nil {
-		st.setError(ErrLogfmtParse)
+	for {
+		err := logfmt.Parse(line, fn)
+		if err == nil {
+			return true
+		}
+		var se *logfmt.SyntaxError
+		if s.strict || !errors.As(err, &se) {
+			st.setErrorDetails(ErrLogfmtParse, err.Error())
+			return true
+		}
+		// Skip the malformed pair: resume after the next blank.
+		rest := line[min(se.Offset+1, len(line)):]
+		i := strings.IndexAny(rest, " \t\r\n")
+		if i < 0 {
+			return true
+		}
+		line = rest[i:]
 	}
-	return true
 }

@@ -2,6 +2,7 @@ package logql
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -33,12 +34,27 @@ func pipelineCase(t *testing.T) func(stages, line, want string) {
 		ls, keep := p.Process(line, testStream)
 		got := "dropped"
 		if keep {
+			if !strings.Contains(want, ErrorDetailsLabel) {
+				ls = withoutLabel(ls, ErrorDetailsLabel)
+			}
 			got = ls.String()
 		}
 		if got != want {
 			t.Fatalf("%s on %q\ngot  %s\nwant %s", stages, line, got, want)
 		}
 	}
+}
+
+// withoutLabel returns ls without the label name, for cases that do not
+// check the parsers' error details.
+func withoutLabel(ls model.Labels, name string) model.Labels {
+	var out model.Labels
+	for _, l := range ls {
+		if l.Name != name {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 const kept = `{level="info", service="api"}`
@@ -106,10 +122,18 @@ func TestPipelineJSON(t *testing.T) {
 func TestPipelineLogfmt(t *testing.T) {
 	f := pipelineCase(t)
 	f(`| logfmt`, `level=error msg="hello world" dur=1.2s flag`,
+		`{dur="1.2s", level="info", level_extracted="error", msg="hello world", service="api"}`)
+	f(`| logfmt --keep-empty`, `level=error msg="hello world" dur=1.2s flag`,
 		`{dur="1.2s", flag="", level="info", level_extracted="error", msg="hello world", service="api"}`)
 	f(`| logfmt`, `a.b=1 c-d=2 1x=3 ü=4`, `{_="4", _1x="3", a_b="1", c_d="2", level="info", service="api"}`)
-	f(`| logfmt`, `a=1 b="unterminated`, `{__error__="LogfmtParserErr", a="1", level="info", service="api"}`)
-	f(`| logfmt | __error__=""`, `a=1 b="unterminated`, "dropped")
+	// Without --strict a malformed pair is skipped; with it parsing stops
+	// there and the line gets the error.
+	f(`| logfmt`, `a=1 b="unterminated`, `{a="1", level="info", service="api"}`)
+	f(`| logfmt`, `a=1 "b"=2 c=3`, `{a="1", c="3", level="info", service="api"}`)
+	f(`| logfmt --strict`, `a=1 "b"=2 c=3`, `{__error__="LogfmtParserErr", a="1", level="info", service="api"}`)
+	f(`| logfmt --strict`, `a=1 b="unterminated`, `{__error__="LogfmtParserErr", a="1", level="info", service="api"}`)
+	f(`| logfmt --strict | __error__=""`, `a=1 b="unterminated`, "dropped")
+	f(`| logfmt | __error__=""`, `a=1 b="unterminated`, `{a="1", level="info", service="api"}`)
 	f(`| logfmt`, "a=\xff", `{a="", level="info", service="api"}`)
 	f(`| logfmt`, `a=1 a=2`, `{a="2", level="info", service="api"}`)
 	f(`| logfmt lvl="level", msg, missing`, `level=warn msg=hi other=x`, `{level="info", lvl="warn", missing="", msg="hi", service="api"}`)
@@ -139,18 +163,28 @@ func TestPipelineLabelFilters(t *testing.T) {
 	f(`| json | status <= 502`, line, "dropped")
 	f(`| json | latency > 250.25`, line, all)
 	f(`| json | latency > 250.5`, line, "dropped")
-	f(`| json | msg > 1`, line, "dropped")  // not a number
+	// A value that does not convert keeps the line with an error, as in Loki.
+	filterErr := `{__error__="LabelFilterErr", ` + all[1:]
+	f(`| json | msg > 1`, line, filterErr)
+	f(`| json | msg > 1 | __error__=""`, line, "dropped")
+	f(`| json | msg > 1 or status == 1`, line, filterErr)
+	f(`| json | status == 1 and msg > 1`, line, "dropped")
 	f(`| json | nope < 1`, line, "dropped") // absent
 	f(`| json | nope != 1`, line, "dropped")
 	// Durations and byte sizes.
 	f(`| json | duration > 1s`, line, all)
 	f(`| json | duration >= 1500ms`, line, all)
 	f(`| json | duration > 2s`, line, "dropped")
-	f(`| json | msg > 1s`, line, "dropped")
+	f(`| json | msg > 1s`, line, filterErr)
+	f(`| json | msg > 1KB`, line, filterErr)
+	// The first error stays, a label filter's or a parser's.
+	f(`| json | msg > 1 | msg > 1s`, line, filterErr)
+	f(`| logfmt --strict | a > 1`, `a=x b="`, `{__error__="LogfmtParserErr", a="x", level="info", service="api"}`)
+	f("| logfmt | a > 1", "a=x b", `{__error__="LabelFilterErr", __error_details__="strconv.ParseFloat: parsing \"x\": invalid syntax", a="x", level="info", service="api"}`)
 	f(`| json | size >= 10KB`, line, all)
 	f(`| json | size > 9.9KiB`, line, "dropped")
 	f(`| json | size == 10000B`, line, all)
-	f(`| json | msg > 1KB`, line, "dropped")
+
 	// Combinations.
 	f(`| json | status >= 500 and duration > 1s`, line, all)
 	f(`| json | status >= 500, duration > 2s`, line, "dropped")
@@ -175,8 +209,8 @@ func TestPipelineResultOwnership(t *testing.T) {
 	}
 	// Without extracted labels, the stream labels come back as they are.
 	lp := mustPipeline(t, `{service="api"} |= "x" | json a="b" | a=""`)
-	if ls, _ := lp.Process("x", testStream); len(ls) != 3 || ls.Get("__error__") != "JSONParserErr" {
-		t.Fatalf("got %s; want stream labels plus __error__", ls)
+	if ls, _ := lp.Process("x", testStream); len(ls) != 4 || ls.Get("__error__") != "JSONParserErr" || ls.Get("__error_details__") == "" {
+		t.Fatalf("got %s; want stream labels plus __error__ and __error_details__", ls)
 	}
 	fp := mustPipeline(t, `{service="api"} |= "x"`)
 	if ls, keep := fp.Process("x", testStream); !keep || &ls[0] != &testStream[0] {
@@ -261,6 +295,29 @@ func TestRequiredSubstrings(t *testing.T) {
 	f(`{a="b"} |= "x" | json |= "y"`, "x")
 	f(`{a="b"} |= "x" | level="error" |= "y"`, "x")
 	f(`{a="b"} !~ "x" | logfmt`)
+	f(`{a="b"} |= "x" or "y" |= "z"`, "z") // either x or y: neither is required
+	f(`{a="b"} != "x" or "y" |= "z"`, "z")
+	f(`{a="b"} |= "x" | line_format "{{.a}}" |= "y"`, "x")
+	f(`{a="b"} |= "x" | decolorize |= "y"`, "x")
+	alt := func(q string, want string) {
+		t.Helper()
+		e, err := ParseLogSelector(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%q", e.RequiredAlternatives()); got != want {
+			t.Fatalf("RequiredAlternatives(%s): got %s; want %s", q, got, want)
+		}
+	}
+	alt(`{a="b"} |= "x"`, `[]`)
+	alt(`{a="b"} |= "x" or "y" != "z" |~ "w" or "v" or "u"`, `[["x" "y"] ["w" "v" "u"]]`)
+	alt(`{a="b"} |~ "x" or "y.*"`, `[]`)      // not literals
+	alt(`{a="b"} |~ "x" or "(?i)y"`, `[]`)    // not case-sensitive
+	alt(`{a="b"} |= "x" or ""`, `[]`)         // every line contains ""
+	alt(`{a="b"} != "x" or "y"`, `[]`)        // neither: two != filters
+	alt(`{a="b"} | json |= "x" or "y"`, `[]`) // after a parser
+	alt(`{a="b"} | decolorize |= "x" or "y"`, `[]`)
+	f(`{a="b"} |= ip("10.0.0.1") |= "x"`, "x")
 	fold := func(q string, want ...string) {
 		t.Helper()
 		e, err := ParseLogSelector(q)

@@ -32,6 +32,9 @@ func (e *LogSelectorExpr) required() (exact, fold []string) {
 		if !ok {
 			break
 		}
+		if len(lf.Or) > 0 || lf.IP {
+			continue // no single text is required
+		}
 		switch lf.Op {
 		case LineContains:
 			if lf.Text != "" {
@@ -49,4 +52,39 @@ func (e *LogSelectorExpr) required() (exact, fold []string) {
 		}
 	}
 	return exact, fold
+}
+
+// RequiredAlternatives returns, for each `|= "a" or "b"` filter (and `|~`
+// whose alternatives are all plain literals) before the first parser or
+// label filter, the texts of which every line of the result contains at
+// least one, case-sensitively. A group with an empty text, which every
+// line contains, is left out.
+func (e *LogSelectorExpr) RequiredAlternatives() [][]string {
+	var out [][]string
+stages:
+	for _, s := range e.Stages {
+		lf, ok := s.(*LineFilterStage)
+		if !ok {
+			break
+		}
+		if len(lf.Or) == 0 || lf.IP || lf.Op != LineContains && lf.Op != LineMatch {
+			continue
+		}
+		group := make([]string, 0, 1+len(lf.Or))
+		for _, t := range append([]string{lf.Text}, lf.Or...) {
+			if lf.Op == LineMatch {
+				lit, fold, ok := literalRegexp(t)
+				if !ok || fold {
+					continue stages
+				}
+				t = lit
+			}
+			if t == "" {
+				continue stages
+			}
+			group = append(group, t)
+		}
+		out = append(out, group)
+	}
+	return out
 }

@@ -16,7 +16,7 @@ import (
 // few rows decodes one frame, not the whole block.
 
 const (
-	blockFormatVersion = 1
+	blockFormatVersion = 2 // 2 added colLen
 	maxBlockRows       = 8192
 	frameRows          = 1024
 )
@@ -27,8 +27,17 @@ const (
 	colID           // 16 bytes per row
 	colObs          // zig-zag varint of observed - timestamp
 	colTrunc        // bitmap; empty when no row is truncated
+	colLen          // uvarint message length per row (format 2)
 	numSimpleCols
 )
+
+// simpleOrder is the order of the simple columns in a block of each
+// format version. Timestamps and lengths come first, so that StreamStats
+// reads just them: a prefix of the columns section.
+var simpleOrder = [...][]int{
+	1: {colTS, colID, colObs, colTrunc},
+	2: {colTS, colLen, colID, colObs, colTrunc},
+}
 
 // Framed columns: per frame, a uvarint length per row then the bytes.
 const (
@@ -65,11 +74,21 @@ type blockMeta struct {
 	colsCRC      uint32
 	seq          uint64 // WAL segment the rows were flushed from (max, for merged blocks)
 	flags        byte
+	// With flagStats: the message bytes of all rows, and the length and
+	// CRC of the prefix of the columns section that ends with colLen.
+	bytes    int64
+	statsLen uint32
+	statsCRC uint32
 }
 
 // Block flags.
 const (
 	flagMerged = 1 << iota // written by a merge (zstd), not from the head (S2)
+	// flagStats: the block is of format 2 and its index entry carries its
+	// message bytes, so volumes are summed from the index; a block that a
+	// bucket edge cuts through is counted from its timestamps and lengths
+	// alone. Blocks written before lack it and are read whole instead.
+	flagStats
 )
 
 func (b *blockMeta) end() int64 { return b.off + int64(b.bloomLen) + int64(b.colsLen) }
@@ -133,7 +152,7 @@ func (e *blockEncoder) chunk(raw []byte, compress bool) {
 // block's position in dst.
 func (e *blockEncoder) encode(dst []byte, sid uint64, rows []row, idx []int32) ([]byte, blockMeta) {
 	n := len(idx)
-	m := blockMeta{sid: sid, rows: uint32(n), minTs: rows[idx[0]].ts, maxTs: rows[idx[n-1]].ts}
+	m := blockMeta{sid: sid, rows: uint32(n), minTs: rows[idx[0]].ts, maxTs: rows[idx[n-1]].ts, flags: flagStats}
 	if e.codec == codecZstd {
 		m.flags |= flagMerged
 	}
@@ -168,6 +187,14 @@ func (e *blockEncoder) encode(dst []byte, sid uint64, rows []row, idx []int32) (
 		prev = rows[i].ts
 	}
 	e.chunk(raw, true)
+	// Message lengths, for volumes without the messages.
+	raw = raw[:0]
+	for _, i := range idx {
+		raw = binary.AppendUvarint(raw, uint64(len(rows[i].msg)))
+		m.bytes += int64(len(rows[i].msg))
+	}
+	e.chunk(raw, true)
+	statsPayload := len(e.payload)
 	// Ids: random by construction, never compressible.
 	raw = raw[:0]
 	for _, i := range idx {
@@ -223,5 +250,7 @@ func (e *blockEncoder) encode(dst []byte, sid uint64, rows []row, idx []int32) (
 	dst = append(dst, e.payload...)
 	m.colsLen = uint32(len(dst) - colsStart)
 	m.colsCRC = crc(dst[colsStart:])
+	m.statsLen = uint32(len(e.hdr) + statsPayload)
+	m.statsCRC = crc(dst[colsStart : colsStart+int(m.statsLen)])
 	return dst, m
 }

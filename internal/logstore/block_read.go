@@ -24,6 +24,7 @@ type chunkRef struct {
 // buffers owned by the blockCols.
 type blockCols struct {
 	raw       []byte
+	version   byte // block format
 	rows      int
 	frameRows int
 	nframes   int
@@ -59,9 +60,10 @@ func parseBlockCols(raw []byte) (*blockCols, error) {
 // from raw, which may be just a prefix of it.
 func parseColsHeader(raw []byte, total int) (*blockCols, error) {
 	b := &blockCols{}
-	if len(raw) == 0 || raw[0] != blockFormatVersion {
+	if len(raw) == 0 || raw[0] == 0 || int(raw[0]) >= len(simpleOrder) {
 		return nil, fmt.Errorf("unknown block format: %w", errCorrupt)
 	}
+	b.version = raw[0]
 	d := binenc.NewReader(raw[1:])
 	uv := func() int {
 		v := d.Uvarint()
@@ -78,7 +80,7 @@ func parseColsHeader(raw []byte, total int) (*blockCols, error) {
 	}
 	b.nframes = (b.rows + b.frameRows - 1) / b.frameRows
 	var refs []*chunkRef
-	for c := range b.simple {
+	for _, c := range simpleOrder[b.version] {
 		refs = append(refs, &b.simple[c])
 	}
 	for c := range b.framed {
@@ -177,27 +179,48 @@ func (b *blockCols) decodeTS() error {
 	if err != nil {
 		return err
 	}
+	it, err := newTSIter(data)
+	if err != nil {
+		return err
+	}
 	b.ts = make([]int64, b.rows)
+	for i := range b.ts {
+		if b.ts[i], err = it.next(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tsIter walks the timestamps of a decoded ts chunk.
+type tsIter struct {
+	data []byte
+	v    int64
+	unit uint64
+}
+
+func newTSIter(data []byte) (tsIter, error) {
 	v, k := binary.Varint(data)
 	if k <= 0 {
-		return errCorrupt
+		return tsIter{}, errCorrupt
 	}
 	data = data[k:]
 	unit, k := binary.Uvarint(data)
 	if k <= 0 || unit == 0 {
-		return errCorrupt
+		return tsIter{}, errCorrupt
 	}
-	data = data[k:]
-	for i := range b.ts {
-		d, k := binary.Uvarint(data)
-		if k <= 0 {
-			return errCorrupt
-		}
-		data = data[k:]
-		v += int64(d * unit)
-		b.ts[i] = v
+	return tsIter{data: data[k:], v: v, unit: unit}, nil
+}
+
+// next returns the next timestamp.
+func (it *tsIter) next() (int64, error) {
+	d, k := binary.Uvarint(it.data)
+	if k <= 0 {
+		return 0, errCorrupt
 	}
-	return nil
+	it.data = it.data[k:]
+	it.v += int64(d * it.unit)
+	return it.v, nil
 }
 
 // loadRest decodes the ids, observed timestamps and truncated flags.

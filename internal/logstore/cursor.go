@@ -141,7 +141,7 @@ func newPrefetcher(q *query) *prefetcher {
 
 func (pf *prefetcher) work() {
 	defer pf.wg.Done()
-	f := newLineFilter(pf.q.p.Contains, pf.q.p.ContainsFold)
+	f := newLineFilter(pf.q.p.Contains, pf.q.p.ContainsFold, pf.q.p.ContainsAny)
 	for {
 		select {
 		case pf.sem <- struct{}{}:

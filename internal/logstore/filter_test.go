@@ -95,6 +95,18 @@ func TestContainsNeverMissesRows(t *testing.T) {
 				t.Fatalf("needle %q fold=%v: got %d rows, want %d", needle, fold, len(got), len(want))
 			}
 		}
+		// ContainsAny: the needle or another text, which is often absent.
+		other := randString(3 + rng.IntN(4))
+		p := storage.SelectParams{Start: all.Start, End: all.End, ContainsAny: [][]string{{needle, other}}}
+		var want []model.RecordID
+		for _, r := range recs {
+			if strings.Contains(r.Message, needle) || strings.Contains(r.Message, other) {
+				want = append(want, r.ID)
+			}
+		}
+		if got := ids(selectAll(t, s, p)); !slices.Equal(got, want) {
+			t.Fatalf("any of %q, %q: got %d rows, want %d", needle, other, len(got), len(want))
+		}
 	}
 	if pruned := counterValue(s.m.blocksPruned); pruned == 0 {
 		t.Fatal("no block was skipped by its bloom filter")

@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"encoding/binary"
+	"slices"
 	"strings"
 )
 
@@ -56,12 +57,18 @@ func lowerASCII(s string) string {
 // ContainsFold. It is not safe for concurrent use (it owns a scratch buffer).
 type lineFilter struct {
 	contains []string
-	fold     []string // already lower-cased
+	fold     []string   // already lower-cased
+	any      [][]string // SelectParams.ContainsAny, without groups every line passes
 	scratch  []byte
 }
 
-func newLineFilter(contains, fold []string) *lineFilter {
+func newLineFilter(contains, fold []string, any [][]string) *lineFilter {
 	f := &lineFilter{}
+	for _, g := range any {
+		if !slices.Contains(g, "") {
+			f.any = append(f.any, g)
+		}
+	}
 	for _, c := range contains {
 		if c != "" {
 			f.contains = append(f.contains, c)
@@ -75,11 +82,16 @@ func newLineFilter(contains, fold []string) *lineFilter {
 	return f
 }
 
-func (f *lineFilter) empty() bool { return len(f.contains) == 0 && len(f.fold) == 0 }
+func (f *lineFilter) empty() bool { return len(f.contains) == 0 && len(f.fold) == 0 && len(f.any) == 0 }
 
 func (f *lineFilter) match(line string) bool {
 	for _, c := range f.contains {
 		if !strings.Contains(line, c) {
+			return false
+		}
+	}
+	for _, g := range f.any {
+		if !slices.ContainsFunc(g, func(c string) bool { return strings.Contains(line, c) }) {
 			return false
 		}
 	}

@@ -37,6 +37,11 @@ func appendIndexRecord(dst []byte, kind byte, seq uint64, removed, blocks []*blo
 		dst = binary.LittleEndian.AppendUint32(dst, m.colsCRC)
 		dst = binary.AppendUvarint(dst, m.seq)
 		dst = append(dst, m.flags)
+		if m.flags&flagStats != 0 {
+			dst = binary.AppendUvarint(dst, uint64(m.bytes))
+			dst = binary.AppendUvarint(dst, uint64(m.statsLen))
+			dst = binary.LittleEndian.AppendUint32(dst, m.statsCRC)
+		}
 	}
 	return finishRecord(dst, start)
 }
@@ -65,6 +70,14 @@ func decodeIndexRecord(payload []byte) (*indexRecord, error) {
 		m.colsCRC = d.Uint32()
 		m.seq = d.Uvarint()
 		m.flags = d.Byte()
+		if m.flags&flagStats != 0 {
+			m.bytes = int64(d.Uvarint())
+			m.statsLen = uint32(d.Uvarint())
+			m.statsCRC = d.Uint32()
+			if m.statsLen > m.colsLen {
+				return nil, errCorrupt
+			}
+		}
 		r.blocks[i] = m
 	}
 	if d.Err() != nil || d.Len() != 0 {

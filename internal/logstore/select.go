@@ -56,6 +56,9 @@ type query struct {
 	p      storage.SelectParams
 	filter *lineFilter
 	tri    []uint32 // trigrams every matching block's bloom must hold
+	// triAny: per ContainsAny group, the trigrams of each text; a matching
+	// block's bloom holds all trigrams of some text of every group.
+	triAny [][][]uint32
 	srcs   []*source
 	parts  []*partition
 	pf     *prefetcher
@@ -66,8 +69,20 @@ type query struct {
 // newQuery takes a snapshot of the blocks and head streams that may hold
 // matching rows.
 func (s *Store) newQuery(ctx context.Context, p storage.SelectParams) (*query, error) {
-	q := &query{s: s, ctx: ctx, p: p, filter: newLineFilter(p.Contains, p.ContainsFold)}
+	q := &query{s: s, ctx: ctx, p: p, filter: newLineFilter(p.Contains, p.ContainsFold, p.ContainsAny)}
 	q.tri = needleTrigrams(q.filter.contains, q.filter.fold)
+	for _, g := range q.filter.any {
+		alts := make([][]uint32, len(g))
+		for i, s := range g {
+			if alts[i] = needleTrigrams([]string{s}); len(alts[i]) == 0 {
+				alts = nil // a text too short for trigrams: the block may hold it
+				break
+			}
+		}
+		if alts != nil {
+			q.triAny = append(q.triAny, alts)
+		}
+	}
 	overlaps := func(minTs, maxTs int64) bool { return maxTs >= p.Start && minTs < p.End }
 	dayLo, dayHi := dayOf(p.Start), dayOf(p.End-1)
 	minDay := s.minDay.Load()
@@ -213,13 +228,16 @@ func (q *query) load(src *source, f *lineFilter) (*cursor, error) {
 		return q.loadMem(src, f), nil
 	}
 	p, m := src.part, src.meta
-	if len(q.tri) > 0 {
+	if len(q.tri) > 0 || len(q.triAny) > 0 {
 		buf := getBuffer(int(m.bloomLen))
 		bloom, err := p.readBlock(m, true, buf)
 		if err != nil {
 			return nil, q.blockError(p, m, err)
 		}
 		ok := bloomMayContainAll(bloom, q.tri)
+		for _, g := range q.triAny {
+			ok = ok && slices.ContainsFunc(g, func(keys []uint32) bool { return bloomMayContainAll(bloom, keys) })
+		}
 		putBuffer(bloom)
 		if !ok {
 			q.pruned.Add(1)

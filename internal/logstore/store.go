@@ -104,6 +104,8 @@ type Store struct {
 
 	minDay atomic.Int32 // retention: days before this are gone
 
+	pat patternFiles // mined patterns, next to the day partitions
+
 	flushReq    chan struct{}
 	mergeReq    chan struct{}
 	mergeCalls  chan mergeCall
@@ -306,6 +308,7 @@ func (s *Store) Retain(now time.Time) error {
 		s.log.Info("dropping log partition past retention", "partition", p.name)
 		errs = append(errs, p.drop())
 	}
+	errs = append(errs, s.retainPatterns(day))
 	return errors.Join(errs...)
 }
 

@@ -41,7 +41,14 @@ type SelectParams struct {
 	// ContainsFold: every row's message contains each of these, ignoring
 	// ASCII case (A–Z = a–z; other bytes compare exactly).
 	ContainsFold []string
-	Backward     bool // newest first
+	// ContainsAny: every row's message contains at least one string of each
+	// group (case-sensitive), as `|= "a" or "b"` asks.
+	ContainsAny [][]string
+	Backward    bool // newest first
+	// AnyOrder: the caller does not need the rows in timestamp order (a
+	// count over time), so the store may return them in whatever order
+	// it reads them fastest; Backward is then ignored.
+	AnyOrder bool
 }
 
 // Row is one stored log line as Select returns it.
@@ -55,4 +62,37 @@ type Row struct {
 	SpanID            string
 	Attributes        []model.Attr
 	Truncated         bool
+}
+
+// StreamStatsReader is implemented by log stores that know how many lines
+// and message bytes each stream holds in a time range without reading the
+// lines: the embedded store sums its block index, Elasticsearch
+// aggregates. The query API answers Loki's index/volume, index/volume_range
+// and index/stats from it when the query is a plain stream selector, and
+// reads the lines (Select) from stores without it.
+type StreamStatsReader interface {
+	// StreamStats returns, for each stream matching ms with rows in
+	// [start, end), its rows and message bytes (the byte length of
+	// Row.Message) per bucket: one bucket when step is 0, else
+	// ceil((end-start)/step) buckets, bucket i holding the rows of
+	// [start+i*step, start+(i+1)*step). The counts are exact: what summing
+	// the rows of Select over the same range would give. Streams are in
+	// no particular order; streams without rows in the range are left out.
+	StreamStats(ctx context.Context, ms []*model.LabelMatcher, start, end, step int64) ([]StreamStat, error)
+}
+
+// StreamStat is one stream's part of a StreamStats answer. Rows and Bytes
+// have one element per bucket.
+type StreamStat struct {
+	Labels model.Labels // the stream labels, as Select's rows carry them
+	Rows   []int64
+	Bytes  []int64
+}
+
+// StatBuckets is the number of buckets of a StreamStats answer.
+func StatBuckets(start, end, step int64) int {
+	if step <= 0 || end <= start {
+		return 1
+	}
+	return int((end - start + step - 1) / step)
 }
