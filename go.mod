@@ -6,6 +6,7 @@ require (
 	github.com/IBM/sarama v1.61.1
 	github.com/apache/thrift v0.24.0
 	github.com/elastic/go-elasticsearch/v8 v8.19.7
+	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
 	github.com/jaegertracing/jaeger-idl v0.14.0
 	github.com/klauspost/compress v1.20.3
 	github.com/opentracing/opentracing-go v1.2.0
