@@ -46,7 +46,9 @@ type ProfileReader interface {
 	// profile.Merge would: samples with the same stack (and, with
 	// KeepSampleLabels, the same pprof labels) add up. The caller owns the
 	// result. A selection with no profile answers a profile with no
-	// samples and the sample types of q.Type when they are known.
+	// samples and no sample types. Profiles whose sample types differ
+	// (a pushed type reused with other units) cannot be merged: an error
+	// names them.
 	Merge(ctx context.Context, q MergeQuery) (*profile.Profile, error)
 	// Totals returns, per series (or per group of series with q.GroupBy),
 	// the total of one sample type per step: Pyroscope's SelectSeries.
