@@ -58,6 +58,9 @@ type accEntry struct {
 func (mg *merger) mergePartition(p *partition, q *storage.MergeQuery, ids map[model.RecordID]bool, b *builder) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	if p.gone {
+		return nil
+	}
 	var metas []*profMeta
 	for _, sr := range p.series {
 		if !matchSeries(sr, &q.ProfileSelector) {
@@ -189,7 +192,7 @@ func (p *partition) readProfile(id model.RecordID) (*profile.Profile, storage.Pr
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	m, ok := p.byID[id]
-	if !ok {
+	if !ok || p.gone {
 		return nil, storage.ProfileMeta{}, false, nil
 	}
 	_, dec, err := p.readSamples(m, nil, nil)

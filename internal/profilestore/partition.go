@@ -49,6 +49,7 @@ type partition struct {
 	byID   map[model.RecordID]*profMeta
 	count  int
 	err    error // sticky: a failed write that could not be undone
+	gone   bool  // removed by retention; queries that still hold it skip it
 }
 
 func dayOf(ns int64) int64 {

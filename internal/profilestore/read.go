@@ -53,6 +53,9 @@ func (s *Store) eachSeries(ctx context.Context, sel *storage.ProfileSelector, fn
 func (s *Store) eachSeriesOf(p *partition, sel *storage.ProfileSelector, fn func(p *partition, sr *series, ps []*profMeta) error) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	if p.gone {
+		return nil
+	}
 	for _, sr := range p.series {
 		if !matchSeries(sr, sel) {
 			continue

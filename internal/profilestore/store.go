@@ -192,6 +192,7 @@ func (s *Store) ApplyRetention() error {
 		// Queries of the partition that began before it left s.parts
 		// finish first.
 		p.mu.Lock()
+		p.gone = true
 		errs = append(errs, p.close())
 		p.mu.Unlock()
 		if err := os.RemoveAll(p.dir); err != nil {
