@@ -56,7 +56,8 @@ type Options struct {
 	// Registerer receives the store's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 
-	now func() time.Time // tests move the clock
+	now       func() time.Time // tests move the clock
+	failWrite func() error     // tests fail the next appends
 }
 
 // DefaultOptions returns options for a store in dir that keeps everything.

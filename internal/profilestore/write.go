@@ -134,6 +134,9 @@ func (s *Store) writePartition(p *partition, ps []*model.Profile, pps []*profile
 	if err == nil {
 		err = fsutil.Fdatasync(p.f)
 	}
+	if err == nil && s.opts.failWrite != nil {
+		err = s.opts.failWrite()
+	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
