@@ -142,14 +142,14 @@ func TestWriteReadBack(t *testing.T) {
 func TestMergeTotals(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	defer s.Close()
-	pg := newProgram(3, 400, 800)
+	pg := newProgram(3, 300, 500)
 	// Crosses midnight: two partitions, whose symbols must become one set.
-	start := time.Date(2026, 12, 3, 23, 55, 0, 0, time.UTC).UnixNano()
-	ps := series360(pg, 60, start, true)
-	write(t, s, ps[:30]...)
-	write(t, s, ps[30:]...)
-	if st := s.DiskStats(); st.Partitions != 2 || st.Profiles != 60 {
-		t.Fatalf("stats: got %+v, want 2 partitions, 60 profiles", st)
+	start := time.Date(2026, 12, 3, 23, 58, 0, 0, time.UTC).UnixNano()
+	ps := series360(pg, 24, start, true)
+	write(t, s, ps[:10]...)
+	write(t, s, ps[10:]...)
+	if st := s.DiskStats(); st.Partitions != 2 || st.Profiles != 24 {
+		t.Fatalf("stats: got %+v, want 2 partitions, 24 profiles", st)
 	}
 
 	var inputs []*profile.Profile
@@ -199,11 +199,11 @@ func TestMergeTotals(t *testing.T) {
 	}
 
 	// Profile ids restrict the merge to those profiles.
-	got, err = s.Merge(context.Background(), storage.MergeQuery{ProfileSelector: storage.ProfileSelector{Type: "cpu"}, ProfileIDs: []model.RecordID{ps[5].ID, ps[40].ID}})
+	got, err = s.Merge(context.Background(), storage.MergeQuery{ProfileSelector: storage.ProfileSelector{Type: "cpu"}, ProfileIDs: []model.RecordID{ps[5].ID, ps[20].ID}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g, w := totals(got), addTotals(totals(inputs[5]), totals(inputs[40])); !reflect.DeepEqual(g, w) {
+	if g, w := totals(got), addTotals(totals(inputs[5]), totals(inputs[20])); !reflect.DeepEqual(g, w) {
 		t.Fatalf("profile ids: totals got %v, want %v", g, w)
 	}
 
