@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,20 +66,23 @@ func DefaultBreakerConfig(name string) BreakerConfig {
 // result reported for an older generation is ignored.
 type Ticket uint64
 
-// Breaker is a circuit breaker: Allow before a call, Done after it.
+// Breaker is a circuit breaker: Allow before a call, Done after it. The
+// closed state's happy path takes no lock: atomics only.
 type Breaker struct {
 	c   BreakerConfig
 	now func() time.Time
 
-	mu          sync.Mutex
-	state       State
-	gen         uint64
-	until       int64 // Closed: end of window; Open: end of open period (Unix ns)
-	requests    int
-	failures    int
-	consecutive int
-	probing     int // HalfOpen: probes in flight
-	probeOK     int // HalfOpen: probes succeeded
+	state       atomic.Int32 // State
+	gen         atomic.Uint64
+	windowEnd   atomic.Int64 // Closed: end of the counting window (Unix ns)
+	requests    atomic.Int64 // Closed: in the window
+	failures    atomic.Int64 // Closed: in the window
+	consecutive atomic.Int64 // Closed
+
+	mu      sync.Mutex // transitions; Open and HalfOpen
+	until   int64      // Open: end of the open period (Unix ns)
+	probing int        // HalfOpen: probes in flight
+	probeOK int        // HalfOpen: probes succeeded
 
 	stateGauge  *prometheus.GaugeVec
 	transitions *prometheus.CounterVec
@@ -132,35 +136,32 @@ func (b *Breaker) State() State {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.advance(now)
-	return b.state
+	return State(b.state.Load())
 }
 
-// advance applies the transitions that time alone makes; b.mu is held.
+// advance moves an open breaker whose period is over to half-open; b.mu
+// is held.
 func (b *Breaker) advance(now int64) {
-	switch b.state {
-	case Closed:
-		if now >= b.until {
-			b.requests, b.failures = 0, 0
-			b.until = now + int64(b.c.Window)
-		}
-	case Open:
-		if now >= b.until {
-			b.set(HalfOpen, now)
-		}
+	if State(b.state.Load()) == Open && now >= b.until {
+		b.set(HalfOpen, now)
 	}
 }
 
+// set enters state s; b.mu is held.
 func (b *Breaker) set(s State, now int64) {
-	b.stateGauge.WithLabelValues(b.state.String()).Set(0)
-	b.state = s
-	b.gen++
-	b.requests, b.failures, b.consecutive, b.probing, b.probeOK = 0, 0, 0, 0, 0
+	b.stateGauge.WithLabelValues(State(b.state.Load()).String()).Set(0)
+	b.gen.Add(1)
+	b.requests.Store(0)
+	b.failures.Store(0)
+	b.consecutive.Store(0)
+	b.probing, b.probeOK = 0, 0
 	switch s {
 	case Closed:
-		b.until = now + int64(b.c.Window)
+		b.windowEnd.Store(now + int64(b.c.Window))
 	case Open:
 		b.until = now + int64(b.c.OpenFor)
 	}
+	b.state.Store(int32(s))
 	b.stateGauge.WithLabelValues(s.String()).Set(1)
 	b.transitions.WithLabelValues(s.String()).Inc()
 }
@@ -168,10 +169,14 @@ func (b *Breaker) set(s State, now int64) {
 // Allow reports whether a call may go ahead; when it may, the call's
 // outcome must be reported with Done and the returned ticket.
 func (b *Breaker) Allow() (Ticket, error) {
+	g := b.gen.Load()
+	if State(b.state.Load()) == Closed {
+		return Ticket(g), nil
+	}
 	now := b.now().UnixNano()
 	b.mu.Lock()
 	b.advance(now)
-	switch b.state {
+	switch State(b.state.Load()) {
 	case Open:
 		b.mu.Unlock()
 		b.rejected.Inc()
@@ -184,42 +189,58 @@ func (b *Breaker) Allow() (Ticket, error) {
 		}
 		b.probing++
 	}
-	t := Ticket(b.gen)
+	t := Ticket(b.gen.Load())
 	b.mu.Unlock()
 	return t, nil
 }
 
 // Done reports the outcome of a call Allow let through.
 func (b *Breaker) Done(t Ticket, ok bool) {
+	if uint64(t) != b.gen.Load() {
+		return // the breaker changed state since: a stale outcome
+	}
 	now := b.now().UnixNano()
+	if State(b.state.Load()) == Closed {
+		if now >= b.windowEnd.Load() {
+			b.mu.Lock()
+			if uint64(t) == b.gen.Load() && now >= b.windowEnd.Load() {
+				b.requests.Store(0)
+				b.failures.Store(0)
+				b.windowEnd.Store(now + int64(b.c.Window))
+			}
+			b.mu.Unlock()
+		}
+		req := b.requests.Add(1)
+		if ok {
+			if b.consecutive.Load() != 0 {
+				b.consecutive.Store(0)
+			}
+			return
+		}
+		fail := b.failures.Add(1)
+		if b.consecutive.Add(1) >= int64(b.c.ConsecutiveFailures) ||
+			(req >= int64(b.c.MinRequests) && float64(fail) >= b.c.FailureRatio*float64(req)) {
+			b.mu.Lock()
+			if uint64(t) == b.gen.Load() {
+				b.set(Open, now)
+			}
+			b.mu.Unlock()
+		}
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.advance(now)
-	if uint64(t) != b.gen {
+	if uint64(t) != b.gen.Load() || State(b.state.Load()) != HalfOpen {
 		return
 	}
-	switch b.state {
-	case Closed:
-		b.requests++
-		if ok {
-			b.consecutive = 0
-			return
-		}
-		b.failures++
-		b.consecutive++
-		if b.consecutive >= b.c.ConsecutiveFailures ||
-			(b.requests >= b.c.MinRequests && float64(b.failures) >= b.c.FailureRatio*float64(b.requests)) {
-			b.set(Open, now)
-		}
-	case HalfOpen:
-		b.probing--
-		if !ok {
-			b.set(Open, now)
-			return
-		}
-		b.probeOK++
-		if b.probeOK >= b.c.Probes {
-			b.set(Closed, now)
-		}
+	b.probing--
+	if !ok {
+		b.set(Open, now)
+		return
+	}
+	b.probeOK++
+	if b.probeOK >= b.c.Probes {
+		b.set(Closed, now)
 	}
 }

@@ -102,3 +102,21 @@ func (c chart) write(t *testing.T) {
 	}
 	t.Logf("wrote %s", p)
 }
+
+// pts places per-second values at the middle of their second.
+func pts(v []float64) [][2]float64 {
+	p := make([][2]float64, len(v))
+	for i, y := range v {
+		p[i] = [2]float64{float64(i) + 0.5, y}
+	}
+	return p
+}
+
+// avg is the mean of v[from:to].
+func avg(v []float64, from, to int) float64 {
+	s := 0.0
+	for _, x := range v[from:to] {
+		s += x
+	}
+	return s / float64(to-from)
+}

@@ -71,7 +71,7 @@ type Guard struct {
 	lanes    [5]list.List // of *Waiter
 	service  float64      // EMA of the service time, ns
 
-	admitted  *prometheus.CounterVec
+	admitted  [5]prometheus.Counter // by grade
 	rejected  *prometheus.CounterVec
 	inflightG prometheus.Gauge
 	queuedG   prometheus.Gauge
@@ -111,10 +111,13 @@ func NewGuard(c GuardConfig) (*Guard, error) {
 	}
 	in := newInstruments(c.Registerer, c.Name)
 	g := &Guard{c: c, now: nowFunc(c.Now),
-		admitted:  in.counter("vigil_resilience_guard_admitted_total", "Requests the overload guard let the server serve, by grade.", "grade"),
 		rejected:  in.counter("vigil_resilience_guard_rejected_total", "Requests the overload guard rejected unserved, by grade and reason: shed, waited or deadline.", "grade", "reason"),
 		inflightG: in.gauge("vigil_resilience_guard_inflight", "Requests being served behind the overload guard.").WithLabelValues(),
 		queuedG:   in.gauge("vigil_resilience_guard_queued", "Requests waiting in the overload guard's priority lanes.").WithLabelValues(),
+	}
+	admitted := in.counter("vigil_resilience_guard_admitted_total", "Requests the overload guard let the server serve, by grade.", "grade")
+	for gi := 1; gi <= 4; gi++ {
+		g.admitted[gi] = admitted.WithLabelValues(gradeLabels[gi])
 	}
 	if in.err != nil {
 		return nil, fmt.Errorf("GuardConfig.Registerer: cannot register the guard %q: %w", c.Name, in.err)
@@ -128,13 +131,13 @@ func NewGuard(c GuardConfig) (*Guard, error) {
 // when it is rejected; or a Waiter whose Ready channel will tell.
 func (g *Guard) Enter(now, arrived, deadline time.Time, grade int) (*Waiter, error) {
 	gi := gradeIndex(grade)
-	w := &Waiter{grade: gi, arrived: arrived.UnixNano()}
+	w := Waiter{grade: gi, arrived: arrived.UnixNano()}
 	if !deadline.IsZero() {
 		w.deadline = deadline.UnixNano()
 	}
 	n := now.UnixNano()
 	g.mu.Lock()
-	if err := g.expired(w, n); err != nil {
+	if err := g.expired(&w, n); err != nil {
 		g.mu.Unlock()
 		g.rejected.WithLabelValues(gradeLabels[gi], err.Reason).Inc()
 		return nil, err
@@ -142,7 +145,7 @@ func (g *Guard) Enter(now, arrived, deadline time.Time, grade int) (*Waiter, err
 	if g.inflight < g.c.MaxInflight && g.queued == 0 {
 		g.inflight++
 		g.mu.Unlock()
-		g.admitted.WithLabelValues(gradeLabels[gi]).Inc()
+		g.admitted[gi].Inc()
 		g.inflightG.Inc()
 		return nil, nil
 	}
@@ -152,12 +155,12 @@ func (g *Guard) Enter(now, arrived, deadline time.Time, grade int) (*Waiter, err
 		return nil, &RejectError{Reason: ReasonShed, Grade: gi, Waited: time.Duration(n - w.arrived),
 			Limit: fmt.Sprintf("%d requests queued, grade %d is shed from %.0f%% of the queue's %d", g.queued, gi, 100*g.c.ShedAt[gi-1], g.c.MaxQueue)}
 	}
-	w.Ready = make(chan error, 1)
-	w.elem = g.lanes[gi].PushBack(w)
+	wp := &Waiter{grade: gi, arrived: w.arrived, deadline: w.deadline, Ready: make(chan error, 1)}
+	wp.elem = g.lanes[gi].PushBack(wp)
 	g.queued++
 	g.mu.Unlock()
 	g.queuedG.Inc()
-	return w, nil
+	return wp, nil
 }
 
 // expired returns why w may no longer be served at n; g.mu is held.
@@ -200,7 +203,7 @@ func (g *Guard) Leave(now, started time.Time) {
 		}
 		g.inflight++
 		g.inflightG.Inc()
-		g.admitted.WithLabelValues(gradeLabels[w.grade]).Inc()
+		g.admitted[w.grade].Inc()
 		w.Ready <- nil
 	}
 	g.mu.Unlock()

@@ -83,7 +83,7 @@ func TestGuardStateMachine(t *testing.T) {
 	if v := testutil.ToFloat64(g.rejected.WithLabelValues("4", ReasonShed)); v != 1 {
 		t.Errorf("rejected{grade=4,reason=shed} = %v; want 1", v)
 	}
-	if v := testutil.ToFloat64(g.admitted.WithLabelValues("1")); v != 1 {
+	if v := testutil.ToFloat64(g.admitted[1]); v != 1 {
 		t.Errorf("admitted{grade=1} = %v; want 1", v)
 	}
 	// the queue is empty; a waiter whose caller gives up leaves it

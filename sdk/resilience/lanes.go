@@ -30,8 +30,8 @@ type Lanes[T any] struct {
 	n     int
 	ready chan struct{}
 
-	depth   *prometheus.GaugeVec
-	evicted *prometheus.CounterVec
+	depth   [5]prometheus.Gauge // by grade
+	evicted [5]prometheus.Counter
 }
 
 // ErrQueueFull is wrapped by Lanes.Push when no lane of a worse grade has
@@ -46,9 +46,11 @@ func NewLanes[T any](c LanesConfig) (*Lanes[T], error) {
 		c.Capacity = 1024
 	}
 	in := newInstruments(c.Registerer, c.Name)
-	l := &Lanes[T]{capacity: c.Capacity, ready: make(chan struct{}, 1),
-		depth:   in.gauge("vigil_resilience_lane_depth", "Items queued in the priority lane of each grade.", "grade"),
-		evicted: in.counter("vigil_resilience_lane_evicted_total", "Items evicted from a full priority queue by better-grade work, by their grade.", "grade"),
+	l := &Lanes[T]{capacity: c.Capacity, ready: make(chan struct{}, 1)}
+	depth := in.gauge("vigil_resilience_lane_depth", "Items queued in the priority lane of each grade.", "grade")
+	evicted := in.counter("vigil_resilience_lane_evicted_total", "Items evicted from a full priority queue by better-grade work, by their grade.", "grade")
+	for g := 1; g <= 4; g++ {
+		l.depth[g], l.evicted[g] = depth.WithLabelValues(gradeLabels[g]), evicted.WithLabelValues(gradeLabels[g])
 	}
 	if in.err != nil {
 		return nil, fmt.Errorf("LanesConfig.Registerer: cannot register the lanes %q: %w", c.Name, in.err)
@@ -75,13 +77,13 @@ func (l *Lanes[T]) Push(grade int, v T) (out T, evicted bool, err error) {
 		}
 		out, evicted = l.lanes[victim].popBack(), true
 		l.n--
-		l.depth.WithLabelValues(gradeLabels[victim]).Dec()
-		l.evicted.WithLabelValues(gradeLabels[victim]).Inc()
+		l.depth[victim].Dec()
+		l.evicted[victim].Inc()
 	}
 	l.lanes[g].pushBack(v)
 	l.n++
 	l.mu.Unlock()
-	l.depth.WithLabelValues(gradeLabels[g]).Inc()
+	l.depth[g].Inc()
 	select {
 	case l.ready <- struct{}{}:
 	default:
@@ -98,7 +100,7 @@ func (l *Lanes[T]) TryPop() (v T, grade int, ok bool) {
 			l.n--
 			more := l.n > 0
 			l.mu.Unlock()
-			l.depth.WithLabelValues(gradeLabels[g]).Dec()
+			l.depth[g].Dec()
 			if more {
 				select {
 				case l.ready <- struct{}{}:

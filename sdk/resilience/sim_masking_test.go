@@ -89,13 +89,6 @@ func TestSimDatacenterCutOff(t *testing.T) {
 	if last < 32 || last > 34.5 {
 		t.Errorf("dc-c's share of the last second: %.1f%%; want ≈ 33.3%% after the ramp", last)
 	}
-	pts := func(v []float64) [][2]float64 {
-		p := make([][2]float64, len(v))
-		for i, y := range v {
-			p[i] = [2]float64{float64(i) + 0.5, y}
-		}
-		return p
-	}
 	marks := []mark{{cutFrom.Seconds(), "dc-c cut off"}, {cutTo.Seconds(), "dc-c back"}}
 	chart{file: "masking-success.svg", title: "3 datacenters, one cut off 10–40 s: success per second", xLabel: "time (s)", yLabel: "success (%)",
 		xMax: duration.Seconds(), yMax: 100, marks: marks, series: []series{

@@ -226,13 +226,6 @@ func simOverload(t *testing.T, guarded bool) overloadResult {
 // with the guard the server keeps answering what it can within deadline.
 func TestSimOverload(t *testing.T) {
 	plain, guarded := simOverload(t, false), simOverload(t, true)
-	avg := func(v []float64, from, to int) float64 {
-		s := 0.0
-		for _, x := range v[from:to] {
-			s += x
-		}
-		return s / float64(to-from)
-	}
 	// the last 20 s: 200 req/s offered, 50 ms service, 160 req/s capacity
 	pS, gS := avg(plain.success, 40, 60), avg(guarded.success, 40, 60)
 	pG, gG := avg(plain.goodput, 40, 60), avg(guarded.goodput, 40, 60)
@@ -244,13 +237,6 @@ func TestSimOverload(t *testing.T) {
 	}
 	if gS < 75 || gG < 0.9*160 {
 		t.Errorf("with the guard: %.1f%% succeeded, %.0f answers/s in time; want ≥ 75%% and ≥ 90%% of the 160 req/s capacity", gS, gG)
-	}
-	pts := func(v []float64) [][2]float64 {
-		p := make([][2]float64, len(v))
-		for i, y := range v {
-			p[i] = [2]float64{float64(i) + 0.5, y}
-		}
-		return p
 	}
 	chart{file: "overload-success.svg", title: "Latency 20→50 ms, load 50→200 req/s, 1 s timeout, retrying clients", xLabel: "time (s)", yLabel: "requests that succeeded (%)",
 		xMax: 60, yMax: 100, marks: []mark{{30, "200 req/s, 50 ms"}}, series: []series{

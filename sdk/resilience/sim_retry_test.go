@@ -80,13 +80,6 @@ func simRetryStorm(t *testing.T, adaptive bool) stormResult {
 // percent of the base load, and grows back after the failure.
 func TestSimRetryStorm(t *testing.T) {
 	fixed, adaptive := simRetryStorm(t, false), simRetryStorm(t, true)
-	avg := func(v []float64, from, to int) float64 {
-		s := 0.0
-		for _, x := range v[from:to] {
-			s += x
-		}
-		return s / float64(to-from)
-	}
 	t.Logf("retry traffic during the outage, as a share of the base load: fixed %.1f%%, adaptive %.2f%%; success in the 10 s before: fixed %.2f%% adaptive %.2f%%, in the 10 s after recovery: fixed %.2f%% adaptive %.2f%%; adaptive budget before %v, at the end of the outage %v, 25 s after %v",
 		100*fixed.inOutage, 100*adaptive.inOutage, avg(fixed.success, 10, 20), avg(adaptive.success, 10, 20), avg(fixed.success, 36, 46), avg(adaptive.success, 36, 46),
 		adaptive.budget[19], adaptive.budget[34], adaptive.budget[59])
@@ -101,13 +94,6 @@ func TestSimRetryStorm(t *testing.T) {
 	}
 	if adaptive.budget[59] < 4 || adaptive.budget[34] != 1 {
 		t.Errorf("adaptive budget: %v at the end of the outage, %v at the end; want 1, then grown back to ≥ 4", adaptive.budget[34], adaptive.budget[59])
-	}
-	pts := func(v []float64) [][2]float64 {
-		p := make([][2]float64, len(v))
-		for i, y := range v {
-			p[i] = [2]float64{float64(i) + 0.5, y}
-		}
-		return p
 	}
 	marks := []mark{{20, "backend fails"}, {35, "recovers"}}
 	chart{file: "retry-load.svg", title: "Retry traffic with a failing backend (base load 1000 calls/s)", xLabel: "time (s)", yLabel: "retry attempts per second",
