@@ -60,6 +60,9 @@ type Balancer struct {
 
 	mu    sync.Mutex
 	insts []*instance
+	// special counts the instances ejected or ramping: while it is 0,
+	// Pick and Report need not read the clock.
+	special int
 
 	ejections *prometheus.CounterVec
 }
@@ -114,6 +117,7 @@ func (b *Balancer) weightLocked(i *instance, n int64) float64 {
 	f := float64(n-i.admitted) / float64(b.c.RampFor)
 	if f >= 1 {
 		i.admitted, i.ejections = 0, 0
+		b.special--
 		i.weight.Set(1)
 		return 1
 	}
@@ -125,13 +129,16 @@ func (b *Balancer) weightLocked(i *instance, n int64) float64 {
 // Pick returns the instance for the next request, and whether the request
 // is a probe of an ejected instance. Report its outcome with Report.
 func (b *Balancer) Pick() (addr string, probe bool, err error) {
-	n := b.now().UnixNano()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, i := range b.insts {
-		if i.ejected && !i.probing && n >= i.until {
-			i.probing = true
-			return i.addr, true, nil
+	var n int64
+	if b.special > 0 {
+		n = b.now().UnixNano()
+		for _, i := range b.insts {
+			if i.ejected && !i.probing && n >= i.until {
+				i.probing = true
+				return i.addr, true, nil
+			}
 		}
 	}
 	var best *instance
@@ -156,7 +163,6 @@ func (b *Balancer) Pick() (addr string, probe bool, err error) {
 
 // Report records the outcome of a request Pick sent to addr.
 func (b *Balancer) Report(addr string, ok bool) {
-	n := b.now().UnixNano()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var i *instance
@@ -174,6 +180,7 @@ func (b *Balancer) Report(addr string, ok bool) {
 			return // a late answer of a request sent before the ejection
 		}
 		i.probing = false
+		n := b.now().UnixNano()
 		if ok {
 			i.ejected, i.consecutive, i.admitted, i.current = false, 0, n, 0
 			b.weightLocked(i, n)
@@ -188,7 +195,7 @@ func (b *Balancer) Report(addr string, ok bool) {
 	}
 	i.consecutive++
 	if i.consecutive >= b.c.EjectAfter && b.canEjectLocked() {
-		b.ejectLocked(i, n)
+		b.ejectLocked(i, b.now().UnixNano())
 	}
 }
 
@@ -212,6 +219,9 @@ func (b *Balancer) ejectLocked(i *instance, n int64) {
 	}
 	d = min(d, b.c.MaxEjectFor)
 	i.ejections++
+	if !i.ejected && i.admitted == 0 {
+		b.special++
+	}
 	i.ejected, i.until, i.consecutive, i.current, i.admitted = true, n+int64(d), 0, 0, 0
 	i.weight.Set(0)
 	b.ejections.WithLabelValues(i.addr).Inc()
