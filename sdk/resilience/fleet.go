@@ -64,9 +64,12 @@ type FleetLimiter struct {
 	now    func() time.Time
 	client *respClient
 
-	mu      sync.Mutex
+	mu      sync.Mutex // held across the Redis call: one lease request at a time
 	leased  int
 	expires int64
+	// emptyUntil: Redis had no token; until the fleet's bucket has
+	// refilled a lease, requests are rejected without asking it again
+	emptyUntil int64
 
 	allowed, rejected, fallback prometheus.Counter
 	errs                        prometheus.Counter
@@ -135,6 +138,10 @@ func (f *FleetLimiter) Allow(ctx context.Context) bool {
 	if now >= f.expires {
 		f.leased = 0
 	}
+	if f.leased == 0 && now < f.emptyUntil {
+		f.rejected.Inc()
+		return false
+	}
 	if f.leased == 0 {
 		n, err := f.take(ctx, f.c.Lease)
 		if err != nil {
@@ -143,6 +150,9 @@ func (f *FleetLimiter) Allow(ctx context.Context) bool {
 			return f.c.Local == nil || f.c.Local.Allow()
 		}
 		f.leased, f.expires = n, now+int64(f.c.LeaseTTL)
+		if n == 0 {
+			f.emptyUntil = now + int64(float64(f.c.Lease)/f.c.Rate*1e9)
+		}
 	}
 	if f.leased == 0 {
 		f.rejected.Inc()

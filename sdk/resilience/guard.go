@@ -245,7 +245,7 @@ func (g *Guard) Expire(now time.Time, w *Waiter) bool {
 	return true
 }
 
-// Limit returns when w must leave the queue at the latest: its arrival
+// limit returns when w must leave the queue at the latest: its arrival
 // plus QueueBudget, or its deadline when earlier.
 func (g *Guard) limit(w *Waiter) time.Time {
 	t := w.arrived + int64(g.c.QueueBudget)

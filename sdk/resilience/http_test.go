@@ -177,3 +177,19 @@ func FuzzRequestStart(f *testing.F) {
 		}
 	})
 }
+
+func TestTransportLimiter(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer srv.Close()
+	l, _ := NewLimiter(LimiterConfig{Rate: 0.001, Burst: 1, Name: "l"})
+	c := &http.Client{Transport: Transport(nil, Policy{Limiter: l, Retry: &Retry{MaxAttempts: 3, Sleep: noSleep}}, 0)}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, err := c.Get(srv.URL); err == nil || !strings.Contains(err.Error(), "rate limited") || calls.Load() != 1 {
+		t.Fatalf("second GET with an empty bucket: %v after %d calls; want ErrRateLimited without a call or retry", err, calls.Load())
+	}
+}

@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -36,7 +37,7 @@ type Lanes[T any] struct {
 
 // ErrQueueFull is wrapped by Lanes.Push when no lane of a worse grade has
 // an item to evict.
-var ErrQueueFull = fmt.Errorf("priority lanes full")
+var ErrQueueFull = errors.New("priority lanes full")
 
 // NewLanes returns empty lanes. Its metrics:
 // vigil_resilience_lane_depth{grade} and
