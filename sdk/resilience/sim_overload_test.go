@@ -139,12 +139,31 @@ func simOverload(t *testing.T, guarded bool) overloadResult {
 			})
 		}
 	}
-	var serveGuarded func(a *attempt)
-	serveGuarded = func(a *attempt) {
+	// requests waiting in the guard, in the order they queued: after each
+	// Leave or Expire the ones it decided about are taken out
+	type pending struct {
+		w      *Waiter
+		decide func(error)
+	}
+	var waiting []pending
+	drain := func() {
+		kept := waiting[:0]
+		for _, p := range waiting {
+			select {
+			case err := <-p.w.Ready:
+				p.decide(err)
+			default:
+				kept = append(kept, p)
+			}
+		}
+		waiting = kept
+	}
+	serveGuarded := func(a *attempt) {
 		started := wall()
 		sim.at(sim.now+service(sim.now), func() {
 			answer(a)
 			g.Leave(wall(), started)
+			drain()
 		})
 	}
 	startAttempt = func(r *request, n int) {
@@ -164,35 +183,19 @@ func simOverload(t *testing.T, guarded bool) overloadResult {
 		case w == nil:
 			serveGuarded(a)
 		default:
-			decide := func() {
-				if err := <-w.Ready; err != nil {
+			waiting = append(waiting, pending{w, func(err error) {
+				if err != nil {
 					clientFail(a, n, backoff)
 					return
 				}
 				serveGuarded(a)
-			}
-			// the guard tells on Ready when a slot frees; poll it at
-			// each event by checking after every Leave, and expire at
-			// the waiter's limit like Acquire does
-			var check func()
-			check = func() {
-				select {
-				case err := <-w.Ready:
-					if err != nil {
-						clientFail(a, n, backoff)
-						return
-					}
-					serveGuarded(a)
-				default:
-					if sim.now >= g.limit(w).Sub(base) {
-						g.Expire(wall(), w)
-						decide()
-						return
-					}
-					sim.at(sim.now+time.Millisecond, check)
+			}})
+			// like Acquire: leave the queue at the waiter's limit
+			sim.at(g.limit(w).Sub(base), func() {
+				if g.Expire(wall(), w) {
+					drain()
 				}
-			}
-			sim.at(sim.now, check)
+			})
 		}
 	}
 	// Poisson arrivals with a time-varying rate (thinning)
