@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -28,7 +29,7 @@ func UnaryClientInterceptor(p Policy, grade int) grpc.UnaryClientInterceptor {
 		if grade > 0 {
 			ctx = metadata.AppendToOutgoingContext(ctx, gradeMetadata, gradeLabel(grade))
 		}
-		cancel, err := p.retryLoop(ctx, func(ctx context.Context, _ int) (bool, error) {
+		cancel, err := p.retryLoop(ctx, false, func(ctx context.Context, _ int, _ time.Duration) (bool, error) {
 			err := invoker(ctx, method, req, reply, cc, opts...)
 			return !grpcFailure(err), err
 		}, func(_ bool, err error) bool {

@@ -69,7 +69,7 @@ func retryableStatus(code int) bool {
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var resp *http.Response
 	canRetry := replayable(req)
-	cancel, err := t.p.retryLoop(req.Context(), func(ctx context.Context, n int) (bool, error) {
+	cancel, err := t.p.retryLoop(req.Context(), true, func(ctx context.Context, n int, timeout time.Duration) (bool, error) {
 		if resp != nil { // the previous attempt's answer is discarded
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
@@ -83,8 +83,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			r.Body = b
 		}
-		if dl, ok := ctx.Deadline(); ok {
-			r.Header.Set(TimeoutHeader, time.Until(dl).Round(time.Millisecond).String())
+		if dl, ok := ctx.Deadline(); ok && (timeout == 0 || time.Until(dl) < timeout) {
+			timeout = time.Until(dl)
+		}
+		if timeout > 0 {
+			r.Header.Set(TimeoutHeader, timeout.Round(time.Millisecond).String())
 		}
 		if t.grade > 0 {
 			r.Header.Set(GradeHeader, gradeLabel(t.grade))

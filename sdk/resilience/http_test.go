@@ -193,3 +193,31 @@ func TestTransportLimiter(t *testing.T) {
 		t.Fatalf("second GET with an empty bucket: %v after %d calls; want ErrRateLimited without a call or retry", err, calls.Load())
 	}
 }
+
+// TestTransportTimeoutCoversHeadersOnly: the dynamic timeout bounds the
+// wait for the response's headers; a body that streams for longer is read
+// to its end.
+func TestTransportTimeoutCoversHeadersOnly(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(TimeoutHeader) == "" {
+			http.Error(w, "no "+TimeoutHeader, http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		time.Sleep(150 * time.Millisecond)
+		io.WriteString(w, "late body")
+	}))
+	defer srv.Close()
+	to, _ := NewDynamicTimeout(TimeoutConfig{Initial: 50 * time.Millisecond, Name: "t"})
+	c := &http.Client{Transport: Transport(nil, Policy{Timeout: to}, 0)}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || string(b) != "late body" {
+		t.Fatalf("GET: %d %q %v; want 200 \"late body\" read past the 50ms timeout", resp.StatusCode, b, err)
+	}
+}
