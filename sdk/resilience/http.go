@@ -109,7 +109,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return err != nil || (resp != nil && retryableStatus(resp.StatusCode))
 	})
-	if resp == nil {
+	if err != nil || resp == nil {
+		if resp != nil { // a discarded answer, e.g. the caller gave up during the backoff
+			resp.Body.Close()
+		}
 		cancel()
 		if err == nil {
 			err = errors.New("resilience transport: no response")

@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -219,5 +220,27 @@ func TestTransportTimeoutCoversHeadersOnly(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 || string(b) != "late body" {
 		t.Fatalf("GET: %d %q %v; want 200 \"late body\" read past the 50ms timeout", resp.StatusCode, b, err)
+	}
+}
+
+// TestTransportCancelDuringBackoff: the caller gives up while the
+// transport waits to retry a 503: it gets its context's error, not the
+// discarded 503 with a dead body.
+func TestTransportCancelDuringBackoff(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Retry{MaxAttempts: 3, Sleep: func(ctx context.Context, d time.Duration) error { cancel(); return ctx.Err() }}
+	c := &http.Client{Transport: Transport(nil, Policy{Retry: r}, 0)}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	resp, err := c.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("GET cancelled during the backoff: %d; want the context's error", resp.StatusCode)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("GET cancelled during the backoff: %v; want context.Canceled", err)
 	}
 }

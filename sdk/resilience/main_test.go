@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,3 +24,5 @@ func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) 
 func (c *fakeClock) Add(d time.Duration)     { c.ns.Add(int64(d)) }
 func (c *fakeClock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
 func (c *fakeClock) Since(t time.Time) int64 { return c.ns.Load() - t.UnixNano() }
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,7 +1,6 @@
 package resilience
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,5 +59,3 @@ func nowFunc(f func() time.Time) func() time.Time {
 	}
 	return f
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
