@@ -179,10 +179,12 @@ func (g *Guard) expired(w *Waiter, n int64) *RejectError {
 // Leave ends a request admitted at started and hands its slot to the
 // best waiter still worth serving; waiters found expired on the way are
 // rejected. Their Ready channels are told.
-func (g *Guard) Leave(now, started time.Time) {
-	n := now.UnixNano()
+func (g *Guard) Leave(now, started time.Time) { g.leave(now.UnixNano(), started.UnixNano(), true) }
+
+// leave frees a slot; observe feeds the service time to the EMA.
+func (g *Guard) leave(n, started int64, observe bool) {
 	g.mu.Lock()
-	if s := float64(n - started.UnixNano()); s >= 0 {
+	if s := float64(n - started); observe && s >= 0 {
 		if g.service == 0 {
 			g.service = s
 		} else {
@@ -279,8 +281,15 @@ func (g *Guard) Acquire(ctx context.Context, grade int, arrived time.Time) (time
 		g.Expire(g.now(), w)
 		err = <-w.Ready
 	case <-ctx.Done():
-		g.Expire(g.now(), w)
-		err = <-w.Ready
+		if !g.Expire(g.now(), w) {
+			if err = <-w.Ready; err == nil {
+				// admitted as its caller left: hand the slot on, unserved
+				g.leave(g.now().UnixNano(), 0, false)
+				return time.Time{}, ctx.Err()
+			}
+		} else {
+			err = <-w.Ready
+		}
 	}
 	if err != nil {
 		return time.Time{}, err

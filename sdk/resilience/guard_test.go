@@ -125,4 +125,25 @@ func TestGuardAcquire(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("waiter after Release: %v; want admitted", err)
 	}
+	// a waiter whose caller gives up leaves the queue; the slot stays usable
+	started, _ = g.Acquire(ctx, 1, time.Time{})
+	cctx, cancel := context.WithCancel(ctx)
+	go func() {
+		for testutil.ToFloat64(g.queuedG) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	if _, err := g.Acquire(cctx, 1, time.Time{}); err == nil {
+		t.Fatal("Acquire whose context was cancelled while queued succeeded")
+	}
+	g.Release(started)
+	if s, err := g.Acquire(ctx, 1, time.Time{}); err != nil {
+		t.Fatalf("Acquire on an idle guard: %v", err)
+	} else {
+		g.Release(s)
+	}
+	if v := testutil.ToFloat64(g.inflightG); v != 0 {
+		t.Fatalf("inflight %v after every request left; want 0", v)
+	}
 }
