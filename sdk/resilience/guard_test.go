@@ -110,6 +110,11 @@ func TestGuardAcquire(t *testing.T) {
 	if _, err := g.Acquire(ctx, 1, time.Time{}); reason(err) != ReasonWaited {
 		t.Fatalf("Acquire behind a held slot: %v; want waited", err)
 	}
+	g.Release(started)
+	// a patient guard (no flake on a loaded machine): a waiter gets the
+	// slot Release frees
+	g, _ = NewGuard(GuardConfig{MaxInflight: 1, QueueBudget: time.Minute, Name: "b"})
+	started, _ = g.Acquire(ctx, 1, time.Time{})
 	done := make(chan error)
 	go func() {
 		s, err := g.Acquire(ctx, 2, time.Time{})
