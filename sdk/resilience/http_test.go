@@ -206,11 +206,11 @@ func TestTransportTimeoutCoversHeadersOnly(t *testing.T) {
 		}
 		w.WriteHeader(200)
 		w.(http.Flusher).Flush()
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(700 * time.Millisecond)
 		io.WriteString(w, "late body")
 	}))
 	defer srv.Close()
-	to, _ := NewDynamicTimeout(TimeoutConfig{Initial: 50 * time.Millisecond, Name: "t"})
+	to, _ := NewDynamicTimeout(TimeoutConfig{Initial: 400 * time.Millisecond, Name: "t"})
 	c := &http.Client{Transport: Transport(nil, Policy{Timeout: to}, 0)}
 	resp, err := c.Get(srv.URL)
 	if err != nil {
@@ -219,7 +219,7 @@ func TestTransportTimeoutCoversHeadersOnly(t *testing.T) {
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 || string(b) != "late body" {
-		t.Fatalf("GET: %d %q %v; want 200 \"late body\" read past the 50ms timeout", resp.StatusCode, b, err)
+		t.Fatalf("GET: %d %q %v; want 200 \"late body\" read past the 400ms timeout", resp.StatusCode, b, err)
 	}
 }
 
