@@ -185,7 +185,7 @@ func requestStart(v string) time.Time {
 		return time.UnixMicro(us)
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f <= 0 {
+	if err != nil || f <= 0 || f > 9e9 { // after 2255 (Unix ns overflow): not a time
 		return time.Time{}
 	}
 	return time.Unix(0, int64(f*1e9))
