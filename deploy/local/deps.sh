@@ -8,6 +8,8 @@
 #   prometheus  Prometheus server binary (its service is NOT started)
 #   acl         setfacl: lets elasticsearch.sh grant its user traverse-only access
 #   curl unzip  used by elasticsearch.sh
+#   redis-server  the fleet-wide rate budget's tests (sdk/resilience) start their own
+#               on a free loopback port; the package's service is not used
 #   maven + a JDK 17 are expected to be there already (see docs/local-services.md)
 #
 # Then builds the stock jaeger-query the end-to-end tests run against Vigil's
@@ -28,10 +30,11 @@ declare -A want=(
   [setfacl]=acl
   [curl]=curl
   [unzip]=unzip
+  [redis-server]=redis-server
 )
 
 missing=()
-for cmd in kcat prometheus setfacl curl unzip; do
+for cmd in kcat prometheus setfacl curl unzip redis-server; do
   if [[ "$cmd" == kcat ]] && command -v kafkacat >/dev/null 2>&1; then
     continue
   fi
@@ -43,7 +46,7 @@ done
 
 install_debs() {
   if [[ ${#missing[@]} -eq 0 ]]; then
-    log "all present: kcat prometheus setfacl curl unzip"
+    log "all present: kcat prometheus setfacl curl unzip redis-server"
     return 0
   fi
 
