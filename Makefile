@@ -20,8 +20,9 @@ run: build
 ## Elasticsearch started by deploy/local, then — one at a time, since they stop Kafka or
 ## Elasticsearch under whatever else runs — the outage tests, the spool's and the
 ## end-to-end ones on the built binary; a short fuzz pass
-test: vet build sdk-test
+test: vet build
 	deploy/local/deps.sh
+	VIGIL_REQUIRE_SERVICES=1 $(MAKE) sdk-test
 	deploy/local/services.sh up
 	@set -e; trap 'deploy/local/services.sh down' EXIT; \
 	eval "$$(deploy/local/services.sh env)"; export VIGIL_REQUIRE_SERVICES=1; \
