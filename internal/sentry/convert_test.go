@@ -247,12 +247,7 @@ func TestAuth(t *testing.T) {
 // BenchmarkEnvelopeToDump measures reading sentry-go's panic envelope and
 // converting its event: the intake's CPU cost per event, before the queue.
 func BenchmarkEnvelopeToDump(b *testing.B) {
-	body, err := os.ReadFile("testdata/envelopes/sentry-go-panic.envelope")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
+	body := benchInput(b, "testdata/envelopes/sentry-go-panic.envelope")
 	for b.Loop() {
 		r, err := NewEnvelopeReader(bytes.NewReader(body), DefaultLimits())
 		if err != nil {
@@ -268,6 +263,30 @@ func BenchmarkEnvelopeToDump(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkConvertGoPanic measures converting a Go panic event as
+// sdk/dump reports it (28 goroutines, 117 frames, 25 KB of JSON): the
+// intake's decoding cost per event of a realistic crash.
+func BenchmarkConvertGoPanic(b *testing.B) {
+	payload := benchInput(b, "testdata/events/go-panic.json")
+	for b.Loop() {
+		if _, err := Convert(payload, "42", "", received); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchInput reads a benchmark's input, whose size is the benchmark's
+// bytes per operation.
+func benchInput(b *testing.B, file string) []byte {
+	in, err := os.ReadFile(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	return in
 }
 
 func TestFixTimestamp(t *testing.T) {
