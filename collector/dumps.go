@@ -318,7 +318,7 @@ func (in *dumpsIntake) publish(ctx context.Context, project string, dumps []mode
 	}
 	recs := make([]queue.Record, len(dumps))
 	for i := range dumps {
-		v, err := dumps[i].AppendJSON(nil)
+		v, err := dumps[i].EncodeJSON()
 		if err != nil {
 			return refuse(http.StatusBadRequest, "invalid", "event %s cannot be encoded: %v", dumps[i].EventID, err)
 		}

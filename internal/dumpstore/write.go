@@ -69,7 +69,7 @@ func (s *Store) WriteDumps(ctx context.Context, dumps []storage.GroupedDump) ([]
 			continue
 		}
 		seen[d.EventID] = true
-		doc, err := d.AppendJSON(nil)
+		doc, err := d.EncodeJSON()
 		if err != nil {
 			s.mu.RUnlock()
 			return nil, fmt.Errorf("cannot encode event %s: %w", d.EventID, err)

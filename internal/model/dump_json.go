@@ -2,9 +2,33 @@ package model
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
+
+// EncodeJSON returns d as json.Marshal encodes it (see AppendJSON),
+// in a slice of its own.
+func (d *Dump) EncodeJSON() ([]byte, error) {
+	bp := jsonBuffers.Get().(*[]byte)
+	b, err := d.AppendJSON((*bp)[:0])
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(b)
+	if cap(b) <= maxPooledJSON {
+		*bp = b
+		jsonBuffers.Put(bp)
+	}
+	return out, nil
+}
+
+// jsonBuffers are EncodeJSON's buffers, kept up to maxPooledJSON (a Go
+// panic's dump is 20 to 30 KB; an event is at most 1 MiB).
+var jsonBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+const maxPooledJSON = 1 << 20
 
 // AppendJSON appends d as json.Marshal encodes it, byte for byte, without
 // reflection: the dumps queue and the dump store encode every event, and

@@ -37,6 +37,9 @@ func checkAppendJSON(t *testing.T, d *Dump) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
+	if enc, _ := d.EncodeJSON(); !bytes.Equal(enc, want) {
+		t.Fatalf("EncodeJSON %s\nwant %s", enc, want)
+	}
 }
 
 func TestDumpAppendJSON(t *testing.T) {
@@ -59,14 +62,4 @@ func FuzzDumpAppendJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s, u string, n int64, raw []byte) {
 		checkAppendJSON(t, dumpOf(s, u, n, raw))
 	})
-}
-
-func BenchmarkDumpAppendJSON(b *testing.B) {
-	d := dumpOf("github.com/vigilhq/vigil/e2e.benchEvents", "/src/vigil/e2e/dumpsbench_test.go", 76, []byte(`{"os":{"name":"linux"}}`))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := d.AppendJSON(nil); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

@@ -2,6 +2,7 @@ package sentry
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -276,6 +277,32 @@ func BenchmarkConvertGoPanic(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkEncodeGoPanicDump measures encoding that event's dump, as the
+// intake encodes it for the queue and the embedded store for its journal:
+// EncodeJSON, and json.Marshal that it stands in for.
+func BenchmarkEncodeGoPanicDump(b *testing.B) {
+	d, err := Convert(benchInput(b, "testdata/events/go-panic.json"), "42", "", received)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("EncodeJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := d.EncodeJSON(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(&d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // benchInput reads a benchmark's input, whose size is the benchmark's
