@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -319,7 +318,7 @@ func (in *dumpsIntake) publish(ctx context.Context, project string, dumps []mode
 	}
 	recs := make([]queue.Record, len(dumps))
 	for i := range dumps {
-		v, err := json.Marshal(&dumps[i])
+		v, err := dumps[i].EncodeJSON()
 		if err != nil {
 			return refuse(http.StatusBadRequest, "invalid", "event %s cannot be encoded: %v", dumps[i].EventID, err)
 		}

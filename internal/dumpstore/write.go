@@ -2,7 +2,6 @@ package dumpstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/vigilhq/vigil/internal/model"
@@ -70,7 +69,7 @@ func (s *Store) WriteDumps(ctx context.Context, dumps []storage.GroupedDump) ([]
 			continue
 		}
 		seen[d.EventID] = true
-		doc, err := json.Marshal(d)
+		doc, err := d.EncodeJSON()
 		if err != nil {
 			s.mu.RUnlock()
 			return nil, fmt.Errorf("cannot encode event %s: %w", d.EventID, err)

@@ -34,23 +34,29 @@ func Convert(payload []byte, project, eventID string, received time.Time) (model
 	if len(payload) == 0 || payload[0] != '{' {
 		return model.Dump{}, &EventError{Msg: "the payload is not a JSON object"}
 	}
-	var ev event
-	if err := json.Unmarshal(payload, &ev); err != nil {
-		return model.Dump{}, &EventError{Msg: "invalid JSON: " + jsonProblem(err)}
+	ev, ok := decodeEvent(payload)
+	if !ok {
+		// The reader accepts what encoding/json accepts; encoding/json
+		// says where the problem is.
+		problem := "not well-formed"
+		if err := json.Unmarshal(payload, new(struct{})); err != nil {
+			problem = jsonProblem(err)
+		}
+		return model.Dump{}, &EventError{Msg: "invalid JSON: " + problem}
 	}
 	d := model.Dump{
 		Project:     project,
 		Received:    received.UnixNano(),
-		Level:       strings.ToLower(string(ev.Level)),
-		Platform:    string(ev.Platform),
-		Logger:      string(ev.Logger),
-		Release:     string(ev.Release),
-		Dist:        string(ev.Dist),
-		Environment: string(ev.Environment),
-		ServerName:  string(ev.ServerName),
-		Transaction: string(ev.Transaction),
+		Level:       strings.ToLower(ev.Level),
+		Platform:    ev.Platform,
+		Logger:      ev.Logger,
+		Release:     ev.Release,
+		Dist:        ev.Dist,
+		Environment: ev.Environment,
+		ServerName:  ev.ServerName,
+		Transaction: ev.Transaction,
 	}
-	id := string(ev.EventID)
+	id := ev.EventID
 	if id == "" {
 		id = eventID
 	}
@@ -65,55 +71,39 @@ func Convert(payload []byte, project, eventID string, received time.Time) (model
 		d.Level = "warning"
 	}
 	d.Timestamp = parseTimestamp(ev.Timestamp, received).UnixNano()
-	d.Message = message(ev.LogEntry, ev.Message)
-	for _, f := range ev.Fingerprint.V {
-		d.Fingerprint = append(d.Fingerprint, string(f))
+	d.Message = ev.LogEntry
+	if d.Message == "" {
+		d.Message = ev.Message
 	}
-	d.Tags = sortedAttrs(pairs(ev.Tags))
-	d.Modules = sortedAttrs(pairs(ev.Modules))
-	if s := ev.SDK.V; s.Name != "" {
-		d.SDK = string(s.Name)
-		if s.Version != "" {
-			d.SDK += "/" + string(s.Version)
+	if len(ev.Fingerprint) > 0 {
+		d.Fingerprint = ev.Fingerprint
+	}
+	d.Tags = sortedAttrs(ev.Tags)
+	d.Modules = sortedAttrs(ev.Modules)
+	if name, version := ev.SDK[0], ev.SDK[1]; name != "" {
+		d.SDK = name
+		if version != "" {
+			d.SDK += "/" + version
 		}
 	}
 	if isObject(ev.Contexts) {
-		d.Contexts = ev.Contexts
-		var tc traceContext
-		if json.Unmarshal(ev.Contexts, &tc) == nil {
-			d.TraceID = hexID(string(tc.Trace.V.TraceID))
-			d.SpanID = hexID(string(tc.Trace.V.SpanID))
-		}
+		d.Contexts = json.RawMessage(ev.Contexts)
+		d.TraceID = hexID(ev.Trace[0])
+		d.SpanID = hexID(ev.Trace[1])
 	}
 	if isObject(ev.Extra) {
-		d.Extra = ev.Extra
+		d.Extra = json.RawMessage(ev.Extra)
 	}
-	for _, ex := range values[exception](ev.Exception) {
-		e := model.Exception{
-			Type:      string(ex.Type),
-			Value:     string(ex.Value),
-			Module:    string(ex.Module),
-			ThreadID:  string(ex.ThreadID),
-			Mechanism: string(ex.Mechanism.V.Type),
-			Handled:   ex.Mechanism.V.Handled.V,
-			Frames:    frames(ex.Stacktrace.V),
-		}
+	for _, e := range ev.Exceptions {
 		if e.Type == "" && e.Value == "" && len(e.Frames) == 0 {
 			continue
 		}
 		d.Exceptions = append(d.Exceptions, e)
 	}
-	for _, th := range values[thread](ev.Threads) {
-		d.Threads = append(d.Threads, model.Thread{
-			ID:      string(th.ID),
-			Name:    string(th.Name),
-			State:   string(th.State),
-			Crashed: th.Crashed.V,
-			Current: th.Current.V,
-			Frames:  frames(th.Stacktrace.V),
-		})
+	if len(ev.Threads) > 0 {
+		d.Threads = ev.Threads
 	}
-	if r := ev.Request.V; r.URL != "" || r.Method != "" || len(r.Headers) > 0 || len(r.QueryString) > 0 {
+	if r := ev.Request; r.URL != "" || r.Method != "" || r.HasHeaders || r.HasQuery {
 		d.Request = convertRequest(r)
 	}
 	d.Service = project
@@ -162,8 +152,8 @@ func hexID(s string) string {
 // parseTimestamp reads a timestamp as Sentry accepts it: seconds since
 // the epoch (a number, or a numeric string) or RFC 3339, with or without
 // a zone (UTC then). Anything else is the arrival time.
-func parseTimestamp(raw json.RawMessage, received time.Time) time.Time {
-	s := strings.Trim(string(bytes.TrimSpace(raw)), `"`)
+func parseTimestamp(raw string, received time.Time) time.Time {
+	s := strings.Trim(raw, `"`)
 	if s == "" || s == "null" {
 		return received
 	}
@@ -181,51 +171,6 @@ func parseTimestamp(raw json.RawMessage, received time.Time) time.Time {
 		return t
 	}
 	return received
-}
-
-// message is the log entry's formatted text, else its template, else the
-// message (a string, or an object of the log entry's shape).
-func message(logentry, msg json.RawMessage) string {
-	for _, raw := range []json.RawMessage{logentry, msg} {
-		raw = bytes.TrimSpace(raw)
-		if len(raw) == 0 {
-			continue
-		}
-		if raw[0] == '"' {
-			if s := text(raw); s != "" {
-				return s
-			}
-			continue
-		}
-		var le lany[logEntry]
-		_ = json.Unmarshal(raw, &le)
-		if le.V.Formatted != "" {
-			return string(le.V.Formatted)
-		}
-		if le.V.Message != "" {
-			return string(le.V.Message)
-		}
-	}
-	return ""
-}
-
-func frames(st stack) []model.Frame {
-	if len(st.Frames.V) == 0 {
-		return nil
-	}
-	out := make([]model.Frame, 0, len(st.Frames.V))
-	for _, f := range st.Frames.V {
-		out = append(out, model.Frame{
-			Function: string(f.V.Function),
-			Module:   string(f.V.Module),
-			Filename: string(f.V.Filename),
-			AbsPath:  string(f.V.AbsPath),
-			Line:     int(f.V.Line),
-			Column:   int(f.V.Column),
-			InApp:    f.V.InApp.V,
-		})
-	}
-	return out
 }
 
 // sortedAttrs sorts pairs by key, keeping the last value of a key sent
@@ -251,8 +196,9 @@ func sortedAttrs(ps [][2]string) []model.Attr {
 	return out[:w]
 }
 
-func isObject(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
+// isObject reports whether a value as written is an object with
+// something in it.
+func isObject(raw string) bool {
 	return len(raw) > 2 && raw[0] == '{'
 }
 

@@ -2,7 +2,9 @@ package sentry
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -247,12 +249,7 @@ func TestAuth(t *testing.T) {
 // BenchmarkEnvelopeToDump measures reading sentry-go's panic envelope and
 // converting its event: the intake's CPU cost per event, before the queue.
 func BenchmarkEnvelopeToDump(b *testing.B) {
-	body, err := os.ReadFile("testdata/envelopes/sentry-go-panic.envelope")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
+	body := benchInput(b, "testdata/envelopes/sentry-go-panic.envelope")
 	for b.Loop() {
 		r, err := NewEnvelopeReader(bytes.NewReader(body), DefaultLimits())
 		if err != nil {
@@ -268,6 +265,56 @@ func BenchmarkEnvelopeToDump(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkConvertGoPanic measures converting a Go panic event as
+// sdk/dump reports it (28 goroutines, 117 frames, 25 KB of JSON): the
+// intake's decoding cost per event of a realistic crash.
+func BenchmarkConvertGoPanic(b *testing.B) {
+	payload := benchInput(b, "testdata/events/go-panic.json")
+	for b.Loop() {
+		if _, err := Convert(payload, "42", "", received); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncodeGoPanicDump measures encoding that event's dump, as the
+// intake encodes it for the queue and the embedded store for its journal:
+// EncodeJSON, and json.Marshal that it stands in for.
+func BenchmarkEncodeGoPanicDump(b *testing.B) {
+	d, err := Convert(benchInput(b, "testdata/events/go-panic.json"), "42", "", received)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("EncodeJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := d.EncodeJSON(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(&d); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// benchInput reads a benchmark's input, whose size is the benchmark's
+// bytes per operation.
+func benchInput(b *testing.B, file string) []byte {
+	in, err := os.ReadFile(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	return in
 }
 
 func TestFixTimestamp(t *testing.T) {
@@ -287,4 +334,72 @@ func TestFixTimestamp(t *testing.T) {
 	f("future without sent_at", now.Add(time.Hour), "", now)
 	f("too old", now.AddDate(0, -2, 0), "", now)
 	f("bad sent_at ignored", now.Add(-time.Second), "noon", now.Add(-time.Second))
+}
+
+// TestConvertLenientCorners pins how the reader decodes what encoding/json
+// would have decoded into lenient fields: repeated keys decode over the
+// first (a repeated "values" list over the first list's members), keys
+// match in other cases (Unicode folding), null resets a struct, a list or
+// a bool, a value of the wrong type leaves the field as it was.
+func TestConvertLenientCorners(t *testing.T) {
+	for _, c := range []struct{ payload, want string }{
+		{`{"level":"a","level":null,"LEVEL":3,"Ŀevel":"x","releaſe":"r","ſdk":{"name":"n"},"sdk":"no"}`,
+			`<nil> level=3 release=r sdk=n msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 tags=[] modules=[] ctx= extra=`},
+		{`{"exception":{"values":[{"type":"A"},{"type":"B"},{"type":"C"}],"values":[{"type":"D"}],"values":[1,2,3]}}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 ex{D   false 0} ex{B   false 0} ex{C   false 0} tags=[] modules=[] ctx= extra=`},
+		{`{"exception":{"values":null,"values":[{"value":"v"}]},"exception":[{"type":"x"},"y",null,[]]}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 ex{x   false 0} tags=[] modules=[] ctx= extra=`},
+		{`{"threads":{"values":[{"id":1,"crashed":true,"crashed":null,"current":"yes","stacktrace":{"frames":[{"lineno":"12","colno":1.9,"in_app":1},null,5]}}]}}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 th{1 false false [{    12 1 false} {    0 0 false} {    0 0 false}]} tags=[] modules=[] ctx= extra=`},
+		{`{"threads":[{"id":true,"stacktrace":{"frames":[]},"stacktrace":"x"},{"stacktrace":null},{"stacktrace":{"frames":{"a":1}}}]}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 th{true false false []} th{ false false []} th{ false false []} tags=[] modules=[] ctx= extra=`},
+		{`{"exception":[{"mechanism":{"type":"panic","handled":false},"mechanism":"x"},{"mechanism":{"handled":"no"}},{"mechanism":null,"type":"t"}]}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 ex{t   false 0} tags=[] modules=[] ctx= extra=`},
+		{`{"message":"m","logentry":{"formatted":"","message":7},"logentry":{"message":"lm"}}`,
+			`<nil> level=error release= sdk= msg="lm" fp=[] trace=/ svc=1 grade=0 ts=1000000000 tags=[] modules=[] ctx= extra=`},
+		{`{"message":["x"],"message":"\u00e9\ud800x\\y"}`,
+			`<nil> level=error release= sdk= msg="é�x\\y" fp=[] trace=/ svc=1 grade=0 ts=1000000000 tags=[] modules=[] ctx= extra=`},
+		{`{"fingerprint":["a",1,true,null,{}],"fingerprint":"x"}`,
+			`<nil> level=error release= sdk= msg="" fp=["a" "1" "true" "" ""] trace=/ svc=1 grade=0 ts=1000000000 tags=[] modules=[] ctx= extra=`},
+		{`{"tags":{"b":"1","a":2,"b":null,"c":{"d" : [1, 2]}},"tags":{"service":"svc","grade":"2"}}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=svc grade=2 ts=1000000000 tags=[{grade 2} {service svc}] modules=[] ctx= extra=`},
+		{`{"tags":[["a","b"],["c"],"x",["d",1,2],["e",null],null],"modules":{"m":"v1"},"modules":5}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 tags=[{a b} {e }] modules=[] ctx= extra=`},
+		{`{"contexts":{"trace":{"trace_id":"ABCDEF0123456789abcdef0123456789","span_id":"0123456789ABCDEF"},"trace":"x"},"extra":{"k":[1]}}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=abcdef0123456789abcdef0123456789/0123456789abcdef svc=1 grade=0 ts=1000000000 tags=[] modules=[] ctx={"trace":{"trace_id":"ABCDEF0123456789abcdef0123456789","span_id":"0123456789ABCDEF"},"trace":"x"} extra={"k":[1]}`},
+		{`{"contexts":{ },"extra":"e","contexts":{}}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 tags=[] modules=[] ctx= extra=`},
+		{`{"request":{"url":"http://u:p@h/p?a=1&token=2","method":"get","headers":{"Cookie":"c","X":"y"},"query_string":"?q=1&password=p"}}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 tags=[] modules=[] ctx= extra= req={Method:GET URL:http://h/p Query:q=1&password=%5BFiltered%5D Headers:[{Key:Cookie Value:[Filtered]} {Key:X Value:y}]}`},
+		{`{"request":{"url":"http://h/p?a=1","query_string":[["k","v"],["secret","s"]],"query_string":null,"headers":[["Authorization","b"]]}}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 tags=[] modules=[] ctx= extra= req={Method: URL:http://h/p Query:a=1 Headers:[{Key:Authorization Value:[Filtered]}]}`},
+		{`{"request":{"url":"%zz?x=1","query_string":5,"headers":"h"},"request":"r"}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 tags=[] modules=[] ctx= extra= req={Method: URL:%zz Query: Headers:[]}`},
+		{`{"request":{"headers":null}}`,
+			`<nil> level=error release= sdk= msg="" fp=[] trace=/ svc=1 grade=0 ts=1000000000 tags=[] modules=[] ctx= extra= req={Method: URL: Query: Headers:[]}`},
+		{`{"event_id":"not-hex"}`,
+			`event: event_id "not-hex" is not a UUID (32 hex digits) level= release= sdk= msg="" fp=[] trace=/ svc= grade=0 ts=0 tags=[] modules=[] ctx= extra=`},
+	} {
+		d, err := Convert([]byte(c.payload), "1", "0123456789abcdef0123456789abcdef", time.Unix(1, 0))
+		if got := fmt.Sprint(err) + " " + dumpSummary(d); got != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.payload, got, c.want)
+		}
+	}
+}
+
+// dumpSummary writes most of a Dump on one line.
+func dumpSummary(d model.Dump) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "level=%s release=%s sdk=%s msg=%q fp=%q trace=%s/%s svc=%s grade=%d ts=%d", d.Level, d.Release, d.SDK, d.Message, d.Fingerprint, d.TraceID, d.SpanID, d.Service, d.Grade, d.Timestamp)
+	for _, e := range d.Exceptions {
+		fmt.Fprintf(&b, " ex{%s %s %s %v %d}", e.Type, e.Value, e.Mechanism, e.Handled != nil && *e.Handled, len(e.Frames))
+	}
+	for _, th := range d.Threads {
+		fmt.Fprintf(&b, " th{%s %v %v %v}", th.ID, th.Crashed, th.Current, th.Frames)
+	}
+	fmt.Fprintf(&b, " tags=%v modules=%v ctx=%s extra=%s", d.Tags, d.Modules, d.Contexts, d.Extra)
+	if d.Request != nil {
+		fmt.Fprintf(&b, " req=%+v", *d.Request)
+	}
+	return b.String()
 }

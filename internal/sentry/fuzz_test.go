@@ -1,6 +1,7 @@
 package sentry
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -71,8 +72,21 @@ func FuzzConvert(f *testing.F) {
 	addSeeds(f, "testdata/events/*.json")
 	f.Add([]byte(`{"exception":[{"type":"E","stacktrace":{"frames":[{"lineno":1.5}]}}],"tags":[["a","b"]]}`))
 	f.Add([]byte(`{"request":{"url":"http://u:p@h/?token=1","headers":{"Cookie":"x"},"query_string":[["k","v"]]}}`))
+	f.Add([]byte(`{"a":[` + strings.Repeat(`[`, 9998) + strings.Repeat(`]`, 9998) + `]}`))
+	f.Add([]byte(`{"a":[` + strings.Repeat(`[`, 9999) + strings.Repeat(`]`, 9999) + `]}`))
+	for _, p := range []string{`{"a":1,}`, `{"a":01}`, `{"a":-}`, `{"a":1.}`, `{"a":1e}`, `{"a":"\x"}`, `{"a":"\u12"}`,
+		"{\"a\":\"\x01\"}", "{\"a\":\"\xff\"}", `{"a":[1,]}`, `{"a":{,}}`, `{"a":1}}`, `{"a":tru}`, `{"a":1e+5,"b":-0.0E-2}`} {
+		f.Add([]byte(p))
+	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		d, err := Convert(payload, "1", "", time.Unix(1, 0))
+		// The reader takes exactly the JSON objects that encoding/json
+		// takes.
+		if p := bytes.TrimSpace(payload); len(p) > 0 && p[0] == '{' {
+			if valid, invalid := json.Valid(p), err != nil && strings.HasPrefix(err.Error(), "event: invalid JSON"); valid == invalid {
+				t.Fatalf("valid JSON %v, but Convert says %v", valid, err)
+			}
+		}
 		if err != nil {
 			checkErr(t, err)
 			return

@@ -47,9 +47,9 @@ func RedactHeader(name, value string) string {
 
 // convertRequest keeps the method, the URL without credentials or query,
 // the query string and the headers, each secret redacted.
-func convertRequest(r request) *model.DumpRequest {
-	out := &model.DumpRequest{Method: strings.ToUpper(string(r.Method))}
-	rawURL := string(r.URL)
+func convertRequest(r requestFields) *model.DumpRequest {
+	out := &model.DumpRequest{Method: strings.ToUpper(r.Method)}
+	rawURL := r.URL
 	query := ""
 	if u, err := url.Parse(rawURL); err == nil {
 		if u.User != nil {
@@ -62,19 +62,18 @@ func convertRequest(r request) *model.DumpRequest {
 		rawURL, query = rawURL[:i], rawURL[i+1:]
 	}
 	out.URL = rawURL
-	if qs := strings.TrimSpace(string(r.QueryString)); qs != "" && qs != "null" {
-		if qs[0] == '"' {
-			query = strings.TrimPrefix(text(r.QueryString), "?")
-		} else {
-			v := url.Values{}
-			for _, p := range pairs(r.QueryString) {
-				v.Add(p[0], p[1])
-			}
-			query = v.Encode()
+	switch r.QueryKind {
+	case '"':
+		query = strings.TrimPrefix(r.QueryText, "?")
+	case 'p':
+		v := url.Values{}
+		for _, p := range r.QueryPairs {
+			v.Add(p[0], p[1])
 		}
+		query = v.Encode()
 	}
 	out.Query = redactQuery(query)
-	ps := pairs(r.Headers)
+	ps := r.Headers
 	for i := range ps {
 		ps[i][1] = RedactHeader(ps[i][0], ps[i][1])
 	}
