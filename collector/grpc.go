@@ -3,12 +3,14 @@ package collector
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/otlplogs"
@@ -40,7 +42,7 @@ func (g *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plog
 		return plogotlp.NewExportResponse(), status.Error(codes.InvalidArgument, err.Error())
 	}
 	if len(recs) > 0 {
-		if code, msg, reason := g.c.accept(ctx, recs, time.Now().UnixNano()); code != http.StatusOK {
+		if code, msg, reason := g.c.accept(ctx, grpcOrigin(ctx), recs, time.Now().UnixNano()); code != http.StatusOK {
 			g.c.httpMetrics.rejected.WithLabelValues(receiver, reason).Add(float64(len(recs)))
 			return plogotlp.NewExportResponse(), status.Error(grpcCode(code), msg)
 		}
@@ -56,13 +58,27 @@ type grpcTraces struct {
 
 func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
 	const receiver = "otlp_grpc_traces"
-	code, msg, reason := g.t.publishTraces(ctx, receiver, req.Traces())
+	code, msg, reason := g.t.publishTraces(ctx, receiver, grpcOrigin(ctx), req.Traces())
 	g.t.requests.Count(receiver, code)
 	if code != http.StatusOK {
 		g.t.rejected.WithLabelValues(receiver, reason).Inc()
 		return ptraceotlp.NewExportResponse(), status.Error(grpcCode(code), msg)
 	}
 	return ptraceotlp.NewExportResponse(), nil
+}
+
+// grpcOrigin is the origin of a gRPC call: its grade from the
+// x-vigil-grade metadata, as resilience's client interceptor sends it.
+func grpcOrigin(ctx context.Context) *origin {
+	o := &origin{arrived: time.Now()}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-vigil-grade"); len(v) > 0 {
+			if g, err := strconv.Atoi(v[0]); err == nil && g >= 1 && g <= 4 {
+				o.grade = g
+			}
+		}
+	}
+	return o
 }
 
 func grpcCode(httpCode int) codes.Code {
