@@ -11,6 +11,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
@@ -222,4 +230,89 @@ func newTestCollectorWith(t *testing.T, opt func(*Options)) *overloadCollector {
 		qs.Close()
 	})
 	return oc
+}
+
+// TestEveryReceiverIsBudgeted: each HTTP and gRPC receiver refuses a
+// service over its budget — 429 with Retry-After (gRPC: RESOURCE_EXHAUSTED
+// with a RetryInfo), the Sentry intake also with X-Sentry-Rate-Limits —
+// after admitting its first request, and counts the refused records.
+func TestEveryReceiverIsBudgeted(t *testing.T) {
+	o := DefaultOptions()
+	const any = "127.0.0.1:0"
+	o.Listen = Addrs{HTTP: any, GRPC: any, Zipkin: any, JaegerHTTP: any, Dumps: any}
+	o.Dumps.Keys = []string{testKey}
+	o.Overload = OverloadOptions{ServiceRate: 0.001, ServiceBurst: 1}
+	o.BatchMaxWait = 0
+	o.Logger = slog.New(slog.DiscardHandler)
+	c, err := New(o, Queues{Logs: &memQueue{}, Spans: &memQueue{}, Dumps: &memQueue{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listenAndRun(t, c)
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		name, addr, path, ct, body, signal, service string
+		ok                                          int
+	}{
+		{"logs API", "collector", "/api/v1/logs", "application/json", `{"service":"logsapi","message":"m"}`, "logs", "logsapi", 200},
+		{"Loki push", "collector", "/loki/api/v1/push", "application/json", `{"streams":[{"stream":{"service":"loki","grade":"2"},"values":[["1700000000000000000","m"]]}]}`, "logs", "loki", 204},
+		{"Zipkin", "zipkin", "/api/v2/spans", "application/json", `[{"traceId":"5af7183fb1d4cf5f5af7183fb1d4cf5f","id":"6b221d5bc9e6496c","name":"get","timestamp":1700000000000000,"duration":10,"localEndpoint":{"serviceName":"zipkin"}}]`, "spans", "zipkin", 202},
+		{"Sentry store", "dumps", "/api/42/store/?sentry_key=" + testKey, "application/json", `{"message":"m","tags":{"service":"sentry"}}`, "dumps", "sentry", 200},
+	} {
+		url := "http://" + c.Addr(tc.addr) + tc.path
+		for i, want := range []int{tc.ok, http.StatusTooManyRequests} {
+			code, body, h := doRequest(t, "POST", url, []byte(tc.body), "Content-Type", tc.ct)
+			if code != want {
+				t.Fatalf("%s, request %d: %d %s; want %d", tc.name, i+1, code, body, want)
+			}
+			if want == http.StatusTooManyRequests && (h.Get("Retry-After") == "" || !strings.Contains(body, "--collector.limits.service-rate")) {
+				t.Errorf("%s: 429 without Retry-After or the budget named: %q %s", tc.name, h.Get("Retry-After"), body)
+			}
+			if want == http.StatusTooManyRequests && tc.signal == "dumps" && !strings.HasSuffix(h.Get("X-Sentry-Rate-Limits"), ":overloaded") {
+				t.Errorf("%s: X-Sentry-Rate-Limits %q", tc.name, h.Get("X-Sentry-Rate-Limits"))
+			}
+		}
+		grade := "4"
+		if tc.name == "Loki push" {
+			grade = "2" // the stream's label
+		}
+		if v := testutil.ToFloat64(c.admission.shed.WithLabelValues(tc.signal, tc.service, grade, reasonBudget)); v != 1 {
+			t.Errorf("%s: %v records counted as shed; want 1", tc.name, v)
+		}
+	}
+
+	conn, err := grpc.NewClient(c.Addr("otlp-grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr(model.AttrServiceName, "grpc")
+	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID([16]byte{1})
+	sp.SetSpanID([8]byte{2})
+	client := ptraceotlp.NewGRPCClient(conn)
+	for i, want := range []codes.Code{codes.OK, codes.ResourceExhausted} {
+		_, err := client.Export(metadata.AppendToOutgoingContext(ctx, "x-vigil-grade", "3"), ptraceotlp.NewExportRequestFromTraces(td))
+		st := status.Convert(err)
+		if st.Code() != want {
+			t.Fatalf("OTLP/gRPC traces, call %d: %v; want %v", i+1, err, want)
+		}
+		if want == codes.ResourceExhausted {
+			var info *errdetails.RetryInfo
+			for _, d := range st.Details() {
+				if ri, ok := d.(*errdetails.RetryInfo); ok {
+					info = ri
+				}
+			}
+			if info == nil || info.GetRetryDelay().AsDuration() <= 0 {
+				t.Errorf("RESOURCE_EXHAUSTED without a RetryInfo: %v", st.Details())
+			}
+		}
+	}
+	if v := testutil.ToFloat64(c.admission.shed.WithLabelValues("spans", "grpc", "3", reasonBudget)); v != 1 {
+		t.Errorf("OTLP/gRPC: %v spans counted as shed; want 1", v)
+	}
 }
