@@ -17,12 +17,14 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
 	"github.com/vigilhq/vigil/internal/otlptraces"
+	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 )
 
-// The flood: the collector's capacity is made small by its flags — four
-// requests publish to the queue at once, sixteen wait, and each service's
-// fair budget is 1000 records per second — and one service (grade 4, it
+// The flood: the collector publishes to disk queues paced to one
+// publication per 3ms per signal, its capacity is made small by its flags
+// — four requests publish at once, sixteen wait, and each service's fair
+// budget is 1000 records per second — and one service (grade 4, it
 // says none) sends ten times that budget, logs and spans, from eight
 // clients at once, while a grade-1 service sends 200 log lines and 100
 // spans per second, a request of each every 100ms. Checked: every line and span of the grade-1 service
@@ -40,7 +42,33 @@ const (
 	steadyLines  = 20
 	steadySpans  = 10
 	steadyEvery  = 100 * time.Millisecond
+	floodPace    = 3 * time.Millisecond // per publication to a queue
 )
+
+// pacedQueue is a disk queue that takes one publication at a time, each
+// at least every: a queue slower than the flood, as a remote Kafka
+// cluster may be (the embedded disk queue takes this flood whole).
+type pacedQueue struct {
+	q     *diskqueue.Queue
+	every time.Duration
+	mu    sync.Mutex
+}
+
+func (p *pacedQueue) Publish(ctx context.Context, key string, value []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	time.Sleep(p.every)
+	return p.q.Publish(ctx, key, value)
+}
+
+func (p *pacedQueue) PublishBatch(ctx context.Context, records []queue.Record) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	time.Sleep(p.every)
+	return p.q.PublishBatch(ctx, records)
+}
+
+func (p *pacedQueue) MaxMessageBytes() int { return queue.MaxMessageBytes(p.q) }
 
 type answer struct {
 	sent time.Time
@@ -76,7 +104,7 @@ func TestFloodKeepsGradeOneFlowing(t *testing.T) {
 	tc := newTestCollectorWith(t, func(o *Options) {
 		o.Overload = OverloadOptions{MaxInflight: 4, MaxQueue: 16, QueueBudget: 2 * time.Second,
 			ServiceRate: floodBudget, ServiceBurst: floodBudget}
-	})
+	}, func(q *diskqueue.Queue) queue.Producer { return &pacedQueue{q: q, every: floodPace} })
 	fr := &floodRun{tc: tc, sent: map[string]time.Time{}, seen: map[string]time.Time{}, accepted: map[string]bool{}}
 	ctx, stop := context.WithCancel(context.Background())
 	var consumers sync.WaitGroup

@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
+	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 )
 
@@ -72,7 +73,7 @@ func TestCountByService(t *testing.T) {
 // Retry-After, naming the flag, counted by service and grade, and nothing
 // of its request is queued; another service keeps its own budget.
 func TestServiceBudget(t *testing.T) {
-	tc := newTestCollectorWith(t, func(o *Options) { o.Overload = OverloadOptions{ServiceRate: 10, ServiceBurst: 10} })
+	tc := newTestCollectorWith(t, func(o *Options) { o.Overload = OverloadOptions{ServiceRate: 10, ServiceBurst: 10} }, nil)
 	post := func(service string, n int, grade string) (int, string, http.Header) {
 		recs := make([]model.LogRecord, n)
 		for i := range recs {
@@ -196,8 +197,8 @@ type overloadCollector struct {
 
 // newTestCollectorWith is a collector over two disk queues, logs and
 // spans, serving the log and OTLP trace receivers, with options set by
-// opt.
-func newTestCollectorWith(t *testing.T, opt func(*Options)) *overloadCollector {
+// opt; wrap, when not nil, is what the collector publishes through.
+func newTestCollectorWith(t *testing.T, opt func(*Options), wrap func(*diskqueue.Queue) queue.Producer) *overloadCollector {
 	t.Helper()
 	open := func() *diskqueue.Queue {
 		qo := diskqueue.DefaultOptions()
@@ -216,7 +217,11 @@ func newTestCollectorWith(t *testing.T, opt func(*Options)) *overloadCollector {
 	o.Logger = slog.New(slog.DiscardHandler)
 	o.Registerer = reg
 	opt(&o)
-	c, err := New(o, Queues{Logs: q, Spans: qs})
+	var pl, ps queue.Producer = q, qs
+	if wrap != nil {
+		pl, ps = wrap(q), wrap(qs)
+	}
+	c, err := New(o, Queues{Logs: pl, Spans: ps})
 	if err != nil {
 		t.Fatal(err)
 	}
