@@ -59,6 +59,9 @@ type Options struct {
 	// service, e.g. "search=0.1,batch=0.01".
 	SampleRate         float64
 	ServiceSampleRates string
+	// Overload configures the receivers' overload protection: a guard
+	// shedding by grade and a fair budget per service; off by default.
+	Overload OverloadOptions
 	// Dumps configures the Sentry-compatible dumps intake, served when the
 	// collector has a dumps queue.
 	Dumps DumpsOptions
@@ -93,6 +96,7 @@ type Collector struct {
 	pipeline    *pipeline
 	ids         *idSource
 	httpMetrics *httpMetrics
+	admission   *admission // nil: no overload protection
 	tailer      *files.Tailer
 	traces      *Traces      // nil without a span queue
 	dumps       *dumpsIntake // nil without a dumps queue
@@ -130,6 +134,13 @@ func New(opts Options, q Queues) (*Collector, error) {
 		httpMetrics: newHTTPMetrics(opts.Registerer),
 	}
 	c.pipeline.ledger, c.pipeline.logger = opts.Ledger, opts.Logger
+	if o := opts.Overload; o.MaxInflight != 0 || o.ServiceRate != 0 {
+		a, err := newAdmission(o, opts.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		c.admission = a
+	}
 	if len(opts.FilePatterns) > 0 {
 		fo := opts.Files
 		fo.Patterns = opts.FilePatterns
@@ -148,12 +159,14 @@ func New(opts Options, q Queues) (*Collector, error) {
 			return nil, fmt.Errorf("--collector.sampling.*: %w", err)
 		}
 		c.traces = NewTraces(q.Spans, sampler, opts.MaxBodyBytes, opts.Logger.With("component", "traces"), opts.Registerer)
+		c.traces.admission = c.admission
 	}
 	if q.Dumps != nil {
 		in, err := newDumpsIntake(q.Dumps, opts.Dumps, c.httpMetrics, opts.Logger.With("component", "dumps"), opts.Registerer)
 		if err != nil {
 			return nil, err
 		}
+		in.admission = c.admission
 		c.dumps = in
 	}
 	return c, nil

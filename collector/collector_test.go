@@ -83,6 +83,23 @@ func doRequest(t testing.TB, method, url string, body []byte, hdr ...string) (in
 	return resp.StatusCode, string(b), resp.Header
 }
 
+// listenAndRun binds c's listeners and runs it until the test ends.
+func listenAndRun(t testing.TB, c *Collector) {
+	t.Helper()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+}
+
 // drain reads every queued record.
 func (tc *testCollector) drain(t *testing.T) []model.LogRecord {
 	t.Helper()

@@ -48,6 +48,8 @@ type dumpsIntake struct {
 	logger   *slog.Logger
 	metrics  *httpMetrics
 	items    *prometheus.CounterVec // type, outcome
+	// admission is the collector's overload protection; nil admits all.
+	admission *admission
 }
 
 const (
@@ -120,6 +122,9 @@ type intakeError struct {
 	code   int
 	reason string
 	detail string
+	// retryAfter, when set, is Retry-After of a 429 from overload
+	// protection.
+	retryAfter string
 }
 
 func refuse(code int, reason, format string, args ...any) *intakeError {
@@ -138,7 +143,11 @@ func (in *dumpsIntake) reply(w http.ResponseWriter, receiver string, e *intakeEr
 	}
 	in.metrics.requests.Count(receiver, e.code)
 	in.metrics.rejected.WithLabelValues(receiver, e.reason).Inc()
-	if e.code == http.StatusTooManyRequests {
+	switch {
+	case e.code == http.StatusTooManyRequests && e.retryAfter != "":
+		w.Header().Set("Retry-After", e.retryAfter)
+		w.Header().Set("X-Sentry-Rate-Limits", e.retryAfter+"::organization:overloaded")
+	case e.code == http.StatusTooManyRequests:
 		secs := max(1, int(in.opts.RetryAfter.Round(time.Second)/time.Second))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		w.Header().Set("X-Sentry-Rate-Limits", fmt.Sprintf("%d::organization:queue_full", secs))
@@ -249,7 +258,7 @@ func (in *dumpsIntake) envelope(w http.ResponseWriter, r *http.Request) ([]strin
 		sentry.FixTimestamp(&d, hdr.SentAt, now)
 		dumps = append(dumps, d)
 	}
-	if e := in.publish(r.Context(), project, dumps); e != nil {
+	if e := in.publish(r.Context(), r, project, dumps); e != nil {
 		return nil, e
 	}
 	in.countItems(counts)
@@ -304,18 +313,26 @@ func (in *dumpsIntake) store(w http.ResponseWriter, r *http.Request) (string, *i
 		return "", readError(err)
 	}
 	sentry.FixTimestamp(&d, "", now)
-	if e := in.publish(r.Context(), project, []model.Dump{d}); e != nil {
+	if e := in.publish(r.Context(), r, project, []model.Dump{d}); e != nil {
 		return "", e
 	}
 	in.countItems(map[string]int{"event": 1})
 	return d.EventID, nil
 }
 
-// publish queues dumps, returning only once the queue holds them durably.
-func (in *dumpsIntake) publish(ctx context.Context, project string, dumps []model.Dump) *intakeError {
+// publish queues dumps of request r, once overload protection admitted
+// them, returning only once the queue holds them durably.
+func (in *dumpsIntake) publish(ctx context.Context, r *http.Request, project string, dumps []model.Dump) *intakeError {
 	if len(dumps) == 0 {
 		return nil
 	}
+	o := &origin{grade: requestGrade(r, 0, 0), arrived: time.Now()}
+	counts, best := countByService(len(dumps), func(i int) (string, int) { return dumps[i].Service, dumps[i].Grade })
+	release, refused := in.admission.admit(ctx, "dumps", o, best, counts)
+	if refused != nil {
+		return &intakeError{code: http.StatusTooManyRequests, reason: "overloaded", detail: refused.msg, retryAfter: refused.retryAfterSeconds()}
+	}
+	defer release()
 	recs := make([]queue.Record, len(dumps))
 	for i := range dumps {
 		v, err := dumps[i].EncodeJSON()

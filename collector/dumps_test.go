@@ -56,18 +56,7 @@ func newDumpsCollector(t testing.TB, o DumpsOptions, producer queue.Producer) *d
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	listenAndRun(t, c)
 	dc.c, dc.base = c, "http://"+c.Addr("dumps")
 	return dc
 }

@@ -3,13 +3,17 @@ package collector
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/vigilhq/vigil/internal/otlplogs"
 )
@@ -40,9 +44,10 @@ func (g *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plog
 		return plogotlp.NewExportResponse(), status.Error(codes.InvalidArgument, err.Error())
 	}
 	if len(recs) > 0 {
-		if code, msg, reason := g.c.accept(ctx, recs, time.Now().UnixNano()); code != http.StatusOK {
+		o := grpcOrigin(ctx)
+		if code, msg, reason := g.c.accept(ctx, o, recs, time.Now().UnixNano()); code != http.StatusOK {
 			g.c.httpMetrics.rejected.WithLabelValues(receiver, reason).Add(float64(len(recs)))
-			return plogotlp.NewExportResponse(), status.Error(grpcCode(code), msg)
+			return plogotlp.NewExportResponse(), grpcError(code, msg, o)
 		}
 	}
 	g.c.httpMetrics.received.WithLabelValues(receiver).Add(float64(len(recs)))
@@ -56,13 +61,42 @@ type grpcTraces struct {
 
 func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
 	const receiver = "otlp_grpc_traces"
-	code, msg, reason := g.t.publishTraces(ctx, receiver, req.Traces())
+	o := grpcOrigin(ctx)
+	code, msg, reason := g.t.publishTraces(ctx, receiver, o, req.Traces())
 	g.t.requests.Count(receiver, code)
 	if code != http.StatusOK {
 		g.t.rejected.WithLabelValues(receiver, reason).Inc()
-		return ptraceotlp.NewExportResponse(), status.Error(grpcCode(code), msg)
+		return ptraceotlp.NewExportResponse(), grpcError(code, msg, o)
 	}
 	return ptraceotlp.NewExportResponse(), nil
+}
+
+// grpcOrigin is the origin of a gRPC call: its grade from the
+// x-vigil-grade metadata, as resilience's client interceptor sends it.
+// Its header collects the Retry-After of a refusal, for grpcError.
+func grpcOrigin(ctx context.Context) *origin {
+	o := &origin{arrived: time.Now(), header: http.Header{}}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-vigil-grade"); len(v) > 0 {
+			if g, err := strconv.Atoi(v[0]); err == nil && g >= 1 && g <= 4 {
+				o.grade = g
+			}
+		}
+	}
+	return o
+}
+
+// grpcError is the status of a refusal with HTTP code. One from overload
+// protection carries a RetryInfo with its delay: OTLP exporters retry
+// RESOURCE_EXHAUSTED only when the server says when.
+func grpcError(code int, msg string, o *origin) error {
+	st := status.New(grpcCode(code), msg)
+	if secs, err := strconv.Atoi(o.header.Get("Retry-After")); err == nil {
+		if withInfo, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)}); err == nil {
+			st = withInfo
+		}
+	}
+	return st.Err()
 }
 
 func grpcCode(httpCode int) codes.Code {

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,9 +107,7 @@ func (c *Collector) handleLogsAPI(w http.ResponseWriter, r *http.Request) {
 		if reason != "" {
 			c.httpMetrics.rejected.WithLabelValues(receiver, reason).Add(float64(max(n, 1)))
 		}
-		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
+		setRetryAfter(w, code)
 		httpserver.WriteJSON(w, code, resp)
 	}
 	data, err := readBody(r, w, c.opts.MaxBodyBytes)
@@ -122,7 +119,8 @@ func (c *Collector) handleLogsAPI(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusBadRequest, logsAPIResponse{Error: err.Error()}, "invalid", 1)
 		return
 	}
-	now := time.Now().UnixNano()
+	o := httpOrigin(w, r)
+	now := o.arrived.UnixNano()
 	d := decoderPool.Get().(*logsjson.Decoder)
 	recs, errs, bad := d.Decode(nil, data, now)
 	decoderPool.Put(d)
@@ -141,7 +139,7 @@ func (c *Collector) handleLogsAPI(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusBadRequest, logsAPIResponse{Error: "request body has no records; send NDJSON or a JSON array of {\"message\": ...} objects"}, "invalid", 1)
 		return
 	}
-	code, msg, reason := c.accept(r.Context(), recs, now)
+	code, msg, reason := c.accept(r.Context(), o, recs, now)
 	if code != http.StatusOK {
 		reply(code, logsAPIResponse{Error: msg}, reason, len(recs))
 		return
@@ -150,9 +148,16 @@ func (c *Collector) handleLogsAPI(w http.ResponseWriter, r *http.Request) {
 	reply(http.StatusOK, logsAPIResponse{Accepted: len(recs)}, "", 0)
 }
 
-// accept assigns ids, defaults missing timestamps to the arrival time now,
-// and queues recs, mapping failures to a status code.
-func (c *Collector) accept(ctx context.Context, recs []model.LogRecord, now int64) (code int, msg, reason string) {
+// accept passes recs through overload protection, assigns ids, defaults
+// missing timestamps to the arrival time now, and queues recs, mapping
+// failures to a status code.
+func (c *Collector) accept(ctx context.Context, o *origin, recs []model.LogRecord, now int64) (code int, msg, reason string) {
+	counts, best := countByService(len(recs), func(i int) (string, int) { return recs[i].Service, recs[i].Grade })
+	release, refused := c.admission.admit(ctx, "logs", o, best, counts)
+	if refused != nil {
+		return http.StatusTooManyRequests, refused.msg, "overloaded"
+	}
+	defer release()
 	c.ids.assign(recs)
 	for i := range recs {
 		if recs[i].Timestamp == 0 {
@@ -171,6 +176,14 @@ func (c *Collector) accept(ctx context.Context, recs []model.LogRecord, now int6
 	default:
 		c.logger.Warn("cannot queue records", "records", len(recs), "err", err)
 		return http.StatusServiceUnavailable, "the collector cannot queue records right now: " + err.Error(), "unavailable"
+	}
+}
+
+// setRetryAfter asks the client of a 429 or 503 to wait a second, unless
+// overload protection already said how long.
+func setRetryAfter(w http.ResponseWriter, code int) {
+	if (code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
 	}
 }
 

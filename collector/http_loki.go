@@ -6,7 +6,6 @@ import (
 	"mime"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/vigilhq/vigil/internal/lokipush"
 )
@@ -28,11 +27,10 @@ func (c *Collector) handleLokiPush(w http.ResponseWriter, r *http.Request) {
 	fail := func(code int, reason, msg string, n int) {
 		c.httpMetrics.requests.Count(receiver, code)
 		c.httpMetrics.rejected.WithLabelValues(receiver, reason).Add(float64(max(n, 1)))
-		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
+		setRetryAfter(w, code)
 		http.Error(w, msg, code)
 	}
+	o := httpOrigin(w, r)
 	format := lokipush.Protobuf
 	if v := r.Header.Get("Content-Type"); v != "" {
 		ct, _, err := mime.ParseMediaType(v)
@@ -54,7 +52,7 @@ func (c *Collector) handleLokiPush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	now := time.Now().UnixNano()
+	now := o.arrived.UnixNano()
 	d := lokiDecoderPool.Get().(*lokipush.Decoder)
 	d.MaxDecodedBytes, d.MaxLineBytes = int(min(c.opts.MaxBodyBytes, 1<<31-1)), c.opts.LokiMaxLineBytes
 	res, err := d.Decode(nil, data, format, now)
@@ -73,7 +71,7 @@ func (c *Collector) handleLokiPush(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if n := len(res.Records); n > 0 {
-		if code, msg, reason := c.accept(r.Context(), res.Records, now); code != http.StatusOK {
+		if code, msg, reason := c.accept(r.Context(), o, res.Records, now); code != http.StatusOK {
 			if res.Invalid > 0 {
 				c.httpMetrics.rejected.WithLabelValues(receiver, "invalid").Add(float64(res.Invalid))
 			}

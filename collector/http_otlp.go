@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -24,13 +23,12 @@ const (
 // request's encoding, or an error status with a google.rpc.Status body.
 func (c *Collector) handleOTLPLogs(w http.ResponseWriter, r *http.Request) {
 	const receiver = "otlp_http_logs"
+	o := httpOrigin(w, r)
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	fail := func(code int, reason, msg string, n int) {
 		c.httpMetrics.requests.Count(receiver, code)
 		c.httpMetrics.rejected.WithLabelValues(receiver, reason).Add(float64(max(n, 1)))
-		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
+		setRetryAfter(w, code)
 		writeOTLPStatus(w, ct, code, msg)
 	}
 	if ct != contentTypeProtobuf && ct != contentTypeJSON {
@@ -59,7 +57,7 @@ func (c *Collector) handleOTLPLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(recs) > 0 {
-		if code, msg, reason := c.accept(r.Context(), recs, time.Now().UnixNano()); code != http.StatusOK {
+		if code, msg, reason := c.accept(r.Context(), o, recs, o.arrived.UnixNano()); code != http.StatusOK {
 			fail(code, reason, msg, len(recs))
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,8 @@ type Traces struct {
 	sampler  *Sampler
 	maxBody  int64
 	logger   *slog.Logger
+	// admission is the collector's overload protection; nil admits all.
+	admission *admission
 
 	requests *httpserver.RequestMetrics
 	received *prometheus.CounterVec // receiver
@@ -80,10 +83,19 @@ func (t *Traces) RegisterJaeger(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/traces", t.handleJaegerHTTP)
 }
 
-// publish samples spans and queues them. raw, when not nil, is the OTLP
+// publish samples spans and queues them, once overload protection
+// admitted them (o nil: not subject to it). raw, when not nil, is the OTLP
 // protobuf encoding the spans were decoded from: when the sampler keeps
 // every span it is queued as it came, sparing an encoding.
-func (t *Traces) publish(ctx context.Context, receiver string, spans []model.Span, raw []byte) (code int, msg, reason string) {
+func (t *Traces) publish(ctx context.Context, receiver string, o *origin, spans []model.Span, raw []byte) (code int, msg, reason string) {
+	if len(spans) > 0 {
+		counts, best := countByService(len(spans), func(i int) (string, int) { return spans[i].Service, spans[i].Grade })
+		release, refused := t.admission.admit(ctx, "spans", o, best, counts)
+		if refused != nil {
+			return http.StatusTooManyRequests, refused.msg, "overloaded"
+		}
+		defer release()
+	}
 	t.received.WithLabelValues(receiver).Add(float64(len(spans)))
 	if raw != nil && t.sampler.keepsAll() {
 		for i := 0; i < len(spans); {
@@ -111,26 +123,43 @@ func (t *Traces) publish(ctx context.Context, receiver string, spans []model.Spa
 // server. When the sampler keeps every span (the default) the request goes
 // to the queue re-encoded as it is, without a conversion to Vigil's model
 // and back.
-func (t *Traces) publishTraces(ctx context.Context, receiver string, td ptrace.Traces) (code int, msg, reason string) {
+func (t *Traces) publishTraces(ctx context.Context, receiver string, o *origin, td ptrace.Traces) (code int, msg, reason string) {
 	if !t.sampler.keepsAll() {
-		return t.publish(ctx, receiver, otlptraces.FromTraces(nil, td), nil)
+		return t.publish(ctx, receiver, o, otlptraces.FromTraces(nil, td), nil)
 	}
 	n := td.SpanCount()
-	t.received.WithLabelValues(receiver).Add(float64(n))
 	if n == 0 {
+		t.received.WithLabelValues(receiver).Add(0)
 		return http.StatusOK, "", ""
 	}
 	rss := td.ResourceSpans()
+	var counts []serviceCount
+	best := 0
 	for i := 0; i < rss.Len(); i++ {
+		attrs := rss.At(i).Resource().Attributes()
 		service := ""
-		if v, ok := rss.At(i).Resource().Attributes().Get(model.AttrServiceName); ok {
+		if v, ok := attrs.Get(model.AttrServiceName); ok {
 			service = v.AsString()
+		}
+		if v, ok := attrs.Get(model.AttrGrade); ok {
+			if g, err := strconv.Atoi(v.AsString()); err == nil {
+				best = better(best, g)
+			}
 		}
 		k, sss := 0, rss.At(i).ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			k += sss.At(j).Spans().Len()
 		}
-		t.sampler.countKept(service, k)
+		counts = append(counts, serviceCount{service: service, n: k})
+	}
+	release, refused := t.admission.admit(ctx, "spans", o, best, counts)
+	if refused != nil {
+		return http.StatusTooManyRequests, refused.msg, "overloaded"
+	}
+	defer release()
+	t.received.WithLabelValues(receiver).Add(float64(n))
+	for _, c := range counts {
+		t.sampler.countKept(c.service, c.n)
 	}
 	data, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 	return t.enqueue(ctx, n, data, nil, err)
@@ -188,9 +217,7 @@ func (t *Traces) reply(w http.ResponseWriter, receiver string, code int, reason,
 	if reason != "" {
 		t.rejected.WithLabelValues(receiver, reason).Inc()
 	}
-	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
+	setRetryAfter(w, code)
 	if code >= 300 {
 		http.Error(w, msg, code)
 		return
@@ -213,13 +240,12 @@ func (t *Traces) body(w http.ResponseWriter, r *http.Request, receiver string) (
 
 func (t *Traces) handleOTLP(w http.ResponseWriter, r *http.Request) {
 	const receiver = "otlp_http_traces"
+	o := httpOrigin(w, r)
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	fail := func(code int, reason, msg string) {
 		t.requests.Count(receiver, code)
 		t.rejected.WithLabelValues(receiver, reason).Inc()
-		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
+		setRetryAfter(w, code)
 		writeOTLPStatus(w, ct, code, msg)
 	}
 	if ct != contentTypeProtobuf && ct != contentTypeJSON {
@@ -244,7 +270,7 @@ func (t *Traces) handleOTLP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "invalid", err.Error())
 		return
 	}
-	if code, msg, reason := t.publish(r.Context(), receiver, spans, raw); code != http.StatusOK {
+	if code, msg, reason := t.publish(r.Context(), receiver, o, spans, raw); code != http.StatusOK {
 		fail(code, reason, msg)
 		return
 	}
@@ -262,6 +288,7 @@ func (t *Traces) handleOTLP(w http.ResponseWriter, r *http.Request) {
 
 func (t *Traces) handleZipkin(w http.ResponseWriter, r *http.Request) {
 	const receiver = "zipkin"
+	o := httpOrigin(w, r)
 	data, ok := t.body(w, r, receiver)
 	if !ok {
 		return
@@ -280,7 +307,7 @@ func (t *Traces) handleZipkin(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("%d of %d spans are invalid; nothing was accepted: %s", bad, bad+len(spans), strings.Join(msgs, "; ")))
 		return
 	}
-	code, msg, reason := t.publish(r.Context(), receiver, spans, nil)
+	code, msg, reason := t.publish(r.Context(), receiver, o, spans, nil)
 	if code == http.StatusOK {
 		code = http.StatusAccepted // Zipkin's answer
 	}
@@ -289,6 +316,7 @@ func (t *Traces) handleZipkin(w http.ResponseWriter, r *http.Request) {
 
 func (t *Traces) handleJaegerHTTP(w http.ResponseWriter, r *http.Request) {
 	const receiver = "jaeger_http"
+	o := httpOrigin(w, r)
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct != "application/x-thrift" && ct != "application/vnd.apache.thrift.binary" {
 		t.reply(w, receiver, http.StatusUnsupportedMediaType, "invalid", fmt.Sprintf("unsupported Content-Type %q; use application/x-thrift", ct))
@@ -303,7 +331,7 @@ func (t *Traces) handleJaegerHTTP(w http.ResponseWriter, r *http.Request) {
 		t.reply(w, receiver, http.StatusBadRequest, "invalid", err.Error())
 		return
 	}
-	code, msg, reason := t.publish(r.Context(), receiver, spans, nil)
+	code, msg, reason := t.publish(r.Context(), receiver, o, spans, nil)
 	if code == http.StatusOK {
 		code = http.StatusAccepted // what Jaeger's collector answers
 	}
@@ -338,7 +366,7 @@ func (t *Traces) ServeJaegerUDP(ctx context.Context, conn net.PacketConn, compac
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		code, _, _ := t.publish(pctx, receiver, spans, nil)
+		code, _, _ := t.publish(pctx, receiver, nil, spans, nil)
 		cancel()
 		if code != http.StatusOK {
 			t.udpDrops.WithLabelValues(receiver, "queue").Inc()

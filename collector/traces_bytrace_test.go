@@ -94,7 +94,7 @@ func TestTracesKeyEachTraceByItsID(t *testing.T) {
 	}
 	for _, raw := range [][]byte{data, nil} {
 		var r recorder
-		if code, msg, _ := newTestTraces(t, &r).publish(context.Background(), "test", spans, raw); code != http.StatusOK {
+		if code, msg, _ := newTestTraces(t, &r).publish(context.Background(), "test", nil, spans, raw); code != http.StatusOK {
 			t.Fatalf("publish: %d %s", code, msg)
 		}
 		if r.batches != 1 {
@@ -133,11 +133,11 @@ func TestTracesReportFailures(t *testing.T) {
 	spans := []model.Span{testSpan(1, 1, "a"), testSpan(2, 1, "b")}
 	boom := errors.New("broker down")
 	r := recorder{fail: map[string]error{spans[1].TraceID.String(): boom}}
-	if code, msg, reason := newTestTraces(t, &r).publish(context.Background(), "test", spans, nil); code != http.StatusServiceUnavailable || reason != "unavailable" {
+	if code, msg, reason := newTestTraces(t, &r).publish(context.Background(), "test", nil, spans, nil); code != http.StatusServiceUnavailable || reason != "unavailable" {
 		t.Errorf("publish with one trace refused: got %d %s (%s); want 503", code, msg, reason)
 	}
 	r = recorder{fail: map[string]error{spans[0].TraceID.String(): fmt.Errorf("spool: %w", queue.ErrFull)}}
-	if code, _, reason := newTestTraces(t, &r).publish(context.Background(), "test", spans, nil); code != http.StatusTooManyRequests || reason != "queue_full" {
+	if code, _, reason := newTestTraces(t, &r).publish(context.Background(), "test", nil, spans, nil); code != http.StatusTooManyRequests || reason != "queue_full" {
 		t.Errorf("publish into a full queue: got %d (%s); want 429", code, reason)
 	}
 }
@@ -153,7 +153,7 @@ func TestTracesSplitATraceTooLargeForTheQueue(t *testing.T) {
 	}
 	data, _ := otlptraces.Marshal(spans)
 	r := &recorder{max: len(data) / 3}
-	if code, msg, _ := newTestTraces(t, r).publish(context.Background(), "test", spans, data); code != http.StatusOK {
+	if code, msg, _ := newTestTraces(t, r).publish(context.Background(), "test", nil, spans, data); code != http.StatusOK {
 		t.Fatalf("publish: %d %s", code, msg)
 	}
 	key := spans[0].TraceID.String()
@@ -169,7 +169,7 @@ func TestTracesSplitATraceTooLargeForTheQueue(t *testing.T) {
 	huge := testSpan(7, 1, "big")
 	huge.Name = string(make([]byte, 4096))
 	r = &recorder{max: 1024}
-	if code, _, reason := newTestTraces(t, r).publish(context.Background(), "test", []model.Span{huge, testSpan(8, 1, "small")}, nil); code != http.StatusRequestEntityTooLarge || reason != "too_large" {
+	if code, _, reason := newTestTraces(t, r).publish(context.Background(), "test", nil, []model.Span{huge, testSpan(8, 1, "small")}, nil); code != http.StatusRequestEntityTooLarge || reason != "too_large" {
 		t.Errorf("publish of a span larger than the queue accepts: got %d (%s); want 413", code, reason)
 	}
 	if r.spans() != 0 {

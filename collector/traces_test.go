@@ -118,7 +118,7 @@ func TestOTLPQueuedAsReceived(t *testing.T) {
 			t.Fatal(err)
 		}
 		tr := NewTraces(&rec, sampler, 1<<20, slog.New(slog.DiscardHandler), reg)
-		if code, msg, _ := tr.publishTraces(context.Background(), "otlp_grpc_traces", otlptraces.ToTraces(spans)); code != http.StatusOK {
+		if code, msg, _ := tr.publishTraces(context.Background(), "otlp_grpc_traces", nil, otlptraces.ToTraces(spans)); code != http.StatusOK {
 			t.Fatalf("rate %v: %d %s", rate, code, msg)
 		}
 		got := rec.spans()

@@ -64,6 +64,7 @@ type collectorFlags struct {
 	sampleRate     *float64
 	serviceRates   *string
 	dumpsKeys      config.StringList
+	overload       collector.OverloadOptions
 }
 
 func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
@@ -90,6 +91,12 @@ func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
 	f.sampleRate = fs.Float64("collector.sampling.rate", 1, "fraction of traces kept by head sampling; spans of grade-1 services are always kept")
 	f.serviceRates = fs.String("collector.sampling.service-rates", "", "per-service sampling fractions, e.g. search=0.1,batch=0.01")
 	fs.StringVar(&l.Dumps, "collector.dumps.listen", config.DefaultDumpsAddr, "address of the Sentry-compatible dumps intake, POST /api/{project}/envelope/ and /store/; empty disables it")
+	ov := &f.overload
+	fs.IntVar(&ov.MaxInflight, "collector.overload.max-inflight", 0, "requests the receivers publish to the queue at once; the others wait by grade (1 first) and are shed with 429 by grade (4 first); 0 disables overload protection")
+	fs.IntVar(&ov.MaxQueue, "collector.overload.max-queue", 0, "requests waiting for one of --collector.overload.max-inflight; 0 for four times that")
+	fs.DurationVar(&ov.QueueBudget, "collector.overload.queue-budget", 250*time.Millisecond, "longest a request waits for its turn before it is answered 429")
+	fs.Float64Var(&ov.ServiceRate, "collector.limits.service-rate", 0, "each service's fair budget in records (log records, spans, events) per second; a service over it is answered 429 with Retry-After; 0 for no budget")
+	fs.IntVar(&ov.ServiceBurst, "collector.limits.service-burst", 0, "records a service may send at once above --collector.limits.service-rate; 0 for one second's budget")
 	fs.Var(&f.dumpsKeys, "dumps.keys", "DSN public keys the dumps intake accepts, KEY or KEY/PROJECT (comma-separated or repeated); none refuses every event, except that all-in-one creates one")
 	return f
 }
@@ -112,6 +119,7 @@ func (f *collectorFlags) options(dataDir string) collector.Options {
 	o.Listen.HTTP = *f.listen
 	o.SampleRate, o.ServiceSampleRates = *f.sampleRate, *f.serviceRates
 	o.Dumps.Keys = f.dumpsKeys
+	o.Overload = f.overload
 	return o
 }
 

@@ -149,11 +149,11 @@ func (g *Guard) Enter(now, arrived, deadline time.Time, grade int) (*Waiter, err
 		g.inflightG.Inc()
 		return nil, nil
 	}
-	if float64(g.queued) >= g.c.ShedAt[gi-1]*float64(g.c.MaxQueue) || g.queued >= g.c.MaxQueue {
+	if queued := g.queued; float64(queued) >= g.c.ShedAt[gi-1]*float64(g.c.MaxQueue) || queued >= g.c.MaxQueue {
 		g.mu.Unlock()
 		g.rejected.WithLabelValues(gradeLabels[gi], ReasonShed).Inc()
 		return nil, &RejectError{Reason: ReasonShed, Grade: gi, Waited: time.Duration(n - w.arrived),
-			Limit: fmt.Sprintf("%d requests queued, grade %d is shed from %.0f%% of the queue's %d", g.queued, gi, 100*g.c.ShedAt[gi-1], g.c.MaxQueue)}
+			Limit: fmt.Sprintf("%d requests queued, grade %d is shed from %.0f%% of the queue's %d", queued, gi, 100*g.c.ShedAt[gi-1], g.c.MaxQueue)}
 	}
 	wp := &Waiter{grade: gi, arrived: w.arrived, deadline: w.deadline, Ready: make(chan error, 1)}
 	wp.elem = g.lanes[gi].PushBack(wp)
