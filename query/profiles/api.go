@@ -1,8 +1,9 @@
-// Package profiles answers queries on stored profiles, on one
+// Package profiles answers queries on stored profiles three ways, on one
 // storage.ProfileReader: Grafana's Pyroscope data source (the connect
-// service querier.v1.QuerierService) and a pprof API under
-// /vigil/api/v1/profiles/ whose downloads open in go tool pprof.
-// docs/profiles.md documents them.
+// service querier.v1.QuerierService), a pprof API under
+// /vigil/api/v1/profiles/ whose downloads open in go tool pprof, and
+// pprof's own web UI under /vigil/ui/pprof/. docs/profiles.md documents
+// them.
 package profiles
 
 import (
@@ -12,8 +13,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/pprof/profile"
@@ -28,6 +31,9 @@ type Options struct {
 	// DefaultRange is the range queried when a request gives no start;
 	// 0 means one hour before end.
 	DefaultRange time.Duration
+	// UICacheSize bounds the pprof web UIs kept (one per selection and
+	// range); the least recently used is evicted. 0 means 8.
+	UICacheSize int
 	// Logger receives errors of the store; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the API's metrics; nil registers nothing.
@@ -45,15 +51,23 @@ type API struct {
 	requests *prometheus.CounterVec
 	bad      *prometheus.CounterVec
 	failed   *prometheus.CounterVec
+
+	ui *uiCache
 }
 
-// APIPrefix is where RegisterHTTP mounts the pprof API.
-const APIPrefix = "/vigil/api/v1/profiles/"
+// Prefixes under which RegisterHTTP mounts the pprof API and pprof's UI.
+const (
+	APIPrefix = "/vigil/api/v1/profiles/"
+	UIPrefix  = "/vigil/ui/pprof/"
+)
 
 // New returns an API reading r.
 func New(opts Options, r storage.ProfileReader) *API {
 	if opts.DefaultRange <= 0 {
 		opts.DefaultRange = time.Hour
+	}
+	if opts.UICacheSize <= 0 {
+		opts.UICacheSize = 8
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -77,11 +91,13 @@ func New(opts Options, r storage.ProfileReader) *API {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(a.requests, a.bad, a.failed)
 	}
+	a.ui = newUICache(a, opts.UICacheSize)
 	return a
 }
 
-// RegisterHTTP mounts the query APIs on mux: the connect service at
-// /querier.v1.QuerierService/ and the pprof API under APIPrefix.
+// RegisterHTTP mounts the three query APIs on mux: the connect service at
+// /querier.v1.QuerierService/, the pprof API under APIPrefix and pprof's
+// web UI under UIPrefix.
 func (a *API) RegisterHTTP(mux *http.ServeMux) {
 	path, h := a.querierHandler()
 	mux.Handle(path, h)
@@ -94,6 +110,7 @@ func (a *API) RegisterHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+APIPrefix+"label/{name}/values", a.serveJSON(a.labelValues))
 	mux.HandleFunc("GET "+APIPrefix+"series", a.serveJSON(a.series))
 	mux.HandleFunc("GET "+APIPrefix+"list", a.serveJSON(a.list))
+	mux.Handle(UIPrefix, a.ui)
 }
 
 // servePprof answers the gzipped pprof fn returns, named by its second
@@ -128,10 +145,17 @@ func (a *API) serveJSON(fn func(r *http.Request, sel storage.ProfileSelector) (a
 
 // selection reads query (prefixed by pfx: "" or "base_"), start and end.
 func (a *API) selection(r *http.Request, pfx string) (storage.ProfileSelector, error) {
+	if err := r.ParseForm(); err != nil {
+		return storage.ProfileSelector{}, badf("cannot parse the request's parameters: %v", err)
+	}
+	return a.selectionOf(r.Form, pfx)
+}
+
+func (a *API) selectionOf(form url.Values, pfx string) (storage.ProfileSelector, error) {
 	var ps storage.ProfileSelector
-	q := r.FormValue(pfx + "query")
+	q := form.Get(pfx + "query")
 	if pfx != "" && q == "" {
-		q = r.FormValue("query")
+		q = form.Get("query")
 	}
 	sel, err := parseSelector(q)
 	if err != nil {
@@ -142,13 +166,13 @@ func (a *API) selection(r *http.Request, pfx string) (storage.ProfileSelector, e
 	}
 	ps.Type, ps.Matchers = sel.Name, sel.Matchers
 	ps.End = a.opts.Now().UnixNano()
-	if v := r.FormValue(pfx + "end"); v != "" {
+	if v := form.Get(pfx + "end"); v != "" {
 		if ps.End, err = parseTime(pfx+"end", v); err != nil {
 			return ps, err
 		}
 	}
 	ps.Start = ps.End - int64(a.opts.DefaultRange)
-	if v := r.FormValue(pfx + "start"); v != "" {
+	if v := form.Get(pfx + "start"); v != "" {
 		if ps.Start, err = parseTime(pfx+"start", v); err != nil {
 			return ps, err
 		}
@@ -171,6 +195,25 @@ func (a *API) mergeQuery(r *http.Request, pfx string) (storage.MergeQuery, error
 		}
 	}
 	return q, nil
+}
+
+// mergeOf merges a selection. Profiles of different types cannot be
+// merged: a selection without a type must hold a single one.
+func (a *API) mergeOf(ctx context.Context, q storage.MergeQuery) (*profile.Profile, error) {
+	if q.Type == "" {
+		ts, err := a.r.ProfileTypes(ctx, q.ProfileSelector)
+		if err != nil {
+			return nil, err
+		}
+		if len(ts) > 1 {
+			names := make([]string, len(ts))
+			for i, t := range ts {
+				names[i] = t.Type
+			}
+			return nil, badf("the selection holds profiles of types %s, which cannot be merged: name one, as in %s{…}", strings.Join(names, ", "), names[0])
+		}
+	}
+	return a.r.Merge(ctx, q)
 }
 
 func validSpanID(s string) bool {
@@ -228,7 +271,7 @@ func (a *API) merge(r *http.Request) (*profile.Profile, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := a.r.Merge(r.Context(), q)
+	p, err := a.mergeOf(r.Context(), q)
 	return p, "merge", err
 }
 
@@ -270,11 +313,11 @@ func (a *API) diff(r *http.Request) (*profile.Profile, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	target, err := a.r.Merge(r.Context(), tq)
+	target, err := a.mergeOf(r.Context(), tq)
 	if err != nil {
 		return nil, "", err
 	}
-	base, err := a.r.Merge(r.Context(), bq)
+	base, err := a.mergeOf(r.Context(), bq)
 	if err != nil {
 		return nil, "", err
 	}
@@ -394,7 +437,7 @@ func (a *API) top(r *http.Request, sel storage.ProfileSelector) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := a.r.Merge(r.Context(), q)
+	p, err := a.mergeOf(r.Context(), q)
 	if err != nil {
 		return nil, err
 	}

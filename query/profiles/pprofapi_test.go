@@ -2,8 +2,6 @@ package profiles
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -21,16 +19,8 @@ func get(t *testing.T, f *fixture, path string, params url.Values) (int, []byte)
 	if params != nil {
 		u += "?" + params.Encode()
 	}
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	code, b, _ := getPage(t, f, u)
+	return code, []byte(b)
 }
 
 func getProfile(t *testing.T, f *fixture, path string, params url.Values) *profile.Profile {
@@ -235,6 +225,7 @@ func TestBadRequestsAre400NamingTheProblem(t *testing.T) {
 		{APIPrefix + "diff", url.Values{"query": {`cpu`}, "base_query": {`{`}}, "base_query", 400},
 		{APIPrefix + "top", url.Values{"query": {`cpu`}, "limit": {"-1"}}, "limit", 400},
 		{APIPrefix + "top", with(hour(), "query", `cpu`, "sample_type", "wall"), "sample type", 400},
+		{APIPrefix + "merge", with(hour(), "query", `{service="checkout"}`), "types cpu, heap", 400},
 		{APIPrefix + "profile/zz", nil, "profile id", 400},
 		{APIPrefix + "profile/00000000000000000000000000000000", nil, "not found", 404},
 	} {
@@ -243,8 +234,8 @@ func TestBadRequestsAre400NamingTheProblem(t *testing.T) {
 			t.Errorf("GET %s %v: %d %s, want %d naming %q", c.path, c.params, code, b, c.code, c.want)
 		}
 	}
-	if got := f.counter(t, "vigil_profile_query_bad_requests_total", "pprof"); got != 9 {
-		t.Fatalf("bad requests counted: %v, want 9", got)
+	if got := f.counter(t, "vigil_profile_query_bad_requests_total", "pprof"); got != 10 {
+		t.Fatalf("bad requests counted: %v, want 10", got)
 	}
 }
 
