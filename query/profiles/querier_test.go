@@ -19,32 +19,45 @@ import (
 
 const cpuID = "cpu:cpu:nanoseconds:cpu:nanoseconds"
 
-// decodeFlameGraph reads Pyroscope's levels as Grafana's data source does
-// (each node's x is its offset plus the end of the previous node of its
-// level) and returns the self value per name and the nodes' extents,
-// checking that every node lies within a node of the level above.
+// decodeFlameGraph reads Pyroscope's levels as Grafana's data source does:
+// a node's start is its offset plus the end of the previous node of its
+// level, and it belongs to the first parent, in order, that spans it. It
+// returns the self value per name, failing when a node finds no parent.
 func decodeFlameGraph(t *testing.T, fg *querierv1.FlameGraph) map[string]int64 {
 	t.Helper()
+	type node struct{ start, end int64 }
 	self := map[string]int64{}
-	type span struct{ x, end int64 }
-	var above []span
-	for li, l := range fg.Levels {
-		if len(l.Values)%4 != 0 {
-			t.Fatalf("level %d has %d values, not a multiple of 4", li, len(l.Values))
+	if len(fg.Levels) == 0 {
+		return self
+	}
+	root := fg.Levels[0].Values
+	if len(root) != 4 || root[0] != 0 || fg.Names[root[3]] != "total" || root[1] != fg.Total {
+		t.Fatalf("root level %v", root)
+	}
+	parents := []node{{0, root[1]}}
+	for li := 1; li < len(fg.Levels); li++ {
+		vals := fg.Levels[li].Values
+		if len(vals)%4 != 0 {
+			t.Fatalf("level %d has %d values, not a multiple of 4", li, len(vals))
 		}
-		var cur []span
-		var end int64
-		for i := 0; i < len(l.Values); i += 4 {
-			x := end + l.Values[i]
-			tot, s, name := l.Values[i+1], l.Values[i+2], l.Values[i+3]
-			end = x + tot
-			self[fg.Names[name]] += s
-			cur = append(cur, span{x, end})
-			if li > 0 && !slices.ContainsFunc(above, func(p span) bool { return p.x <= x && end <= p.end }) {
-				t.Fatalf("level %d: node %s [%d,%d) is under no node of level %d", li, fg.Names[name], x, end, li-1)
+		var next []node
+		var offset int64
+		pi := 0
+		for i := 0; i < len(vals); {
+			start := vals[i] + offset
+			end := start + vals[i+1]
+			if pi < len(parents) && start >= parents[pi].start && end <= parents[pi].end {
+				next = append(next, node{start, end})
+				self[fg.Names[vals[i+3]]] += vals[i+2]
+				offset = end
+				i += 4
+				continue
+			}
+			if pi++; pi >= len(parents) {
+				t.Fatalf("level %d: node %s [%d,%d) has no parent", li, fg.Names[vals[i+3]], start, end)
 			}
 		}
-		above = cur
+		parents = next
 	}
 	return self
 }
@@ -283,5 +296,36 @@ func TestPyroscopeBadRequests(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"checkout"`) {
 		t.Fatalf("label values over JSON: %d %s", resp.StatusCode, b)
+	}
+}
+
+// A flame graph cut to a few nodes keeps its total: the smallest nodes
+// are folded into "other" under their parent.
+func TestFlameGraphMaxNodes(t *testing.T) {
+	f := newFixture(t)
+	c := newClients(f)["protobuf"]
+	for _, n := range []int64{1, 3, 5, 1 << 20} {
+		maxNodes := n
+		fg, err := c.SelectMergeStacktraces(context.Background(), connect.NewRequest(&querierv1.SelectMergeStacktracesRequest{
+			ProfileTypeID: cpuID, LabelSelector: `{service_name="checkout"}`, Start: t0.UnixMilli(), End: t0.Add(time.Hour).UnixMilli(), MaxNodes: &maxNodes,
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := fg.Msg.Flamegraph
+		self := decodeFlameGraph(t, g)
+		var sum int64
+		for _, v := range self {
+			sum += v
+		}
+		if g.Total != 2100e6 || sum != g.Total {
+			t.Fatalf("max_nodes %d: total %d, self values add up to %d", n, g.Total, sum)
+		}
+		if n == 3 && !slices.Contains(g.Names, "other") {
+			t.Fatalf("max_nodes 3: names %v lack other", g.Names)
+		}
+		if n == 1<<20 && slices.Contains(g.Names, "other") {
+			t.Fatalf("max_nodes %d: names %v", n, g.Names)
+		}
 	}
 }
