@@ -329,3 +329,43 @@ func TestFlameGraphMaxNodes(t *testing.T) {
 		}
 	}
 }
+
+// The heatmap counts each profile once, in the cell of its step and total.
+func TestSelectHeatmap(t *testing.T) {
+	f := newFixture(t)
+	c := newClients(f)["json"]
+	hm, err := c.SelectHeatmap(context.Background(), connect.NewRequest(&querierv1.SelectHeatmapRequest{
+		ProfileTypeID: cpuID, LabelSelector: `{}`, Start: t0.UnixMilli(), End: t0.Add(time.Hour).UnixMilli(), Step: 600,
+		GroupBy: []string{"service_name"}, QueryType: querierv1.HeatmapQueryType_HEATMAP_QUERY_TYPE_INDIVIDUAL,
+		ExemplarType: typesv1.ExemplarType_EXEMPLAR_TYPE_INDIVIDUAL,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hm.Msg.Series) != 2 || hm.Msg.Series[0].Labels[0].Value != "checkout" {
+		t.Fatalf("heatmap series = %v", hm.Msg.Series)
+	}
+	counts := map[string]int32{}
+	for _, s := range hm.Msg.Series {
+		for _, sl := range s.Slots {
+			if len(sl.YMin) != heatmapBuckets || len(sl.Counts) != heatmapBuckets || sl.YMin[0] != 100e6 {
+				t.Fatalf("slot %v", sl)
+			}
+			for _, n := range sl.Counts {
+				counts[s.Labels[0].Value] += n
+			}
+			if len(sl.Exemplars) == 0 {
+				t.Fatalf("slot %v has no exemplar", sl)
+			}
+		}
+	}
+	if counts["checkout"] != 6 || counts["cart"] != 3 {
+		t.Fatalf("profiles counted %v, want checkout 6 and cart 3", counts)
+	}
+	// The largest checkout profile, 600 ms, is in the last bucket of the
+	// last step.
+	last := hm.Msg.Series[0].Slots[len(hm.Msg.Series[0].Slots)-1]
+	if last.Timestamp != t0.Add(50*time.Minute).UnixMilli() || last.Counts[heatmapBuckets-1] != 1 || last.Exemplars[0].Value != 600e6 {
+		t.Fatalf("last slot %v", last)
+	}
+}
