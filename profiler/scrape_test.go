@@ -1,0 +1,181 @@
+package profiler
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/http/pprof"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+// pprofServer is a real Go service: net/http/pprof's handlers, as a
+// service imports them, served by this test process.
+func pprofServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// burnSink keeps burnCPU's result alive.
+var burnSink float64
+
+// burnCPU spins until stop is closed: the function a CPU profile of this
+// process must find on top.
+//
+//go:noinline
+func burnCPU(stop <-chan struct{}) {
+	x := 1.0
+	for {
+		select {
+		case <-stop:
+			burnSink = x
+			return
+		default:
+		}
+		for i := 0; i < 100000; i++ {
+			x = math.Sqrt(x*x + float64(i))
+		}
+	}
+}
+
+// retained keeps what allocateKnownSite allocated, so that the heap
+// profile's in-use space shows it.
+var retained [][]byte
+
+// allocateKnownSite allocates 64 MiB in 1 MiB blocks and keeps them.
+//
+//go:noinline
+func allocateKnownSite() {
+	for i := 0; i < 64; i++ {
+		retained = append(retained, make([]byte, 1<<20))
+	}
+}
+
+func hostPort(u string) string { return strings.TrimPrefix(u, "http://") }
+
+func TestScrapeCPUAndHeapOfARealService(t *testing.T) {
+	allocateKnownSite()
+	defer func() { retained = nil }()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); burnCPU(stop) }()
+	defer func() { close(stop); wg.Wait() }()
+
+	target := pprofServer(t)
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
+scrape_configs:
+  - job_name: checkout
+    scrape_interval: 2s
+    cpu_seconds: 1
+    profiles: [cpu, heap]
+    static_configs:
+      - targets: [%q]
+        labels: {env: test, grade: "1"}
+`, hostPort(target.URL))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := DefaultOptions()
+	o.Config = cfg
+	pa := startPath(t, o)
+
+	cpuSel := selector(t, "cpu", "job", "checkout", "service", "checkout", "env", "test", "grade", "1", "instance", hostPort(target.URL))
+	pa.waitProfiles(t, cpuSel, 3, 30*time.Second)
+	merged, err := pa.store.Merge(context.Background(), storage.MergeQuery{ProfileSelector: cpuSel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat := flatByFunction(merged, "cpu")
+	if got := top(flat); !strings.HasSuffix(got, ".burnCPU") {
+		t.Errorf("top function of the merged CPU profile: %q (%d ns); want burnCPU (%d ns)", got, flat[got], flat["github.com/vigilhq/vigil/profiler.burnCPU"])
+	}
+
+	heapSel := selector(t, "heap", "job", "checkout")
+	pa.waitProfiles(t, heapSel, 1, 10*time.Second)
+	heap, err := pa.store.Merge(context.Background(), storage.MergeQuery{ProfileSelector: heapSel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := stackValue(heap, "inuse_space", "allocateKnownSite"); v < 32<<20 {
+		t.Errorf("heap profile: %d bytes in use allocated under allocateKnownSite; want about 64 MiB", v)
+	}
+	if v := testutil.ToFloat64(pa.p.m.up.WithLabelValues("checkout", hostPort(target.URL), "cpu")); v != 1 {
+		t.Errorf("vigil_profiler_target_up{job=checkout,type=cpu} = %v; want 1", v)
+	}
+}
+
+func TestBadTargetsAreBoundedAndReported(t *testing.T) {
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "<html>this is not pprof</html>")
+	}))
+	defer garbage.Close()
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		block := make([]byte, 1<<20)
+		for i := 0; i < 50; i++ { // 50 MB
+			if _, err := w.Write(block); err != nil {
+				return
+			}
+		}
+	}))
+	defer huge.Close()
+	good := pprofServer(t)
+
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
+scrape_configs:
+  - job_name: mixed
+    scrape_interval: 1500ms
+    scrape_timeout: 1s
+    profiles: [heap, goroutine]
+    body_size_limit: 1MiB
+    static_configs:
+      - targets: [%q, %q, %q, %q]
+`, hostPort(hang.URL), hostPort(garbage.URL), hostPort(huge.URL), hostPort(good.URL))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := DefaultOptions()
+	o.Config = cfg
+	o.Concurrency = 2
+	pa := startPath(t, o)
+
+	goodSel := selector(t, "goroutine", "instance", hostPort(good.URL))
+	pa.waitProfiles(t, goodSel, 3, 30*time.Second)
+	for _, c := range []struct{ url, reason string }{
+		{hang.URL, "timeout"}, {garbage.URL, "invalid"}, {huge.URL, "too_large"},
+	} {
+		if v := testutil.ToFloat64(pa.p.m.scrapeErrors.WithLabelValues("mixed", hostPort(c.url), "heap", c.reason)); v < 1 {
+			t.Errorf("vigil_profiler_scrape_errors_total{instance=%s,type=heap,reason=%s} = %v; want at least 1", hostPort(c.url), c.reason, v)
+		}
+		if v := testutil.ToFloat64(pa.p.m.up.WithLabelValues("mixed", hostPort(c.url), "heap")); v != 0 {
+			t.Errorf("vigil_profiler_target_up{instance=%s,type=heap} = %v; want 0", hostPort(c.url), v)
+		}
+		ms, err := pa.store.Profiles(context.Background(), selector(t, "", "instance", hostPort(c.url)), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 0 {
+			t.Errorf("%d profiles stored from the %s target; want none", len(ms), c.reason)
+		}
+	}
+	if v := testutil.ToFloat64(pa.p.m.up.WithLabelValues("mixed", hostPort(good.URL), "heap")); v != 1 {
+		t.Errorf("the good target's vigil_profiler_target_up = %v; want 1", v)
+	}
+}
