@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -107,40 +106,6 @@ func selector(t *testing.T, typ string, kv ...string) storage.ProfileSelector {
 		sel.Matchers = append(sel.Matchers, m)
 	}
 	return sel
-}
-
-// flatByFunction sums the values of sample type st by leaf function.
-func flatByFunction(p *profile.Profile, st string) map[string]int64 {
-	idx := -1
-	for i, s := range p.SampleType {
-		if s.Type == st {
-			idx = i
-		}
-	}
-	out := map[string]int64{}
-	if idx < 0 {
-		return out
-	}
-	for _, s := range p.Sample {
-		if len(s.Location) == 0 || len(s.Location[0].Line) == 0 || s.Location[0].Line[0].Function == nil {
-			continue
-		}
-		out[s.Location[0].Line[0].Function.Name] += s.Value[idx]
-	}
-	return out
-}
-
-// top returns the function with the largest value of m.
-func top(m map[string]int64) string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	sort.Slice(names, func(i, j int) bool { return m[names[i]] > m[names[j]] })
-	if len(names) == 0 {
-		return ""
-	}
-	return names[0]
 }
 
 // stackValue sums the values of sample type st of the samples whose stack

@@ -12,6 +12,7 @@ import (
 	"github.com/grafana/pyroscope-go"
 
 	"github.com/vigilhq/vigil/internal/storage"
+	"github.com/vigilhq/vigil/profiler/profilertest"
 )
 
 // TestPyroscopeGoPushes runs Grafana's pyroscope-go client against
@@ -22,7 +23,7 @@ func TestPyroscopeGoPushes(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); burnCPU(stop) }()
+	go func() { defer wg.Done(); profilertest.BurnCPU(stop) }()
 	defer func() { close(stop); wg.Wait() }()
 
 	prof, err := pyroscope.Start(pyroscope.Config{
@@ -46,9 +47,8 @@ func TestPyroscopeGoPushes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flat := flatByFunction(merged, "cpu")
-	if got := top(flat); !strings.HasSuffix(got, ".burnCPU") {
-		t.Errorf("top function of pyroscope-go's merged CPU profiles: %q; want burnCPU", got)
+	if got, _ := profilertest.Top(merged, "cpu"); !strings.HasSuffix(got, ".BurnCPU") {
+		t.Errorf("top function of pyroscope-go's merged CPU profiles: %q; want BurnCPU", got)
 	}
 	if v := testutil.ToFloat64(pa.p.m.ingest.WithLabelValues("bad_request")); v != 0 {
 		t.Errorf("%v of pyroscope-go's requests refused", v)

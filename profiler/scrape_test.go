@@ -3,10 +3,8 @@ package profiler
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/http"
 	"net/http/httptest"
-	"net/http/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -15,40 +13,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vigilhq/vigil/internal/storage"
+	"github.com/vigilhq/vigil/profiler/profilertest"
 )
 
 // pprofServer is a real Go service: net/http/pprof's handlers, as a
 // service imports them, served by this test process.
 func pprofServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(profilertest.PprofMux())
 	t.Cleanup(srv.Close)
 	return srv
-}
-
-// burnSink keeps burnCPU's result alive.
-var burnSink float64
-
-// burnCPU spins until stop is closed: the function a CPU profile of this
-// process must find on top.
-//
-//go:noinline
-func burnCPU(stop <-chan struct{}) {
-	x := 1.0
-	for {
-		select {
-		case <-stop:
-			burnSink = x
-			return
-		default:
-		}
-		for i := 0; i < 100000; i++ {
-			x = math.Sqrt(x*x + float64(i))
-		}
-	}
 }
 
 // retained keeps what allocateKnownSite allocated, so that the heap
@@ -72,7 +46,7 @@ func TestScrapeCPUAndHeapOfARealService(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); burnCPU(stop) }()
+	go func() { defer wg.Done(); profilertest.BurnCPU(stop) }()
 	defer func() { close(stop); wg.Wait() }()
 
 	target := pprofServer(t)
@@ -99,9 +73,8 @@ scrape_configs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	flat := flatByFunction(merged, "cpu")
-	if got := top(flat); !strings.HasSuffix(got, ".burnCPU") {
-		t.Errorf("top function of the merged CPU profile: %q (%d ns); want burnCPU (%d ns)", got, flat[got], flat["github.com/vigilhq/vigil/profiler.burnCPU"])
+	if got, v := profilertest.Top(merged, "cpu"); !strings.HasSuffix(got, ".BurnCPU") {
+		t.Errorf("top function of the merged CPU profile: %q (%d ns); want BurnCPU", got, v)
 	}
 
 	heapSel := selector(t, "heap", "job", "checkout")
