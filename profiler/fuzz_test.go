@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // FuzzParseIngest feeds POST /ingest's parser arbitrary query strings,
@@ -33,6 +36,28 @@ func FuzzParseIngest(f *testing.F) {
 		}
 		if err := pr.Validate(); err != nil {
 			t.Fatalf("accepted a request whose profile is invalid: %v (%+v)", err, req.labels)
+		}
+	})
+}
+
+// FuzzPushProfiles feeds push.v1.PusherService/Push's conversion arbitrary
+// PushRequest protobufs: it must not panic, and every profile it accepts
+// must be valid.
+func FuzzPushProfiles(f *testing.F) {
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req pushv1.PushRequest
+		if err := proto.Unmarshal(b, &req); err != nil {
+			return
+		}
+		ps, err := pushProfiles(&req, 4<<20, 1700000000e9)
+		if err != nil {
+			return
+		}
+		for _, p := range ps {
+			if err := p.Validate(); err != nil {
+				t.Fatalf("accepted an invalid profile: %v", err)
+			}
 		}
 	})
 }

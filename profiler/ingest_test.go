@@ -17,11 +17,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// heapPprof is a real gzipped heap profile of this process.
-func heapPprof(t testing.TB) []byte {
+// runtimePprof is a real gzipped profile of this process: heap,
+// goroutine, mutex, ….
+func runtimePprof(t testing.TB, name string) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	if err := pprof.Lookup("heap").WriteTo(&b, 0); err != nil {
+	if err := pprof.Lookup(name).WriteTo(&b, 0); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
@@ -49,7 +50,7 @@ func multipartBody(t testing.TB, pprofBytes []byte, sampleTypeConfig string) (st
 
 func TestIngestRawAndMultipart(t *testing.T) {
 	pa := startPath(t, DefaultOptions())
-	heap := heapPprof(t)
+	heap := runtimePprof(t, "heap")
 	now := time.Now()
 	post := func(query url.Values, contentType string, body []byte) {
 		t.Helper()
@@ -69,7 +70,7 @@ func TestIngestRawAndMultipart(t *testing.T) {
 		"application/octet-stream", heap)
 	// Multipart as pyroscope-go sends it: nanoseconds, a sample type config
 	// telling block from mutex.
-	ct, body := multipartBody(t, mutexLikePprof(t), `{"contentions":{"display-name":"block_count","units":"lock_samples"},"delay":{"display-name":"block_duration","units":"lock_nanoseconds"}}`)
+	ct, body := multipartBody(t, runtimePprof(t, "mutex"), `{"contentions":{"display-name":"block_count","units":"lock_samples"},"delay":{"display-name":"block_duration","units":"lock_nanoseconds"}}`)
 	post(url.Values{"name": {"shop{env=prod,__session_id__=abc}"}, "from": {fmt.Sprint(now.UnixNano() - 10e9)},
 		"until": {fmt.Sprint(now.UnixNano())}, "spyName": {"gospy"}}, ct, body)
 
@@ -98,23 +99,11 @@ func TestIngestRawAndMultipart(t *testing.T) {
 	}
 }
 
-// mutexLikePprof is a profile with Go's mutex and block sample types.
-func mutexLikePprof(t testing.TB) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := pprof.Lookup("mutex").WriteTo(&b, 0); err != nil {
-		t.Fatal(err)
-	}
-	// It may have no samples: what matters here is its sample types,
-	// contentions and delay, the same in Go's mutex and block profiles.
-	return b.Bytes()
-}
-
 func TestIngestRefusesBadInputWithA4xx(t *testing.T) {
 	o := DefaultOptions()
 	o.MaxBodyBytes = 1 << 20
 	pa := startPath(t, o)
-	heap := heapPprof(t)
+	heap := runtimePprof(t, "heap")
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write([]byte("not pprof at all"))

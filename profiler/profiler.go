@@ -1,7 +1,7 @@
 // Package profiler is Vigil's profile intake: it scrapes the pprof
 // endpoints of configured targets (pull) and takes the profiles clients
-// push through Pyroscope's ingest API, and publishes each profile to the
-// profiles queue (docs/format/profiles.md). See docs/profiles.md.
+// push through Pyroscope's APIs (POST /ingest, push.v1.PusherService/Push),
+// and publishes each profile to the profiles queue (docs/format/profiles.md). See docs/profiles.md.
 package profiler
 
 import (
@@ -85,9 +85,11 @@ func New(opts Options, q queue.Producer) *Profiler {
 	return &Profiler{opts: opts, log: opts.Logger, q: q, m: newMetrics(opts.Registerer), sem: make(chan struct{}, opts.Concurrency)}
 }
 
-// RegisterHTTP registers the push endpoint, POST /ingest, on mux.
+// RegisterHTTP registers the push endpoints on mux: Pyroscope's
+// POST /ingest and the connect procedure push.v1.PusherService/Push.
 func (p *Profiler) RegisterHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("/ingest", p.handleIngest)
+	p.registerPush(mux)
 }
 
 // Run scrapes the configured targets until ctx ends.
@@ -161,6 +163,7 @@ func (p *Profiler) publish(ctx context.Context, pr *model.Profile) error {
 
 type metrics struct {
 	ingest       *prometheus.CounterVec
+	push         *prometheus.CounterVec
 	profiles     *prometheus.CounterVec
 	up           *prometheus.GaugeVec
 	scrapeErrors *prometheus.CounterVec
@@ -175,6 +178,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		ingest: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "ingest_requests_total",
 			Help: "Requests to POST /ingest by result: accepted, bad_request, too_large, queue_full, error."}, []string{"result"}),
+		push: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "push_requests_total",
+			Help: "Calls of push.v1.PusherService/Push by result: accepted, bad_request, too_large, queue_full, error."}, []string{"result"}),
 		profiles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "profiles_total",
 			Help: "Profiles published to the queue, by source (scrape, push) and type."}, []string{"source", "type"}),
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "target_up",
@@ -192,9 +197,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, r := range []string{"accepted", "bad_request", "too_large", "queue_full", "error"} {
 		m.ingest.WithLabelValues(r)
+		m.push.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.ingest, m.profiles, m.up, m.scrapeErrors, m.scrapes, m.scrapeBytes, m.targets, m.sdErrors)
+		reg.MustRegister(m.ingest, m.push, m.profiles, m.up, m.scrapeErrors, m.scrapes, m.scrapeBytes, m.targets, m.sdErrors)
 	}
 	return m
 }

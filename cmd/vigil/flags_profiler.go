@@ -19,7 +19,7 @@ type profilerFlags struct {
 func addProfilerFlags(fs *flag.FlagSet) *profilerFlags {
 	d := profiler.DefaultOptions()
 	return &profilerFlags{
-		listen:      fs.String("profiler.listen", config.DefaultProfilerAddr, "address of the profiler's HTTP API: Pyroscope's POST /ingest, /metrics; empty disables it"),
+		listen:      fs.String("profiler.listen", config.DefaultProfilerAddr, "address of the profiler's HTTP API: Pyroscope's POST /ingest and push.v1.PusherService/Push, /metrics; empty disables it"),
 		config:      fs.String("profiler.config", "", "YAML file of scrape_configs (Prometheus syntax) whose targets' pprof endpoints are scraped; empty scrapes nothing"),
 		maxBody:     fs.Int64("profiler.max-body-bytes", d.MaxBodyBytes, "largest pushed request body, and largest scraped profile unless a scrape config sets body_size_limit"),
 		concurrency: fs.Int("profiler.concurrency", d.Concurrency, "scrapes in flight at most, over every target"),

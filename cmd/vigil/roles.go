@@ -28,7 +28,7 @@ const (
 	collectorSummary = "Receive logs (files, HTTP, OTLP), spans (OTLP, Jaeger, Zipkin) and dumps (Sentry SDKs) and ship them to the queue."
 	ingesterSummary  = "Consume the queue and write logs, spans and dumps to the stores."
 	querySummary     = "Serve the query APIs (Loki, Jaeger, dumps and Sentry's) over the stores."
-	profilerSummary  = "Scrape pprof endpoints and take Pyroscope pushes (POST /ingest) and ship the profiles to the queue."
+	profilerSummary  = "Scrape pprof endpoints and take Pyroscope pushes (/ingest, push.v1.PusherService/Push) and ship the profiles to the queue."
 )
 
 func runAllInOne(ctx context.Context, args []string) (err error) {
