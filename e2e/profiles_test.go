@@ -7,17 +7,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	runtimepprof "runtime/pprof"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/profilestore"
 	"github.com/vigilhq/vigil/internal/storage"
 	"github.com/vigilhq/vigil/profiler/profilertest"
@@ -29,29 +26,9 @@ import (
 // store holds them, and the merged CPU profile's top function is the one
 // the service burns CPU in.
 func TestProfilesAllInOne(t *testing.T) {
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); profilertest.BurnCPU(stop) }()
-	defer func() { close(stop); wg.Wait() }()
-	target := httptest.NewServer(profilertest.PprofMux())
-	defer target.Close()
-
+	target, _ := profilertest.StartService(t)
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "profiler.yaml")
-	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
-scrape_configs:
-  - job_name: e2e
-    scrape_interval: 2s
-    cpu_seconds: 1
-    profiles: [cpu, heap]
-    static_configs:
-      - targets: [%q]
-        labels: {env: test}
-`, strings.TrimPrefix(target.URL, "http://"))), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := scrapeConfig(t, dir, "e2e", target, "cpu, heap", "{env: test}")
 	dataDir := filepath.Join(dir, "data")
 	p := startAllInOne(t, dataDir, "--profiler.config", cfg)
 
@@ -85,23 +62,37 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	defer st.Close()
-	eq := func(name, value string) *model.LabelMatcher {
-		m, err := model.NewLabelMatcher(name, model.MatchEqual, value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	sel := storage.ProfileSelector{Type: "cpu", Matchers: []*model.LabelMatcher{eq("job", "e2e"), eq("env", "test")}}
-	merged, err := st.Merge(context.Background(), storage.MergeQuery{ProfileSelector: sel})
+	merged, err := st.Merge(context.Background(), storage.MergeQuery{ProfileSelector: profilertest.Selector(t, "cpu", "job", "e2e", "env", "test")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if best, _ := profilertest.Top(merged, "cpu"); !strings.HasSuffix(best, ".BurnCPU") {
 		t.Errorf("top function of the merged CPU profile: %q; want BurnCPU", best)
 	}
-	pushed, err := st.Profiles(context.Background(), storage.ProfileSelector{Type: "heap", Matchers: []*model.LabelMatcher{eq("service", "pushed.app"), eq("env", "e2e")}}, 0)
+	pushed, err := st.Profiles(context.Background(), profilertest.Selector(t, "heap", "service", "pushed.app", "env", "e2e"), 0)
 	if err != nil || len(pushed) != 1 {
 		t.Errorf("pushed heap profile: %d stored, %v; want 1", len(pushed), err)
 	}
+}
+
+// scrapeConfig writes a --profiler.config file under dir with one job
+// scraping target's profile types every 2 s (CPU over 1 s), with the
+// target labels given as a YAML map, and returns its path.
+func scrapeConfig(t testing.TB, dir, job, target, types, labels string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "profiler.yaml")
+	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
+scrape_configs:
+  - job_name: %s
+    scrape_interval: 2s
+    cpu_seconds: 1
+    profiles: [%s]
+    static_configs:
+      - targets: [%q]
+        labels: %s
+`, job, types, target, labels)), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

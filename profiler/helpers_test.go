@@ -14,10 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/ingester"
-	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/profilestore"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/internal/storage"
+	"github.com/vigilhq/vigil/profiler/profilertest"
 )
 
 // path is the all-in-one path of profiles under test: a profiler
@@ -95,18 +95,7 @@ func (pa *path) waitProfiles(t *testing.T, sel storage.ProfileSelector, n int, w
 	}
 }
 
-func selector(t *testing.T, typ string, kv ...string) storage.ProfileSelector {
-	t.Helper()
-	sel := storage.ProfileSelector{Type: typ}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m, err := model.NewLabelMatcher(kv[i], model.MatchEqual, kv[i+1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sel.Matchers = append(sel.Matchers, m)
-	}
-	return sel
-}
+var selector = profilertest.Selector
 
 // stackValue sums the values of sample type st of the samples whose stack
 // contains a function whose name contains fn.

@@ -1,16 +1,23 @@
 // Package profilertest helps test profile scraping against a real Go
 // service: a function that burns CPU where a profile must find it, the
-// handlers of net/http/pprof, and the leaf function a merged profile spends
-// the most in.
+// handlers of net/http/pprof, selections, and the leaf function a merged
+// profile spends the most in.
 package profilertest
 
 import (
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"net/http/pprof"
 	"sort"
+	"strings"
+	"sync"
+	"testing"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
 )
 
 var sink float64
@@ -77,4 +84,43 @@ func Top(p *profile.Profile, st string) (string, int64) {
 		return "", 0
 	}
 	return names[0], flat[names[0]]
+}
+
+// StartService starts a real Go service in this process for the length of
+// the test: a goroutine burning CPU in BurnCPU and net/http/pprof's
+// handlers on a test server. It returns the server's host:port and a
+// function that stops the service before the test ends.
+func StartService(t testing.TB) (string, func()) {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); BurnCPU(stop) }()
+	srv := httptest.NewServer(PprofMux())
+	var once sync.Once
+	end := func() {
+		once.Do(func() {
+			srv.CloseClientConnections()
+			srv.Close()
+			close(stop)
+			wg.Wait()
+		})
+	}
+	t.Cleanup(end)
+	return strings.TrimPrefix(srv.URL, "http://"), end
+}
+
+// Selector selects the profiles of type typ ("" for all) whose labels
+// equal the name, value pairs kv.
+func Selector(t testing.TB, typ string, kv ...string) storage.ProfileSelector {
+	t.Helper()
+	sel := storage.ProfileSelector{Type: typ}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m, err := model.NewLabelMatcher(kv[i], model.MatchEqual, kv[i+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sel.Matchers = append(sel.Matchers, m)
+	}
+	return sel
 }
