@@ -7,6 +7,7 @@ package profiler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -158,7 +159,23 @@ func newIngestedProfile(req *ingestRequest) model.Profile {
 
 // publish queues one profile; it returns once the queue holds it durably.
 func (p *Profiler) publish(ctx context.Context, pr *model.Profile) error {
-	return p.q.Publish(ctx, string(model.ProfileRecordKey(pr)), model.AppendProfileRecord(nil, pr))
+	r, err := p.record(pr)
+	if err != nil {
+		return err
+	}
+	return p.q.Publish(ctx, r.Key, r.Value)
+}
+
+// record is the queue record of pr, or an error wrapping queue.ErrTooLarge
+// when it is larger than the queue can carry (Kafka's message size limit
+// behind a spool): such a record would be spooled and never forwarded.
+func (p *Profiler) record(pr *model.Profile) (queue.Record, error) {
+	r := queue.Record{Key: string(model.ProfileRecordKey(pr)), Value: model.AppendProfileRecord(nil, pr)}
+	if limit := queue.MaxMessageBytes(p.q); limit > 0 && len(r.Key)+len(r.Value) > limit {
+		return r, fmt.Errorf("%w: a %s profile of %d bytes is larger than the queue's message limit of %d bytes (Kafka: the topic's max.message.bytes)",
+			queue.ErrTooLarge, pr.Type, len(pr.Pprof), limit)
+	}
+	return r, nil
 }
 
 type metrics struct {

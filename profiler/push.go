@@ -46,9 +46,14 @@ func (s pusher) Push(ctx context.Context, req *connect.Request[pushv1.PushReques
 	}
 	recs := make([]queue.Record, len(profiles))
 	for i := range profiles {
-		recs[i] = queue.Record{Key: string(model.ProfileRecordKey(&profiles[i])), Value: model.AppendProfileRecord(nil, &profiles[i])}
+		if recs[i], err = p.record(&profiles[i]); err != nil {
+			break
+		}
 	}
-	if err := queue.PublishBatch(ctx, p.q, recs); err != nil {
+	if err == nil {
+		err = queue.PublishBatch(ctx, p.q, recs)
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, queue.ErrFull):
 			p.m.push.WithLabelValues("queue_full").Inc()

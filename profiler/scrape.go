@@ -370,6 +370,9 @@ func (p *Profiler) scrapeOnce(ctx context.Context, t *target, typ string) error 
 		if errors.Is(err, queue.ErrFull) {
 			return &scrapeError{"queue", fmt.Errorf("the profiles queue is full: %w", err)}
 		}
+		if errors.Is(err, queue.ErrTooLarge) {
+			return &scrapeError{"too_large", fmt.Errorf("GET %s: %w", u, err)}
+		}
 		return &scrapeError{"queue", err}
 	}
 	p.m.profiles.WithLabelValues("scrape", typ).Inc()
