@@ -217,8 +217,8 @@ func pushedType(app string, stc map[string]sampleTypeConfig, p *profile.Profile)
 		if t, ok := pushedTypes[c.DisplayName]; ok {
 			return t, app
 		}
-		if t, ok := pushedTypes[k]; ok && t != model.ProfileHeap {
-			typ = t
+		if t, ok := pushedTypes[k]; ok {
+			typ = t // a sample type's own name: alloc_space, goroutine, …
 		}
 	}
 	if i := strings.LastIndexByte(app, '.'); i > 0 {
