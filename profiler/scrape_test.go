@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,5 +151,51 @@ scrape_configs:
 	}
 	if v := testutil.ToFloat64(pa.p.m.up.WithLabelValues("mixed", hostPort(good.URL), "heap")); v != 1 {
 		t.Errorf("the good target's vigil_profiler_target_up = %v; want 1", v)
+	}
+}
+
+// TestScrapesStayUnderTheConcurrencyBound scrapes four slow targets with a
+// bound of one scrape in flight: the targets never see two at once, and
+// each is scraped all the same.
+func TestScrapesStayUnderTheConcurrencyBound(t *testing.T) {
+	var inFlight, most atomic.Int32
+	heap := runtimePprof(t, "heap")
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+		w.Write(heap)
+	})
+	a, b := httptest.NewServer(slow), httptest.NewServer(slow)
+	defer a.Close()
+	defer b.Close()
+	// Each server under two names: four targets.
+	targets := []string{hostPort(a.URL), strings.Replace(hostPort(a.URL), "127.0.0.1", "localhost", 1),
+		hostPort(b.URL), strings.Replace(hostPort(b.URL), "127.0.0.1", "localhost", 1)}
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
+scrape_configs:
+  - job_name: slow
+    scrape_interval: 1s
+    profiles: [heap]
+    static_configs:
+      - targets: [%q, %q, %q, %q]
+`, targets[0], targets[1], targets[2], targets[3])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := DefaultOptions()
+	o.Config, o.Concurrency = cfg, 1
+	pa := startPath(t, o)
+	for _, tg := range targets {
+		pa.waitProfiles(t, selector(t, "heap", "instance", tg), 2, 20*time.Second)
+	}
+	if m := most.Load(); m != 1 {
+		t.Errorf("%d scrapes in flight at once; want at most 1 (--profiler.concurrency)", m)
 	}
 }
