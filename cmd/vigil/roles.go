@@ -74,7 +74,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
 		return err
 	}
-	printURLs(*cf.listen, *qyf.listen, cf.dumpsDSN())
+	printURLs(*cf.listen, *qyf.listen, cf.dumpsDSN(), *pf.listen)
 	return d.runUntil(ctx, "all-in-one")
 }
 
