@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -47,9 +48,48 @@ type ScrapeConfig struct {
 	// (KB, MB, KiB, MiB…); 0 takes --profiler.max-body-bytes.
 	BodySizeLimit ByteSize `yaml:"body_size_limit"`
 
+	// ProfilingConfig is Parca's way to choose the types and their
+	// paths; it replaces Profiles.
+	ProfilingConfig *ProfilingConfig `yaml:"profiling_config"`
+
 	StaticConfigs []StaticConfig `yaml:"static_configs"`
 	FileSDConfigs []FileSDConfig `yaml:"file_sd_configs"`
 	HTTPSDConfigs []HTTPSDConfig `yaml:"http_sd_configs"`
+
+	// paths is each scraped type's path under PathPrefix; windowed says
+	// which types take ?seconds=CPUSeconds.
+	paths    map[string]string
+	windowed map[string]bool
+}
+
+// ProfilingConfig is Parca's profiling_config: the pprof endpoints of a
+// job by Parca's names (memory, process_cpu, block, goroutine, mutex, or
+// one's own with its path).
+type ProfilingConfig struct {
+	PprofConfig map[string]*PprofConfig `yaml:"pprof_config"`
+	PathPrefix  string                  `yaml:"path_prefix"`
+}
+
+// PprofConfig is one endpoint of a ProfilingConfig.
+type PprofConfig struct {
+	Enabled *bool  `yaml:"enabled"`
+	Path    string `yaml:"path"`
+	// Delta makes the scrape a window: ?seconds=cpu_seconds (Parca's
+	// process_cpu and fgprof).
+	Delta bool `yaml:"delta"`
+	// KeepSampleType is Parca's; accepted and ignored (every sample type
+	// is kept).
+	KeepSampleType []map[string]string `yaml:"keep_sample_type"`
+}
+
+// parcaTypes maps Parca's endpoint names to Vigil's types; the endpoints
+// Parca scrapes by default are the ones with true.
+var parcaTypes = map[string]struct {
+	typ string
+	def bool
+}{
+	"memory": {model.ProfileHeap, true}, "process_cpu": {model.ProfileCPU, true}, "block": {model.ProfileBlock, true},
+	"goroutine": {model.ProfileGoroutine, true}, "mutex": {model.ProfileMutex, true}, "allocs": {model.ProfileAllocs, false},
 }
 
 // StaticConfig is a target group: Prometheus' static_configs entry, also
@@ -190,14 +230,11 @@ func (sc *ScrapeConfig) check(g GlobalConfig) error {
 	default:
 		return fmt.Errorf("scheme %q: want http or https", sc.Scheme)
 	}
-	if len(sc.Profiles) == 0 {
-		sc.Profiles = ScrapedTypes
+	if err := sc.endpoints(); err != nil {
+		return err
 	}
 	for _, t := range sc.Profiles {
-		if scrapePaths[t] == "" {
-			return fmt.Errorf("profiles: %q is not a profile type that can be scraped (want %s)", t, strings.Join(ScrapedTypes, ", "))
-		}
-		if t != model.ProfileCPU {
+		if !sc.windowed[t] {
 			continue
 		}
 		if time.Duration(sc.CPUSeconds)*time.Second >= sc.ScrapeTimeout {
@@ -230,6 +267,74 @@ func (sc *ScrapeConfig) check(g GlobalConfig) error {
 		if h.RefreshInterval <= 0 {
 			sc.HTTPSDConfigs[i].RefreshInterval = defaultRefresh
 		}
+	}
+	return nil
+}
+
+// endpoints fills in the types a job scrapes and their paths, from
+// profiles or from Parca's profiling_config.
+func (sc *ScrapeConfig) endpoints() error {
+	sc.paths, sc.windowed = map[string]string{}, map[string]bool{}
+	pc := sc.ProfilingConfig
+	if pc == nil {
+		if len(sc.Profiles) == 0 {
+			sc.Profiles = ScrapedTypes
+		}
+		for _, t := range sc.Profiles {
+			if scrapePaths[t] == "" {
+				return fmt.Errorf("profiles: %q is not a profile type that can be scraped (want %s)", t, strings.Join(ScrapedTypes, ", "))
+			}
+			sc.paths[t] = "/debug/pprof/" + scrapePaths[t]
+			sc.windowed[t] = t == model.ProfileCPU
+		}
+		return nil
+	}
+	if len(sc.Profiles) > 0 {
+		return errors.New("profiles and profiling_config: give one of them")
+	}
+	if pc.PathPrefix != "" {
+		if sc.PathPrefix != "" && sc.PathPrefix != pc.PathPrefix {
+			return fmt.Errorf("path_prefix %q and profiling_config.path_prefix %q differ", sc.PathPrefix, pc.PathPrefix)
+		}
+		sc.PathPrefix = pc.PathPrefix
+	}
+	enabled := map[string]bool{}
+	for name, pt := range parcaTypes {
+		enabled[name] = pt.def
+	}
+	for name, c := range pc.PprofConfig {
+		enabled[name] = c == nil || c.Enabled == nil || *c.Enabled
+	}
+	names := make([]string, 0, len(enabled))
+	for name, on := range enabled {
+		if on {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		c := pc.PprofConfig[name]
+		if c == nil {
+			c = &PprofConfig{}
+		}
+		typ, path := name, c.Path
+		if pt, ok := parcaTypes[name]; ok {
+			typ = pt.typ
+			if path == "" {
+				path = "/debug/pprof/" + scrapePaths[typ]
+			}
+		}
+		switch {
+		case !model.ValidProfileType(typ):
+			return fmt.Errorf("profiling_config.pprof_config.%s: not a profile type name (want [a-zA-Z0-9_], not starting with a digit)", name)
+		case path == "" || path[0] != '/':
+			return fmt.Errorf("profiling_config.pprof_config.%s: path %q: want an absolute path, e.g. /debug/pprof/%s", name, path, name)
+		case sc.paths[typ] != "":
+			return fmt.Errorf("profiling_config.pprof_config.%s: profile type %s is scraped twice", name, typ)
+		}
+		sc.Profiles = append(sc.Profiles, typ)
+		sc.paths[typ] = path
+		sc.windowed[typ] = typ == model.ProfileCPU || c.Delta
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/vigilhq/vigil/profiler/profilertest"
 )
 
 func TestDiscoveryFromFilesAndHTTP(t *testing.T) {
@@ -78,5 +79,86 @@ func TestParseConfigRefusesMistakes(t *testing.T) {
 	sc := cfg.ScrapeConfigs[0]
 	if sc.BodySizeLimit != 2<<20 || sc.ScrapeInterval != DefaultScrapeInterval || sc.CPUSeconds != DefaultCPUSeconds || len(sc.Profiles) != 6 || sc.Scheme != "http" {
 		t.Errorf("defaults: %+v", sc)
+	}
+}
+
+// TestParcaProfilingConfig reads Parca's profiling_config: its default
+// endpoints, one turned off, one of its own with a window, a path
+// overridden, and a path_prefix; then scrapes a service mounted under
+// that prefix with it.
+func TestParcaProfilingConfig(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+scrape_configs:
+  - job_name: parca
+    scrape_interval: 3s
+    static_configs:
+      - targets: ["svc:8080"]
+    profiling_config:
+      path_prefix: /svc
+      pprof_config:
+        block: {enabled: false}
+        mutex: {enabled: false}
+        fgprof: {enabled: true, path: /debug/fgprof, delta: true}
+        memory:
+          path: /debug/pprof/allocs
+          keep_sample_type: [{type: alloc_space, unit: bytes}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := cfg.ScrapeConfigs[0]
+	tg := &target{sc: sc, addr: "svc:8080"}
+	want := map[string]string{
+		"fgprof":    "http://svc:8080/svc/debug/fgprof?seconds=2",
+		"goroutine": "http://svc:8080/svc/debug/pprof/goroutine",
+		"heap":      "http://svc:8080/svc/debug/pprof/allocs",
+		"cpu":       "http://svc:8080/svc/debug/pprof/profile?seconds=2",
+	}
+	if got := strings.Join(sc.Profiles, ","); got != "fgprof,goroutine,heap,cpu" {
+		t.Errorf("types %s; want fgprof,goroutine,heap,cpu", got)
+	}
+	for typ, u := range want {
+		if got := scrapeURL(tg, typ); got != u {
+			t.Errorf("%s: %s; want %s", typ, got, u)
+		}
+	}
+	for _, c := range []struct{ yaml, want string }{
+		{"scrape_configs:\n  - job_name: a\n    profiles: [heap]\n    profiling_config: {}", "give one of them"},
+		{"scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n        fgprof: {enabled: true}", "pprof_config.fgprof: path"},
+		{"scrape_configs:\n  - job_name: a\n    profiling_config:\n      pprof_config:\n        9x: {path: /x}", "not a profile type name"},
+	} {
+		if _, err := ParseConfig([]byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParseConfig(%q) = %v; want an error containing %q", c.yaml, err, c.want)
+		}
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/svc/", http.StripPrefix("/svc", profilertest.PprofMux()))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	cfg, err = ParseConfig([]byte(fmt.Sprintf(`
+scrape_configs:
+  - job_name: parca
+    scrape_interval: 1s
+    static_configs:
+      - targets: [%q]
+    profiling_config:
+      path_prefix: /svc
+      pprof_config:
+        process_cpu: {enabled: false}
+        block: {enabled: false}
+        mutex: {enabled: false}
+        goroutine: {enabled: false}
+        memory: {path: /debug/pprof/allocs}
+`, hostPort(srv.URL))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := DefaultOptions()
+	o.Config = cfg
+	pa := startPath(t, o)
+	ms := pa.waitProfiles(t, selector(t, "heap", "job", "parca"), 1, 20*time.Second)
+	if len(ms[0].SampleTypes) != 4 {
+		t.Errorf("sample types %v; want the allocs profile's four", ms[0].SampleTypes)
 	}
 }

@@ -320,9 +320,13 @@ func (p *Profiler) scrape(ctx context.Context, t *target, typ string) {
 
 // scrapeURL is the pprof endpoint of typ on t.
 func scrapeURL(t *target, typ string) string {
-	u := t.sc.Scheme + "://" + t.addr + strings.TrimSuffix(t.sc.PathPrefix, "/") + "/debug/pprof/" + scrapePaths[typ]
-	if typ == model.ProfileCPU {
-		u += "?seconds=" + strconv.Itoa(t.sc.CPUSeconds)
+	u := t.sc.Scheme + "://" + t.addr + strings.TrimSuffix(t.sc.PathPrefix, "/") + t.sc.paths[typ]
+	if t.sc.windowed[typ] {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "seconds=" + strconv.Itoa(t.sc.CPUSeconds)
 	}
 	return u
 }
@@ -359,7 +363,7 @@ func (p *Profiler) scrapeOnce(ctx context.Context, t *target, typ string) error 
 		return &scrapeError{"invalid", fmt.Errorf("GET %s: %v", u, err)}
 	}
 	var dur int64
-	if typ == model.ProfileCPU {
+	if t.sc.windowed[typ] {
 		dur = int64(t.sc.CPUSeconds) * int64(time.Second)
 	}
 	pr := model.NewProfile(typ, t.labels, start.UnixNano(), dur, body)
