@@ -85,15 +85,17 @@ type proc struct {
 	otlpGRPC, zipkin, jaegerHTTP, jaegerCompact, jaegerBinary string
 	// dumps is the Sentry-compatible dumps intake.
 	dumps string
+	// profiler is the profiler's HTTP API (all-in-one).
+	profiler string
 }
 
 // startAllInOne starts vigil all-in-one on dataDir with extra flags and
 // waits until it is ready. Ports are kept across restarts of the same proc.
 func startAllInOne(t testing.TB, dataDir string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, collector: freePort(t), query: freePort(t)}
+	p := &proc{t: t, collector: freePort(t), query: freePort(t), profiler: freePort(t)}
 	p.args = append(append([]string{"all-in-one", "--data-dir", dataDir,
-		"--collector.http.listen", p.collector, "--query.listen", p.query, "--log.level", "warn"},
+		"--collector.http.listen", p.collector, "--query.listen", p.query, "--profiler.listen", p.profiler, "--log.level", "warn"},
 		p.receiverArgs()...), extra...)
 	p.start()
 	t.Cleanup(func() { p.stop() })

@@ -27,6 +27,7 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 	kafka.RegisterFlags(fs)
 	addESFlags(fs)
 	addDumpsFlags(fs)
+	addProfilerFlags(fs)
 	fs.VisitAll(func(f *flag.Flag) {
 		if !strings.Contains(string(doc), "`--"+f.Name+"`") {
 			t.Errorf("flag --%s is not documented in docs/operations.md", f.Name)

@@ -225,8 +225,9 @@ func (f *queryFlags) options() query.Options {
 }
 
 // printURLs tells a person where things are once a daemon listens; dsn is
-// the dumps intake's for Sentry SDKs, "" when it is off.
-func printURLs(collectorAddr, queryAddr, dsn string) {
+// the dumps intake's for Sentry SDKs, "" when it is off, and profilerAddr
+// the profiler's push API, "" when it is off.
+func printURLs(collectorAddr, queryAddr, dsn, profilerAddr string) {
 	host := func(addr string) string {
 		if strings.HasPrefix(addr, ":") {
 			return "localhost" + addr
@@ -245,6 +246,11 @@ Vigil is running.
 		fmt.Fprintf(os.Stderr, `  errors:       point Sentry SDKs at the DSN %[1]s
   find them:    curl -s http://%[2]s/vigil/api/v1/dumps/issues
 `, dsn, q)
+	}
+	if profilerAddr != "" {
+		fmt.Fprintf(os.Stderr, `  profiles:     point pyroscope-go (ServerAddress) or Alloy's pyroscope.write at http://%[1]s;
+                scrape pprof endpoints with --profiler.config
+`, host(profilerAddr))
 	}
 	fmt.Fprintln(os.Stderr)
 }

@@ -31,6 +31,7 @@ func commands() []command {
 		{"collector", collectorSummary, runCollector},
 		{"ingester", ingesterSummary, runIngester},
 		{"query", querySummary, runQuery},
+		{"profiler", profilerSummary, runProfiler},
 		{"reconcile", reconcile.Summary, reconcile.Command},
 		{"bench", bench.Summary, bench.Run},
 		{"version", "Print the version.", func(context.Context, []string) error {

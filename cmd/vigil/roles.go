@@ -10,9 +10,11 @@ import (
 	"github.com/vigilhq/vigil/collector"
 	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 	"github.com/vigilhq/vigil/internal/reconcile"
+	"github.com/vigilhq/vigil/profiler"
 )
 
 // The roles. Each builds, for every entry of signals, the part of the path
@@ -26,19 +28,21 @@ const (
 	collectorSummary = "Receive logs (files, HTTP, OTLP), spans (OTLP, Jaeger, Zipkin) and dumps (Sentry SDKs) and ship them to the queue."
 	ingesterSummary  = "Consume the queue and write logs, spans and dumps to the stores."
 	querySummary     = "Serve the query APIs (Loki, Jaeger, dumps and Sentry's) over the stores."
+	profilerSummary  = "Scrape pprof endpoints and take Pyroscope pushes (/ingest, push.v1.PusherService/Push) and ship the profiles to the queue."
 )
 
 func runAllInOne(ctx context.Context, args []string) (err error) {
 	fs := config.NewFlagSet("all-in-one", allInOneSummary+"\nThe queues and the stores live under --data-dir; nothing else is needed.")
 	common, cf, qf := addCommonFlags(fs), addCollectorFlags(fs), addQueueFlags(fs)
 	inf, sf, qyf, df := addIngesterFlags(fs, false), addStoreFlags(fs), addQueryFlags(fs), addDumpsFlags(fs)
+	pf := addProfilerFlags(fs)
 	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, d.close()) }()
 	b := &backends{dataDir: *common.dataDir, queue: qf, stores: sf, query: qyf, dumps: df}
-	var queues collector.Queues
+	var queues producers
 	qmux := d.mux()
 	for _, sig := range signals {
 		s := sig.decl()
@@ -61,13 +65,16 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 			return err
 		}
 	}
-	if err := d.startCollector(cf, b.dataDir, queues); err != nil {
+	if err := d.startCollector(cf, b.dataDir, queues.Queues); err != nil {
+		return err
+	}
+	if err := d.startProfiler(pf, queues.Profiles); err != nil {
 		return err
 	}
 	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
 		return err
 	}
-	printURLs(*cf.listen, *qyf.listen, cf.dumpsDSN())
+	printURLs(*cf.listen, *qyf.listen, cf.dumpsDSN(), *pf.listen)
 	return d.runUntil(ctx, "all-in-one")
 }
 
@@ -83,19 +90,53 @@ func runCollector(ctx context.Context, args []string) (err error) {
 	}
 	defer func() { err = errors.Join(err, d.close()) }()
 	b := &backends{dataDir: *common.dataDir, queue: qf, kafka: kf}
-	var queues collector.Queues
-	for _, sig := range signals {
-		s := sig.decl()
-		p, err := d.producer(s, b)
-		if err != nil {
-			return err
-		}
-		s.receivers(&queues, p)
+	queues, err := d.producers(b, intakeCollector)
+	if err != nil {
+		return err
 	}
-	if err := d.startCollector(cf, b.dataDir, queues); err != nil {
+	if err := d.startCollector(cf, b.dataDir, queues.Queues); err != nil {
 		return err
 	}
 	return d.runUntil(ctx, "collector")
+}
+
+func runProfiler(ctx context.Context, args []string) (err error) {
+	fs := config.NewFlagSet("profiler", profilerSummary+
+		"\nWith --kafka.brokers, profiles go to Kafka through a bounded disk spool under --data-dir.\n"+
+		"Without, the queue is the embedded disk queue under --data-dir, consumed by a `vigil ingester`\n"+
+		"on the same --data-dir.")
+	common, pf, qf, kf := addCommonFlags(fs), addProfilerFlags(fs), addQueueFlags(fs), kafka.RegisterFlags(fs)
+	d, err := parse(fs, args, common)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, d.close()) }()
+	b := &backends{dataDir: *common.dataDir, queue: qf, kafka: kf}
+	queues, err := d.producers(b, intakeProfiler)
+	if err != nil {
+		return err
+	}
+	if err := d.startProfiler(pf, queues.Profiles); err != nil {
+		return err
+	}
+	return d.runUntil(ctx, "profiler")
+}
+
+// producers opens the producers of the signals an intake daemon receives.
+func (d *daemon) producers(b *backends, intake string) (producers, error) {
+	var queues producers
+	for _, sig := range signals {
+		s := sig.decl()
+		if s.intake != intake {
+			continue
+		}
+		p, err := d.producer(s, b)
+		if err != nil {
+			return queues, err
+		}
+		s.receivers(&queues, p)
+	}
+	return queues, nil
 }
 
 func runIngester(ctx context.Context, args []string) (err error) {
@@ -119,6 +160,9 @@ func runIngester(ctx context.Context, args []string) (err error) {
 		qmux = d.mux()
 	}
 	for _, sig := range signals {
+		if !sig.stored(d, b) {
+			continue
+		}
 		c, dlq, err := d.consumer(ctx, sig.decl(), b)
 		if err != nil {
 			return err
@@ -152,6 +196,9 @@ func runQuery(ctx context.Context, args []string) (err error) {
 	b := &backends{es: ef, query: qyf, dumps: df}
 	mux := d.mux()
 	for _, sig := range signals {
+		if !sig.stored(d, b) {
+			continue
+		}
 		if err := sig.store(ctx, d, b, nil, mux); err != nil {
 			return err
 		}
@@ -184,6 +231,27 @@ func (d *daemon) startCollector(f *collectorFlags, dataDir string, queues collec
 	}
 	d.onClose(c.Close)
 	d.add(c.Run)
+	return nil
+}
+
+// startProfiler builds the profiler publishing to q, binds its HTTP
+// listener (unless --profiler.listen is empty) and runs its scrapes with the
+// daemon.
+func (d *daemon) startProfiler(f *profilerFlags, q queue.Producer) error {
+	o, err := f.options()
+	if err != nil {
+		return err
+	}
+	o.Logger, o.Registerer = d.logger.With("component", "profiler"), d.reg
+	p := profiler.New(o, q)
+	if *f.listen != "" {
+		mux := d.mux()
+		p.RegisterHTTP(mux)
+		if _, err := d.listen("profiler", *f.listen, mux); err != nil {
+			return err
+		}
+	}
+	d.add(p.Run)
 	return nil
 }
 

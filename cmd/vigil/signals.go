@@ -15,13 +15,16 @@ import (
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/logstore"
+	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/patterns"
+	"github.com/vigilhq/vigil/internal/profilestore"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 	"github.com/vigilhq/vigil/internal/spanstore"
 	"github.com/vigilhq/vigil/internal/storage"
 	"github.com/vigilhq/vigil/query"
 	"github.com/vigilhq/vigil/query/jaeger"
+	"github.com/vigilhq/vigil/query/profiles"
 )
 
 // signals declares every signal once: its receivers (the collector's queue
@@ -33,7 +36,7 @@ var signals = []signalPath{
 	&signalOf[logStore]{
 		name:     "logs",
 		queueDir: "queue", spoolDir: "spool", deadLetterDir: "deadletter",
-		receivers: func(q *collector.Queues, p queue.Producer) { q.Logs = p },
+		receivers: func(q *producers, p queue.Producer) { q.Logs = p },
 		topic: func(f *kafka.Flags, clientID string) (kafka.Options, string, error) {
 			o, err := f.Options(clientID)
 			return o, f.DeadLetterTopic(), err
@@ -70,7 +73,7 @@ var signals = []signalPath{
 	&signalOf[spanStore]{
 		name:     "spans",
 		queueDir: "queue-spans", spoolDir: "spool-spans", deadLetterDir: "deadletter-spans",
-		receivers: func(q *collector.Queues, p queue.Producer) { q.Spans = p },
+		receivers: func(q *producers, p queue.Producer) { q.Spans = p },
 		topic: func(f *kafka.Flags, clientID string) (kafka.Options, string, error) {
 			o, err := f.SpansOptions(clientID)
 			return o, "", err
@@ -103,7 +106,7 @@ var signals = []signalPath{
 		queueDir: "queue-dumps", spoolDir: "spool-dumps", deadLetterDir: "deadletter-dumps",
 		// One JSON event per record: two concatenated are no record.
 		separateRecords: true,
-		receivers:       func(q *collector.Queues, p queue.Producer) { q.Dumps = p },
+		receivers:       func(q *producers, p queue.Producer) { q.Dumps = p },
 		topic: func(f *kafka.Flags, clientID string) (kafka.Options, string, error) {
 			return f.DumpsOptions(clientID)
 		},
@@ -139,6 +142,36 @@ var signals = []signalPath{
 			dumpsapi.New(o, s).RegisterHTTP(mux)
 		},
 	},
+	&signalOf[profileStore]{
+		name:     "profiles",
+		queueDir: model.ProfileQueueDir, spoolDir: "spool-profiles", deadLetterDir: "deadletter-profiles",
+		// One binary profile per record.
+		separateRecords: true,
+		// Received by the profiler (scrapes, POST /ingest), not the
+		// collector.
+		intake:    intakeProfiler,
+		receivers: func(q *producers, p queue.Producer) { q.Profiles = p },
+		topic: func(f *kafka.Flags, clientID string) (kafka.Options, string, error) {
+			return f.ProfilesOptions(clientID)
+		},
+		embedded: func(d *daemon, dataDir string, retention time.Duration) (profileStore, error) {
+			o := profilestore.DefaultOptions(filepath.Join(dataDir, "profiles"))
+			o.Retention = retention
+			o.Logger, o.Registerer = d.logger.With("component", "profilestore"), d.reg
+			return profilestore.Open(o)
+		},
+		// No Elasticsearch profile store yet: with --es.urls the profiles
+		// signal is skipped (not consumed, not served) and said so.
+		ingest: func(_ *daemon, _ *backends, o ingester.Options, in *ingestion, s profileStore) (runner, error) {
+			o.MaxBatchRecords = ingester.DefaultMaxBatchProfiles
+			return ingester.NewProfileIngester(o, in.consumer, s, in.dlq), nil
+		},
+		// Pyroscope's querier, the pprof API and pprof's web UI on the
+		// query port.
+		serve: func(d *daemon, mux *http.ServeMux, _ *backends, s profileStore) {
+			profiles.New(profiles.Options{Logger: d.logger.With("component", "profiles-api"), Registerer: d.reg}, s).RegisterHTTP(mux)
+		},
+	},
 }
 
 // retentionDays is --retention in the whole days the embedded dump store
@@ -167,6 +200,11 @@ type (
 		dumpsapi.Store
 		store
 	}
+	profileStore interface {
+		storage.ProfileWriter
+		storage.ProfileReader
+		store
+	}
 	store interface {
 		Run(ctx context.Context) error
 		Close() error
@@ -192,7 +230,22 @@ var (
 	_ spanStore = (*esspanstore.Store)(nil)
 	_ dumpStore = (*dumpstore.Store)(nil)
 	_ dumpStore = (*esdumpstore.Store)(nil)
+
+	_ profileStore = (*profilestore.Store)(nil)
 )
+
+// Intakes: which daemon receives a signal.
+const (
+	intakeCollector = "" // vigil collector
+	intakeProfiler  = "profiler"
+)
+
+// producers are the queues the receivers of every signal publish to: the
+// collector's and the profiler's.
+type producers struct {
+	collector.Queues
+	Profiles queue.Producer
+}
 
 // signalOf is the declaration of a signal whose store is an S.
 type signalOf[S store] struct {
@@ -204,23 +257,32 @@ type signalOf[S store] struct {
 	// into one (they are not OTLP export requests), so the spool in front
 	// of Kafka forwards each as a message of its own.
 	separateRecords bool
-	// receivers hands the collector the queue its receivers publish to.
-	receivers func(q *collector.Queues, p queue.Producer)
+	// intake is the daemon whose receivers feed the signal: the collector
+	// (intakeCollector) or the profiler (intakeProfiler).
+	intake string
+	// receivers hands the receivers the queue they publish to.
+	receivers func(q *producers, p queue.Producer)
 	// topic returns the Kafka options of the signal's topic and its
 	// dead-letter topic ("" derives it from the topic).
-	topic         func(f *kafka.Flags, clientID string) (kafka.Options, string, error)
-	embedded      func(d *daemon, dataDir string, retention time.Duration) (S, error)
+	topic    func(f *kafka.Flags, clientID string) (kafka.Options, string, error)
+	embedded func(d *daemon, dataDir string, retention time.Duration) (S, error)
+	// elasticsearch is nil for a signal that has no Elasticsearch store
+	// yet: with --es.urls it is skipped.
 	elasticsearch func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (S, error)
 	// ingest returns the ingester of the signal into s; it may add what
 	// the ingester needs besides (a webhook) to the daemon.
 	ingest func(d *daemon, b *backends, o ingester.Options, in *ingestion, s S) (runner, error)
-	// serve registers the signal's query API over s on mux.
+	// serve registers the signal's query API over s on mux; nil serves
+	// none.
 	serve func(d *daemon, mux *http.ServeMux, b *backends, s S)
 }
 
 // signalPath is what the roles need of a declaration, whatever its store.
 type signalPath interface {
 	decl() *signalDecl
+	// stored tells whether the signal has a store in the mode of b: a
+	// signal without an Elasticsearch store is skipped with --es.urls.
+	stored(d *daemon, b *backends) bool
 	// store opens the signal's store (Elasticsearch when b says so) and
 	// closes it when the daemon ends; with a consumer it also ingests into
 	// it, and with a mux it serves the query API over it.
@@ -233,12 +295,21 @@ type signalDecl struct {
 	name                              string
 	queueDir, spoolDir, deadLetterDir string
 	separateRecords                   bool
-	receivers                         func(q *collector.Queues, p queue.Producer)
+	intake                            string
+	receivers                         func(q *producers, p queue.Producer)
 	topic                             func(f *kafka.Flags, clientID string) (kafka.Options, string, error)
 }
 
 func (s *signalOf[S]) decl() *signalDecl {
-	return &signalDecl{s.name, s.queueDir, s.spoolDir, s.deadLetterDir, s.separateRecords, s.receivers, s.topic}
+	return &signalDecl{s.name, s.queueDir, s.spoolDir, s.deadLetterDir, s.separateRecords, s.intake, s.receivers, s.topic}
+}
+
+func (s *signalOf[S]) stored(d *daemon, b *backends) bool {
+	if b.es.enabled() && s.elasticsearch == nil {
+		d.logger.Warn("no Elasticsearch store for this signal yet: it is neither ingested nor served with --es.urls", "signal", s.name)
+		return false
+	}
+	return true
 }
 
 // ingestion is an ingester's queue side for one signal.
@@ -273,7 +344,7 @@ func (s *signalOf[S]) store(ctx context.Context, d *daemon, b *backends, in *ing
 		d.add(r.Run)
 		d.add(st.Run)
 	}
-	if mux != nil {
+	if mux != nil && s.serve != nil {
 		s.serve(d, mux, b, st)
 	}
 	return nil

@@ -53,7 +53,9 @@ func startAllInOne(queryAddr string, args ...string) (*childproc.Process, error)
 	if err != nil {
 		return nil, err
 	}
-	p := &childproc.Process{Binary: exe, Args: append([]string{"all-in-one"}, args...), Ready: queryAddr, Stderr: os.Stderr}
+	// The profiler's port is not needed: it stays free.
+	args = append([]string{"all-in-one", "--profiler.listen", ""}, args...)
+	p := &childproc.Process{Binary: exe, Args: args, Ready: queryAddr, Stderr: os.Stderr}
 	if err := p.Start(); err != nil {
 		return nil, fmt.Errorf("vigil all-in-one: %w", err)
 	}

@@ -17,6 +17,10 @@ const (
 	// POST /api/{project}/envelope/ and /store/.
 	DefaultDumpsAddr = ":8410"
 
+	// DefaultProfilerAddr is the profiler's HTTP port: Pyroscope's
+	// POST /ingest, /metrics.
+	DefaultProfilerAddr = ":7070"
+
 	// DefaultQueryURL is the query API as a client on the same machine
 	// reaches it at its default address.
 	DefaultQueryURL = "http://localhost" + DefaultQueryAddr

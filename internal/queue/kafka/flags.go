@@ -20,6 +20,8 @@ type Flags struct {
 	spansTopic  *string
 	dumpsTopic  *string
 	dumpsDLQ    *string
+	profTopic   *string
+	profDLQ     *string
 	dlqTopic    *string
 	partitions  *int
 	group       *string
@@ -39,9 +41,11 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 		spansTopic:  fs.String("kafka.spans-topic", DefaultSpansTopic, "topic of span batches, one message per trace keyed by trace id"),
 		dumpsTopic:  fs.String("kafka.dumps-topic", DefaultDumpsTopic, "topic of dump events (Sentry error events), one message per event keyed by project id"),
 		dumpsDLQ:    fs.String("kafka.dumps-dlq-topic", DefaultDumpsDeadLetterTopic, "dead-letter topic of dump events"),
+		profTopic:   fs.String("kafka.profiles-topic", DefaultProfilesTopic, "topic of profiles, one message per pprof profile keyed by service"),
+		profDLQ:     fs.String("kafka.profiles-dlq-topic", DefaultProfilesDeadLetterTopic, "dead-letter topic of profiles"),
 		dlqTopic:    fs.String("kafka.dlq-topic", "", "dead-letter topic of log batches; empty means <kafka.topic>.dlq (span batches: <kafka.spans-topic>.dlq)"),
 		partitions:  fs.Int("kafka.partitions", int(d.Partitions), "partitions of topics Vigil creates"),
-		group:       fs.String("kafka.group", d.GroupID, "consumer group of the ingesters on the log topic; on the span and dump topics it is <kafka.group>-spans and <kafka.group>-dumps"),
+		group:       fs.String("kafka.group", d.GroupID, "consumer group of the ingesters on the log topic; on the span, dump and profile topics it is <kafka.group>-spans, <kafka.group>-dumps and <kafka.group>-profiles"),
 		compression: fs.String("kafka.compression", d.Compression, "compression of produced batches: zstd, lz4, snappy, gzip or none"),
 		tlsOn:       fs.Bool("kafka.tls", false, "connect to the brokers over TLS"),
 		caFile:      fs.String("kafka.tls.ca-file", "", "PEM file of certificate authorities for --kafka.tls; empty uses the system's"),
@@ -78,16 +82,29 @@ func (f *Flags) SpansOptions(clientID string) (Options, error) {
 // DumpsOptions returns the options of the dumps topic, in a consumer group
 // of its own, and its dead-letter topic.
 func (f *Flags) DumpsOptions(clientID string) (Options, string, error) {
+	return f.ownTopic(clientID, "dumps", *f.dumpsTopic, *f.dumpsDLQ)
+}
+
+// ProfilesOptions returns the options of the profiles topic, in a consumer
+// group of its own, and its dead-letter topic.
+func (f *Flags) ProfilesOptions(clientID string) (Options, string, error) {
+	return f.ownTopic(clientID, "profiles", *f.profTopic, *f.profDLQ)
+}
+
+// ownTopic returns the options of the topic of a signal whose flags are
+// --kafka.<signal>-topic and --kafka.<signal>-dlq-topic, in the consumer
+// group <kafka.group>-<signal>, and its dead-letter topic.
+func (f *Flags) ownTopic(clientID, signal, topic, dlq string) (Options, string, error) {
 	o, err := f.Options(clientID)
 	switch {
-	case *f.dumpsTopic == "":
-		return o, "", errors.New("--kafka.dumps-topic must not be empty")
-	case *f.dumpsDLQ == "" || *f.dumpsDLQ == *f.dumpsTopic:
-		return o, "", fmt.Errorf("--kafka.dumps-dlq-topic %q: want a topic other than --kafka.dumps-topic", *f.dumpsDLQ)
+	case topic == "":
+		return o, "", fmt.Errorf("--kafka.%s-topic must not be empty", signal)
+	case dlq == "" || dlq == topic:
+		return o, "", fmt.Errorf("--kafka.%s-dlq-topic %q: want a topic other than --kafka.%s-topic", signal, dlq, signal)
 	}
-	o.Topic = *f.dumpsTopic
-	o.GroupID = *f.group + "-dumps"
-	return o, *f.dumpsDLQ, err
+	o.Topic = topic
+	o.GroupID = *f.group + "-" + signal
+	return o, dlq, err
 }
 
 // Options returns the options of the log topic for a client.

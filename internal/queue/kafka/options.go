@@ -34,6 +34,13 @@ const (
 	DefaultDumpsDeadLetterTopic = "vigil.dumps.deadletter"
 )
 
+// The topics of profiles and of their dead letters
+// (docs/format/profiles.md).
+const (
+	DefaultProfilesTopic           = "vigil.profiles"
+	DefaultProfilesDeadLetterTopic = "vigil.profiles.deadletter"
+)
+
 // SASL mechanisms accepted in SASL.Mechanism.
 const (
 	SASLPlain       = "PLAIN"
