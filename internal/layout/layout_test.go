@@ -26,6 +26,10 @@ var backends = []string{
 // components are the top-level packages, each with its subpackages.
 var components = []string{"collector", "ingester", "query", "federation", "profiler", "dumps", "sdk"}
 
+// libraries are the parts of components that every package may use: the
+// SDK's stability toolkit, which Vigil's own daemons apply too (DESIGN §5).
+var libraries = []string{"sdk/resilience"}
+
 // deps returns, for every package of the module, the module packages it
 // depends on directly or not (test files excluded), from `go list -deps`.
 func deps(t *testing.T) map[string][]string {
@@ -79,6 +83,9 @@ func TestLayout(t *testing.T) {
 	for pkg, ds := range deps(t) {
 		b, c := owner(pkg, backends), owner(pkg, components)
 		for _, d := range ds {
+			if owner(d, libraries) != "" {
+				continue
+			}
 			switch db, dc := owner(d, backends), owner(d, components); {
 			case b != "" && db != "" && db != b:
 				t.Errorf("backend %s depends on backend %s; move the shared vocabulary to the package that consumes both", pkg, d)
