@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -31,6 +32,13 @@ type TailOptions struct {
 	// MaxMessageBytes bounds the lines of one message; a longer line is
 	// cut to it (default 1 MiB).
 	MaxMessageBytes int
+	// Lookback is how far behind the newest poll each poll reads again
+	// for lines that reached the store late: stamped before they became
+	// visible (the pipeline's latency, Elasticsearch's refresh) or sent
+	// by a shipper that fell behind (default 10 s). Lines already sent
+	// are remembered for as long, up to tailMaxSeen of them, and never
+	// sent twice.
+	Lookback time.Duration
 }
 
 const (
@@ -44,6 +52,9 @@ const (
 	tailMessagesPerPoll = 10
 	// tailWriteTimeout is how long a client may take to read one message.
 	tailWriteTimeout = 10 * time.Second
+	// tailMaxSeen bounds the lines a tail remembers as sent; beyond it the
+	// lookback shrinks to the newest tailMaxSeen lines.
+	tailMaxSeen = 100_000
 )
 
 // tailSet tracks the open tails so that the server bounds them and closes
@@ -208,19 +219,36 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	c.Close(websocket.StatusInternalError, msg)
 }
 
-// tailCursor is where a tail goes on: lines at or after ts, except the
-// ones at exactly ts already sent.
+// tailCursor is where a tail goes on. Each poll reads from from to now:
+// from trails the newest poll by the lookback, so that lines stamped
+// before they became visible are still found, and the lines already sent
+// in that range, kept in seen, are skipped.
 type tailCursor struct {
-	ts   int64
-	seen map[model.RecordID]struct{}
+	from int64 // polls read at or after from; it never goes back
+	// done is the time up to which every line visible at the last poll
+	// was sent: that poll's end, or the last line it sent when its limit
+	// cut it short.
+	done int64
+	seen map[model.RecordID]int64 // lines sent at or after from, with their times
 }
 
-func (cur *tailCursor) advance(e tailEntry) {
-	if e.ts != cur.ts {
-		cur.ts = e.ts
-		clear(cur.seen)
+func (cur *tailCursor) sent(e tailEntry) { cur.seen[e.id] = e.ts }
+
+// moveTo advances from to the given time (never back) and forgets the
+// lines before it; if more than maxSeen lines remain, from moves on to
+// the oldest time that keeps at most maxSeen.
+func (cur *tailCursor) moveTo(from int64, maxSeen int) {
+	from = max(from, cur.from)
+	if len(cur.seen) > maxSeen {
+		ts := make([]int64, 0, len(cur.seen))
+		for _, t := range cur.seen {
+			ts = append(ts, t)
+		}
+		slices.Sort(ts)
+		from = max(from, ts[len(ts)-maxSeen])
 	}
-	cur.seen[e.id] = struct{}{}
+	cur.from = from
+	maps.DeleteFunc(cur.seen, func(_ model.RecordID, t int64) bool { return t < from })
 }
 
 type tailEntry struct {
@@ -240,9 +268,13 @@ func (a *API) runTail(ctx context.Context, c *websocket.Conn, req *tailRequest) 
 	if interval <= 0 {
 		interval = time.Second
 	}
+	lookback := int64(a.opts.Tail.Lookback)
+	if lookback <= 0 {
+		lookback = int64(10 * time.Second)
+	}
 	end := time.Now().UnixNano() - req.delay
 	// A start in the future holds the tail back until then.
-	cur := &tailCursor{ts: max(end, req.start), seen: map[model.RecordID]struct{}{}}
+	cur := &tailCursor{from: req.start, done: max(end, req.start), seen: map[model.RecordID]int64{}}
 	if end > req.start {
 		first, err := a.tailSelect(ctx, req, storage.SelectParams{Start: req.start, End: end, Backward: true}, nil, req.limit, maxBytes)
 		if err != nil {
@@ -253,7 +285,12 @@ func (a *API) runTail(ctx context.Context, c *websocket.Conn, req *tailRequest) 
 			return err
 		}
 		for _, e := range first {
-			cur.advance(e)
+			cur.sent(e)
+		}
+		// The first answer holds the newest limit lines: older ones were
+		// left out on purpose and must not come later.
+		if len(first) == req.limit && len(first) > 0 {
+			cur.from = first[0].ts
 		}
 	}
 	tick := time.NewTicker(interval)
@@ -265,11 +302,12 @@ func (a *API) runTail(ctx context.Context, c *websocket.Conn, req *tailRequest) 
 		case <-tick.C:
 		}
 		end := time.Now().UnixNano() - req.delay
-		if end <= cur.ts {
+		cur.moveTo(min(cur.done, end-lookback), tailMaxSeen)
+		if end <= cur.from {
 			continue
 		}
-		lines, err := a.tailSelect(ctx, req, storage.SelectParams{Start: cur.ts, End: end}, cur.seen,
-			tailEntriesPerMessage*tailMessagesPerPoll, maxBytes)
+		limit := tailEntriesPerMessage * tailMessagesPerPoll
+		lines, err := a.tailSelect(ctx, req, storage.SelectParams{Start: cur.from, End: end}, cur.seen, limit, maxBytes)
 		if err != nil {
 			return err
 		}
@@ -277,14 +315,21 @@ func (a *API) runTail(ctx context.Context, c *websocket.Conn, req *tailRequest) 
 			return err
 		}
 		for _, e := range lines {
-			cur.advance(e)
+			cur.sent(e)
+		}
+		// Lines come oldest first: a poll cut short is done up to its
+		// last line.
+		if len(lines) < limit {
+			cur.done = end
+		} else {
+			cur.done = lines[len(lines)-1].ts
 		}
 	}
 }
 
 // tailSelect reads up to limit lines matching req in p's range, skipping
 // the ids in skip.
-func (a *API) tailSelect(ctx context.Context, req *tailRequest, p storage.SelectParams, skip map[model.RecordID]struct{}, limit, maxBytes int) ([]tailEntry, error) {
+func (a *API) tailSelect(ctx context.Context, req *tailRequest, p storage.SelectParams, skip map[model.RecordID]int64, limit, maxBytes int) ([]tailEntry, error) {
 	p.Matchers = req.sel.Matchers
 	p.Contains, p.ContainsFold = req.sel.RequiredSubstrings(), req.sel.RequiredFoldSubstrings()
 	var out []tailEntry

@@ -62,8 +62,14 @@ func newTailEnvOver(t *testing.T, s readWriter, mod func(*Options)) *tailEnv {
 // write stores one line per message, at now plus one microsecond each.
 func (e *tailEnv) write(t *testing.T, service string, msgs ...string) {
 	t.Helper()
+	e.writeAt(t, time.Now(), service, msgs...)
+}
+
+// writeAt stores one line per message, at ts plus one microsecond each.
+func (e *tailEnv) writeAt(t *testing.T, ts time.Time, service string, msgs ...string) {
+	t.Helper()
 	var recs []model.LogRecord
-	now := time.Now().UnixNano()
+	now := ts.UnixNano()
 	for i, m := range msgs {
 		e.nextID++
 		recs = append(recs, model.LogRecord{ID: model.RecordID{byte(e.nextID), byte(e.nextID >> 8), 9},
@@ -155,6 +161,29 @@ func testTailSendsNewLinesInOrder(t *testing.T, env *tailEnv) {
 	if got := readTail(t, c, 3); !reflect.DeepEqual(got, want) {
 		t.Fatalf("live lines: got %q; want %q", got, want)
 	}
+}
+
+// TestTailSendsLateLines writes lines stamped before the polls that
+// could have seen them, as a pipeline or a slow shipper delivers them:
+// those within the lookback come, once each; older ones do not.
+func TestTailSendsLateLines(t *testing.T) {
+	eachStore(t, func(t *testing.T, s readWriter) {
+		env := newTailEnvOver(t, s, func(o *Options) { o.Tail.Lookback = 3 * time.Second })
+		c := env.dial(t, "query", `{service="api"}`)
+		env.write(t, "api", "first")
+		api := `{detected_level="info", host="h1", level="info", service="api", service_name="api"}`
+		if got := readTail(t, c, 1); !reflect.DeepEqual(got, []string{api + "|first"}) {
+			t.Fatalf("got %q; want the first line", got)
+		}
+		time.Sleep(100 * time.Millisecond) // several polls past the lines below
+		env.writeAt(t, time.Now().Add(-time.Minute), "api", "too late")
+		env.writeAt(t, time.Now().Add(-time.Second), "api", "late")
+		env.write(t, "api", "last")
+		want := []string{api + "|late", api + "|last"}
+		if got := readTail(t, c, 2); !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %q; want %q: the late line within the lookback, nothing sent twice, not the line older than it", got, want)
+		}
+	})
 }
 
 func TestTailClosesWhenServerStops(t *testing.T) {
