@@ -203,12 +203,23 @@ func (p *proc) get(pathAndQuery string) (int, string, lokiResponse) {
 	return resp.StatusCode, string(b), lr
 }
 
-// streams runs a log query over the last day and returns its streams.
+// streams runs a log query over the last day and returns its streams. A
+// store momentarily unavailable (a 5xx: Elasticsearch allocating a new
+// index's shard on a loaded machine) is asked again for up to 30 s.
 func (p *proc) streams(q string, limit int) []lokiStream {
 	p.t.Helper()
-	now := time.Now()
-	code, body, lr := p.queryRange(q, "limit", fmt.Sprint(limit), "direction", "forward",
-		"start", fmt.Sprint(now.Add(-24*time.Hour).UnixNano()), "end", fmt.Sprint(now.Add(time.Minute).UnixNano()))
+	var code int
+	var body string
+	var lr lokiResponse
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+		now := time.Now()
+		code, body, lr = p.queryRange(q, "limit", fmt.Sprint(limit), "direction", "forward",
+			"start", fmt.Sprint(now.Add(-24*time.Hour).UnixNano()), "end", fmt.Sprint(now.Add(time.Minute).UnixNano()))
+		if code < 500 || time.Now().After(deadline) {
+			break
+		}
+		p.t.Logf("query %s: %d %s; asking again", q, code, body)
+	}
 	if code != 200 {
 		p.t.Fatalf("query %s: %d %s", q, code, body)
 	}
