@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/zeebo/xxh3"
 	"gopkg.in/yaml.v3"
@@ -30,6 +32,41 @@ type target struct {
 	sc     *ScrapeConfig
 	addr   string
 	labels map[string]string
+	// serviceFromJob says the service label is the job's name, there by
+	// default: a service's own Vigil-Service header replaces it.
+	serviceFromJob bool
+}
+
+// sdkHeaders are the response headers of the Go SDK's pprof handlers
+// (sdk.HeaderService…) and the labels they give the profile.
+var sdkHeaders = [...]struct{ header, label string }{
+	{"Vigil-Service", model.LabelService}, {"Vigil-Grade", model.LabelGrade}, {"Vigil-Env", model.LabelEnv},
+	{"Vigil-Version", "version"}, {"Vigil-Host", model.LabelHost},
+}
+
+// labelsFor returns the labels of a profile scraped from t with the
+// response headers h: the target's, completed by what the service says of
+// itself in the SDK's headers. A label the configuration or discovery
+// gave wins over the header.
+func (t *target) labelsFor(h http.Header) map[string]string {
+	var out map[string]string
+	for _, sh := range sdkHeaders {
+		v := h.Get(sh.header)
+		if v == "" || len(v) > model.MaxProfileLabelLen || !utf8.ValidString(v) {
+			continue
+		}
+		if cur, ok := t.labels[sh.label]; ok && (sh.label != model.LabelService || !t.serviceFromJob) || cur == v {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(t.labels)
+		}
+		out[sh.label] = v
+	}
+	if out == nil {
+		return t.labels
+	}
+	return out
 }
 
 func (t *target) key() string {
@@ -166,10 +203,11 @@ func (p *Profiler) targets(sc *ScrapeConfig, groups []StaticConfig) map[string]*
 			}
 			ls[model.LabelJob] = sc.JobName
 			ls[model.LabelInstance] = addr
-			if ls[model.LabelService] == "" {
+			fromJob := ls[model.LabelService] == ""
+			if fromJob {
 				ls[model.LabelService] = sc.JobName
 			}
-			t := &target{sc: sc, addr: addr, labels: ls}
+			t := &target{sc: sc, addr: addr, labels: ls, serviceFromJob: fromJob}
 			out[t.key()] = t
 		}
 	}
@@ -366,7 +404,7 @@ func (p *Profiler) scrapeOnce(ctx context.Context, t *target, typ string) error 
 	if t.sc.windowed[typ] {
 		dur = int64(t.sc.CPUSeconds) * int64(time.Second)
 	}
-	pr := model.NewProfile(typ, t.labels, start.UnixNano(), dur, body)
+	pr := model.NewProfile(typ, t.labelsFor(resp.Header), start.UnixNano(), dur, body)
 	if err := pr.Validate(); err != nil {
 		return &scrapeError{"invalid", err}
 	}

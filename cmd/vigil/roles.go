@@ -44,6 +44,11 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	b := &backends{dataDir: *common.dataDir, queue: qf, stores: sf, query: qyf, dumps: df}
 	var queues producers
 	qmux := d.mux()
+	// The profiler's port serves the profiles' query API too.
+	var pmux *http.ServeMux
+	if *pf.listen != "" {
+		pmux = d.mux()
+	}
 	for _, sig := range signals {
 		s := sig.decl()
 		q, err := diskqueue.Open(d.diskQueueOptions(s, b))
@@ -56,7 +61,11 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 		if err != nil {
 			return err
 		}
-		if err := sig.store(ctx, d, b, &ingestion{flags: inf, consumer: q, dlq: dlq}, qmux); err != nil {
+		muxes := []*http.ServeMux{qmux}
+		if s.intake == intakeProfiler {
+			muxes = append(muxes, pmux)
+		}
+		if err := sig.store(ctx, d, b, &ingestion{flags: inf, consumer: q, dlq: dlq}, muxes...); err != nil {
 			return err
 		}
 	}
@@ -68,7 +77,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	if err := d.startCollector(cf, b.dataDir, queues.Queues); err != nil {
 		return err
 	}
-	if err := d.startProfiler(pf, queues.Profiles); err != nil {
+	if err := d.startProfiler(pf, queues.Profiles, pmux); err != nil {
 		return err
 	}
 	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
@@ -104,19 +113,33 @@ func runProfiler(ctx context.Context, args []string) (err error) {
 	fs := config.NewFlagSet("profiler", profilerSummary+
 		"\nWith --kafka.brokers, profiles go to Kafka through a bounded disk spool under --data-dir.\n"+
 		"Without, the queue is the embedded disk queue under --data-dir, consumed by a `vigil ingester`\n"+
-		"on the same --data-dir.")
+		"on the same --data-dir. With --es.urls, its port also serves the profiles' query API\n"+
+		"(Pyroscope's querier, the pprof API and web UI) over Elasticsearch.")
 	common, pf, qf, kf := addCommonFlags(fs), addProfilerFlags(fs), addQueueFlags(fs), kafka.RegisterFlags(fs)
+	ef := addESFlags(fs)
 	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, d.close()) }()
-	b := &backends{dataDir: *common.dataDir, queue: qf, kafka: kf}
+	b := &backends{dataDir: *common.dataDir, queue: qf, kafka: kf, es: ef}
 	queues, err := d.producers(b, intakeProfiler)
 	if err != nil {
 		return err
 	}
-	if err := d.startProfiler(pf, queues.Profiles); err != nil {
+	var pmux *http.ServeMux
+	if ef.enabled() && *pf.listen != "" {
+		pmux = d.mux()
+		for _, sig := range signals {
+			if sig.decl().intake != intakeProfiler || !sig.stored(d, b) {
+				continue
+			}
+			if err := sig.store(ctx, d, b, nil, pmux); err != nil {
+				return err
+			}
+		}
+	}
+	if err := d.startProfiler(pf, queues.Profiles, pmux); err != nil {
 		return err
 	}
 	return d.runUntil(ctx, "profiler")
@@ -235,9 +258,9 @@ func (d *daemon) startCollector(f *collectorFlags, dataDir string, queues collec
 }
 
 // startProfiler builds the profiler publishing to q, binds its HTTP
-// listener (unless --profiler.listen is empty) and runs its scrapes with the
-// daemon.
-func (d *daemon) startProfiler(f *profilerFlags, q queue.Producer) error {
+// listener (unless --profiler.listen is empty) on mux, or a mux of its own
+// when mux is nil, and runs its scrapes with the daemon.
+func (d *daemon) startProfiler(f *profilerFlags, q queue.Producer, mux *http.ServeMux) error {
 	o, err := f.options()
 	if err != nil {
 		return err
@@ -245,7 +268,9 @@ func (d *daemon) startProfiler(f *profilerFlags, q queue.Producer) error {
 	o.Logger, o.Registerer = d.logger.With("component", "profiler"), d.reg
 	p := profiler.New(o, q)
 	if *f.listen != "" {
-		mux := d.mux()
+		if mux == nil {
+			mux = d.mux()
+		}
 		p.RegisterHTTP(mux)
 		if _, err := d.listen("profiler", *f.listen, mux); err != nil {
 			return err

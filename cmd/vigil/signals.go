@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/vigilhq/vigil/collector"
@@ -62,12 +63,12 @@ var signals = []signalPath{
 		ingest: func(_ *daemon, _ *backends, o ingester.Options, in *ingestion, s logStore) (runner, error) {
 			return ingester.New(o, in.consumer, s, in.dlq), nil
 		},
-		serve: func(d *daemon, mux *http.ServeMux, b *backends, s logStore) {
+		serve: func(d *daemon, b *backends, s logStore) func(*http.ServeMux) {
 			o := b.query.options()
 			o.Logger, o.Registerer = d.logger.With("component", "query"), d.reg
 			api := query.NewAPI(o, s)
-			api.RegisterHTTP(mux)
 			d.add(api.Run) // closes Live tails when the daemon stops
+			return api.RegisterHTTP
 		},
 	},
 	&signalOf[spanStore]{
@@ -93,12 +94,14 @@ var signals = []signalPath{
 			o.MaxBatchRecords = *in.flags.maxSpans
 			return ingester.NewSpanIngester(o, in.consumer, s, in.dlq), nil
 		},
-		serve: func(d *daemon, mux *http.ServeMux, _ *backends, s spanStore) {
+		serve: func(d *daemon, _ *backends, s spanStore) func(*http.ServeMux) {
 			o := jaeger.DefaultOptions()
 			o.Logger, o.Registerer = d.logger.With("component", "jaeger-api"), d.reg
 			api := jaeger.NewAPI(o, s)
-			api.RegisterHTTP(mux)
-			api.RegisterV3(mux)
+			return func(mux *http.ServeMux) {
+				api.RegisterHTTP(mux)
+				api.RegisterV3(mux)
+			}
 		},
 	},
 	&signalOf[dumpStore]{
@@ -136,10 +139,10 @@ var signals = []signalPath{
 			}
 			return ingester.NewDumpIngester(o, in.consumer, s, dumps.IssueGrouper{}, n, in.dlq), nil
 		},
-		serve: func(d *daemon, mux *http.ServeMux, b *backends, s dumpStore) {
+		serve: func(d *daemon, b *backends, s dumpStore) func(*http.ServeMux) {
 			o := b.dumps.apiOptions()
 			o.Logger, o.Registerer = d.logger.With("component", "dumps-api"), d.reg
-			dumpsapi.New(o, s).RegisterHTTP(mux)
+			return dumpsapi.New(o, s).RegisterHTTP
 		},
 	},
 	&signalOf[profileStore]{
@@ -166,10 +169,10 @@ var signals = []signalPath{
 			o.MaxBatchRecords = ingester.DefaultMaxBatchProfiles
 			return ingester.NewProfileIngester(o, in.consumer, s, in.dlq), nil
 		},
-		// Pyroscope's querier, the pprof API and pprof's web UI on the
-		// query port.
-		serve: func(d *daemon, mux *http.ServeMux, _ *backends, s profileStore) {
-			profiles.New(profiles.Options{Logger: d.logger.With("component", "profiles-api"), Registerer: d.reg}, s).RegisterHTTP(mux)
+		// Pyroscope's querier, the pprof API and pprof's web UI, on the
+		// query port and the profiler's.
+		serve: func(d *daemon, _ *backends, s profileStore) func(*http.ServeMux) {
+			return profiles.New(profiles.Options{Logger: d.logger.With("component", "profiles-api"), Registerer: d.reg}, s).RegisterHTTP
 		},
 	},
 }
@@ -272,9 +275,10 @@ type signalOf[S store] struct {
 	// ingest returns the ingester of the signal into s; it may add what
 	// the ingester needs besides (a webhook) to the daemon.
 	ingest func(d *daemon, b *backends, o ingester.Options, in *ingestion, s S) (runner, error)
-	// serve registers the signal's query API over s on mux; nil serves
-	// none.
-	serve func(d *daemon, mux *http.ServeMux, b *backends, s S)
+	// serve builds the signal's query API over s and returns what
+	// registers it on a mux (the query port's, and the intake's where it
+	// serves the API too); nil serves none.
+	serve func(d *daemon, b *backends, s S) func(*http.ServeMux)
 }
 
 // signalPath is what the roles need of a declaration, whatever its store.
@@ -285,8 +289,8 @@ type signalPath interface {
 	stored(d *daemon, b *backends) bool
 	// store opens the signal's store (Elasticsearch when b says so) and
 	// closes it when the daemon ends; with a consumer it also ingests into
-	// it, and with a mux it serves the query API over it.
-	store(ctx context.Context, d *daemon, b *backends, in *ingestion, mux *http.ServeMux) error
+	// it, and it serves the query API over it on each mux that is not nil.
+	store(ctx context.Context, d *daemon, b *backends, in *ingestion, muxes ...*http.ServeMux) error
 }
 
 // signalDecl is the part of a declaration that does not depend on the
@@ -319,7 +323,7 @@ type ingestion struct {
 	dlq      ingester.DeadLetter
 }
 
-func (s *signalOf[S]) store(ctx context.Context, d *daemon, b *backends, in *ingestion, mux *http.ServeMux) error {
+func (s *signalOf[S]) store(ctx context.Context, d *daemon, b *backends, in *ingestion, muxes ...*http.ServeMux) error {
 	var st S
 	var err error
 	if b.es.enabled() {
@@ -344,8 +348,12 @@ func (s *signalOf[S]) store(ctx context.Context, d *daemon, b *backends, in *ing
 		d.add(r.Run)
 		d.add(st.Run)
 	}
-	if mux != nil && s.serve != nil {
-		s.serve(d, mux, b, st)
+	muxes = slices.DeleteFunc(muxes, func(m *http.ServeMux) bool { return m == nil })
+	if len(muxes) > 0 && s.serve != nil {
+		register := s.serve(d, b, st)
+		for _, m := range muxes {
+			register(m)
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@
 //	POST /jobs/reconcile   starts an sdk.GoContext goroutine that panics (reconcileLedger)
 //	POST /crash            dies of "fatal error: concurrent map writes" (mapWriter)
 //	GET  /readyz, /metrics ready once Init returned; the SDK's metrics
+//	GET  /debug/pprof/…    the SDK's pprof handlers, next to /metrics
 //
 // A goroutine parked in parkedWorker lives as long as the process, so that
 // a test can find it among a dump's goroutines. SIGTERM shuts the SDK
@@ -47,6 +48,7 @@ func main() {
 	mux.HandleFunc("POST /crash", func(w http.ResponseWriter, r *http.Request) { crash() })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {})
 	mux.Handle("GET /metrics", sdk.MetricsHandler())
+	sdk.RegisterPprof(mux)
 	srv := &http.Server{Addr: *listen, Handler: sdk.HTTPMiddleware(mux)}
 
 	sig := make(chan os.Signal, 1)

@@ -41,6 +41,22 @@ func BurnCPU(stop <-chan struct{}) {
 	}
 }
 
+// held keeps what HoldHeap allocated alive, so that heap profiles show it
+// in use.
+var held [][]byte
+
+// HoldHeap allocates 64 MiB in 1 MiB pieces and keeps them until release
+// is called: the allocation site a heap profile of the process must find
+// on top of inuse_space.
+//
+//go:noinline
+func HoldHeap() (release func()) {
+	for range 64 {
+		held = append(held, make([]byte, 1<<20))
+	}
+	return func() { held = nil }
+}
+
 // PprofMux serves net/http/pprof's handlers under /debug/pprof/, as a
 // service that imports net/http/pprof does.
 func PprofMux() *http.ServeMux {
@@ -87,8 +103,8 @@ func Top(p *profile.Profile, st string) (string, int64) {
 }
 
 // StartService starts a real Go service in this process for the length of
-// the test: a goroutine burning CPU in BurnCPU and net/http/pprof's
-// handlers on a test server. It returns the server's host:port and a
+// the test: a goroutine burning CPU in BurnCPU, 64 MiB held by HoldHeap
+// and net/http/pprof's handlers on a test server. It returns the server's host:port and a
 // function that stops the service before the test ends.
 func StartService(t testing.TB) (string, func()) {
 	t.Helper()
@@ -96,10 +112,12 @@ func StartService(t testing.TB) (string, func()) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); BurnCPU(stop) }()
+	release := HoldHeap()
 	srv := httptest.NewServer(PprofMux())
 	var once sync.Once
 	end := func() {
 		once.Do(func() {
+			release()
 			srv.CloseClientConnections()
 			srv.Close()
 			close(stop)
