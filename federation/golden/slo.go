@@ -10,7 +10,8 @@ import (
 )
 
 // slo records the error ratio per service and grade over every window
-// the burn-rate alerts use, then one alert per grade and severity
+// the burn-rate alerts use (the golden group's records averaged over the
+// window), then one alert per grade and severity
 // (Google SRE workbook, "Alerting on SLOs", multiwindow multi-burn-rate).
 func (g *gen) slo(cv *Convention) []rulefmt.Rule {
 	s := g.c.SLO
@@ -26,12 +27,17 @@ func (g *gen) slo(cv *Convention) []rulefmt.Rule {
 		}
 	}
 	slices.Sort(windows)
+	// Every window's ratio comes from the 5m rates the golden group
+	// records, averaged over the window: cheap (no days-long range over
+	// raw series) and available wherever the service_grade level is, so
+	// a global level that federates only the aggregates alerts too.
+	requests := lvl.name + ":" + cv.Signal + "_requests:rate" + g.w
+	errs := lvl.name + ":" + cv.Signal + "_errors:rate" + g.w
 	for _, w := range windows {
 		if w == g.c.RateWindow {
 			continue // the golden group records it
 		}
-		g.record(ratio(w), fmt.Sprintf("(\n%s\n)\n/\n(\n%s\n)",
-			g.requestRate(cv, lvl.by, w.String(), cv.Errors), g.requestRate(cv, lvl.by, w.String(), "")))
+		g.record(ratio(w), fmt.Sprintf("avg_over_time(%s[%s])\n/\navg_over_time(%s[%s])", errs, w, requests, w))
 	}
 
 	var severities []string
