@@ -22,6 +22,7 @@ func runRules(_ context.Context, args []string) error {
 		strings.Join(golden.Presets(), ", ")+".")
 	conventions := fs.String("conventions", "", "YAML file of label names, naming conventions and SLO objectives per grade; empty uses the SDK's")
 	out := fs.String("out", "rules", "directory the rule files are written to (created if missing; files of the same name are replaced)")
+	federated := fs.Bool("federated", false, "leave out the per-datacenter rules that read the services' own series, for a global level that federates the service_grade_dc series (same as federated: true in --conventions)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -32,6 +33,7 @@ func runRules(_ context.Context, args []string) error {
 			return err
 		}
 	}
+	c.Federated = c.Federated || *federated
 	paths, err := golden.WriteDir(*out, golden.Generate(c))
 	if err != nil {
 		return err

@@ -36,6 +36,11 @@ type Config struct {
 	// Interval is the evaluation interval of the golden-signal groups;
 	// zero leaves Prometheus' global evaluation_interval.
 	Interval model.Duration `yaml:"interval"`
+	// Federated leaves out the rules that read the services' own series
+	// (the service_grade_dc level): for a global level that federates
+	// the service_grade_dc and service_grade_dc_le series of the
+	// datacenter levels and aggregates them further.
+	Federated bool `yaml:"federated"`
 	// Quantiles of the latency histograms. Default 0.5, 0.9, 0.99.
 	Quantiles []float64 `yaml:"quantiles"`
 	// DefaultGrade is the grade of series that have no grade label (the

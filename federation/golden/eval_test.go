@@ -88,7 +88,12 @@ func fleet() string {
 // minute over it, and returns the storage, an engine and the groups.
 func evaluated(t *testing.T, c *Config) (storage.Storage, promql.QueryEngine, map[string]*rules.Group) {
 	t.Helper()
-	st := promqltest.LoadedStorage(t, fleet())
+	return evaluate(t, c, promqltest.LoadedStorage(t, fleet()))
+}
+
+// evaluate evaluates every generated group once a minute over st.
+func evaluate(t *testing.T, c *Config, st storage.Storage) (storage.Storage, promql.QueryEngine, map[string]*rules.Group) {
+	t.Helper()
 	engine := promqltest.NewTestEngineWithOpts(t, promql.EngineOpts{
 		MaxSamples: 10_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute,
 		EnableDelayedNameRemoval: true,
@@ -111,20 +116,33 @@ func evaluated(t *testing.T, c *Config) (storage.Storage, promql.QueryEngine, ma
 	if len(errs) > 0 {
 		t.Fatalf("loading %s: %v", filepath.Join(dir, "*"), errs)
 	}
-	// Golden groups first at each step, as their evaluations are
-	// independent of the SLO groups' except for the 5m ratio.
+	// At each step the golden groups first: the SLO groups read them.
 	for m := 1; m <= evalMinutes; m++ {
 		ts := time.Unix(int64(m*60), 0)
 		for _, prefix := range []string{"golden_", "slo_"} {
-			for key, g := range groups {
+			for _, g := range groups {
 				if strings.HasPrefix(g.Name(), prefix) {
-					_ = key
 					g.Eval(ctx, ts)
 				}
 			}
 		}
 	}
 	return st, engine, groups
+}
+
+// firingAlerts returns service/severity of every firing alert.
+func firingAlerts(groups map[string]*rules.Group) map[string]bool {
+	firing := map[string]bool{}
+	for _, g := range groups {
+		for _, r := range g.AlertingRules() {
+			for _, a := range r.ActiveAlerts() {
+				if a.State == rules.StateFiring {
+					firing[a.Labels.Get("service")+"/"+a.Labels.Get("severity")] = true
+				}
+			}
+		}
+	}
+	return firing
 }
 
 // query returns the instant vector of expr at the end of the fleet's data.
@@ -235,16 +253,7 @@ func TestBurnRateAlertsFollowTheGrade(t *testing.T) {
 	}
 	_, _, groups := evaluated(t, c)
 
-	firing := map[string]bool{} // service/severity
-	for _, g := range groups {
-		for _, r := range g.AlertingRules() {
-			for _, a := range r.ActiveAlerts() {
-				if a.State == rules.StateFiring {
-					firing[a.Labels.Get("service")+"/"+a.Labels.Get("severity")] = true
-				}
-			}
-		}
-	}
+	firing := firingAlerts(groups)
 	f := func(key string, want bool) {
 		t.Helper()
 		if firing[key] != want {

@@ -48,7 +48,7 @@ slo:
   for: 2m
   interval: 1m
 `
-	for name, conf := range map[string]string{"default": "", "every": every} {
+	for name, conf := range map[string]string{"default": "", "every": every, "federated": "federated: true"} {
 		t.Run(name, func(t *testing.T) {
 			c, err := ParseConfig([]byte(conf))
 			if err != nil {

@@ -3,6 +3,7 @@ package golden
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,7 +49,23 @@ func Generate(c *Config) []File {
 			}}},
 		})
 	}
+	if c.Federated {
+		for i := range files {
+			for j := range files[i].Groups.Groups {
+				gr := &files[i].Groups.Groups[j]
+				gr.Rules = slices.DeleteFunc(gr.Rules, func(r rulefmt.Rule) bool { return isFinestLevel(c, r.Record) })
+			}
+		}
+	}
 	return files
+}
+
+// isFinestLevel reports whether a recorded name is of the level that
+// aggregates the services' own series.
+func isFinestLevel(c *Config, record string) bool {
+	l := c.Labels
+	finest := l.Service + "_" + l.Grade + "_" + l.DC
+	return strings.HasPrefix(record, finest+":") || strings.HasPrefix(record, finest+"_le:")
 }
 
 // gen writes the expressions of one source naming scheme.
