@@ -31,6 +31,17 @@ func TestRulesCommandWritesCheckedFiles(t *testing.T) {
 		t.Errorf("written file lacks the traffic rule:\n%s", b)
 	}
 
+	global := filepath.Join(dir, "global")
+	if err := runRules(context.Background(), []string{"--conventions", conv, "--out", global, "--federated"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = os.ReadFile(filepath.Join(global, "golden_otel_http.rules.yml")); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "record: service_grade_dc:") || !strings.Contains(string(b), "record: service_grade:http_server_requests:rate5m") {
+		t.Errorf("--federated: want the service_grade rules and none of the service_grade_dc ones:\n%s", b)
+	}
+
 	if err := os.WriteFile(conv, []byte("conventions: [{preset: otel}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
