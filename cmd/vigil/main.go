@@ -34,6 +34,7 @@ func commands() []command {
 		{"profiler", profilerSummary, runProfiler},
 		{"reconcile", reconcile.Summary, reconcile.Command},
 		{"bench", bench.Summary, bench.Run},
+		{"rules", rulesSummary, runRules},
 		{"version", "Print the version.", func(context.Context, []string) error {
 			fmt.Println("vigil", version)
 			return nil
