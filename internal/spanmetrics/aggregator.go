@@ -11,8 +11,10 @@
 package spanmetrics
 
 import (
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -157,7 +159,7 @@ func (a *Aggregator) Observe(spans []model.Span) {
 		if !Counted(s) {
 			continue
 		}
-		h := a.seriesFor(seriesKey{service: serviceLabel(s.Service), operation: truncate(s.Name, maxLabelLen),
+		h := a.seriesFor(seriesKey{service: serviceLabel(s.Service), operation: labelValue(s.Name, maxLabelLen),
 			kind: s.Kind, status: s.StatusCode, grade: s.Grade})
 		h.calls.Inc()
 		h.duration.Observe(float64(s.Duration) / 1e6)
@@ -232,14 +234,22 @@ func serviceLabel(s string) string {
 	if s == "" {
 		return UnknownService
 	}
-	return truncate(s, maxLabelLen)
+	return labelValue(s, maxLabelLen)
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+// labelValue is s as a label value: valid UTF-8 (Prometheus refuses
+// anything else), at most n bytes, cut on a character boundary.
+func labelValue(s string, n int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return s
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // signals is the collector of the golden-signal series alone, without the

@@ -168,6 +168,29 @@ func TestCardinalityCap(t *testing.T) {
 	}
 }
 
+func TestLabelValue(t *testing.T) {
+	f := func(in string, n int, want string) {
+		t.Helper()
+		if got := labelValue(in, n); got != want {
+			t.Errorf("labelValue(%q, %d): got %q; want %q", in, n, got, want)
+		}
+	}
+	f("GET /cart", 128, "GET /cart")
+	f("héllo", 2, "h") // é is two bytes: not cut in half
+	f("héllo", 3, "hé")
+	f("a\xffb", 128, "a\uFFFDb")
+	// A span whose names are not UTF-8 is counted, not a panic.
+	a := New(Options{})
+	a.Observe([]vmodel.Span{span("sv\xc3", "op\xff", vmodel.SpanKindServer, true, 1, 0, 0)})
+	a.ObserveEdge("p\xff", "c", time.Millisecond, false)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a)
+	if got := value(scrape(t, reg), CallsMetric, map[string]string{"service_name": "sv\uFFFD", "span_name": "op\uFFFD",
+		"span_kind": "SPAN_KIND_SERVER", "status_code": "STATUS_CODE_UNSET"}); got != 1 {
+		t.Errorf("calls of a service named in bad UTF-8: got %v; want 1", got)
+	}
+}
+
 func BenchmarkObserve(b *testing.B) {
 	a := New(Options{})
 	spans := make([]vmodel.Span, 1000)
