@@ -3,6 +3,7 @@ package spanmetrics
 import (
 	"context"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -139,4 +140,31 @@ func TestWriterRunStops(t *testing.T) {
 	if _, v, ok := lastSample(t, db, ls); !ok || v != 1 {
 		t.Errorf("%s: got %v (stored %v); want 1", ls, v, ok)
 	}
+}
+
+// BenchmarkWrite: one write of 1,000 label sets (about 21 samples each:
+// the counter, 17 buckets, sum, count and the native histogram) into a
+// TSDB.
+func BenchmarkWrite(b *testing.B) {
+	db, err := tsdb.Open(b.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	a := New(Options{})
+	var spans []vmodel.Span
+	for i := range 1000 {
+		spans = append(spans, span("svc"+strconv.Itoa(i%50), "op"+strconv.Itoa(i), vmodel.SpanKindServer, false, float64(i%500), 0, 1))
+	}
+	a.Observe(spans)
+	w := NewWriter(WriterOptions{}, a, db)
+	t0 := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := w.Write(context.Background(), t0.Add(time.Duration(i)*time.Second)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(testutil.ToFloat64(w.samples)/b.Elapsed().Seconds(), "samples/s")
 }
