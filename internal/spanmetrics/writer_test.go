@@ -142,6 +142,36 @@ func TestWriterRunStops(t *testing.T) {
 	}
 }
 
+// TestWriteWhileObserving: the ingester observes while the writer
+// gathers; run with -race. Every write commits, and the last one holds
+// every span observed before it.
+func TestWriteWhileObserving(t *testing.T) {
+	db := openTSDB(t)
+	a := New(Options{})
+	w := NewWriter(WriterOptions{}, a, db)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			a.Observe([]vmodel.Span{span("cart", "op"+strconv.Itoa(i%7), vmodel.SpanKindServer, true, float64(i), uint8(i%3), 1)})
+			a.ObserveEdge("web", "cart", time.Millisecond, i%2 == 0)
+		}
+	}()
+	t0 := time.Now()
+	for i := range 20 {
+		if err := w.Write(context.Background(), t0.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if err := w.Write(context.Background(), t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, v, ok := lastSample(t, db, labels.FromStrings(labels.MetricName, EdgeCallsMetric, "child", "cart", "parent", "web")); !ok || v != 200 {
+		t.Errorf("edge calls web → cart: got %v (stored %v); want 200", v, ok)
+	}
+}
+
 // BenchmarkWrite: one write of 1,000 label sets (about 21 samples each:
 // the counter, 17 buckets, sum, count and the native histogram) into a
 // TSDB.
