@@ -60,7 +60,11 @@ func NewSpanIngester(opts Options, c queue.Consumer, s storage.SpanWriter, dlq D
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(in.consumed, in.written, in.failures, in.dead, in.rejected)
 	}
-	in.golden = spanmetrics.New(opts.SpanMetrics)
+	gopts := opts.SpanMetrics
+	if gopts.ServiceGrades == nil {
+		gopts.ServiceGrades = opts.ServiceGrades
+	}
+	in.golden = spanmetrics.New(gopts)
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(in.golden)
 	}

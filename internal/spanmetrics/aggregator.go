@@ -35,6 +35,9 @@ type Options struct {
 	// NativeBucketFactor is the native histogram's growth factor from one
 	// bucket to the next (1.1: about 4.5% relative error of a quantile).
 	NativeBucketFactor float64
+	// ServiceGrades gives the grade of spans whose resource carries none,
+	// by service (the ingester's --ingester.service-grades).
+	ServiceGrades map[string]int
 }
 
 // DefaultBuckets are the OpenTelemetry spanmetrics connector's default
@@ -159,8 +162,12 @@ func (a *Aggregator) Observe(spans []model.Span) {
 		if !Counted(s) {
 			continue
 		}
+		grade := s.Grade
+		if grade == 0 {
+			grade = a.opts.ServiceGrades[s.Service]
+		}
 		h := a.seriesFor(seriesKey{service: serviceLabel(s.Service), operation: labelValue(s.Name, maxLabelLen),
-			kind: s.Kind, status: s.StatusCode, grade: s.Grade})
+			kind: s.Kind, status: s.StatusCode, grade: grade})
 		h.calls.Inc()
 		h.duration.Observe(float64(s.Duration) / 1e6)
 	}

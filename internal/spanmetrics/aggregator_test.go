@@ -129,6 +129,25 @@ func TestExposition(t *testing.T) {
 	}
 }
 
+func TestServiceGrades(t *testing.T) {
+	a := New(Options{ServiceGrades: map[string]int{"legacy": 2, "cart": 4}})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a)
+	a.Observe([]vmodel.Span{
+		span("legacy", "GET /", vmodel.SpanKindServer, true, 1, 0, 0), // no grade of its own: the configured one
+		span("cart", "GET /", vmodel.SpanKindServer, true, 1, 0, 1),   // its own grade wins
+	})
+	mfs := scrape(t, reg)
+	lv := func(svc, grade string) map[string]string {
+		return map[string]string{"service_name": svc, "span_name": "GET /", "span_kind": "SPAN_KIND_SERVER", "status_code": "STATUS_CODE_UNSET", "grade": grade}
+	}
+	for _, c := range []struct{ svc, grade string }{{"legacy", "2"}, {"cart", "1"}} {
+		if got := value(mfs, CallsMetric, lv(c.svc, c.grade)); got != 1 {
+			t.Errorf("calls of %s with grade %s: got %v; want 1", c.svc, c.grade, got)
+		}
+	}
+}
+
 func TestCardinalityCap(t *testing.T) {
 	a := New(Options{MaxOperationsPerService: 3, MaxSeries: 6})
 	reg := prometheus.NewRegistry()
