@@ -1,23 +1,23 @@
 package ingester
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
+	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/spanmetrics"
 )
 
 // edges turns the stream of stored spans into golden metrics per service
 // call edge (parent service → child service): calls, errors and latency,
-// as spans arrive rather than by a periodic batch job. A child whose parent
-// has not arrived yet waits, bounded, for it.
+// as spans arrive rather than by a periodic batch job, counted by the
+// span metrics aggregator. A child whose parent has not arrived yet waits,
+// bounded, for it.
 type edges struct {
 	services *spanServices // recent span id → service
 	pending  map[pendingKey][]pendingChild
 	npending int
 
-	calls   *prometheus.CounterVec
-	errors  *prometheus.CounterVec
-	latency *prometheus.HistogramVec
+	metrics *spanmetrics.Aggregator
 }
 
 type pendingKey struct {
@@ -33,27 +33,16 @@ type pendingChild struct {
 
 // Bounds of the edge tracker's memory.
 const (
-	edgeRecentSpans  = 1 << 17
-	edgeMaxPending   = 1 << 15
-	edgeServiceLabel = 64 // longest service name used as a label value
+	edgeRecentSpans = 1 << 17
+	edgeMaxPending  = 1 << 15
 )
 
-func newEdges(reg prometheus.Registerer) *edges {
-	e := &edges{
+func newEdges(m *spanmetrics.Aggregator) *edges {
+	return &edges{
 		services: newSpanServices(edgeRecentSpans),
 		pending:  map[pendingKey][]pendingChild{},
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "dependency", Name: "calls_total",
-			Help: "Calls between services seen in spans, by parent and child service."}, []string{"parent", "child"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "dependency", Name: "errors_total",
-			Help: "Calls between services whose child span has an error status."}, []string{"parent", "child"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "vigil", Subsystem: "dependency", Name: "latency_seconds",
-			Help: "Duration of the child spans of calls between services.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)},
-			[]string{"parent", "child"}),
+		metrics:  m,
 	}
-	if reg != nil {
-		reg.MustRegister(e.calls, e.errors, e.latency)
-	}
-	return e
 }
 
 // observe records the edges of spans.
@@ -102,22 +91,7 @@ func (e *edges) observe(spans []model.Span) {
 }
 
 func (e *edges) edge(parent string, c pendingChild) {
-	if parent == c.service {
-		return
-	}
-	p, ch := truncate(parent, edgeServiceLabel), truncate(c.service, edgeServiceLabel)
-	e.calls.WithLabelValues(p, ch).Inc()
-	if c.err {
-		e.errors.WithLabelValues(p, ch).Inc()
-	}
-	e.latency.WithLabelValues(p, ch).Observe(float64(c.duration) / 1e9)
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+	e.metrics.ObserveEdge(parent, c.service, time.Duration(c.duration), c.err)
 }
 
 // spanServices is a bounded map from span to service: a ring of the most

@@ -1,16 +1,50 @@
 package ingester
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/spanmetrics"
 )
 
+// counterValue gathers c and returns the counter name whose non-empty
+// labels are exactly lv, name=value pairs in the order of the names; 0
+// when there is none.
+func counterValue(t *testing.T, c prometheus.Collector, name string, lv ...string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join(lv, " ")
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var pairs []string
+			for _, l := range m.GetLabel() { // sorted by name
+				if l.GetValue() != "" {
+					pairs = append(pairs, l.GetName()+"="+l.GetValue())
+				}
+			}
+			if mf.GetName() == name && strings.Join(pairs, " ") == want {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func edgeCalls(t *testing.T, c prometheus.Collector, parent, child string) float64 {
+	t.Helper()
+	return counterValue(t, c, spanmetrics.EdgeCallsMetric, "child="+child, "parent="+parent)
+}
+
 func TestEdges(t *testing.T) {
-	e := newEdges(prometheus.NewRegistry())
+	e := newEdges(spanmetrics.New(spanmetrics.Options{}))
 	tr := model.TraceID{1}
 	span := func(id, parent byte, svc string, status uint8) model.Span {
 		s := model.Span{TraceID: tr, SpanID: model.SpanID{id}, Service: svc, Duration: 2e6, StatusCode: status}
@@ -24,10 +58,10 @@ func TestEdges(t *testing.T) {
 	e.observe([]model.Span{span(3, 2, "api", 0), span(5, 3, "db", 0), span(6, 2, "api", 0)})
 	f := func(parent, child string, calls, errs float64) {
 		t.Helper()
-		if got := testutil.ToFloat64(e.calls.WithLabelValues(parent, child)); got != calls {
+		if got := edgeCalls(t, e.metrics, parent, child); got != calls {
 			t.Errorf("%s→%s calls: got %v; want %v", parent, child, got, calls)
 		}
-		if got := testutil.ToFloat64(e.errors.WithLabelValues(parent, child)); got != errs {
+		if got := counterValue(t, e.metrics, spanmetrics.EdgeErrorsMetric, "child="+child, "parent="+parent); got != errs {
 			t.Errorf("%s→%s errors: got %v; want %v", parent, child, got, errs)
 		}
 	}
@@ -42,7 +76,7 @@ func TestEdges(t *testing.T) {
 // TestEdgesZipkinSharedSpan: the server's own call names the shared id as
 // its parent and comes first; the server half claims it.
 func TestEdgesZipkinSharedSpan(t *testing.T) {
-	e := newEdges(prometheus.NewRegistry())
+	e := newEdges(spanmetrics.New(spanmetrics.Options{}))
 	tr, shared := model.TraceID{2}, model.SpanID{1}
 	call := model.Span{TraceID: tr, SpanID: model.SpanID{2}, ParentSpanID: shared, Service: "users"}
 	db := model.Span{TraceID: tr, SpanID: model.SpanID{3}, ParentSpanID: call.SpanID, Service: "db"}
@@ -52,7 +86,7 @@ func TestEdgesZipkinSharedSpan(t *testing.T) {
 		e.observe(batch)
 	}
 	for edge, want := range map[[2]string]float64{{"web", "users"}: 1, {"users", "db"}: 1, {"web", "db"}: 0} {
-		if got := testutil.ToFloat64(e.calls.WithLabelValues(edge[0], edge[1])); got != want {
+		if got := edgeCalls(t, e.metrics, edge[0], edge[1]); got != want {
 			t.Errorf("%s→%s calls: got %v; want %v", edge[0], edge[1], got, want)
 		}
 	}

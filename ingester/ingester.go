@@ -23,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/spanmetrics"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -49,6 +50,9 @@ type Options struct {
 	// DrainTimeout bounds how long a stopping ingester keeps trying to
 	// write and commit the batch in hand.
 	DrainTimeout time.Duration
+	// SpanMetrics bounds the golden signals the span ingester computes from
+	// spans (zero fields take spanmetrics.DefaultOptions').
+	SpanMetrics spanmetrics.Options
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer

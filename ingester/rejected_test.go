@@ -300,7 +300,7 @@ func TestRejectedSpansAreDeadLettered(t *testing.T) {
 	if n := testutil.ToFloat64(in.rejected); n != 1 {
 		t.Errorf("dead_lettered_spans_total = %v; want 1", n)
 	}
-	if n := testutil.ToFloat64(in.edges.calls.WithLabelValues("web", "db")); n != 2 {
+	if n := edgeCalls(t, in.SpanMetrics(), "web", "db"); n != 2 {
 		t.Errorf("calls web → db: %v; want 2, every span of the batch", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/spanmetrics"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -28,6 +29,7 @@ type SpanIngester struct {
 	dead     prometheus.Counter
 	rejected prometheus.Counter
 	edges    *edges
+	golden   *spanmetrics.Aggregator
 	limiter  *rate.Limiter
 }
 
@@ -58,7 +60,15 @@ func NewSpanIngester(opts Options, c queue.Consumer, s storage.SpanWriter, dlq D
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(in.consumed, in.written, in.failures, in.dead, in.rejected)
 	}
-	in.edges = newEdges(opts.Registerer)
+	gopts := opts.SpanMetrics
+	if gopts.ServiceGrades == nil {
+		gopts.ServiceGrades = opts.ServiceGrades
+	}
+	in.golden = spanmetrics.New(gopts)
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(in.golden)
+	}
+	in.edges = newEdges(in.golden)
 	in.limiter = newLimiter(opts)
 	return in
 }
@@ -78,12 +88,24 @@ func (in *SpanIngester) Run(ctx context.Context) error {
 		},
 		write:    in.store.Write,
 		reject:   in.reject,
-		stored:   in.edges.observe,
+		stored:   in.stored,
 		prepare:  func(ctx context.Context, spans []model.Span) error { return waitFor(ctx, in.limiter, len(spans)) },
 		consumed: in.consumed, written: in.written, writeErrors: in.failures,
 	}
 	return p.run(ctx)
 }
+
+// stored counts the golden signals of a stored batch: its requests and the
+// calls between services.
+func (in *SpanIngester) stored(spans []model.Span) {
+	in.golden.Observe(spans)
+	in.edges.observe(spans)
+}
+
+// SpanMetrics returns the aggregator of the golden signals of the spans
+// stored, registered with Options.Registerer; a spanmetrics.Writer appends
+// its series into a metrics storage.
+func (in *SpanIngester) SpanMetrics() *spanmetrics.Aggregator { return in.golden }
 
 // reject sends a span the store refused permanently to the dead-letter
 // destination, as a batch of one with the store's reason; the store holds

@@ -15,6 +15,7 @@ import (
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
+	"github.com/vigilhq/vigil/internal/spanmetrics"
 )
 
 // memSpans keeps spans by trace and span id and fails its first failures
@@ -97,8 +98,14 @@ func TestSpanIngester(t *testing.T) {
 	if store.len() != 100 {
 		t.Errorf("stored %d spans; want 100", store.len())
 	}
-	if got := testutil.ToFloat64(in.edges.calls.WithLabelValues("web", "db")); got != 50 {
+	if got := edgeCalls(t, in.SpanMetrics(), "web", "db"); got != 50 {
 		t.Errorf("calls web → db: %v; want 50", got)
+	}
+	// The root spans are web's requests; db's spans, of no kind and with a
+	// parent, are not requests.
+	if got := counterValue(t, in.SpanMetrics(), spanmetrics.CallsMetric, "service_name=web", "span_kind=SPAN_KIND_UNSPECIFIED",
+		"span_name=GET", "status_code=STATUS_CODE_UNSET"); got != 50 {
+		t.Errorf("requests of web: %v; want 50", got)
 	}
 	if got := testutil.ToFloat64(in.dead); got != 1 {
 		t.Errorf("dead-lettered batches: %v; want 1", got)
