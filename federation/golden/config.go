@@ -87,6 +87,10 @@ type Convention struct {
 	// Duration is the latency histogram (classic _bucket series, native
 	// histograms, or both); empty records no latency.
 	Duration string `yaml:"duration"`
+	// DurationUnit is the unit Duration observes: seconds (default) or
+	// milliseconds (OpenTelemetry's spanmetrics, Jaeger's convention);
+	// recorded quantiles are always in seconds.
+	DurationUnit string `yaml:"duration_unit"`
 	// Inflight is the gauge of requests in progress; empty records none.
 	Inflight string `yaml:"inflight"`
 	// Capacity is a gauge of how many requests can be in progress at
@@ -182,7 +186,7 @@ var (
 		{"ticket", model.Duration(24 * time.Hour), model.Duration(2 * time.Hour), 3},
 		{"ticket", model.Duration(72 * time.Hour), model.Duration(6 * time.Hour), 1},
 	}
-	DefaultConventions = []string{"vigil-http", "vigil-http-client", "vigil-grpc", "vigil-grpc-client"}
+	DefaultConventions = []string{"vigil-http", "vigil-http-client", "vigil-grpc", "vigil-grpc-client", "vigil-spans"}
 )
 
 const defaultRateWindow = model.Duration(5 * time.Minute)
@@ -329,6 +333,13 @@ func (c *Convention) complete(field string) error {
 	if err := checkMatchers(field+".selector", c.Selector); err != nil {
 		return err
 	}
+	switch c.DurationUnit {
+	case "":
+		c.DurationUnit = "seconds"
+	case "seconds", "milliseconds":
+	default:
+		return fmt.Errorf("%s.duration_unit: %q: want seconds or milliseconds", field, c.DurationUnit)
+	}
 	switch r := c.Requests; {
 	case r.Counter == "" && r.Histogram == "":
 		return fmt.Errorf("%s.requests: set counter or histogram", field)
@@ -368,6 +379,7 @@ func (c *Convention) fillFrom(p Convention) {
 	}
 	fill(&c.Errors, p.Errors)
 	fill(&c.Duration, p.Duration)
+	fill(&c.DurationUnit, p.DurationUnit)
 	fill(&c.Inflight, p.Inflight)
 	fill(&c.Capacity, p.Capacity)
 	c.NoSLO = c.NoSLO || p.NoSLO

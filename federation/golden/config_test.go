@@ -94,7 +94,7 @@ conventions:
 	for _, cv := range d.Conventions {
 		names = append(names, cv.Name)
 	}
-	if got, want := strings.Join(names, ","), "vigil_http,vigil_http_client,vigil_grpc,vigil_grpc_client"; got != want {
+	if got, want := strings.Join(names, ","), "vigil_http,vigil_http_client,vigil_grpc,vigil_grpc_client,vigil_spans"; got != want {
 		t.Errorf("default conventions = %s; want %s", got, want)
 	}
 }

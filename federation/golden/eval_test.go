@@ -81,6 +81,23 @@ func fleet() string {
 				dc, c.code, c.n*0.56, c.n, c.n/2, c.n/2, evalMinutes)
 		}
 	}
+	// A service with no metrics of its own, only spans: the ingester's
+	// span metrics (milliseconds, Jaeger's labels), two operations in dc
+	// a, 1200 calls a minute, 24 of them errors, latency uniform on
+	// [0, 400] ms.
+	for _, op := range []string{"GET /a", "GET /b"} {
+		base := fmt.Sprintf(`service_name="ledger", span_name=%q, span_kind="SPAN_KIND_SERVER", grade="2", dc="a", job="ingester", instance="i1"`, op)
+		for _, c := range []struct {
+			status string
+			n      float64
+		}{{"STATUS_CODE_UNSET", 588}, {"STATUS_CODE_ERROR", 12}} {
+			fmt.Fprintf(&b, "  traces_span_metrics_calls_total{%s, status_code=%q} 0+%gx%d\n", base, c.status, c.n, evalMinutes)
+			for _, le := range []float64{100, 200, 400} {
+				fmt.Fprintf(&b, "  traces_span_metrics_duration_milliseconds_bucket{%s, status_code=%q, le=\"%g\"} 0+%gx%d\n", base, c.status, le, c.n*le/400, evalMinutes)
+			}
+			fmt.Fprintf(&b, "  traces_span_metrics_duration_milliseconds_bucket{%s, status_code=%q, le=\"+Inf\"} 0+%gx%d\n", base, c.status, c.n, evalMinutes)
+		}
+	}
 	return b.String()
 }
 
@@ -178,7 +195,7 @@ func scalarOf(t *testing.T, st storage.Storage, engine promql.QueryEngine, expr 
 }
 
 func TestGoldenSignalsAreExact(t *testing.T) {
-	c, err := ParseConfig([]byte("conventions: [{preset: vigil-http}, {preset: otel-http}]\n"))
+	c, err := ParseConfig([]byte("conventions: [{preset: vigil-http}, {preset: otel-http}, {preset: vigil-spans}]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +237,12 @@ func TestGoldenSignalsAreExact(t *testing.T) {
 	f(`service_grade_dc:process_cpu_seconds:rate5m{service="checkout", dc="a"}`, 1, exact)
 	f(`service_grade:process_cpu_utilisation:ratio_rate5m{service="checkout"}`, 1.5/6, exact)
 	f(`service_grade:process_resident_memory_bytes:sum{service="checkout"}`, 3e8, exact)
+
+	// From spans alone: the same signals, latency in seconds.
+	f(`service_grade_dc:spans_requests:rate5m{service="ledger", grade="2", dc="a"}`, 20, exact)
+	f(`service_grade:spans_errors:ratio_rate5m{service="ledger", grade="2"}`, 0.02, exact)
+	f(`service_grade:spans_request_duration_seconds:p50_rate5m{service="ledger"}`, 0.2, exact)
+	f(`service_grade:spans_request_duration_seconds:p99_rate5m{service="ledger"}`, 0.396, exact)
 
 	// OpenTelemetry: traffic from the native histograms' counts, service
 	// from job, the default grade 4.

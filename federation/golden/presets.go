@@ -18,6 +18,18 @@ var conventionPresets = map[string]Convention{
 		Duration: "vigil_http_request_duration_seconds",
 		Inflight: "vigil_http_inflight_requests",
 	},
+	// The golden signals Vigil's ingester derives from spans
+	// (internal/spanmetrics, docs/metrics-spans.md), so that a service
+	// that only sends spans has them too: OpenTelemetry's spanmetrics
+	// names, Jaeger's labels, latency in milliseconds.
+	"vigil-spans": {
+		Name: "vigil_spans", Signal: "spans",
+		Labels:       Labels{Service: "service_name"},
+		Requests:     Requests{Counter: "traces_span_metrics_calls_total"},
+		Errors:       `status_code="STATUS_CODE_ERROR"`,
+		Duration:     "traces_span_metrics_duration_milliseconds",
+		DurationUnit: "milliseconds",
+	},
 	// Outgoing requests; code is "error" when no response came.
 	"vigil-http-client": {
 		Name: "vigil_http_client", Signal: "vigil_http_client",

@@ -197,9 +197,12 @@ func (g *gen) golden(cv *Convention) []rulefmt.Rule {
 			for _, q := range g.c.Quantiles {
 				// A native histogram wins over the classic buckets of the
 				// same series: it has the finer resolution.
-				g.record(name(s+"_request_duration_seconds:"+quantileOp(q)+"_rate"+w), fmt.Sprintf(
-					"histogram_quantile(%s, %s)\nor\nhistogram_quantile(%s, %s)",
-					formatFloat(q), name(native), formatFloat(q), le))
+				expr := fmt.Sprintf("histogram_quantile(%s, %s)\nor\nhistogram_quantile(%s, %s)",
+					formatFloat(q), name(native), formatFloat(q), le)
+				if cv.DurationUnit == "milliseconds" {
+					expr = "(\n" + expr + "\n) / 1000"
+				}
+				g.record(name(s+"_request_duration_seconds:"+quantileOp(q)+"_rate"+w), expr)
 			}
 		}
 
