@@ -84,10 +84,11 @@ func initTest(t testing.TB, cfg Config) *syncBuffer {
 // the bodies of the logs API requests but for the line Init writes when
 // panic dumps are off.
 type sink struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	logs []string // NDJSON lines
-	code int      // answer to the logs API; 200 when 0
+	srv   *httptest.Server
+	mu    sync.Mutex
+	logs  []string // NDJSON lines
+	code  int      // answer to the logs API; 200 when 0
+	posts int      // POSTs to the logs API, answered or not
 }
 
 func newSink(t testing.TB) *sink {
@@ -98,6 +99,7 @@ func newSink(t testing.TB) *sink {
 		b.ReadFrom(r.Body)
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.posts++
 		if s.code != 0 {
 			w.WriteHeader(s.code)
 			return
