@@ -89,6 +89,10 @@ type sink struct {
 	logs  []string // NDJSON lines
 	code  int      // answer to the logs API; 200 when 0
 	posts int      // POSTs to the logs API, answered or not
+	// traceFails is how many exports of spans to answer 503 before
+	// accepting them; tracePosts the Idempotency-Key of each export.
+	traceFails int
+	tracePosts []string
 }
 
 func newSink(t testing.TB) *sink {
@@ -113,6 +117,14 @@ func newSink(t testing.TB) *sink {
 	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, r *http.Request) {
 		var b bytes.Buffer
 		b.ReadFrom(r.Body)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.tracePosts = append(s.tracePosts, r.Header.Get("Idempotency-Key"))
+		if s.traceFails > 0 {
+			s.traceFails--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	})
 	s.srv = httptest.NewServer(mux)

@@ -111,7 +111,12 @@ func newState(cfg Config) (*state, error) {
 	}
 	s.logger = slog.New(newLogHandler(cfg, s.ship))
 	if !cfg.TracesDisabled {
-		tp, err := newTracerProvider(cfg, base)
+		p, err := newExportPolicy(s.m.reg)
+		if err != nil {
+			_ = s.close(context.Background())
+			return nil, err
+		}
+		tp, err := newTracerProvider(cfg, base, p)
 		if err != nil {
 			_ = s.close(context.Background())
 			return nil, err
