@@ -333,6 +333,7 @@ func (in *dumpsIntake) publish(ctx context.Context, r *http.Request, project str
 		return &intakeError{code: http.StatusTooManyRequests, reason: "overloaded", detail: refused.msg, retryAfter: refused.retryAfterSeconds()}
 	}
 	defer release()
+	ctx = withGrade(ctx, o, best)
 	recs := make([]queue.Record, len(dumps))
 	for i := range dumps {
 		v, err := dumps[i].EncodeJSON()

@@ -158,6 +158,7 @@ func (c *Collector) accept(ctx context.Context, o *origin, recs []model.LogRecor
 		return http.StatusTooManyRequests, refused.msg, "overloaded"
 	}
 	defer release()
+	ctx = withGrade(ctx, o, best)
 	c.ids.assign(recs)
 	for i := range recs {
 		if recs[i].Timestamp == 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
@@ -242,6 +243,21 @@ func requestGrade(r *http.Request, hdr, best int) int {
 		return best
 	}
 	return 0
+}
+
+// withGrade returns ctx carrying the grade of a request from o whose
+// records' best grade is best, as admission knows it (requestGrade), for
+// the queue: the spool forwards a backlog grade 1 first. An unknown grade
+// stays unknown (grade 4 to the spool).
+func withGrade(ctx context.Context, o *origin, best int) context.Context {
+	hdr := 0
+	if o != nil {
+		hdr = o.grade
+	}
+	if g := requestGrade(nil, hdr, best); g != 0 {
+		return queue.WithGrade(ctx, g)
+	}
+	return ctx
 }
 
 // better returns the better (lower, non-zero) of two grades.

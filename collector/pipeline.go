@@ -41,10 +41,11 @@ type pipeline struct {
 }
 
 type pendingBatch struct {
-	key  string
-	recs []model.LogRecord
-	done chan struct{}
-	err  error
+	key   string
+	grade int // the best grade of the requests it holds; 0 when unknown
+	recs  []model.LogRecord
+	done  chan struct{}
+	err   error
 }
 
 func newPipeline(p queue.Producer, maxRecords int, maxWait time.Duration, reg prometheus.Registerer) *pipeline {
@@ -102,6 +103,7 @@ func (pl *pipeline) Send(ctx context.Context, recs []model.LogRecord) error {
 			time.AfterFunc(pl.maxWait, func() { pl.flushPending(b) })
 		}
 		b.recs = append(b.recs, group...)
+		b.grade = better(b.grade, queue.GradeOf(ctx))
 		waits = append(waits, b)
 		if len(b.recs) >= pl.maxRecords {
 			delete(pl.pending, key)
@@ -139,6 +141,9 @@ func (pl *pipeline) flushPending(b *pendingBatch) {
 func (pl *pipeline) flush(b *pendingBatch) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if b.grade != 0 {
+		ctx = queue.WithGrade(ctx, b.grade)
+	}
 	b.err = pl.publish(ctx, b.key, b.recs)
 	close(b.done)
 }
@@ -177,6 +182,16 @@ func (pl *pipeline) publishChunk(ctx context.Context, key string, chunk []model.
 			return err
 		}
 		return pl.publishChunk(ctx, key, chunk[half:])
+	}
+	if queue.GradeOf(ctx) == 0 {
+		// From a tailer: the records' own grade, when they say.
+		best := 0
+		for i := range chunk {
+			best = better(best, chunk[i].Grade)
+		}
+		if best != 0 {
+			ctx = queue.WithGrade(ctx, best)
+		}
 	}
 	t0 := time.Now()
 	err = pl.producer.Publish(ctx, key, data)

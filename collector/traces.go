@@ -95,6 +95,7 @@ func (t *Traces) publish(ctx context.Context, receiver string, o *origin, spans 
 			return http.StatusTooManyRequests, refused.msg, "overloaded"
 		}
 		defer release()
+		ctx = withGrade(ctx, o, best)
 	}
 	t.received.WithLabelValues(receiver).Add(float64(len(spans)))
 	if raw != nil && t.sampler.keepsAll() {
@@ -157,6 +158,7 @@ func (t *Traces) publishTraces(ctx context.Context, receiver string, o *origin, 
 		return http.StatusTooManyRequests, refused.msg, "overloaded"
 	}
 	defer release()
+	ctx = withGrade(ctx, o, best)
 	t.received.WithLabelValues(receiver).Add(float64(n))
 	for _, c := range counts {
 		t.sampler.countKept(c.service, c.n)

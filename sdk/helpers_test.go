@@ -84,10 +84,15 @@ func initTest(t testing.TB, cfg Config) *syncBuffer {
 // the bodies of the logs API requests but for the line Init writes when
 // panic dumps are off.
 type sink struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	logs []string // NDJSON lines
-	code int      // answer to the logs API; 200 when 0
+	srv   *httptest.Server
+	mu    sync.Mutex
+	logs  []string // NDJSON lines
+	code  int      // answer to the logs API; 200 when 0
+	posts int      // POSTs to the logs API, answered or not
+	// traceFails is how many exports of spans to answer 503 before
+	// accepting them; tracePosts the Idempotency-Key of each export.
+	traceFails int
+	tracePosts []string
 }
 
 func newSink(t testing.TB) *sink {
@@ -98,6 +103,7 @@ func newSink(t testing.TB) *sink {
 		b.ReadFrom(r.Body)
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.posts++
 		if s.code != 0 {
 			w.WriteHeader(s.code)
 			return
@@ -111,6 +117,14 @@ func newSink(t testing.TB) *sink {
 	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, r *http.Request) {
 		var b bytes.Buffer
 		b.ReadFrom(r.Body)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.tracePosts = append(s.tracePosts, r.Header.Get("Idempotency-Key"))
+		if s.traceFails > 0 {
+			s.traceFails--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	})
 	s.srv = httptest.NewServer(mux)

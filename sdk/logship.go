@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 // maxBatchBytes bounds one POST to the logs API (the collector accepts
@@ -20,13 +22,19 @@ const maxBatchBytes = 1 << 20
 // logging never blocks the service. A batch the collector could not
 // accept for a transient reason (no connection, 429, 5xx) is retried
 // until it is accepted or the shutdown deadline passes; every line carries
-// its timestamp, so a retried batch is stored once.
+// its timestamp, so a retried batch is stored once. Posts pass a circuit
+// breaker, and retries are granted by an adaptive retry window and spaced
+// by backoff with jitter (sdk/resilience), so that a fleet of services
+// does not hammer a collector that is down.
 type shipper struct {
 	url      string
 	client   *http.Client
 	max      int
 	interval time.Duration
 	m        *metrics
+	breaker  *resilience.Breaker
+	window   *resilience.RetryWindow
+	backoff  resilience.Backoff
 
 	mu      sync.Mutex
 	pending []byte // NDJSON lines, each ending in '\n'
@@ -40,8 +48,41 @@ type shipper struct {
 	done      chan error
 }
 
-func newShipper(url string, maxBytes int, interval time.Duration, m *metrics) *shipper {
+// shipPolicy is how the shipper treats a collector that fails.
+type shipPolicy struct {
+	breaker resilience.BreakerConfig
+	window  resilience.RetryWindowConfig
+	backoff resilience.Backoff
+}
+
+// defaultShipPolicy: resilience's breaker and a one-second retry window;
+// retries 100 ms apart, doubling up to 5 s, with equal jitter.
+func defaultShipPolicy() shipPolicy {
+	return shipPolicy{
+		breaker: resilience.DefaultBreakerConfig(shipperName),
+		window:  resilience.DefaultRetryWindowConfig(shipperName),
+		backoff: resilience.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.5},
+	}
+}
+
+// shipperName is the name label of the shipper's breaker and window.
+const shipperName = "sdk_logs"
+
+func newShipper(url string, maxBytes int, interval time.Duration, m *metrics, p shipPolicy) (*shipper, error) {
+	p.breaker.Name, p.window.Name = shipperName, shipperName
+	p.breaker.Registerer, p.window.Registerer = m.reg, m.reg
+	b, err := resilience.NewBreaker(p.breaker)
+	if err != nil {
+		return nil, err
+	}
+	w, err := resilience.NewRetryWindow(p.window)
+	if err != nil {
+		return nil, err
+	}
 	s := &shipper{
+		breaker:  b,
+		window:   w,
+		backoff:  p.backoff,
 		url:      url,
 		client:   &http.Client{Timeout: 10 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()},
 		max:      maxBytes,
@@ -54,7 +95,7 @@ func newShipper(url string, maxBytes int, interval time.Duration, m *metrics) *s
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancelRun = cancel
 	go s.run(ctx)
-	return s
+	return s, nil
 }
 
 // Write queues one JSON line; slog's JSON handler calls it once per record.
@@ -159,27 +200,49 @@ func (s *shipper) drain(ctx context.Context) error {
 	return err
 }
 
-// send posts one batch, retrying transient failures with backoff until
-// ctx ends; a 4xx other than 429 drops the batch (counted as rejected).
+// send posts one batch until it is accepted or ctx ends; a 4xx other than
+// 429 drops the batch (counted as rejected). A post fails fast while the
+// breaker is open, and a retry waits for the retry window's grant: until
+// then the shipper waits another backoff.
 func (s *shipper) send(ctx context.Context, batch []byte, lines int) error {
-	wait := 100 * time.Millisecond
-	for {
-		code, err := s.post(ctx, batch)
-		switch {
-		case err == nil && code/100 == 2:
-			s.m.logsShipped.Add(float64(lines))
-			return nil
-		case err == nil && code/100 == 4 && code != http.StatusTooManyRequests:
-			s.m.logsDropped.WithLabelValues("rejected").Add(float64(lines))
-			return nil
+	for failures := 0; ; {
+		if failures == 0 || s.window.TryRetry() {
+			code, err := s.attempt(ctx, batch)
+			switch {
+			case err == nil && code/100 == 2:
+				s.m.logsShipped.Add(float64(lines))
+				return nil
+			case err == nil && code/100 == 4 && code != http.StatusTooManyRequests:
+				s.m.logsDropped.WithLabelValues("rejected").Add(float64(lines))
+				return nil
+			}
 		}
+		failures++
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%d log lines not accepted by %s: %w", lines, s.url, ctx.Err())
-		case <-time.After(wait):
+		case <-time.After(s.backoff.Delay(failures)):
 		}
-		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// attempt posts batch once through the breaker and records the outcome
+// in the breaker and the retry window: no answer, a 429 or a 5xx is a
+// failure; any other answer says the collector is up.
+func (s *shipper) attempt(ctx context.Context, batch []byte) (int, error) {
+	t, err := s.breaker.Allow()
+	if err != nil {
+		return 0, err
+	}
+	code, err := s.post(ctx, batch)
+	if ctx.Err() != nil {
+		s.breaker.Done(t, false)
+		return code, err
+	}
+	ok := err == nil && code/100 != 5 && code != http.StatusTooManyRequests
+	s.breaker.Done(t, ok)
+	s.window.Record(ok)
+	return code, err
 }
 
 func (s *shipper) post(ctx context.Context, batch []byte) (int, error) {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 // initLines are the lines Init itself logs: without a dumps DSN, one saying
@@ -102,5 +104,74 @@ func TestShippingDropsRejectedBatches(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(m.logsDropped.WithLabelValues("rejected")); n != 1+initLines {
 		t.Errorf("vigil_sdk_logs_dropped_total{reason=rejected}: got %v; want 1 and Init's", n)
+	}
+}
+
+func (s *sink) logPosts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.posts
+}
+
+// testShipper returns a shipper to sk with policy p, closed at the end.
+func testShipper(t *testing.T, sk *sink, p shipPolicy) *shipper {
+	t.Helper()
+	m, err := newMetrics(Config{Service: "s", Grade: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newShipper(sk.srv.URL+"/api/v1/logs", 1<<20, 5*time.Millisecond, m, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_ = s.close(ctx)
+	})
+	return s
+}
+
+// After ConsecutiveFailures failed posts the breaker opens, and the
+// shipper stops posting to the collector while it is open.
+func TestShippingBreakerStopsPosts(t *testing.T) {
+	sk := newSink(t)
+	sk.code = 503
+	p := defaultShipPolicy()
+	p.breaker = resilience.BreakerConfig{ConsecutiveFailures: 3, OpenFor: time.Hour}
+	p.window.Period = time.Millisecond // grants every retry
+	p.backoff = resilience.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond}
+	s := testShipper(t, sk, p)
+	_, _ = s.Write([]byte(`{"msg":"x"}` + "\n"))
+	for deadline := time.Now().Add(10 * time.Second); s.breaker.State() != resilience.Open; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the breaker did not open")
+		}
+	}
+	opened := sk.logPosts()
+	time.Sleep(100 * time.Millisecond) // some 20 backoff periods
+	if got := sk.logPosts(); opened != 3 || got != 3 {
+		t.Errorf("posts: %d when the breaker opened, %d later; want 3 (ConsecutiveFailures), then none", opened, got)
+	}
+}
+
+// With the collector down, the adaptive retry window grants about one
+// retry per period however short the backoff.
+func TestShippingRetryWindowBoundsRetries(t *testing.T) {
+	sk := newSink(t)
+	sk.code = 503
+	p := defaultShipPolicy()
+	p.breaker = resilience.BreakerConfig{ConsecutiveFailures: 1 << 30, MinRequests: 1 << 30}
+	p.window.Period = 200 * time.Millisecond
+	p.backoff = resilience.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond}
+	s := testShipper(t, sk, p)
+	start := time.Now()
+	_, _ = s.Write([]byte(`{"msg":"x"}` + "\n"))
+	time.Sleep(time.Second)
+	periods := int(time.Since(start)/p.window.Period) + 2
+	// The backoff alone (1 to 5 ms) would make a few hundred posts.
+	if got := sk.logPosts(); got < 2 || got > 1+periods {
+		t.Errorf("posts in %v: %d; want the first and at most one retry per %v period (%d)",
+			time.Since(start).Round(time.Millisecond), got, p.window.Period, 1+periods)
 	}
 }

@@ -105,11 +105,18 @@ func newState(cfg Config) (*state, error) {
 	s.metricsHandler = newMetricsHandler(s.m.reg)
 	base, _ := collectorURL(cfg.Collector)
 	if cfg.ShipLogs {
-		s.ship = newShipper(base.String()+"/api/v1/logs", cfg.LogsQueueBytes, cfg.LogsFlushInterval, s.m)
+		if s.ship, err = newShipper(base.String()+"/api/v1/logs", cfg.LogsQueueBytes, cfg.LogsFlushInterval, s.m, defaultShipPolicy()); err != nil {
+			return nil, err
+		}
 	}
 	s.logger = slog.New(newLogHandler(cfg, s.ship))
 	if !cfg.TracesDisabled {
-		tp, err := newTracerProvider(cfg, base)
+		p, err := newExportPolicy(s.m.reg)
+		if err != nil {
+			_ = s.close(context.Background())
+			return nil, err
+		}
+		tp, err := newTracerProvider(cfg, base, p)
 		if err != nil {
 			_ = s.close(context.Background())
 			return nil, err

@@ -2,8 +2,11 @@ package sdk
 
 import (
 	"context"
+	"net/http"
 	"net/url"
+	"time"
 
+	"github.com/vigilhq/vigil/sdk/resilience"
 	"go.opentelemetry.io/contrib/propagators/jaeger"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
@@ -13,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 )
 
 // The options of the SDK's spans, built once: an option passed inline
@@ -50,17 +54,25 @@ func resourceAttrs(c Config) []attribute.KeyValue {
 	return kv
 }
 
-func newTracerProvider(c Config, base *url.URL) (*sdktrace.TracerProvider, error) {
+// newTracerProvider exports spans to the collector in batches; the
+// exporter retries through p (newExportPolicy), not with its own loop.
+func newTracerProvider(c Config, base *url.URL, p resilience.Policy) (*sdktrace.TracerProvider, error) {
 	var exp *otlptrace.Exporter
 	var err error
 	if c.Protocol == "grpc" {
-		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(c.CollectorGRPC)}
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(c.CollectorGRPC),
+			otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}),
+			otlptracegrpc.WithDialOption(grpc.WithChainUnaryInterceptor(resilience.UnaryClientInterceptor(p, c.Grade)))}
 		if base.Scheme == "http" {
 			opts = append(opts, otlptracegrpc.WithInsecure())
 		}
 		exp, err = otlptracegrpc.New(context.Background(), opts...)
 	} else {
-		exp, err = otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(base.String()+"/v1/traces"))
+		// The client's timeout bounds an export with its retries, as the
+		// batch span processor's export timeout does.
+		client := &http.Client{Timeout: 30 * time.Second, Transport: idempotent{resilience.Transport(nil, p, c.Grade)}}
+		exp, err = otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(base.String()+"/v1/traces"),
+			otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}), otlptracehttp.WithHTTPClient(client))
 	}
 	if err != nil {
 		return nil, err

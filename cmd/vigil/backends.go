@@ -70,11 +70,12 @@ func (d *daemon) producer(s *signalDecl, b *backends) (queue.Producer, error) {
 		return nil, err
 	}
 	d.onClose(kp.Close)
-	// The spool is a disk queue of its own in front of Kafka; it closes it.
+	// The spool is a directory of disk queues of its own in front of
+	// Kafka, one per grade; it closes them.
 	qo := b.queue.options()
 	qo.Dir = filepath.Join(b.dataDir, s.spoolDir)
 	qo.Logger, qo.Registerer = d.logger.With("component", "spool", "signal", s.name), d.signalRegisterer(s.name)
-	log, err := diskqueue.Open(qo)
+	lanes, err := spool.OpenLanes(qo)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open spool: %w", err)
 	}
@@ -83,7 +84,7 @@ func (d *daemon) producer(s *signalDecl, b *backends) (queue.Producer, error) {
 		so.MaxCoalesce = 1
 	}
 	so.Logger, so.Registerer = qo.Logger, qo.Registerer
-	sp, err := spool.Open(so, log, kp)
+	sp, err := spool.Open(so, lanes, kp)
 	if err != nil {
 		return nil, err
 	}

@@ -179,3 +179,28 @@ func copyDir(t *testing.T, from, to string) {
 		}
 	}
 }
+
+// TestOpensSingleLogSpool opens a spool directory written by the release
+// with one log for every grade (commit f3a959a: 45 batches of three keys
+// over four 4 KiB segments, the first 9 forwarded and committed) and
+// checks that the other 36 are counted and forwarded as they were
+// spooled, in order.
+func TestOpensSingleLogSpool(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "spool-f3a959a"), dir)
+	keys := []string{"svc-a", "svc-b", "0af7651916cd43dd8448eb211c80319c"}
+	var want []batch
+	for i := 9; i < 45; i++ {
+		k := keys[i%3]
+		want = append(want, batch{k, fmt.Sprintf("%s/%d/%s", k, i/3, strings.Repeat("y", i*61%500))})
+	}
+	down := &fakeDownstream{}
+	s := mustOpen(t, testOptions(dir, func(o *testConfig) { o.SegmentBytes = 4 << 10 }), down)
+	defer mustClose(t, s)
+	checkBacklog(t, s, int64(len(want)), spooledSize(want...))
+	startRun(t, s)
+	waitFor(t, "empty backlog", func() bool { b, _ := s.backlog.snapshot(); return b == 0 })
+	if got := down.forwarded(); !slices.Equal(got, want) {
+		t.Fatalf("forwarded %d batches (first difference at %d); want the %d left in the release's spool, in order", len(got), firstDiff(got, want), len(want))
+	}
+}

@@ -37,6 +37,17 @@ func crashOptions(dir string) testConfig {
 	})
 }
 
+// crashGrade is the grade of publisher i's batches: each publisher has a
+// lane of its own.
+func crashGrade(i int) int { return i%4 + 1 }
+
+// crashKeyGrade is the grade of a key of publisher i, "r<round>-p<i>".
+func crashKeyGrade(key string) int {
+	_, p, _ := strings.Cut(key, "-p")
+	i, _ := strconv.Atoi(p)
+	return crashGrade(i)
+}
+
 func crashValue(key string, seq int) []byte {
 	v := fmt.Appendf(nil, "%s/%d/", key, seq)
 	return append(v, strings.Repeat(string(rune('a'+seq%26)), 100+seq*37%1500)...)
@@ -85,9 +96,10 @@ func TestCrashChild(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range crashPublishers {
 		key := fmt.Sprintf("r%s-p%d", os.Getenv(crashRoundEnv), i)
+		ctx := queue.WithGrade(context.Background(), crashGrade(i))
 		wg.Go(func() {
 			for seq := 0; ; {
-				err := s.Publish(context.Background(), key, crashValue(key, seq))
+				err := s.Publish(ctx, key, crashValue(key, seq))
 				if errors.Is(err, queue.ErrFull) {
 					fullOnce.Do(func() { out.printf("full") })
 					time.Sleep(time.Millisecond)
@@ -132,9 +144,10 @@ func TestCrash(t *testing.T) {
 		}
 
 		// The parent forwards again only what the child's downstream
-		// acknowledged last, before the child committed it: the first
-		// forwards of the parent are the last of the child, at most one
-		// commit group of them.
+		// acknowledged last, before the child committed it: in each lane
+		// (a key here), the first forwards of the parent are the last of
+		// the child, at most one commit group of them. The backlog goes
+		// grade 1 first.
 		var parent []crashForward
 		for _, b := range down.forwarded() {
 			key, rest, _ := strings.Cut(b.value, "/")
@@ -145,21 +158,47 @@ func TestCrash(t *testing.T) {
 			}
 			parent = append(parent, crashForward{key, seq})
 		}
-		inChild := map[crashForward]bool{}
-		for _, f := range childForwarded {
-			inChild[f] = true
+		for i := 1; i < len(parent); i++ {
+			if g, prev := crashKeyGrade(parent[i].key), crashKeyGrade(parent[i-1].key); g < prev {
+				t.Fatalf("round %d: after the restart a batch of grade %d (%v) was forwarded after one of grade %d; want the backlog by grade",
+					round, g, parent[i], prev)
+			}
 		}
+		byKey := func(fs []crashForward) map[string][]crashForward {
+			m := map[string][]crashForward{}
+			for _, f := range fs {
+				m[f.key] = append(m[f.key], f)
+			}
+			return m
+		}
+		childByKey, parentByKey := byKey(childForwarded), byKey(parent)
 		dups := 0
-		for dups < len(parent) && inChild[parent[dups]] {
-			dups++
-		}
-		if !slices.Equal(parent[:dups], childForwarded[len(childForwarded)-dups:]) || dups > commitBatches {
-			t.Errorf("round %d: the first %d batches forwarded after the restart were forwarded by the child too; want at most %d, the last ones it forwarded",
-				round, dups, commitBatches)
-		}
 		seqs := map[string][]int{}
-		for _, f := range append(childForwarded, parent[dups:]...) {
-			seqs[f.key] = append(seqs[f.key], f.seq)
+		for key, pf := range parentByKey {
+			cf := childByKey[key]
+			inChild := map[crashForward]bool{}
+			for _, f := range cf {
+				inChild[f] = true
+			}
+			n := 0
+			for n < len(pf) && inChild[pf[n]] {
+				n++
+			}
+			if !slices.Equal(pf[:n], cf[len(cf)-n:]) || n > commitBatches {
+				t.Errorf("round %d: key %s: the first %d batches forwarded after the restart were forwarded by the child too; want at most %d, the last ones it forwarded",
+					round, key, n, commitBatches)
+			}
+			dups += n
+			for _, f := range pf[n:] {
+				seqs[key] = append(seqs[key], f.seq)
+			}
+		}
+		for key, cf := range childByKey {
+			var child []int
+			for _, f := range cf {
+				child = append(child, f.seq)
+			}
+			seqs[key] = append(child, seqs[key]...)
 		}
 		for key, last := range acked {
 			next := 0

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 // Commits of forwarded batches are grouped: the spool position is
@@ -32,7 +34,7 @@ const (
 	roundBatches = 1024
 )
 
-// spooled is a batch fetched from the log.
+// spooled is a batch fetched from a lane's log.
 type spooled struct {
 	m     queue.Message
 	enq   int64  // enqueue time, Unix ns
@@ -46,15 +48,33 @@ type message struct {
 	from, to int
 }
 
-// Run forwards spooled batches to the downstream producer, oldest first,
-// until ctx ends or Close is called; then it returns nil. A batch's spool
-// position is committed (and its space reclaimed) only after the
-// downstream acknowledged it. A batch the downstream refuses is retried
-// with exponential backoff and jitter from Options.RetryMin to RetryMax,
-// for as long as it takes: later batches wait behind it, so order is kept
-// and nothing is skipped. Batches being forwarded, or acknowledged but not
-// yet committed, when the process dies are forwarded again after a
-// restart.
+// lane is a spool's log of one grade and the forwarder's state of it.
+type lane struct {
+	grade int // index in Spool.lanes: the grade less one
+	q     Log
+	c     committer
+	// held is the batch fetched last that did not fit in its round: it
+	// starts the lane's next round.
+	held *spooled
+	// refused is the rest of a round the downstream refused: the lane's
+	// next round, before anything else of it.
+	refused []spooled
+}
+
+// Run forwards spooled batches to the downstream producer until ctx ends
+// or Close is called; then it returns nil. Each round is taken from the
+// best grade's lane that has batches, oldest first, so that a backlog
+// drains grade 1 before grades 2 to 4, and batches of one lane keep their
+// order. A batch's spool position is committed (and its space reclaimed)
+// only after the downstream acknowledged it.
+//
+// A round the downstream refuses is kept and forwarded again, never
+// skipped; in the meantime a round of a better grade may go first. Calls
+// to the downstream pass a circuit breaker, retries are granted by an
+// adaptive retry window and spaced by exponential backoff with jitter
+// from Options.RetryMin to RetryMax (sdk/resilience). Batches being
+// forwarded, or acknowledged but not yet committed, when the process dies
+// are forwarded again after a restart.
 //
 // Run returns an error when the spool cannot be read back (corrupt data,
 // see docs/format/spool.md) or the downstream producer was closed.
@@ -80,17 +100,24 @@ func (s *Spool) Run(ctx context.Context) error {
 		s.runWG.Done()
 	}()
 
-	var c committer
-	c.s, c.last = s, time.Now()
-	defer c.flush(ctx) // on the way out; ctx has ended or Run failed
-	var held *spooled  // fetched for the next round
+	defer s.flushAll(ctx) // on the way out; ctx has ended or Run failed
+	failures := 0         // downstream attempts failed in a row
 	for {
-		group, err := s.gather(ctx, &c, &held)
+		l, group, err := s.next(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
 				return nil
 			}
 			return err
+		}
+		if failures > 0 && !s.window.TryRetry() {
+			// The window's budget for this period is spent: wait, and
+			// ask again with the best lane's round.
+			l.refused = group
+			if s.pause(ctx, failures) != nil {
+				return nil
+			}
+			continue
 		}
 		msgs := s.coalesce(group)
 		// One downstream call per unit: all messages at once, or each on
@@ -103,11 +130,28 @@ func (s *Spool) Run(ctx context.Context) error {
 			}
 		}
 		for _, unit := range units {
-			if err := s.forward(ctx, unit, func() { c.flush(ctx) }); err != nil {
+			if err := s.forward(ctx, unit, failures+1); err != nil {
+				// Fetched, not acknowledged: the lane's next round, in
+				// this Run or the next one.
+				l.refused = group[unit[0].from:]
 				if ctx.Err() != nil {
 					return nil
 				}
-				return err
+				if errors.Is(err, queue.ErrClosed) {
+					return err
+				}
+				failures++
+				// Acknowledged batches are not held through an outage.
+				if !s.flushAll(ctx) || s.pause(ctx, failures) != nil {
+					return nil
+				}
+				break
+			}
+			if failures > 0 {
+				batches, spooled := s.backlog.snapshot()
+				s.log.Info("forwarded batches after retries", "grade", l.grade+1, "messages", len(unit),
+					"attempts", failures+1, "spooled_batches", batches, "spooled_bytes", spooled)
+				failures = 0
 			}
 			drained := false
 			for _, msg := range unit {
@@ -115,46 +159,99 @@ func (s *Spool) Run(ctx context.Context) error {
 				s.m.forwardedBatches.Add(float64(msg.to - msg.from))
 				s.m.forwardedBytes.Add(float64(len(msg.Value)))
 				for _, g := range group[msg.from:msg.to] {
-					drained = s.backlog.removed(s.q.RecordSize(g.m.Key, len(g.m.Value)))
-					c.add(g.m)
+					drained = s.backlog.removed(l.grade, l.q.RecordSize(g.m.Key, len(g.m.Value)))
+					l.c.add(g.m)
 				}
 			}
 			// A Publish counts its batch only once it can be fetched, so
-			// an empty backlog means the next Fetch would wait: commit
-			// first.
-			if drained || c.n >= commitBatches || time.Since(c.last) >= commitInterval {
-				if !c.flush(ctx) {
-					return nil
+			// a drained lane has nothing to fetch: commit it now. Lanes
+			// left for a better one are committed by the interval.
+			for _, o := range s.lanes {
+				if (o == l && (drained || o.c.n >= commitBatches)) || time.Since(o.c.last) >= commitInterval {
+					if !o.c.flush(ctx) {
+						return nil
+					}
 				}
 			}
 		}
 	}
 }
 
-// gather returns the batches of the next round: held, or the next batch
-// of the spool (waiting for one), and those already waiting behind it. A
-// batch that would take the round over roundBytes is left in held.
-func (s *Spool) gather(ctx context.Context, c *committer, held **spooled) ([]spooled, error) {
+// pause waits before the retry after failures failed attempts in a row.
+func (s *Spool) pause(ctx context.Context, failures int) error {
+	return backoff.Sleep(ctx, s.backoff.Delay(failures))
+}
+
+// next returns the lane and the batches of the next round: of the best
+// grade's lane that has any, its refused round, else the batches waiting
+// in it. When no lane has any, it commits what was forwarded and waits
+// for a Publish.
+func (s *Spool) next(ctx context.Context) (*lane, []spooled, error) {
+	for {
+		for _, l := range s.lanes {
+			if l.refused != nil {
+				group := l.refused
+				l.refused = nil
+				return l, group, nil
+			}
+			group, err := s.gather(l)
+			if err != nil {
+				return nil, nil, err
+			}
+			if group != nil {
+				s.backlog.fetched(l.grade, group[0].enq)
+				return l, group, nil
+			}
+		}
+		if !s.flushAll(ctx) {
+			return nil, nil, queue.ErrClosed // Run stops
+		}
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+// flushAll commits what was forwarded from every lane; it reports false
+// when Run must stop.
+func (s *Spool) flushAll(ctx context.Context) bool {
+	for _, l := range s.lanes {
+		if !l.c.flush(ctx) {
+			return false
+		}
+	}
+	return true
+}
+
+// gather returns the batches of l's next round: held, or the next batch
+// of the lane, and those already waiting behind it; nil when the lane
+// has none now. A batch that would take the round over roundBytes is
+// left in held.
+func (s *Spool) gather(l *lane) ([]spooled, error) {
 	var first spooled
-	if *held != nil {
-		first, *held = **held, nil
+	if l.held != nil {
+		first, l.held = *l.held, nil
 	} else {
-		m, err := c.fetch(ctx)
+		m, ok, err := l.q.TryFetch()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
+			if errors.Is(err, queue.ErrClosed) {
 				return nil, err
 			}
-			return nil, fmt.Errorf("cannot read the spool: %w", err)
+			return nil, fmt.Errorf("cannot read the spool's grade-%d lane: %w", l.grade+1, err)
+		}
+		if !ok {
+			return nil, nil
 		}
 		if first, err = decode(m); err != nil {
 			return nil, err
 		}
 	}
-	s.backlog.fetched(first.enq)
 	group := []spooled{first}
 	n := len(first.batch)
 	for len(group) < roundBatches {
-		m, ok, err := s.q.TryFetch()
+		m, ok, err := l.q.TryFetch()
 		if err != nil || !ok {
 			break // an error shows again at the next fetch
 		}
@@ -163,7 +260,7 @@ func (s *Spool) gather(ctx context.Context, c *committer, held **spooled) ([]spo
 			return nil, err
 		}
 		if n+len(next.batch) > roundBytes {
-			*held = &next
+			l.held = &next
 			break
 		}
 		group = append(group, next)
@@ -206,9 +303,11 @@ func (s *Spool) coalesce(group []spooled) []message {
 	return msgs
 }
 
-// committer holds the last forwarded, not yet committed message.
+// committer holds the last forwarded, not yet committed message of a
+// lane.
 type committer struct {
 	s    *Spool
+	q    Log
 	m    queue.Message
 	n    int       // forwarded batches not yet committed
 	last time.Time // of the last commit
@@ -216,118 +315,94 @@ type committer struct {
 
 func (c *committer) add(m queue.Message) { c.m, c.n = m, c.n+1 }
 
-// fetch returns the next batch of the spool. While forwarded batches wait
-// for their commit, it waits at most until commitInterval after the last
-// commit, then commits them before it waits on: the backlog count normally
-// triggers that commit first, this bounds it if the count is ever wrong.
-func (c *committer) fetch(ctx context.Context) (queue.Message, error) {
-	if c.n > 0 {
-		fctx, cancel := context.WithTimeout(ctx, commitInterval-time.Since(c.last))
-		m, err := c.s.q.Fetch(fctx)
-		cancel()
-		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-			return m, err
-		}
-		if !c.flush(ctx) {
-			return queue.Message{}, queue.ErrClosed // Run stops
-		}
-	}
-	return c.s.q.Fetch(ctx)
-}
-
 // flush commits what was forwarded; it reports false when Run must stop.
 func (c *committer) flush(ctx context.Context) bool {
 	if c.n == 0 {
 		return true
 	}
-	if !c.s.commit(ctx, c.m) {
+	if !c.s.commit(ctx, c.q, c.m) {
 		return false
 	}
 	c.n, c.last = 0, time.Now()
 	return true
 }
 
-// forward publishes msgs downstream in one call, retrying until they are
-// acknowledged; onFail runs before the first retry. It returns an error
-// only when ctx ends or the downstream is closed.
-func (s *Spool) forward(ctx context.Context, msgs []message, onFail func()) error {
+// forward makes attempt n (1 for the first of a round, counting the
+// failures before it in a row) to publish msgs downstream in one call,
+// through the breaker, and records its outcome in the breaker and the
+// retry window. It returns ctx's error when ctx ended, and an error
+// wrapping queue.ErrClosed when the downstream is closed.
+func (s *Spool) forward(ctx context.Context, msgs []message, attempt int) error {
 	records := make([]queue.Record, len(msgs))
 	bytes := 0
 	for i, m := range msgs {
 		records[i] = m.Record
 		bytes += len(m.Value)
 	}
+	ticket, err := s.breaker.Allow()
+	if err != nil {
+		// Open: the peer failed recently; vigil_resilience_breaker_* count it.
+		return err
+	}
+	err = queue.PublishBatch(ctx, s.down, records)
+	if ctx.Err() != nil {
+		// Stopping: the call was cut short. Counted as a failure, so that
+		// a half-open breaker does not keep the probe as in flight.
+		s.breaker.Done(ticket, false)
+		return ctx.Err()
+	}
+	reason := ""
+	if err != nil {
+		reason = classify(err)
+	}
+	// A batch refused as too large says nothing of the downstream's
+	// health: it must not open the breaker in front of the other lanes.
+	ok := err == nil || reason == reasonTooLarge
+	s.breaker.Done(ticket, ok)
+	s.window.Record(err == nil)
+	if err == nil {
+		return nil
+	}
+	s.m.forwardErrors.WithLabelValues(reason).Inc()
+	if reason == reasonClosed {
+		return fmt.Errorf("cannot forward spooled batches: the downstream producer is closed: %w", err)
+	}
 	what := []any{"key", msgs[0].Key}
 	if len(msgs) > 1 {
 		what = []any{"messages", len(msgs)}
 	}
-	b := s.retryBackoff()
-	for attempt := 1; ; attempt++ {
-		err := queue.PublishBatch(ctx, s.down, records)
-		if err == nil {
-			if attempt > 1 {
-				batches, spooled := s.backlog.snapshot()
-				s.log.Info("forwarded batch after retries", append(what, "attempts", attempt,
-					"spooled_batches", batches, "spooled_bytes", spooled)...)
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		reason := classify(err)
-		s.m.forwardErrors.WithLabelValues(reason).Inc()
-		if reason == reasonClosed {
-			return fmt.Errorf("cannot forward spooled batches: the downstream producer is closed: %w", err)
-		}
-		if attempt == 1 {
-			onFail()
-		}
-		wait := b.Next()
-		if reason == reasonTooLarge {
-			s.log.Error("downstream refuses a spooled batch as too large; forwarding is stuck behind it until the limit is raised (Kafka: Options.MaxMessageBytes and the topic's max.message.bytes)",
-				append(what, "bytes", bytes, "attempt", attempt, "retry_in", wait, "err", err)...)
-		} else {
-			s.log.Warn("cannot forward spooled batch; retrying", append(what, "bytes", bytes, "reason", reason,
-				"attempt", attempt, "retry_in", wait, "err", err)...)
-		}
-		if backoff.Sleep(ctx, wait) != nil {
-			return ctx.Err()
-		}
+	if reason == reasonTooLarge {
+		s.log.Error("downstream refuses a spooled batch as too large; its lane is stuck behind it until the limit is raised (Kafka: Options.MaxMessageBytes and the topic's max.message.bytes)",
+			append(what, "bytes", bytes, "attempt", attempt, "err", err)...)
+	} else {
+		s.log.Warn("cannot forward spooled batches; retrying", append(what, "bytes", bytes, "reason", reason,
+			"attempt", attempt, "err", err)...)
 	}
+	return err
 }
 
-// commit records that m and the batches before it were forwarded,
-// retrying on failure. They are already downstream, so a commit cut short
-// by shutdown only means they are forwarded again after a restart. It
-// reports false when Run must stop.
-func (s *Spool) commit(ctx context.Context, m queue.Message) bool {
-	b := s.retryBackoff()
+// commit records that m and the batches of q before it were forwarded,
+// retrying with backoff on failure. They are already downstream, so a
+// commit cut short by shutdown only means they are forwarded again after
+// a restart. It reports false when Run must stop.
+func (s *Spool) commit(ctx context.Context, q Log, m queue.Message) bool {
 	// The commit is two fsyncs away; let it complete even if ctx just
 	// ended, to spare duplicates.
 	cctx := context.WithoutCancel(ctx)
-	for {
-		err := s.q.Commit(cctx, m)
-		if err == nil {
-			return true
-		}
-		if errors.Is(err, queue.ErrClosed) {
-			return false
-		}
-		s.m.forwardErrors.WithLabelValues(reasonCommit).Inc()
-		wait := b.Next()
-		s.log.Warn("cannot commit forwarded batch in the spool; retrying", "position", m.Position, "retry_in", wait, "err", err)
-		if backoff.Sleep(ctx, wait) != nil {
-			return false
-		}
+	retry := &resilience.Retry{
+		MaxAttempts: math.MaxInt,
+		Backoff:     s.backoff,
+		Retryable:   func(err error) bool { return !errors.Is(err, queue.ErrClosed) },
 	}
-}
-
-// retryBackoff paces the retries of one batch or commit: from RetryMin,
-// doubling up to RetryMax, each wait drawn from its upper half ("equal
-// jitter") so that collectors refused together do not retry together.
-func (s *Spool) retryBackoff() backoff.Backoff {
-	return backoff.Backoff{Min: s.opts.RetryMin, Max: s.opts.RetryMax, Jitter: 0.5}
+	_, err := resilience.Do(ctx, retry, func(context.Context) (struct{}, error) {
+		err := q.Commit(cctx, m)
+		if err != nil && !errors.Is(err, queue.ErrClosed) {
+			s.m.forwardErrors.WithLabelValues(reasonCommit).Inc()
+			s.log.Warn("cannot commit forwarded batches in the spool; retrying", "position", m.Position, "err", err)
+		}
+		return struct{}{}, err
+	})
+	return err == nil
 }
 
 // classify maps a downstream error to a reason of forward_errors_total.

@@ -108,20 +108,23 @@ func testOptions(dir string, mods ...func(*testConfig)) testConfig {
 	cfg.RetryMin = time.Millisecond
 	cfg.RetryMax = 10 * time.Millisecond
 	cfg.MaxCoalesce = 1 // these tests count downstream messages as batches
+	// An outage of the downstream ends within milliseconds in these tests.
+	cfg.Breaker.OpenFor = 20 * time.Millisecond
+	cfg.RetryWindow.Period = 20 * time.Millisecond
 	for _, mod := range mods {
 		mod(&cfg)
 	}
 	return cfg
 }
 
-// openSpool opens the spool of cfg, on a disk queue, as the collector does.
+// openSpool opens the spool of cfg, on disk queues, as the collector does.
 func openSpool(cfg testConfig, down queue.Producer) (*Spool, error) {
-	q, err := diskqueue.Open(diskqueue.Options{Dir: cfg.Dir, MaxBytes: cfg.MaxBytes, SegmentBytes: cfg.SegmentBytes,
+	lanes, err := OpenLanes(diskqueue.Options{Dir: cfg.Dir, MaxBytes: cfg.MaxBytes, SegmentBytes: cfg.SegmentBytes,
 		Logger: cfg.Logger, Registerer: cfg.Registerer})
 	if err != nil {
 		return nil, err
 	}
-	return Open(cfg.Options, q, down)
+	return Open(cfg.Options, lanes, down)
 }
 
 var _ Log = (*diskqueue.Queue)(nil)

@@ -1,7 +1,9 @@
 package spool
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +33,10 @@ type metrics struct {
 	forwardErrors    *prometheus.CounterVec
 	forwardLatency   prometheus.Histogram
 	oldestAge        *ageCollector
+	laneBatchesVec   *prometheus.GaugeVec
+	laneBytesVec     *prometheus.GaugeVec
+	laneBatches      [Grades]prometheus.Gauge
+	laneBytes        [Grades]prometheus.Gauge
 }
 
 // newMetrics creates the spool's metrics and registers them on reg if it is
@@ -69,6 +75,14 @@ func newMetrics(reg prometheus.Registerer, oldest *atomic.Int64) (*metrics, erro
 			Help:    "Time from a batch's Publish into the spool to its acknowledgement by the downstream queue.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12), // 1 ms to 70 min
 		}),
+		laneBatchesVec: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "lane_batches",
+			Help: "Batches written to the spool and not yet forwarded, by the grade of the lane they wait in (1 is forwarded first).",
+		}, []string{"grade"}),
+		laneBytesVec: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "lane_bytes",
+			Help: "Bytes of batches written to the spool and not yet forwarded, by the grade of their lane, counted as vigil_collector_spool_bytes.",
+		}, []string{"grade"}),
 		oldestAge: &ageCollector{desc: prometheus.NewDesc(
 			prometheus.BuildFQName(ns, sub, "oldest_batch_age_seconds"),
 			"Age of the oldest batch not yet forwarded (since its Publish into the spool); 0 when the spool is empty.",
@@ -78,6 +92,12 @@ func newMetrics(reg prometheus.Registerer, oldest *atomic.Int64) (*metrics, erro
 	for _, r := range reasons {
 		m.forwardErrors.WithLabelValues(r)
 	}
+	defer func() {
+		for g := range Grades {
+			m.laneBatches[g] = m.laneBatchesVec.WithLabelValues(strconv.Itoa(g + 1))
+			m.laneBytes[g] = m.laneBytesVec.WithLabelValues(strconv.Itoa(g + 1))
+		}
+	}()
 	if reg == nil {
 		return m, nil
 	}
@@ -89,6 +109,8 @@ func newMetrics(reg prometheus.Registerer, oldest *atomic.Int64) (*metrics, erro
 	m.forwardedBytes = promutil.Register(reg, m.forwardedBytes, &err)
 	m.forwardErrors = promutil.Register(reg, m.forwardErrors, &err)
 	m.forwardLatency = promutil.Register(reg, m.forwardLatency, &err)
+	m.laneBatchesVec = promutil.Register(reg, m.laneBatchesVec, &err)
+	m.laneBytesVec = promutil.Register(reg, m.laneBytesVec, &err)
 	if age := promutil.Register(reg, m.oldestAge, &err); age != m.oldestAge {
 		age.src.Store(oldest)
 		m.oldestAge = age
@@ -119,4 +141,36 @@ func (a *ageCollector) value() float64 {
 		return 0
 	}
 	return max(0, time.Since(time.Unix(0, ns)).Seconds())
+}
+
+// takeOver returns a registerer that registers on reg, replacing a
+// collector already registered under the same descriptors: the breaker
+// and retry window of a spool reopened in the same process (a test, a
+// reload) take over the series of the closed one, whose counters start
+// again from zero. Nil stays nil.
+func takeOver(reg prometheus.Registerer) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return takeOverRegisterer{reg}
+}
+
+type takeOverRegisterer struct{ prometheus.Registerer }
+
+func (r takeOverRegisterer) Register(c prometheus.Collector) error {
+	err := r.Registerer.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		r.Registerer.Unregister(are.ExistingCollector)
+		err = r.Registerer.Register(c)
+	}
+	return err
+}
+
+func (r takeOverRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
 }

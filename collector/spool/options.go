@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 // Defaults for Options.
@@ -24,6 +26,12 @@ type Options struct {
 	// batch the downstream refused. Zero means DefaultRetryMin and
 	// DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
+	// Breaker is the circuit breaker in front of the downstream, and
+	// RetryWindow the adaptive retry window that grants its retries
+	// (sdk/resilience); zero fields take resilience's defaults. Their
+	// Name is "collector_spool" and their Registerer the spool's.
+	Breaker     resilience.BreakerConfig
+	RetryWindow resilience.RetryWindowConfig
 	// MaxCoalesce is how many spooled batches of one key may travel
 	// downstream as one message (their OTLP encodings concatenated, which
 	// is one valid export request); 1 forwards every batch on its own.
@@ -46,6 +54,10 @@ func DefaultOptions() Options {
 	}
 }
 
+// resilienceName is the name label of the spool's breaker and retry
+// window series.
+const resilienceName = "collector_spool"
+
 // DefaultMaxCoalesce is the default of Options.MaxCoalesce.
 const DefaultMaxCoalesce = 64
 
@@ -62,6 +74,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxCoalesce == 0 {
 		o.MaxCoalesce = d.MaxCoalesce
 	}
+	o.Breaker.Name, o.RetryWindow.Name = resilienceName, resilienceName
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

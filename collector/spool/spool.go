@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 var _ queue.BatchProducer = (*Spool)(nil)
@@ -23,9 +24,9 @@ const prefixSize = 8
 // maxPooledBuffer keeps rare huge batches from pinning memory in the pool.
 const maxPooledBuffer = 4 << 20
 
-// Log is the durable log a spool keeps its batches in: a *diskqueue.Queue
-// opened on a directory of its own, whose layout docs/format/spool.md
-// describes. Open takes it over; the spool closes it.
+// Log is the durable log of one of a spool's lanes: a *diskqueue.Queue
+// opened on a directory of its own (OpenLanes), whose layout
+// docs/format/spool.md describes. Open takes it over; the spool closes it.
 type Log interface {
 	queue.BatchProducer
 	queue.Consumer
@@ -48,13 +49,26 @@ type Log interface {
 type Spool struct {
 	opts Options
 	log  *slog.Logger
-	q    Log
-	down queue.Producer
+	// lanes are the logs by grade, with the forwarder's state of each.
+	lanes [Grades]*lane
+	// maxBytes bounds the bytes spooled in all lanes together.
+	maxBytes int64
+	down     queue.Producer
 	// maxDown is the largest key and value the downstream accepts; 0 for
 	// no known bound.
 	maxDown int
 	m       *metrics
 	bufs    sync.Pool // *[]byte: prefixes and values for PublishBatch
+	// wake is signalled after every Publish, for a forwarder waiting on
+	// empty lanes.
+	wake chan struct{}
+
+	// breaker and window guard the downstream: the forwarder calls it
+	// only while the breaker lets it and retries only as the window
+	// grants.
+	breaker *resilience.Breaker
+	window  *resilience.RetryWindow
+	backoff resilience.Backoff
 
 	backlog backlog
 
@@ -65,21 +79,25 @@ type Spool struct {
 	runWG     sync.WaitGroup
 }
 
-// Open returns a spool keeping its batches in log and forwarding them to
-// downstream. It reads what a previous process left in the log once, to
-// set the gauges; Run forwards it. It fails with an error wrapping the
-// log's corruption error (diskqueue.ErrCorrupt) when spooled batches
-// cannot be read back: the directory then needs an operator (see
-// docs/format/spool.md). Open closes log when it fails.
-func Open(opts Options, log Log, downstream queue.Producer) (s *Spool, err error) {
-	if log == nil {
-		return nil, errors.New("cannot open spool: the log is nil")
-	}
+// Open returns a spool keeping its batches in lanes, one log per grade,
+// and forwarding them to downstream. Its bound is the smallest MaxBytes
+// of the lanes, for all of them together. It reads what a previous
+// process left in the lanes once, to set the gauges; Run forwards it. It
+// fails with an error wrapping the log's corruption error
+// (diskqueue.ErrCorrupt) when spooled batches cannot be read back: the
+// directory then needs an operator (see docs/format/spool.md). Open
+// closes the lanes when it fails.
+func Open(opts Options, lanes Lanes, downstream queue.Producer) (s *Spool, err error) {
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, log.Close())
+			err = errors.Join(err, lanes.Close())
 		}
 	}()
+	for g, l := range lanes {
+		if l == nil {
+			return nil, fmt.Errorf("cannot open spool: the log of the grade-%d lane is nil", g+1)
+		}
+	}
 	opts, err = opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -88,34 +106,50 @@ func Open(opts Options, log Log, downstream queue.Producer) (s *Spool, err error
 		return nil, errors.New("cannot open spool: the downstream producer is nil")
 	}
 	s = &Spool{
-		opts:    opts,
-		log:     opts.Logger.With("component", "spool"),
-		q:       log,
-		down:    downstream,
-		maxDown: queue.MaxMessageBytes(downstream),
+		opts:     opts,
+		log:      opts.Logger.With("component", "spool"),
+		maxBytes: math.MaxInt64,
+		down:     downstream,
+		maxDown:  queue.MaxMessageBytes(downstream),
+		wake:     make(chan struct{}, 1),
+		backoff:  resilience.Backoff{Base: opts.RetryMin, Max: opts.RetryMax, Jitter: 0.5},
 	}
-	batches, bytes, oldest, err := s.census()
-	if err != nil {
-		return nil, err
+	for g, l := range lanes {
+		s.lanes[g] = &lane{grade: g, q: l, c: committer{s: s, q: l, last: time.Now()}}
+		s.maxBytes = min(s.maxBytes, l.MaxBytes())
 	}
 	if s.m, err = newMetrics(opts.Registerer, &s.backlog.oldest); err != nil {
 		return nil, err
 	}
 	s.backlog.m = s.m
-	s.backlog.set(batches, bytes, oldest)
-	s.m.maxBytes.Set(float64(log.MaxBytes()))
-	if batches > 0 {
-		s.log.Info("opened spool with batches left to forward", "batches", batches, "bytes", bytes,
-			"oldest", time.Unix(0, oldest).UTC())
+	reg := takeOver(opts.Registerer)
+	opts.Breaker.Registerer, opts.RetryWindow.Registerer = reg, reg
+	if s.breaker, err = resilience.NewBreaker(opts.Breaker); err != nil {
+		return nil, err
 	}
+	if s.window, err = resilience.NewRetryWindow(opts.RetryWindow); err != nil {
+		return nil, err
+	}
+	for _, l := range s.lanes {
+		batches, bytes, oldest, err := l.census()
+		if err != nil {
+			return nil, err
+		}
+		s.backlog.set(l.grade, batches, bytes, oldest)
+		if batches > 0 {
+			s.log.Info("opened spool with batches left to forward", "grade", l.grade+1, "batches", batches, "bytes", bytes,
+				"oldest", time.Unix(0, oldest).UTC())
+		}
+	}
+	s.m.maxBytes.Set(float64(s.maxBytes))
 	return s, nil
 }
 
 // census counts the batches a previous process left in the spool and finds
 // the oldest one's enqueue time, without fetching them: Run forwards them
 // from the start.
-func (s *Spool) census() (batches, bytes, oldest int64, err error) {
-	err = s.q.Pending(func(m queue.Message) error {
+func (l *lane) census() (batches, bytes, oldest int64, err error) {
+	err = l.q.Pending(func(m queue.Message) error {
 		enq, _, err := decodeValue(m)
 		if err != nil {
 			return err
@@ -124,11 +158,11 @@ func (s *Spool) census() (batches, bytes, oldest int64, err error) {
 			oldest = enq
 		}
 		batches++
-		bytes += s.q.RecordSize(m.Key, len(m.Value))
+		bytes += l.q.RecordSize(m.Key, len(m.Value))
 		return nil
 	})
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("cannot count the batches in the spool: %w", err)
+		return 0, 0, 0, fmt.Errorf("cannot count the batches in the spool's grade-%d lane: %w", l.grade+1, err)
 	}
 	return batches, bytes, oldest, nil
 }
@@ -147,23 +181,26 @@ func decodeValue(m queue.Message) (int64, []byte, error) {
 	return int64(binary.BigEndian.Uint64(m.Value)), m.Value[prefixSize:], nil
 }
 
-// Publish appends value durably to the spool under key and returns nil
-// once it is on disk; Run forwards it. It returns queue.ErrFull, without
-// writing, when the spool holds the log's MaxBytes, an error wrapping
+// Publish appends value durably to the spool under key, in the lane of
+// the grade ctx carries (queue.WithGrade; grade 4 when it carries none),
+// and returns nil once it is on disk; Run forwards it. It returns
+// queue.ErrFull, without writing, when the spool's lanes together hold
+// its bound, an error wrapping
 // queue.ErrTooLarge for a batch that could never fit, and queue.ErrClosed
 // after Close. value is not retained.
 func (s *Spool) Publish(ctx context.Context, key string, value []byte) error {
 	return s.PublishBatch(ctx, []queue.Record{{Key: key, Value: value}})
 }
 
-// PublishBatch appends every record durably, with one write and one
-// fsync, and returns nil once they are on disk; Run forwards them in
-// order. It fails as Publish does, writing none of them. The records are
-// not retained.
+// PublishBatch appends every record durably to the lane of ctx's grade,
+// with one write and one fsync, and returns nil once they are on disk;
+// Run forwards them in order. It fails as Publish does, writing none of
+// them. The records are not retained.
 func (s *Spool) PublishBatch(ctx context.Context, records []queue.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
+	l := s.lanes[laneOf(ctx)]
 	now := time.Now().UnixNano()
 	n := 0
 	for _, r := range records {
@@ -181,14 +218,27 @@ func (s *Spool) PublishBatch(ctx context.Context, records []queue.Record) error 
 		buf = binary.BigEndian.AppendUint64(buf, uint64(now))
 		buf = append(buf, r.Value...)
 		spooled[i] = queue.Record{Key: r.Key, Value: buf[start:]}
-		size += s.q.RecordSize(r.Key, prefixSize+len(r.Value))
+		size += l.q.RecordSize(r.Key, prefixSize+len(r.Value))
 	}
-	err := s.q.PublishBatch(ctx, spooled)
+	var err error
+	reserved := false
+	switch {
+	case size > s.maxBytes:
+		err = fmt.Errorf("%d bytes spooled, more than the spool's bound of %d: %w", size, s.maxBytes, queue.ErrTooLarge)
+	case !s.backlog.reserve(size, s.maxBytes):
+		err = queue.ErrFull
+	default:
+		reserved = true
+		err = l.q.PublishBatch(ctx, spooled)
+	}
 	if cap(buf) <= maxPooledBuffer {
 		*bp = buf
 		s.bufs.Put(bp)
 	}
 	if err != nil {
+		if reserved {
+			s.backlog.release(size)
+		}
 		if errors.Is(err, queue.ErrFull) || errors.Is(err, queue.ErrClosed) {
 			return err
 		}
@@ -197,7 +247,11 @@ func (s *Spool) PublishBatch(ctx context.Context, records []queue.Record) error 
 		}
 		return fmt.Errorf("cannot spool %d batches of %d bytes: %w", len(records), n-prefixSize*len(records), err)
 	}
-	s.backlog.added(int64(len(records)), size, now)
+	s.backlog.added(l.grade, int64(len(records)), size, now)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
@@ -205,7 +259,7 @@ func (s *Spool) PublishBatch(ctx context.Context, records []queue.Record) error 
 // spool can take and forward: the smaller of what its log holds and what
 // the downstream accepts (queue.MaxMessageBytes).
 func (s *Spool) MaxMessageBytes() int {
-	n := int(min(s.q.MaxBytes()-s.q.RecordSize("", prefixSize), math.MaxInt32))
+	n := int(min(s.maxBytes-s.lanes[0].q.RecordSize("", prefixSize), math.MaxInt32))
 	if s.maxDown > 0 {
 		n = min(n, s.maxDown)
 	}
@@ -213,7 +267,7 @@ func (s *Spool) MaxMessageBytes() int {
 }
 
 // Close stops Run if it is running, waits for it to return, and closes the
-// spool and its log. What was not forwarded stays in the log for the next
+// spool and its lanes. What was not forwarded stays in them for the next
 // Open.
 // Publish calls after Close return queue.ErrClosed.
 func (s *Spool) Close() error {
@@ -229,7 +283,11 @@ func (s *Spool) Close() error {
 		cancel()
 	}
 	s.runWG.Wait()
-	if err := s.q.Close(); err != nil {
+	lanes := Lanes{}
+	for g, l := range s.lanes {
+		lanes[g] = l.q
+	}
+	if err := lanes.Close(); err != nil {
 		return fmt.Errorf("cannot close spool: %w", err)
 	}
 	return nil

@@ -353,7 +353,7 @@ func TestSharedRegistry(t *testing.T) {
 		}
 	}
 	want := []string{"batches", "bytes", "forward_errors_total", "forward_latency_seconds", "forwarded_batches_total",
-		"forwarded_bytes_total", "max_bytes", "oldest_batch_age_seconds"}
+		"forwarded_bytes_total", "lane_batches", "lane_bytes", "max_bytes", "oldest_batch_age_seconds"}
 	if !slices.Equal(names, want) {
 		t.Errorf("spool metrics: got %v; want %v", names, want)
 	}
@@ -373,7 +373,7 @@ func TestOptionsErrors(t *testing.T) {
 	if _, err := openSpool(testConfig{Dir: t.TempDir()}, nil); err == nil {
 		t.Error("Open with a nil downstream: got nil error")
 	}
-	if _, err := Open(DefaultOptions(), nil, &fakeDownstream{}); err == nil {
+	if _, err := Open(DefaultOptions(), Lanes{}, &fakeDownstream{}); err == nil {
 		t.Error("Open with a nil log: got nil error")
 	}
 	dir := t.TempDir()

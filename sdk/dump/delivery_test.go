@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/sdk/dump"
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 // deadDSN points at a port nothing listens on.
@@ -249,5 +250,47 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 20 s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// After ConsecutiveFailures failed deliveries the breaker opens: the
+// reporter stops posting to the intake while it is open, and its state is
+// in the metrics.
+func TestBreakerStopsPosts(t *testing.T) {
+	rc := newReceiver(t)
+	rc.Fail(http.StatusServiceUnavailable, nil)
+	reg := prometheus.NewRegistry()
+	rep := newReporter(t, rc, t.TempDir(), func(o *dump.Options) {
+		o.Registerer = reg
+		o.Breaker = resilience.BreakerConfig{ConsecutiveFailures: 3, OpenFor: time.Hour}
+		o.RetryWindow.Period = time.Millisecond // grants every retry
+	})
+	panicAndRecover(rep)
+	waitFor(t, func() bool { return metric(t, reg, "vigil_resilience_breaker_state", "state", "open") == 1 })
+	_, opened := rc.Snapshot()
+	time.Sleep(100 * time.Millisecond) // many backoff periods
+	if _, posts := rc.Snapshot(); opened != 3 || posts != 3 {
+		t.Errorf("posts: %d when the breaker opened, %d later; want 3 (ConsecutiveFailures), then none", opened, posts)
+	}
+}
+
+// With the intake down, the adaptive retry window grants about one retry
+// per period however short the backoff.
+func TestRetryWindowBoundsRetries(t *testing.T) {
+	rc := newReceiver(t)
+	rc.Fail(http.StatusServiceUnavailable, nil)
+	period := 200 * time.Millisecond
+	rep := newReporter(t, rc, t.TempDir(), func(o *dump.Options) {
+		o.Breaker = resilience.BreakerConfig{ConsecutiveFailures: 1 << 30, MinRequests: 1 << 30}
+		o.RetryWindow.Period = period
+	})
+	start := time.Now()
+	panicAndRecover(rep)
+	time.Sleep(time.Second)
+	periods := int(time.Since(start)/period) + 2
+	// The backoff alone (10 to 50 ms) would make some 30 posts.
+	if _, posts := rc.Snapshot(); posts < 2 || posts > 1+periods {
+		t.Errorf("posts in %v: %d; want the first and at most one retry per %v period (%d)",
+			time.Since(start).Round(time.Millisecond), posts, period, 1+periods)
 	}
 }

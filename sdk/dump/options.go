@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 // Version is the version this package reports as its SDK
@@ -77,6 +79,12 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the wait between failed deliveries.
 	// Defaults 1 s and 5 min.
 	MinBackoff, MaxBackoff time.Duration
+	// Breaker is the circuit breaker in front of the intake and
+	// RetryWindow the adaptive retry window that grants retries
+	// (sdk/resilience); zero fields take resilience's defaults. Their
+	// Name is "sdk_dumps", their Registerer this Registerer.
+	Breaker     resilience.BreakerConfig
+	RetryWindow resilience.RetryWindowConfig
 	// Logger logs delivery problems. Default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the package's metrics (vigil_sdk_dumps_…).

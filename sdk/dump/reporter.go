@@ -6,8 +6,9 @@
 // thread, the HTTP request with its secrets redacted, the service's tags,
 // the trace it happened in, the Go and module versions — and writes it,
 // fsynced, to a bounded on-disk spool, from which a background goroutine
-// sends it as a Sentry envelope, retrying with backoff and honouring rate
-// limits, until the intake accepts it; reports left in the spool go out
+// sends it as a Sentry envelope — through a circuit breaker, each retry
+// granted by an adaptive retry window and spaced by backoff with jitter
+// (sdk/resilience), honouring rate limits — until the intake accepts it; reports left in the spool go out
 // after a restart. Fatal runtime errors that recover cannot catch
 // (concurrent map writes, stack exhaustion, out of memory) are written by
 // the runtime to a crash file in the spool directory
@@ -24,6 +25,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 // Reporter captures panics and crashes and delivers them. Its methods are
@@ -38,10 +41,16 @@ type Reporter struct {
 	crashFile     string // guarded by crashOwnerMu
 	reportedNotes int    // guarded by crashOwnerMu
 
-	kick   chan struct{} // wakes the sender from a backoff wait
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
+	kick chan struct{} // wakes the sender from a backoff wait
+	// breaker and window guard the intake; reg holds their series, to
+	// unregister at Close.
+	breaker *resilience.Breaker
+	window  *resilience.RetryWindow
+	backoff resilience.Backoff
+	reg     *collectedRegisterer
+	cancel  context.CancelFunc
+	done    chan struct{}
+	once    sync.Once
 }
 
 // New opens the spool, reports the crashes of previous processes found
@@ -67,13 +76,20 @@ func New(opts Options) (*Reporter, error) {
 		static:  newStaticInfo(opts),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
+		backoff: resilience.Backoff{Base: opts.MinBackoff, Max: opts.MaxBackoff, Jitter: 0.5},
 	}
 	if opts.Registerer != nil {
+		r.reg = &collectedRegisterer{Registerer: opts.Registerer}
 		for _, c := range r.metrics.collectors() {
-			if err := opts.Registerer.Register(c); err != nil {
+			if err := r.reg.Register(c); err != nil {
+				r.reg.unregisterAll()
 				return nil, fmt.Errorf("dump: cannot register metrics: %w", err)
 			}
 		}
+	}
+	if r.breaker, r.window, err = newPolicy(opts.Breaker, opts.RetryWindow, r.reg); err != nil {
+		r.reg.unregisterAll()
+		return nil, fmt.Errorf("dump: %w", err)
 	}
 	if !opts.DisableCrashOutput {
 		if _, err := r.ReportPreviousCrash(); err != nil {
@@ -135,11 +151,7 @@ func (r *Reporter) Close() error {
 		r.cancel()
 		<-r.done
 		r.unsetCrashOutput()
-		if r.opts.Registerer != nil {
-			for _, c := range r.metrics.collectors() {
-				r.opts.Registerer.Unregister(c)
-			}
-		}
+		r.reg.unregisterAll()
 	})
 	return nil
 }
@@ -147,12 +159,13 @@ func (r *Reporter) Close() error {
 // run delivers spooled reports, oldest first, until ctx ends.
 func (r *Reporter) run(ctx context.Context) {
 	defer close(r.done)
-	failures := 0
+	failures := 0             // failed attempts in a row
+	kicked, ok := false, true // Flush cut the last wait short
 	var limited time.Time
 	for {
 		changed := r.spool.wait()
-		e, ok := r.spool.oldest()
-		if !ok {
+		e, found := r.spool.oldest()
+		if !found {
 			select {
 			case <-changed:
 				continue
@@ -166,7 +179,27 @@ func (r *Reporter) run(ctx context.Context) {
 			}
 			continue
 		}
+		// A retry needs the window's grant, unless Flush asked for it;
+		// any attempt needs the breaker's.
+		if failures > 0 && !kicked && !r.window.TryRetry() {
+			if kicked, ok = r.pause(ctx, failures); !ok {
+				return
+			}
+			continue
+		}
+		kicked = false
+		ticket, berr := r.breaker.Allow()
+		if berr != nil {
+			failures++
+			if kicked, ok = r.pause(ctx, failures); !ok {
+				return
+			}
+			continue
+		}
 		data, err := r.spool.read(e)
+		if err != nil {
+			r.breaker.Done(ticket, true) // not asked: says nothing of the intake
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			// Evicted by a full spool (and counted then), or delivered
 			// by another process sharing the directory.
@@ -184,8 +217,15 @@ func (r *Reporter) run(ctx context.Context) {
 			limited = limit
 		}
 		if ctx.Err() != nil {
+			r.breaker.Done(ticket, false)
 			return
 		}
+		// The intake answered unless the network failed or it answered
+		// with a 5xx; a rate limit is honoured by its own wait.
+		var rl errRateLimited
+		answered := err == nil || isPermanent(err) || asRateLimited(err, &rl)
+		r.breaker.Done(ticket, answered)
+		r.window.Record(answered)
 		switch {
 		case err == nil:
 			failures = 0
@@ -199,7 +239,6 @@ func (r *Reporter) run(ctx context.Context) {
 			r.metrics.dropped.WithLabelValues(dropRejected).Inc()
 			_ = r.spool.remove(e)
 		default:
-			var rl errRateLimited
 			switch {
 			case asRateLimited(err, &rl):
 				r.metrics.failures.WithLabelValues("rate_limited").Inc()
@@ -211,12 +250,26 @@ func (r *Reporter) run(ctx context.Context) {
 				r.metrics.failures.WithLabelValues("network").Inc()
 			}
 			failures++
-			wait := backoff(failures, r.opts.MinBackoff, r.opts.MaxBackoff)
-			r.opts.Logger.Warn("cannot deliver dump report, will retry", "err", err, "retry_in", wait)
-			if !sleep(ctx, wait, r.kick) {
+			r.opts.Logger.Warn("cannot deliver dump report, will retry", "err", err, "failures", failures)
+			if kicked, ok = r.pause(ctx, failures); !ok {
 				return
 			}
 		}
+	}
+}
+
+// pause waits the backoff after failures failed attempts in a row, or
+// until Flush kicks the sender; ok is false when ctx ended.
+func (r *Reporter) pause(ctx context.Context, failures int) (kicked, ok bool) {
+	t := time.NewTimer(r.backoff.Delay(failures))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false, true
+	case <-r.kick:
+		return true, true
+	case <-ctx.Done():
+		return false, false
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -127,17 +126,6 @@ func parseRetryAfter(s string, now time.Time) time.Time {
 		return t
 	}
 	return now.Add(time.Minute)
-}
-
-// backoff is the wait before retry number n (1-based): exponential from
-// min to max, with jitter in [d/2, d).
-func backoff(n int, minD, maxD time.Duration) time.Duration {
-	d := minD
-	for i := 1; i < n && d < maxD; i++ {
-		d *= 2
-	}
-	d = min(d, maxD)
-	return d/2 + rand.N(d/2+1)
 }
 
 func isPermanent(err error) bool {
