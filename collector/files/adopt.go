@@ -53,13 +53,14 @@ func (c *candidate) skip() {
 //     inode): not read, it holds nothing new — until the original is
 //     truncated, when step 3 makes the copy continue the original;
 //  3. a released entry with the same fingerprint and check prefix, whose
-//     offset fits in the file: the file moved (or is a copytruncate copy);
-//     resume it;
+//     offset fits in the file as it is after step 2: the file moved (or
+//     is a copytruncate copy); resume it;
 //  4. otherwise a new file, read from its start.
 func (t *Tailer) adopt(ctx context.Context, cands []*candidate, found map[fileID]string, now time.Time, first bool) error {
 	for _, c := range cands {
 		t.fingerprintCandidate(c)
 	}
+	t.at(hookCandidatesRead)
 	defer func() {
 		for _, c := range cands {
 			c.skip()
@@ -94,20 +95,39 @@ func (t *Tailer) adopt(ctx context.Context, cands []*candidate, found map[fileID
 			if f.ent.fp != c.fp {
 				continue
 			}
-			if replaced, err := f.checkContent(t.scratch); err == nil && replaced {
+			// c is compared with the bytes this check read and found to
+			// be f's content. Reading f again for the comparison could
+			// see the new content of a truncation made just after the
+			// check: the copy would then look like another file, and be
+			// read from 0 while f's lines up to its offset were sent.
+			head, replaced, err := f.checkHead(t.scratch)
+			t.at(hookOpenChecked)
+			if err == nil && replaced {
 				if err := t.replaced(ctx, f, now); err != nil {
 					return err
 				}
 				break
 			}
-			m, _ := f.f.ReadAt(t.scratch[:len(c.head)], 0)
-			n := min(m, len(c.head))
-			if n <= c.fpLen || bytes.Equal(c.head[:n], t.scratch[:n]) {
+			// head is nil when f could not be checked: hold c.
+			if n := min(len(head), len(c.head)); n <= c.fpLen || bytes.Equal(c.head[:n], head[:n]) {
 				t.deferred[c.id] = deferred{path: c.path, size: -1}
 				t.log.Debug("log file held: it starts like an open file, a copy of it or too short to tell", "path", c.path, "open", f.path)
 				c.skip()
 				break
 			}
+		}
+	}
+	// Steps 3 and 4 decide on the candidates as they are now, after every
+	// open file was checked. A copytruncate copy found by the scan while
+	// it was being written is complete once its original's truncation is
+	// noticed (the copy is made first), which may be only in step 2: with
+	// its size and head from the scan it would look too short to continue
+	// the original (offset beyond its size, check prefix longer than its
+	// head), and be read from 0 as a new file, sending the lines before
+	// the offset a second time.
+	for _, c := range cands {
+		if !c.done {
+			t.refresh(c)
 		}
 	}
 	for _, c := range cands { // 3
@@ -177,6 +197,44 @@ func (t *Tailer) fingerprintCandidate(c *candidate) {
 		return
 	}
 	c.fp = fingerprint(c.head[:c.fpLen])
+}
+
+// refresh updates c's size and head to what the file holds now. A
+// candidate that shrank, or whose head is not what was read before, is
+// left for the next scan.
+func (t *Tailer) refresh(c *candidate) {
+	fi, err := c.f.Stat()
+	if err != nil {
+		t.log.Warn("cannot stat log file", "path", c.path, "err", err)
+		c.skip()
+		return
+	}
+	size := fi.Size()
+	switch {
+	case size == c.size:
+		return
+	case size < c.size:
+		t.log.Debug("log file shrank while it was looked at; looking at it again at the next poll", "path", c.path)
+		c.skip()
+		return
+	}
+	c.size = size
+	if int64(len(c.head)) >= min(size, checkMax) {
+		return
+	}
+	head := make([]byte, min(size, checkMax))
+	n, err := c.f.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.log.Warn("cannot read log file", "path", c.path, "err", err)
+		c.skip()
+		return
+	}
+	if n < len(c.head) || !bytes.Equal(head[:len(c.head)], c.head) {
+		t.log.Debug("log file rewritten while it was looked at; looking at it again at the next poll", "path", c.path)
+		c.skip()
+		return
+	}
+	c.head = head[:n]
 }
 
 // open starts tailing c as e at e's offset.

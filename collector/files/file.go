@@ -107,32 +107,41 @@ func (f *file) read(maxLine int) (int, error) {
 // check prefix. It extends the entry's check prefix as the file grows.
 // scratch must hold checkMax bytes.
 func (f *file) checkContent(scratch []byte) (replaced bool, err error) {
+	_, replaced, err = f.checkHead(scratch)
+	return replaced, err
+}
+
+// checkHead is checkContent that also returns, when the content is still
+// there, the file's first min(size, checkMax) bytes as read for the check,
+// in scratch. Only these bytes are known to be f's content: a later read
+// may already see what was written after a truncation.
+func (f *file) checkHead(scratch []byte) (head []byte, replaced bool, err error) {
 	fi, err := f.f.Stat()
 	if err != nil {
-		return false, fmt.Errorf("cannot stat %s: %w", f.path, err)
+		return nil, false, fmt.Errorf("cannot stat %s: %w", f.path, err)
 	}
 	size := fi.Size()
 	if size < f.readPos() || size < f.ent.checkLen {
-		return true, nil
+		return nil, true, nil
 	}
 	n := int(min(size, checkMax))
-	head := scratch[:n]
+	head = scratch[:n]
 	if m, err := f.f.ReadAt(head, 0); m < n {
 		if err != nil && !errors.Is(err, io.EOF) {
-			return false, fmt.Errorf("cannot read %s: %w", f.path, err)
+			return nil, false, fmt.Errorf("cannot read %s: %w", f.path, err)
 		}
-		return true, nil // shrank since the stat
+		return nil, true, nil // shrank since the stat
 	}
 	if fingerprint(head[:f.fpLen]) != f.ent.fp {
-		return true, nil
+		return nil, true, nil
 	}
 	if xxh3.Hash(head[:f.ent.checkLen]) != f.ent.check {
-		return true, nil
+		return nil, true, nil
 	}
 	if int64(n) > f.ent.checkLen {
 		f.ent.check, f.ent.checkLen = xxh3.Hash(head), int64(n)
 	}
-	return false, nil
+	return head, false, nil
 }
 
 func (f *file) close() error {

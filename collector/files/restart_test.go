@@ -24,7 +24,7 @@ func TestRestart(t *testing.T) {
 	stateFile := filepath.Join(opts.StateDir, stateFileName)
 	w := newLogWriter(t, path, "")
 	stopWriter := make(chan struct{})
-	writerDone := w.run(stopWriter, 20000)
+	writerDone := w.run(stopWriter, 1<<30)
 
 	// First run: keep a copy of the offsets file as it was at batch 5.
 	var first collector
@@ -38,7 +38,14 @@ func TestRestart(t *testing.T) {
 	}
 	tl := start(t, opts, first.sink)
 	w.waitWritten(t, 1000)
+	// The writer waits while the poll reads to the end (under load it
+	// could outrun the tailer), then writes on while the tailer is down
+	// and the second one runs. It has no line limit: a limited writer
+	// could finish during a slow first run and not write while the second
+	// one runs.
+	w.mu.Lock()
 	tl.poll()
+	w.mu.Unlock()
 	if got := len(first.snapshot()); got < 1000 {
 		t.Fatalf("first run: got %d records; want at least the 1000 lines written before the poll", got)
 	}

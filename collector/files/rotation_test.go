@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -382,4 +383,143 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("gauge %s not registered", name)
 	return 0
+}
+
+// TestCopyTruncateRacingPoll makes a copytruncate rotation happen at the
+// points of a poll where it races the poll's decisions about the original
+// and its copy: whether the copy is found while it is being written or
+// complete, and the truncation noticed before, while or after the copy is
+// looked at, the copy continues the original at the offset the tailer
+// reached, with the same ids, and no line is delivered twice or lost.
+func TestCopyTruncateRacingPoll(t *testing.T) {
+	const (
+		read   = 200 // lines the tailer read before the rotation
+		unread = 50  // lines written before the copy, not read yet
+	)
+	lines := func(from, to int) string {
+		var b strings.Builder
+		for i := from; i < to; i++ {
+			b.WriteString(seqLine(i) + "\n")
+		}
+		return b.String()
+	}
+	const (
+		beforePoll = "before the poll"
+		afterPoll  = "after the poll"
+	)
+	for _, tc := range []struct {
+		name   string
+		point  string // where the rest of the copy and the truncation happen
+		copied int    // lines in the copy when the poll starts
+		after  int    // lines written to the truncated file
+	}{
+		{"rotated before the poll", beforePoll, 0, 3},
+		// The copy is held as a copy of the open original, then the
+		// truncation is noticed at the next poll.
+		{"copy found complete, truncated after the poll", afterPoll, read + unread, 3},
+		{"copy found while written, completed and truncated after the poll", afterPoll, 40, 3},
+		// The scan stats the copy while it is being written (its head too:
+		// shorter than the check prefix of the original); the copy is
+		// completed and the original truncated before the copy's identity
+		// is decided, so the truncation is noticed while deciding it.
+		{"copy found while written, completed and truncated before it is matched", hookCandidatesRead, 40, 3},
+		{"copy found complete, truncated before it is matched", hookCandidatesRead, read + unread, 3},
+		// The copy is complete; the original is truncated and written again
+		// just after it was checked, before it is compared with the copy.
+		{"truncated just after the original was checked against the copy", hookOpenChecked, read + unread, 3},
+		// While the original is read: the read finds its end, or new
+		// content at the old offset, which must not be taken for the old.
+		{"truncated while the original is read", hookReading, read + unread, 3},
+		{"truncated and written past the read position while the original is read", hookReading, read + unread, read + 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.log")
+			copyPath := path + ".1"
+			opts := testOptions(t, path+"*")
+			var c collector
+			tl, err := New(opts, c.sink)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var (
+				mu    sync.Mutex
+				race  func() // run once when a poll reaches tc.point
+				fired bool
+			)
+			tl.hook = func(point string) { // in the tailer's goroutine
+				mu.Lock()
+				fn := race
+				if point == tc.point {
+					race = nil
+				} else {
+					fn = nil
+				}
+				mu.Unlock()
+				if fn != nil {
+					fn()
+				}
+			}
+			d := runTailer(t, tl)
+
+			appendFile(t, path, lines(0, read))
+			d.poll()
+			if got := c.snapshot(); !countSeqs(read)(got) || len(got) != read {
+				t.Fatalf("got %d records before the rotation; want %d", len(got), read)
+			}
+			appendFile(t, path, lines(read, read+unread))
+			if tc.copied > 0 {
+				appendFile(t, copyPath, lines(0, tc.copied))
+			}
+			rotate := func() {
+				fired = true
+				appendFile(t, copyPath, lines(tc.copied, read+unread))
+				if err := os.Truncate(path, 0); err != nil {
+					t.Error(err)
+				}
+				appendFile(t, path, lines(read+unread, read+unread+tc.after))
+			}
+			switch tc.point {
+			case beforePoll:
+				rotate()
+				d.poll()
+			case afterPoll:
+				d.poll()
+				rotate()
+			default:
+				mu.Lock()
+				race = rotate
+				mu.Unlock()
+				d.poll()
+			}
+			mu.Lock()
+			ok := fired
+			mu.Unlock()
+			if !ok {
+				t.Fatalf("the poll did not reach %q", tc.point)
+			}
+			n := read + unread + tc.after
+			d.pollUntil(&c, "all lines", countSeqs(n))
+			d.poll() // anything sent twice would show up now
+			recs := c.snapshot()
+			checkOnce(t, recs, n)
+			if t.Failed() {
+				return
+			}
+
+			// Whether read from the original or its copy, every line of
+			// the original content carries the original's id.
+			firstLine := seqLine(0) + "\n"
+			for _, r := range recs {
+				s, ok := seqOf(r.Message)
+				if !ok || s >= read+unread {
+					continue
+				}
+				if want := wantID(testHost, firstLine, int64(s*len(firstLine))); r.ID != want {
+					p, _ := r.Attr(attrFilePath)
+					t.Fatalf("seq %d (read from %s): got id %s, want %s (the original's)", s, p, r.ID, want)
+				}
+			}
+		})
+	}
 }

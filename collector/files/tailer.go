@@ -62,6 +62,27 @@ type Tailer struct {
 	// a request, reads every file to its end, hands the batch to the Sink,
 	// persists the offsets and then closes the request's done.
 	polls <-chan pollRequest
+	// hook, when set, is called at the points of a poll named by the
+	// hook constants below, where a file operation racing the poll changes
+	// what the poll sees (tests make one happen there); nil otherwise.
+	hook func(point string)
+}
+
+// Points of a poll where tests inject a racing file operation.
+const (
+	// hookCandidatesRead: the candidates' sizes and heads were read.
+	hookCandidatesRead = "candidates read"
+	// hookOpenChecked: an open file sharing a candidate's fingerprint was
+	// checked for truncation.
+	hookOpenChecked = "open file checked"
+	// hookReading: a chunk of an open file is about to be read.
+	hookReading = "reading"
+)
+
+func (t *Tailer) at(point string) {
+	if t.hook != nil {
+		t.hook(point)
+	}
 }
 
 // pollRequest asks Run for one poll.
@@ -213,6 +234,7 @@ func (t *Tailer) readAll(ctx context.Context) (progressed bool, err error) {
 				}
 				continue
 			}
+			t.at(hookReading)
 			n, err := f.read(t.opts.MaxLineBytes)
 			if err != nil {
 				t.log.Warn("cannot read log file; trying again at the next poll", "path", f.path, "err", err)
