@@ -17,7 +17,7 @@ type WriteResilience struct {
 	// bulk request (defaults DefaultTimeoutFloor, DefaultTimeoutCeiling).
 	TimeoutFloor, TimeoutCeiling time.Duration
 	// BreakerOpenFor is how long the breaker fails requests fast before
-	// probing the cluster again (default 5s).
+	// probing the cluster again (default DefaultBreakerOpenFor).
 	BreakerOpenFor time.Duration
 }
 
@@ -40,6 +40,7 @@ type PolicyOptions struct {
 const (
 	DefaultTimeoutFloor   = 5 * time.Second
 	DefaultTimeoutCeiling = time.Minute
+	DefaultBreakerOpenFor = 5 * time.Second
 )
 
 // NewBulkPolicy returns the policy of one store's bulk requests: a
@@ -60,6 +61,7 @@ func NewBulkPolicy(o PolicyOptions) (resilience.Policy, error) {
 	}
 	bc := resilience.DefaultBreakerConfig(o.Name)
 	bc.Registerer = o.Registerer
+	bc.OpenFor = DefaultBreakerOpenFor
 	if o.BreakerOpenFor > 0 {
 		bc.OpenFor = o.BreakerOpenFor
 	}
