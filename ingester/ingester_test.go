@@ -71,6 +71,19 @@ func publish(t *testing.T, q *diskqueue.Queue, from, n int) {
 
 // runFor runs in until until() holds (at most 10 s), then stops it and
 // waits for it to drain.
+// openQueue opens an empty disk queue, closed when the test ends.
+func openQueue(t *testing.T) *diskqueue.Queue {
+	t.Helper()
+	opts := diskqueue.DefaultOptions()
+	opts.Dir = t.TempDir()
+	q, err := diskqueue.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
 func runFor(t *testing.T, in interface{ Run(context.Context) error }, until func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -162,13 +175,7 @@ func TestUndecodableBatchIsDeadLettered(t *testing.T) {
 }
 
 func TestStoreOutageLongerThanDrainGrace(t *testing.T) {
-	opts := diskqueue.DefaultOptions()
-	opts.Dir = t.TempDir()
-	q, err := diskqueue.Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	q := openQueue(t)
 	publish(t, q, 0, 10)
 	// The store fails for longer than the drain grace of a stopping
 	// ingester would allow (4 retries take 1.5 s); a running ingester keeps
@@ -229,13 +236,7 @@ func (f *failingCommits) Commit(ctx context.Context, m queue.Message) error {
 }
 
 func TestCommitFailureDoesNotStopTheIngester(t *testing.T) {
-	opts := diskqueue.DefaultOptions()
-	opts.Dir = t.TempDir()
-	q, err := diskqueue.Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	q := openQueue(t)
 	c := &failingCommits{Queue: q, fails: 2}
 	store := &memStore{byID: map[model.RecordID]model.LogRecord{}}
 	o := DefaultOptions()

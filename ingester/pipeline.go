@@ -5,14 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/storage"
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 // pipeline moves batches of T (log records, spans) from a queue consumer
@@ -210,11 +211,19 @@ func (p *pipeline[T]) gather(ctx context.Context, batch []T, bounded bool) ([]T,
 }
 
 // writeRetrying writes batch until the store accepts it or ctx (a drain
-// context) ends.
+// context) ends. Each write is bounded by the store's own policy (its
+// circuit breaker, dynamic timeout and retry window); between writes the
+// pipeline waits with backoff and jitter, however long the outage: a
+// store that fails fast because its breaker is open keeps the batch here,
+// uncommitted, until it takes it.
 func (p *pipeline[T]) writeRetrying(ctx context.Context, batch []T) error {
-	// Waits of 100-150ms, doubling up to 10-15s.
-	b := backoff.Backoff{Min: 150 * time.Millisecond, Max: 15 * time.Second, Jitter: 1.0 / 3}
-	for attempt := 1; len(batch) > 0; attempt++ {
+	if len(batch) == 0 {
+		return nil
+	}
+	r := &resilience.Retry{MaxAttempts: math.MaxInt, Backoff: storeBackoff}
+	attempt := 0
+	_, err := resilience.Do(ctx, r, func(ctx context.Context) (struct{}, error) {
+		attempt++
 		t0 := time.Now()
 		err := p.write(ctx, batch)
 		if p.writeSeconds != nil {
@@ -228,21 +237,33 @@ func (p *pipeline[T]) writeRetrying(ctx context.Context, batch []T) error {
 			err = p.deadLetterRejected(ctx, batch, rej)
 		}
 		if err == nil {
-			p.written.Add(float64(len(batch)))
-			if p.stored != nil {
-				p.stored(batch)
-			}
-			return nil
+			return struct{}{}, nil
 		}
 		p.writeErrors.Inc()
-		wait := b.Next()
-		p.logger.Warn("store write failed; retrying", p.what, len(batch), "attempt", attempt, "backoff", wait, "err", err)
-		if backoff.Sleep(ctx, wait) != nil {
-			return fmt.Errorf("cannot write %d %s to the store: %w", len(batch), p.what, err)
+		if errors.Is(err, resilience.ErrOpen) {
+			p.logger.Warn("store failing fast (circuit breaker open); keeping the batch and retrying", p.what, len(batch), "attempt", attempt)
+		} else {
+			p.logger.Warn("store write failed; retrying", p.what, len(batch), "attempt", attempt, "err", err)
 		}
+		// Every failure is worth another try: the batch is never dropped.
+		if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			err = fmt.Errorf("store write: %v", err)
+		}
+		return struct{}{}, err
+	})
+	if err != nil {
+		return fmt.Errorf("cannot write %d %s to the store: %w", len(batch), p.what, err)
+	}
+	p.written.Add(float64(len(batch)))
+	if p.stored != nil {
+		p.stored(batch)
 	}
 	return nil
 }
+
+// storeBackoff spaces the pipeline's store writes: 100-150ms, doubling up
+// to 10-15s.
+var storeBackoff = resilience.Backoff{Base: 150 * time.Millisecond, Max: 15 * time.Second, Jitter: 1.0 / 3}
 
 // deadLetterRejected dead-letters the items of batch the store refused
 // permanently; the store holds the rest of the batch.

@@ -28,6 +28,8 @@ type esFlags struct {
 	shards      *int
 	replicas    *int
 	refresh     *time.Duration
+	// The breaker and dynamic timeout of the stores' bulk writes.
+	timeoutFloor, timeoutCeiling, openFor *time.Duration
 }
 
 func addESFlags(fs *flag.FlagSet) *esFlags {
@@ -45,6 +47,9 @@ func addESFlags(fs *flag.FlagSet) *esFlags {
 		replicas:    fs.Int("es.replicas", d.Replicas, "replicas of each daily index"),
 		refresh:     fs.Duration("es.refresh-interval", d.RefreshInterval, "refresh interval of each daily index; 0 keeps Elasticsearch's default (1s)"),
 	}
+	f.timeoutFloor = fs.Duration("es.write.timeout-floor", es.DefaultTimeoutFloor, "floor of the dynamic timeout of one bulk request (an EMA of their latency)")
+	f.timeoutCeiling = fs.Duration("es.write.timeout-ceiling", es.DefaultTimeoutCeiling, "hard ceiling of the dynamic timeout of one bulk request")
+	f.openFor = fs.Duration("es.write.breaker-open-for", es.DefaultBreakerOpenFor, "how long bulk writes fail fast after the cluster failed 5 in a row, before a probe")
 	fs.Var(&f.urls, "es.urls", "Elasticsearch URLs, comma-separated; set to use Elasticsearch instead of the embedded store")
 	return f
 }
@@ -54,7 +59,8 @@ func (f *esFlags) enabled() bool { return f != nil && len(f.urls) > 0 }
 // client returns the connection settings both stores share.
 func (f *esFlags) client() es.ClientOptions {
 	return es.ClientOptions{URLs: f.urls, Username: *f.user, Password: *f.password, APIKey: *f.apiKey,
-		TLS: es.TLSOptions{CAFile: *f.caFile, InsecureSkipVerify: *f.insecure}}
+		TLS:   es.TLSOptions{CAFile: *f.caFile, InsecureSkipVerify: *f.insecure},
+		Write: es.WriteResilience{TimeoutFloor: *f.timeoutFloor, TimeoutCeiling: *f.timeoutCeiling, BreakerOpenFor: *f.openFor}}
 }
 
 func (f *esFlags) options(retention time.Duration) esstore.Options {

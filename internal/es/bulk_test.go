@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/es/estest"
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 // bulkDocs are documents with ids d0, d1, …
@@ -55,7 +55,8 @@ func newFakeWriter(t *testing.T, h http.Handler) (*BulkWriter, *httptest.Server)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &BulkWriter{Client: c, MaxAttempts: 4, Backoff: backoff.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond, Jitter: 0.5}}, srv
+	retry := &resilience.Retry{MaxAttempts: 4, Backoff: resilience.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond, Jitter: 0.5}}
+	return &BulkWriter{Client: c, Policy: resilience.Policy{Retry: retry}}, srv
 }
 
 // outcomes collects what done is told, by item.

@@ -38,6 +38,9 @@ type ClientOptions struct {
 	// Basic authentication, or an API key (base64 "id:key"), which wins.
 	Username, Password, APIKey string
 	TLS                        TLSOptions
+	// Write shapes the circuit breaker and the dynamic timeout of the
+	// store's bulk requests (NewBulkPolicy).
+	Write WriteResilience
 }
 
 // Client sends requests to Elasticsearch. It is safe for concurrent use.

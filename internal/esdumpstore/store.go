@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/storage"
 )
@@ -107,10 +106,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.IndexPrefix != "" {
 		s.prefix = opts.IndexPrefix + "-"
 	}
-	s.bulk = &es.BulkWriter{
-		Client: c, MaxAttempts: maxAttempts,
-		Backoff: backoff.Backoff{Min: retryBase, Max: retryMax, Jitter: 0.5},
-		Metrics: es.BulkMetrics{ItemRetries: s.m.itemRetries},
+	bo := es.PolicyOptions{Name: "es-dumps", MaxAttempts: maxAttempts, RetryBase: retryBase, RetryMax: retryMax,
+		WriteResilience: opts.Write, Registerer: opts.Registerer}
+	if s.bulk, err = es.NewBulkWriter(c, bo, es.BulkMetrics{ItemRetries: s.m.itemRetries}); err != nil {
+		c.Close()
+		return nil, err
 	}
 	s.retention = &es.Retention{
 		Client:  c,

@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/storage"
 )
@@ -115,11 +114,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{opts: opts, logger: opts.Logger, c: c, m: newMetrics(opts.Registerer), services: map[string]struct{}{}, parents: newParents()}
-	s.bulk = &es.BulkWriter{
-		Client:      c,
-		MaxAttempts: maxAttempts,
-		Backoff:     backoff.Backoff{Min: retryBase, Max: retryMax, Jitter: 0.5},
-		Metrics:     es.BulkMetrics{ItemRetries: s.m.itemRetries},
+	bo := es.PolicyOptions{Name: "es-spans", MaxAttempts: maxAttempts, RetryBase: retryBase, RetryMax: retryMax,
+		WriteResilience: opts.Write, Registerer: opts.Registerer}
+	if s.bulk, err = es.NewBulkWriter(c, bo, es.BulkMetrics{ItemRetries: s.m.itemRetries}); err != nil {
+		c.Close()
+		return nil, err
 	}
 	if opts.IndexPrefix != "" {
 		s.prefix = opts.IndexPrefix + "-"

@@ -150,11 +150,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		name:   strings.TrimRight(opts.IndexPrefix, "-_."),
 	}
 	s.patPrefix = patternPrefix(opts.IndexPrefix)
-	s.bulk = &es.BulkWriter{
-		Client:      c,
-		MaxAttempts: opts.MaxAttempts,
-		Backoff:     s.backoff(),
-		Metrics:     es.BulkMetrics{Requests: s.m.bulkRequests, Duration: s.m.bulkSeconds, ItemRetries: s.m.itemRetries},
+	bo := es.PolicyOptions{Name: "es-logs", MaxAttempts: opts.MaxAttempts, RetryBase: opts.RetryBase, RetryMax: opts.RetryMax,
+		WriteResilience: opts.Write, Registerer: opts.Registerer}
+	s.bulk, err = es.NewBulkWriter(c, bo, es.BulkMetrics{Requests: s.m.bulkRequests, Duration: s.m.bulkSeconds, ItemRetries: s.m.itemRetries})
+	if err != nil {
+		c.Close()
+		return nil, err
 	}
 	s.retention = &es.Retention{
 		Client:  c,
@@ -202,7 +203,7 @@ func (s *Store) Refresh(ctx context.Context) error {
 	return s.c.Refresh(ctx, s.opts.IndexPrefix+"*,"+s.patPrefix+"*")
 }
 
-// backoff shapes the retries of bulk and search requests.
+// backoff shapes the retries of search requests.
 func (s *Store) backoff() backoff.Backoff {
 	return backoff.Backoff{Min: s.opts.RetryBase, Max: s.opts.RetryMax, Jitter: 0.5}
 }

@@ -133,3 +133,44 @@ func (p *Policy) retryLoop(ctx context.Context, untilReturn bool, call func(ctx 
 		}
 	}
 }
+
+// Call runs fn under p, for a call that is neither HTTP nor gRPC (a Kafka
+// request, a batch written through a client of its own): each attempt
+// takes a token of Limiter, passes Breaker and runs with a context whose
+// deadline is Timeout's current value (or the caller's, when nearer); a
+// failed attempt is retried, spaced by Retry's Backoff, while Retry's
+// MaxAttempts and its adaptive window allow (a denied retry returns the
+// last error joined with ErrRetryBudget). Errors rejected by
+// Retry.Retryable are not retried. With a nil Retry fn is tried once.
+//
+// An error fn wraps with Permanent is the peer's considered answer (a
+// request it refused): Call returns it as it is, unretried, and it counts
+// as a success for the breaker, the timeout and the window — the peer is
+// up. So does an error after ctx ended: the caller gave up, the peer did
+// not fail. Every other error counts as the peer's failure.
+//
+// While the breaker is open Call returns ErrOpen at once, without calling
+// fn; without a token, ErrRateLimited. Neither is retried here: the
+// caller keeps what it was sending and tries again later.
+func (p *Policy) Call(ctx context.Context, fn func(ctx context.Context) error) error {
+	var answered error // a Permanent error, or one after ctx ended
+	cancel, err := p.retryLoop(ctx, false, func(actx context.Context, _ int, _ time.Duration) (bool, error) {
+		err := fn(actx)
+		var perm permanent
+		if err != nil && (errors.As(err, &perm) || ctx.Err() != nil) {
+			answered = err
+			return true, nil
+		}
+		return err == nil, err
+	}, func(_ bool, err error) bool {
+		if errors.Is(err, ErrOpen) || errors.Is(err, ErrRateLimited) {
+			return false
+		}
+		return p.Retry == nil || p.Retry.retryable(err)
+	})
+	cancel()
+	if err == nil {
+		return answered
+	}
+	return err
+}

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/IBM/sarama"
 
-	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 // errRebalanced means the group moved to a new generation (or is moving)
@@ -86,7 +85,9 @@ func (c *Consumer) Commit(ctx context.Context, m queue.Message) error {
 
 // commitOffsets sends one OffsetCommit request for offsets in the
 // session's generation and checks every partition's result, retrying while
-// the coordinator moves.
+// the coordinator moves — through the consumer's commit breaker and retry
+// window: a coordinator that keeps failing fails commits fast
+// (resilience.ErrOpen), and the caller's next Commit covers these offsets.
 //
 // sarama's ConsumerGroupSession.Commit cannot be used: it reports failures
 // only asynchronously through the group's error channel and silently drops
@@ -100,25 +101,38 @@ func (c *Consumer) commitOffsets(ctx context.Context, sess sarama.ConsumerGroupS
 	for p, off := range offsets {
 		req.AddBlockWithLeaderEpoch(c.opts.Topic, p, off, -1, 0, "")
 	}
-	const attempts = 5
-	b := backoff.Backoff{Min: 100 * time.Millisecond, Max: time.Second}
-	for attempt := 1; ; attempt++ {
-		retry, err := c.sendCommit(req, offsets)
-		if err == nil || !retry || attempt == attempts {
-			if err != nil && !errors.Is(err, errRebalanced) {
-				err = fmt.Errorf("cannot commit offsets %v of topic %q for group %q: %w", offsets, c.opts.Topic, c.opts.GroupID, err)
-			}
-			return err
-		}
+	// Close ends the waits between attempts.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
 		select {
-		case <-time.After(b.Next()):
-		case <-ctx.Done():
-			return fmt.Errorf("cannot commit offsets %v of topic %q for group %q: %w (last error: %w)",
-				offsets, c.opts.Topic, c.opts.GroupID, ctx.Err(), err)
 		case <-c.closing:
+			cancel()
+		case <-cctx.Done():
+		}
+	}()
+	err := c.commitPolicy.Call(cctx, func(context.Context) error {
+		retry, err := c.sendCommit(req, offsets)
+		if err != nil && !retry {
+			return resilience.Permanent(err) // the coordinator answered
+		}
+		return err
+	})
+	select {
+	case <-c.closing:
+		if err != nil {
 			return queue.ErrClosed
 		}
+	default:
 	}
+	switch {
+	case err == nil || errors.Is(err, errRebalanced):
+		return err
+	case ctx.Err() != nil:
+		return fmt.Errorf("cannot commit offsets %v of topic %q for group %q: %w (last error: %w)",
+			offsets, c.opts.Topic, c.opts.GroupID, ctx.Err(), err)
+	}
+	return fmt.Errorf("cannot commit offsets %v of topic %q for group %q: %w", offsets, c.opts.Topic, c.opts.GroupID, err)
 }
 
 // sendCommit sends req to the group coordinator once. retry reports

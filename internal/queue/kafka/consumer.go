@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 var _ queue.Consumer = (*Consumer)(nil)
@@ -55,6 +56,9 @@ type Consumer struct {
 	revoked       prometheus.Counter
 
 	commitMu sync.Mutex // serialises Commit calls
+	// commitPolicy fails commits fast while the coordinator keeps failing
+	// and bounds their retries (commitResilience).
+	commitPolicy resilience.Policy
 
 	mu        sync.Mutex // guards the fields below
 	ledger    ledger
@@ -91,6 +95,10 @@ func NewConsumer(opts Options) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to Kafka brokers %s: %w", strings.Join(opts.Brokers, ","), err)
 	}
+	commitPolicy, err := commitResilience(opts)
+	if err != nil {
+		return nil, errors.Join(err, client.Close())
+	}
 	group, err := sarama.NewConsumerGroupFromClient(opts.GroupID, client)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("cannot create Kafka consumer group %q: %w", opts.GroupID, err), client.Close())
@@ -111,6 +119,7 @@ func NewConsumer(opts Options) (*Consumer, error) {
 		commitErrors:  m.commitErrors.WithLabelValues(opts.Topic),
 		revoked:       m.commitsRevoked.WithLabelValues(opts.Topic),
 		owners:        map[int32]uint64{},
+		commitPolicy:  commitPolicy,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.run()
@@ -122,17 +131,19 @@ func NewConsumer(opts Options) (*Consumer, error) {
 // a rebalance (or an error, retried with backoff).
 func (c *Consumer) run() {
 	defer close(c.loopDone)
-	b := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
-	for {
+	// With jitter: the members of a group that lost their session
+	// together do not rejoin together.
+	b := resilience.Backoff{Base: time.Second, Max: 30 * time.Second, Jitter: 0.5}
+	for n := 1; ; n++ {
 		err := c.group.Consume(c.ctx, []string{c.opts.Topic}, (*groupHandler)(c))
 		if c.ctx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
 			return
 		}
 		if err == nil {
-			b.Reset()
+			n = 0
 			continue
 		}
-		wait := b.Next()
+		wait := b.Delay(n)
 		c.log.Warn("Kafka consumer group session failed; rejoining", "err", err, "backoff", wait)
 		if backoff.Sleep(c.ctx, wait) != nil {
 			return

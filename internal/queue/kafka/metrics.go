@@ -10,11 +10,12 @@ import (
 
 // Reasons of vigil_kafka_produce_errors_total.
 const (
-	reasonTooLarge    = "too_large"   // the batch exceeds MaxMessageBytes or the topic's limit
-	reasonUnreachable = "unreachable" // no connection to the cluster could be made
-	reasonTimeout     = "timeout"     // no acknowledgement within the publish deadline
-	reasonClosed      = "closed"      // Publish on a closed producer
-	reasonBroker      = "broker"      // any other error returned by Kafka or sarama
+	reasonTooLarge    = "too_large"    // the batch exceeds MaxMessageBytes or the topic's limit
+	reasonUnreachable = "unreachable"  // no connection to the cluster could be made
+	reasonTimeout     = "timeout"      // no acknowledgement within the publish deadline
+	reasonClosed      = "closed"       // Publish on a closed producer
+	reasonBroker      = "broker"       // any other error returned by Kafka or sarama
+	reasonOpen        = "breaker_open" // failed fast: the producer's circuit breaker is open
 )
 
 type metrics struct {
@@ -43,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		producedMessages: counter("produced_messages_total", "Messages acknowledged by Kafka with acks=all.", "topic"),
 		producedBytes:    counter("produced_bytes_total", "Key and value bytes of messages acknowledged by Kafka, before compression.", "topic"),
 		produceErrors: counter("produce_errors_total",
-			"Publish, PublishBatch and DeadLetter calls that returned an error, by reason: too_large, unreachable, timeout, closed, broker.", "topic", "reason"),
+			"Publish, PublishBatch and DeadLetter calls that returned an error, by reason: too_large, unreachable, timeout, closed, broker, breaker_open.", "topic", "reason"),
 		publishDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "publish_duration_seconds",
 			Help:    "Duration of successful Publish and PublishBatch calls, from call to acknowledgement of every message.",

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/sdk/resilience"
 )
 
 var _ queue.BatchProducer = (*Producer)(nil)
@@ -35,6 +36,9 @@ type Producer struct {
 	producedMessages prometheus.Counter
 	producedBytes    prometheus.Counter
 	publishDuration  prometheus.Observer
+	// policy fails Publish fast while the cluster keeps failing, and
+	// bounds each by a dynamic timeout within PublishTimeout.
+	policy resilience.Policy
 
 	closing   chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -67,7 +71,12 @@ func newProducer(opts Options, topic string) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
+	policy, err := produceResilience(opts, topic)
+	if err != nil {
+		return nil, err
+	}
 	return &Producer{
+		policy:           policy,
 		opts:             opts,
 		topic:            topic,
 		log:              opts.Logger.With("component", "kafka-producer", "topic", topic),
@@ -157,11 +166,25 @@ func (p *Producer) produce(ctx context.Context, msgs []*sarama.ProducerMessage) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opts.PublishTimeout)
 	defer cancel()
+	err := p.policy.Call(ctx, func(ctx context.Context) error { return p.attempt(ctx, msgs, start, total) })
+	if errors.Is(err, resilience.ErrOpen) {
+		return p.fail(reasonOpen, fmt.Errorf("kafka brokers %s for topic %q: %w", strings.Join(p.opts.Brokers, ","), p.topic, err))
+	}
+	if err != nil {
+		return err
+	}
+	p.publishDuration.Observe(time.Since(start).Seconds())
+	return nil
+}
 
+// attempt sends msgs once and waits for their acknowledgement until ctx
+// ends. A refusal that no retry can change (too large, closed) is
+// Permanent: the cluster itself did not fail.
+func (p *Producer) attempt(ctx context.Context, msgs []*sarama.ProducerMessage, start time.Time, total int) error {
 	ap, err := p.connect(ctx)
 	if err != nil {
 		if errors.Is(err, queue.ErrClosed) {
-			return p.fail(reasonClosed, err)
+			return resilience.Permanent(p.fail(reasonClosed, err))
 		}
 		return p.fail(reasonUnreachable, err)
 	}
@@ -170,6 +193,9 @@ func (p *Producer) produce(ctx context.Context, msgs []*sarama.ProducerMessage) 
 	for _, msg := range msgs {
 		msg.Metadata = res
 		if err := p.send(ctx, ap, msg); err != nil {
+			if errors.Is(err, queue.ErrClosed) {
+				return resilience.Permanent(err)
+			}
 			return err
 		}
 	}
@@ -177,7 +203,12 @@ func (p *Producer) produce(ctx context.Context, msgs []*sarama.ProducerMessage) 
 		select {
 		case err := <-res:
 			if err != nil {
-				return p.fail(classify(err))
+				reason, err := classify(err)
+				err = p.fail(reason, err)
+				if reason == reasonTooLarge {
+					return resilience.Permanent(err)
+				}
+				return err
 			}
 		case <-ctx.Done():
 			what := fmt.Sprintf("a %d-byte batch", total)
@@ -188,7 +219,6 @@ func (p *Producer) produce(ctx context.Context, msgs []*sarama.ProducerMessage) 
 				what, p.topic, time.Since(start).Round(time.Millisecond), context.Cause(ctx)))
 		}
 	}
-	p.publishDuration.Observe(time.Since(start).Seconds())
 	return nil
 }
 
