@@ -112,6 +112,9 @@ func (s *Store) aggregate(ctx context.Context, q *query, aggs obj, out any) erro
 	if err != nil {
 		return err
 	}
+	if len(r.Aggregations) == 0 {
+		return nil // no index yet: no buckets
+	}
 	if err := json.Unmarshal(r.Aggregations, out); err != nil {
 		return fmt.Errorf("cannot parse the aggregations of a profile search: %w", err)
 	}
