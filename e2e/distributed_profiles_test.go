@@ -94,8 +94,7 @@ func TestDistributedProfiles(t *testing.T) {
 func startProfiler(t *testing.T, kafkaAddr, run, dir, target string) (*daemon, string, []string) {
 	cfg := scrapeConfig(t, dir, run, target, "cpu, heap, goroutine", "{}")
 	kafkaArgs := append([]string{"--kafka.brokers", kafkaAddr, "--kafka.topic", "vigil.logs." + run, "--kafka.spans-topic", "vigil.spans." + run,
-		"--kafka.group", "g-" + run, "--kafka.profiles-topic", "vigil.profiles." + run, "--kafka.profiles-dlq-topic", "vigil.profiles." + run + ".deadletter"},
-		runDumpsTopics(run)...)
+		"--kafka.group", "g-" + run}, runDumpsTopics(run)...)
 	addr := freePort(t)
 	prof := startDaemon(t, addr, append([]string{"profiler", "--data-dir", filepath.Join(dir, "p"), "--log.level", "warn",
 		"--profiler.listen", addr, "--profiler.config", cfg}, kafkaArgs...)...)
