@@ -30,7 +30,7 @@ func TestDistributedDumps(t *testing.T) {
 	kafkaArgs := append([]string{"--kafka.brokers", kafkaAddr, "--kafka.topic", "vigil.logs." + run, "--kafka.spans-topic", "vigil.spans." + run,
 		"--kafka.group", "g-" + run, "--kafka.partitions", "6"}, runDumpsTopics(run)...)
 	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", "vigil-" + run + "-", "--es.jaeger.index-prefix", run,
-		"--es.dumps.index-prefix", run, "--es.replicas", "0"}
+		"--es.dumps.index-prefix", run, "--es.profiles.index-prefix", run, "--es.replicas", "0"}
 	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
 	startDaemon(t, collectorAddr, append(append([]string{"collector", "--data-dir", filepath.Join(dir, "c"), "--log.level", "warn",
 		"--collector.http.listen", collectorAddr, "--dumps.keys", key}, kafkaArgs...), p.receiverArgs()...)...)

@@ -20,8 +20,8 @@ import (
 
 // TestDistributedProfiles runs vigil profiler scraping a real Go service
 // and taking pushes, through Kafka (vigil.profiles), to a vigil ingester
-// that stores them in its embedded profile store (there is no
-// Elasticsearch profile store yet). The ingester is killed with SIGKILL
+// that stores them in its embedded profile store (with Elasticsearch:
+// TestDistributedProfilesElasticsearch). The ingester is killed with SIGKILL
 // mid-stream and started again: every profile the profiler published is
 // stored exactly once.
 func TestDistributedProfiles(t *testing.T) {
@@ -29,31 +29,12 @@ func TestDistributedProfiles(t *testing.T) {
 	run := fmt.Sprintf("e2eprof%d", time.Now().UnixNano()%1e9)
 	dir := t.TempDir()
 	target, stopTarget := profilertest.StartService(t)
-	cfg := scrapeConfig(t, dir, run, target, "cpu, heap, goroutine", "{}")
-	kafkaArgs := append([]string{"--kafka.brokers", kafkaAddr, "--kafka.topic", "vigil.logs." + run, "--kafka.spans-topic", "vigil.spans." + run,
-		"--kafka.group", "g-" + run, "--kafka.profiles-topic", "vigil.profiles." + run, "--kafka.profiles-dlq-topic", "vigil.profiles." + run + ".deadletter"},
-		runDumpsTopics(run)...)
-	profAddr, ingAddr := freePort(t), freePort(t)
-	prof := startDaemon(t, profAddr, append([]string{"profiler", "--data-dir", filepath.Join(dir, "p"), "--log.level", "warn",
-		"--profiler.listen", profAddr, "--profiler.config", cfg}, kafkaArgs...)...)
+	prof, profAddr, kafkaArgs := startProfiler(t, kafkaAddr, run, dir, target)
+	ingAddr := freePort(t)
 	ingDir := filepath.Join(dir, "i")
 	ing := startDaemon(t, ingAddr, append([]string{"ingester", "--data-dir", ingDir, "--log.level", "warn", "--ingester.listen", ingAddr}, kafkaArgs...)...)
 
-	push := func(i int) {
-		var b bytes.Buffer
-		if err := pprof.Lookup("goroutine").WriteTo(&b, 0); err != nil {
-			t.Fatal(err)
-		}
-		url := fmt.Sprintf("http://%s/ingest?name=%s.goroutines&from=%d", profAddr, run+"-push", time.Now().Unix()-int64(i))
-		resp, err := http.Post(url, "application/octet-stream", &b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("POST /ingest: %s", resp.Status)
-		}
-	}
+	push := func(i int) { pushGoroutines(t, profAddr, run, i) }
 	for i := 0; i < 10; i++ {
 		push(i)
 	}
@@ -104,5 +85,38 @@ func TestDistributedProfiles(t *testing.T) {
 	}
 	if best, _ := profilertest.Top(merged, "cpu"); !strings.HasSuffix(best, ".BurnCPU") {
 		t.Errorf("top function of the merged CPU profile: %q; want BurnCPU", best)
+	}
+}
+
+// startProfiler starts vigil profiler scraping target with a Kafka topic
+// of the run's own, and returns it, its address and the Kafka flags the
+// run's other daemons take.
+func startProfiler(t *testing.T, kafkaAddr, run, dir, target string) (*daemon, string, []string) {
+	cfg := scrapeConfig(t, dir, run, target, "cpu, heap, goroutine", "{}")
+	kafkaArgs := append([]string{"--kafka.brokers", kafkaAddr, "--kafka.topic", "vigil.logs." + run, "--kafka.spans-topic", "vigil.spans." + run,
+		"--kafka.group", "g-" + run}, runDumpsTopics(run)...)
+	addr := freePort(t)
+	prof := startDaemon(t, addr, append([]string{"profiler", "--data-dir", filepath.Join(dir, "p"), "--log.level", "warn",
+		"--profiler.listen", addr, "--profiler.config", cfg}, kafkaArgs...)...)
+	return prof, addr, kafkaArgs
+}
+
+// pushGoroutines pushes this process's goroutine profile to the profiler
+// at profAddr as service <run>-push, i seconds in the past (so that each
+// push is a profile of its own), and fails unless it is acknowledged.
+func pushGoroutines(t *testing.T, profAddr, run string, i int) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&b, 0); err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://%s/ingest?name=%s.goroutines&from=%d", profAddr, run+"-push", time.Now().Unix()-int64(i))
+	resp, err := http.Post(url, "application/octet-stream", &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /ingest: %s", resp.Status)
 	}
 }

@@ -34,10 +34,11 @@ func services(t *testing.T) (kafkaAddr, esURL string) {
 	return kafkaAddr, esURL
 }
 
-// runDumpsTopics returns the flags that give a test run dumps topics of
-// its own: every ingester consumes every signal.
+// runDumpsTopics returns the flags that give a test run dumps and
+// profiles topics of its own: every ingester consumes every signal.
 func runDumpsTopics(run string) []string {
-	return []string{"--kafka.dumps-topic", "vigil.dumps." + run, "--kafka.dumps-dlq-topic", "vigil.dumps." + run + ".deadletter"}
+	return []string{"--kafka.dumps-topic", "vigil.dumps." + run, "--kafka.dumps-dlq-topic", "vigil.dumps." + run + ".deadletter",
+		"--kafka.profiles-topic", "vigil.profiles." + run, "--kafka.profiles-dlq-topic", "vigil.profiles." + run + ".deadletter"}
 }
 
 // daemon is one vigil process of a distributed test.
@@ -121,7 +122,7 @@ func TestDistributedLogs(t *testing.T) {
 	collectorAddr, ingAddr, queryAddr := freePort(t), freePort(t), freePort(t)
 	kafkaArgs := append([]string{"--kafka.brokers", kafkaAddr, "--kafka.topic", topic, "--kafka.group", "g-" + run, "--kafka.spans-topic", "vigil.spans." + run},
 		runDumpsTopics(run)...)
-	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", prefix, "--es.jaeger.index-prefix", run, "--es.dumps.index-prefix", run}
+	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", prefix, "--es.jaeger.index-prefix", run, "--es.dumps.index-prefix", run, "--es.profiles.index-prefix", run}
 	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
 	col := startDaemon(t, collectorAddr, append(append([]string{"collector", "--data-dir", filepath.Join(dir, "c"), "--log.level", "warn",
 		"--collector.http.listen", collectorAddr, "--collector.files", filepath.Join(logDir, "*.log")}, kafkaArgs...), p.receiverArgs()...)...)

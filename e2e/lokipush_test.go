@@ -31,7 +31,7 @@ func TestDistributedLokiPush(t *testing.T) {
 	collectorAddr, ingAddr, queryAddr := freePort(t), freePort(t), freePort(t)
 	kafkaArgs := append([]string{"--kafka.brokers", kafkaAddr, "--kafka.topic", "vigil.logs." + run, "--kafka.group", "g-" + run, "--kafka.spans-topic", "vigil.spans." + run},
 		runDumpsTopics(run)...)
-	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", "vigil-" + run + "-", "--es.jaeger.index-prefix", run, "--es.dumps.index-prefix", run}
+	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", "vigil-" + run + "-", "--es.jaeger.index-prefix", run, "--es.dumps.index-prefix", run, "--es.profiles.index-prefix", run}
 	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
 	startDaemon(t, collectorAddr, append(append([]string{"collector", "--data-dir", filepath.Join(dir, "c"), "--log.level", "warn",
 		"--collector.http.listen", collectorAddr}, kafkaArgs...), p.receiverArgs()...)...)

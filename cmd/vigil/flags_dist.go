@@ -7,6 +7,7 @@ import (
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/esdumpstore"
+	"github.com/vigilhq/vigil/internal/esprofilestore"
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 )
@@ -25,6 +26,7 @@ type esFlags struct {
 	indexPrefix *string
 	jaegerIdx   *string
 	dumpsIdx    *string
+	profilesIdx *string
 	shards      *int
 	replicas    *int
 	refresh     *time.Duration
@@ -43,6 +45,7 @@ func addESFlags(fs *flag.FlagSet) *esFlags {
 		indexPrefix: fs.String("es.index-prefix", d.IndexPrefix, "prefix of the daily log indices, the index template and the ILM policy"),
 		jaegerIdx:   fs.String("es.jaeger.index-prefix", "", "prefix of the span indices, as Jaeger's --es.index-prefix: <prefix>-jaeger-span-YYYY-MM-DD; empty gives jaeger-span-YYYY-MM-DD"),
 		dumpsIdx:    fs.String("es.dumps.index-prefix", "", "prefix of the dump indices: <prefix>-vigil-dumps-YYYY.MM.DD and <prefix>-vigil-dump-issues; empty gives vigil-dumps-YYYY.MM.DD and vigil-dump-issues"),
+		profilesIdx: fs.String("es.profiles.index-prefix", "", "prefix of the profile indices: <prefix>-vigil-profiles-YYYY.MM.DD; empty gives vigil-profiles-YYYY.MM.DD"),
 		shards:      fs.Int("es.shards", d.Shards, "primary shards of each daily index"),
 		replicas:    fs.Int("es.replicas", d.Replicas, "replicas of each daily index"),
 		refresh:     fs.Duration("es.refresh-interval", d.RefreshInterval, "refresh interval of each daily index; 0 keeps Elasticsearch's default (1s)"),
@@ -89,6 +92,17 @@ func (f *esFlags) dumpOptions(retention time.Duration) esdumpstore.Options {
 	o := esdumpstore.DefaultOptions()
 	o.ClientOptions = f.client()
 	o.IndexPrefix = *f.dumpsIdx
+	o.Shards, o.Replicas = *f.shards, *f.replicas
+	o.Retention = retention
+	return o
+}
+
+// profileOptions returns the options of the profile store: daily indices
+// of one document per profile.
+func (f *esFlags) profileOptions(retention time.Duration) esprofilestore.Options {
+	o := esprofilestore.DefaultOptions()
+	o.ClientOptions = f.client()
+	o.IndexPrefix = *f.profilesIdx
 	o.Shards, o.Replicas = *f.shards, *f.replicas
 	o.Retention = retention
 	return o

@@ -183,9 +183,6 @@ func runIngester(ctx context.Context, args []string) (err error) {
 		qmux = d.mux()
 	}
 	for _, sig := range signals {
-		if !sig.stored(d, b) {
-			continue
-		}
 		c, dlq, err := d.consumer(ctx, sig.decl(), b)
 		if err != nil {
 			return err
@@ -219,9 +216,6 @@ func runQuery(ctx context.Context, args []string) (err error) {
 	b := &backends{es: ef, query: qyf, dumps: df}
 	mux := d.mux()
 	for _, sig := range signals {
-		if !sig.stored(d, b) {
-			continue
-		}
 		if err := sig.store(ctx, d, b, nil, mux); err != nil {
 			return err
 		}

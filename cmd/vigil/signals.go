@@ -13,6 +13,7 @@ import (
 	"github.com/vigilhq/vigil/ingester"
 	"github.com/vigilhq/vigil/internal/dumpstore"
 	"github.com/vigilhq/vigil/internal/esdumpstore"
+	"github.com/vigilhq/vigil/internal/esprofilestore"
 	"github.com/vigilhq/vigil/internal/esspanstore"
 	"github.com/vigilhq/vigil/internal/esstore"
 	"github.com/vigilhq/vigil/internal/logstore"
@@ -163,8 +164,11 @@ var signals = []signalPath{
 			o.Logger, o.Registerer = d.logger.With("component", "profilestore"), d.reg
 			return profilestore.Open(o)
 		},
-		// No Elasticsearch profile store yet: with --es.urls the profiles
-		// signal is skipped (not consumed, not served) and said so.
+		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (profileStore, error) {
+			o := f.profileOptions(retention)
+			o.Logger, o.Registerer = d.logger.With("component", "elasticsearch-profiles"), d.reg
+			return esprofilestore.Open(ctx, o)
+		},
 		ingest: func(_ *daemon, _ *backends, o ingester.Options, in *ingestion, s profileStore) (runner, error) {
 			o.MaxBatchRecords = ingester.DefaultMaxBatchProfiles
 			return ingester.NewProfileIngester(o, in.consumer, s, in.dlq), nil
@@ -235,6 +239,7 @@ var (
 	_ dumpStore = (*esdumpstore.Store)(nil)
 
 	_ profileStore = (*profilestore.Store)(nil)
+	_ profileStore = (*esprofilestore.Store)(nil)
 )
 
 // Intakes: which daemon receives a signal.
@@ -267,10 +272,11 @@ type signalOf[S store] struct {
 	receivers func(q *producers, p queue.Producer)
 	// topic returns the Kafka options of the signal's topic and its
 	// dead-letter topic ("" derives it from the topic).
-	topic    func(f *kafka.Flags, clientID string) (kafka.Options, string, error)
-	embedded func(d *daemon, dataDir string, retention time.Duration) (S, error)
-	// elasticsearch is nil for a signal that has no Elasticsearch store
-	// yet: with --es.urls it is skipped.
+	topic func(f *kafka.Flags, clientID string) (kafka.Options, string, error)
+	// embedded opens the signal's store of all-in-one and of an ingester
+	// without --es.urls; elasticsearch its store with --es.urls. Every
+	// signal has both.
+	embedded      func(d *daemon, dataDir string, retention time.Duration) (S, error)
 	elasticsearch func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (S, error)
 	// ingest returns the ingester of the signal into s; it may add what
 	// the ingester needs besides (a webhook) to the daemon.
@@ -284,9 +290,6 @@ type signalOf[S store] struct {
 // signalPath is what the roles need of a declaration, whatever its store.
 type signalPath interface {
 	decl() *signalDecl
-	// stored tells whether the signal has a store in the mode of b: a
-	// signal without an Elasticsearch store is skipped with --es.urls.
-	stored(d *daemon, b *backends) bool
 	// store opens the signal's store (Elasticsearch when b says so) and
 	// closes it when the daemon ends; with a consumer it also ingests into
 	// it, and it serves the query API over it on each mux that is not nil.
@@ -306,14 +309,6 @@ type signalDecl struct {
 
 func (s *signalOf[S]) decl() *signalDecl {
 	return &signalDecl{s.name, s.queueDir, s.spoolDir, s.deadLetterDir, s.separateRecords, s.intake, s.receivers, s.topic}
-}
-
-func (s *signalOf[S]) stored(d *daemon, b *backends) bool {
-	if b.es.enabled() && s.elasticsearch == nil {
-		d.logger.Warn("no Elasticsearch store for this signal yet: it is neither ingested nor served with --es.urls", "signal", s.name)
-		return false
-	}
-	return true
 }
 
 // ingestion is an ingester's queue side for one signal.

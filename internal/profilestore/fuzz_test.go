@@ -15,7 +15,7 @@ import (
 // and build the profile back; what was accepted must read back with the
 // same samples.
 func FuzzDecodePprof(f *testing.F) {
-	f.Add(newProgram(1, 20, 20).cpuProfile(0, t0, true))
+	f.Add(newProgram(1, 20, 20).CPUProfile(0, t0, true))
 	f.Add([]byte{0x1f, 0x8b, 0x08, 0x00})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -73,7 +73,7 @@ func FuzzDecodePprof(f *testing.F) {
 // The record reader must refuse, not panic on, corrupt section A bytes.
 func FuzzSectionA(f *testing.F) {
 	mp := model.NewProfile("cpu", map[string]string{"service": "fuzz"}, t0, 0, nil)
-	pp, _ := decodePprof(newProgram(2, 20, 20).cpuProfile(0, t0, true), 1<<20)
+	pp, _ := decodePprof(newProgram(2, 20, 20).CPUProfile(0, t0, true), 1<<20)
 	enc := newEncoder()
 	enc.encode(nil, newDict(), &mp, pp)
 	f.Add(append([]byte(nil), enc.a...))

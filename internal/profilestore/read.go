@@ -214,72 +214,21 @@ func (s *Store) Profiles(ctx context.Context, sel storage.ProfileSelector, limit
 	return out, nil
 }
 
-// sampleTypeIndex returns the index of the sample type named name in m,
-// or of its default sample type when name is "" (the last one when it
-// names none, as pprof does); -1 when m has no such type.
+// sampleTypeIndex returns the index of the sample type named name in m
+// (storage.SampleTypeIndex).
 func sampleTypeIndex(m *profMeta, name string) int {
-	if name == "" {
-		name = m.defaultType
-		if name == "" {
-			return len(m.sampleTypes) - 1
-		}
-	}
-	for i, st := range m.sampleTypes {
-		if st.Type == name {
-			return i
-		}
-	}
-	return -1
+	return storage.SampleTypeIndex(m.sampleTypes, m.defaultType, name)
 }
 
 // Totals implements storage.ProfileReader. It reads only the index: each
 // profile's totals were computed when it was written.
 func (s *Store) Totals(ctx context.Context, q storage.TotalsQuery) ([]storage.ProfileTotals, error) {
-	type point struct {
-		sum, n int64
-		ex     *storage.ProfileExemplar
-	}
-	type group struct {
-		labels model.Labels
-		points map[int64]*point
-	}
-	groups := map[string]*group{}
+	acc := storage.NewTotalsAcc(&q)
 	err := s.eachSeries(ctx, &q.ProfileSelector, func(_ *partition, sr *series, ps []*profMeta) error {
-		ls := sr.labels
-		if len(q.GroupBy) > 0 {
-			ls = nil
-			for _, name := range q.GroupBy {
-				if v := sr.labels.Get(name); v != "" {
-					ls = append(ls, model.Label{Name: name, Value: v})
-				}
-			}
-			sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
-		}
-		k := seriesKey("", ls)
-		g, ok := groups[k]
-		if !ok {
-			g = &group{labels: slices.Clone(ls), points: map[int64]*point{}}
-			groups[k] = g
-		}
+		as := acc.Series(sr.labels)
 		for _, m := range ps {
-			i := sampleTypeIndex(m, q.SampleType)
-			if i < 0 {
-				continue
-			}
-			ts := m.timeNanos
-			if q.Step > 0 {
-				ts = q.Start + (m.timeNanos-q.Start)/q.Step*q.Step
-			}
-			pt, ok := g.points[ts]
-			if !ok {
-				pt = &point{}
-				g.points[ts] = pt
-			}
-			v := m.totals[i]
-			pt.sum += v
-			pt.n++
-			if q.Exemplars && (pt.ex == nil || v > pt.ex.Value) {
-				pt.ex = &storage.ProfileExemplar{ProfileID: m.id, TimeNanos: m.timeNanos, Value: v, Labels: sr.labels}
+			if i := sampleTypeIndex(m, q.SampleType); i >= 0 {
+				as.Add(m.id, m.timeNanos, m.totals[i])
 			}
 		}
 		return nil
@@ -287,31 +236,7 @@ func (s *Store) Totals(ctx context.Context, q storage.TotalsQuery) ([]storage.Pr
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]string, 0, len(groups))
-	for k, g := range groups {
-		if len(g.points) > 0 {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	out := make([]storage.ProfileTotals, 0, len(keys))
-	for _, k := range keys {
-		g := groups[k]
-		t := storage.ProfileTotals{Labels: g.labels, Points: make([]storage.ProfilePoint, 0, len(g.points))}
-		for ts, pt := range g.points {
-			v := float64(pt.sum)
-			if q.Average {
-				v /= float64(pt.n)
-			}
-			if pt.ex != nil {
-				pt.ex.Labels = slices.Clone(pt.ex.Labels)
-			}
-			t.Points = append(t.Points, storage.ProfilePoint{Timestamp: ts, Value: v, Exemplar: pt.ex})
-		}
-		sort.Slice(t.Points, func(i, j int) bool { return t.Points[i].Timestamp < t.Points[j].Timestamp })
-		out = append(out, t)
-	}
-	return out, nil
+	return acc.Totals(), nil
 }
 
 // Stats implements storage.ProfileReader.

@@ -1,0 +1,82 @@
+package es
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/backoff"
+)
+
+// Conn is what a store of daily indices holds on its cluster: a client, a
+// bulk writer resending transient failures, and the retention of its
+// daily indices.
+type Conn struct {
+	Client    *Client
+	Bulk      *BulkWriter
+	Retention *Retention
+}
+
+// ConnOptions configure OpenConn.
+type ConnOptions struct {
+	Client ClientOptions
+	// Daily are the store's daily indices, deleted Retention after their
+	// day (0 keeps them).
+	Daily     DailyIndices
+	Retention time.Duration
+	// ItemRetries counts bulk items resent; DeletedIndices the indices
+	// retention deleted. Nil counts nothing.
+	ItemRetries, DeletedIndices prometheus.Counter
+	Logger                      *slog.Logger
+}
+
+// The bulk writer's attempts and backoff, and how long OpenConn waits for
+// the cluster.
+const (
+	connMaxAttempts  = 8
+	connRetryBase    = 100 * time.Millisecond
+	connRetryMax     = 10 * time.Second
+	connStartTimeout = 2 * time.Minute
+)
+
+// OpenConn connects to the cluster and waits until it is at least yellow.
+func OpenConn(ctx context.Context, o ConnOptions) (*Conn, error) {
+	c, err := NewClient(o.Client, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	conn := &Conn{
+		Client: c,
+		Bulk: &BulkWriter{Client: c, MaxAttempts: connMaxAttempts,
+			Backoff: backoff.Backoff{Min: connRetryBase, Max: connRetryMax, Jitter: 0.5},
+			Metrics: BulkMetrics{ItemRetries: o.ItemRetries}},
+		Retention: &Retention{Client: c, Indices: o.Daily, Period: o.Retention, Deleted: o.DeletedIndices, Logger: o.Logger},
+	}
+	if err := c.WaitForCluster(ctx, connStartTimeout); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// SendLines writes bulk lines, each an action and its document,
+// newline-terminated, with Send: done(k, r) is called once for lines[k].
+func (w *BulkWriter) SendLines(ctx context.Context, lines [][]byte, done func(k int, r ItemResult) error) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	idx := make([]int, len(lines))
+	for k := range idx {
+		idx[k] = k
+	}
+	body := func(idx []int) []byte {
+		var b []byte
+		for _, k := range idx {
+			b = append(b, lines[k]...)
+		}
+		return b
+	}
+	return w.Send(ctx, idx, body, done)
+}
