@@ -131,7 +131,7 @@ func runProfiler(ctx context.Context, args []string) (err error) {
 	if ef.enabled() && *pf.listen != "" {
 		pmux = d.mux()
 		for _, sig := range signals {
-			if sig.decl().intake != intakeProfiler || !sig.stored(d, b) {
+			if sig.decl().intake != intakeProfiler {
 				continue
 			}
 			if err := sig.store(ctx, d, b, nil, pmux); err != nil {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/vigilhq/vigil/internal/backoff"
 )
 
 // Conn is what a store of daily indices holds on its cluster: a client, a
@@ -30,6 +28,10 @@ type ConnOptions struct {
 	// retention deleted. Nil counts nothing.
 	ItemRetries, DeletedIndices prometheus.Counter
 	Logger                      *slog.Logger
+	// Name labels the series of the bulk writer's breaker, timeout and
+	// retry window (e.g. es-profiles), registered on Registerer.
+	Name       string
+	Registerer prometheus.Registerer
 }
 
 // The bulk writer's attempts and backoff, and how long OpenConn waits for
@@ -47,11 +49,15 @@ func OpenConn(ctx context.Context, o ConnOptions) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	bulk, err := NewBulkWriter(c, PolicyOptions{WriteResilience: o.Client.Write, Name: o.Name, MaxAttempts: connMaxAttempts,
+		RetryBase: connRetryBase, RetryMax: connRetryMax, Registerer: o.Registerer}, BulkMetrics{ItemRetries: o.ItemRetries})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
 	conn := &Conn{
-		Client: c,
-		Bulk: &BulkWriter{Client: c, MaxAttempts: connMaxAttempts,
-			Backoff: backoff.Backoff{Min: connRetryBase, Max: connRetryMax, Jitter: 0.5},
-			Metrics: BulkMetrics{ItemRetries: o.ItemRetries}},
+		Client:    c,
+		Bulk:      bulk,
 		Retention: &Retention{Client: c, Indices: o.Daily, Period: o.Retention, Deleted: o.DeletedIndices, Logger: o.Logger},
 	}
 	if err := c.WaitForCluster(ctx, connStartTimeout); err != nil {

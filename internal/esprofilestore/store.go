@@ -139,6 +139,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.Conn, err = es.OpenConn(ctx, es.ConnOptions{
 		Client: opts.ClientOptions, Daily: es.DailyIndices{Prefixes: []string{s.prefix + indexPart}, Layout: dayLayout},
 		Retention: opts.Retention, ItemRetries: s.m.itemRetries, DeletedIndices: s.m.deletedIdx, Logger: opts.Logger,
+		Name: "es-profiles", Registerer: opts.Registerer,
 	})
 	if err != nil {
 		return nil, err
