@@ -395,13 +395,19 @@ func foldInto(doc *issueDoc, dumps []storage.GroupedDump, idx []int) (*issueDoc,
 	return &issueDoc{Issue: *is, FoldedIDs: folded}, true
 }
 
+// updateConflictRetries is how often Elasticsearch itself retries a
+// partial update that raced another writer's update of the same event
+// (two ingesters folding the same redelivered event): setting one field
+// to the same value, the retry always succeeds.
+const updateConflictRetries = 5
+
 // markFolded is step 4.
 func (s *Store) markFolded(ctx context.Context, dumps []storage.GroupedDump, idx []int) error {
 	lines := make([][]byte, len(idx))
 	for k, i := range idx {
 		d := &dumps[i].Dump
 		var err error
-		if lines[k], err = bulkLine("update", obj{"_index": s.eventIndex(d.Timestamp), "_id": d.EventID}, obj{"doc": obj{"folded": true}}); err != nil {
+		if lines[k], err = bulkLine("update", obj{"_index": s.eventIndex(d.Timestamp), "_id": d.EventID, "retry_on_conflict": updateConflictRetries}, obj{"doc": obj{"folded": true}}); err != nil {
 			return err
 		}
 	}

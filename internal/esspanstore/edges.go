@@ -268,10 +268,13 @@ func (s *Store) lookupServices(ctx context.Context, spans []model.Span, idx []in
 	return found
 }
 
+// updateAction is the bulk action of a partial update of one span
+// document; Elasticsearch retries it itself when another ingester's
+// update of the same document raced it (both set the same value).
 func updateAction(index, id string) []byte {
 	b := appendQuoted([]byte(`{"update":{"_index":`), index)
 	b = appendQuoted(append(b, `,"_id":`...), id)
-	return append(b, "}}\n"...)
+	return append(b, `,"retry_on_conflict":5}}`+"\n"...)
 }
 
 // WriteDependencies writes the calls between services of the spans that
