@@ -383,3 +383,39 @@ func TestProvisioningAsGrafanaLoadsIt(t *testing.T) {
 		t.Errorf("derived field url reaches Grafana as %q; want ${__value.raw}", got)
 	}
 }
+
+// TestLinksOnServiceSeries checks that the panels offering a service's
+// traces and logs show series that carry the service label, so that
+// ${__field.labels.service} is never empty, and that the per-service
+// panels all offer them.
+func TestLinksOnServiceSeries(t *testing.T) {
+	raw, _ := loadDashboard(t)
+	withLinks := 0
+	for _, p := range raw["panels"].([]any) {
+		p := p.(map[string]any)
+		if p["type"] == "row" {
+			continue
+		}
+		var links []any
+		if fc, ok := p["fieldConfig"].(map[string]any); ok {
+			links, _ = fc["defaults"].(map[string]any)["links"].([]any)
+		}
+		perService := true
+		for _, tg := range p["targets"].([]any) {
+			if !strings.HasPrefix(tg.(map[string]any)["expr"].(string), "service_grade") {
+				perService = false
+			}
+		}
+		switch {
+		case len(links) > 0 && !perService:
+			t.Errorf("panel %q has links to a service but shows series without a service label", p["title"])
+		case len(links) != 2 && perService:
+			t.Errorf("panel %q shows services but has %d links; want traces and logs", p["title"], len(links))
+		case len(links) > 0:
+			withLinks++
+		}
+	}
+	if withLinks == 0 {
+		t.Error("no panel links to traces and logs")
+	}
+}
