@@ -75,7 +75,14 @@ func (d *daemon) producer(s *signalDecl, b *backends) (queue.Producer, error) {
 	qo := b.queue.options()
 	qo.Dir = filepath.Join(b.dataDir, s.spoolDir)
 	qo.Logger, qo.Registerer = d.logger.With("component", "spool", "signal", s.name), d.signalRegisterer(s.name)
-	lanes, err := spool.OpenLanes(qo)
+	lanes, err := spool.OpenLanes(qo.Dir, func(dir string, grade int) (spool.Log, error) {
+		o := qo
+		o.Dir = dir
+		if grade != spool.Grades {
+			o.Registerer = nil // the grade-4 lane's vigil_queue_* stand for the spool
+		}
+		return diskqueue.Open(o)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open spool: %w", err)
 	}

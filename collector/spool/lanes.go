@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/vigilhq/vigil/internal/queue"
-	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 )
 
 // Grades is how many lanes a spool has: one per grade, 1 (critical) to 4.
@@ -41,24 +40,18 @@ func LaneDir(dir string, g int) string {
 	return filepath.Join(dir, "grade-"+strconv.Itoa(g))
 }
 
-// OpenLanes opens the lanes of the spool directory o.Dir, each a disk
-// queue (producer and consumer) with o's options in its LaneDir. The
-// grade-4 lane, in o.Dir as the single log was, reports the vigil_queue_*
-// metrics on o.Registerer as before; the others report none, as their
-// gauges would overwrite its (vigil_collector_spool_lane_* count every
-// lane). A lane that cannot be opened closes the others.
-func OpenLanes(o diskqueue.Options) (Lanes, error) {
+// OpenLanes opens the lanes of the spool directory dir with open, each in
+// its LaneDir: grade 4 first, in dir itself as the single log was, since
+// its directory holds the others and its lock tells a second collector on
+// the same spool to go away before it touches them. A lane that cannot be
+// opened closes the others. The collector's open is a disk queue
+// (producer and consumer) whose grade-4 lane alone reports the
+// vigil_queue_* metrics, as the others' gauges would overwrite its
+// (vigil_collector_spool_lane_* count every lane).
+func OpenLanes(dir string, open func(dir string, grade int) (Log, error)) (Lanes, error) {
 	var l Lanes
-	dir := o.Dir
-	// Grade 4 first: its directory holds the others, and its lock tells
-	// a second collector on the same spool to go away before it touches
-	// them.
 	for g := Grades; g >= 1; g-- {
-		o.Dir = LaneDir(dir, g)
-		if g < Grades {
-			o.Registerer = nil
-		}
-		q, err := diskqueue.Open(o)
+		q, err := open(LaneDir(dir, g), g)
 		if err != nil {
 			return Lanes{}, errors.Join(fmt.Errorf("cannot open the spool's grade-%d lane: %w", g, err), l.Close())
 		}

@@ -119,8 +119,13 @@ func testOptions(dir string, mods ...func(*testConfig)) testConfig {
 
 // openSpool opens the spool of cfg, on disk queues, as the collector does.
 func openSpool(cfg testConfig, down queue.Producer) (*Spool, error) {
-	lanes, err := OpenLanes(diskqueue.Options{Dir: cfg.Dir, MaxBytes: cfg.MaxBytes, SegmentBytes: cfg.SegmentBytes,
-		Logger: cfg.Logger, Registerer: cfg.Registerer})
+	lanes, err := OpenLanes(cfg.Dir, func(dir string, grade int) (Log, error) {
+		o := diskqueue.Options{Dir: dir, MaxBytes: cfg.MaxBytes, SegmentBytes: cfg.SegmentBytes, Logger: cfg.Logger}
+		if grade == Grades {
+			o.Registerer = cfg.Registerer
+		}
+		return diskqueue.Open(o)
+	})
 	if err != nil {
 		return nil, err
 	}
