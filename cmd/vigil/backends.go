@@ -91,6 +91,10 @@ func (d *daemon) producer(s *signalDecl, b *backends) (queue.Producer, error) {
 		so.MaxCoalesce = 1
 	}
 	so.Logger, so.Registerer = qo.Logger, qo.Registerer
+	// The breaker and retry window series are named like the other
+	// resilience series of Vigil's own calls (name label only).
+	so.Breaker.Name, so.RetryWindow.Name = "spool-"+s.name, "spool-"+s.name
+	so.Breaker.Registerer, so.RetryWindow.Registerer = d.reg, d.reg
 	sp, err := spool.Open(so, lanes, kp)
 	if err != nil {
 		return nil, err

@@ -28,8 +28,10 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// Breaker is the circuit breaker in front of the downstream, and
 	// RetryWindow the adaptive retry window that grants its retries
-	// (sdk/resilience); zero fields take resilience's defaults. Their
-	// Name is "collector_spool" and their Registerer the spool's.
+	// (sdk/resilience); zero fields take resilience's defaults, an
+	// empty Name "collector_spool" and a nil Registerer the spool's. The
+	// collector names them spool-<signal> on the daemon's registry, beside
+	// the other resilience series of Vigil's own calls.
 	Breaker     resilience.BreakerConfig
 	RetryWindow resilience.RetryWindowConfig
 	// MaxCoalesce is how many spooled batches of one key may travel
@@ -74,7 +76,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxCoalesce == 0 {
 		o.MaxCoalesce = d.MaxCoalesce
 	}
-	o.Breaker.Name, o.RetryWindow.Name = resilienceName, resilienceName
+	if o.Breaker.Name == "" {
+		o.Breaker.Name = resilienceName
+	}
+	if o.RetryWindow.Name == "" {
+		o.RetryWindow.Name = resilienceName
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -122,8 +122,13 @@ func Open(opts Options, lanes Lanes, downstream queue.Producer) (s *Spool, err e
 		return nil, err
 	}
 	s.backlog.m = s.m
-	reg := takeOver(opts.Registerer)
-	opts.Breaker.Registerer, opts.RetryWindow.Registerer = reg, reg
+	if opts.Breaker.Registerer == nil {
+		opts.Breaker.Registerer = opts.Registerer
+	}
+	if opts.RetryWindow.Registerer == nil {
+		opts.RetryWindow.Registerer = opts.Registerer
+	}
+	opts.Breaker.Registerer, opts.RetryWindow.Registerer = takeOver(opts.Breaker.Registerer), takeOver(opts.RetryWindow.Registerer)
 	if s.breaker, err = resilience.NewBreaker(opts.Breaker); err != nil {
 		return nil, err
 	}
