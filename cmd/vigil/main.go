@@ -32,6 +32,7 @@ func commands() []command {
 		{"ingester", ingesterSummary, runIngester},
 		{"query", querySummary, runQuery},
 		{"profiler", profilerSummary, runProfiler},
+		{"federation", federationSummary, runFederation},
 		{"reconcile", reconcile.Summary, reconcile.Command},
 		{"bench", bench.Summary, bench.Run},
 		{"version", "Print the version.", func(context.Context, []string) error {
