@@ -27,7 +27,7 @@ import (
 // binary returns the path of a third-party server the test runs, skipping
 // the test when it is missing, or failing it when VIGIL_REQUIRE_SERVICES=1
 // (deploy/local/deps.sh installs them).
-func binary(t *testing.T, name string) string {
+func binary(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
@@ -39,7 +39,7 @@ func binary(t *testing.T, name string) string {
 	return p
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -52,7 +52,7 @@ func freeAddr(t *testing.T) string {
 
 // startProcess runs a server until the test ends, and waits for url to
 // answer 200.
-func startProcess(t *testing.T, url string, name string, args ...string) {
+func startProcess(t testing.TB, url string, name string, args ...string) {
 	t.Helper()
 	var out bytes.Buffer
 	cmd := exec.Command(name, args...)
@@ -94,7 +94,7 @@ func startProcess(t *testing.T, url string, name string, args ...string) {
 
 // startPrometheus runs the real Prometheus with config on a free port and
 // returns its URL.
-func startPrometheus(t *testing.T, config string, flags ...string) string {
+func startPrometheus(t testing.TB, config string, flags ...string) string {
 	t.Helper()
 	bin := binary(t, "prometheus")
 	dir := t.TempDir()
@@ -118,7 +118,7 @@ type testFed struct {
 
 // startFed runs a Federation with config (in which $SELF stands for its own
 // address) in dir until the test ends.
-func startFed(t *testing.T, dir, config string) *testFed {
+func startFed(t testing.TB, dir, config string) *testFed {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -162,7 +162,7 @@ func startFed(t *testing.T, dir, config string) *testFed {
 }
 
 // exposition serves body as a /metrics endpoint.
-func exposition(t *testing.T, body string) *httptest.Server {
+func exposition(t testing.TB, body string) *httptest.Server {
 	t.Helper()
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -183,7 +183,7 @@ func client(t *testing.T, url string) promv1.API {
 	return promv1.NewAPI(c)
 }
 
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
+func waitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -209,7 +209,7 @@ func remoteWrite(t *testing.T, url string, ts []prompb.TimeSeries) (int, string)
 	return postRemoteWrite(t, url, snappy.Encode(nil, b))
 }
 
-func postRemoteWrite(t *testing.T, url string, body []byte) (int, string) {
+func postRemoteWrite(t testing.TB, url string, body []byte) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", url+"/api/v1/write", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-protobuf")
