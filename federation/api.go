@@ -48,7 +48,7 @@ func (f *Federation) newAPI() http.Handler {
 		func(context.Context) apiv1.AlertmanagerRetriever { return f.rules.notifier },
 		func() config.Config { return *f.Config() },
 		map[string]string{},
-		apiv1.GlobalURLOptions{ListenAddress: ":9095", Host: "localhost:9095", Scheme: "http"},
+		apiv1.GlobalURLOptions{ListenAddress: f.external.Host, Host: f.external.Host, Scheme: f.external.Scheme},
 		func(h http.HandlerFunc) http.HandlerFunc { return h },
 		adminStats{f.db},
 		f.o.Dir,

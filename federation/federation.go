@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -58,6 +59,9 @@ type Options struct {
 	// TargetReloadInterval is how often the scrape manager applies what
 	// service discovery found (Prometheus: 5s).
 	TargetReloadInterval time.Duration
+	// ExternalURL is how users reach this server: the generator URL of
+	// alerts and the global URL of targets.
+	ExternalURL string
 	// Version is reported by /api/v1/status/buildinfo.
 	Version string
 
@@ -77,6 +81,7 @@ func DefaultOptions() Options {
 		MaxExemplars:         100_000,
 		TargetReloadInterval: 5 * time.Second,
 		Version:              "dev",
+		ExternalURL:          "http://localhost:9095",
 	}
 }
 
@@ -86,16 +91,17 @@ type Federation struct {
 	o      Options
 	logger *slog.Logger
 
-	db      *tsdb.DB
-	fanout  storage.Storage
-	remote  remoteStorage
-	engine  *promql.Engine
-	scrapes *scrape.Manager
-	scrapeD *discovery.Manager
-	scrapeC context.CancelFunc
-	rules   ruleEngine
-	metrics *metrics
-	api     http.Handler
+	db       *tsdb.DB
+	fanout   storage.Storage
+	remote   remoteStorage
+	engine   *promql.Engine
+	scrapes  *scrape.Manager
+	scrapeD  *discovery.Manager
+	scrapeC  context.CancelFunc
+	rules    ruleEngine
+	metrics  *metrics
+	api      http.Handler
+	external *url.URL
 
 	mu      sync.RWMutex
 	cfg     *config.Config
@@ -117,7 +123,11 @@ func New(o Options) (f *Federation, err error) {
 	if o.Dir == "" {
 		return nil, errors.New("federation: no TSDB directory")
 	}
-	f = &Federation{o: o, logger: o.Logger}
+	ext, err := url.Parse(o.ExternalURL)
+	if err != nil || ext.Host == "" {
+		return nil, fmt.Errorf("federation: external URL %q: want scheme://host:port", o.ExternalURL)
+	}
+	f = &Federation{o: o, logger: o.Logger, external: ext}
 	cfg, hash, err := f.load()
 	if err != nil {
 		return nil, err

@@ -1,10 +1,12 @@
 package federation
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +17,9 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.uber.org/goleak"
 )
 
@@ -188,4 +193,45 @@ func TestReload(t *testing.T) {
 	}
 	// Picked up by the file check, without Reload.
 	expect(t, client(t, fed.url), `vigil_test_in_flight`, fmt.Sprintf(`vigil_test_in_flight{instance="%s", job="svc"}=5`, hostOf(leaf)))
+}
+
+// Targets come from http_sd_configs, and OTLP metrics are taken on
+// /api/v1/otlp/v1/metrics.
+func TestHTTPDiscoveryAndOTLP(t *testing.T) {
+	leaf := exposition(t, leafMetrics)
+	sd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `[{"targets": ["%s"], "labels": {"zone": "z1"}}]`, hostOf(leaf))
+	}))
+	t.Cleanup(sd.Close)
+	fed := startFed(t, t.TempDir(), fmt.Sprintf(`
+global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: svc
+    http_sd_configs: [{url: '%s', refresh_interval: 1s}]
+`, sd.URL))
+	c := client(t, fed.url)
+	expect(t, c, `vigil_test_in_flight`, fmt.Sprintf(`vigil_test_in_flight{instance="%s", job="svc", zone="z1"}=5`, hostOf(leaf)))
+
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "checkout")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("vigil_test_otlp_queue_depth")
+	dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	dp.SetDoubleValue(17)
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(fed.url+"/api/v1/otlp/v1/metrics", "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("OTLP: %s", resp.Status)
+	}
+	expect(t, c, `vigil_test_otlp_queue_depth`, `vigil_test_otlp_queue_depth{job="checkout"}=17`)
 }

@@ -26,7 +26,7 @@ type ruleEngine struct {
 
 func (f *Federation) newRules(ctx context.Context, sdMetrics *discovery.SDMetrics) error {
 	o := f.o
-	f.rules.external = &url.URL{Scheme: "http", Host: "localhost:9095"}
+	f.rules.external = f.external
 	f.rules.notifier = notifier.NewManager(&notifier.Options{
 		QueueCapacity: 10_000,
 		Registerer:    o.Registerer,

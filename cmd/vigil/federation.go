@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -46,6 +47,11 @@ func (f *federationFlags) options(dataDir string) federation.Options {
 	o.Retention, o.ReloadInterval = time.Duration(f.retention), *f.reload
 	o.LookbackDelta, o.QueryTimeout = *f.lookback, *f.queryTimeout
 	o.Version = version
+	host := *f.listen
+	if strings.HasPrefix(host, ":") {
+		host = "localhost" + host
+	}
+	o.ExternalURL = "http://" + host
 	return o
 }
 
