@@ -87,15 +87,18 @@ type proc struct {
 	dumps string
 	// profiler is the profiler's HTTP API (all-in-one).
 	profiler string
+	// federation is the metrics federation's HTTP API (all-in-one).
+	federation string
 }
 
 // startAllInOne starts vigil all-in-one on dataDir with extra flags and
 // waits until it is ready. Ports are kept across restarts of the same proc.
 func startAllInOne(t testing.TB, dataDir string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, collector: freePort(t), query: freePort(t), profiler: freePort(t)}
+	p := &proc{t: t, collector: freePort(t), query: freePort(t), profiler: freePort(t), federation: freePort(t)}
 	p.args = append(append([]string{"all-in-one", "--data-dir", dataDir,
-		"--collector.http.listen", p.collector, "--query.listen", p.query, "--profiler.listen", p.profiler, "--log.level", "warn"},
+		"--collector.http.listen", p.collector, "--query.listen", p.query, "--profiler.listen", p.profiler,
+		"--federation.listen", p.federation, "--log.level", "warn"},
 		p.receiverArgs()...), extra...)
 	p.start()
 	t.Cleanup(func() { p.stop() })

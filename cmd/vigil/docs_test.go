@@ -28,6 +28,7 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 	addESFlags(fs)
 	addDumpsFlags(fs)
 	addProfilerFlags(fs)
+	addFederationFlags(fs)
 	fs.VisitAll(func(f *flag.Flag) {
 		if !strings.Contains(string(doc), "`--"+f.Name+"`") {
 			t.Errorf("flag --%s is not documented in docs/operations.md", f.Name)

@@ -32,6 +32,7 @@ func commands() []command {
 		{"ingester", ingesterSummary, runIngester},
 		{"query", querySummary, runQuery},
 		{"profiler", profilerSummary, runProfiler},
+		{"federation", federationSummary, runFederation},
 		{"reconcile", reconcile.Summary, reconcile.Command},
 		{"bench", bench.Summary, bench.Run},
 		{"rules", rulesSummary, runRules},

@@ -35,7 +35,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	fs := config.NewFlagSet("all-in-one", allInOneSummary+"\nThe queues and the stores live under --data-dir; nothing else is needed.")
 	common, cf, qf := addCommonFlags(fs), addCollectorFlags(fs), addQueueFlags(fs)
 	inf, sf, qyf, df := addIngesterFlags(fs, false), addStoreFlags(fs), addQueryFlags(fs), addDumpsFlags(fs)
-	pf := addProfilerFlags(fs)
+	pf, ff := addProfilerFlags(fs), addFederationFlags(fs)
 	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
@@ -79,6 +79,13 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	}
 	if err := d.startProfiler(pf, queues.Profiles, pmux); err != nil {
 		return err
+	}
+	fed, err := d.startFederation(ff, b.dataDir)
+	if err != nil {
+		return err
+	}
+	if fed != nil {
+		fed.RegisterHTTP(qmux) // the Prometheus API on the query port too
 	}
 	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
 		return err

@@ -6,6 +6,8 @@
 #
 #   kcat        Kafka CLI client used by tests (Debian also has it as 'kafkacat')
 #   prometheus  Prometheus server binary (its service is NOT started)
+#   prometheus-alertmanager  Alertmanager (binary prometheus-alertmanager), which the
+#               federation's tests start on a free loopback port; its service is NOT started
 #   acl         setfacl: lets elasticsearch.sh grant its user traverse-only access
 #   curl unzip  used by elasticsearch.sh
 #   redis-server  the fleet-wide rate budget's tests (sdk/resilience) start their own
@@ -27,6 +29,7 @@ source "$(dirname "$(readlink -f "$0")")/lib.sh"
 declare -A want=(
   [kcat]=kcat
   [prometheus]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager
   [setfacl]=acl
   [curl]=curl
   [unzip]=unzip
@@ -34,7 +37,7 @@ declare -A want=(
 )
 
 missing=()
-for cmd in kcat prometheus setfacl curl unzip redis-server; do
+for cmd in kcat prometheus prometheus-alertmanager setfacl curl unzip redis-server; do
   if [[ "$cmd" == kcat ]] && command -v kafkacat >/dev/null 2>&1; then
     continue
   fi
@@ -46,7 +49,7 @@ done
 
 install_debs() {
   if [[ ${#missing[@]} -eq 0 ]]; then
-    log "all present: kcat prometheus setfacl curl unzip redis-server"
+    log "all present: kcat prometheus prometheus-alertmanager setfacl curl unzip redis-server"
     return 0
   fi
 
@@ -68,7 +71,7 @@ install_debs() {
     fi
   done
 
-  # Package maintainer scripts must not start the prometheus service (it would
+  # Package maintainer scripts must not start the prometheus or alertmanager services (they would
   # listen on all interfaces): without systemd, invoke-rc.d asks policy-rc.d.
   created_policy=""
   if [[ ! -e /usr/sbin/policy-rc.d && "$(id -u)" == 0 ]]; then

@@ -53,8 +53,8 @@ func startAllInOne(queryAddr string, args ...string) (*childproc.Process, error)
 	if err != nil {
 		return nil, err
 	}
-	// The profiler's port is not needed: it stays free.
-	args = append([]string{"all-in-one", "--profiler.listen", ""}, args...)
+	// The profiler's and the federation's ports are not needed: they stay free.
+	args = append([]string{"all-in-one", "--profiler.listen", "", "--federation.listen", ""}, args...)
 	p := &childproc.Process{Binary: exe, Args: args, Ready: queryAddr, Stderr: os.Stderr}
 	if err := p.Start(); err != nil {
 		return nil, fmt.Errorf("vigil all-in-one: %w", err)

@@ -21,6 +21,10 @@ const (
 	// POST /ingest, /metrics.
 	DefaultProfilerAddr = ":7070"
 
+	// DefaultFederationAddr is the metrics federation's HTTP port: the
+	// Prometheus HTTP API, /federate, remote write in (POST /api/v1/write).
+	DefaultFederationAddr = ":9095"
+
 	// DefaultQueryURL is the query API as a client on the same machine
 	// reaches it at its default address.
 	DefaultQueryURL = "http://localhost" + DefaultQueryAddr

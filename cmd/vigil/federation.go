@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigilhq/vigil/federation"
+	"github.com/vigilhq/vigil/internal/config"
+)
+
+const federationSummary = "Scrape Prometheus targets and leaf /federate endpoints into a TSDB; serve the Prometheus API, /federate, remote write, rules and alerts."
+
+// federationFlags are the settings of the metrics federation (vigil
+// federation and all-in-one).
+type federationFlags struct {
+	listen, config *string
+	retention      config.Duration
+	reload         *time.Duration
+	lookback       *time.Duration
+	queryTimeout   *time.Duration
+}
+
+func addFederationFlags(fs *flag.FlagSet) *federationFlags {
+	d := federation.DefaultOptions()
+	f := &federationFlags{
+		listen:       fs.String("federation.listen", config.DefaultFederationAddr, "address of the federation's HTTP API: Prometheus' /api/v1/ (queries, remote write in), /federate, /metrics; empty disables the federation"),
+		config:       fs.String("federation.config", "", "Prometheus configuration file: global, scrape_configs (static, file and HTTP service discovery), rule_files, remote_write, alerting; empty scrapes nothing"),
+		reload:       fs.Duration("federation.config-check-interval", d.ReloadInterval, "how often --federation.config and its rule files are checked for changes, applied when they changed (SIGHUP reloads at once); 0 only on SIGHUP"),
+		lookback:     fs.Duration("federation.lookback-delta", d.LookbackDelta, "how far back PromQL and /federate look for a series' latest sample"),
+		queryTimeout: fs.Duration("federation.query-timeout", d.QueryTimeout, "longest a PromQL query may run"),
+		retention:    config.Duration(d.Retention),
+	}
+	fs.Var(&f.retention, "federation.retention", "how long the metrics TSDB (under --data-dir/metrics) keeps samples (15d, 2w, 36h)")
+	return f
+}
+
+func (f *federationFlags) options(dataDir string) federation.Options {
+	o := federation.DefaultOptions()
+	o.ConfigFile, o.Dir = *f.config, filepath.Join(dataDir, "metrics")
+	o.Retention, o.ReloadInterval = time.Duration(f.retention), *f.reload
+	o.LookbackDelta, o.QueryTimeout = *f.lookback, *f.queryTimeout
+	o.Version = version
+	host := *f.listen
+	if strings.HasPrefix(host, ":") {
+		host = "localhost" + host
+	}
+	o.ExternalURL = "http://" + host
+	return o
+}
+
+func runFederation(ctx context.Context, args []string) (err error) {
+	fs := config.NewFlagSet("federation", federationSummary+
+		"\nThe TSDB lives under --data-dir/metrics. --federation.config takes Prometheus' own syntax.")
+	common, ff := addCommonFlags(fs), addFederationFlags(fs)
+	d, err := parse(fs, args, common)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, d.close()) }()
+	if *ff.listen == "" {
+		return errors.New("--federation.listen is empty: the federation role needs its HTTP port")
+	}
+	if _, err := d.startFederation(ff, *common.dataDir); err != nil {
+		return err
+	}
+	return d.runUntil(ctx, "federation")
+}
+
+// startFederation opens the federation's TSDB and configuration, binds its
+// port and runs it with the daemon; it returns nil when --federation.listen
+// is empty. SIGHUP reloads its configuration.
+func (d *daemon) startFederation(f *federationFlags, dataDir string) (*federation.Federation, error) {
+	if *f.listen == "" {
+		return nil, nil
+	}
+	o := f.options(dataDir)
+	o.Logger, o.Registerer, o.Gatherer = d.logger.With("component", "federation"), d.reg, d.reg
+	fed, err := federation.New(o)
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(fed.Close)
+	mux := d.mux()
+	fed.RegisterHTTP(mux)
+	if _, err := d.listen("federation", *f.listen, mux); err != nil {
+		return nil, err
+	}
+	d.add(fed.Run)
+	d.add(func(ctx context.Context) error {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+				if err := fed.Reload(); err != nil {
+					d.logger.Error("cannot reload --federation.config; the previous configuration stays in effect", "err", err)
+				}
+			}
+		}
+	})
+	return fed, nil
+}

@@ -1,0 +1,140 @@
+package federation
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery"
+)
+
+// LoadConfig reads a Prometheus configuration file: global, scrape_configs
+// (static_configs, file_sd_configs, http_sd_configs), rule_files,
+// remote_write and alerting. Any other service discovery is refused by name.
+func LoadConfig(path string) (*config.Config, error) {
+	c, err := config.LoadFile(path, false, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (service discovery: static_configs, file_sd_configs and http_sd_configs only)", path, err)
+	}
+	return c, nil
+}
+
+// load reads the configuration file, or returns Prometheus' defaults when
+// there is none, with a hash of what it read and of the rule files.
+func (f *Federation) load() (*config.Config, string, error) {
+	if f.o.ConfigFile == "" {
+		c, err := config.Load("", nil)
+		return c, "", err
+	}
+	c, err := LoadConfig(f.o.ConfigFile)
+	if err != nil {
+		return nil, "", err
+	}
+	h := sha256.New()
+	b, _ := os.ReadFile(f.o.ConfigFile)
+	h.Write(b)
+	for _, pat := range c.RuleFiles {
+		files, _ := filepath.Glob(pat)
+		for _, file := range files {
+			b, _ := os.ReadFile(file)
+			h.Write([]byte(file))
+			h.Write(b)
+		}
+	}
+	return c, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// apply hands c to every manager, in Prometheus' order.
+func (f *Federation) apply(c *config.Config) error {
+	var err error
+	if e := f.remote.ApplyConfig(c); e != nil {
+		err = errors.Join(err, fmt.Errorf("remote_write: %w", e))
+	}
+	if e := f.scrapes.ApplyConfig(c); e != nil {
+		err = errors.Join(err, fmt.Errorf("scrape_configs: %w", e))
+	} else {
+		sc, e := c.GetScrapeConfigs()
+		if e != nil {
+			err = errors.Join(err, e)
+		}
+		sd := make(map[string]discovery.Configs, len(sc))
+		for _, s := range sc {
+			sd[s.JobName] = s.ServiceDiscoveryConfigs
+		}
+		if e := f.scrapeD.ApplyConfig(sd); e != nil {
+			err = errors.Join(err, fmt.Errorf("service discovery: %w", e))
+		}
+	}
+	if e := f.rules.apply(c); e != nil {
+		err = errors.Join(err, e)
+	}
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.cfg = c
+	f.mu.Unlock()
+	return nil
+}
+
+// Reload reads the configuration file again and applies it. A file that
+// does not load leaves the configuration in effect unchanged.
+func (f *Federation) Reload() error {
+	err := f.reload(true)
+	f.metrics.reload(err)
+	return err
+}
+
+func (f *Federation) reload(force bool) error {
+	c, hash, err := f.load()
+	if err != nil {
+		return err
+	}
+	f.mu.RLock()
+	same := hash == f.cfgHash
+	f.mu.RUnlock()
+	if same && !force {
+		return nil
+	}
+	if err := f.apply(c); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.cfgHash = hash
+	f.mu.Unlock()
+	f.logger.Info("configuration reloaded", "file", f.o.ConfigFile)
+	return nil
+}
+
+// watch reloads the configuration when the file or one of its rule files
+// changed, every ReloadInterval.
+func (f *Federation) watch(ctx context.Context) {
+	t := time.NewTicker(f.o.ReloadInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.mu.RLock()
+			old := f.cfgHash
+			f.mu.RUnlock()
+			err := f.reload(false)
+			f.mu.RLock()
+			changed := old != f.cfgHash
+			f.mu.RUnlock()
+			if err != nil || changed {
+				f.metrics.reload(err)
+			}
+			if err != nil {
+				f.logger.Error("cannot reload the configuration; the previous one stays in effect", "file", f.o.ConfigFile, "err", err)
+			}
+		}
+	}
+}

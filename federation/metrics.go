@@ -1,0 +1,90 @@
+package federation
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are Vigil's own, beside those of Prometheus' libraries
+// (prometheus_tsdb_*, prometheus_target_*, prometheus_remote_storage_*,
+// prometheus_rule_*, prometheus_notifications_*).
+type metrics struct {
+	rejected    *prometheus.CounterVec
+	reloads     *prometheus.CounterVec
+	lastReload  prometheus.Gauge
+	federateErr prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_federation_rejected_requests_total",
+			Help: "Requests to the federation's HTTP API answered with a 4xx, by endpoint and status code: malformed remote-write bodies, queries, match[] selectors.",
+		}, []string{"endpoint", "code"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_federation_config_reloads_total",
+			Help: "Reloads of --federation.config, by result (success, failure).",
+		}, []string{"result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vigil_federation_config_last_reload_successful",
+			Help: "1 when the last reload of --federation.config succeeded.",
+		}),
+		federateErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_federation_federate_errors_total",
+			Help: "Answers of /federate that failed while reading the TSDB or writing the response.",
+		}),
+	}
+	m.lastReload.Set(1)
+	reg.MustRegister(m.rejected, m.reloads, m.lastReload, m.federateErr)
+	return m
+}
+
+func (m *metrics) reload(err error) {
+	if err != nil {
+		m.reloads.WithLabelValues("failure").Inc()
+		m.lastReload.Set(0)
+		return
+	}
+	m.reloads.WithLabelValues("success").Inc()
+	m.lastReload.Set(1)
+}
+
+// counted counts the 4xx answers of h under endpoint.
+func (m *metrics) counted(endpoint string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		if sw.code >= 400 && sw.code < 500 {
+			m.rejected.WithLabelValues(endpoint, strconv.Itoa(sw.code)).Inc()
+		}
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.code, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush keeps streaming answers streaming.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
