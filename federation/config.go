@@ -28,17 +28,20 @@ func LoadConfig(path string) (*config.Config, error) {
 // load reads the configuration file, or returns Prometheus' defaults when
 // there is none, with a hash of what it read and of the rule files.
 func (f *Federation) load() (*config.Config, string, error) {
+	var c *config.Config
+	var err error
+	h := sha256.New()
 	if f.o.ConfigFile == "" {
-		c, err := config.Load("", nil)
-		return c, "", err
+		c, err = config.Load("", nil)
+	} else {
+		c, err = LoadConfig(f.o.ConfigFile)
+		b, _ := os.ReadFile(f.o.ConfigFile)
+		h.Write(b)
 	}
-	c, err := LoadConfig(f.o.ConfigFile)
 	if err != nil {
 		return nil, "", err
 	}
-	h := sha256.New()
-	b, _ := os.ReadFile(f.o.ConfigFile)
-	h.Write(b)
+	c.RuleFiles = append(c.RuleFiles, f.o.RuleFiles...)
 	for _, pat := range c.RuleFiles {
 		files, _ := filepath.Glob(pat)
 		for _, file := range files {

@@ -39,6 +39,9 @@ type Options struct {
 	// scrape_configs, rule_files, remote_write, alerting); empty runs with
 	// Prometheus' defaults and no targets.
 	ConfigFile string
+	// RuleFiles are evaluated besides the configuration's rule_files:
+	// the golden-signal rules Vigil generates (federation/golden).
+	RuleFiles []string
 	// Dir is the TSDB's directory.
 	Dir string
 	// Retention is how long samples are kept.

@@ -11,6 +11,7 @@ import (
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
+	"github.com/vigilhq/vigil/internal/spanmetrics"
 )
 
 // backends are the settings that choose where queues and stores live:
@@ -25,6 +26,9 @@ type backends struct {
 	stores  *storeFlags
 	query   *queryFlags
 	dumps   *dumpsFlags // the dumps webhook and API settings
+	// spanMetrics is the span ingester's aggregator of golden signals,
+	// once it runs; all-in-one writes it into the federation's TSDB.
+	spanMetrics *spanmetrics.Aggregator
 }
 
 func (b *backends) retention() time.Duration {

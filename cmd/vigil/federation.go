@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,7 +14,10 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/federation"
+	"github.com/vigilhq/vigil/federation/golden"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/spanmetrics"
+	"github.com/vigilhq/vigil/query/jaegermonitor"
 )
 
 const federationSummary = "Scrape Prometheus targets and leaf /federate endpoints into a TSDB; serve the Prometheus API, /federate, remote write, rules and alerts."
@@ -21,10 +26,13 @@ const federationSummary = "Scrape Prometheus targets and leaf /federate endpoint
 // federation and all-in-one).
 type federationFlags struct {
 	listen, config *string
-	retention      config.Duration
-	reload         *time.Duration
-	lookback       *time.Duration
-	queryTimeout   *time.Duration
+	// golden and conventions: the generated golden-signal rules.
+	golden       *bool
+	conventions  *string
+	retention    config.Duration
+	reload       *time.Duration
+	lookback     *time.Duration
+	queryTimeout *time.Duration
 }
 
 func addFederationFlags(fs *flag.FlagSet) *federationFlags {
@@ -35,10 +43,28 @@ func addFederationFlags(fs *flag.FlagSet) *federationFlags {
 		reload:       fs.Duration("federation.config-check-interval", d.ReloadInterval, "how often --federation.config and its rule files are checked for changes, applied when they changed (SIGHUP reloads at once); 0 only on SIGHUP"),
 		lookback:     fs.Duration("federation.lookback-delta", d.LookbackDelta, "how far back PromQL and /federate look for a series' latest sample"),
 		queryTimeout: fs.Duration("federation.query-timeout", d.QueryTimeout, "longest a PromQL query may run"),
+		golden:       fs.Bool("federation.golden-rules", true, "generate the golden-signal recording rules and SLO burn-rate alerts (as `vigil rules` does) under --data-dir/metrics-rules and evaluate them besides --federation.config's rule_files"),
+		conventions:  fs.String("federation.golden-conventions", "", "YAML file of the golden rules' naming conventions, labels and SLO objectives (as `vigil rules --conventions`); empty covers the SDK's metrics and the span metrics"),
 		retention:    config.Duration(d.Retention),
 	}
 	fs.Var(&f.retention, "federation.retention", "how long the metrics TSDB (under --data-dir/metrics) keeps samples (15d, 2w, 36h)")
 	return f
+}
+
+// goldenRules writes the golden-signal rule files under dataDir and
+// returns their paths; none without --federation.golden-rules.
+func (f *federationFlags) goldenRules(dataDir string) ([]string, error) {
+	if !*f.golden {
+		return nil, nil
+	}
+	c := golden.DefaultConfig()
+	if *f.conventions != "" {
+		var err error
+		if c, err = golden.LoadConfig(*f.conventions); err != nil {
+			return nil, fmt.Errorf("--federation.golden-conventions: %w", err)
+		}
+	}
+	return golden.WriteDir(filepath.Join(dataDir, "metrics-rules"), golden.Generate(c))
 }
 
 func (f *federationFlags) options(dataDir string) federation.Options {
@@ -82,6 +108,10 @@ func (d *daemon) startFederation(f *federationFlags, dataDir string) (*federatio
 	}
 	o := f.options(dataDir)
 	o.Logger, o.Registerer, o.Gatherer = d.logger.With("component", "federation"), d.reg, d.reg
+	var err error
+	if o.RuleFiles, err = f.goldenRules(dataDir); err != nil {
+		return nil, err
+	}
 	fed, err := federation.New(o)
 	if err != nil {
 		return nil, err
@@ -109,4 +139,19 @@ func (d *daemon) startFederation(f *federationFlags, dataDir string) (*federatio
 		}
 	})
 	return fed, nil
+}
+
+// metricsFromSpans writes the golden signals the span ingester derives
+// into the federation's TSDB (all-in-one: the process scrapes no /metrics
+// of its own, which would store them twice) and serves Jaeger's
+// monitoring API over them on mux, for the Jaeger UI's Monitor tab.
+func (d *daemon) metricsFromSpans(fed *federation.Federation, agg *spanmetrics.Aggregator, mux *http.ServeMux) {
+	if agg != nil {
+		wo := spanmetrics.DefaultWriterOptions()
+		wo.Logger, wo.Registerer = d.logger.With("component", "spanmetrics"), d.reg
+		d.add(spanmetrics.NewWriter(wo, agg, fed.Appendable()).Run)
+	}
+	mo := jaegermonitor.DefaultOptions()
+	mo.Logger, mo.Registerer = d.logger.With("component", "jaeger-monitor"), d.reg
+	jaegermonitor.New(mo, fed.Engine(), fed.Queryable()).RegisterHTTP(mux)
 }

@@ -86,6 +86,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	}
 	if fed != nil {
 		fed.RegisterHTTP(qmux) // the Prometheus API on the query port too
+		d.metricsFromSpans(fed, b.spanMetrics, qmux)
 	}
 	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
 		return err

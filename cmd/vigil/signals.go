@@ -91,9 +91,11 @@ var signals = []signalPath{
 			o.Logger, o.Registerer = d.logger.With("component", "elasticsearch-spans"), d.reg
 			return esspanstore.Open(ctx, o)
 		},
-		ingest: func(_ *daemon, _ *backends, o ingester.Options, in *ingestion, s spanStore) (runner, error) {
+		ingest: func(_ *daemon, b *backends, o ingester.Options, in *ingestion, s spanStore) (runner, error) {
 			o.MaxBatchRecords = *in.flags.maxSpans
-			return ingester.NewSpanIngester(o, in.consumer, s, in.dlq), nil
+			si := ingester.NewSpanIngester(o, in.consumer, s, in.dlq)
+			b.spanMetrics = si.SpanMetrics()
+			return si, nil
 		},
 		serve: func(d *daemon, _ *backends, s spanStore) func(*http.ServeMux) {
 			o := jaeger.DefaultOptions()
