@@ -65,6 +65,10 @@ type Options struct {
 	// Dumps configures the Sentry-compatible dumps intake, served when the
 	// collector has a dumps queue.
 	Dumps DumpsOptions
+	// Metrics, when set, receives the OTLP metrics of POST /v1/metrics and
+	// MetricsService/Export; without it they are not served (404 and
+	// UNIMPLEMENTED).
+	Metrics MetricsDestination
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -177,4 +181,7 @@ func (c *Collector) RegisterHTTP(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/logs", c.handleLogsAPI)
 	mux.HandleFunc("POST /v1/logs", c.handleOTLPLogs)
 	mux.HandleFunc("POST /loki/api/v1/push", c.handleLokiPush)
+	if c.opts.Metrics != nil {
+		mux.HandleFunc("POST /v1/metrics", c.handleOTLPMetrics)
+	}
 }

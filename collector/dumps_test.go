@@ -38,13 +38,7 @@ func newDumpsCollector(t testing.TB, o DumpsOptions, producer queue.Producer) *d
 	t.Helper()
 	dc := &dumpsCollector{reg: prometheus.NewRegistry()}
 	if producer == nil {
-		qo := diskqueue.DefaultOptions()
-		qo.Dir = t.TempDir()
-		q, err := diskqueue.Open(qo)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { q.Close() })
+		q := tempQueue(t)
 		dc.q, producer = q, q
 	}
 	opts := DefaultOptions()

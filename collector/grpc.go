@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -18,8 +19,8 @@ import (
 	"github.com/vigilhq/vigil/internal/otlplogs"
 )
 
-// NewGRPCServer returns the OTLP/gRPC receiver (port 4317) for logs and,
-// when t is not nil, traces. Refusals map to the gRPC codes OTLP clients
+// NewGRPCServer returns the OTLP/gRPC receiver (port 4317) for logs,
+// traces when t is not nil and metrics when c has a metrics destination. Refusals map to the gRPC codes OTLP clients
 // retry on: RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when it
 // fails, INVALID_ARGUMENT for bad data (not retried).
 func NewGRPCServer(c *Collector, t *Traces, maxBody int) *grpc.Server {
@@ -27,6 +28,9 @@ func NewGRPCServer(c *Collector, t *Traces, maxBody int) *grpc.Server {
 	plogotlp.RegisterGRPCServer(s, &grpcLogs{c: c})
 	if t != nil {
 		ptraceotlp.RegisterGRPCServer(s, &grpcTraces{t: t})
+	}
+	if c.opts.Metrics != nil {
+		pmetricotlp.RegisterGRPCServer(s, &grpcMetrics{c: c})
 	}
 	return s
 }

@@ -36,11 +36,11 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		}, reg),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "vigil", Subsystem: "collector", Name: "received_records_total",
-			Help: "Log records accepted by a receiver (durably queued).",
+			Help: "Log records accepted by a receiver (durably queued); for the OTLP metrics receivers, data points the metrics destination stored.",
 		}, []string{"receiver"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "vigil", Subsystem: "collector", Name: "rejected_records_total",
-			Help: "Log records or requests refused, by receiver and reason (invalid, too_large, queue_full, unavailable).",
+			Help: "Log records or requests (OTLP metrics: requests) refused, by receiver and reason (invalid, too_large, queue_full, unavailable).",
 		}, []string{"receiver", "reason"}),
 	}
 	if reg != nil {

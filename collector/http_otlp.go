@@ -64,7 +64,17 @@ func (c *Collector) handleOTLPLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	c.httpMetrics.received.WithLabelValues(receiver).Add(float64(len(recs)))
 	c.httpMetrics.requests.Count(receiver, http.StatusOK)
-	resp := plogotlp.NewExportResponse()
+	writeOTLPResponse(w, ct, plogotlp.NewExportResponse())
+}
+
+// otlpResponse is an OTLP Export…ServiceResponse.
+type otlpResponse interface {
+	MarshalProto() ([]byte, error)
+	MarshalJSON() ([]byte, error)
+}
+
+// writeOTLPResponse answers 200 with resp in the request's encoding ct.
+func writeOTLPResponse(w http.ResponseWriter, ct string, resp otlpResponse) {
 	var body []byte
 	if ct == contentTypeJSON {
 		body, _ = resp.MarshalJSON()

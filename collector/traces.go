@@ -277,15 +277,7 @@ func (t *Traces) handleOTLP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.requests.Count(receiver, http.StatusOK)
-	resp := ptraceotlp.NewExportResponse()
-	var body []byte
-	if ct == contentTypeJSON {
-		body, _ = resp.MarshalJSON()
-	} else {
-		body, _ = resp.MarshalProto()
-	}
-	w.Header().Set("Content-Type", ct)
-	_, _ = w.Write(body)
+	writeOTLPResponse(w, ct, ptraceotlp.NewExportResponse())
 }
 
 func (t *Traces) handleZipkin(w http.ResponseWriter, r *http.Request) {

@@ -29,6 +29,7 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 	addDumpsFlags(fs)
 	addProfilerFlags(fs)
 	addFederationFlags(fs)
+	addMetricsURLFlag(fs)
 	fs.VisitAll(func(f *flag.Flag) {
 		if !strings.Contains(string(doc), "`--"+f.Name+"`") {
 			t.Errorf("flag --%s is not documented in docs/operations.md", f.Name)

@@ -69,7 +69,7 @@ type collectorFlags struct {
 
 func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
 	f := &collectorFlags{
-		listen:         fs.String("collector.http.listen", config.DefaultCollectorHTTPAddr, "address of the HTTP receivers: POST /api/v1/logs, OTLP/HTTP /v1/logs, Loki's /loki/api/v1/push"),
+		listen:         fs.String("collector.http.listen", config.DefaultCollectorHTTPAddr, "address of the HTTP receivers: POST /api/v1/logs, OTLP/HTTP /v1/logs, /v1/traces and /v1/metrics, Loki's /loki/api/v1/push"),
 		maxBody:        fs.Int64("collector.http.max-body-bytes", 16<<20, "largest accepted request body, compressed or decoded"),
 		fileService:    fs.String("collector.files.service", "", "service of tailed lines; empty derives it from the file name (api.log → api)"),
 		multiline:      fs.String("collector.files.multiline-start", "", "regular expression matching the first line of a record; other lines join the previous one"),
@@ -83,7 +83,7 @@ func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
 	}
 	fs.Var(&f.files, "collector.files", "glob patterns of log files to tail (comma-separated or repeated)")
 	l := &f.addrs
-	fs.StringVar(&l.GRPC, "collector.otlp.grpc-listen", config.DefaultOTLPGRPCAddr, "address of the OTLP/gRPC receiver (logs and traces); empty disables it")
+	fs.StringVar(&l.GRPC, "collector.otlp.grpc-listen", config.DefaultOTLPGRPCAddr, "address of the OTLP/gRPC receiver (logs, traces and metrics); empty disables it")
 	fs.StringVar(&l.Zipkin, "collector.zipkin.listen", config.DefaultZipkinAddr, "address of the Zipkin v2 receiver, POST /api/v2/spans; empty disables it")
 	fs.StringVar(&l.JaegerHTTP, "collector.jaeger.http-listen", config.DefaultJaegerHTTPAddr, "address of the Jaeger thrift-over-HTTP receiver, POST /api/traces; empty disables it")
 	fs.StringVar(&l.JaegerCompact, "collector.jaeger.compact-listen", config.DefaultJaegerCompactAddr, "UDP address of the Jaeger agent receiver, thrift compact; empty disables it")

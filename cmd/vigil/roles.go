@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"time"
 
 	"github.com/vigilhq/vigil/collector"
 	"github.com/vigilhq/vigil/ingester"
@@ -25,7 +28,7 @@ import (
 
 const (
 	allInOneSummary  = "Run the collector, ingester and query in one process on embedded storage."
-	collectorSummary = "Receive logs (files, HTTP, OTLP), spans (OTLP, Jaeger, Zipkin) and dumps (Sentry SDKs) and ship them to the queue."
+	collectorSummary = "Receive logs (files, HTTP, OTLP), spans (OTLP, Jaeger, Zipkin) and dumps (Sentry SDKs) and ship them to the queue; forward OTLP metrics to --collector.metrics-url."
 	ingesterSummary  = "Consume the queue and write logs, spans and dumps to the stores."
 	querySummary     = "Serve the query APIs (Loki, Jaeger, dumps and Sentry's) over the stores."
 	profilerSummary  = "Scrape pprof endpoints and take Pyroscope pushes (/ingest, push.v1.PusherService/Push) and ship the profiles to the queue."
@@ -74,14 +77,22 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 			return err
 		}
 	}
-	if err := d.startCollector(cf, b.dataDir, queues.Queues); err != nil {
+	// The federation first: the collector hands it the OTLP metrics.
+	fed, err := d.startFederation(ff, b.dataDir)
+	if err != nil {
+		return err
+	}
+	var metrics collector.MetricsDestination
+	if fed != nil {
+		// In-process, into the federation's own OTLP endpoint.
+		fmux := http.NewServeMux()
+		fed.RegisterHTTP(fmux)
+		metrics = collector.MetricsHandler(fmux, "/api/v1/otlp/v1/metrics")
+	}
+	if err := d.startCollector(cf, b.dataDir, queues.Queues, metrics); err != nil {
 		return err
 	}
 	if err := d.startProfiler(pf, queues.Profiles, pmux); err != nil {
-		return err
-	}
-	fed, err := d.startFederation(ff, b.dataDir)
-	if err != nil {
 		return err
 	}
 	if fed != nil {
@@ -101,6 +112,7 @@ func runCollector(ctx context.Context, args []string) (err error) {
 		"absorbs Kafka outages. Without, the queue is the embedded disk queue under --data-dir,\n"+
 		"consumed by a `vigil ingester` on the same --data-dir.")
 	common, cf, qf, kf := addCommonFlags(fs), addCollectorFlags(fs), addQueueFlags(fs), kafka.RegisterFlags(fs)
+	metricsURL := addMetricsURLFlag(fs)
 	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
@@ -111,7 +123,11 @@ func runCollector(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := d.startCollector(cf, b.dataDir, queues.Queues); err != nil {
+	metrics, err := metricsForwarder(*metricsURL)
+	if err != nil {
+		return err
+	}
+	if err := d.startCollector(cf, b.dataDir, queues.Queues, metrics); err != nil {
 		return err
 	}
 	return d.runUntil(ctx, "collector")
@@ -234,9 +250,30 @@ func runQuery(ctx context.Context, args []string) (err error) {
 	return d.runUntil(ctx, "query")
 }
 
-// startCollector builds the collector over queues, with its reconciliation
-// ledger under dataDir, binds its listeners and runs it with the daemon.
-func (d *daemon) startCollector(f *collectorFlags, dataDir string, queues collector.Queues) error {
+// metricsForwardTimeout bounds a forward to --collector.metrics-url; past
+// it the client is answered 503 and retries.
+const metricsForwardTimeout = 30 * time.Second
+
+// addMetricsURLFlag is vigil collector's --collector.metrics-url.
+func addMetricsURLFlag(fs *flag.FlagSet) *string {
+	return fs.String("collector.metrics-url", "", "OTLP/HTTP metrics endpoint (a federation's http://federation:9095/api/v1/otlp/v1/metrics) to which the OTLP metrics received on /v1/metrics and gRPC are forwarded, each answered with its answer; empty serves no OTLP metrics")
+}
+
+// metricsForwarder is the metrics destination of --collector.metrics-url
+// u; nil when u is empty.
+func metricsForwarder(u string) (collector.MetricsDestination, error) {
+	if u == "" {
+		return nil, nil
+	}
+	if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return nil, fmt.Errorf("--collector.metrics-url %q: want an http(s) URL such as http://federation:9095/api/v1/otlp/v1/metrics", u)
+	}
+	return collector.MetricsForwarder(u, &http.Client{Timeout: metricsForwardTimeout}), nil
+}
+
+// startCollector builds the collector over queues and metrics (nil: no
+// OTLP metrics), with its reconciliation ledger under dataDir, binds its listeners and runs it with the daemon.
+func (d *daemon) startCollector(f *collectorFlags, dataDir string, queues collector.Queues, metrics collector.MetricsDestination) error {
 	ledger, err := reconcile.OpenLedger(filepath.Join(dataDir, "reconcile"))
 	if err != nil {
 		return err
@@ -247,6 +284,7 @@ func (d *daemon) startCollector(f *collectorFlags, dataDir string, queues collec
 	o.Logger, o.Registerer = d.logger.With("component", "collector"), d.reg
 	o.Ledger = ledger
 	o.Ops = d.addOps
+	o.Metrics = metrics
 	c, err := collector.New(o, queues)
 	if err != nil {
 		return err

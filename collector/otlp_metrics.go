@@ -1,0 +1,189 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// MetricsDestination takes the OTLP metrics the collector receives on
+// POST /v1/metrics and MetricsService/Export. ExportMetrics returns only
+// once the destination stored the request: the collector acknowledges the
+// client then, and not before. An error wrapping *MetricsRefusal with a 4xx
+// Code is the client's fault (answered 400 / INVALID_ARGUMENT, not retried);
+// any other error is answered 503 / UNAVAILABLE, which OTLP clients retry.
+type MetricsDestination interface {
+	ExportMetrics(ctx context.Context, req pmetricotlp.ExportRequest) error
+}
+
+// MetricsRefusal is a destination's answer other than success: its HTTP
+// status and message.
+type MetricsRefusal struct {
+	Code int
+	Msg  string
+}
+
+func (e *MetricsRefusal) Error() string {
+	return fmt.Sprintf("metrics destination answered %d: %s", e.Code, e.Msg)
+}
+
+// maxRefusalBytes bounds the part of a destination's error body quoted back.
+const maxRefusalBytes = 1 << 10
+
+// MetricsHandler is a MetricsDestination serving each request to an
+// http.Handler that takes OTLP/HTTP protobuf, such as the federation's
+// /api/v1/otlp/v1/metrics, in-process: a 2xx is success.
+func MetricsHandler(h http.Handler, path string) MetricsDestination {
+	return metricsHandler{h: h, path: path}
+}
+
+type metricsHandler struct {
+	h    http.Handler
+	path string
+}
+
+func (m metricsHandler) ExportMetrics(ctx context.Context, req pmetricotlp.ExportRequest) error {
+	body, err := req.MarshalProto()
+	if err != nil {
+		return fmt.Errorf("cannot encode the metrics: %w", err)
+	}
+	r := httptest.NewRequestWithContext(ctx, http.MethodPost, m.path, bytes.NewReader(body))
+	r.Header.Set("Content-Type", contentTypeProtobuf)
+	rec := httptest.NewRecorder()
+	m.h.ServeHTTP(rec, r)
+	return refusal(rec.Code, rec.Body)
+}
+
+// MetricsForwarder is a MetricsDestination posting each request, as
+// OTLP/HTTP protobuf, to url (the federation's
+// http://federation:9095/api/v1/otlp/v1/metrics) and waiting for its answer.
+func MetricsForwarder(url string, client *http.Client) MetricsDestination {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return metricsForwarder{url: url, client: client}
+}
+
+type metricsForwarder struct {
+	url    string
+	client *http.Client
+}
+
+func (m metricsForwarder) ExportMetrics(ctx context.Context, req pmetricotlp.ExportRequest) error {
+	body, err := req.MarshalProto()
+	if err != nil {
+		return fmt.Errorf("cannot encode the metrics: %w", err)
+	}
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, m.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Content-Type", contentTypeProtobuf)
+	resp, err := m.client.Do(r)
+	if err != nil {
+		return fmt.Errorf("cannot reach the metrics destination (--collector.metrics-url): %w", err)
+	}
+	defer resp.Body.Close()
+	err = refusal(resp.StatusCode, resp.Body)
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	return err
+}
+
+// refusal is nil for a 2xx, else a *MetricsRefusal quoting the body.
+func refusal(code int, body io.Reader) error {
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	b, _ := io.ReadAll(io.LimitReader(body, maxRefusalBytes))
+	return &MetricsRefusal{Code: code, Msg: strings.TrimSpace(string(b))}
+}
+
+// exportMetrics hands req to the destination and returns the HTTP status
+// to answer, the message and the rejected-counter reason.
+func (c *Collector) exportMetrics(ctx context.Context, req pmetricotlp.ExportRequest) (int, string, string) {
+	if req.Metrics().DataPointCount() == 0 {
+		return http.StatusOK, "", ""
+	}
+	err := c.opts.Metrics.ExportMetrics(ctx, req)
+	if err == nil {
+		return http.StatusOK, "", ""
+	}
+	var ref *MetricsRefusal
+	if errors.As(err, &ref) && ref.Code >= 400 && ref.Code < 500 && ref.Code != http.StatusTooManyRequests {
+		return http.StatusBadRequest, "metrics refused: " + ref.Msg, "invalid"
+	}
+	c.logger.Warn("metrics destination failed; the client retries", "err", err)
+	return http.StatusServiceUnavailable, "metrics destination unavailable, retry: " + err.Error(), "unavailable"
+}
+
+// handleOTLPMetrics serves OTLP/HTTP POST /v1/metrics in protobuf or JSON,
+// answering success only once the metrics destination accepted the request.
+func (c *Collector) handleOTLPMetrics(w http.ResponseWriter, r *http.Request) {
+	const receiver = "otlp_http_metrics"
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	fail := func(code int, reason, msg string) {
+		c.httpMetrics.requests.Count(receiver, code)
+		c.httpMetrics.rejected.WithLabelValues(receiver, reason).Inc()
+		setRetryAfter(w, code)
+		writeOTLPStatus(w, ct, code, msg)
+	}
+	if ct != contentTypeProtobuf && ct != contentTypeJSON {
+		fail(http.StatusUnsupportedMediaType, "invalid", fmt.Sprintf("unsupported Content-Type %q; use %s or %s", ct, contentTypeProtobuf, contentTypeJSON))
+		return
+	}
+	data, err := readBody(r, w, c.opts.MaxBodyBytes)
+	if errors.Is(err, errBodyTooLarge) {
+		fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body exceeds %d bytes (--collector.http.max-body-bytes)", c.opts.MaxBodyBytes))
+		return
+	}
+	if err != nil {
+		fail(http.StatusBadRequest, "invalid", err.Error())
+		return
+	}
+	req := pmetricotlp.NewExportRequest()
+	if ct == contentTypeJSON {
+		err = req.UnmarshalJSON(data)
+	} else {
+		err = req.UnmarshalProto(data)
+	}
+	if err != nil {
+		fail(http.StatusBadRequest, "invalid", "cannot decode the OTLP metrics request: "+err.Error())
+		return
+	}
+	if code, msg, reason := c.exportMetrics(r.Context(), req); code != http.StatusOK {
+		fail(code, reason, msg)
+		return
+	}
+	c.httpMetrics.received.WithLabelValues(receiver).Add(float64(req.Metrics().DataPointCount()))
+	c.httpMetrics.requests.Count(receiver, http.StatusOK)
+	writeOTLPResponse(w, ct, pmetricotlp.NewExportResponse())
+}
+
+type grpcMetrics struct {
+	pmetricotlp.UnimplementedGRPCServer
+	c *Collector
+}
+
+func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	const receiver = "otlp_grpc_metrics"
+	if code, msg, reason := g.c.exportMetrics(ctx, req); code != http.StatusOK {
+		g.c.httpMetrics.rejected.WithLabelValues(receiver, reason).Inc()
+		c := codes.InvalidArgument
+		if code == http.StatusServiceUnavailable {
+			c = codes.Unavailable
+		}
+		return pmetricotlp.NewExportResponse(), status.Error(c, msg)
+	}
+	g.c.httpMetrics.received.WithLabelValues(receiver).Add(float64(req.Metrics().DataPointCount()))
+	return pmetricotlp.NewExportResponse(), nil
+}
