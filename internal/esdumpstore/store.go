@@ -53,10 +53,6 @@ func DefaultOptions() Options {
 }
 
 const (
-	maxAttempts    = 8
-	retryBase      = 100 * time.Millisecond
-	retryMax       = 10 * time.Second
-	startTimeout   = 2 * time.Minute
 	eventIndexPart = "vigil-dumps-"
 	issueIndexPart = "vigil-dump-issues"
 	dayLayout      = "2006.01.02"
@@ -98,31 +94,19 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := es.NewClient(opts.ClientOptions, opts.Logger)
-	if err != nil {
-		return nil, err
-	}
-	s := &Store{opts: opts, logger: opts.Logger, c: c, m: newMetrics(opts.Registerer)}
+	s := &Store{opts: opts, logger: opts.Logger, m: newMetrics(opts.Registerer)}
 	if opts.IndexPrefix != "" {
 		s.prefix = opts.IndexPrefix + "-"
 	}
-	bo := es.PolicyOptions{Name: "es-dumps", MaxAttempts: maxAttempts, RetryBase: retryBase, RetryMax: retryMax,
-		WriteResilience: opts.Write, Registerer: opts.Registerer}
-	if s.bulk, err = es.NewBulkWriter(c, bo, es.BulkMetrics{ItemRetries: s.m.itemRetries}); err != nil {
-		c.Close()
+	conn, err := es.OpenConn(ctx, es.ConnOptions{
+		Client: opts.ClientOptions, Daily: es.DailyIndices{Prefixes: []string{s.prefix + eventIndexPart}, Layout: dayLayout},
+		Retention: opts.Retention, ItemRetries: s.m.itemRetries, DeletedIndices: s.m.deletedIdx, Logger: opts.Logger,
+		Name: "es-dumps", Registerer: opts.Registerer,
+	})
+	if err != nil {
 		return nil, err
 	}
-	s.retention = &es.Retention{
-		Client:  c,
-		Indices: es.DailyIndices{Prefixes: []string{s.prefix + eventIndexPart}, Layout: dayLayout},
-		Period:  opts.Retention,
-		Deleted: s.m.deletedIdx,
-		Logger:  opts.Logger,
-	}
-	if err := c.WaitForCluster(ctx, startTimeout); err != nil {
-		s.Close()
-		return nil, err
-	}
+	s.c, s.bulk, s.retention = conn.Client, conn.Bulk, conn.Retention
 	if err := s.installTemplates(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -54,10 +54,6 @@ func DefaultOptions() Options {
 }
 
 const (
-	maxAttempts    = 8
-	retryBase      = 100 * time.Millisecond
-	retryMax       = 10 * time.Second
-	startTimeout   = 2 * time.Minute
 	bulkMaxDocs    = 2000
 	maxSearchHits  = 10000 // Elasticsearch's default index.max_result_window
 	maxTraceIDs    = 10000 // FindTraces with Limit 0
@@ -109,31 +105,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := es.CheckIndexPrefix(opts.IndexPrefix); err != nil {
 		return nil, err
 	}
-	c, err := es.NewClient(opts.ClientOptions, opts.Logger)
-	if err != nil {
-		return nil, err
-	}
-	s := &Store{opts: opts, logger: opts.Logger, c: c, m: newMetrics(opts.Registerer), services: map[string]struct{}{}, parents: newParents()}
-	bo := es.PolicyOptions{Name: "es-spans", MaxAttempts: maxAttempts, RetryBase: retryBase, RetryMax: retryMax,
-		WriteResilience: opts.Write, Registerer: opts.Registerer}
-	if s.bulk, err = es.NewBulkWriter(c, bo, es.BulkMetrics{ItemRetries: s.m.itemRetries}); err != nil {
-		c.Close()
-		return nil, err
-	}
+	s := &Store{opts: opts, logger: opts.Logger, m: newMetrics(opts.Registerer), services: map[string]struct{}{}, parents: newParents()}
 	if opts.IndexPrefix != "" {
 		s.prefix = opts.IndexPrefix + "-"
 	}
-	s.retention = &es.Retention{
-		Client:  c,
-		Indices: es.DailyIndices{Prefixes: []string{s.prefix + spanIndexPart, s.prefix + serviceIdxPart, s.prefix + depIndexPart}, Layout: dayLayout},
-		Period:  opts.Retention,
-		Deleted: s.m.deletedIdx,
-		Logger:  opts.Logger,
-	}
-	if err := c.WaitForCluster(ctx, startTimeout); err != nil {
-		s.Close()
+	conn, err := es.OpenConn(ctx, es.ConnOptions{
+		Client: opts.ClientOptions,
+		Daily: es.DailyIndices{Prefixes: []string{s.prefix + spanIndexPart, s.prefix + serviceIdxPart, s.prefix + depIndexPart},
+			Layout: dayLayout},
+		Retention: opts.Retention, ItemRetries: s.m.itemRetries, DeletedIndices: s.m.deletedIdx, Logger: opts.Logger,
+		Name: "es-spans", Registerer: opts.Registerer,
+	})
+	if err != nil {
 		return nil, err
 	}
+	s.c, s.bulk, s.retention = conn.Client, conn.Bulk, conn.Retention
 	if err := s.installTemplates(ctx); err != nil {
 		s.Close()
 		return nil, err
