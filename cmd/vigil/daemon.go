@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/httpserver"
+	"github.com/vigilhq/vigil/ui"
 )
 
 // daemon collects what every Vigil process has: a metrics registry, a
@@ -103,4 +104,16 @@ func (d *daemon) run(ctx context.Context) error {
 	err := g.Wait()
 	d.ready.Set(false)
 	return err
+}
+
+// queryMux returns the query port's mux: the operational endpoints and the
+// web UI at its root, beside the APIs the signals register on it.
+func (d *daemon) queryMux() (*http.ServeMux, error) {
+	m := d.mux()
+	u, err := ui.New()
+	if err != nil {
+		return nil, err
+	}
+	u.RegisterHTTP(m)
+	return m, nil
 }

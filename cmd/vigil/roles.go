@@ -46,7 +46,10 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	defer func() { err = errors.Join(err, d.close()) }()
 	b := &backends{dataDir: *common.dataDir, queue: qf, stores: sf, query: qyf, dumps: df}
 	var queues producers
-	qmux := d.mux()
+	qmux, err := d.queryMux()
+	if err != nil {
+		return err
+	}
 	// The profiler's port serves the profiles' query API too.
 	var pmux *http.ServeMux
 	if *pf.listen != "" {
@@ -204,7 +207,9 @@ func runIngester(ctx context.Context, args []string) (err error) {
 	}
 	var qmux *http.ServeMux
 	if *inf.queryListen != "" {
-		qmux = d.mux()
+		if qmux, err = d.queryMux(); err != nil {
+			return err
+		}
 	}
 	for _, sig := range signals {
 		c, dlq, err := d.consumer(ctx, sig.decl(), b)
@@ -238,7 +243,10 @@ func runQuery(ctx context.Context, args []string) (err error) {
 			"the process that writes it (`vigil all-in-one`, or `vigil ingester --ingester.query-listen :16686`)")
 	}
 	b := &backends{es: ef, query: qyf, dumps: df}
-	mux := d.mux()
+	mux, err := d.queryMux()
+	if err != nil {
+		return err
+	}
 	for _, sig := range signals {
 		if err := sig.store(ctx, d, b, nil, mux); err != nil {
 			return err

@@ -10,6 +10,7 @@
 #               federation's tests start on a free loopback port; its service is NOT started
 #   acl         setfacl: lets elasticsearch.sh grant its user traverse-only access
 #   curl unzip  used by elasticsearch.sh
+#   chromium    headless browser the web UI's tests drive (chromedp; never a downloaded one)
 #   redis-server  the fleet-wide rate budget's tests (sdk/resilience) start their own
 #               on a free loopback port; the package's service is not used
 #   maven + a JDK 17 are expected to be there already (see docs/local-services.md)
@@ -34,10 +35,11 @@ declare -A want=(
   [curl]=curl
   [unzip]=unzip
   [redis-server]=redis-server
+  [chromium]=chromium
 )
 
 missing=()
-for cmd in kcat prometheus prometheus-alertmanager setfacl curl unzip redis-server; do
+for cmd in kcat prometheus prometheus-alertmanager setfacl curl unzip redis-server chromium; do
   if [[ "$cmd" == kcat ]] && command -v kafkacat >/dev/null 2>&1; then
     continue
   fi
@@ -49,7 +51,7 @@ done
 
 install_debs() {
   if [[ ${#missing[@]} -eq 0 ]]; then
-    log "all present: kcat prometheus prometheus-alertmanager setfacl curl unzip redis-server"
+    log "all present: kcat prometheus prometheus-alertmanager setfacl curl unzip redis-server chromium"
     return 0
   fi
 
