@@ -45,6 +45,10 @@ for cmd in kcat prometheus prometheus-alertmanager setfacl curl unzip redis-serv
   fi
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
+# Installed without its recommends, chromium brings no font: the UI's screenshots need one.
+if [[ " ${missing[*]} " == *" chromium "* ]]; then
+  missing+=(fonts-liberation)
+fi
 for cmd in java mvn; do
   command -v "$cmd" >/dev/null 2>&1 || log "WARNING: '$cmd' not found: kafka.sh/elasticsearch.sh need a JDK 17+ and Maven (apt-get install openjdk-17-jdk-headless maven)"
 done
