@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -204,6 +205,14 @@ func TestUITraces(t *testing.T) {
 	}
 	b.run(chromedp.Evaluate(`[...document.querySelectorAll('.wf-row')].find(r => r.textContent.includes('call payment')).querySelector('.wf-tog').click()`, nil))
 
+	// The keyboard walks the rows: ↓ from the root reaches the cache lookup.
+	var focused string
+	b.run(chromedp.Focus(".wf-row .wf-sel", chromedp.ByQuery), chromedp.KeyEvent(kb.ArrowDown),
+		chromedp.Evaluate(`document.activeElement.textContent`, &focused))
+	if focused != "frontend cache lookup" {
+		t.Errorf("↓ from the root focused %q; want the cache lookup", focused)
+	}
+
 	// Span details: the root's tags, event and process, and its links.
 	b.clickText(".wf-sel", "GET /checkout")
 	b.waitText(".trace-detail .span-tags", "customer.tier")
@@ -236,6 +245,9 @@ func TestUITraces(t *testing.T) {
 	b.run(chromedp.Navigate("about:blank"))
 	b.open(ui + "#/trace/" + checkout.TraceID().String() + "?span=" + checkout.SpanID().String())
 	b.waitText(".trace-detail", "customer.tier")
+	b.run(chromedp.Evaluate(`document.documentElement.dataset.theme = 'dark'`, nil))
+	b.screenshot("trace-waterfall-dark")
+	b.run(chromedp.Evaluate(`document.documentElement.dataset.theme = 'light'`, nil))
 
 	// 10,000 spans: rendered, and how long it took.
 	bulkID := bulk.TraceID().String()

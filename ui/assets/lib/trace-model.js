@@ -58,15 +58,14 @@ export function model(trace) {
     rows.push(n);
     n.row = i;
     stack.push({ close: i });
-    n.children.sort(byStart);
+    if (n.children.length > 1) n.children.sort(byStart);
     for (let k = n.children.length - 1; k >= 0; k--) stack.push({ n: n.children[k], depth: depth + 1 });
   }
   // A cycle in the references would leave spans out of rows: list them as roots.
   if (rows.length < byID.size) {
     for (const n of byID.values()) if (n.row === undefined) { n.parent = null; n.depth = 0; n.row = rows.length; rows.push(n); size.push(1); }
   }
-  const services = [];
-  for (const n of rows) if (!services.includes(n.service)) services.push(n.service);
+  const services = [...new Set(rows.map(n => n.service))];
   return {
     traceID: trace.traceID, byID, roots, rows, size, services,
     start, end, duration: spans.length ? end - start : 0,
@@ -118,6 +117,7 @@ export function criticalPath(m) {
   while (work.length) {
     const { n, lo, hi } = work.pop();
     let c = hi;
+    if (!n.children.length) { if (c > lo) segs.push({ node: n, from: lo, to: c }); continue; }
     const kids = n.children
       .map(k => ({ k, s: Math.max(k.start, lo), e: Math.min(k.end, hi) }))
       .filter(x => x.e >= x.s)

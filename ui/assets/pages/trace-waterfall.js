@@ -176,6 +176,39 @@ export function waterfall(m, cp, colors, onSelect) {
     return n || null;
   }
 
+  // focusRow scrolls row i into view, draws it and focuses its name.
+  function focusRow(i) {
+    const k = vis.indexOf(i);
+    if (k < 0) return;
+    const h0 = body.clientHeight || window.innerHeight;
+    if (k * ROW_H < body.scrollTop) body.scrollTop = k * ROW_H;
+    else if ((k + 1) * ROW_H > body.scrollTop + h0) body.scrollTop = (k + 1) * ROW_H - h0;
+    draw(true);
+    const b = inner.querySelector(`.wf-row[data-i="${i}"] .wf-sel`);
+    if (b) b.focus({ preventScroll: true });
+  }
+
+  // Keyboard: ↑/↓ (Home/End) move between the rows, → expands, ← collapses
+  // or goes to the parent, Enter on a name selects the span.
+  body.addEventListener('keydown', ev => {
+    const keys = ['ArrowDown', 'ArrowUp', 'ArrowLeft', 'ArrowRight', 'Home', 'End'];
+    if (!keys.includes(ev.key) || !vis.length) return;
+    ev.preventDefault();
+    const cur = ev.target.closest && ev.target.closest('.wf-row');
+    const i = cur ? +cur.dataset.i : vis[0];
+    const n = m.rows[i];
+    if (ev.key === 'ArrowRight') { if (collapsed[i]) toggle(i); focusRow(i); return; }
+    if (ev.key === 'ArrowLeft') {
+      if (m.size[i] > 1 && !collapsed[i]) { toggle(i); focusRow(i); } else if (n.parent) focusRow(n.parent.row);
+      return;
+    }
+    let k = cur ? vis.indexOf(i) : -1;
+    if (ev.key === 'Home') k = 0;
+    else if (ev.key === 'End') k = vis.length - 1;
+    else k = Math.max(0, Math.min(vis.length - 1, k + (ev.key === 'ArrowDown' ? 1 : -1)));
+    focusRow(vis[k]);
+  });
+
   body.addEventListener('click', ev => {
     const row = ev.target.closest('.wf-row');
     if (!row) return;
