@@ -1,0 +1,217 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestUILogs drives the Logs page on an all-in-one seeded through Loki's
+// push API: lines of two services with levels, one with a trace id in its
+// structured metadata and one with a trace id in its logfmt body.
+func TestUILogs(t *testing.T) {
+	p := startAllInOne(t, filepath.Join(t.TempDir(), "data"))
+	const (
+		traceMeta = "4bf92f3577b34da6a3ce929d0e0e4736"
+		traceLine = "0af7651916cd43dd8448eb211c80319c"
+	)
+	now := time.Now()
+	ts := func(ago time.Duration) string { return fmt.Sprint(now.Add(-ago).UnixNano()) }
+	seed := `{"streams":[
+ {"stream":{"service_name":"checkout","level":"error","env":"staging"},"values":[
+   ["` + ts(3*time.Minute) + `","payment declined for order 1001",{"trace_id":"` + traceMeta + `","span_id":"00f067aa0ba902b7"}]]},
+ {"stream":{"service_name":"checkout","level":"info","env":"staging"},"values":[
+   ["` + ts(4*time.Minute) + `","order 1002 placed"]]},
+ {"stream":{"service_name":"checkout","env":"staging"},"values":[
+   ["` + ts(2*time.Minute) + `","level=warn msg=\"slow upstream\" trace_id=` + traceLine + `"]]},
+ {"stream":{"service_name":"frontend","level":"info","env":"prod"},"values":[
+   ["` + ts(90*time.Second) + `","GET /cart 200"]]}]}`
+	if code, body := p.post("/loki/api/v1/push", "application/json", []byte(seed)); code != 204 {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	eventually(t, 30*time.Second, "the seeded lines are queryable", func() (bool, string) {
+		n := p.countLines(`{service=~"checkout|frontend"}`, 100)
+		return n == 4, fmt.Sprintf("%d lines", n)
+	})
+
+	base := "http://" + p.query + "/"
+	logs := func(params ...string) string {
+		v := url.Values{}
+		for i := 0; i+1 < len(params); i += 2 {
+			v.Set(params[i], params[i+1])
+		}
+		return base + "#/logs?" + v.Encode()
+	}
+	b := newBrowser(t)
+	var s string
+
+	// The lines of a query, newest first, with the volume by level.
+	b.open(logs("query", `{service="checkout"}`, "from", "now-15m", "to", "now"))
+	b.waitText("#logs-results", "payment declined for order 1001")
+	b.waitText("#logs-results", "order 1002 placed")
+	b.waitText("#logs-status", "3 lines")
+	var ready float64
+	b.run(chromedp.Poll(`(performance.getEntriesByName('logs-ready')[0] || {}).startTime`, &ready, chromedp.WithPollingTimeout(10*time.Second)))
+	var api float64
+	b.run(chromedp.Evaluate(`Math.max(...performance.getEntriesByType('resource').filter(e => e.name.includes('/loki/api/v1/query_range')).map(e => e.duration))`, &api))
+	t.Logf("Logs page: results shown %.0f ms after navigation (slowest query_range %.0f ms)", ready, api)
+	if got := b.logsLines(); len(got) != 3 || !strings.Contains(got[0], "slow upstream") || got[2] != "order 1002 placed" {
+		t.Errorf("lines newest first: got %q", got)
+	}
+	b.waitText("#logs-volume .legend", "error")
+	b.waitText("#logs-volume .legend", "warn")
+	b.waitText("#logs-volume .legend", "info")
+	var bars int
+	b.run(chromedp.Evaluate(`document.querySelectorAll('#logs-volume svg rect').length`, &bars))
+	if bars < 3 {
+		t.Errorf("volume histogram: %d bars; want one per level at least", bars)
+	}
+	b.screenshot("logs-results")
+
+	// Clicking a bar narrows the range to its step: the error line alone.
+	b.click(`#logs-volume rect[fill="var(--err)"]`)
+	b.waitText("#logs-status", "1 line")
+	if got := b.logsLines(); len(got) != 1 || got[0] != "payment declined for order 1001" {
+		t.Errorf("after a click on the error bar: %q", got)
+	}
+	if loc := b.location(); !regexp.MustCompile(`from=\d{13}&`).MatchString(loc) || !regexp.MustCompile(`to=\d{13}`).MatchString(loc) {
+		t.Errorf("the narrowed range is not in the URL: %s", loc)
+	}
+	b.screenshot("logs-narrowed")
+	b.run(chromedp.NavigateBack())
+	b.waitText("#logs-status", "3 lines")
+
+	// Trace links: from structured metadata and from the line itself.
+	if got := b.logsTraceHref("payment declined"); got != "#/trace/"+traceMeta {
+		t.Errorf("trace link of the line with trace_id metadata: %q", got)
+	}
+	if got := b.logsTraceHref("slow upstream"); got != "#/trace/"+traceLine {
+		t.Errorf("trace link of the line with a trace id in its body: %q", got)
+	}
+	if got := b.logsTraceHref("order 1002"); got != "" {
+		t.Errorf("a line without a trace id has a trace link: %q", got)
+	}
+
+	// Expanding a line shows its stream labels and structured metadata.
+	b.run(chromedp.Evaluate(`[...document.querySelectorAll('.logs-row')].find(r => r.textContent.includes('payment declined')).querySelector('.logs-toggle').setAttribute('id', 'e2e-toggle')`, nil))
+	b.click("#e2e-toggle")
+	b.waitText(".logs-row.open .logs-details", "Structured metadata")
+	b.run(chromedp.Evaluate(`document.querySelector('.logs-row.open .logs-details').textContent`, &s))
+	for _, want := range []string{"Stream labels", "service", "checkout", "env", "staging", "trace_id", traceMeta, "span_id", "00f067aa0ba902b7", "detected_level", "error"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("expanded line lacks %q: %q", want, s)
+		}
+	}
+	b.screenshot("logs-expanded")
+
+	// The order and limit are in the URL, and a reload of it shows the same.
+	b.run(chromedp.SetValue("#logs-direction", "forward", chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector('#logs-direction').dispatchEvent(new Event('change'))`, nil))
+	b.run(chromedp.Poll(`document.querySelector('#logs-results .logs-line')?.textContent === 'order 1002 placed'`, nil, chromedp.WithPollingTimeout(10*time.Second)))
+	deep := b.location()
+	if !strings.Contains(deep, "direction=forward") || !strings.Contains(deep, "limit=100") || !strings.Contains(deep, "from=now-15m") {
+		t.Errorf("the URL does not hold the view: %s", deep)
+	}
+	b.run(chromedp.Navigate("about:blank"))
+	b.open(deep)
+	b.waitText("#logs-status", "3 lines")
+	if got := b.logsLines(); len(got) != 3 || got[0] != "order 1002 placed" || !strings.Contains(got[2], "slow upstream") {
+		t.Errorf("the deep link reloaded shows %q; want the oldest first", got)
+	}
+	var dir, q string
+	b.run(chromedp.Value("#logs-direction", &dir, chromedp.ByQuery), chromedp.Value("#logs-query", &q, chromedp.ByQuery))
+	if dir != "forward" || q != `{service="checkout"}` {
+		t.Errorf("the reloaded form: direction %q, query %q", dir, q)
+	}
+
+	// The link the trace page makes to a trace's logs (logsLink with a
+	// fixed range in epoch ms) shows that trace's lines only.
+	from, to := fmt.Sprint(now.Add(-10*time.Minute).UnixMilli()), fmt.Sprint(now.Add(time.Minute).UnixMilli())
+	for _, tq := range []string{`{service="checkout"} | trace_id="` + traceMeta + `"`, `{service="checkout"} |= "` + traceLine + `"`} {
+		b.run(chromedp.Navigate("about:blank"))
+		b.open(logs("query", tq, "from", from, "to", to))
+		b.waitText("#logs-status", "1 line")
+		want := map[bool]string{true: "payment declined", false: "slow upstream"}[strings.Contains(tq, traceMeta)]
+		if got := b.logsLines(); len(got) != 1 || !strings.Contains(got[0], want) {
+			t.Errorf("%s: got %q; want the line %q", tq, got, want)
+		}
+	}
+
+	// Completion: label values, narrowed by the matchers already written.
+	b.run(chromedp.Navigate("about:blank"))
+	b.open(base + "#/logs")
+	b.waitText("#logs-results", "Write a LogQL query")
+	b.run(chromedp.SendKeys("#logs-query", `{service="`, chromedp.ByQuery))
+	b.waitText("#logs-complete", "checkout")
+	b.waitText("#logs-complete", "frontend")
+	b.screenshot("logs-completion")
+	b.run(chromedp.Evaluate(`document.querySelector('#logs-query').value = ''`, nil), chromedp.SendKeys("#logs-query", `{env="prod", service="`, chromedp.ByQuery))
+	b.waitText("#logs-complete", "frontend")
+	if s = b.text("#logs-complete"); strings.Contains(s, "checkout") {
+		t.Errorf("values for service with env=prod: %q; checkout has no prod line", s)
+	}
+	b.run(chromedp.SendKeys("#logs-query", "\t}\r", chromedp.ByQuery))
+	b.waitText("#logs-results", "GET /cart 200")
+	b.run(chromedp.Value("#logs-query", &q, chromedp.ByQuery))
+	if q = strings.TrimSpace(q); q != `{env="prod", service="frontend"}` {
+		t.Errorf("the completed query: %q", q)
+	}
+
+	// A metric query draws a chart.
+	b.open(logs("query", `sum by (service) (count_over_time({service=~"checkout|frontend"}[1m]))`, "from", "now-15m", "to", "now"))
+	b.waitText("#logs-chart .legend", `service="checkout"`)
+	b.waitText("#logs-chart .legend", `service="frontend"`)
+	b.waitText("#logs-status", "2 series")
+	b.screenshot("logs-metric")
+
+	// Bad LogQL shows the API's own error.
+	code, apiErr, _ := p.queryRange(`{service=`)
+	if code != 400 {
+		t.Fatalf("bad query: %d %s", code, apiErr)
+	}
+	b.open(logs("query", `{service=`))
+	b.waitText("#logs-results .error", strings.TrimSpace(apiErr))
+	b.screenshot("logs-bad-query")
+
+	// Live tail shows a line written after it opened.
+	b.open(logs("query", `{service="tailsvc"}`, "from", "now-5m"))
+	b.waitText("#logs-results", "No line matches")
+	b.click("#logs-live")
+	b.waitText("#logs-tail-state", "Following")
+	nonce := fmt.Sprintf("tailed line %d", time.Now().UnixNano())
+	live := `{"streams":[{"stream":{"service_name":"tailsvc","level":"info"},"values":[["` + fmt.Sprint(time.Now().UnixNano()) + `","` + nonce + `"]]}]}`
+	if code, body := p.post("/loki/api/v1/push", "application/json", []byte(live)); code != 204 {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	b.waitText("#logs-tail", nonce)
+	b.screenshot("logs-live")
+	b.click("#logs-live")
+	b.waitText("#logs-tail-state", "Stopped")
+
+	b.noConsoleErrors(regexp.MustCompile(`status of 400`))
+}
+
+// logsLines returns the lines the Logs page shows, in order.
+func (b *browser) logsLines() []string {
+	b.t.Helper()
+	var out []string
+	b.run(chromedp.Evaluate(`[...document.querySelectorAll('#logs-results .logs-line')].map(e => e.textContent)`, &out))
+	return out
+}
+
+// logsTraceHref returns the trace link of the line containing text ("" if
+// none).
+func (b *browser) logsTraceHref(text string) string {
+	b.t.Helper()
+	var href string
+	b.run(chromedp.Evaluate(fmt.Sprintf(`(() => { const r = [...document.querySelectorAll('.logs-row')].find(r => r.textContent.includes(%q)); const a = r && r.querySelector('a.logs-trace'); return a ? a.getAttribute('href') : '' })()`, text), &href))
+	return href
+}
