@@ -37,9 +37,23 @@ func TestUILogs(t *testing.T) {
 	if code, body := p.post("/loki/api/v1/push", "application/json", []byte(seed)); code != 204 {
 		t.Fatalf("push: %d %s", code, body)
 	}
+	// 1,000 lines of one service, for the time the page takes to show
+	// a thousand rows.
+	var bulk strings.Builder
+	bulk.WriteString(`{"streams":[{"stream":{"service_name":"bulk","env":"prod"},"values":[`)
+	for i := 0; i < 1000; i++ {
+		if i > 0 {
+			bulk.WriteString(",")
+		}
+		fmt.Fprintf(&bulk, `["%d","level=info msg=\"bulk line %04d\" user=u%d trace_id=%032x"]`, now.Add(-5*time.Minute+time.Duration(i)*time.Millisecond).UnixNano(), i, i%7, i+1)
+	}
+	bulk.WriteString("]}]}")
+	if code, body := p.post("/loki/api/v1/push", "application/json", []byte(bulk.String())); code != 204 {
+		t.Fatalf("push: %d %s", code, body)
+	}
 	eventually(t, 30*time.Second, "the seeded lines are queryable", func() (bool, string) {
-		n := p.countLines(`{service=~"checkout|frontend"}`, 100)
-		return n == 4, fmt.Sprintf("%d lines", n)
+		n, m := p.countLines(`{service=~"checkout|frontend"}`, 100), p.countLines(`{service="bulk"}`, 2000)
+		return n == 4 && m == 1000, fmt.Sprintf("%d lines, %d bulk lines", n, m)
 	})
 
 	base := "http://" + p.query + "/"
@@ -112,6 +126,16 @@ func TestUILogs(t *testing.T) {
 	}
 	b.screenshot("logs-expanded")
 
+	// A field's "+" keeps the lines with that value.
+	b.click(`.logs-row.open button[aria-label="filter span_id=\"00f067aa0ba902b7\""]`)
+	b.waitText("#logs-status", "1 line")
+	b.run(chromedp.Value("#logs-query", &s, chromedp.ByQuery))
+	if s != `{service="checkout"} | span_id="00f067aa0ba902b7"` {
+		t.Errorf("the query after filtering on a field: %q", s)
+	}
+	b.run(chromedp.NavigateBack())
+	b.waitText("#logs-status", "3 lines")
+
 	// The order and limit are in the URL, and a reload of it shows the same.
 	b.run(chromedp.SetValue("#logs-direction", "forward", chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelector('#logs-direction').dispatchEvent(new Event('change'))`, nil))
@@ -123,6 +147,11 @@ func TestUILogs(t *testing.T) {
 	b.run(chromedp.Navigate("about:blank"))
 	b.open(deep)
 	b.waitText("#logs-status", "3 lines")
+	b.run(chromedp.Poll(`(performance.getEntriesByName('logs-ready')[0] || {}).startTime`, &ready, chromedp.WithPollingTimeout(10*time.Second)))
+	t.Logf("Logs page, reloaded from its link: results shown %.0f ms after navigation", ready)
+	b.click("#theme")
+	b.screenshot("logs-dark")
+	b.click("#theme")
 	if got := b.logsLines(); len(got) != 3 || got[0] != "order 1002 placed" || !strings.Contains(got[2], "slow upstream") {
 		t.Errorf("the deep link reloaded shows %q; want the oldest first", got)
 	}
@@ -149,7 +178,10 @@ func TestUILogs(t *testing.T) {
 	b.run(chromedp.Navigate("about:blank"))
 	b.open(base + "#/logs")
 	b.waitText("#logs-results", "Write a LogQL query")
-	b.run(chromedp.SendKeys("#logs-query", `{service="`, chromedp.ByQuery))
+	b.run(chromedp.SendKeys("#logs-query", `{`, chromedp.ByQuery))
+	b.waitText("#logs-complete", "service")
+	b.waitText("#logs-complete", "env")
+	b.run(chromedp.SendKeys("#logs-query", `service="`, chromedp.ByQuery))
 	b.waitText("#logs-complete", "checkout")
 	b.waitText("#logs-complete", "frontend")
 	b.screenshot("logs-completion")
@@ -158,6 +190,9 @@ func TestUILogs(t *testing.T) {
 	if s = b.text("#logs-complete"); strings.Contains(s, "checkout") {
 		t.Errorf("values for service with env=prod: %q; checkout has no prod line", s)
 	}
+	b.waitText("#logs-complete", "bulk")
+	b.run(chromedp.SendKeys("#logs-query", "fr", chromedp.ByQuery))
+	b.run(chromedp.Poll(`document.querySelector('#logs-complete').textContent === 'frontend'`, nil, chromedp.WithPollingTimeout(10*time.Second)))
 	b.run(chromedp.SendKeys("#logs-query", "\t}\r", chromedp.ByQuery))
 	b.waitText("#logs-results", "GET /cart 200")
 	b.run(chromedp.Value("#logs-query", &q, chromedp.ByQuery))
@@ -196,6 +231,19 @@ func TestUILogs(t *testing.T) {
 	b.click("#logs-live")
 	b.waitText("#logs-tail-state", "Stopped")
 
+	// A thousand lines, in the dark theme.
+	b.run(chromedp.Navigate("about:blank"))
+	b.open(logs("query", `{service="bulk"}`, "from", "now-15m", "to", "now", "limit", "1000"))
+	b.waitText("#logs-status", "1,000 lines")
+	b.run(chromedp.Poll(`(performance.getEntriesByName('logs-ready')[0] || {}).startTime`, &ready, chromedp.WithPollingTimeout(10*time.Second)))
+	b.run(chromedp.Evaluate(`Math.max(...performance.getEntriesByType('resource').filter(e => e.name.includes('/loki/api/v1/query_range')).map(e => e.duration))`, &api))
+	var all float64
+	b.run(chromedp.Poll(`(performance.getEntriesByName('logs-rendered').pop() || {}).startTime`, &all, chromedp.WithPollingTimeout(10*time.Second)))
+	t.Logf("Logs page, 1,000 lines: shown %.0f ms after navigation (rows built by %.0f ms; slowest query_range %.0f ms)", ready, all, api)
+	if got := b.logsLinesCount(); got != 1000 {
+		t.Errorf("rows for 1,000 lines: %d", got)
+	}
+
 	b.noConsoleErrors(regexp.MustCompile(`status of 400`))
 }
 
@@ -205,6 +253,14 @@ func (b *browser) logsLines() []string {
 	var out []string
 	b.run(chromedp.Evaluate(`[...document.querySelectorAll('#logs-results .logs-line')].map(e => e.textContent)`, &out))
 	return out
+}
+
+// logsLinesCount returns the number of rows the Logs page shows.
+func (b *browser) logsLinesCount() int {
+	b.t.Helper()
+	var n int
+	b.run(chromedp.Evaluate(`document.querySelectorAll('#logs-results .logs-row').length`, &n))
+	return n
 }
 
 // logsTraceHref returns the trace link of the line containing text ("" if

@@ -97,7 +97,7 @@ export function render(view, ctx) {
         clear(status, `${fmtNumber(es.length)} line${es.length === 1 ? '' : 's'}`,
           es.length >= state.limit ? ` — the limit; narrow the range or the query, or raise the limit to see more` : '');
         if (!es.length) clear(results, h('p', { class: 'empty' }, 'No line matches this query in this range.'));
-        else clear(results, es.map(e => row(e, { onFilter })));
+        else renderRows(es);
         markReady();
         const v = await vol;
         if (!signal.aborted) clear(volume, v);
@@ -112,6 +112,11 @@ export function render(view, ctx) {
       clear(results, errorBox(err));
     }
     markReady();
+  }
+
+  function renderRows(es) {
+    clear(results, es.map(e => row(e, { onFilter })));
+    performance.mark('logs-rendered');
   }
 
   function drawMatrix(data, r) {
