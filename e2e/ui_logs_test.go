@@ -228,6 +228,27 @@ func TestUILogs(t *testing.T) {
 	}
 	b.waitText("#logs-tail", nonce)
 	b.screenshot("logs-live")
+	// The page keeps the newest 500 lines of a tail.
+	var burst strings.Builder
+	burst.WriteString(`{"streams":[{"stream":{"service_name":"tailsvc","level":"debug"},"values":[`)
+	for i := 0; i < 600; i++ {
+		if i > 0 {
+			burst.WriteString(",")
+		}
+		fmt.Fprintf(&burst, `["%d","burst line %03d"]`, time.Now().UnixNano()+int64(i), i)
+	}
+	burst.WriteString("]}]}")
+	if code, body := p.post("/loki/api/v1/push", "application/json", []byte(burst.String())); code != 204 {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	b.waitText("#logs-tail-state", "601 lines received")
+	var tailRows int
+	var newest string
+	b.run(chromedp.Evaluate(`document.querySelectorAll('#logs-tail .logs-row').length`, &tailRows),
+		chromedp.Evaluate(`document.querySelector('#logs-tail .logs-line').textContent`, &newest))
+	if tailRows != 500 || newest != "burst line 599" {
+		t.Errorf("tail after 601 lines: %d rows kept, newest %q; want 500, burst line 599", tailRows, newest)
+	}
 	b.click("#logs-live")
 	b.waitText("#logs-tail-state", "Stopped")
 
