@@ -17,11 +17,12 @@ const ns = ms => `${Math.round(ms)}000000`;
 
 export function render(view, ctx) {
   const p = ctx.params;
+  const askedLimit = Math.floor(Number(p.get('limit')));
   const state = {
     query: p.get('query') || '',
     from: p.get('from') || 'now-1h',
     to: p.get('to') || 'now',
-    limit: LIMITS.includes(Number(p.get('limit'))) ? Number(p.get('limit')) : (Number(p.get('limit')) > 0 ? Math.min(Number(p.get('limit')), 5000) : 100),
+    limit: askedLimit > 0 ? Math.min(askedLimit, LIMITS[LIMITS.length - 1]) : 100,
     direction: p.get('direction') === 'forward' ? 'forward' : 'backward',
   };
   const curRange = () => range(new URLSearchParams({ from: state.from, to: state.to }));
