@@ -60,7 +60,7 @@ export function rangePicker(params, onChange, def = 'now-1h') {
   const r = range(params, def);
   const preset = PRESETS.find(([v]) => v === r.from && r.to === 'now');
   const fromIn = h('input', { type: 'text', value: r.from, size: 14, 'aria-label': 'From', title: 'now-1h, epoch ms or 2026-12-03T10:00:00Z' });
-  const toIn = h('input', { type: 'text', value: r.to, size: 10, 'aria-label': 'To' });
+  const toIn = h('input', { type: 'text', value: r.to, size: 14, 'aria-label': 'To' });
   const custom = h('span', { class: 'row', hidden: !!preset }, fromIn, '→', toIn,
     h('button', { type: 'button', class: 'ghost', onclick: () => apply(fromIn.value, toIn.value) }, 'Apply'));
   const sel = h('select', { 'aria-label': 'Time range', onchange: () => {
