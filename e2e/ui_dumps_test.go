@@ -38,8 +38,8 @@ func TestUIDumps(t *testing.T) {
 
 	b := newBrowser(t)
 	base := "http://" + p.query + "/"
-	ready := b.readyAfter(base+"#/dumps?service=sdk-shop", "vigil-dumps-ready")
-	t.Logf("Dumps issue list interactive %v after navigation", ready)
+	_, detail := b.readyAfter(base+"#/dumps?service=sdk-shop", "vigil-dumps-ready", "/vigil/api/v1/dumps/")
+	t.Logf("Dumps issue list interactive: %s", detail)
 	row := fmt.Sprintf(`tr[data-issue=%q]`, is.ID)
 	b.waitText(row, is.Title)
 	b.waitText(row+" .dumps-count", "3")
@@ -72,8 +72,8 @@ func TestUIDumps(t *testing.T) {
 		t.Errorf("the exception's stack folds none of its frames outside the app")
 	}
 	b.screenshot("dumps-issue")
-	ready = b.readyAfter(base+"#/dumps/"+is.ID, "vigil-dumps-ready")
-	t.Logf("Dumps issue page interactive (issue, event and goroutines drawn) %v after navigation", ready)
+	_, detail = b.readyAfter(base+"#/dumps/"+is.ID, "vigil-dumps-ready", "/vigil/api/v1/dumps/")
+	t.Logf("Dumps issue page interactive (issue, event and goroutines drawn): %s", detail)
 
 	// Resolve, read back through the API.
 	b.click(`button[data-status="resolved"]`)

@@ -82,15 +82,20 @@ func connectError(t *testing.T, p *proc, method, body string) string {
 }
 
 // readyAfter opens url in a fresh document and returns how long the page
-// took, from the navigation's start, to mark itself ready (mark).
-func (b *browser) readyAfter(url, mark string) time.Duration {
+// took, from the navigation's start, to mark itself ready (mark), with
+// when the shell's modules had loaded (DOMContentLoaded) and when the
+// last API answer (a request under apiPrefix) arrived, for the log.
+func (b *browser) readyAfter(url, mark, apiPrefix string) (ready time.Duration, detail string) {
 	b.t.Helper()
 	b.run(chromedp.Navigate("about:blank"))
 	b.open(url)
 	var ms float64
 	js := fmt.Sprintf(`(() => { const m = performance.getEntriesByName(%q); return m.length ? m[0].startTime : 0 })()`, mark)
 	b.run(chromedp.Poll(js, &ms, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(25*time.Second)))
-	return time.Duration(ms * float64(time.Millisecond))
+	var t struct{ DCL, API float64 }
+	b.eval(fmt.Sprintf(`({dcl: performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd,
+		api: Math.max(0, ...performance.getEntriesByType('resource').filter(e => new URL(e.name).pathname.startsWith(%q)).map(e => e.responseEnd))})`, apiPrefix), &t)
+	return time.Duration(ms * float64(time.Millisecond)), fmt.Sprintf("shell loaded at %.0f ms, last API answer at %.0f ms, ready at %.0f ms", t.DCL, t.API, ms)
 }
 
 // attr returns an attribute of the first element matching sel.
@@ -131,8 +136,8 @@ func TestUIProfiles(t *testing.T) {
 	// The Traces page's link: profilesLink({query, from, to}).
 	q := `process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="uishop"}`
 	page := base + "#/profiles?" + url.Values{"query": {q}, "from": {"now-1h"}, "to": {"now"}}.Encode()
-	ready := b.readyAfter(page, "vigil-profiles-ready")
-	t.Logf("Profiles page interactive (flame graph and top table drawn) %v after navigation", ready)
+	_, detail := b.readyAfter(page, "vigil-profiles-ready", "/querier.v1.")
+	t.Logf("Profiles page interactive (flame graph and top table drawn): %s", detail)
 	b.waitText(".fg", "shop/checkout.computeTax")
 	for _, fn := range []string{"main.main", "shop/checkout.HandleOrder", "shop/checkout.computeTax", "shop/checkout.renderInvoice"} {
 		b.waitText(".fg-table", fn)

@@ -107,6 +107,18 @@ export async function render(view, ctx) {
   }
 
   const span = { start: Math.round(Math.min(r.start, base ? base.start : r.start)), end: Math.round(r.end) };
+  const t0 = performance.now();
+  // The flame graph of a full profile type id is asked for at once, beside
+  // the types; another type waits for the list of types to be resolved.
+  const fetchGraph = typeID => {
+    const req = (start, end) => ({ profileTypeID: typeID, labelSelector: selector, start: Math.round(start), end: Math.round(end), maxNodes: MAX_NODES });
+    return diffOn ? call('Diff', { left: req(base.start, base.end), right: req(r.start, r.end) }, ctx.signal)
+      : call('SelectMergeStacktraces', req(r.start, r.end), ctx.signal);
+  };
+  const qParts = qType.split(':');
+  const early = qParts.length === 5 ? [ALIAS[qParts[0]] || qParts[0], ...qParts.slice(1)].join(':') : '';
+  const earlyGraph = early ? fetchGraph(early) : null;
+  if (earlyGraph) earlyGraph.catch(() => {}); // awaited below; an error there is shown then
   let types;
   try {
     types = await call('ProfileTypes', span, ctx.signal);
@@ -143,17 +155,9 @@ export async function render(view, ctx) {
     svcSel.onchange = () => go({ query: typeID + withService(selector, svcSel.value) });
   }, err => { if (!isAbort(err)) svcSel.title = err.message; });
 
-  const req = (start, end) => ({ profileTypeID: typeID, labelSelector: selector, start: Math.round(start), end: Math.round(end), maxNodes: MAX_NODES });
   try {
-    const t0 = performance.now();
-    let tree;
-    if (diffOn) {
-      const res = await call('Diff', { left: req(base.start, base.end), right: req(r.start, r.end) }, ctx.signal);
-      tree = parseFlamegraph(res.flamegraph || {}, true);
-    } else {
-      const res = await call('SelectMergeStacktraces', req(r.start, r.end), ctx.signal);
-      tree = parseFlamegraph(res.flamegraph || {}, false);
-    }
+    const res = await (early === typeID ? earlyGraph : fetchGraph(typeID));
+    const tree = parseFlamegraph(res.flamegraph || {}, diffOn);
     const unit = typeID.split(':')[2];
     clear(body, profileView(tree, { unit, search: p.get('search') || '', onSearch: s => ctx.setParams(Object.assign(Object.fromEntries(ctx.params), { search: s })) }),
       h('p', { class: 'muted small' }, `${ids.length} profile types; answered and drawn in ${Math.round(performance.now() - t0)} ms`));
