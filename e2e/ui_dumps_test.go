@@ -45,6 +45,13 @@ func TestUIDumps(t *testing.T) {
 	b.waitText(row+" .dumps-count", "3")
 	b.waitText(".dumps-issues", "assignment to entry in nil map")
 	b.screenshot("dumps-list")
+	// Filters are deep links: grade 1 has no issue of this grade-2 service,
+	// environment e2e has both.
+	b.open(base + "#/dumps?service=sdk-shop&grade=1")
+	b.waitText(".empty", "No issues match")
+	b.open(base + "#/dumps?service=sdk-shop&env=e2e&grade=2&status=unresolved&from=now-1h&to=now")
+	b.waitText(row+" .dumps-count", "3")
+	b.waitText(".dumps-issues", "assignment to entry in nil map")
 
 	// The issue's page, by a click.
 	b.clickText(row+" a.dumps-title", is.Title)
@@ -72,6 +79,9 @@ func TestUIDumps(t *testing.T) {
 		t.Errorf("the exception's stack folds none of its frames outside the app")
 	}
 	b.screenshot("dumps-issue")
+	b.click("#theme")
+	b.screenshot("dumps-issue-dark")
+	b.click("#theme")
 	_, detail = b.readyAfter(base+"#/dumps/"+is.ID, "vigil-dumps-ready", "/vigil/api/v1/dumps/")
 	t.Logf("Dumps issue page interactive (issue, event and goroutines drawn): %s", detail)
 

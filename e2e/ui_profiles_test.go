@@ -151,6 +151,14 @@ func TestUIProfiles(t *testing.T) {
 		t.Errorf("profile types offered: %q", sel)
 	}
 	b.screenshot("profiles-flamegraph")
+	b.click("#theme")
+	b.screenshot("profiles-flamegraph-dark")
+	b.click("#theme")
+	// By keyboard: Enter on a focused frame zooms into it.
+	b.run(chromedp.Focus(`.fg-frame[data-name="shop/checkout.computeTax"]`, chromedp.ByQuery), chromedp.KeyEvent("\r"))
+	b.waitText(".fg-crumbs strong", "shop/checkout.computeTax")
+	b.click(".fg-crumbs a") // back to the root
+	b.waitText(".fg-crumbs strong", "total")
 
 	// Zoom: clicking renderInvoice makes it the whole width; its sibling
 	// computeTax leaves the graph.
@@ -175,6 +183,11 @@ func TestUIProfiles(t *testing.T) {
 
 	// pprof's web UI for the same selection.
 	href := b.attr(".pprof-link", "href")
+	var around string
+	b.eval(`document.querySelector('.pprof-link').parentElement.textContent`, &around)
+	if around != "Open in pprof's web UI" {
+		t.Errorf("the pprof link reads %q", around)
+	}
 	u, err := url.Parse(href)
 	if err != nil || u.Path != "/vigil/ui/pprof/" || u.Query().Get("query") != `cpu{service="uishop"}` || u.Query().Get("start") == "" {
 		t.Errorf("pprof link %q; want /vigil/ui/pprof/?query=cpu{service=\"uishop\"}&start=…&end=…", href)

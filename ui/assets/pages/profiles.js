@@ -142,7 +142,7 @@ export async function render(view, ctx) {
   }
 
   const pprofHref = `/vigil/ui/pprof/?${new URLSearchParams({ query: pprofSelector(typeID, selector), start: String(Math.round(r.start)), end: String(Math.round(r.end)) })}`;
-  pprofLink.append(h('a', { class: 'pprof-link', href: pprofHref, target: '_blank', rel: 'noopener' }, 'Open in pprof\'s web UI'),
+  clear(pprofLink, h('a', { class: 'pprof-link', href: pprofHref, target: '_blank', rel: 'noopener' }, 'Open in pprof\'s web UI'),
     diffOn ? h('span', { class: 'muted small' }, ' (the range B, merged)') : null);
 
   // The service picker, in parallel with the flame graph.
