@@ -95,10 +95,19 @@ func TestUIDumps(t *testing.T) {
 		t.Errorf("issue after Resolve: %d %v %+v; want resolved", code, err, got.Issue)
 	}
 	b.screenshot("dumps-resolved")
+	// Reopen, then Ignore.
+	b.click(`button[data-status="unresolved"]`)
+	b.waitText(`button[data-status="ignored"]`, "Ignore")
+	b.click(`button[data-status="ignored"]`)
+	b.waitText(".badge", "ignored")
+	_, body, _ = p.get("/vigil/api/v1/dumps/issues/" + is.ID)
+	if err := json.Unmarshal([]byte(body), &got); err != nil || got.Issue.Status != model.IssueIgnored {
+		t.Errorf("issue after Reopen and Ignore: %v %+v; want ignored", err, got.Issue)
+	}
 
-	// The resolved issue leaves the default (unresolved) list.
-	b.open(base + "#/dumps?service=sdk-shop&status=resolved")
-	b.waitText(row+" .badge", "resolved")
+	// The ignored issue is listed under its status.
+	b.open(base + "#/dumps?service=sdk-shop&status=ignored")
+	b.waitText(row+" .badge", "ignored")
 
 	// An unknown issue shows the API's message.
 	code, body, _ = p.get("/vigil/api/v1/dumps/issues/4242")
