@@ -4,7 +4,7 @@
 import { h, clear, fmtPercent, debounce } from '../lib/dom.js';
 import { flameGraph, topFunctions, formatter, change } from '../lib/flamegraph.js';
 
-const TOP_ROWS = 200;
+const TOP_ROWS = 50, MAX_ROWS = 2000;
 
 export function profileView(tree, { unit, search = '', onSearch }) {
   if (!tree.root.total) {
@@ -37,7 +37,7 @@ export function profileView(tree, { unit, search = '', onSearch }) {
     : [['name', 'Function', r => r.name],
       ['self', 'Self', r => r.self, fmt], ['selfp', 'Self %', r => r.self / tot, fmtPercent],
       ['total', 'Total', r => r.total, fmt], ['totalp', 'Total %', r => r.total / tot, fmtPercent]];
-  let sortBy = tree.diff ? 'change' : 'self', desc = true;
+  let sortBy = tree.diff ? 'change' : 'self', desc = true, limit = TOP_ROWS;
 
   function drawTable() {
     const col = cols.find(c => c[0] === sortBy);
@@ -50,7 +50,7 @@ export function profileView(tree, { unit, search = '', onSearch }) {
     const head = h('tr', null, cols.map(([key, label]) => h('th', { class: key === 'name' ? '' : 'num', 'aria-sort': key === sortBy ? (desc ? 'descending' : 'ascending') : 'none' },
       h('button', { type: 'button', class: 'fg-sort', dataset: { key }, onclick: () => { if (sortBy === key) desc = !desc; else { sortBy = key; desc = key !== 'name'; } drawTable(); } },
         label, key === sortBy ? (desc ? ' ▾' : ' ▴') : ''))));
-    const body = sorted.slice(0, TOP_ROWS).map(r => h('tr', null, cols.map(([key, , get, f]) => key === 'name'
+    const body = sorted.slice(0, limit).map(r => h('tr', null, cols.map(([key, , get, f]) => key === 'name'
       ? h('td', { class: 'mono fg-fn' }, h('a', { href: '', title: 'Zoom the flame graph to this function', onclick: ev => {
         ev.preventDefault();
         const n = fg.find(r.name);
@@ -58,7 +58,8 @@ export function profileView(tree, { unit, search = '', onSearch }) {
       } }, r.name))
       : h('td', { class: 'num' + (key === 'change' ? changeClass(get(r)) : '') }, f(get(r))))));
     clear(table, h('table', { class: 'fg-table' }, h('thead', null, head), h('tbody', null, body)),
-      sorted.length > TOP_ROWS ? h('p', { class: 'muted small' }, `${sorted.length - TOP_ROWS} more functions; search to narrow.`) : null);
+      sorted.length > limit ? h('p', { class: 'muted small' }, `${sorted.length - limit} more functions. `,
+        limit < MAX_ROWS ? h('button', { type: 'button', class: 'ghost', onclick: () => { limit = MAX_ROWS; drawTable(); } }, `Show ${Math.min(sorted.length, MAX_ROWS)}`) : 'Search to narrow.') : null);
   }
 
   const applySearch = debounce(() => { fg.setSearch(searchIn.value); drawTable(); if (onSearch) onSearch(searchIn.value); }, 150);
