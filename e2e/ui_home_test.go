@@ -197,7 +197,8 @@ func TestUIHome(t *testing.T) {
 
 // TestUIHomeWithoutMetrics: on a query port with no Prometheus API (the
 // federation disabled), the home page lists the services of the traces
-// and says that metrics are not configured there.
+// and says that metrics are not configured there, as does the service's
+// metrics view.
 func TestUIHomeWithoutMetrics(t *testing.T) {
 	p := startAllInOne(t, t.TempDir(), "--federation.listen=")
 	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpoint(p.collector), otlptracehttp.WithInsecure())
@@ -213,7 +214,10 @@ func TestUIHomeWithoutMetrics(t *testing.T) {
 	b.open("http://" + p.query + "/#/")
 	b.waitText(".home-note", "Metrics are not configured on this port")
 	b.waitText(`tr.home-service[data-service="traces-only"]`, "no metrics")
+	b.waitText(`section[aria-label="What is wrong now"]`, "No firing alert")
 	b.screenshot("home-no-metrics")
+	b.click(`tr.home-service[data-service="traces-only"] a.home-name`)
+	b.waitText(".metrics-golden .home-note", "Metrics are not configured on this port: /api/v1/label/__name__/values answered 404")
 	b.noConsoleErrors(regexp.MustCompile(`status of 404`))
 }
 
@@ -295,6 +299,16 @@ func TestUIMetrics(t *testing.T) {
 	}
 	b.waitText(`.metrics-panel[data-title="Request rate by grade"]`, "grade 3")
 	b.screenshot("metrics-golden")
+
+	// Choosing a service keeps the grade and puts both in the URL.
+	b.eval(`(() => { const s = document.querySelector('select[data-param="service"]'); s.value = 'catalog'; s.dispatchEvent(new Event('change')); })()`, nil)
+	b.waitJS(`location.hash.includes('service=catalog') && !!document.querySelector('.metrics-golden[data-loaded]')`)
+	if loc := b.location(); !strings.Contains(loc, "#/metrics/golden?") || !strings.Contains(loc, "grade=3") || !strings.Contains(loc, "from=now-15m") {
+		t.Errorf("after choosing catalog the URL is %s; want the golden view of grade 3 over the last 15 minutes", loc)
+	}
+	b.waitText(".metrics-golden h2", "catalog, all datacenters")
+	b.click("#theme")
+	b.screenshot("metrics-golden-service-dark")
 	b.noConsoleErrors(regexp.MustCompile(`status of 400`))
 }
 

@@ -13,7 +13,7 @@ export function esc(v) { return String(v).replace(/\\/g, '\\\\').replace(/"/g, '
 // regexEsc escapes a value for a PromQL regular expression matcher.
 export function regexEsc(v) { return esc(String(v).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')); }
 
-// signalOrder: server-side signals of the SDK first, then other
+// rank orders signals: server-side signals of the SDK first, then other
 // conventions, then spans, then the client side (calls out, not requests).
 export function rank(signal) {
   if (signal === 'vigil_http') return 0;
@@ -85,4 +85,12 @@ export async function rangeQuery(query, start, end, step, { signal } = {}) {
     query, start: (start / 1000).toFixed(3), end: (end / 1000).toFixed(3), step,
   }, { signal });
   return r.data;
+}
+
+// steady rounds chart values to 12 significant digits. A ratio that is
+// constant but for floating-point noise (0.1 ± 1e-17) would otherwise give
+// lib/chart.js's axis a tick step too small to advance the tick value, and
+// the page would hang drawing it.
+export function steady(series) {
+  return series.map(se => ({ ...se, points: se.points.map(([t, v]) => [t, Number.isFinite(v) ? Number(v.toPrecision(12)) : v]) }));
 }

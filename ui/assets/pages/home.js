@@ -120,6 +120,8 @@ function rows(data) {
   return [...out.values()];
 }
 
+function notFound(err) { return err instanceof ApiError && err.status === 404; }
+
 function alertList(data) {
   const list = (data.alerts.v && data.alerts.v.data && data.alerts.v.data.alerts) || [];
   return list.filter(a => a.state === 'firing' || a.state === 'pending')
@@ -139,9 +141,11 @@ function renderWrong(data) {
   const alerts = alertList(data);
   const issues = issueList(data);
   const out = [h('h2', null, 'What is wrong now')];
-  if (data.alerts.err && !(data.alerts.err instanceof ApiError && data.alerts.err.status === 404)) out.push(errorBox(data.alerts.err));
+  // No Prometheus API on this port (404) is said once, under the services.
+  const alertsErr = notFound(data.alerts.err) ? null : data.alerts.err;
+  if (alertsErr) out.push(errorBox(alertsErr));
   if (data.issues.err) out.push(errorBox(data.issues.err));
-  if (!alerts.length && !issues.length && !data.alerts.err && !data.issues.err) {
+  if (!alerts.length && !issues.length && !alertsErr && !data.issues.err) {
     out.push(h('p', { class: 'empty' }, 'No firing alert, no new or regressed dump issue in the last 24 hours.'));
     return out;
   }
@@ -174,9 +178,9 @@ function renderWrong(data) {
 function renderServices(data) {
   const out = [];
   const m = data.metrics;
-  if (m.err instanceof ApiError && m.err.status === 404) {
+  if (notFound(m.err)) {
     out.push(h('p', { class: 'home-note muted', role: 'note' },
-      'Metrics are not configured on this port: ', h('code', null, m.err.url), ' answered 404. ',
+      'Metrics are not configured on this port: ', h('code', null, m.err.url.split('?')[0]), ' answered 404. ',
       'The golden signals come from the federation (all-in-one, or vigil federation with the query port pointed at it); the services below are those of the traces.'));
   } else if (m.err) {
     out.push(errorBox(m.err));
@@ -184,7 +188,7 @@ function renderServices(data) {
     out.push(h('p', { class: 'home-note muted', role: 'note' },
       'No golden-signal series recorded in the last hour: scrape services instrumented with the SDK, or send spans (docs/metrics-golden.md).'));
   }
-  if (data.svc.err && !(data.svc.err instanceof ApiError && data.svc.err.status === 404)) out.push(errorBox(data.svc.err));
+  if (data.svc.err && !notFound(data.svc.err)) out.push(errorBox(data.svc.err));
   const all = rows(data);
   if (!all.length) {
     out.push(h('p', { class: 'empty' }, 'No service yet: nothing has sent spans, metrics or dumps.'));
