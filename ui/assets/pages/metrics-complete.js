@@ -1,5 +1,5 @@
 // Completion in the PromQL box: metric names (/api/v1/label/__name__/values)
-// where a metric is expected, label names (/api/v1/labels) inside braces
+// and PromQL's functions where a metric is expected, label names (/api/v1/labels) inside braces
 // and after by/without. Enter runs the query unless a suggestion is
 // highlighted; Tab takes the highlighted (or first) suggestion; arrows move;
 // Escape closes.
@@ -7,6 +7,12 @@ import { h, clear } from '../lib/dom.js';
 import { getJSON } from '../lib/api.js';
 
 const MAX_SUGGESTIONS = 20;
+// PromQL's aggregations and common functions, offered after the metric names.
+const FUNCTIONS = ['sum', 'avg', 'min', 'max', 'count', 'topk', 'bottomk', 'quantile', 'count_values', 'stddev', 'group',
+  'rate', 'irate', 'increase', 'delta', 'deriv', 'histogram_quantile', 'histogram_count', 'histogram_sum',
+  'avg_over_time', 'max_over_time', 'min_over_time', 'sum_over_time', 'count_over_time', 'quantile_over_time', 'last_over_time',
+  'absent', 'absent_over_time', 'changes', 'resets', 'clamp_min', 'clamp_max', 'label_replace', 'label_join', 'vector', 'scalar',
+  'time', 'timestamp', 'abs', 'ceil', 'floor', 'round', 'sort', 'sort_desc', 'predict_linear'];
 const WORD = /[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 // Both lists are read once per page load and kept: the names change slowly.
@@ -16,7 +22,7 @@ function load(signal) {
     const start = ((Date.now() - 6 * 3600e3) / 1000).toFixed(0);
     const get = p => getJSON(p, { start }, { signal }).then(r => r.data || [], () => { cache = null; return []; });
     cache = Promise.all([get('/api/v1/label/__name__/values'), get('/api/v1/labels')])
-      .then(([metrics, labels]) => ({ metrics, labels: labels.filter(l => l !== '__name__') }));
+      .then(([metrics, labels]) => ({ metrics: [...metrics, ...FUNCTIONS], labels: labels.filter(l => l !== '__name__') }));
   }
   return cache;
 }
