@@ -16,10 +16,17 @@ function niceStep(span, ticks) {
 }
 
 function yTicks(min, max, n = 4) {
-  if (min === max) { max = min + 1; }
+  if (!(max - min > Math.abs(max) * 1e-9)) { max = min + (Math.abs(min) || 1); }
   const step = niceStep(max - min, n);
   const out = [];
-  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) out.push(v);
+  // Counted, not accumulated: a step below the values' precision would
+  // never move v, and a float sum drifts.
+  const first = Math.ceil(min / step);
+  for (let i = 0; i <= n * 3; i++) {
+    const v = (first + i) * step;
+    if (v > max + step * 1e-9) break;
+    out.push(v);
+  }
   return out;
 }
 
@@ -88,7 +95,9 @@ function extent(series, stacked) {
   if (stacked) { min = 0; max = Math.max(0, ...sums.values()); }
   if (min === Infinity) { min = 0; max = 1; }
   if (min > 0 && min < max / 2) min = 0;
-  if (min === max) { max = min + (Math.abs(min) || 1); }
+  // A flat line, or one whose only variation is float noise (a ratio
+  // settled at 0.1 ± 1e-17), gets a visible span around its value.
+  if (!(max - min > Math.abs(max) * 1e-9)) { max = min + (Math.abs(min) || 1); }
   return { min, max, tmin, tmax };
 }
 
@@ -104,6 +113,11 @@ export function lineChart({ series, start, end, height = 200, yFormat = fmtNumbe
       if (!Number.isFinite(v)) { gap = true; continue; }
       d += `${gap ? 'M' : 'L'}${x(t).toFixed(1)},${y(v).toFixed(1)}`;
       gap = false;
+    }
+    const finite = se.points.filter(p => Number.isFinite(p[1]));
+    if (finite.length === 1) {
+      // One sample draws no line: a dot shows it.
+      return s('circle', { cx: x(finite[0][0]), cy: y(finite[0][1]), r: 3, fill: se.color || color(i) });
     }
     return s('path', { d, fill: 'none', stroke: se.color || color(i), 'stroke-width': 1.5, 'vector-effect': 'non-scaling-stroke' });
   });
