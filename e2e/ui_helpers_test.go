@@ -227,3 +227,15 @@ func (b *browser) screenshot(name string) {
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 func sanitize(s string) string { return unsafeName.ReplaceAllString(s, "_") }
+
+// eval runs a JavaScript expression in the page and returns its value.
+func (b *browser) eval(js string, out any) {
+	b.t.Helper()
+	b.run(chromedp.Evaluate(js, out))
+}
+
+// waitJS waits until the JavaScript expression is true.
+func (b *browser) waitJS(js string) {
+	b.t.Helper()
+	b.run(chromedp.Poll(js, nil, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(25*time.Second)))
+}

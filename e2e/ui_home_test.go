@@ -65,18 +65,6 @@ func (b *browser) readyMs(mark string) float64 {
 	return ms
 }
 
-// eval runs a JavaScript expression in the page and returns its value.
-func (b *browser) eval(js string, out any) {
-	b.t.Helper()
-	b.run(chromedp.Evaluate(js, out))
-}
-
-// waitJS waits until the JavaScript expression is true.
-func (b *browser) waitJS(js string) {
-	b.t.Helper()
-	b.run(chromedp.Poll(js, nil, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(25*time.Second)))
-}
-
 // TestUIHome: the home page lists every service by grade with the golden
 // signals the federation recorded — go-shop's 10 % error ratio, catalog's
 // 0 %, ledger's from its spans alone — the burn-rate alerts go-shop fires (page and ticket),

@@ -107,12 +107,6 @@ func (b *browser) attr(sel, name string) string {
 	return v
 }
 
-// eval evaluates js in the page into out.
-func (b *browser) eval(js string, out any) {
-	b.t.Helper()
-	b.run(chromedp.Evaluate(js, out))
-}
-
 // TestUIProfiles pushes two CPU profiles of a service ten minutes apart
 // through the profiler's Pyroscope intake and checks the Profiles page:
 // the link the Traces page builds (Pyroscope's process_cpu type) shows the
