@@ -22,6 +22,7 @@ type commonFlags struct {
 	dataDir   *string
 	logLevel  *string
 	logFormat *string
+	tls       *tlsFlags
 }
 
 func addCommonFlags(fs *flag.FlagSet) *commonFlags {
@@ -29,6 +30,7 @@ func addCommonFlags(fs *flag.FlagSet) *commonFlags {
 		dataDir:   fs.String("data-dir", "./data", "directory for the queue, the store and durable offsets"),
 		logLevel:  fs.String("log.level", "info", "log level: debug, info, warn or error"),
 		logFormat: fs.String("log.format", "text", "log format: text or json"),
+		tls:       addTLSFlags(fs),
 	}
 }
 

@@ -256,3 +256,20 @@ func LoadPool(path string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// HTTPConfig is Config for an HTTP listener (HTTP/2 and HTTP/1.1); nil
+// when s is nil, which serves plain HTTP.
+func (s *Server) HTTPConfig() *tls.Config {
+	if s == nil {
+		return nil
+	}
+	return s.Config("h2", "http/1.1")
+}
+
+// GRPCConfig is Config for a gRPC listener; nil when s is nil.
+func (s *Server) GRPCConfig() *tls.Config {
+	if s == nil {
+		return nil
+	}
+	return s.Config("h2")
+}
