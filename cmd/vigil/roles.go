@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/vigilhq/vigil/collector"
@@ -102,7 +103,11 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
 		return err
 	}
-	printURLs(*cf.listen, *qyf.listen, cf.dumpsDSN(), *pf.listen)
+	scheme, dsn := "http", cf.dumpsDSN()
+	if d.tls != nil {
+		scheme, dsn = "https", strings.Replace(dsn, "http://", "https://", 1)
+	}
+	printURLs(scheme, *cf.listen, *qyf.listen, dsn, *pf.listen)
 	return d.runUntil(ctx, "all-in-one")
 }
 
