@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"flag"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,11 @@ func testTLSKafka(tb testing.TB) tlsKafka {
 			tb.Fatal(how + " and VIGIL_REQUIRE_SERVICES=1")
 		}
 		tb.Skip(how)
+	}
+	if c, err := net.DialTimeout("tcp", k.addr, 5*time.Second); err != nil {
+		tb.Fatalf("no SASL_SSL listener at VIGIL_TEST_KAFKA_TLS=%s (%v): a Kafka started by an older deploy/local/kafka.sh has none; run deploy/local/kafka.sh restart", k.addr, err)
+	} else {
+		c.Close()
 	}
 	return k
 }
