@@ -155,6 +155,21 @@ func TestMutualTLSWithRealClients(t *testing.T) {
 		})
 	})
 
+	t.Run("vigil reconcile", func(t *testing.T) {
+		reconcile := func(args ...string) (string, error) {
+			out, err := exec.Command(vigilBinary(t), append([]string{"reconcile", "--data-dir", p.dataDir(),
+				"--reconcile.query-url", "https://" + p.query, "--since", "1h", "--until", "0"}, args...)...).CombinedOutput()
+			return string(out), err
+		}
+		if out, err := reconcile("--reconcile.query-url.ca-file", k.caFile, "--reconcile.query-url.cert-file", k.clientCert,
+			"--reconcile.query-url.key-file", k.clientKey); err != nil || !strings.Contains(out, "produced 1, stored 1 of them, 0 missing") {
+			t.Errorf("vigil reconcile over mutual TLS: %v\n%s", err, out)
+		}
+		if out, err := reconcile("--reconcile.query-url.ca-file", k.caFile); err == nil {
+			t.Errorf("vigil reconcile without a client certificate: succeeded\n%s", out)
+		}
+	})
+
 	t.Run("OpenTelemetry SDK", func(t *testing.T) {
 		ctx := context.Background()
 		stub := func(service string, id byte) tracetest.SpanStubs {

@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"log/slog"
-	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,30 +33,4 @@ func (f *tlsFlags) server(logger *slog.Logger, reg prometheus.Registerer) (*tlsc
 		return nil, nil
 	}
 	return tlsconfig.NewServer(f.files(), logger.With("component", "tls"), reg)
-}
-
-// clientTLSFlags are the TLS settings of a client of another Vigil daemon,
-// named after its URL flag: --<name>.ca-file, --<name>.cert-file,
-// --<name>.key-file.
-type clientTLSFlags struct {
-	ca, cert, key *string
-}
-
-func addClientTLSFlags(fs *flag.FlagSet, name, what string) *clientTLSFlags {
-	return &clientTLSFlags{
-		ca:   fs.String(name+".ca-file", "", "PEM certificate authorities verifying "+what+" over https; empty uses the system's"),
-		cert: fs.String(name+".cert-file", "", "PEM client certificate presented to "+what+" when it requires one (mutual TLS)"),
-		key:  fs.String(name+".key-file", "", "PEM private key of --"+name+".cert-file"),
-	}
-}
-
-// transport returns an HTTP transport with the flags' TLS settings.
-func (f *clientTLSFlags) transport() (*http.Transport, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tc, err := tlsconfig.ClientFiles{CAFile: *f.ca, CertFile: *f.cert, KeyFile: *f.key}.Config()
-	if err != nil {
-		return nil, err
-	}
-	tr.TLSClientConfig = tc
-	return tr, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 	"github.com/vigilhq/vigil/internal/reconcile"
+	"github.com/vigilhq/vigil/internal/tlsconfig"
 	"github.com/vigilhq/vigil/profiler"
 )
 
@@ -263,13 +264,13 @@ const metricsForwardTimeout = 30 * time.Second
 // TLS settings of its client.
 type metricsURLFlags struct {
 	url *string
-	tls *clientTLSFlags
+	tls *tlsconfig.ClientFlags
 }
 
 func addMetricsURLFlag(fs *flag.FlagSet) *metricsURLFlags {
 	return &metricsURLFlags{
 		url: fs.String("collector.metrics-url", "", "OTLP/HTTP metrics endpoint (a federation's http://federation:9095/api/v1/otlp/v1/metrics) to which the OTLP metrics received on /v1/metrics and gRPC are forwarded, each answered with its answer; empty serves no OTLP metrics"),
-		tls: addClientTLSFlags(fs, "collector.metrics-url", "the federation of --collector.metrics-url"),
+		tls: tlsconfig.RegisterClientFlags(fs, "collector.metrics-url", "the federation of --collector.metrics-url"),
 	}
 }
 
@@ -283,7 +284,7 @@ func metricsForwarder(f *metricsURLFlags) (collector.MetricsDestination, error) 
 	if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 		return nil, fmt.Errorf("--collector.metrics-url %q: want an http(s) URL such as http://federation:9095/api/v1/otlp/v1/metrics", u)
 	}
-	tr, err := f.tls.transport()
+	tr, err := f.tls.Transport()
 	if err != nil {
 		return nil, fmt.Errorf("--collector.metrics-url: %w", err)
 	}
