@@ -23,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/internal/lokipush"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
+	"github.com/vigilhq/vigil/internal/tlsconfig"
 )
 
 // Options configures a Collector.
@@ -51,6 +52,9 @@ type Options struct {
 
 	// Listen are the addresses of the receivers.
 	Listen Addrs
+	// TLS, when set, serves every TCP receiver (HTTP and OTLP/gRPC) over
+	// TLS; the Jaeger UDP ports stay plain.
+	TLS *tlsconfig.Server
 	// Ops, when set, adds the operational endpoints (/metrics, /healthz, …)
 	// to every HTTP port the collector serves.
 	Ops func(*http.ServeMux)

@@ -23,8 +23,8 @@ import (
 // traces when t is not nil and metrics when c has a metrics destination. Refusals map to the gRPC codes OTLP clients
 // retry on: RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when it
 // fails, INVALID_ARGUMENT for bad data (not retried).
-func NewGRPCServer(c *Collector, t *Traces, maxBody int) *grpc.Server {
-	s := grpc.NewServer(grpc.MaxRecvMsgSize(maxBody))
+func NewGRPCServer(c *Collector, t *Traces, maxBody int, opts ...grpc.ServerOption) *grpc.Server {
+	s := grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxBody)}, opts...)...)
 	plogotlp.RegisterGRPCServer(s, &grpcLogs{c: c})
 	if t != nil {
 		ptraceotlp.RegisterGRPCServer(s, &grpcTraces{t: t})

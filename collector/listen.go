@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/vigilhq/vigil/internal/httpserver"
 )
@@ -57,7 +59,11 @@ func (c *Collector) Listen() (err error) {
 		if err != nil {
 			return fmt.Errorf("cannot listen on %s for OTLP/gRPC: %w", a.GRPC, err)
 		}
-		srv := NewGRPCServer(c, c.traces, int(c.opts.MaxBodyBytes))
+		var sopts []grpc.ServerOption
+		if c.opts.TLS != nil {
+			sopts = append(sopts, grpc.Creds(credentials.NewTLS(c.opts.TLS.GRPCConfig())))
+		}
+		srv := NewGRPCServer(c, c.traces, int(c.opts.MaxBodyBytes), sopts...)
 		c.closers = append(c.closers, ln.Close)
 		c.addrs["otlp-grpc"] = ln.Addr().String()
 		c.serve = append(c.serve, func(ctx context.Context) error {
@@ -126,7 +132,7 @@ func (c *Collector) listenHTTP(name, addr string, mux *http.ServeMux) error {
 	if addr == "" {
 		return nil
 	}
-	s, err := httpserver.Listen(name, addr, mux, c.logger)
+	s, err := httpserver.ListenTLS(name, addr, mux, c.opts.TLS.HTTPConfig(), c.logger)
 	if err != nil {
 		return err
 	}

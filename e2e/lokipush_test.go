@@ -28,17 +28,10 @@ func TestDistributedLokiPush(t *testing.T) {
 	kafkaAddr, esURL := services(t)
 	run := fmt.Sprintf("e2epush%d", time.Now().UnixNano()%1e9)
 	dir := t.TempDir()
-	collectorAddr, ingAddr, queryAddr := freePort(t), freePort(t), freePort(t)
 	kafkaArgs := append([]string{"--kafka.brokers", kafkaAddr, "--kafka.topic", "vigil.logs." + run, "--kafka.group", "g-" + run, "--kafka.spans-topic", "vigil.spans." + run},
 		runDumpsTopics(run)...)
 	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", "vigil-" + run + "-", "--es.jaeger.index-prefix", run, "--es.dumps.index-prefix", run, "--es.profiles.index-prefix", run}
-	p := &proc{t: t, collector: collectorAddr, query: queryAddr}
-	startDaemon(t, collectorAddr, append(append([]string{"collector", "--data-dir", filepath.Join(dir, "c"), "--log.level", "warn",
-		"--collector.http.listen", collectorAddr}, kafkaArgs...), p.receiverArgs()...)...)
-	startDaemon(t, ingAddr, append(append([]string{"ingester", "--data-dir", filepath.Join(dir, "i"), "--log.level", "warn",
-		"--ingester.listen", ingAddr}, kafkaArgs...), esArgs...)...)
-	startDaemon(t, queryAddr, append([]string{"query", "--log.level", "warn", "--query.listen", queryAddr}, esArgs...)...)
-	pushLokiAndQuery(t, p)
+	pushLokiAndQuery(t, startCollectorIngesterQuery(t, dir, kafkaArgs, esArgs))
 }
 
 func pushLokiAndQuery(t *testing.T, p *proc) {

@@ -15,6 +15,8 @@ import (
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/ui"
+
+	"github.com/vigilhq/vigil/internal/tlsconfig"
 )
 
 // daemon collects what every Vigil process has: a metrics registry, a
@@ -24,6 +26,7 @@ type daemon struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
 	ready  httpserver.Readiness
+	tls    *tlsconfig.Server // nil: listeners serve plain HTTP
 	runs   []func(context.Context) error
 	closes []func() error
 }
@@ -37,7 +40,11 @@ func parse(fs *flag.FlagSet, args []string, common *commonFlags) (*daemon, error
 	if err != nil {
 		return nil, err
 	}
-	return newDaemon(logger), nil
+	d := newDaemon(logger)
+	if d.tls, err = common.tls.server(logger, d.reg); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func newDaemon(logger *slog.Logger) *daemon {
@@ -83,7 +90,7 @@ func clientID(role string) string {
 
 // listen binds addr now and serves mux while the daemon runs.
 func (d *daemon) listen(name, addr string, mux *http.ServeMux) (*httpserver.Server, error) {
-	s, err := httpserver.Listen(name, addr, mux, d.logger)
+	s, err := httpserver.ListenTLS(name, addr, mux, d.tls.HTTPConfig(), d.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -107,6 +107,10 @@ func (d *daemon) startFederation(f *federationFlags, dataDir string) (*federatio
 		return nil, nil
 	}
 	o := f.options(dataDir)
+	if d.tls != nil {
+		// Alerts link back to the federation over the scheme it serves.
+		o.ExternalURL = "https" + strings.TrimPrefix(o.ExternalURL, "http")
+	}
 	o.Logger, o.Registerer, o.Gatherer = d.logger.With("component", "federation"), d.reg, d.reg
 	var err error
 	if o.RuleFiles, err = f.goldenRules(dataDir); err != nil {

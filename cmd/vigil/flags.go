@@ -22,6 +22,7 @@ type commonFlags struct {
 	dataDir   *string
 	logLevel  *string
 	logFormat *string
+	tls       *tlsFlags
 }
 
 func addCommonFlags(fs *flag.FlagSet) *commonFlags {
@@ -29,6 +30,7 @@ func addCommonFlags(fs *flag.FlagSet) *commonFlags {
 		dataDir:   fs.String("data-dir", "./data", "directory for the queue, the store and durable offsets"),
 		logLevel:  fs.String("log.level", "info", "log level: debug, info, warn or error"),
 		logFormat: fs.String("log.format", "text", "log format: text or json"),
+		tls:       addTLSFlags(fs),
 	}
 }
 
@@ -227,7 +229,7 @@ func (f *queryFlags) options() query.Options {
 // printURLs tells a person where things are once a daemon listens; dsn is
 // the dumps intake's for Sentry SDKs, "" when it is off, and profilerAddr
 // the profiler's push API, "" when it is off.
-func printURLs(collectorAddr, queryAddr, dsn, profilerAddr string) {
+func printURLs(scheme, collectorAddr, queryAddr, dsn, profilerAddr string) {
 	host := func(addr string) string {
 		if strings.HasPrefix(addr, ":") {
 			return "localhost" + addr
@@ -237,20 +239,20 @@ func printURLs(collectorAddr, queryAddr, dsn, profilerAddr string) {
 	c, q := host(collectorAddr), host(queryAddr)
 	fmt.Fprintf(os.Stderr, `
 Vigil is running.
-  send logs:    curl -s http://%[1]s/api/v1/logs -d '{"service":"demo","level":"info","message":"hello vigil"}'
-  find them:    curl -s -G http://%[2]s/loki/api/v1/query_range --data-urlencode 'query={service="demo"} |= "hello"'
-  Grafana:      add a Loki data source with URL http://%[2]s
-  metrics:      http://%[1]s/metrics  http://%[2]s/metrics
-`, c, q)
+  send logs:    curl -s %[3]s://%[1]s/api/v1/logs -d '{"service":"demo","level":"info","message":"hello vigil"}'
+  find them:    curl -s -G %[3]s://%[2]s/loki/api/v1/query_range --data-urlencode 'query={service="demo"} |= "hello"'
+  Grafana:      add a Loki data source with URL %[3]s://%[2]s
+  metrics:      %[3]s://%[1]s/metrics  %[3]s://%[2]s/metrics
+`, c, q, scheme)
 	if dsn != "" {
 		fmt.Fprintf(os.Stderr, `  errors:       point Sentry SDKs at the DSN %[1]s
-  find them:    curl -s http://%[2]s/vigil/api/v1/dumps/issues
-`, dsn, q)
+  find them:    curl -s %[3]s://%[2]s/vigil/api/v1/dumps/issues
+`, dsn, q, scheme)
 	}
 	if profilerAddr != "" {
-		fmt.Fprintf(os.Stderr, `  profiles:     point pyroscope-go (ServerAddress) or Alloy's pyroscope.write at http://%[1]s;
+		fmt.Fprintf(os.Stderr, `  profiles:     point pyroscope-go (ServerAddress) or Alloy's pyroscope.write at %[2]s://%[1]s;
                 scrape pprof endpoints with --profiler.config
-`, host(profilerAddr))
+`, host(profilerAddr), scheme)
 	}
 	fmt.Fprintln(os.Stderr)
 }

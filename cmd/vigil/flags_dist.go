@@ -21,7 +21,11 @@ type esFlags struct {
 	user        *string
 	password    *string
 	apiKey      *string
+	passwordF   *string
+	apiKeyF     *string
 	caFile      *string
+	certFile    *string
+	keyFile     *string
 	insecure    *bool
 	indexPrefix *string
 	jaegerIdx   *string
@@ -40,7 +44,11 @@ func addESFlags(fs *flag.FlagSet) *esFlags {
 		user:        fs.String("es.username", "", "Elasticsearch basic-auth user"),
 		password:    fs.String("es.password", "", "Elasticsearch basic-auth password (prefer the environment variable)"),
 		apiKey:      fs.String("es.api-key", "", "Elasticsearch API key (base64 id:key); wins over basic auth"),
+		passwordF:   fs.String("es.password-file", "", "file holding the basic-auth password, used when --es.password is empty"),
+		apiKeyF:     fs.String("es.api-key-file", "", "file holding the API key, used when --es.api-key is empty"),
 		caFile:      fs.String("es.tls.ca-file", "", "PEM file of certificate authorities for https URLs"),
+		certFile:    fs.String("es.tls.cert-file", "", "PEM client certificate for clusters that require one"),
+		keyFile:     fs.String("es.tls.key-file", "", "PEM private key of --es.tls.cert-file"),
 		insecure:    fs.Bool("es.tls.insecure-skip-verify", false, "do not verify Elasticsearch's certificate (tests only)"),
 		indexPrefix: fs.String("es.index-prefix", d.IndexPrefix, "prefix of the daily log indices, the index template and the ILM policy"),
 		jaegerIdx:   fs.String("es.jaeger.index-prefix", "", "prefix of the span indices, as Jaeger's --es.index-prefix: <prefix>-jaeger-span-YYYY-MM-DD; empty gives jaeger-span-YYYY-MM-DD"),
@@ -62,7 +70,8 @@ func (f *esFlags) enabled() bool { return f != nil && len(f.urls) > 0 }
 // client returns the connection settings both stores share.
 func (f *esFlags) client() es.ClientOptions {
 	return es.ClientOptions{URLs: f.urls, Username: *f.user, Password: *f.password, APIKey: *f.apiKey,
-		TLS:   es.TLSOptions{CAFile: *f.caFile, InsecureSkipVerify: *f.insecure},
+		PasswordFile: *f.passwordF, APIKeyFile: *f.apiKeyF,
+		TLS:   es.TLSOptions{CAFile: *f.caFile, CertFile: *f.certFile, KeyFile: *f.keyFile, InsecureSkipVerify: *f.insecure},
 		Write: es.WriteResilience{TimeoutFloor: *f.timeoutFloor, TimeoutCeiling: *f.timeoutCeiling, BreakerOpenFor: *f.openFor}}
 }
 

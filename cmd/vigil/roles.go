@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/vigilhq/vigil/collector"
@@ -17,6 +18,7 @@ import (
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
 	"github.com/vigilhq/vigil/internal/reconcile"
+	"github.com/vigilhq/vigil/internal/tlsconfig"
 	"github.com/vigilhq/vigil/profiler"
 )
 
@@ -105,7 +107,11 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
 		return err
 	}
-	printURLs(*cf.listen, *qyf.listen, cf.dumpsDSN(), *pf.listen)
+	scheme, dsn := "http", cf.dumpsDSN()
+	if d.tls != nil {
+		scheme, dsn = "https", strings.Replace(dsn, "http://", "https://", 1)
+	}
+	printURLs(scheme, *cf.listen, *qyf.listen, dsn, *pf.listen)
 	return d.runUntil(ctx, "all-in-one")
 }
 
@@ -126,7 +132,7 @@ func runCollector(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	metrics, err := metricsForwarder(*metricsURL)
+	metrics, err := metricsForwarder(metricsURL)
 	if err != nil {
 		return err
 	}
@@ -262,21 +268,35 @@ func runQuery(ctx context.Context, args []string) (err error) {
 // it the client is answered 503 and retries.
 const metricsForwardTimeout = 30 * time.Second
 
-// addMetricsURLFlag is vigil collector's --collector.metrics-url.
-func addMetricsURLFlag(fs *flag.FlagSet) *string {
-	return fs.String("collector.metrics-url", "", "OTLP/HTTP metrics endpoint (a federation's http://federation:9095/api/v1/otlp/v1/metrics) to which the OTLP metrics received on /v1/metrics and gRPC are forwarded, each answered with its answer; empty serves no OTLP metrics")
+// metricsURLFlags are vigil collector's --collector.metrics-url and the
+// TLS settings of its client.
+type metricsURLFlags struct {
+	url *string
+	tls *tlsconfig.ClientFlags
 }
 
-// metricsForwarder is the metrics destination of --collector.metrics-url
-// u; nil when u is empty.
-func metricsForwarder(u string) (collector.MetricsDestination, error) {
+func addMetricsURLFlag(fs *flag.FlagSet) *metricsURLFlags {
+	return &metricsURLFlags{
+		url: fs.String("collector.metrics-url", "", "OTLP/HTTP metrics endpoint (a federation's http://federation:9095/api/v1/otlp/v1/metrics) to which the OTLP metrics received on /v1/metrics and gRPC are forwarded, each answered with its answer; empty serves no OTLP metrics"),
+		tls: tlsconfig.RegisterClientFlags(fs, "collector.metrics-url", "the federation of --collector.metrics-url"),
+	}
+}
+
+// metricsForwarder is the metrics destination of --collector.metrics-url;
+// nil when it is empty.
+func metricsForwarder(f *metricsURLFlags) (collector.MetricsDestination, error) {
+	u := *f.url
 	if u == "" {
 		return nil, nil
 	}
 	if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 		return nil, fmt.Errorf("--collector.metrics-url %q: want an http(s) URL such as http://federation:9095/api/v1/otlp/v1/metrics", u)
 	}
-	return collector.MetricsForwarder(u, &http.Client{Timeout: metricsForwardTimeout}), nil
+	tr, err := f.tls.Transport()
+	if err != nil {
+		return nil, fmt.Errorf("--collector.metrics-url: %w", err)
+	}
+	return collector.MetricsForwarder(u, &http.Client{Timeout: metricsForwardTimeout, Transport: tr}), nil
 }
 
 // startCollector builds the collector over queues and metrics (nil: no
@@ -293,6 +313,7 @@ func (d *daemon) startCollector(f *collectorFlags, dataDir string, queues collec
 	o.Ledger = ledger
 	o.Ops = d.addOps
 	o.Metrics = metrics
+	o.TLS = d.tls
 	c, err := collector.New(o, queues)
 	if err != nil {
 		return err

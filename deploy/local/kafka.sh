@@ -22,6 +22,12 @@ KAFKA_VERSION="${VIGIL_KAFKA_VERSION:-4.3.1}"
 KAFKA_LOG4J_VERSION="${VIGIL_KAFKA_LOG4J_VERSION:-2.25.4}"
 KAFKA_PORT="${VIGIL_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${VIGIL_KAFKA_CONTROLLER_PORT:-9093}"
+# A second client listener, SASL_SSL (TLS + SCRAM-SHA-256/512), for the tests of
+# Vigil's Kafka TLS and SASL options. Its certificates are made by "up" (openssl)
+# in $RUN/tls; services.sh env exports the address, CA and credentials.
+KAFKA_TLS_PORT="${VIGIL_KAFKA_TLS_PORT:-9094}"
+KAFKA_SCRAM_USER="${VIGIL_KAFKA_SCRAM_USER:-vigil}"
+KAFKA_SCRAM_PASSWORD="${VIGIL_KAFKA_SCRAM_PASSWORD:-vigil-local-scram}"
 KAFKA_HEAP="${VIGIL_KAFKA_HEAP:-512m}"
 KAFKA_START_TIMEOUT="${VIGIL_KAFKA_START_TIMEOUT:-180}"
 
@@ -33,6 +39,7 @@ PIDFILE="$RUN/kafka.pid"
 LOGFILE="$RUN/kafka.log"
 PROPS="$RUN/server.properties"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+TLS_DIR="$RUN/tls"
 
 JAVA_HOME="$(detect_java_home)"
 PID_MATCH="kafka.Kafka" # in the command line of the process in PIDFILE
@@ -89,11 +96,19 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_TLS_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_DIR/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+ssl.enabled.protocols=TLSv1.2,TLSv1.3
 log.dirs=$DATA
 num.partitions=1
 default.replication.factor=1
@@ -138,6 +153,59 @@ EOF
 
 classpath() { printf '%s/*\n' "$KAFKA_LIBS"; }
 
+# make_certs: a CA and the broker's certificate for 127.0.0.1 and localhost,
+# made once per run directory. broker.pem holds the unencrypted PKCS#8 key and
+# the certificate (Kafka's PEM keystore); clients trust ca.pem.
+make_certs() {
+  [[ -s "$TLS_DIR/broker.pem" && -s "$TLS_DIR/ca.pem" ]] && return 0
+  need_cmd openssl
+  local tmp
+  mkdir -p "$TLS_DIR"
+  tmp="$(mktemp -d "$TLS_DIR/.make.XXXXXX")"
+  log "making a CA and the broker certificate of the SASL_SSL listener in $TLS_DIR"
+  if ! (
+    cd "$tmp" &&
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=vigil local Kafka CA" -keyout ca.key -out ca.pem &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=localhost" -keyout broker.key -out broker.csr &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >ext.cnf &&
+      openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile ext.cnf -out broker.crt &&
+      openssl pkcs8 -topk8 -nocrypt -in broker.key -out broker.p8 &&
+      cat broker.p8 broker.crt >broker.pem
+  ) >"$tmp/openssl.log" 2>&1; then
+    show_log_tail "$tmp/openssl.log"
+    rm -rf "$tmp"
+    die "openssl could not make the certificates of the SASL_SSL listener"
+  fi
+  chmod 600 "$tmp/broker.pem" "$tmp/ca.key"
+  mv "$tmp/ca.pem" "$tmp/ca.key" "$tmp/broker.pem" "$TLS_DIR/"
+  rm -rf "$tmp"
+}
+
+# ensure_scram_user: the SCRAM-SHA-256 and -512 credentials of the SASL_SSL
+# listener's user, set through the PLAINTEXT listener (an upsert) once per
+# cluster.
+ensure_scram_user() {
+  local marker
+  marker="$RUN/scram-user.$(cat "$RUN/cluster.id" 2>/dev/null || echo unknown)"
+  [[ -f "$marker" ]] && return 0
+  local mech
+  # One mechanism per request: the broker refuses two changes of one user's
+  # credentials in the same request.
+  for mech in SCRAM-SHA-256 SCRAM-SHA-512; do
+    if ! run_tool kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" --alter \
+      --add-config "$mech=[password=$KAFKA_SCRAM_PASSWORD]" \
+      --entity-type users --entity-name "$KAFKA_SCRAM_USER" >"$RUN/scram.log" 2>&1; then
+      show_log_tail "$RUN/scram.log"
+      die "could not create the $mech credential of $KAFKA_SCRAM_USER"
+    fi
+  done
+  : >"$marker"
+  log "SCRAM user $KAFKA_SCRAM_USER ready on SASL_SSL 127.0.0.1:$KAFKA_TLS_PORT"
+}
+
 # run_tool MAIN_CLASS ARGS... : a short-lived Kafka tool JVM.
 run_tool() {
   local main="$1"
@@ -155,11 +223,15 @@ format_storage() {
   cid="$(run_tool kafka.tools.StorageTool random-uuid | tail -n1)"
   [[ -n "$cid" ]] || die "kafka.tools.StorageTool random-uuid printed no cluster id"
   log "formatting KRaft storage in $DATA (cluster id $cid)"
-  if ! run_tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS" >"$RUN/format.log" 2>&1; then
+  # The SCRAM user of the SASL_SSL listener is created with the cluster.
+  if ! run_tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS" \
+    --add-scram "SCRAM-SHA-256=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]" \
+    --add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]" >"$RUN/format.log" 2>&1; then
     show_log_tail "$RUN/format.log"
     die "storage format failed"
   fi
   printf '%s\n' "$cid" >"$RUN/cluster.id"
+  : >"$RUN/scram-user.$cid"
 }
 
 healthy() {
@@ -177,6 +249,13 @@ cmd_up() {
   t0="$(now_s)"
   if pid_alive "$PIDFILE"; then
     if [[ -f "$KAFKA_LIBS/.complete" && -f "$RUN/log4j2-tools.properties" ]] && healthy; then
+      if tcp_open 127.0.0.1 "$KAFKA_TLS_PORT"; then
+        ensure_scram_user
+      else
+        # Left running for the tests that need only PLAINTEXT; those of the
+        # SASL_SSL listener fail, saying the same.
+        log "WARNING: Kafka is up without the SASL_SSL listener on 127.0.0.1:$KAFKA_TLS_PORT (started by an older kafka.sh); '$0 restart' adds it"
+      fi
       log "already up on $BOOTSTRAP (pid $(<"$PIDFILE"))"
       return 0
     fi
@@ -189,6 +268,8 @@ cmd_up() {
     [[ "${major:-0}" -ge 17 ]] || die "Kafka 4.x needs Java 17+, $JAVA is Java ${major:-unknown}"
     assert_port_free "$KAFKA_PORT" "Kafka listener, VIGIL_KAFKA_PORT"
     assert_port_free "$KAFKA_CONTROLLER_PORT" "Kafka controller, VIGIL_KAFKA_CONTROLLER_PORT"
+    assert_port_free "$KAFKA_TLS_PORT" "Kafka SASL_SSL listener, VIGIL_KAFKA_TLS_PORT"
+    make_certs
     write_config
     format_storage
     log "starting Kafka $KAFKA_VERSION on $BOOTSTRAP (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT, log $LOGFILE)"
@@ -221,7 +302,8 @@ cmd_up() {
     fi
     sleep 1
   done
-  log "up on $BOOTSTRAP (pid $(<"$PIDFILE")) after $(elapsed "$t0")s"
+  ensure_scram_user
+  log "up on $BOOTSTRAP and SASL_SSL 127.0.0.1:$KAFKA_TLS_PORT (pid $(<"$PIDFILE")) after $(elapsed "$t0")s"
 }
 
 cmd_status() {

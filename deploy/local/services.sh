@@ -4,7 +4,7 @@
 #   deploy/local/services.sh up       # start both (in parallel), wait until healthy
 #   deploy/local/services.sh down     # stop both
 #   deploy/local/services.sh status   # exit 0 when both are healthy
-#   eval "$(deploy/local/services.sh env)"   # VIGIL_TEST_KAFKA / VIGIL_TEST_ES
+#   eval "$(deploy/local/services.sh env)"   # VIGIL_TEST_KAFKA[_TLS…] / VIGIL_TEST_ES
 set -euo pipefail
 
 _vigil_name=services
@@ -14,6 +14,10 @@ source "$HERE/lib.sh"
 
 KAFKA_ADDR="127.0.0.1:${VIGIL_KAFKA_PORT:-9092}"
 ES_ADDR="http://127.0.0.1:${VIGIL_ES_PORT:-9200}"
+# Kafka's SASL_SSL listener, its CA (made by kafka.sh up) and SCRAM user; the
+# defaults match kafka.sh's.
+KAFKA_TLS_ADDR="127.0.0.1:${VIGIL_KAFKA_TLS_PORT:-9094}"
+KAFKA_TLS_CA="$VIGIL_RUN_DIR/kafka/tls/ca.pem"
 
 case "${1:-}" in
 up)
@@ -30,7 +34,7 @@ up)
     log "not all services are up ('$0 down' stops whatever did start)"
     exit 1
   fi
-  log "all up in $(elapsed "$t0")s: Kafka $KAFKA_ADDR, Elasticsearch $ES_ADDR"
+  log "all up in $(elapsed "$t0")s: Kafka $KAFKA_ADDR (SASL_SSL $KAFKA_TLS_ADDR), Elasticsearch $ES_ADDR"
   log "for tests: eval \"\$($0 env)\""
   ;;
 down)
@@ -47,6 +51,10 @@ status)
   ;;
 env)
   printf 'export VIGIL_TEST_KAFKA=%s\n' "$KAFKA_ADDR"
+  printf 'export VIGIL_TEST_KAFKA_TLS=%s\n' "$KAFKA_TLS_ADDR"
+  printf 'export VIGIL_TEST_KAFKA_TLS_CA=%q\n' "$KAFKA_TLS_CA"
+  printf 'export VIGIL_TEST_KAFKA_SASL_USER=%q\n' "${VIGIL_KAFKA_SCRAM_USER:-vigil}"
+  printf 'export VIGIL_TEST_KAFKA_SASL_PASSWORD=%q\n' "${VIGIL_KAFKA_SCRAM_PASSWORD:-vigil-local-scram}"
   printf 'export VIGIL_TEST_ES=%s\n' "$ES_ADDR"
   ;;
 *)

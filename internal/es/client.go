@@ -9,16 +9,17 @@ package es
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8"
+
+	"github.com/vigilhq/vigil/internal/tlsconfig"
 )
 
 // TLSOptions configures TLS to Elasticsearch.
@@ -26,6 +27,9 @@ type TLSOptions struct {
 	// CAFile is a PEM file of certificate authorities to trust instead of
 	// the system pool.
 	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// clusters that require one.
+	CertFile, KeyFile string
 	// InsecureSkipVerify disables certificate verification (tests only).
 	InsecureSkipVerify bool
 }
@@ -37,10 +41,25 @@ type ClientOptions struct {
 	URLs []string
 	// Basic authentication, or an API key (base64 "id:key"), which wins.
 	Username, Password, APIKey string
-	TLS                        TLSOptions
+	// PasswordFile and APIKeyFile hold the password or the API key when
+	// Password or APIKey is empty; a trailing newline is ignored.
+	PasswordFile, APIKeyFile string
+	TLS                      TLSOptions
 	// Write shapes the circuit breaker and the dynamic timeout of the
 	// store's bulk requests (NewBulkPolicy).
 	Write WriteResilience
+}
+
+// secret returns value, or the content of file when value is empty.
+func secret(value, file, what string) (string, error) {
+	if value != "" || file == "" {
+		return value, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the Elasticsearch %s file: %w", what, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // Client sends requests to Elasticsearch. It is safe for concurrent use.
@@ -60,27 +79,26 @@ func NewClient(opts ClientOptions, logger *slog.Logger) (*Client, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if opts.TLS.CAFile != "" || opts.TLS.InsecureSkipVerify {
-		tc := &tls.Config{InsecureSkipVerify: opts.TLS.InsecureSkipVerify} //nolint:gosec // explicit test-only option
-		if opts.TLS.CAFile != "" {
-			pem, err := os.ReadFile(opts.TLS.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("cannot read Elasticsearch CA file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("Elasticsearch CA file %s: no PEM certificate found", opts.TLS.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		tr.TLSClientConfig = tc
+	password, err := secret(opts.Password, opts.PasswordFile, "password")
+	if err != nil {
+		return nil, err
 	}
+	apiKey, err := secret(opts.APIKey, opts.APIKeyFile, "API key")
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tc, err := tlsconfig.ClientFiles{CAFile: opts.TLS.CAFile, CertFile: opts.TLS.CertFile, KeyFile: opts.TLS.KeyFile,
+		InsecureSkipVerify: opts.TLS.InsecureSkipVerify}.Config()
+	if err != nil {
+		return nil, fmt.Errorf("Elasticsearch TLS: %w", err)
+	}
+	tr.TLSClientConfig = tc
 	es, err := elasticsearch.NewClient(elasticsearch.Config{
 		Addresses:    opts.URLs,
 		Username:     opts.Username,
-		Password:     opts.Password,
-		APIKey:       opts.APIKey,
+		Password:     password,
+		APIKey:       apiKey,
 		DisableRetry: true,
 		Transport:    tr,
 	})

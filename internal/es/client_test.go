@@ -88,8 +88,8 @@ func TestNewClientTLS(t *testing.T) {
 	f(TLSOptions{CAFile: ca}, "")
 	f(TLSOptions{InsecureSkipVerify: true}, "")
 	f(TLSOptions{}, "certificate")
-	f(TLSOptions{CAFile: filepath.Join(dir, "missing.pem")}, "cannot read Elasticsearch CA file")
-	f(TLSOptions{CAFile: notPEM}, "no PEM certificate found")
+	f(TLSOptions{CAFile: filepath.Join(dir, "missing.pem")}, "missing.pem")
+	f(TLSOptions{CAFile: notPEM}, "no PEM certificate")
 }
 
 func TestNewClientNoURL(t *testing.T) {

@@ -5,6 +5,7 @@ package httpserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,12 @@ type Server struct {
 // at start-up, not later, when its port is taken, and so that tests can
 // listen on ":0" and read Addr.
 func Listen(name, addr string, h http.Handler, logger *slog.Logger) (*Server, error) {
+	return ListenTLS(name, addr, h, nil, logger)
+}
+
+// ListenTLS is Listen serving HTTPS with tc (HTTP/2 and HTTP/1.1), or plain
+// HTTP when tc is nil. tc comes from tlsconfig.Server.Config.
+func ListenTLS(name, addr string, h http.Handler, tc *tls.Config, logger *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s for %s: %w", addr, name, err)
@@ -43,6 +50,7 @@ func Listen(name, addr string, h http.Handler, logger *slog.Logger) (*Server, er
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			TLSConfig:         tc,
 		},
 	}, nil
 }
@@ -54,8 +62,16 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // requests in flight.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
-	s.logger.Info("listening", "server", s.name, "addr", s.Addr())
+	// Read before serving: Serve writes to srv.TLSConfig.
+	useTLS := s.srv.TLSConfig != nil
+	go func() {
+		if useTLS {
+			errc <- s.srv.ServeTLS(s.ln, "", "")
+			return
+		}
+		errc <- s.srv.Serve(s.ln)
+	}()
+	s.logger.Info("listening", "server", s.name, "addr", s.Addr(), "tls", useTLS)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("%s server: %w", s.name, err)

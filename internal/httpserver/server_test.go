@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,9 +11,26 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+
+	"github.com/vigilhq/vigil/internal/tlsconfig"
+	"github.com/vigilhq/vigil/internal/tlsconfig/tlstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// run runs s until the returned function is called, which checks that
+// Run returned no error.
+func run(t *testing.T, s *Server) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+}
 
 func TestOpsEndpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -26,15 +44,7 @@ func TestOpsEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	defer run(t, s)()
 
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -61,5 +71,39 @@ func TestOpsEndpoints(t *testing.T) {
 	}
 	if code, body := get("/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("/debug/pprof/: got %d", code)
+	}
+}
+
+func TestListenTLS(t *testing.T) {
+	ca := tlstest.NewCA(t, "test CA")
+	dir := t.TempDir()
+	certFile, keyFile := ca.Issue(t, tlstest.LeafOptions{}).Write(t, dir, "server")
+	ts, err := tlsconfig.NewServer(tlsconfig.ServerFiles{CertFile: certFile, KeyFile: keyFile}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	AddOpsHandlers(mux, prometheus.NewRegistry(), nil)
+	s, err := ListenTLS("test", "127.0.0.1:0", mux, ts.HTTPConfig(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run(t, s)()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get("https://" + s.Addr() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+		t.Errorf("GET /healthz over TLS: %s %s; want 200 over HTTP/2", resp.Proto, resp.Status)
+	}
+	plain, err := http.Get("http://" + s.Addr() + "/healthz")
+	if err == nil {
+		plain.Body.Close()
+		if plain.StatusCode == http.StatusOK {
+			t.Error("plain HTTP answered 200 on a TLS listener")
+		}
 	}
 }

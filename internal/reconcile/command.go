@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/queue/kafka"
+	"github.com/vigilhq/vigil/internal/tlsconfig"
 )
 
 // Summary is the one-line description of the reconcile command.
@@ -28,6 +29,7 @@ func Command(ctx context.Context, args []string) error {
 	fs.Var(&since, "since", "how far back to look, e.g. 1h or 7d")
 	fs.Var(&until, "until", "leave out the most recent minutes, whose records may still be in flight; 0 looks up to now")
 	queryURL := fs.String("reconcile.query-url", config.DefaultQueryURL, "base URL of Vigil's query API (Loki)")
+	queryTLS := tlsconfig.RegisterClientFlags(fs, "reconcile.query-url", "the query API of --reconcile.query-url")
 	surplus := fs.Bool("reconcile.surplus", false, "also list minutes where the store holds more than the ledger")
 	redrive := fs.Bool("reconcile.redrive", false, "re-publish the Kafka batches of the minutes with gaps (needs --kafka.brokers; the topic must still retain them)")
 	kf := kafka.RegisterFlags(fs)
@@ -42,8 +44,13 @@ func Command(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	tr, err := queryTLS.Transport()
+	if err != nil {
+		return fmt.Errorf("--reconcile.query-url: %w", err)
+	}
+	defer tr.CloseIdleConnections()
 	bar := newProgressBar("store counts")
-	stored, err := StoredCounts(ctx, http.DefaultClient, strings.TrimRight(*queryURL, "/"), from, to, bar.update)
+	stored, err := StoredCounts(ctx, &http.Client{Transport: tr}, strings.TrimRight(*queryURL, "/"), from, to, bar.update)
 	bar.done()
 	if err != nil {
 		return err

@@ -1,14 +1,14 @@
 package kafka
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/tlsconfig"
 )
 
 // Flags are the command-line settings of the Kafka queue: the brokers and
@@ -27,10 +27,14 @@ type Flags struct {
 	group       *string
 	compression *string
 	caFile      *string
+	certFile    *string
+	keyFile     *string
+	serverName  *string
 	tlsOn       *bool
 	saslMech    *string
 	saslUser    *string
 	saslPass    *string
+	saslPassF   *string
 }
 
 // RegisterFlags declares the --kafka.* flags on fs.
@@ -49,9 +53,13 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 		compression: fs.String("kafka.compression", d.Compression, "compression of produced batches: zstd, lz4, snappy, gzip or none"),
 		tlsOn:       fs.Bool("kafka.tls", false, "connect to the brokers over TLS"),
 		caFile:      fs.String("kafka.tls.ca-file", "", "PEM file of certificate authorities for --kafka.tls; empty uses the system's"),
+		certFile:    fs.String("kafka.tls.cert-file", "", "PEM client certificate for brokers that require one (ssl.client.auth=required)"),
+		keyFile:     fs.String("kafka.tls.key-file", "", "PEM private key of --kafka.tls.cert-file"),
+		serverName:  fs.String("kafka.tls.server-name", "", "name verified in the brokers' certificates; empty uses each broker's host"),
 		saslMech:    fs.String("kafka.sasl.mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty disables SASL"),
 		saslUser:    fs.String("kafka.sasl.user", "", "SASL user"),
-		saslPass:    fs.String("kafka.sasl.password", "", "SASL password (prefer the environment variable)"),
+		saslPass:    fs.String("kafka.sasl.password", "", "SASL password (prefer the environment variable or --kafka.sasl.password-file)"),
+		saslPassF:   fs.String("kafka.sasl.password-file", "", "file holding the SASL password (a trailing newline is ignored); used when --kafka.sasl.password is empty"),
 	}
 	fs.Var(&f.brokers, "kafka.brokers", "Kafka bootstrap brokers, host:port, comma-separated; set to use Kafka instead of the embedded queue")
 	return f
@@ -117,20 +125,23 @@ func (f *Flags) Options(clientID string) (Options, error) {
 	o.ClientID = clientID
 	o.Compression = *f.compression
 	o.SASL = SASL{Mechanism: *f.saslMech, User: *f.saslUser, Password: *f.saslPass}
-	if *f.tlsOn {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if *f.caFile != "" {
-			pem, err := os.ReadFile(*f.caFile)
-			if err != nil {
-				return o, fmt.Errorf("--kafka.tls.ca-file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return o, fmt.Errorf("--kafka.tls.ca-file %s: no PEM certificates in it", *f.caFile)
-			}
-			tc.RootCAs = pool
+	if o.SASL.Password == "" && *f.saslPassF != "" {
+		b, err := os.ReadFile(*f.saslPassF)
+		if err != nil {
+			return o, fmt.Errorf("--kafka.sasl.password-file: %w", err)
+		}
+		o.SASL.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	tf := tlsconfig.ClientFiles{CAFile: *f.caFile, CertFile: *f.certFile, KeyFile: *f.keyFile, ServerName: *f.serverName}
+	switch {
+	case *f.tlsOn:
+		tc, err := tf.Config()
+		if err != nil {
+			return o, fmt.Errorf("--kafka.tls: %w", err)
 		}
 		o.TLS = tc
+	case tf.Enabled():
+		return o, errors.New("--kafka.tls.* files are set but --kafka.tls is false; set --kafka.tls to connect over TLS")
 	}
 	if err := o.Validate(); err != nil {
 		return o, fmt.Errorf("kafka settings: %w", err)
