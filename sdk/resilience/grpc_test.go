@@ -53,7 +53,10 @@ func TestGRPCInterceptors(t *testing.T) {
 	go srv.Serve(lis)
 	defer srv.Stop()
 
-	w, _ := NewRetryWindow(RetryWindowConfig{Name: "w"})
+	// A stopped clock: a detection period ending mid-test would recompute
+	// the budget from this test's failures and deny a retry it counts on.
+	t0 := time.Now()
+	w, _ := NewRetryWindow(RetryWindowConfig{Name: "w", Now: func() time.Time { return t0 }})
 	w.f = 10
 	p := Policy{Retry: &Retry{Window: w, MaxAttempts: 3, Sleep: noSleep}}
 	conn, err := grpc.NewClient("passthrough:///buf",

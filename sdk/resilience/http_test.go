@@ -29,7 +29,10 @@ func TestTransportRetries(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer srv.Close()
-	w, _ := NewRetryWindow(RetryWindowConfig{Name: "w"})
+	// A stopped clock: a detection period ending mid-test would recompute
+	// the budget from this test's failures and deny a retry it counts on.
+	t0 := time.Now()
+	w, _ := NewRetryWindow(RetryWindowConfig{Name: "w", Now: func() time.Time { return t0 }})
 	w.f = 10 // a healthy peer's budget
 	br, _ := NewBreaker(BreakerConfig{Name: "b", ConsecutiveFailures: 5})
 	to, _ := NewDynamicTimeout(TimeoutConfig{Initial: 2 * time.Second, Name: "t"})
