@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/httpserver"
+	"github.com/vigilhq/vigil/internal/querylimit"
 )
 
 // daemon collects what every Vigil process has: a metrics registry, a
@@ -25,6 +26,8 @@ type daemon struct {
 	ready  httpserver.Readiness
 	runs   []func(context.Context) error
 	closes []func() error
+	// limiter admits the queries of every query port (limitQueries).
+	limiter *querylimit.Limiter
 }
 
 // parse parses a command's flags and returns its daemon.
@@ -80,9 +83,9 @@ func clientID(role string) string {
 	return "vigil-" + role + "-" + host
 }
 
-// listen binds addr now and serves mux while the daemon runs.
-func (d *daemon) listen(name, addr string, mux *http.ServeMux) (*httpserver.Server, error) {
-	s, err := httpserver.Listen(name, addr, mux, d.logger)
+// listen binds addr now and serves h while the daemon runs.
+func (d *daemon) listen(name, addr string, h http.Handler) (*httpserver.Server, error) {
+	s, err := httpserver.Listen(name, addr, h, d.logger)
 	if err != nil {
 		return nil, err
 	}
