@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -42,11 +43,13 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-// DefaultOptions are limits that keep a 2-core machine responsive under a
-// storm of heavy queries.
+// DefaultOptions are limits that keep ingestion going under a storm of
+// heavy queries: one heavy LogQL query keeps a core busy, so half the cores
+// (at least one) run queries and the rest are left to ingestion
+// (docs/BENCHMARKS.md, "Query storm").
 func DefaultOptions() Options {
 	return Options{
-		MaxConcurrent:   4,
+		MaxConcurrent:   max(1, runtime.NumCPU()/2),
 		MaxQueued:       16,
 		QueueTimeout:    5 * time.Second,
 		MaxBytesScanned: 1 << 30,
