@@ -24,7 +24,7 @@ func addQueryLimitFlags(fs *flag.FlagSet) *queryLimitFlags {
 		maxConcurrent:   fs.Int("query.max-concurrent", d.MaxConcurrent, "heavy queries (LogQL, trace searches, PromQL, profile merges, dump searches; see docs/security.md) that run at once, by default half the cores; 0 runs all at once"),
 		maxQueued:       fs.Int("query.max-queued", d.MaxQueued, "heavy queries that wait for a slot past --query.max-concurrent; more are answered 429 with Retry-After"),
 		queueTimeout:    fs.Duration("query.queue-timeout", d.QueueTimeout, "longest a heavy query waits for a slot; then it is answered 429 with Retry-After"),
-		maxBytesScanned: fs.Int64("query.max-bytes-scanned", d.MaxBytesScanned, "bytes one query may read from the stores (log blocks, span blocks, Elasticsearch responses); past it the query stops with 422; 0 is unlimited"),
+		maxBytesScanned: fs.Int64("query.max-bytes-scanned", d.MaxBytesScanned, "bytes one query may read from the stores (log blocks, span blocks, profile samples, Elasticsearch responses); past it the query stops with 422; 0 is unlimited"),
 		maxRange:        config.Duration(d.MaxRange),
 	}
 	fs.Var(&f.maxRange, "query.max-range", "longest time range of one query (31d, 12h); a longer one is answered 400; 0 is unlimited")
