@@ -42,7 +42,20 @@ type Engine struct {
 
 // NewEngine returns an engine over s.
 func NewEngine(s storage.LogReader) *Engine {
-	return &Engine{store: s, maxSeries: 10000, maxSamples: 50_000_000}
+	return &Engine{store: s, maxSeries: defaultMaxSeries, maxSamples: 50_000_000}
+}
+
+// defaultMaxSeries is Loki's default max_query_series.
+const defaultMaxSeries = 10000
+
+// newEngineWithMaxSeries is NewEngine bounded to maxSeries series per
+// query (0: the default).
+func newEngineWithMaxSeries(s storage.LogReader, maxSeries int) *Engine {
+	e := NewEngine(s)
+	if maxSeries > 0 {
+		e.maxSeries = maxSeries
+	}
+	return e
 }
 
 // SelectLogs returns up to limit lines matching expr in [start, end),

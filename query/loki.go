@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/querylimit"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/httpserver"
@@ -20,6 +22,9 @@ import (
 type Options struct {
 	// MaxEntries is the largest limit a log query may ask for.
 	MaxEntries int
+	// MaxSeries bounds the series of one metric or volume query (Loki's
+	// max_query_series); 0 keeps the engine's default.
+	MaxSeries int
 	// Timeout bounds one query.
 	Timeout time.Duration
 	// Version is reported by /loki/api/v1/status/buildinfo.
@@ -34,7 +39,7 @@ type Options struct {
 
 // DefaultOptions returns Loki's defaults.
 func DefaultOptions() Options {
-	return Options{MaxEntries: 5000, Timeout: 2 * time.Minute, Version: "dev", Logger: slog.Default()}
+	return Options{MaxEntries: 5000, MaxSeries: defaultMaxSeries, Timeout: 2 * time.Minute, Version: "dev", Logger: slog.Default()}
 }
 
 // API serves Grafana Loki's HTTP API over a storage.LogReader.
@@ -57,7 +62,7 @@ func NewAPI(opts Options, s storage.LogReader) *API {
 	a := &API{
 		opts:   opts,
 		store:  conventions{s},
-		engine: NewEngine(conventions{s}),
+		engine: newEngineWithMaxSeries(conventions{s}, opts.MaxSeries),
 		metrics: httpserver.NewRequestMetrics(httpserver.RequestMetricsOpts{
 			Subsystem: "query", Label: "endpoint",
 			Help:         "Query API requests by endpoint and status code.",
@@ -115,7 +120,10 @@ func (a *API) instrument(name string, h func(w http.ResponseWriter, r *http.Requ
 		} else if err := h(w, r); err != nil {
 			var pe *paramError
 			var qe *logql.ParseError
+			limit, limited := querylimit.StatusOf(err)
 			switch {
+			case limited:
+				code = limit
 			case errors.As(err, &pe), errors.As(err, &qe):
 				code = http.StatusBadRequest
 			case errors.Is(err, context.DeadlineExceeded):

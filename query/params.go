@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/querylimit"
+
 	"github.com/prometheus/common/model"
 )
 
@@ -78,6 +80,9 @@ func timeRange(r *http.Request, now int64) (start, end int64, err error) {
 	}
 	if end < start {
 		return 0, 0, badParam("end (%d) is before start (%d)", end, start)
+	}
+	if err := querylimit.CheckRange(r.Context(), time.Unix(0, start), time.Unix(0, end)); err != nil {
+		return 0, 0, err
 	}
 	return start, end, nil
 }

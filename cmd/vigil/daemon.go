@@ -14,9 +14,9 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/httpserver"
-	"github.com/vigilhq/vigil/ui"
-
+	"github.com/vigilhq/vigil/internal/querylimit"
 	"github.com/vigilhq/vigil/internal/tlsconfig"
+	"github.com/vigilhq/vigil/ui"
 )
 
 // daemon collects what every Vigil process has: a metrics registry, a
@@ -29,6 +29,8 @@ type daemon struct {
 	tls    *tlsconfig.Server // nil: listeners serve plain HTTP
 	runs   []func(context.Context) error
 	closes []func() error
+	// limiter admits the queries of every query port (limitQueries).
+	limiter *querylimit.Limiter
 }
 
 // parse parses a command's flags and returns its daemon.
@@ -88,9 +90,9 @@ func clientID(role string) string {
 	return "vigil-" + role + "-" + host
 }
 
-// listen binds addr now and serves mux while the daemon runs.
-func (d *daemon) listen(name, addr string, mux *http.ServeMux) (*httpserver.Server, error) {
-	s, err := httpserver.ListenTLS(name, addr, mux, d.tls.HTTPConfig(), d.logger)
+// listen binds addr now and serves h while the daemon runs.
+func (d *daemon) listen(name, addr string, h http.Handler) (*httpserver.Server, error) {
+	s, err := httpserver.ListenTLS(name, addr, h, d.tls.HTTPConfig(), d.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ type federationFlags struct {
 	reload       *time.Duration
 	lookback     *time.Duration
 	queryTimeout *time.Duration
+	maxSamples   *int
 }
 
 func addFederationFlags(fs *flag.FlagSet) *federationFlags {
@@ -43,6 +44,7 @@ func addFederationFlags(fs *flag.FlagSet) *federationFlags {
 		reload:       fs.Duration("federation.config-check-interval", d.ReloadInterval, "how often --federation.config and its rule files are checked for changes, applied when they changed (SIGHUP reloads at once); 0 only on SIGHUP"),
 		lookback:     fs.Duration("federation.lookback-delta", d.LookbackDelta, "how far back PromQL and /federate look for a series' latest sample"),
 		queryTimeout: fs.Duration("federation.query-timeout", d.QueryTimeout, "longest a PromQL query may run"),
+		maxSamples:   fs.Int("federation.query-max-samples", d.MaxSamples, "most samples one PromQL query may hold in memory at once; past it the query is answered 422"),
 		golden:       fs.Bool("federation.golden-rules", true, "generate the golden-signal recording rules and SLO burn-rate alerts (as `vigil rules` does) under --data-dir/metrics-rules and evaluate them besides --federation.config's rule_files"),
 		conventions:  fs.String("federation.golden-conventions", "", "YAML file of the golden rules' naming conventions, labels and SLO objectives (as `vigil rules --conventions`); empty covers the SDK's metrics and the span metrics"),
 		retention:    config.Duration(d.Retention),
@@ -71,7 +73,7 @@ func (f *federationFlags) options(dataDir string) federation.Options {
 	o := federation.DefaultOptions()
 	o.ConfigFile, o.Dir = *f.config, filepath.Join(dataDir, "metrics")
 	o.Retention, o.ReloadInterval = time.Duration(f.retention), *f.reload
-	o.LookbackDelta, o.QueryTimeout = *f.lookback, *f.queryTimeout
+	o.LookbackDelta, o.QueryTimeout, o.MaxSamples = *f.lookback, *f.queryTimeout, *f.maxSamples
 	o.Version = version
 	host := *f.listen
 	if strings.HasPrefix(host, ":") {
@@ -84,7 +86,7 @@ func (f *federationFlags) options(dataDir string) federation.Options {
 func runFederation(ctx context.Context, args []string) (err error) {
 	fs := config.NewFlagSet("federation", federationSummary+
 		"\nThe TSDB lives under --data-dir/metrics. --federation.config takes Prometheus' own syntax.")
-	common, ff := addCommonFlags(fs), addFederationFlags(fs)
+	common, ff, limits := addCommonFlags(fs), addFederationFlags(fs), addQueryLimitFlags(fs)
 	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
@@ -93,16 +95,17 @@ func runFederation(ctx context.Context, args []string) (err error) {
 	if *ff.listen == "" {
 		return errors.New("--federation.listen is empty: the federation role needs its HTTP port")
 	}
-	if _, err := d.startFederation(ff, *common.dataDir); err != nil {
+	if _, err := d.startFederation(ff, *common.dataDir, limits); err != nil {
 		return err
 	}
 	return d.runUntil(ctx, "federation")
 }
 
 // startFederation opens the federation's TSDB and configuration, binds its
-// port and runs it with the daemon; it returns nil when --federation.listen
-// is empty. SIGHUP reloads its configuration.
-func (d *daemon) startFederation(f *federationFlags, dataDir string) (*federation.Federation, error) {
+// port, its queries bounded by limits, and runs it with the daemon; it
+// returns nil when --federation.listen is empty. SIGHUP reloads its
+// configuration.
+func (d *daemon) startFederation(f *federationFlags, dataDir string, limits *queryLimitFlags) (*federation.Federation, error) {
 	if *f.listen == "" {
 		return nil, nil
 	}
@@ -123,7 +126,7 @@ func (d *daemon) startFederation(f *federationFlags, dataDir string) (*federatio
 	d.onClose(fed.Close)
 	mux := d.mux()
 	fed.RegisterHTTP(mux)
-	if _, err := d.listen("federation", *f.listen, mux); err != nil {
+	if _, err := d.listen("federation", *f.listen, d.limitQueries(limits, mux)); err != nil {
 		return nil, err
 	}
 	d.add(fed.Run)

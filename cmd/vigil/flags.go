@@ -206,7 +206,9 @@ func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 type queryFlags struct {
 	listen     *string
 	maxEntries *int
+	maxSeries  *int
 	timeout    *time.Duration
+	limits     *queryLimitFlags
 }
 
 func addQueryFlags(fs *flag.FlagSet) *queryFlags {
@@ -214,13 +216,15 @@ func addQueryFlags(fs *flag.FlagSet) *queryFlags {
 	return &queryFlags{
 		listen:     fs.String("query.listen", config.DefaultQueryAddr, "address of the query APIs (Loki) and the daemon's /metrics"),
 		maxEntries: fs.Int("query.max-entries", d.MaxEntries, "largest limit of a log query"),
+		maxSeries:  fs.Int("query.max-series", d.MaxSeries, "most series one LogQL metric query or volume query may return; past it the query is answered 400"),
 		timeout:    fs.Duration("query.timeout", d.Timeout, "longest time one query may run"),
+		limits:     addQueryLimitFlags(fs),
 	}
 }
 
 func (f *queryFlags) options() query.Options {
 	o := query.DefaultOptions()
-	o.MaxEntries = *f.maxEntries
+	o.MaxEntries, o.MaxSeries = *f.maxEntries, *f.maxSeries
 	o.Timeout = *f.timeout
 	o.Version = version
 	return o

@@ -83,7 +83,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 		}
 	}
 	// The federation first: the collector hands it the OTLP metrics.
-	fed, err := d.startFederation(ff, b.dataDir)
+	fed, err := d.startFederation(ff, b.dataDir, qyf.limits)
 	if err != nil {
 		return err
 	}
@@ -97,14 +97,14 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	if err := d.startCollector(cf, b.dataDir, queues.Queues, metrics); err != nil {
 		return err
 	}
-	if err := d.startProfiler(pf, queues.Profiles, pmux); err != nil {
+	if err := d.startProfiler(pf, queues.Profiles, pmux, qyf.limits); err != nil {
 		return err
 	}
 	if fed != nil {
 		fed.RegisterHTTP(qmux) // the Prometheus API on the query port too
 		d.metricsFromSpans(fed, b.spanMetrics, qmux)
 	}
-	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
+	if _, err := d.listen("query", *qyf.listen, d.limitQueries(qyf.limits, qmux)); err != nil {
 		return err
 	}
 	scheme, dsn := "http", cf.dumpsDSN()
@@ -149,7 +149,7 @@ func runProfiler(ctx context.Context, args []string) (err error) {
 		"on the same --data-dir. With --es.urls, its port also serves the profiles' query API\n"+
 		"(Pyroscope's querier, the pprof API and web UI) over Elasticsearch.")
 	common, pf, qf, kf := addCommonFlags(fs), addProfilerFlags(fs), addQueueFlags(fs), kafka.RegisterFlags(fs)
-	ef := addESFlags(fs)
+	ef, limits := addESFlags(fs), addQueryLimitFlags(fs)
 	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
@@ -172,7 +172,7 @@ func runProfiler(ctx context.Context, args []string) (err error) {
 			}
 		}
 	}
-	if err := d.startProfiler(pf, queues.Profiles, pmux); err != nil {
+	if err := d.startProfiler(pf, queues.Profiles, pmux, limits); err != nil {
 		return err
 	}
 	return d.runUntil(ctx, "profiler")
@@ -227,7 +227,7 @@ func runIngester(ctx context.Context, args []string) (err error) {
 		}
 	}
 	if qmux != nil {
-		if _, err := d.listen("query", *inf.queryListen, qmux); err != nil {
+		if _, err := d.listen("query", *inf.queryListen, d.limitQueries(qyf.limits, qmux)); err != nil {
 			return err
 		}
 	}
@@ -258,7 +258,7 @@ func runQuery(ctx context.Context, args []string) (err error) {
 			return err
 		}
 	}
-	if _, err := d.listen("query", *qyf.listen, mux); err != nil {
+	if _, err := d.listen("query", *qyf.listen, d.limitQueries(qyf.limits, mux)); err != nil {
 		return err
 	}
 	return d.runUntil(ctx, "query")
@@ -328,8 +328,9 @@ func (d *daemon) startCollector(f *collectorFlags, dataDir string, queues collec
 
 // startProfiler builds the profiler publishing to q, binds its HTTP
 // listener (unless --profiler.listen is empty) on mux, or a mux of its own
-// when mux is nil, and runs its scrapes with the daemon.
-func (d *daemon) startProfiler(f *profilerFlags, q queue.Producer, mux *http.ServeMux) error {
+// when mux is nil, with the profiles' queries on it bounded by limits, and
+// runs its scrapes with the daemon.
+func (d *daemon) startProfiler(f *profilerFlags, q queue.Producer, mux *http.ServeMux, limits *queryLimitFlags) error {
 	o, err := f.options()
 	if err != nil {
 		return err
@@ -341,7 +342,7 @@ func (d *daemon) startProfiler(f *profilerFlags, q queue.Producer, mux *http.Ser
 			mux = d.mux()
 		}
 		p.RegisterHTTP(mux)
-		if _, err := d.listen("profiler", *f.listen, mux); err != nil {
+		if _, err := d.listen("profiler", *f.listen, d.limitQueries(limits, mux)); err != nil {
 			return err
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/querylimit"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/httpserver"
@@ -139,6 +141,9 @@ func notFound(format string, args ...any) error {
 // an unknown issue or event, 504 for a timeout, 500 otherwise.
 func statusOf(err error) int {
 	var ae *apiError
+	if code, ok := querylimit.StatusOf(err); ok {
+		return code
+	}
 	switch {
 	case errors.As(err, &ae):
 		return ae.code

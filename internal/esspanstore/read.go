@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/querylimit"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -40,6 +41,10 @@ func (s *Store) search(ctx context.Context, index string, body obj) (*searchResp
 	}
 	if status != http.StatusOK {
 		return nil, fmt.Errorf("cannot search %s: status %d: %s", index, status, es.ErrorReason(resp))
+	}
+	// The response is what the query holds in memory.
+	if err := querylimit.BudgetOf(ctx).Charge(len(resp)); err != nil {
+		return nil, err
 	}
 	var r searchResponse
 	if err := json.Unmarshal(resp, &r); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/es"
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/querylimit"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -358,7 +359,8 @@ func (s *Store) search(ctx context.Context, op, path string, body []byte) ([]byt
 			}
 			last = err
 		case status == http.StatusOK:
-			return resp, nil
+			// The response is what the query holds in memory.
+			return resp, querylimit.BudgetOf(ctx).Charge(len(resp))
 		case status == http.StatusTooManyRequests || status >= 500:
 			last = fmt.Errorf("status %d: %s", status, es.ErrorReason(resp))
 		default:

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/querylimit"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -62,6 +63,9 @@ type query struct {
 	srcs   []*source
 	parts  []*partition
 	pf     *prefetcher
+	// budget is charged the bytes of every block and head row the query
+	// reads (--query.max-bytes-scanned).
+	budget querylimit.Budget
 
 	scanned, pruned atomic.Int64
 }
@@ -69,7 +73,7 @@ type query struct {
 // newQuery takes a snapshot of the blocks and head streams that may hold
 // matching rows.
 func (s *Store) newQuery(ctx context.Context, p storage.SelectParams) (*query, error) {
-	q := &query{s: s, ctx: ctx, p: p, filter: newLineFilter(p.Contains, p.ContainsFold, p.ContainsAny)}
+	q := &query{s: s, ctx: ctx, p: p, filter: newLineFilter(p.Contains, p.ContainsFold, p.ContainsAny), budget: querylimit.BudgetOf(ctx)}
 	q.tri = needleTrigrams(q.filter.contains, q.filter.fold)
 	for _, g := range q.filter.any {
 		alts := make([][]uint32, len(g))
@@ -225,10 +229,13 @@ func (q *query) open(i int) (*cursor, error) {
 // prefetcher goroutine, so it only touches src and its own filter.
 func (q *query) load(src *source, f *lineFilter) (*cursor, error) {
 	if src.mem != nil {
-		return q.loadMem(src, f), nil
+		return q.loadMem(src, f)
 	}
 	p, m := src.part, src.meta
 	if len(q.tri) > 0 || len(q.triAny) > 0 {
+		if err := q.budget.Charge(int(m.bloomLen)); err != nil {
+			return nil, err
+		}
 		buf := getBuffer(int(m.bloomLen))
 		bloom, err := p.readBlock(m, true, buf)
 		if err != nil {
@@ -245,6 +252,9 @@ func (q *query) load(src *source, f *lineFilter) (*cursor, error) {
 		}
 	}
 	q.scanned.Add(1)
+	if err := q.budget.Charge(int(m.colsLen)); err != nil {
+		return nil, err
+	}
 	raw, err := p.readBlock(m, false, getBuffer(int(m.colsLen)))
 	if err != nil {
 		return nil, q.blockError(p, m, err)
@@ -299,28 +309,42 @@ func (q *query) blockError(p *partition, m *blockMeta, err error) error {
 	return nil
 }
 
-func (q *query) loadMem(src *source, f *lineFilter) *cursor {
+func (q *query) loadMem(src *source, f *lineFilter) (*cursor, error) {
 	rs := src.mem.rows
 	var order []int32
 	if src.mem.sorted {
 		lo := sort.Search(len(rs), func(i int) bool { return rs[i].ts >= q.p.Start })
 		hi := sort.Search(len(rs), func(i int) bool { return rs[i].ts >= q.p.End })
 		order = make([]int32, 0, max(hi-lo, 0))
+		n := 0
+		for i := lo; i < hi; i++ {
+			n += len(rs[i].msg)
+		}
+		if err := q.budget.Charge(n); err != nil {
+			return nil, err
+		}
 		for i := lo; i < hi; i++ {
 			if f.empty() || f.match(rs[i].msg) {
 				order = append(order, int32(i))
 			}
 		}
 	} else {
+		n := 0
+		for i := range rs {
+			n += len(rs[i].msg)
+		}
+		if err := q.budget.Charge(n); err != nil {
+			return nil, err
+		}
 		order = sortedOrder(rs)
 		order = slices.DeleteFunc(order, func(i int32) bool {
 			return rs[i].ts < q.p.Start || rs[i].ts >= q.p.End || !(f.empty() || f.match(rs[i].msg))
 		})
 	}
 	if len(order) == 0 {
-		return nil
+		return nil, nil
 	}
-	return &cursor{src: src, rows: order, mem: rs, backward: q.p.Backward, k: q.start(len(order))}
+	return &cursor{src: src, rows: order, mem: rs, backward: q.p.Backward, k: q.start(len(order))}, nil
 }
 
 func (q *query) start(n int) int {

@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/querylimit"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -268,5 +270,27 @@ func TestEqualTimestamps(t *testing.T) {
 		if again := ids(selectAll(t, s, all)); !slices.Equal(again, fwd) {
 			t.Fatal("order of equal timestamps changed between queries")
 		}
+	}
+}
+
+func TestSelectStopsAtTheBytesBudget(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	for _, recs := range slices.Collect(slices.Chunk(genRecords(4, 5000, day0, 1e6), 500)) {
+		write(t, s, recs)
+	}
+	f := func(budget int64) (int64, error) {
+		t.Helper()
+		ctx := querylimit.New(querylimit.Options{MaxBytesScanned: budget}).WithLimits(context.Background())
+		err := s.Select(ctx, storage.SelectParams{Start: all.Start, End: all.End, Contains: []string{"e"}}, func(*storage.Row) bool { return true })
+		return querylimit.BudgetOf(ctx).Scanned(), err
+	}
+	scanned, err := f(1 << 40)
+	if err != nil || scanned == 0 {
+		t.Fatalf("within the budget: got %v after %d bytes, want every row and the bytes counted", err, scanned)
+	}
+	_, err = f(scanned / 4)
+	var ee *querylimit.ExceededError
+	if !errors.As(err, &ee) || ee.Reason != querylimit.ReasonBytesScanned {
+		t.Fatalf("a quarter of the bytes it needs: got %v, want the bytes-scanned budget exceeded", err)
 	}
 }

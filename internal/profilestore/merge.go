@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/vigilhq/vigil/internal/querylimit"
+
 	"github.com/google/pprof/profile"
 
 	"github.com/vigilhq/vigil/internal/model"
@@ -31,7 +33,7 @@ func (s *Store) Merge(ctx context.Context, q storage.MergeQuery) (*profile.Profi
 	}
 	b := newBuilder()
 	b.samples = map[string]*profile.Sample{}
-	mg := &merger{keepLabels: q.KeepSampleLabels}
+	mg := &merger{ctx: ctx, budget: querylimit.BudgetOf(ctx), keepLabels: q.KeepSampleLabels}
 	for _, p := range parts {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -44,6 +46,10 @@ func (s *Store) Merge(ctx context.Context, q storage.MergeQuery) (*profile.Profi
 }
 
 type merger struct {
+	// ctx is the query's: a merge of many profiles stops when it ends.
+	// budget is charged the decoded samples of every profile read.
+	ctx        context.Context
+	budget     querylimit.Budget
 	keepLabels bool
 	sig        string
 	first      *profMeta
@@ -99,9 +105,15 @@ func (mg *merger) mergePartition(p *partition, q *storage.MergeQuery, ids map[mo
 	var acc []accEntry
 	var vals []int64
 	for _, m := range metas {
+		if err := mg.ctx.Err(); err != nil {
+			return err
+		}
 		var err error
 		mg.raw, mg.dec, err = p.readSamples(m, mg.raw, mg.dec)
 		if err != nil {
+			return err
+		}
+		if err := mg.budget.Charge(len(mg.dec)); err != nil {
 			return err
 		}
 		it := newSampleIter(mg.dec, m)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/querylimit"
 )
 
 // A partition holds the spans that start on one UTC day: one append-only
@@ -293,8 +294,8 @@ func forEachTag(s *model.Span, buf []byte, f func(term []byte)) {
 }
 
 // readSpans reads the spans at the given metas, reading and decompressing
-// each block once.
-func (p *partition) readSpans(ms []spanMeta, out []model.Span) ([]model.Span, error) {
+// each block once, and charges the decompressed bytes to budget.
+func (p *partition) readSpans(budget querylimit.Budget, ms []spanMeta, out []model.Span) ([]model.Span, error) {
 	slices.SortFunc(ms, func(a, b spanMeta) int {
 		return cmp.Or(cmp.Compare(a.loc.off, b.loc.off), cmp.Compare(a.loc.pos, b.loc.pos))
 	})
@@ -311,6 +312,9 @@ func (p *partition) readSpans(ms []spanMeta, out []model.Span) ([]model.Span, er
 			var err error
 			if raw, err = blockData(rec); err != nil {
 				return out, fmt.Errorf("span block at %s:%d: %w", p.dir, m.loc.off, err)
+			}
+			if err := budget.Charge(len(rec) + len(raw)); err != nil {
+				return out, err
 			}
 		}
 		s, _, err := spanAt(raw, m.loc.pos)

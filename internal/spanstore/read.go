@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/querylimit"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -47,6 +48,7 @@ func (s *Store) GetTrace(ctx context.Context, id model.TraceID) ([]model.Span, e
 func getTrace(ctx context.Context, parts []*partition, id model.TraceID) ([]model.Span, error) {
 	var out []model.Span
 	var ms []spanMeta
+	budget := querylimit.BudgetOf(ctx)
 	for _, p := range parts {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -55,7 +57,7 @@ func getTrace(ctx context.Context, parts []*partition, id model.TraceID) ([]mode
 		if ms, err = p.traceMetas(id, ms[:0]); err != nil {
 			return nil, err
 		}
-		if out, err = p.readSpans(ms, out); err != nil {
+		if out, err = p.readSpans(budget, ms, out); err != nil {
 			return nil, err
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/querylimit"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/httpserver"
@@ -154,6 +156,9 @@ func writeJSON(w http.ResponseWriter, code int, v response) {
 func statusOf(err error) int {
 	var pe *paramError
 	var nf *notFoundError
+	if code, ok := querylimit.StatusOf(err); ok {
+		return code
+	}
 	switch {
 	case errors.As(err, &pe):
 		return http.StatusBadRequest

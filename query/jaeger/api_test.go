@@ -78,6 +78,12 @@ func fixture() []model.Span {
 
 func newServer(t *testing.T) (*httptest.Server, *prometheus.Registry) {
 	t.Helper()
+	return newServerBehind(t, func(h http.Handler) http.Handler { return h })
+}
+
+// newServerBehind serves the fixture's APIs behind wrap.
+func newServerBehind(t *testing.T, wrap func(http.Handler) http.Handler) (*httptest.Server, *prometheus.Registry) {
+	t.Helper()
 	st, err := spanstore.Open(spanstore.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +100,7 @@ func newServer(t *testing.T) (*httptest.Server, *prometheus.Registry) {
 	mux := http.NewServeMux()
 	api.RegisterHTTP(mux)
 	api.RegisterV3(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(wrap(mux))
 	t.Cleanup(srv.Close)
 	return srv, reg
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/querylimit"
+
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
 )
@@ -97,6 +99,9 @@ func (a *API) parseTraceQuery(r *http.Request) (storage.TraceQuery, error) {
 	}
 	if start > end {
 		return q, badParam("start", "%d is after end %d", start/1000, end/1000)
+	}
+	if err := querylimit.CheckRange(r.Context(), time.Unix(0, start), time.Unix(0, end)); err != nil {
+		return q, err
 	}
 	q.StartMin, q.StartMax = start, end
 	for _, p := range []struct {

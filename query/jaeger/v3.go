@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/querylimit"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -112,6 +114,9 @@ func (a *API) v3FindTraces(w http.ResponseWriter, r *http.Request) error {
 			return badParam(p.name, "cannot parse %q as RFC 3339", v)
 		}
 		*p.dst = t.UnixNano()
+	}
+	if err := querylimit.CheckRange(r.Context(), time.Unix(0, q.StartMin), time.Unix(0, q.StartMax)); err != nil {
+		return err
 	}
 	for _, p := range []struct {
 		name string

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/querylimit"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -107,7 +109,10 @@ func (a *API) instrument(name string, h func(w http.ResponseWriter, r *http.Requ
 		code := http.StatusOK
 		if err := h(w, r.WithContext(ctx)); err != nil {
 			var pe *paramError
+			limit, limited := querylimit.StatusOf(err)
 			switch {
+			case limited:
+				code = limit
 			case errors.As(err, &pe):
 				code = http.StatusBadRequest
 				a.badParams.WithLabelValues(pe.param).Inc()

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/querylimit"
+
 	"github.com/google/pprof/profile"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -233,6 +235,15 @@ func validSpanID(s string) bool {
 // profile, 500 otherwise; each counted.
 func (a *API) fail(w http.ResponseWriter, api string, err error) {
 	var br *badRequest
+	if code, ok := querylimit.StatusOf(err); ok {
+		a.failed.WithLabelValues(api).Inc()
+		typ := "bad_data"
+		if code == http.StatusUnprocessableEntity {
+			typ = "execution"
+		}
+		writeJSONError(w, code, typ, err.Error())
+		return
+	}
 	switch {
 	case errors.As(err, &br):
 		a.bad.WithLabelValues(api).Inc()
