@@ -63,8 +63,8 @@ func (l *Limiter) key(r *http.Request) string {
 // and Sentry's issue, event and stats lists. Everything else is cheap and
 // never waits behind them: the operational endpoints, ingestion (remote
 // write, OTLP, Pyroscope pushes), label names and values, service and
-// operation lists, build info, rules, alerts, targets, status pages, and
-// Loki's live tail (a long-lived stream bounded by its own limits).
+// operation lists, build info, rules, alerts, targets, status pages, the
+// web UI's page and assets, and Loki's live tail (a long-lived stream bounded by its own limits).
 // Unknown paths are heavy.
 func Heavy(r *http.Request) bool {
 	p := r.URL.Path
@@ -94,6 +94,7 @@ func Heavy(r *http.Request) bool {
 
 var cheapExact = map[string]struct{}{
 	"/metrics": {}, "/healthz": {}, "/readyz": {}, "/ingest": {},
+	"/":                   {}, // the web UI's page; its assets are under /ui/
 	"/loki/api/v1/labels": {}, "/loki/api/v1/status/buildinfo": {}, "/loki/api/v1/drilldown-limits": {},
 	"/loki/api/v1/tail": {}, "/loki/api/v1/push": {},
 	"/api/v1/labels": {}, "/api/v1/metadata": {}, "/api/v1/rules": {}, "/api/v1/alerts": {},
@@ -108,6 +109,7 @@ var cheapExact = map[string]struct{}{
 var cheapPrefixes = []string{
 	"/debug/pprof/", "/loki/api/v1/label/", "/api/v1/label/", "/api/v1/status/", "/api/v1/otlp/",
 	"/vigil/api/v1/profiles/label/", "/push.v1.PusherService/", "/v1/",
+	"/ui/",
 }
 
 // WriteError answers err with status in the error shape of the API r asks:

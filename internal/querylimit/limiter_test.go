@@ -79,10 +79,12 @@ func TestHandlerRefusesPastTheQueue(t *testing.T) {
 	}
 
 	// A cheap request does not wait behind the heavy ones.
-	cheap := get("/loki/api/v1/labels")
-	cheap.Body.Close()
-	if cheap.StatusCode != http.StatusOK {
-		t.Errorf("labels while the queue is full: got status %d, want 200", cheap.StatusCode)
+	for _, path := range []string{"/loki/api/v1/labels", "/", "/ui/app.js"} {
+		cheap := get(path)
+		cheap.Body.Close()
+		if cheap.StatusCode != http.StatusOK {
+			t.Errorf("%s while the queue is full: got status %d, want 200", path, cheap.StatusCode)
+		}
 	}
 
 	close(release)
