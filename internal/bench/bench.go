@@ -19,7 +19,7 @@ import (
 )
 
 // Summary is the one-line description of `vigil bench`.
-const Summary = "Measure Vigil on this machine: vigil bench logs, vigil bench distributed, vigil bench traces, vigil bench traces-distributed."
+const Summary = "Measure Vigil on this machine: vigil bench logs, vigil bench distributed, vigil bench traces, vigil bench traces-distributed, vigil bench metrics."
 
 // Run runs `vigil bench <what> [flags]`; args start with what. It starts
 // the daemons from the running executable, so it is called from the vigil
@@ -35,9 +35,11 @@ func Run(ctx context.Context, args []string) error {
 			return runTraces(ctx, args[1:])
 		case "traces-distributed":
 			return runTracesDistributed(ctx, args[1:])
+		case "metrics":
+			return runMetrics(ctx, args[1:])
 		}
 	}
-	return fmt.Errorf("usage: vigil bench logs|distributed|traces|traces-distributed [flags]; see vigil bench logs --help")
+	return fmt.Errorf("usage: vigil bench logs|distributed|traces|traces-distributed|metrics [flags]; see vigil bench logs --help")
 }
 
 // noTraceReceivers turns off the trace receivers and the dumps intake of a
