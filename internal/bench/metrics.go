@@ -35,7 +35,7 @@ func runMetrics(ctx context.Context, args []string) error {
 	servers := fs.String("bench.servers", "vigil,prometheus", "which servers run, in this order: vigil, prometheus or both")
 	fs.BoolVar(&o.together, "bench.together", false, "run the servers at the same time instead of one after the other: both then see the same load from the rest of the machine")
 	fs.BoolVar(&o.rules, "bench.rules", true, "load the golden-signal rules into both (Vigil generates them; Prometheus gets the files `vigil rules` writes)")
-	fs.BoolVar(&o.dashboard, "bench.dashboard", false, "after the ingestion figures, time the golden-signals dashboard's queries (needs the rules)")
+	fs.BoolVar(&o.dashboard, "bench.dashboard", false, "after the ingestion figures, time the golden-signals dashboard's queries (over the rules' recorded series, or with --bench.rules=false over the back-filled ones alone)")
 	fs.StringVar(&o.dashFile, "bench.dashboard-file", "deploy/grafana/dashboards/golden-signals.json", "the generated dashboard whose queries are timed")
 	fs.IntVar(&o.queryRuns, "bench.query-runs", 20, "runs of each dashboard query per time range")
 	fs.DurationVar(&o.history, "bench.backfill", 6*time.Hour, "history of the dashboard's recorded series remote-written before the first scrape; 0 writes none")
@@ -48,8 +48,8 @@ func runMetrics(ctx context.Context, args []string) error {
 	if o.shape.targets < 1 || o.shape.services < 1 || o.shape.dcs < 1 || o.shape.series < 1 {
 		return errors.New("--bench.targets, --bench.series-per-target, --bench.services and --bench.dcs must be positive")
 	}
-	if o.dashboard && !o.rules {
-		return errors.New("--bench.dashboard needs --bench.rules: the dashboard reads the recorded series")
+	if o.dashboard && !o.rules && o.history <= 0 {
+		return errors.New("--bench.dashboard needs --bench.rules or --bench.backfill: the dashboard reads the recorded series")
 	}
 	for _, s := range strings.Split(*servers, ",") {
 		if s != "vigil" && s != "prometheus" {
@@ -138,12 +138,22 @@ func (b *metricsBench) run(ctx context.Context) error {
 			return err
 		}
 	} else {
+		b.results = b.results[:0]
 		for i, s := range b.servers {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if b.results[i], err = b.runServer(ctx, s, filepath.Join(dir, s)); err != nil {
+			r, err := b.runServer(ctx, s, filepath.Join(dir, s))
+			if err != nil {
 				return err
+			}
+			b.results = append(b.results, r)
+			if i < len(b.servers)-1 {
+				// The figures so far, in case a later server fails.
+				out := b.out
+				b.out = os.Stderr
+				b.report()
+				b.out = out
 			}
 		}
 	}
@@ -178,7 +188,14 @@ func (b *metricsBench) runServer(ctx context.Context, which, dir string) (r *met
 	r = &metricsResult{name: srv.name}
 	r.load[0] = loadAvg()
 	if b.dashboard && b.history > 0 {
-		if r.backfilled, err = backfill(srv.addr, b.queries, b.shape, b.history); err != nil {
+		// Up to 6 minutes ago when the rules record the series from now on
+		// (the rules' lookback then sees none of it and records nothing
+		// older than a back-filled sample); up to now without the rules.
+		end := time.Now().Add(-6 * time.Minute)
+		if !b.rules {
+			end = time.Now()
+		}
+		if r.backfilled, err = backfill(srv.addr, b.queries, b.shape, end, b.history); err != nil {
 			return nil, fmt.Errorf("%s: %w", srv.name, err)
 		}
 	}
@@ -235,7 +252,7 @@ func (b *metricsBench) runServer(ctx context.Context, which, dir string) (r *met
 // dashboard reads, then times its queries over each range.
 func (b *metricsBench) measureDashboard(ctx context.Context, srv *metricsServer, r *metricsResult, start time.Time) error {
 	deadline := time.Now().Add(5 * time.Minute)
-	for {
+	for b.rules {
 		n, err := srv.instant(`count(grade:vigil_http_requests:rate5m) + count(service_grade_dc:process_cpu_utilisation:ratio_rate5m)`)
 		if err == nil && n > 0 {
 			break

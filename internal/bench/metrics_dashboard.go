@@ -269,10 +269,10 @@ func pcts(ds []time.Duration) [2]time.Duration {
 
 // backfill remote-writes the history of the recorded series the dashboard
 // reads, one sample a minute (the rules' evaluation interval) from
-// now-history to now-6m, oldest first: the dashboard then draws a full
-// range instead of the minutes the benchmark ran. It must run before the
-// first scrape, while nothing newer is in the head.
-func backfill(addr string, qs []dashQuery, shape metricsShape, history time.Duration) (int, error) {
+// end-history to end, oldest first: the dashboard then draws a full range
+// instead of the minutes the benchmark ran. It must run before the first
+// scrape, while nothing newer is in the head.
+func backfill(addr string, qs []dashQuery, shape metricsShape, end time.Time, history time.Duration) (int, error) {
 	var series [][]prompb.Label
 	seen := map[string]bool{}
 	for _, q := range qs {
@@ -300,7 +300,7 @@ func backfill(addr string, qs []dashQuery, shape metricsShape, history time.Dura
 			series = append(series, ls)
 		}
 	}
-	end := time.Now().Add(-6 * time.Minute).Truncate(time.Minute)
+	end = end.Truncate(time.Minute)
 	samples := 0
 	for from := end.Add(-history); !from.After(end); from = from.Add(30 * time.Minute) {
 		ts := make([]prompb.TimeSeries, len(series))

@@ -16,7 +16,7 @@ func (b *metricsBench) report() {
 		head += " " + r.name + " |"
 		sep += "---|"
 	}
-	both := len(b.results) == 2 && b.servers[0] != b.servers[1]
+	both := len(b.results) == 2 && b.results[0].name != b.results[1].name
 	if both {
 		head += " ratio " + b.results[0].name + " ÷ " + b.results[1].name + " |"
 		sep += "---|"
@@ -66,7 +66,9 @@ func (b *metricsBench) report() {
 		return
 	}
 	row("samples of recorded series back-filled by remote write", func(r *metricsResult) float64 { return float64(r.backfilled) }, num("%.0f"))
-	row("seconds until the golden rules had recorded every level", func(r *metricsResult) float64 { return r.rulesReadyAfter.Seconds() }, num("%.0f"))
+	if b.rules {
+		row("seconds until the golden rules had recorded every level", func(r *metricsResult) float64 { return r.rulesReadyAfter.Seconds() }, num("%.0f"))
+	}
 	for i, rng := range b.ranges {
 		step := grafanaStep(rng)
 		for j, q := range b.queries {

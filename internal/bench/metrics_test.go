@@ -194,7 +194,7 @@ func TestBackfill(t *testing.T) {
 	defer srv.Close()
 	shape := metricsShape{targets: 12, series: 100, services: 4, dcs: 3, interval: time.Second}
 	qs := []dashQuery{{expr: `grade:x:rate5m{grade=~".*"}`}, {expr: `service_grade_dc:x:rate5m{dc=~".*"}`}, {expr: "up"}}
-	n, err := backfill(strings.TrimPrefix(srv.URL, "http://"), qs, shape, time.Hour)
+	n, err := backfill(strings.TrimPrefix(srv.URL, "http://"), qs, shape, time.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
