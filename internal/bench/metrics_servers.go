@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -136,4 +137,5 @@ func (s *metricsServer) instant(q string) (float64, error) {
 	return strconv.ParseFloat(str, 64)
 }
 
-var errEmpty = fmt.Errorf("empty result")
+// errEmpty is returned by instant for a query whose result is empty.
+var errEmpty = errors.New("empty result")
