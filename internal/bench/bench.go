@@ -19,7 +19,7 @@ import (
 )
 
 // Summary is the one-line description of `vigil bench`.
-const Summary = "Measure Vigil on this machine: vigil bench logs, vigil bench distributed, vigil bench traces, vigil bench traces-distributed, vigil bench query-storm."
+const Summary = "Measure Vigil on this machine: vigil bench logs, vigil bench distributed, vigil bench traces, vigil bench traces-distributed, vigil bench metrics, vigil bench query-storm."
 
 // Run runs `vigil bench <what> [flags]`; args start with what. It starts
 // the daemons from the running executable, so it is called from the vigil
@@ -35,11 +35,13 @@ func Run(ctx context.Context, args []string) error {
 			return runTraces(ctx, args[1:])
 		case "traces-distributed":
 			return runTracesDistributed(ctx, args[1:])
+		case "metrics":
+			return runMetrics(ctx, args[1:])
 		case "query-storm":
 			return runQueryStorm(ctx, args[1:])
 		}
 	}
-	return fmt.Errorf("usage: vigil bench logs|distributed|traces|traces-distributed|query-storm [flags]; see vigil bench logs --help")
+	return fmt.Errorf("usage: vigil bench logs|distributed|traces|traces-distributed|metrics|query-storm [flags]; see vigil bench logs --help")
 }
 
 // noTraceReceivers turns off the trace receivers and the dumps intake of a
