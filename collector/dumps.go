@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
@@ -25,11 +26,20 @@ type DumpsOptions struct {
 	// "KEY/PROJECT" (that project only). With none, every request is
 	// refused.
 	Keys []string
+	// Authenticator, when set, judges the DSN keys instead of Keys: the
+	// tenants' sentry_keys of --auth.config.
+	Authenticator DSNAuthenticator
 	// Limits are Sentry's size limits; see sentry.DefaultLimits.
 	Limits sentry.Limits
 	// RetryAfter is how long a client is asked to wait when the queue is
 	// full (429, Retry-After and X-Sentry-Rate-Limits).
 	RetryAfter time.Duration
+}
+
+// DSNAuthenticator judges a DSN public key sent to a project; its refusals
+// are *auth.Error, answered with their status.
+type DSNAuthenticator interface {
+	AuthenticateDSN(key, project string) (auth.Identity, error)
 }
 
 // DefaultDumpsOptions returns Sentry's limits and no keys.
@@ -164,8 +174,20 @@ func validProject(p string) bool {
 	return err == nil
 }
 
-// authorize checks key against --dumps.keys for project.
+// authorize checks key against --dumps.keys, or the Authenticator, for
+// project.
 func (in *dumpsIntake) authorize(key, project string) *intakeError {
+	if a := in.opts.Authenticator; a != nil {
+		_, err := a.AuthenticateDSN(key, project)
+		var e *auth.Error
+		switch {
+		case errors.As(err, &e) && e.Status == http.StatusForbidden:
+			return refuse(http.StatusForbidden, "forbidden", "%s", e.Msg)
+		case err != nil:
+			return refuse(http.StatusUnauthorized, "unauthorized", "%v", err)
+		}
+		return nil
+	}
 	if len(in.keys) == 0 {
 		return refuse(http.StatusUnauthorized, "unauthorized", "this intake accepts no DSN key: start Vigil with --dumps.keys (all-in-one creates one on first start)")
 	}

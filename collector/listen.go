@@ -73,7 +73,7 @@ func (c *Collector) Listen() (err error) {
 		})
 	}
 	if c.dumps != nil && a.Dumps != "" {
-		if len(c.dumps.keys) == 0 {
+		if len(c.dumps.keys) == 0 && c.dumps.opts.Authenticator == nil {
 			c.logger.Warn("the dumps intake accepts no DSN key and refuses every event; set --dumps.keys", "addr", a.Dumps)
 		}
 		mux := c.newMux()
@@ -126,7 +126,11 @@ func (c *Collector) listenHTTP(name, addr string, mux *http.ServeMux) error {
 	if addr == "" {
 		return nil
 	}
-	s, err := httpserver.Listen(name, addr, mux, c.logger)
+	var h http.Handler = mux
+	if c.opts.Guard != nil {
+		h = c.opts.Guard(name, mux)
+	}
+	s, err := httpserver.Listen(name, addr, h, c.logger)
 	if err != nil {
 		return err
 	}

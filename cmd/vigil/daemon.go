@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/ui"
@@ -23,6 +24,8 @@ import (
 type daemon struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
+	// auth authenticates the requests of every listener; nil is auth off.
+	auth   *auth.Authenticator
 	ready  httpserver.Readiness
 	runs   []func(context.Context) error
 	closes []func() error
@@ -37,7 +40,11 @@ func parse(fs *flag.FlagSet, args []string, common *commonFlags) (*daemon, error
 	if err != nil {
 		return nil, err
 	}
-	return newDaemon(logger), nil
+	d := newDaemon(logger)
+	if err := d.openAuth(*common.authConfig); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func newDaemon(logger *slog.Logger) *daemon {
@@ -81,9 +88,10 @@ func clientID(role string) string {
 	return "vigil-" + role + "-" + host
 }
 
-// listen binds addr now and serves mux while the daemon runs.
+// listen binds addr now and serves mux, guarded by the scopes of the port
+// name (see requiredScope), while the daemon runs.
 func (d *daemon) listen(name, addr string, mux *http.ServeMux) (*httpserver.Server, error) {
-	s, err := httpserver.Listen(name, addr, mux, d.logger)
+	s, err := httpserver.Listen(name, addr, d.guard(name, mux), d.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -19,16 +19,18 @@ import (
 // commands pick the groups they need; all-in-one takes them all.
 
 type commonFlags struct {
-	dataDir   *string
-	logLevel  *string
-	logFormat *string
+	dataDir    *string
+	logLevel   *string
+	logFormat  *string
+	authConfig *string
 }
 
 func addCommonFlags(fs *flag.FlagSet) *commonFlags {
 	return &commonFlags{
-		dataDir:   fs.String("data-dir", "./data", "directory for the queue, the store and durable offsets"),
-		logLevel:  fs.String("log.level", "info", "log level: debug, info, warn or error"),
-		logFormat: fs.String("log.format", "text", "log format: text or json"),
+		dataDir:    fs.String("data-dir", "./data", "directory for the queue, the store and durable offsets"),
+		logLevel:   fs.String("log.level", "info", "log level: debug, info, warn or error"),
+		logFormat:  fs.String("log.format", "text", "log format: text or json"),
+		authConfig: addAuthFlag(fs),
 	}
 }
 

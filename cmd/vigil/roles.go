@@ -75,7 +75,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 			return err
 		}
 	}
-	if cf.addrs.Dumps != "" {
+	if cf.addrs.Dumps != "" && d.auth == nil {
 		if err := cf.defaultDumpsKey(b.dataDir, d.logger); err != nil {
 			return err
 		}
@@ -293,6 +293,9 @@ func (d *daemon) startCollector(f *collectorFlags, dataDir string, queues collec
 	o.Ledger = ledger
 	o.Ops = d.addOps
 	o.Metrics = metrics
+	if err := d.authCollector(&o); err != nil {
+		return err
+	}
 	c, err := collector.New(o, queues)
 	if err != nil {
 		return err
