@@ -228,8 +228,8 @@ func (f *queryFlags) options() query.Options {
 
 // printURLs tells a person where things are once a daemon listens; dsn is
 // the dumps intake's for Sentry SDKs, "" when it is off, and profilerAddr
-// the profiler's push API, "" when it is off.
-func printURLs(collectorAddr, queryAddr, dsn, profilerAddr string) {
+// the profiler's push API, "" when it is off; authOn adds how to send a key.
+func printURLs(collectorAddr, queryAddr, dsn, profilerAddr string, authOn bool) {
 	host := func(addr string) string {
 		if strings.HasPrefix(addr, ":") {
 			return "localhost" + addr
@@ -244,6 +244,10 @@ Vigil is running.
   Grafana:      add a Loki data source with URL http://%[2]s
   metrics:      http://%[1]s/metrics  http://%[2]s/metrics
 `, c, q)
+	if authOn {
+		fmt.Fprintln(os.Stderr, `  keys:         --auth.config is on: add -H "Authorization: Bearer KEY" (a tenant's key) to these requests,
+                and the key as the basic auth password of Grafana's data sources`)
+	}
 	if dsn != "" {
 		fmt.Fprintf(os.Stderr, `  errors:       point Sentry SDKs at the DSN %[1]s
   find them:    curl -s http://%[2]s/vigil/api/v1/dumps/issues

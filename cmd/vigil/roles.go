@@ -105,7 +105,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	if _, err := d.listen("query", *qyf.listen, qmux); err != nil {
 		return err
 	}
-	printURLs(*cf.listen, *qyf.listen, cf.dumpsDSN(), *pf.listen)
+	printURLs(*cf.listen, *qyf.listen, cf.dumpsDSN(), *pf.listen, d.auth != nil)
 	return d.runUntil(ctx, "all-in-one")
 }
 
