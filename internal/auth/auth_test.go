@@ -123,6 +123,25 @@ func TestMiddleware(t *testing.T) {
 	}
 }
 
+// TestErrorShapes: each API's clients read the refusal in their own shape.
+func TestErrorShapes(t *testing.T) {
+	a, _, _ := newTest(t, 0)
+	h := a.Middleware(ScopeRead)(http.NotFoundHandler())
+	f := func(path, want string) {
+		t.Helper()
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != 401 || !strings.Contains(w.Body.String(), want) {
+			t.Errorf("%s: got %d %s; want 401 with %s", path, w.Code, w.Body, want)
+		}
+	}
+	f("/api/v1/query", `"status":"error"`)
+	f("/loki/api/v1/query_range", `"errorType":"unauthorized"`)
+	f("/api/traces/abc", `"errors":[{"code":401,"msg":"missing credentials`)
+	f("/api/v3/services", `"errors":[{"code":401`)
+	f("/api/0/organizations/", `{"detail":"missing credentials`)
+}
+
 func TestOffIsDefaultTenant(t *testing.T) {
 	var a *Authenticator // auth off
 	var tenant string

@@ -99,21 +99,44 @@ func (a *Authenticator) Handler(next http.Handler, scope func(*http.Request) Sco
 		}
 		id, err := a.Authenticate(RequestCredentials(r), s)
 		if err != nil {
-			WriteError(w, err.(*Error))
+			WriteError(w, r, err.(*Error))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
 	})
 }
 
-// WriteError answers a refusal in the error shape of Vigil's JSON APIs
-// (Prometheus'), with WWW-Authenticate on a 401 so that browsers and
-// Grafana ask for basic credentials.
-func WriteError(w http.ResponseWriter, e *Error) {
+// WriteError answers a refusal of r in the error shape of the API r is
+// for: Jaeger's envelope for the Jaeger APIs, Sentry's {"detail": …} for
+// Sentry's web API, else the Prometheus API's (which Grafana shows for
+// Loki too). A 401 carries WWW-Authenticate, so that browsers and Grafana
+// ask for basic credentials.
+func WriteError(w http.ResponseWriter, r *http.Request, e *Error) {
 	errorType := "forbidden"
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="vigil"`)
 		errorType = "unauthorized"
 	}
-	httpserver.WriteJSON(w, e.Status, map[string]string{"status": "error", "errorType": errorType, "error": e.Msg})
+	httpserver.WriteJSON(w, e.Status, errorBody(r.URL.Path, e, errorType))
+}
+
+// jaegerPaths are the path prefixes of the Jaeger query APIs (v1, v3 and
+// the monitoring API).
+var jaegerPaths = []string{"/api/traces", "/api/services", "/api/operations", "/api/dependencies", "/api/metrics/", "/api/v3/"}
+
+func errorBody(path string, e *Error, errorType string) any {
+	if strings.HasPrefix(path, "/api/0/") {
+		return map[string]string{"detail": e.Msg}
+	}
+	for _, p := range jaegerPaths {
+		if strings.HasPrefix(path, p) {
+			type jaegerError struct {
+				Code int    `json:"code"`
+				Msg  string `json:"msg"`
+			}
+			return map[string]any{"data": nil, "total": 0, "limit": 0, "offset": 0,
+				"errors": []jaegerError{{Code: e.Status, Msg: e.Msg}}}
+		}
+	}
+	return map[string]string{"status": "error", "errorType": errorType, "error": e.Msg}
 }
