@@ -175,19 +175,24 @@ func validProject(p string) bool {
 }
 
 // authorize checks key against --dumps.keys, or the Authenticator, for
-// project.
-func (in *dumpsIntake) authorize(key, project string) *intakeError {
+// project; with the Authenticator, it returns r carrying the key's tenant.
+func (in *dumpsIntake) authorize(r *http.Request, key, project string) (*http.Request, *intakeError) {
 	if a := in.opts.Authenticator; a != nil {
-		_, err := a.AuthenticateDSN(key, project)
+		id, err := a.AuthenticateDSN(key, project)
 		var e *auth.Error
 		switch {
 		case errors.As(err, &e) && e.Status == http.StatusForbidden:
-			return refuse(http.StatusForbidden, "forbidden", "%s", e.Msg)
+			return r, refuse(http.StatusForbidden, "forbidden", "%s", e.Msg)
 		case err != nil:
-			return refuse(http.StatusUnauthorized, "unauthorized", "%v", err)
+			return r, refuse(http.StatusUnauthorized, "unauthorized", "%v", err)
 		}
-		return nil
+		return r.WithContext(auth.WithIdentity(r.Context(), id)), nil
 	}
+	return r, in.authorizeKeys(key, project)
+}
+
+// authorizeKeys checks key against --dumps.keys for project.
+func (in *dumpsIntake) authorizeKeys(key, project string) *intakeError {
 	if len(in.keys) == 0 {
 		return refuse(http.StatusUnauthorized, "unauthorized", "this intake accepts no DSN key: start Vigil with --dumps.keys (all-in-one creates one on first start)")
 	}
@@ -228,7 +233,8 @@ func (in *dumpsIntake) envelope(w http.ResponseWriter, r *http.Request) ([]strin
 		return nil, refuse(http.StatusUnauthorized, "unauthorized", "%v", err)
 	}
 	if found {
-		if e := in.authorize(auth.Key, project); e != nil {
+		var e *intakeError
+		if r, e = in.authorize(r, auth.Key, project); e != nil {
 			return nil, e
 		}
 	}
@@ -254,7 +260,7 @@ func (in *dumpsIntake) envelope(w http.ResponseWriter, r *http.Request) ([]strin
 		if dsnProject != project {
 			return nil, refuse(http.StatusForbidden, "forbidden", "the envelope header's DSN is for project %s, but it was sent to project %s", clipKey(dsnProject), project)
 		}
-		if e := in.authorize(key, project); e != nil {
+		if r, e = in.authorize(r, key, project); e != nil {
 			return nil, e
 		}
 	}
@@ -312,7 +318,8 @@ func (in *dumpsIntake) store(w http.ResponseWriter, r *http.Request) (string, *i
 	if !found {
 		return "", refuse(http.StatusUnauthorized, "unauthorized", "missing authentication: send the DSN key in X-Sentry-Auth or the sentry_key query parameter")
 	}
-	if e := in.authorize(auth.Key, project); e != nil {
+	r, e := in.authorize(r, auth.Key, project)
+	if e != nil {
 		return "", e
 	}
 	l := in.opts.Limits

@@ -1,8 +1,11 @@
 package collector
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vigilhq/vigil/internal/auth"
@@ -40,4 +43,27 @@ func TestDumpsTenantKeys(t *testing.T) {
 	if ds := dc.drain(t); len(ds) != 3 {
 		t.Errorf("got %d dumps queued; want the 3 accepted", len(ds))
 	}
+
+	// The key's tenant is on the context of what reaches the queue.
+	tp := &tenantProducer{}
+	dc = newDumpsCollector(t, o, tp)
+	f("/api/42/envelope/", envelope(`{"dsn":"http://akey@h/42"}`, eventItem(ok)), nil, 200)
+	f("/api/7/store/", []byte(ok), sentryAuth("bkey"), 200)
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if strings.Join(tp.tenants, ",") != "team-a,team-b" {
+		t.Errorf("got tenants %q on the published context; want team-a, team-b", tp.tenants)
+	}
+}
+
+type tenantProducer struct {
+	mu      sync.Mutex
+	tenants []string
+}
+
+func (p *tenantProducer) Publish(ctx context.Context, _ string, _ []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tenants = append(p.tenants, auth.Tenant(ctx))
+	return nil
 }
