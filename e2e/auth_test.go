@@ -234,6 +234,39 @@ func TestAuth(t *testing.T) {
 	}
 	_ = noKey.Shutdown(ctx)
 
+	// Key rotation by editing the file, without a restart: the new read
+	// key works, the old one stops; a broken file keeps the keys in effect.
+	orig, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rotated = "team-a-reader-rotated-55aa"
+	replaceFile := func(content string) {
+		tmp := conf + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, conf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replaceFile(strings.Replace(string(orig), sha(authReader), sha(rotated), 1))
+	eventually(t, 20*time.Second, "the rotated key accepted", func() (bool, string) {
+		code, _, body := authRequest(t, "GET", q, nil, bearer(rotated)...)
+		return code == 200, fmt.Sprintf("%d %s", code, body)
+	})
+	if code, _, _ := authRequest(t, "GET", q, nil, bearer(authReader)...); code != 401 {
+		t.Fatalf("the replaced key after the reload: got %d; want 401", code)
+	}
+	replaceFile("tenants:\n  team-a:\n    keys: [{sha256: short, scopes: [read]}]\n")
+	eventually(t, 20*time.Second, "the broken file reported", func() (bool, string) {
+		v := metric(t, p.query, "vigil_auth_config_last_reload_successful")
+		return v == 0, fmt.Sprint(v)
+	})
+	if code, _, _ := authRequest(t, "GET", q, nil, bearer(rotated)...); code != 200 {
+		t.Fatalf("after a broken file: got %d; want the keys in effect to keep working", code)
+	}
+
 	// Every refusal and acceptance is counted by reason.
 	for _, reason := range []string{"missing", "scope", "tenant", "invalid_key"} {
 		if metric(t, p.query, "vigil_auth_refused_total", "reason", reason) < 1 {

@@ -166,6 +166,7 @@ func (a *Authenticator) Run(ctx context.Context) error {
 	t := time.NewTicker(a.opts.CheckInterval)
 	defer t.Stop()
 	var failed fileStamp
+	lastErr := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -182,8 +183,13 @@ func (a *Authenticator) Run(ctx context.Context) error {
 			a.mu.Lock()
 			failed = a.stamp
 			a.mu.Unlock()
-			a.opts.Logger.Error("cannot reload --auth.config; the previous configuration stays in effect", "err", err)
+			if err.Error() != lastErr { // a file gone stays gone: say so once
+				a.opts.Logger.Error("cannot reload --auth.config; the previous configuration stays in effect", "err", err)
+			}
+			lastErr = err.Error()
+			continue
 		}
+		lastErr = ""
 	}
 }
 
