@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"sync"
@@ -273,32 +274,32 @@ func (a *Authenticator) Authenticate(c Credentials, scope Scope) (Identity, erro
 func (a *Authenticator) authenticate(c Credentials, scope Scope) (Identity, error) {
 	t := a.cur.Load()
 	if c.Malformed != "" {
-		return Identity{}, refuse(401, ReasonMalformed, "%s", c.Malformed)
+		return Identity{}, refuse(http.StatusUnauthorized, ReasonMalformed, "%s", c.Malformed)
 	}
 	if c.Key == "" {
 		if c.OrgID == "" {
-			return Identity{}, refuse(401, ReasonMissing, "missing credentials: send a tenant key as Authorization: Bearer KEY or as the basic auth password")
+			return Identity{}, refuse(http.StatusUnauthorized, ReasonMissing, "missing credentials: send a tenant key as Authorization: Bearer KEY or as the basic auth password")
 		}
 		if !t.trusted(c.Remote) {
-			return Identity{}, refuse(401, ReasonUntrustedProxy, "X-Scope-OrgID without a key is believed only from the trusted_proxies of --auth.config; %s is not one: send a tenant key", c.Remote)
+			return Identity{}, refuse(http.StatusUnauthorized, ReasonUntrustedProxy, "X-Scope-OrgID without a key is believed only from the trusted_proxies of --auth.config; %s is not one: send a tenant key", c.Remote)
 		}
 		if t.cfg.Tenants[c.OrgID] == nil {
-			return Identity{}, refuse(403, ReasonUnknownTenant, "tenant %q (X-Scope-OrgID) is not in --auth.config", clip(c.OrgID))
+			return Identity{}, refuse(http.StatusForbidden, ReasonUnknownTenant, "tenant %q (X-Scope-OrgID) is not in --auth.config", clip(c.OrgID))
 		}
 		if t.cfg.ProxyScopes&scope == 0 {
-			return Identity{}, refuse(403, ReasonScope, "trusted proxies may %s, not %s", t.cfg.ProxyScopes, scope)
+			return Identity{}, refuse(http.StatusForbidden, ReasonScope, "trusted proxies may %s, not %s", t.cfg.ProxyScopes, scope)
 		}
 		return Identity{Tenant: c.OrgID, Scopes: t.cfg.ProxyScopes}, nil
 	}
 	k := find(t.keys, sha256.Sum256([]byte(c.Key)))
 	if k == nil {
-		return Identity{}, refuse(401, ReasonInvalidKey, "the key is not one of --auth.config")
+		return Identity{}, refuse(http.StatusUnauthorized, ReasonInvalidKey, "the key is not one of --auth.config")
 	}
 	if c.OrgID != "" && c.OrgID != k.tenant.ID {
-		return Identity{}, refuse(403, ReasonTenant, "the key is tenant %q's, not %q's (X-Scope-OrgID)", k.tenant.ID, clip(c.OrgID))
+		return Identity{}, refuse(http.StatusForbidden, ReasonTenant, "the key is tenant %q's, not %q's (X-Scope-OrgID)", k.tenant.ID, clip(c.OrgID))
 	}
 	if k.scopes&scope == 0 {
-		return Identity{}, refuse(403, ReasonScope, "tenant %q's key may %s, not %s", k.tenant.ID, k.scopes, scope)
+		return Identity{}, refuse(http.StatusForbidden, ReasonScope, "tenant %q's key may %s, not %s", k.tenant.ID, k.scopes, scope)
 	}
 	return Identity{Tenant: k.tenant.ID, Scopes: k.scopes, Environment: k.environment}, nil
 }
@@ -311,11 +312,11 @@ func (a *Authenticator) AuthenticateDSN(dsnKey, project string) (Identity, error
 	k := find(t.dsn, sha256.Sum256([]byte(dsnKey)))
 	switch {
 	case dsnKey == "":
-		err = refuse(401, ReasonMissing, "missing DSN key")
+		err = refuse(http.StatusUnauthorized, ReasonMissing, "missing DSN key")
 	case k == nil:
-		err = refuse(401, ReasonInvalidKey, "DSN key %q is not one of the sentry_keys of --auth.config", clip(dsnKey))
+		err = refuse(http.StatusUnauthorized, ReasonInvalidKey, "DSN key %q is not one of the sentry_keys of --auth.config", clip(dsnKey))
 	case k.project != "" && k.project != project:
-		err = refuse(403, ReasonProject, "DSN key %q is for project %s, not project %s", clip(dsnKey), k.project, clip(project))
+		err = refuse(http.StatusForbidden, ReasonProject, "DSN key %q is for project %s, not project %s", clip(dsnKey), k.project, clip(project))
 	}
 	if err != nil {
 		a.metrics.refused.WithLabelValues(err.Reason).Inc()

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net"
+	"net/http"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -40,7 +41,7 @@ func (a *Authenticator) authGRPC(ctx context.Context, scope Scope) (context.Cont
 	if err != nil {
 		e := err.(*Error)
 		code := codes.PermissionDenied
-		if e.Status == 401 {
+		if e.Status == http.StatusUnauthorized {
 			code = codes.Unauthenticated
 		}
 		return ctx, status.Error(code, e.Msg)
