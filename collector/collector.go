@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/vigilhq/vigil/collector/files"
 	"github.com/vigilhq/vigil/internal/config"
@@ -58,6 +59,12 @@ type Options struct {
 	// Ops, when set, adds the operational endpoints (/metrics, /healthz, …)
 	// to every HTTP port the collector serves.
 	Ops func(*http.ServeMux)
+	// Guard, when set, wraps the handler of each HTTP port, named as in
+	// Addr (authentication: see internal/auth).
+	Guard func(port string, h http.Handler) http.Handler
+	// GRPCServerOptions are added to the OTLP/gRPC server's (its
+	// authentication interceptors).
+	GRPCServerOptions []grpc.ServerOption
 	// SampleRate is the fraction of traces kept by head sampling; spans of
 	// grade-1 services are always kept. ServiceSampleRates overrides it per
 	// service, e.g. "search=0.1,batch=0.01".

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
@@ -25,11 +26,20 @@ type DumpsOptions struct {
 	// "KEY/PROJECT" (that project only). With none, every request is
 	// refused.
 	Keys []string
+	// Authenticator, when set, judges the DSN keys instead of Keys: the
+	// tenants' sentry_keys of --auth.config.
+	Authenticator DSNAuthenticator
 	// Limits are Sentry's size limits; see sentry.DefaultLimits.
 	Limits sentry.Limits
 	// RetryAfter is how long a client is asked to wait when the queue is
 	// full (429, Retry-After and X-Sentry-Rate-Limits).
 	RetryAfter time.Duration
+}
+
+// DSNAuthenticator judges a DSN public key sent to a project; its refusals
+// are *auth.Error, answered with their status.
+type DSNAuthenticator interface {
+	AuthenticateDSN(key, project string) (auth.Identity, error)
 }
 
 // DefaultDumpsOptions returns Sentry's limits and no keys.
@@ -164,8 +174,25 @@ func validProject(p string) bool {
 	return err == nil
 }
 
-// authorize checks key against --dumps.keys for project.
-func (in *dumpsIntake) authorize(key, project string) *intakeError {
+// authorize checks key against --dumps.keys, or the Authenticator, for
+// project; with the Authenticator, it returns r carrying the key's tenant.
+func (in *dumpsIntake) authorize(r *http.Request, key, project string) (*http.Request, *intakeError) {
+	if a := in.opts.Authenticator; a != nil {
+		id, err := a.AuthenticateDSN(key, project)
+		var e *auth.Error
+		switch {
+		case errors.As(err, &e) && e.Status == http.StatusForbidden:
+			return r, refuse(http.StatusForbidden, "forbidden", "%s", e.Msg)
+		case err != nil:
+			return r, refuse(http.StatusUnauthorized, "unauthorized", "%v", err)
+		}
+		return r.WithContext(auth.WithIdentity(r.Context(), id)), nil
+	}
+	return r, in.authorizeKeys(key, project)
+}
+
+// authorizeKeys checks key against --dumps.keys for project.
+func (in *dumpsIntake) authorizeKeys(key, project string) *intakeError {
 	if len(in.keys) == 0 {
 		return refuse(http.StatusUnauthorized, "unauthorized", "this intake accepts no DSN key: start Vigil with --dumps.keys (all-in-one creates one on first start)")
 	}
@@ -206,7 +233,8 @@ func (in *dumpsIntake) envelope(w http.ResponseWriter, r *http.Request) ([]strin
 		return nil, refuse(http.StatusUnauthorized, "unauthorized", "%v", err)
 	}
 	if found {
-		if e := in.authorize(auth.Key, project); e != nil {
+		var e *intakeError
+		if r, e = in.authorize(r, auth.Key, project); e != nil {
 			return nil, e
 		}
 	}
@@ -232,7 +260,7 @@ func (in *dumpsIntake) envelope(w http.ResponseWriter, r *http.Request) ([]strin
 		if dsnProject != project {
 			return nil, refuse(http.StatusForbidden, "forbidden", "the envelope header's DSN is for project %s, but it was sent to project %s", clipKey(dsnProject), project)
 		}
-		if e := in.authorize(key, project); e != nil {
+		if r, e = in.authorize(r, key, project); e != nil {
 			return nil, e
 		}
 	}
@@ -290,7 +318,8 @@ func (in *dumpsIntake) store(w http.ResponseWriter, r *http.Request) (string, *i
 	if !found {
 		return "", refuse(http.StatusUnauthorized, "unauthorized", "missing authentication: send the DSN key in X-Sentry-Auth or the sentry_key query parameter")
 	}
-	if e := in.authorize(auth.Key, project); e != nil {
+	r, e := in.authorize(r, auth.Key, project)
+	if e != nil {
 		return "", e
 	}
 	l := in.opts.Limits

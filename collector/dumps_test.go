@@ -117,7 +117,7 @@ func (dc *dumpsCollector) do(t *testing.T, method, path string, body []byte, hdr
 	return response{code, b, h}
 }
 
-func auth(key string) []string {
+func sentryAuth(key string) []string {
 	return []string{"X-Sentry-Auth", "Sentry sentry_version=7, sentry_client=test/1, sentry_key=" + key}
 }
 
@@ -166,17 +166,17 @@ func TestDumpsAccepts(t *testing.T) {
 			t.Errorf("%s: no CORS header", name)
 		}
 	}
-	f("envelope, header auth", evID, dc.do(t, "POST", "/api/42/envelope/", envelope(`{}`, eventItem(ev)), auth(testKey)...))
+	f("envelope, header auth", evID, dc.do(t, "POST", "/api/42/envelope/", envelope(`{}`, eventItem(ev)), sentryAuth(testKey)...))
 	f("envelope, gzip, query auth", evID, dc.do(t, "POST", "/api/42/envelope/?sentry_key="+testKey+"&sentry_version=7",
 		compress(t, "gzip", envelope(`{}`, eventItem(ev))), "Content-Encoding", "gzip"))
 	f("envelope, deflate, DSN in the header", evID, dc.do(t, "POST", "/api/42/envelope/",
 		compress(t, "deflate", envelope(`{"dsn":"http://`+testKey+`@localhost:8410/42"}`, "{\"type\":\"event\"}\n"+ev)), "Content-Encoding", "deflate"))
-	f("key bound to its project", evID, dc.do(t, "POST", "/api/7/envelope/", envelope(`{}`, eventItem(ev)), auth("boundkey")...))
+	f("key bound to its project", evID, dc.do(t, "POST", "/api/7/envelope/", envelope(`{}`, eventItem(ev)), sentryAuth("boundkey")...))
 	f("only ignored items", evID, dc.do(t, "POST", "/api/42/envelope/",
-		envelope(`{"event_id":"`+evID+`"}`, "{\"type\":\"session\"}\n{\"sid\":\"x\"}", "{\"type\":\"client_report\"}\n{}", "{\"type\":\"attachment\",\"length\":3}\nabc"), auth(testKey)...))
-	f("empty envelope", "", dc.do(t, "POST", "/api/42/envelope/", []byte("{}\n"), auth(testKey)...))
+		envelope(`{"event_id":"`+evID+`"}`, "{\"type\":\"session\"}\n{\"sid\":\"x\"}", "{\"type\":\"client_report\"}\n{}", "{\"type\":\"attachment\",\"length\":3}\nabc"), sentryAuth(testKey)...))
+	f("empty envelope", "", dc.do(t, "POST", "/api/42/envelope/", []byte("{}\n"), sentryAuth(testKey)...))
 	f("store", evID, dc.do(t, "POST", "/api/42/store/?sentry_key="+testKey, []byte(ev)))
-	f("store, gzip", evID, dc.do(t, "POST", "/api/42/store/", compress(t, "gzip", []byte(ev)), append(auth(testKey), "Content-Encoding", "gzip")...))
+	f("store, gzip", evID, dc.do(t, "POST", "/api/42/store/", compress(t, "gzip", []byte(ev)), append(sentryAuth(testKey), "Content-Encoding", "gzip")...))
 
 	ds := dc.drain(t)
 	if len(ds) != 6 {
@@ -213,7 +213,7 @@ func TestDumpsRefuses(t *testing.T) {
 	dc := newDumpsCollector(t, o, nil)
 	ok := `{"message":"m"}`
 	bomb := compress(t, "gzip", envelope(`{}`, "{\"type\":\"attachment\"}\n"+strings.Repeat("0", 300<<10)))
-	a := auth(testKey)
+	a := sentryAuth(testKey)
 	for _, c := range []struct {
 		name     string
 		path     string
@@ -226,8 +226,8 @@ func TestDumpsRefuses(t *testing.T) {
 	}{
 		{"no key", "/api/42/envelope/", envelope(`{}`, eventItem(ok)), nil, 401, "unauthorized", "missing authentication", receiverEnvelope},
 		{"auth header without key", "/api/42/envelope/", envelope(`{}`, eventItem(ok)), []string{"X-Sentry-Auth", "Sentry sentry_version=7"}, 401, "unauthorized", "has no sentry_key", receiverEnvelope},
-		{"wrong key", "/api/42/envelope/", envelope(`{}`, eventItem(ok)), auth("nope"), 403, "forbidden", `DSN key "nope" is not accepted`, receiverEnvelope},
-		{"wrong project for the key", "/api/42/envelope/", envelope(`{}`, eventItem(ok)), auth("boundkey"), 403, "forbidden", "is for project 7, not project 42", receiverEnvelope},
+		{"wrong key", "/api/42/envelope/", envelope(`{}`, eventItem(ok)), sentryAuth("nope"), 403, "forbidden", `DSN key "nope" is not accepted`, receiverEnvelope},
+		{"wrong project for the key", "/api/42/envelope/", envelope(`{}`, eventItem(ok)), sentryAuth("boundkey"), 403, "forbidden", "is for project 7, not project 42", receiverEnvelope},
 		{"DSN of another project", "/api/42/envelope/", envelope(`{"dsn":"http://`+testKey+`@h/9"}`, eventItem(ok)), nil, 403, "forbidden", "DSN is for project 9", receiverEnvelope},
 		{"project not a number", "/api/shop/envelope/", envelope(`{}`, eventItem(ok)), a, 400, "invalid", `project id "shop"`, receiverEnvelope},
 		{"empty body", "/api/42/envelope/", nil, a, 400, "invalid", "the body is empty", receiverEnvelope},
@@ -271,7 +271,7 @@ func TestDumpsRefuses(t *testing.T) {
 
 func TestDumpsNoKeys(t *testing.T) {
 	dc := newDumpsCollector(t, DefaultDumpsOptions(), nil)
-	r := dc.do(t, "POST", "/api/1/store/", []byte(`{"message":"m"}`), auth(testKey)...)
+	r := dc.do(t, "POST", "/api/1/store/", []byte(`{"message":"m"}`), sentryAuth(testKey)...)
 	if r.code != 401 || !strings.Contains(r.body, "--dumps.keys") {
 		t.Errorf("got %d %s; want 401 naming --dumps.keys", r.code, r.body)
 	}
@@ -280,17 +280,17 @@ func TestDumpsNoKeys(t *testing.T) {
 func TestDumpsQueueFailures(t *testing.T) {
 	ev := envelope(`{}`, eventItem(`{"message":"m"}`))
 	full := newDumpsCollector(t, keyed(testKey), failingProducer{queue.ErrFull})
-	r := full.do(t, "POST", "/api/1/envelope/", ev, auth(testKey)...)
+	r := full.do(t, "POST", "/api/1/envelope/", ev, sentryAuth(testKey)...)
 	if r.code != 429 || r.header.Get("Retry-After") != "2" || r.header.Get("X-Sentry-Rate-Limits") != "2::organization:queue_full" {
 		t.Errorf("queue full: got %d %v %s", r.code, r.header, r.body)
 	}
 	broken := newDumpsCollector(t, keyed(testKey), failingProducer{errors.New("disk on fire")})
-	r = broken.do(t, "POST", "/api/1/envelope/", ev, auth(testKey)...)
+	r = broken.do(t, "POST", "/api/1/envelope/", ev, sentryAuth(testKey)...)
 	if r.code != 503 || strings.Contains(r.body, `"id"`) {
 		t.Errorf("queue error: got %d %s; want 503 without an id", r.code, r.body)
 	}
 	big := newDumpsCollector(t, keyed(testKey), failingProducer{fmt.Errorf("record of 2 MiB: %w", queue.ErrTooLarge)})
-	if r = big.do(t, "POST", "/api/1/envelope/", ev, auth(testKey)...); r.code != 413 {
+	if r = big.do(t, "POST", "/api/1/envelope/", ev, sentryAuth(testKey)...); r.code != 413 {
 		t.Errorf("queue too large: got %d %s; want 413", r.code, r.body)
 	}
 }

@@ -24,7 +24,8 @@ import (
 // retry on: RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when it
 // fails, INVALID_ARGUMENT for bad data (not retried).
 func NewGRPCServer(c *Collector, t *Traces, maxBody int, opts ...grpc.ServerOption) *grpc.Server {
-	s := grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxBody)}, opts...)...)
+	base := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxBody)}, c.opts.GRPCServerOptions...)
+	s := grpc.NewServer(append(base, opts...)...)
 	plogotlp.RegisterGRPCServer(s, &grpcLogs{c: c})
 	if t != nil {
 		ptraceotlp.RegisterGRPCServer(s, &grpcTraces{t: t})

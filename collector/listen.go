@@ -79,7 +79,7 @@ func (c *Collector) Listen() (err error) {
 		})
 	}
 	if c.dumps != nil && a.Dumps != "" {
-		if len(c.dumps.keys) == 0 {
+		if len(c.dumps.keys) == 0 && c.dumps.opts.Authenticator == nil {
 			c.logger.Warn("the dumps intake accepts no DSN key and refuses every event; set --dumps.keys", "addr", a.Dumps)
 		}
 		mux := c.newMux()
@@ -132,7 +132,11 @@ func (c *Collector) listenHTTP(name, addr string, mux *http.ServeMux) error {
 	if addr == "" {
 		return nil
 	}
-	s, err := httpserver.ListenTLS(name, addr, mux, c.opts.TLS.HTTPConfig(), c.logger)
+	var h http.Handler = mux
+	if c.opts.Guard != nil {
+		h = c.opts.Guard(name, mux)
+	}
+	s, err := httpserver.ListenTLS(name, addr, h, c.opts.TLS.HTTPConfig(), c.logger)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -89,6 +90,11 @@ func (m metricsForwarder) ExportMetrics(ctx context.Context, req pmetricotlp.Exp
 		return err
 	}
 	r.Header.Set("Content-Type", contentTypeProtobuf)
+	if id, ok := auth.FromContext(ctx); ok {
+		// The collector authenticated the client: the destination, which
+		// lists the collectors in its trusted_proxies, takes the tenant.
+		r.Header.Set(auth.OrgIDHeader, id.Tenant)
+	}
 	resp, err := m.client.Do(r)
 	if err != nil {
 		return fmt.Errorf("cannot reach the metrics destination (--collector.metrics-url): %w", err)

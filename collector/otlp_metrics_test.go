@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 )
 
@@ -196,6 +197,27 @@ func TestOTLPMetricsForwarder(t *testing.T) {
 	code, resp, _ := doRequest(t, "POST", srv.URL+"/v1/metrics", js, "Content-Type", contentTypeJSON)
 	if code != http.StatusServiceUnavailable || !strings.Contains(resp, "--collector.metrics-url") {
 		t.Fatalf("destination down: %d %q", code, resp)
+	}
+}
+
+// TestOTLPMetricsForwarderTenant: the tenant the collector authenticated
+// goes to the destination as X-Scope-OrgID; none without auth.
+func TestOTLPMetricsForwarderTenant(t *testing.T) {
+	var orgIDs []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		orgIDs = append(orgIDs, r.Header.Get(auth.OrgIDHeader))
+	}))
+	t.Cleanup(up.Close)
+	f := MetricsForwarder(up.URL, nil)
+	ctx := context.Background()
+	if err := f.ExportMetrics(ctx, sampleMetricsRequest()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ExportMetrics(auth.WithIdentity(ctx, auth.Identity{Tenant: "team-a"}), sampleMetricsRequest()); err != nil {
+		t.Fatal(err)
+	}
+	if len(orgIDs) != 2 || orgIDs[0] != "" || orgIDs[1] != "team-a" {
+		t.Fatalf("got X-Scope-OrgID %q; want none, then team-a", orgIDs)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/internal/querylimit"
@@ -25,6 +26,8 @@ import (
 type daemon struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
+	// auth authenticates the requests of every listener; nil is auth off.
+	auth   *auth.Authenticator
 	ready  httpserver.Readiness
 	tls    *tlsconfig.Server // nil: listeners serve plain HTTP
 	runs   []func(context.Context) error
@@ -44,6 +47,9 @@ func parse(fs *flag.FlagSet, args []string, common *commonFlags) (*daemon, error
 	}
 	d := newDaemon(logger)
 	if d.tls, err = common.tls.server(logger, d.reg); err != nil {
+		return nil, err
+	}
+	if err := d.openAuth(*common.authConfig); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -90,9 +96,10 @@ func clientID(role string) string {
 	return "vigil-" + role + "-" + host
 }
 
-// listen binds addr now and serves h while the daemon runs.
+// listen binds addr now and serves h, guarded by the scopes of the port
+// name (see requiredScope), while the daemon runs.
 func (d *daemon) listen(name, addr string, h http.Handler) (*httpserver.Server, error) {
-	s, err := httpserver.ListenTLS(name, addr, h, d.tls.HTTPConfig(), d.logger)
+	s, err := httpserver.ListenTLS(name, addr, d.guard(name, h), d.tls.HTTPConfig(), d.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -19,18 +19,20 @@ import (
 // commands pick the groups they need; all-in-one takes them all.
 
 type commonFlags struct {
-	dataDir   *string
-	logLevel  *string
-	logFormat *string
-	tls       *tlsFlags
+	dataDir    *string
+	logLevel   *string
+	logFormat  *string
+	tls        *tlsFlags
+	authConfig *string
 }
 
 func addCommonFlags(fs *flag.FlagSet) *commonFlags {
 	return &commonFlags{
-		dataDir:   fs.String("data-dir", "./data", "directory for the queue, the store and durable offsets"),
-		logLevel:  fs.String("log.level", "info", "log level: debug, info, warn or error"),
-		logFormat: fs.String("log.format", "text", "log format: text or json"),
-		tls:       addTLSFlags(fs),
+		dataDir:    fs.String("data-dir", "./data", "directory for the queue, the store and durable offsets"),
+		logLevel:   fs.String("log.level", "info", "log level: debug, info, warn or error"),
+		logFormat:  fs.String("log.format", "text", "log format: text or json"),
+		tls:        addTLSFlags(fs),
+		authConfig: addAuthFlag(fs),
 	}
 }
 
@@ -232,8 +234,8 @@ func (f *queryFlags) options() query.Options {
 
 // printURLs tells a person where things are once a daemon listens; dsn is
 // the dumps intake's for Sentry SDKs, "" when it is off, and profilerAddr
-// the profiler's push API, "" when it is off.
-func printURLs(scheme, collectorAddr, queryAddr, dsn, profilerAddr string) {
+// the profiler's push API, "" when it is off; authOn adds how to send a key.
+func printURLs(scheme, collectorAddr, queryAddr, dsn, profilerAddr string, authOn bool) {
 	host := func(addr string) string {
 		if strings.HasPrefix(addr, ":") {
 			return "localhost" + addr
@@ -248,6 +250,10 @@ Vigil is running.
   Grafana:      add a Loki data source with URL %[3]s://%[2]s
   metrics:      %[3]s://%[1]s/metrics  %[3]s://%[2]s/metrics
 `, c, q, scheme)
+	if authOn {
+		fmt.Fprintln(os.Stderr, `  keys:         --auth.config is on: add -H "Authorization: Bearer KEY" (a tenant's key) to these requests,
+                and the key as the basic auth password of Grafana's data sources`)
+	}
 	if dsn != "" {
 		fmt.Fprintf(os.Stderr, `  errors:       point Sentry SDKs at the DSN %[1]s
   find them:    curl -s %[3]s://%[2]s/vigil/api/v1/dumps/issues

@@ -77,7 +77,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 			return err
 		}
 	}
-	if cf.addrs.Dumps != "" {
+	if cf.addrs.Dumps != "" && d.auth == nil {
 		if err := cf.defaultDumpsKey(b.dataDir, d.logger); err != nil {
 			return err
 		}
@@ -111,7 +111,7 @@ func runAllInOne(ctx context.Context, args []string) (err error) {
 	if d.tls != nil {
 		scheme, dsn = "https", strings.Replace(dsn, "http://", "https://", 1)
 	}
-	printURLs(scheme, *cf.listen, *qyf.listen, dsn, *pf.listen)
+	printURLs(scheme, *cf.listen, *qyf.listen, dsn, *pf.listen, d.auth != nil)
 	return d.runUntil(ctx, "all-in-one")
 }
 
@@ -314,6 +314,9 @@ func (d *daemon) startCollector(f *collectorFlags, dataDir string, queues collec
 	o.Ops = d.addOps
 	o.Metrics = metrics
 	o.TLS = d.tls
+	if err := d.authCollector(&o); err != nil {
+		return err
+	}
 	c, err := collector.New(o, queues)
 	if err != nil {
 		return err

@@ -144,6 +144,10 @@ var signals = []signalPath{
 		},
 		serve: func(d *daemon, b *backends, s dumpStore) func(*http.ServeMux) {
 			o := b.dumps.apiOptions()
+			if d.auth != nil && len(o.Tokens) > 0 {
+				d.logger.Warn("--dumps.tokens is ignored with --auth.config: the Sentry web API takes the tenants' read keys")
+				o.Tokens = nil
+			}
 			o.Logger, o.Registerer = d.logger.With("component", "dumps-api"), d.reg
 			return dumpsapi.New(o, s).RegisterHTTP
 		},
