@@ -11,7 +11,9 @@ import (
 
 // BenchmarkRemoteWrite: samples/s taken by remote write 1.0 over loopback,
 // Vigil beside the real Prometheus (--web.enable-remote-write-receiver),
-// the same requests to both: 1,000 series of 10 samples each.
+// the same requests to both: 1,000 series of 10 samples each. vigil runs
+// with its default limits (DefaultLimits), vigil-nolimits with none: the
+// overload protection must not slow well-behaved clients.
 func BenchmarkRemoteWrite(b *testing.B) {
 	const series, perSeries = 1000, 10
 	start := time.Now().Add(-time.Hour).UnixMilli()
@@ -49,6 +51,8 @@ func BenchmarkRemoteWrite(b *testing.B) {
 		b.ReportMetric(float64(b.N*series*perSeries)/b.Elapsed().Seconds(), "samples/s")
 	}
 	vigil, prom := startFed(b, b.TempDir(), "").url, startPrometheus(b, "global: {scrape_interval: 1m}\n", "--web.enable-remote-write-receiver")
+	unlimited := startFedWith(b, b.TempDir(), "", func(o *Options) { o.Limits = Limits{} }).url
 	b.Run("vigil", func(b *testing.B) { run(b, vigil) })
+	b.Run("vigil-nolimits", func(b *testing.B) { run(b, unlimited) })
 	b.Run("prometheus", func(b *testing.B) { run(b, prom) })
 }
