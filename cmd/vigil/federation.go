@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+
 	"github.com/vigilhq/vigil/federation"
 	"github.com/vigilhq/vigil/federation/golden"
 	"github.com/vigilhq/vigil/internal/config"
@@ -177,9 +180,35 @@ func (d *daemon) metricsFromSpans(fed *federation.Federation, agg *spanmetrics.A
 		wo.Logger, wo.Registerer = d.logger.With("component", "spanmetrics"), d.reg
 		d.add(spanmetrics.NewWriter(wo, agg, fed.Appendable()).Run)
 	}
+	d.jaegerMonitor(fed.Engine(), fed.Queryable(), mux)
+}
+
+// jaegerMonitor serves Jaeger's monitoring API (the UI's Monitor tab) on
+// mux from the span metrics that engine and q read.
+func (d *daemon) jaegerMonitor(engine promql.QueryEngine, q storage.Queryable, mux *http.ServeMux) {
 	mo := jaegermonitor.DefaultOptions()
 	mo.Logger, mo.Registerer = d.logger.With("component", "jaeger-monitor"), d.reg
-	jaegermonitor.New(mo, fed.Engine(), fed.Queryable()).RegisterHTTP(mux)
+	jaegermonitor.New(mo, engine, q).RegisterHTTP(mux)
+}
+
+// addQueryMetricsURLFlag is vigil query's --query.metrics-url.
+func addQueryMetricsURLFlag(fs *flag.FlagSet) *string {
+	return fs.String("query.metrics-url", "", "base URL of a vigil federation (http://federation:9095) whose Prometheus API the query port serves under /api/v1/ (proxied) and whose span metrics (scraped from the ingesters) answer Jaeger's monitoring API /api/metrics/* (the UI's Monitor tab); empty serves neither")
+}
+
+// metricsFromFederation serves, on the standalone query daemon's mux, what
+// all-in-one serves on its query port from its own federation: the
+// Prometheus API and Jaeger's monitoring API, here read from the
+// federation at base.
+func (d *daemon) metricsFromFederation(base string, mux *http.ServeMux) error {
+	r, err := federation.NewReader(federation.ReaderOptions{URL: base,
+		Logger: d.logger.With("component", "federation-reader"), Registerer: d.reg})
+	if err != nil {
+		return fmt.Errorf("--query.metrics-url: %w", err)
+	}
+	r.RegisterHTTP(mux)
+	d.jaegerMonitor(r.Engine(), r.Queryable(), mux)
+	return nil
 }
 
 // splitList splits a comma-separated flag value, without empty items.

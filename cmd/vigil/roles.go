@@ -228,6 +228,7 @@ func runQuery(ctx context.Context, args []string) (err error) {
 		"\nIt reads Elasticsearch (--es.urls). The embedded store is served by the process that writes it:\n"+
 		"`vigil all-in-one`, or `vigil ingester --ingester.query-listen`.")
 	common, qyf, ef, df := addCommonFlags(fs), addQueryFlags(fs), addESFlags(fs), addDumpsFlags(fs)
+	metricsURL := addQueryMetricsURLFlag(fs)
 	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
@@ -241,6 +242,11 @@ func runQuery(ctx context.Context, args []string) (err error) {
 	mux := d.mux()
 	for _, sig := range signals {
 		if err := sig.store(ctx, d, b, nil, mux); err != nil {
+			return err
+		}
+	}
+	if *metricsURL != "" {
+		if err := d.metricsFromFederation(*metricsURL, mux); err != nil {
 			return err
 		}
 	}
