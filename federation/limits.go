@@ -26,7 +26,9 @@ type Limits struct {
 	MaxSeriesPerService int
 	ServiceLabels       []string
 	// MaxPushBytes bounds a push's body as sent (compressed);
-	// MaxPushDecodedBytes as decompressed.
+	// MaxPushDecodedBytes as decompressed. Prometheus' receivers refuse
+	// bodies over 32 MiB themselves (400, naming no flag), so a larger
+	// value acts as 32 MiB.
 	MaxPushBytes        int64
 	MaxPushDecodedBytes int64
 	// MaxPushSamples bounds the samples (a float, a histogram, each
@@ -52,7 +54,7 @@ func DefaultLimits() Limits {
 		MaxSeriesPerService: 200_000,
 		ServiceLabels:       []string{"service", "job"},
 		MaxPushBytes:        16 << 20,
-		MaxPushDecodedBytes: 64 << 20,
+		MaxPushDecodedBytes: 32 << 20, // the receivers' own hard limit
 		MaxPushSamples:      500_000,
 		MaxInflightPushes:   32,
 		PushQueueWait:       time.Second,

@@ -64,7 +64,7 @@ func addFederationFlags(fs *flag.FlagSet) *federationFlags {
 		maxSeries:           fs.Int("federation.limits.max-series", l.MaxSeries, "active series (written in the last 2-3h) the TSDB may hold, from pushes, scrapes and rules; a new series past it is refused (pushes: partly accepted, the answer naming the limit); 0 for no limit"),
 		maxSeriesPerService: fs.Int("federation.limits.max-series-per-service", l.MaxSeriesPerService, "active series one service (--federation.limits.service-labels) may hold; 0 for no limit"),
 		maxPushBytes:        fs.Int64("federation.limits.max-push-bytes", l.MaxPushBytes, "largest remote-write or OTLP push body as sent (compressed), refused with 413 past it; 0 for no limit"),
-		maxPushDecoded:      fs.Int64("federation.limits.max-push-decoded-bytes", l.MaxPushDecodedBytes, "largest push body decompressed, refused with 413 past it; 0 for no limit"),
+		maxPushDecoded:      fs.Int64("federation.limits.max-push-decoded-bytes", l.MaxPushDecodedBytes, "largest push body decompressed, refused with 413 past it (Prometheus' receivers refuse over 32 MiB themselves); 0 for no limit"),
 		maxPushSamples:      fs.Int("federation.limits.max-push-samples", l.MaxPushSamples, "most samples one push may carry (each bucket of an OTLP histogram counts), refused whole with 413 past it; 0 for no limit"),
 		maxInflight:         fs.Int("federation.limits.max-inflight-pushes", l.MaxInflightPushes, "pushes decoded and stored at once; one more waits --federation.limits.push-queue-wait, then is refused with 429 and Retry-After; 0 for no limit"),
 		queueWait:           fs.Duration("federation.limits.push-queue-wait", l.PushQueueWait, "how long a push waits for one of --federation.limits.max-inflight-pushes"),
