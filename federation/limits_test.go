@@ -258,3 +258,43 @@ scrape_configs:
 		}
 	}
 }
+
+// The real Prometheus remote-writes a job with more series than its
+// budget: Vigil keeps the series that fit, refuses the others with a 400,
+// and Prometheus counts them failed instead of retrying them.
+func TestRealPrometheusRemoteWriteOverBudget(t *testing.T) {
+	t.Parallel()
+	var body strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&body, "vigil_test_budget{id=\"%d\"} 1\n", i)
+	}
+	leaf := exposition(t, body.String())
+	fed := startFedWith(t, t.TempDir(), "", func(o *Options) { o.Limits.MaxSeriesPerService = 4 })
+	prom := startPrometheus(t, fmt.Sprintf(`
+global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: svc
+    static_configs: [{targets: ['%s']}]
+remote_write:
+  - url: %s/api/v1/write
+    queue_config: {batch_send_deadline: 200ms}
+`, hostOf(leaf), fed.url))
+	// Prometheus' own series of the job (up, scrape_*) count too: 15 in all.
+	expect(t, client(t, fed.url), `count({job="svc"})`, `{}=4`)
+	waitFor(t, 30*time.Second, func() error {
+		resp, err := http.Get(prom + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		for _, line := range strings.Split(readAll(resp), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && strings.HasPrefix(f[0], "prometheus_remote_storage_samples_failed_total") && f[1] != "0" {
+				return nil
+			}
+		}
+		return errors.New("Prometheus counts no failed samples (prometheus_remote_storage_samples_failed_total)")
+	})
+	if got := metricValue(t, fed, "vigil_federation_push_refused_total", "endpoint", "write", "limit", "max-series-per-service"); got == 0 {
+		t.Error("no push counted as refused by max-series-per-service")
+	}
+}
