@@ -2,7 +2,9 @@
 GO        ?= go
 BIN       := bin/vigil
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X main.version=$(VERSION)
+# -s -w: no symbol table nor DWARF (a third of the binary); stack traces and
+# pprof keep function names and lines (pclntab stays). See docs/operations.md.
+LDFLAGS   := -s -w -X main.version=$(VERSION)
 DATA_DIR  ?= ./data
 
 .PHONY: all build run test unit fuzz bench vet sdk-test clean dev-up dev-down
@@ -10,7 +12,7 @@ DATA_DIR  ?= ./data
 all: build
 
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vigil
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/vigil
 
 ## run: all-in-one on embedded storage in ./data
 run: build

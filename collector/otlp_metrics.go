@@ -38,8 +38,23 @@ func (e *MetricsRefusal) Error() string {
 	return fmt.Sprintf("metrics destination answered %d: %s", e.Code, e.Msg)
 }
 
+// MetricsPartial is a destination's success that refused part of the
+// request (OTLP's partial_success, e.g. the federation's series budget):
+// the rest was stored. The collector answers it to the client as such.
+type MetricsPartial struct {
+	Rejected int64
+	Msg      string
+}
+
+func (e *MetricsPartial) Error() string {
+	return fmt.Sprintf("metrics destination refused %d data points: %s", e.Rejected, e.Msg)
+}
+
 // maxRefusalBytes bounds the part of a destination's error body quoted back.
 const maxRefusalBytes = 1 << 10
+
+// maxAnswerBytes bounds the success answer read from a destination.
+const maxAnswerBytes = 1 << 16
 
 // MetricsHandler is a MetricsDestination serving each request to an
 // http.Handler that takes OTLP/HTTP protobuf, such as the federation's
@@ -62,7 +77,7 @@ func (m metricsHandler) ExportMetrics(ctx context.Context, req pmetricotlp.Expor
 	r.Header.Set("Content-Type", contentTypeProtobuf)
 	rec := httptest.NewRecorder()
 	m.h.ServeHTTP(rec, r)
-	return refusal(rec.Code, rec.Body)
+	return refusal(rec.Code, rec.Header().Get("Content-Type"), rec.Body)
 }
 
 // MetricsForwarder is a MetricsDestination posting each request, as
@@ -100,14 +115,27 @@ func (m metricsForwarder) ExportMetrics(ctx context.Context, req pmetricotlp.Exp
 		return fmt.Errorf("cannot reach the metrics destination (--collector.metrics-url): %w", err)
 	}
 	defer resp.Body.Close()
-	err = refusal(resp.StatusCode, resp.Body)
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	err = refusal(resp.StatusCode, resp.Header.Get("Content-Type"), resp.Body)
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBytes))
 	return err
 }
 
-// refusal is nil for a 2xx, else a *MetricsRefusal quoting the body.
-func refusal(code int, body io.Reader) error {
+// refusal is nil for a 2xx, a *MetricsPartial for a 2xx whose protobuf
+// ExportMetricsServiceResponse has a partial_success, else a
+// *MetricsRefusal quoting the body.
+func refusal(code int, contentType string, body io.Reader) error {
 	if code >= 200 && code < 300 {
+		if ct, _, _ := mime.ParseMediaType(contentType); ct != contentTypeProtobuf {
+			return nil
+		}
+		b, _ := io.ReadAll(io.LimitReader(body, maxAnswerBytes))
+		resp := pmetricotlp.NewExportResponse()
+		if len(b) == 0 || resp.UnmarshalProto(b) != nil {
+			return nil
+		}
+		if ps := resp.PartialSuccess(); ps.RejectedDataPoints() != 0 || ps.ErrorMessage() != "" {
+			return &MetricsPartial{Rejected: ps.RejectedDataPoints(), Msg: ps.ErrorMessage()}
+		}
 		return nil
 	}
 	b, _ := io.ReadAll(io.LimitReader(body, maxRefusalBytes))
@@ -115,13 +143,20 @@ func refusal(code int, body io.Reader) error {
 }
 
 // exportMetrics hands req to the destination and returns the HTTP status
-// to answer, the message and the rejected-counter reason.
-func (c *Collector) exportMetrics(ctx context.Context, req pmetricotlp.ExportRequest) (int, string, string) {
+// to answer, the message and the rejected-counter reason; a partial
+// success is a 200 with the destination's *MetricsPartial in resp.
+func (c *Collector) exportMetrics(ctx context.Context, req pmetricotlp.ExportRequest, resp pmetricotlp.ExportResponse) (int, string, string) {
 	if req.Metrics().DataPointCount() == 0 {
 		return http.StatusOK, "", ""
 	}
 	err := c.opts.Metrics.ExportMetrics(ctx, req)
 	if err == nil {
+		return http.StatusOK, "", ""
+	}
+	var part *MetricsPartial
+	if errors.As(err, &part) {
+		resp.PartialSuccess().SetRejectedDataPoints(part.Rejected)
+		resp.PartialSuccess().SetErrorMessage(part.Msg)
 		return http.StatusOK, "", ""
 	}
 	var ref *MetricsRefusal
@@ -166,13 +201,14 @@ func (c *Collector) handleOTLPMetrics(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "invalid", "cannot decode the OTLP metrics request: "+err.Error())
 		return
 	}
-	if code, msg, reason := c.exportMetrics(r.Context(), req); code != http.StatusOK {
+	resp := pmetricotlp.NewExportResponse()
+	if code, msg, reason := c.exportMetrics(r.Context(), req, resp); code != http.StatusOK {
 		fail(code, reason, msg)
 		return
 	}
-	c.httpMetrics.received.WithLabelValues(receiver).Add(float64(req.Metrics().DataPointCount()))
+	c.countPartial(receiver, req, resp)
 	c.httpMetrics.requests.Count(receiver, http.StatusOK)
-	writeOTLPResponse(w, ct, pmetricotlp.NewExportResponse())
+	writeOTLPResponse(w, ct, resp)
 }
 
 type grpcMetrics struct {
@@ -182,7 +218,8 @@ type grpcMetrics struct {
 
 func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
 	const receiver = "otlp_grpc_metrics"
-	if code, msg, reason := g.c.exportMetrics(ctx, req); code != http.StatusOK {
+	resp := pmetricotlp.NewExportResponse()
+	if code, msg, reason := g.c.exportMetrics(ctx, req, resp); code != http.StatusOK {
 		g.c.httpMetrics.rejected.WithLabelValues(receiver, reason).Inc()
 		c := codes.InvalidArgument
 		if code == http.StatusServiceUnavailable {
@@ -190,6 +227,16 @@ func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest)
 		}
 		return pmetricotlp.NewExportResponse(), status.Error(c, msg)
 	}
-	g.c.httpMetrics.received.WithLabelValues(receiver).Add(float64(req.Metrics().DataPointCount()))
-	return pmetricotlp.NewExportResponse(), nil
+	g.c.countPartial(receiver, req, resp)
+	return resp, nil
+}
+
+// countPartial counts the data points of an accepted request, those the
+// destination refused as rejected (reason "limit").
+func (c *Collector) countPartial(receiver string, req pmetricotlp.ExportRequest, resp pmetricotlp.ExportResponse) {
+	n, rej := int64(req.Metrics().DataPointCount()), resp.PartialSuccess().RejectedDataPoints()
+	if rej > 0 {
+		c.httpMetrics.rejected.WithLabelValues(receiver, "limit").Add(float64(rej))
+	}
+	c.httpMetrics.received.WithLabelValues(receiver).Add(float64(max(0, n-rej)))
 }

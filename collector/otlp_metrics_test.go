@@ -322,3 +322,31 @@ func FuzzOTLPMetricsHTTP(f *testing.F) {
 		}
 	})
 }
+
+// TestOTLPMetricsPartialSuccess: a destination's partial_success (the
+// federation's series budget) reaches the client, and the refused data
+// points are counted as rejected.
+func TestOTLPMetricsPartialSuccess(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		resp := pmetricotlp.NewExportResponse()
+		resp.PartialSuccess().SetRejectedDataPoints(1)
+		resp.PartialSuccess().SetErrorMessage("1 samples of new series were refused: --federation.limits.max-series-per-service")
+		b, _ := resp.MarshalProto()
+		w.Header().Set("Content-Type", contentTypeProtobuf)
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(up.Close)
+	c, srv := newMetricsCollector(t, MetricsForwarder(up.URL, nil))
+	body, _ := sampleMetricsRequest().MarshalProto()
+	code, answer, _ := doRequest(t, "POST", srv.URL+"/v1/metrics", body, "Content-Type", contentTypeProtobuf)
+	resp := pmetricotlp.NewExportResponse()
+	if err := resp.UnmarshalProto([]byte(answer)); code != http.StatusOK || err != nil {
+		t.Fatalf("answered %d (%v); want 200 with an ExportMetricsServiceResponse", code, err)
+	}
+	if ps := resp.PartialSuccess(); ps.RejectedDataPoints() != 1 || !strings.Contains(ps.ErrorMessage(), "max-series-per-service") {
+		t.Fatalf("partial_success = %d %q; want the destination's", ps.RejectedDataPoints(), ps.ErrorMessage())
+	}
+	if v := testutil.ToFloat64(c.httpMetrics.rejected.WithLabelValues("otlp_http_metrics", "limit")); v != 1 {
+		t.Fatalf("rejected limit = %v, want 1", v)
+	}
+}

@@ -42,7 +42,7 @@ func (f *Federation) newAPI() http.Handler {
 	start := time.Now()
 	cwd, _ := os.Getwd()
 	api := apiv1.NewAPI(
-		f.engine, f.fanout, f.fanout, f.db,
+		f.engine, f.fanout, f.push, f.db,
 		func(context.Context) apiv1.ScrapePoolsRetriever { return f.scrapes },
 		func(context.Context) apiv1.TargetRetriever { return f.scrapes },
 		func(context.Context) apiv1.AlertmanagerRetriever { return f.rules.notifier },
@@ -84,8 +84,16 @@ func (f *Federation) newAPI() http.Handler {
 	r := route.New()
 	api.Register(r)
 	inner := http.StripPrefix("/api/v1", r)
+	write, otlp := f.push.wrap(pushRemoteWrite, inner), f.push.wrap(pushOTLP, inner)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		f.metrics.counted(endpointOf(req.URL.Path), inner).ServeHTTP(w, req)
+		h := inner
+		switch req.URL.Path {
+		case "/api/v1/write":
+			h = write
+		case "/api/v1/otlp/v1/metrics":
+			h = otlp
+		}
+		f.metrics.counted(endpointOf(req.URL.Path), h).ServeHTTP(w, req)
 	})
 }
 

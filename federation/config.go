@@ -41,6 +41,7 @@ func (f *Federation) load() (*config.Config, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	applyScrapeDefaults(c)
 	c.RuleFiles = append(c.RuleFiles, f.o.RuleFiles...)
 	for _, pat := range c.RuleFiles {
 		files, _ := filepath.Glob(pat)
@@ -138,6 +139,49 @@ func (f *Federation) watch(ctx context.Context) {
 			if err != nil {
 				f.logger.Error("cannot reload the configuration; the previous one stays in effect", "file", f.o.ConfigFile, "err", err)
 			}
+		}
+	}
+}
+
+// Limits applied to a scrape job that sets none, as if written in its
+// configuration: Prometheus' sample_limit (a target exposing more samples
+// fails its scrape, reported in its up and scrape_samples_post_metric_relabeling)
+// and label limits (a series past them fails the scrape too). Jobs
+// scraping a /federate endpoint get no default sample_limit: a leaf
+// Prometheus legitimately sends millions, bounded by the series budget
+// instead.
+const (
+	DefaultScrapeSampleLimit      = 200_000
+	DefaultScrapeLabelLimit       = 64
+	DefaultScrapeLabelNameLength  = 256
+	DefaultScrapeLabelValueLength = 4096
+)
+
+// applyScrapeDefaults fills the scrape limits c leaves unset. The label
+// limits go in global, which the jobs of scrape_config_files inherit too.
+func applyScrapeDefaults(c *config.Config) {
+	g := &c.GlobalConfig
+	if g.LabelLimit == 0 {
+		g.LabelLimit = DefaultScrapeLabelLimit
+	}
+	if g.LabelNameLengthLimit == 0 {
+		g.LabelNameLengthLimit = DefaultScrapeLabelNameLength
+	}
+	if g.LabelValueLengthLimit == 0 {
+		g.LabelValueLengthLimit = DefaultScrapeLabelValueLength
+	}
+	for _, sc := range c.ScrapeConfigs {
+		if sc.SampleLimit == 0 && sc.MetricsPath != "/federate" {
+			sc.SampleLimit = DefaultScrapeSampleLimit
+		}
+		if sc.LabelLimit == 0 {
+			sc.LabelLimit = g.LabelLimit
+		}
+		if sc.LabelNameLengthLimit == 0 {
+			sc.LabelNameLengthLimit = g.LabelNameLengthLimit
+		}
+		if sc.LabelValueLengthLimit == 0 {
+			sc.LabelValueLengthLimit = g.LabelValueLengthLimit
 		}
 	}
 }

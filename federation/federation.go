@@ -65,6 +65,8 @@ type Options struct {
 	// ExternalURL is how users reach this server: the generator URL of
 	// alerts and the global URL of targets.
 	ExternalURL string
+	// Limits bound the pushes and the series of the TSDB.
+	Limits Limits
 	// Version is reported by /api/v1/status/buildinfo.
 	Version string
 
@@ -83,6 +85,7 @@ func DefaultOptions() Options {
 		MaxSamples:           50_000_000,
 		MaxExemplars:         100_000,
 		TargetReloadInterval: 5 * time.Second,
+		Limits:               DefaultLimits(),
 		Version:              "dev",
 		ExternalURL:          "http://localhost:9095",
 	}
@@ -103,6 +106,8 @@ type Federation struct {
 	scrapeC  context.CancelFunc
 	rules    ruleEngine
 	metrics  *metrics
+	budget   *seriesBudget
+	push     *pushGuard
 	api      http.Handler
 	external *url.URL
 
@@ -142,11 +147,16 @@ func New(o Options) (f *Federation, err error) {
 	topts.RetentionDuration = o.Retention.Milliseconds()
 	topts.MaxExemplars = o.MaxExemplars
 	topts.EnableExemplarStorage = o.MaxExemplars > 0
+	f.budget = newSeriesBudget(o.Limits)
+	f.budget.refused = f.metrics.seriesRefused
+	topts.SeriesLifecycleCallback = f.budget
 	db, err := tsdb.Open(o.Dir, o.Logger.With("component", "tsdb"), o.Registerer, topts, tsdb.NewDBStats())
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the metrics TSDB in %s: %w", o.Dir, err)
 	}
 	f.db = db
+	f.budget.enforcing.Store(true) // after the write-ahead log's replay
+	registerLimitMetrics(o.Registerer, f.budget)
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, f.Close())
@@ -155,6 +165,7 @@ func New(o Options) (f *Federation, err error) {
 
 	f.remote = newRemoteStorage(f, o.Dir)
 	f.fanout = storage.NewFanout(o.Logger, db, f.remote)
+	f.push = newPushGuard(o.Limits, f.fanout, f.metrics)
 
 	f.engine = promql.NewEngine(promql.EngineOpts{
 		Logger:               o.Logger.With("component", "promql"),

@@ -120,6 +120,12 @@ type testFed struct {
 // address) in dir until the test ends.
 func startFed(t testing.TB, dir, config string) *testFed {
 	t.Helper()
+	return startFedWith(t, dir, config, nil)
+}
+
+// startFedWith is startFed with options changed by opt.
+func startFedWith(t testing.TB, dir, config string, opt func(*Options)) *testFed {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +139,9 @@ func startFed(t testing.TB, dir, config string) *testFed {
 	o := DefaultOptions()
 	o.ConfigFile, o.Dir, o.Registerer, o.Gatherer = tf.config, dir, tf.reg, tf.reg
 	o.TargetReloadInterval, o.ReloadInterval = 200*time.Millisecond, 200*time.Millisecond
+	if opt != nil {
+		opt(&o)
+	}
 	if testing.Verbose() {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}

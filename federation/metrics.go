@@ -15,6 +15,10 @@ type metrics struct {
 	reloads     *prometheus.CounterVec
 	lastReload  prometheus.Gauge
 	federateErr prometheus.Counter
+
+	pushRefused        *prometheus.CounterVec // endpoint, limit
+	pushRefusedSamples *prometheus.CounterVec // endpoint, limit
+	seriesRefused      *prometheus.CounterVec // limit
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,9 +39,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "vigil_federation_federate_errors_total",
 			Help: "Answers of /federate that failed while reading the TSDB or writing the response.",
 		}),
+		pushRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_federation_push_refused_total",
+			Help: "Pushes (remote write, OTLP) refused whole or in part by a limit, by endpoint and limit: max-inflight-pushes (429), max-push-bytes, max-push-decoded-bytes, max-push-samples (413), max-series, max-series-per-service (partly accepted).",
+		}, []string{"endpoint", "limit"}),
+		pushRefusedSamples: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_federation_push_refused_samples_total",
+			Help: "Samples of pushed new series dropped by a series limit (max-series, max-series-per-service), by endpoint and limit; the other samples of those pushes were stored.",
+		}, []string{"endpoint", "limit"}),
+		seriesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_federation_series_refused_total",
+			Help: "Creations of a series refused by a series limit, from any source (pushes, scrapes, rules), by limit.",
+		}, []string{"limit"}),
 	}
 	m.lastReload.Set(1)
-	reg.MustRegister(m.rejected, m.reloads, m.lastReload, m.federateErr)
+	reg.MustRegister(m.rejected, m.reloads, m.lastReload, m.federateErr, m.pushRefused, m.pushRefusedSamples, m.seriesRefused)
 	return m
 }
 

@@ -30,6 +30,7 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 	addProfilerFlags(fs)
 	addFederationFlags(fs)
 	addMetricsURLFlag(fs)
+	addQueryMetricsURLFlag(fs)
 	fs.VisitAll(func(f *flag.Flag) {
 		if !strings.Contains(string(doc), "`--"+f.Name+"`") {
 			t.Errorf("flag --%s is not documented in docs/operations.md", f.Name)

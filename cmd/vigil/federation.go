@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+
 	"github.com/vigilhq/vigil/federation"
 	"github.com/vigilhq/vigil/federation/golden"
 	"github.com/vigilhq/vigil/internal/config"
@@ -34,6 +37,15 @@ type federationFlags struct {
 	lookback     *time.Duration
 	queryTimeout *time.Duration
 	maxSamples   *int
+	limits       limitFlags
+}
+
+// limitFlags are the federation's --federation.limits.*.
+type limitFlags struct {
+	maxSeries, maxSeriesPerService, maxPushSamples, maxInflight *int
+	maxPushBytes, maxPushDecoded                                *int64
+	serviceLabels                                               *string
+	queueWait                                                   *time.Duration
 }
 
 func addFederationFlags(fs *flag.FlagSet) *federationFlags {
@@ -48,6 +60,17 @@ func addFederationFlags(fs *flag.FlagSet) *federationFlags {
 		golden:       fs.Bool("federation.golden-rules", true, "generate the golden-signal recording rules and SLO burn-rate alerts (as `vigil rules` does) under --data-dir/metrics-rules and evaluate them besides --federation.config's rule_files"),
 		conventions:  fs.String("federation.golden-conventions", "", "YAML file of the golden rules' naming conventions, labels and SLO objectives (as `vigil rules --conventions`); empty covers the SDK's metrics and the span metrics"),
 		retention:    config.Duration(d.Retention),
+	}
+	l := d.Limits
+	f.limits = limitFlags{
+		maxSeries:           fs.Int("federation.limits.max-series", l.MaxSeries, "active series (written in the last 2-3h) the TSDB may hold, from pushes, scrapes and rules; a new series past it is refused (pushes: partly accepted, the answer naming the limit); 0 for no limit"),
+		maxSeriesPerService: fs.Int("federation.limits.max-series-per-service", l.MaxSeriesPerService, "active series one service (--federation.limits.service-labels) may hold; 0 for no limit"),
+		maxPushBytes:        fs.Int64("federation.limits.max-push-bytes", l.MaxPushBytes, "largest remote-write or OTLP push body as sent (compressed), refused with 413 past it; 0 for no limit"),
+		maxPushDecoded:      fs.Int64("federation.limits.max-push-decoded-bytes", l.MaxPushDecodedBytes, "largest push body decompressed, refused with 413 past it (Prometheus' receivers refuse over 32 MiB themselves); 0 for no limit"),
+		maxPushSamples:      fs.Int("federation.limits.max-push-samples", l.MaxPushSamples, "most samples one push may carry (each bucket of an OTLP histogram counts), refused whole with 413 past it; 0 for no limit"),
+		maxInflight:         fs.Int("federation.limits.max-inflight-pushes", l.MaxInflightPushes, "pushes decoded and stored at once; one more waits --federation.limits.push-queue-wait, then is refused with 429 and Retry-After; 0 for no limit"),
+		queueWait:           fs.Duration("federation.limits.push-queue-wait", l.PushQueueWait, "how long a push waits for one of --federation.limits.max-inflight-pushes"),
+		serviceLabels:       fs.String("federation.limits.service-labels", strings.Join(l.ServiceLabels, ","), "comma-separated labels naming a series' service for --federation.limits.max-series-per-service, the first present wins (OTLP's service.name becomes job)"),
 	}
 	fs.Var(&f.retention, "federation.retention", "how long the metrics TSDB (under --data-dir/metrics) keeps samples (15d, 2w, 36h)")
 	return f
@@ -75,6 +98,12 @@ func (f *federationFlags) options(dataDir string) federation.Options {
 	o.Retention, o.ReloadInterval = time.Duration(f.retention), *f.reload
 	o.LookbackDelta, o.QueryTimeout, o.MaxSamples = *f.lookback, *f.queryTimeout, *f.maxSamples
 	o.Version = version
+	lf := &f.limits
+	o.Limits = federation.Limits{
+		MaxSeries: *lf.maxSeries, MaxSeriesPerService: *lf.maxSeriesPerService, ServiceLabels: splitList(*lf.serviceLabels),
+		MaxPushBytes: *lf.maxPushBytes, MaxPushDecodedBytes: *lf.maxPushDecoded, MaxPushSamples: *lf.maxPushSamples,
+		MaxInflightPushes: *lf.maxInflight, PushQueueWait: *lf.queueWait,
+	}
 	host := *f.listen
 	if strings.HasPrefix(host, ":") {
 		host = "localhost" + host
@@ -158,7 +187,44 @@ func (d *daemon) metricsFromSpans(fed *federation.Federation, agg *spanmetrics.A
 		wo.Logger, wo.Registerer = d.logger.With("component", "spanmetrics"), d.reg
 		d.add(spanmetrics.NewWriter(wo, agg, fed.Appendable()).Run)
 	}
+	d.jaegerMonitor(fed.Engine(), fed.Queryable(), mux)
+}
+
+// jaegerMonitor serves Jaeger's monitoring API (the UI's Monitor tab) on
+// mux from the span metrics that engine and q read.
+func (d *daemon) jaegerMonitor(engine promql.QueryEngine, q storage.Queryable, mux *http.ServeMux) {
 	mo := jaegermonitor.DefaultOptions()
 	mo.Logger, mo.Registerer = d.logger.With("component", "jaeger-monitor"), d.reg
-	jaegermonitor.New(mo, fed.Engine(), fed.Queryable()).RegisterHTTP(mux)
+	jaegermonitor.New(mo, engine, q).RegisterHTTP(mux)
+}
+
+// addQueryMetricsURLFlag is vigil query's --query.metrics-url.
+func addQueryMetricsURLFlag(fs *flag.FlagSet) *string {
+	return fs.String("query.metrics-url", "", "base URL of a vigil federation (http://federation:9095) whose Prometheus API the query port serves under /api/v1/ (proxied) and whose span metrics (scraped from the ingesters) answer Jaeger's monitoring API /api/metrics/* (the UI's Monitor tab); empty serves neither")
+}
+
+// metricsFromFederation serves, on the standalone query daemon's mux, what
+// all-in-one serves on its query port from its own federation: the
+// Prometheus API and Jaeger's monitoring API, here read from the
+// federation at base.
+func (d *daemon) metricsFromFederation(base string, mux *http.ServeMux) error {
+	r, err := federation.NewReader(federation.ReaderOptions{URL: base,
+		Logger: d.logger.With("component", "federation-reader"), Registerer: d.reg})
+	if err != nil {
+		return fmt.Errorf("--query.metrics-url: %w", err)
+	}
+	r.RegisterHTTP(mux)
+	d.jaegerMonitor(r.Engine(), r.Queryable(), mux)
+	return nil
+}
+
+// splitList splits a comma-separated flag value, without empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

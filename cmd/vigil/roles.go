@@ -239,6 +239,7 @@ func runQuery(ctx context.Context, args []string) (err error) {
 		"\nIt reads Elasticsearch (--es.urls). The embedded store is served by the process that writes it:\n"+
 		"`vigil all-in-one`, or `vigil ingester --ingester.query-listen`.")
 	common, qyf, ef, df := addCommonFlags(fs), addQueryFlags(fs), addESFlags(fs), addDumpsFlags(fs)
+	metricsURL := addQueryMetricsURLFlag(fs)
 	d, err := parse(fs, args, common)
 	if err != nil {
 		return err
@@ -255,6 +256,11 @@ func runQuery(ctx context.Context, args []string) (err error) {
 	}
 	for _, sig := range signals {
 		if err := sig.store(ctx, d, b, nil, mux); err != nil {
+			return err
+		}
+	}
+	if *metricsURL != "" {
+		if err := d.metricsFromFederation(*metricsURL, mux); err != nil {
 			return err
 		}
 	}
