@@ -152,7 +152,7 @@ func (f *distFlags) setup() (dir, run string, cleanup func(), err error) {
 	if err != nil {
 		return "", "", nil, err
 	}
-	return dir, fmt.Sprintf("bench%d", time.Now().Unix()), func() { os.RemoveAll(dir) }, nil
+	return dir, fmt.Sprintf("bench%d", time.Now().Unix()), func() { _ = os.RemoveAll(dir) }, nil // removal is best effort: a leftover temporary directory is harmless
 }
 
 func dirSize(dir string) (int64, error) {

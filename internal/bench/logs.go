@@ -172,7 +172,7 @@ func (b *bencher) httpPhase(ctx context.Context) (accepted, queryable time.Durat
 						return
 					}
 					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
+					_ = resp.Body.Close() // read to its end above
 					if resp.StatusCode == b.intake.ok {
 						break
 					}

@@ -94,7 +94,7 @@ func sendJaegerThrift(ctx context.Context, addr string, client, n int) ([]string
 				return ids, err
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close() // read to its end above
 			if resp.StatusCode < 300 {
 				break
 			}
