@@ -118,7 +118,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		j, err := openJournal(name, day, s.replay)
 		if err != nil {
-			s.closeJournals()
+			_ = s.closeJournals() // the open error is the one to report
 			return nil, err
 		}
 		s.journals[day] = j

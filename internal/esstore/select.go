@@ -122,7 +122,7 @@ func (s *Store) scanAnyOrder(ctx context.Context, indices string, query map[stri
 		// Closing frees the point in time before its keep-alive ends;
 		// a failure here only leaves it to expire.
 		body, _ := json.Marshal(map[string]string{"id": pit})
-		s.c.Do(context.WithoutCancel(ctx), http.MethodDelete, "/_pit", body, "")
+		_, _, _ = s.c.Do(context.WithoutCancel(ctx), http.MethodDelete, "/_pit", body, "")
 	}()
 	page := s.opts.SearchPageSize * scanPageFactor
 	req := map[string]any{"query": query, "size": page, "track_total_hits": false,
@@ -292,7 +292,7 @@ func decodeHit(h *fastjson.Value, row *storage.Row, lc labelCache) error {
 	row.ID = model.RecordID{}
 	id := h.GetStringBytes("_id")
 	if len(id) == 32 {
-		hex.Decode(row.ID[:], id)
+		_, _ = hex.Decode(row.ID[:], id) // an id not written by Vigil stays zero
 	}
 	row.Timestamp = 0
 	if sv := h.GetArray("sort"); len(sv) > 0 && sv[0].Type() == fastjson.TypeNumber {

@@ -104,11 +104,11 @@ func (f *PendingFile) Commit() error {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp) // best effort: the write error is the one to report
 		return fmt.Errorf("cannot write %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, f.path); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp) // best effort: the write error is the one to report
 		return fmt.Errorf("cannot replace %s: %w", f.path, err)
 	}
 	if f.syncs.Dir == nil {
@@ -122,6 +122,6 @@ func (f *PendingFile) Commit() error {
 
 // Abort closes and removes the temporary file; the old content stays.
 func (f *PendingFile) Abort() {
-	f.Close()
-	os.Remove(f.Name())
+	_ = f.Close()           // the content is thrown away
+	_ = os.Remove(f.Name()) // best effort: a leftover temporary file is not read as data
 }

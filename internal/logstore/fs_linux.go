@@ -36,7 +36,7 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("cannot create lock file: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
+		_ = f.Close() // the lock error is the one to report
 		return nil, fmt.Errorf("log store %s is in use by another process: %w", dir, err)
 	}
 	return f, nil

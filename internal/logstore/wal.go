@@ -98,7 +98,7 @@ func (w *wal) create(seq uint64) (*walSegment, error) {
 	}
 	// The name must be durable before records salted with seq are.
 	if err := fsutil.SyncDir(w.dir); err != nil {
-		f.Close()
+		_ = f.Close() // the sync error is the one to report
 		return nil, err
 	}
 	seg := &walSegment{w: w, seq: seq, path: path, f: f}

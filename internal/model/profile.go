@@ -76,8 +76,8 @@ func ProfileID(typ string, ls Labels, timeNanos, durationNanos int64, pprof []by
 	}
 	b = binary.LittleEndian.AppendUint64(b, uint64(timeNanos))
 	b = binary.LittleEndian.AppendUint64(b, uint64(durationNanos))
-	h.Write(b)
-	h.Write(pprof)
+	_, _ = h.Write(b) // a hash's Write never fails
+	_, _ = h.Write(pprof)
 	sum := h.Sum128().Bytes()
 	return RecordID(sum)
 }

@@ -92,19 +92,19 @@ func openPartition(root string, day int64, create bool) (*partition, error) {
 	p.f = f
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the open error is the one to report
 		return nil, fmt.Errorf("cannot stat %s: %w", path, err)
 	}
 	if fi.Size() < int64(len(fileMagic)) {
 		// New, or torn before its header was durable.
 		if err := p.writeHeader(root); err != nil {
-			f.Close()
+			_ = f.Close() // the open error is the one to report
 			return nil, err
 		}
 		return p, nil
 	}
 	if err := p.replay(fi.Size()); err != nil {
-		f.Close()
+		_ = f.Close() // the open error is the one to report
 		return nil, fmt.Errorf("cannot open profile partition %s: %w", path, err)
 	}
 	return p, nil

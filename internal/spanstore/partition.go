@@ -77,12 +77,12 @@ func openPartition(day int64, dir string, sealSpans int, warn func(string, ...an
 	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the open error is the one to report
 		return nil, 0, fmt.Errorf("cannot stat span file %s: %w", path, err)
 	}
 	segs, headStart, err := openSegments(dir, st.Size(), warn)
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the open error is the one to report
 		return nil, 0, err
 	}
 	p = &partition{day: day, dir: dir, f: f, sealSpans: sealSpans, h: newHead(headStart, 0), segs: segs}

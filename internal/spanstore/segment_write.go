@@ -110,7 +110,7 @@ func writeSegment(dir string, h *head, end int64) (*segment, error) {
 	}
 	var off int64
 	put := func(p []byte) {
-		w.Write(p)
+		_, _ = w.Write(p) // a bufio.Writer keeps its first error; Flush below returns it
 		off += int64(len(p))
 	}
 	le := binary.LittleEndian

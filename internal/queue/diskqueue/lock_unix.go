@@ -26,11 +26,11 @@ func lockFile(path, role string) (*os.File, error) {
 		}
 	}
 	if errors.Is(err, unix.EWOULDBLOCK) {
-		f.Close()
+		_ = f.Close() // the lock error is the one to report
 		return nil, fmt.Errorf("queue directory is already open by another %s (lock file %s is held): %w", role, path, ErrLocked)
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the lock error is the one to report
 		return nil, fmt.Errorf("cannot lock %s: %w", path, err)
 	}
 	return f, nil
