@@ -230,7 +230,7 @@ func (s *state) save(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("cannot encode offsets: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(s.path, append(b, '\n'), 0o640); err != nil {
+	if err := fsutil.WriteFileAtomic(s.path, append(b, '\n'), 0o600); err != nil {
 		return err
 	}
 	s.dirty = false

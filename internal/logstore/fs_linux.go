@@ -31,7 +31,7 @@ func allocatedBytes(fi os.FileInfo) int64 {
 // lockDir takes an exclusive lock on dir so that two processes cannot open
 // the same store; the kernel releases it when the process dies.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return nil, fmt.Errorf("cannot create lock file: %w", err)
 	}

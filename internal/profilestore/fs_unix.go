@@ -12,7 +12,7 @@ import (
 // lockDir takes an exclusive lock on dir so that two processes cannot open
 // the same store; the kernel releases it when the process dies.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(lockPath(dir), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(lockPath(dir), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create lock file: %w", err)
 	}

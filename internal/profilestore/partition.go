@@ -81,11 +81,11 @@ func openPartition(root string, day int64, create bool) (*partition, error) {
 	p.dir = filepath.Join(root, p.name)
 	path := filepath.Join(p.dir, dataFileName)
 	if create {
-		if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		if err := os.MkdirAll(p.dir, 0o750); err != nil {
 			return nil, fmt.Errorf("cannot create profile partition %s: %w", p.dir, err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return nil, fmt.Errorf("cannot open profile partition %s: %w", path, err)
 	}

@@ -31,7 +31,7 @@ type recentIDs struct {
 }
 
 func openRecentIDs(path string, n int) (*recentIDs, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return nil, fmt.Errorf("cannot open %s: %w", path, err)
 	}

@@ -86,7 +86,7 @@ func Open(opts Options) (*Store, error) {
 	if opts.sealSpans <= 0 {
 		opts.sealSpans = defaultSeal
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create span store directory %s: %w", opts.Dir, err)
 	}
 	s := &Store{opts: opts, parts: make(map[int64]*partition), m: newMetrics()}

@@ -15,7 +15,7 @@ import (
 // lockFile of the same path even within one process, and the kernel drops it
 // when the process dies.
 func lockFile(path, role string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return nil, fmt.Errorf("cannot open lock file %s: %w", path, err)
 	}
