@@ -78,7 +78,7 @@ func startVigil(dataDir, role string, args ...string) (*childproc.Process, error
 	head := []string{role, "--log.level", "warn", listen, addr}
 	if role != "query" {
 		// The directory of tailed files sits beside the data directory.
-		if err := os.MkdirAll(filepath.Join(filepath.Dir(dataDir), "files"), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(filepath.Dir(dataDir), "files"), 0o750); err != nil {
 			return nil, err
 		}
 		head = append(head, "--data-dir", dataDir)

@@ -116,7 +116,7 @@ func (b *bencher) startChild() error {
 	if b.query, err = childproc.FreePort(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(b.dir, "files"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(b.dir, "files"), 0o750); err != nil {
 		return err
 	}
 	b.child, err = startAllInOne(b.query, append([]string{"--data-dir", b.dir, "--log.level", "warn",

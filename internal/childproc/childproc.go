@@ -50,7 +50,7 @@ func (p *Process) Start() error {
 	if p.cmd != nil {
 		return errors.New("already started")
 	}
-	cmd := exec.Command(p.Binary, p.Args...)
+	cmd := exec.Command(p.Binary, p.Args...) // #nosec G204 -- the binary and arguments are the test's or benchmark's own
 	cmd.Env = p.Env
 	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
 	if err := cmd.Start(); err != nil {

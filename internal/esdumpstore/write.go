@@ -298,10 +298,10 @@ func (s *Store) readIssues(ctx context.Context, ids []string) (map[string]versio
 		if d.Found {
 			v.doc = new(issueDoc)
 			if err := json.Unmarshal(d.Source, v.doc); err != nil {
-				return nil, fmt.Errorf("cannot parse issue %s: %w", ids[k], err)
+				return nil, fmt.Errorf("cannot parse issue %s: %w", ids[k], err) // #nosec G602 -- mgetVersioned returns exactly one doc per id
 			}
 		}
-		out[ids[k]] = v
+		out[ids[k]] = v // #nosec G602 -- mgetVersioned returns exactly one doc per id
 	}
 	return out, nil
 }
