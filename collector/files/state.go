@@ -202,7 +202,7 @@ func (s *state) save(now time.Time) error {
 		}
 		var c [8]byte
 		for i := range c {
-			c[i] = byte(e.check >> (56 - 8*i))
+			c[i] = byte(e.check >> (56 - 8*i)) // #nosec G115 -- taking the bytes of a uint64 one by one
 		}
 		sj.Files = append(sj.Files, stateEntryJSON{
 			Key: e.key.String(), Fingerprint: e.fp.String(), Check: hex.EncodeToString(c[:]),
