@@ -204,8 +204,6 @@ func (st *state) del(name string) {
 	st.ext = append(st.ext, extLabel{Label: model.Label{Name: name}, del: true})
 }
 
-func (st *state) setError(value string) { st.set(ErrorLabel, value) }
-
 // setErrorDetails sets __error__ and __error_details__, as Loki's parsers
 // do when they fail.
 func (st *state) setErrorDetails(value, details string) {
