@@ -70,6 +70,7 @@ func NewClient(opts ClientOptions, logger *slog.Logger) (*Client, error) {
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
+				//lint:ignore ST1005 it begins with the name Elasticsearch
 				return nil, fmt.Errorf("Elasticsearch CA file %s: no PEM certificate found", opts.TLS.CAFile)
 			}
 			tc.RootCAs = pool

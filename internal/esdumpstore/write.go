@@ -178,6 +178,7 @@ func (s *Store) createEvents(ctx context.Context, dumps []storage.GroupedDump, o
 			s.m.rejected.Inc()
 			rejected = append(rejected, storage.Rejection{Index: i, Reason: fmt.Sprintf("status %d: %s", r.Status, r.Reason)})
 		default:
+			//lint:ignore ST1005 it begins with the name Elasticsearch
 			return fmt.Errorf("Elasticsearch refused event %s: status %d: %s", dumps[i].Dump.EventID, r.Status, r.Reason)
 		}
 		return nil

@@ -110,6 +110,7 @@ func (s *Store) scanAnyOrder(ctx context.Context, indices string, query map[stri
 		return fmt.Errorf("cannot open a point in time: %w", err)
 	}
 	if status != http.StatusOK {
+		//lint:ignore ST1005 it begins with the name Elasticsearch
 		return fmt.Errorf("Elasticsearch open point in time: status %d: %s", status, es.ErrorReason(resp))
 	}
 	var parser fastjson.Parser
@@ -362,9 +363,11 @@ func (s *Store) search(ctx context.Context, op, path string, body []byte) ([]byt
 		case status == http.StatusTooManyRequests || status >= 500:
 			last = fmt.Errorf("status %d: %s", status, es.ErrorReason(resp))
 		default:
+			//lint:ignore ST1005 it begins with the name Elasticsearch
 			return nil, fmt.Errorf("Elasticsearch %s: status %d: %s", op, status, es.ErrorReason(resp))
 		}
 		if attempt >= attempts {
+			//lint:ignore ST1005 it begins with the name Elasticsearch
 			return nil, fmt.Errorf("Elasticsearch %s failed %d times: %w", op, attempt, last)
 		}
 		if err := backoff.Sleep(ctx, s.backoff().Delay(attempt)); err != nil {
