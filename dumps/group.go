@@ -54,9 +54,9 @@ func Group(d *model.Dump) Grouping {
 		key = defaultKey(d)
 	}
 	h := xxh3.New()
-	h.WriteString(d.Service)
-	h.WriteString("\x00")
-	h.WriteString(key)
+	_, _ = h.WriteString(d.Service) // a hash's Write never fails
+	_, _ = h.WriteString("\x00")
+	_, _ = h.WriteString(key)
 	// 53 bits: a JavaScript number holds the id exactly, as Sentry's ids.
 	id := h.Sum64() & (1<<53 - 1)
 	return Grouping{

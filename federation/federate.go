@@ -9,6 +9,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	prommodel "github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/model/value"
@@ -135,12 +136,12 @@ func parseSelectors(match []string) ([][]*labels.Matcher, error) {
 // does not attach the federating server's).
 func families(samples []sample, external labels.Labels) []*dto.MetricFamily {
 	slices.SortFunc(samples, func(a, b sample) int {
-		return strings.Compare(a.lset.Get(labels.MetricName), b.lset.Get(labels.MetricName))
+		return strings.Compare(a.lset.Get(prommodel.MetricNameLabel), b.lset.Get(prommodel.MetricNameLabel))
 	})
 	var out []*dto.MetricFamily
 	var mf *dto.MetricFamily
 	for _, s := range samples {
-		name := s.lset.Get(labels.MetricName)
+		name := s.lset.Get(prommodel.MetricNameLabel)
 		if mf == nil || mf.GetName() != name {
 			mf = &dto.MetricFamily{Name: proto.String(name), Type: dto.MetricType_UNTYPED.Enum()}
 			out = append(out, mf)
@@ -149,7 +150,7 @@ func families(samples []sample, external labels.Labels) []*dto.MetricFamily {
 		seen := map[string]bool{}
 		s.lset.Range(func(l labels.Label) {
 			seen[l.Name] = true
-			if l.Name != labels.MetricName {
+			if l.Name != prommodel.MetricNameLabel {
 				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(l.Name), Value: proto.String(l.Value)})
 			}
 		})

@@ -21,7 +21,7 @@ type FileDeadLetter struct {
 
 // NewFileDeadLetter returns a dead-letter file under dir.
 func NewFileDeadLetter(dir string) (*FileDeadLetter, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create dead-letter directory: %w", err)
 	}
 	return &FileDeadLetter{path: filepath.Join(dir, "deadletter.jsonl")}, nil
@@ -40,7 +40,7 @@ func (d *FileDeadLetter) DeadLetter(_ context.Context, key string, value []byte,
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	f, err := os.OpenFile(d.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(d.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("cannot open dead-letter file: %w", err)
 	}

@@ -207,7 +207,7 @@ func TestMetricQueries(t *testing.T) {
 	if rt != "vector" || len(res) != 1 || res[0].Value[1] != strconv.FormatFloat(14.0/120, 'f', -1, 64) {
 		t.Errorf("rate: got %s %+v; want one sample of 14/120", rt, res)
 	}
-	rt, res = run("/loki/api/v1/query", "query", `topk(1, sum by (service) (count_over_time({host="h1"}[2m])))`, "time", strconv.FormatInt(base+119e9, 10))
+	_, res = run("/loki/api/v1/query", "query", `topk(1, sum by (service) (count_over_time({host="h1"}[2m])))`, "time", strconv.FormatInt(base+119e9, 10))
 	if len(res) != 1 || res[0].Metric["service"] != "api" || res[0].Value[1] != "12" {
 		t.Errorf("topk: got %+v; want api with 12", res)
 	}

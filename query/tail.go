@@ -179,12 +179,12 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	}
 	if n > int64(limit) {
 		code = http.StatusBadRequest
-		c.Close(websocket.StatusInternalError, fmt.Sprintf("max concurrent tail requests limit exceeded, count > limit (%d > %d)", n, limit))
+		_ = c.Close(websocket.StatusInternalError, fmt.Sprintf("max concurrent tail requests limit exceeded, count > limit (%d > %d)", n, limit))
 		return
 	}
 	stop := a.tails.stopCh()
 	if !a.tails.enter() {
-		c.Close(websocket.StatusGoingAway, "server stopping")
+		_ = c.Close(websocket.StatusGoingAway, "server stopping") // closing anyway
 		return
 	}
 	defer a.tails.wg.Done()
@@ -202,12 +202,12 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	err = a.runTail(ctx, c, req)
 	select {
 	case <-stop:
-		c.Close(websocket.StatusGoingAway, "server stopping")
+		_ = c.Close(websocket.StatusGoingAway, "server stopping") // closing anyway
 		return
 	default:
 	}
 	if ctx.Err() != nil {
-		c.CloseNow() // the client went
+		_ = c.CloseNow() // the client went
 		return
 	}
 	code = http.StatusInternalServerError
@@ -216,7 +216,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	if len(msg) > 120 { // a close reason has at most 123 bytes
 		msg = strings.ToValidUTF8(msg[:120], "")
 	}
-	c.Close(websocket.StatusInternalError, msg)
+	_ = c.Close(websocket.StatusInternalError, msg) // closing anyway
 }
 
 // tailCursor is where a tail goes on. Each poll reads from from to now:

@@ -224,6 +224,7 @@ func (c Config) fromEnv(getenv func(string) string) (Config, error) {
 func (c Config) defaults() (Config, error) {
 	var errs []error
 	bad := func(field, env, format string, args ...any) {
+		//lint:ignore ST1005 the message starts with the option's Go name, Config.<Field>, as the user wrote it
 		errs = append(errs, fmt.Errorf("Config.%s (%s): %s", field, env, fmt.Sprintf(format, args...)))
 	}
 	if c.Service == "" {

@@ -256,7 +256,7 @@ func (s *shipper) post(ctx context.Context, batch []byte) (int, error) {
 		return 0, err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
+	_ = resp.Body.Close() // drained above; only the status matters
 	return resp.StatusCode, nil
 }
 

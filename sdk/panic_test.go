@@ -58,6 +58,7 @@ func TestPanicInHandler(t *testing.T) {
 
 func TestPanicInGoroutine(t *testing.T) {
 	logs := initTest(t, Config{TracesDisabled: true})
+	//lint:ignore SA5000 the nil map is the panic under test
 	Go(func() { var m map[string]int; m["x"]++ })
 	l := waitLine(t, logs, "panic recovered")
 	if !strings.Contains(l["panic"].(string), "assignment to entry in nil map") || !strings.Contains(l["stack"].(string), "TestPanicInGoroutine") {

@@ -150,16 +150,15 @@ func (f *queueFlags) options() diskqueue.Options {
 }
 
 type ingesterFlags struct {
-	listen       *string
-	maxRecords   *int
-	maxSpans     *int
-	maxWait      *time.Duration
-	ratePerSec   *float64
-	liftFields   *bool
-	grades       *string
-	defaultEnv   *string
-	queryListen  *string
-	withQueryAPI bool
+	listen      *string
+	maxRecords  *int
+	maxSpans    *int
+	maxWait     *time.Duration
+	ratePerSec  *float64
+	liftFields  *bool
+	grades      *string
+	defaultEnv  *string
+	queryListen *string
 }
 
 func addIngesterFlags(fs *flag.FlagSet, daemon bool) *ingesterFlags {

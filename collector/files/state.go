@@ -202,7 +202,7 @@ func (s *state) save(now time.Time) error {
 		}
 		var c [8]byte
 		for i := range c {
-			c[i] = byte(e.check >> (56 - 8*i))
+			c[i] = byte(e.check >> (56 - 8*i)) // #nosec G115 -- taking the bytes of a uint64 one by one
 		}
 		sj.Files = append(sj.Files, stateEntryJSON{
 			Key: e.key.String(), Fingerprint: e.fp.String(), Check: hex.EncodeToString(c[:]),
@@ -230,7 +230,7 @@ func (s *state) save(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("cannot encode offsets: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(s.path, append(b, '\n'), 0o640); err != nil {
+	if err := fsutil.WriteFileAtomic(s.path, append(b, '\n'), 0o600); err != nil {
 		return err
 	}
 	s.dirty = false

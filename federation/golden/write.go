@@ -51,7 +51,7 @@ func Check(b []byte) error {
 // to a temporary name and renamed, so Prometheus reloading meanwhile
 // never reads half a file. It returns the paths written.
 func WriteDir(dir string, files []File) ([]string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil { // #nosec G301 -- rule files for Prometheus, which runs as another user
 		return nil, fmt.Errorf("cannot create rules directory: %w", err)
 	}
 	var paths []string
@@ -62,7 +62,7 @@ func WriteDir(dir string, files []File) ([]string, error) {
 		}
 		path := filepath.Join(dir, f.Name)
 		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		if err := os.WriteFile(tmp, b, 0o644); err != nil { // #nosec G306 -- read by Prometheus, which runs as another user
 			return paths, fmt.Errorf("cannot write rule file: %w", err)
 		}
 		if err := os.Rename(tmp, path); err != nil {

@@ -53,7 +53,7 @@ func (b Backoff) Delay(n int) time.Duration {
 	if span <= 0 {
 		return d
 	}
-	return d - span + rand.N(span+1)
+	return d - span + rand.N(span+1) // #nosec G404 -- jitter of a retry delay, not a secret
 }
 
 // Sleep waits d, or until ctx ends, whose error it then returns.

@@ -82,7 +82,7 @@ func startVigil(dataDir, role string, args ...string) (*childproc.Process, error
 	head := []string{role, "--log.level", "warn", listen, addr}
 	if role != "query" {
 		// The directory of tailed files sits beside the data directory.
-		if err := os.MkdirAll(filepath.Join(filepath.Dir(dataDir), "files"), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(filepath.Dir(dataDir), "files"), 0o750); err != nil {
 			return nil, err
 		}
 		head = append(head, "--data-dir", dataDir)
@@ -156,7 +156,7 @@ func (f *distFlags) setup() (dir, run string, cleanup func(), err error) {
 	if err != nil {
 		return "", "", nil, err
 	}
-	return dir, fmt.Sprintf("bench%d", time.Now().Unix()), func() { os.RemoveAll(dir) }, nil
+	return dir, fmt.Sprintf("bench%d", time.Now().Unix()), func() { _ = os.RemoveAll(dir) }, nil // removal is best effort: a leftover temporary directory is harmless
 }
 
 func dirSize(dir string) (int64, error) {

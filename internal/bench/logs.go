@@ -116,7 +116,7 @@ func (b *bencher) startChild() error {
 	if b.query, err = childproc.FreePort(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(b.dir, "files"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(b.dir, "files"), 0o750); err != nil {
 		return err
 	}
 	b.child, err = startAllInOne(b.query, append([]string{"--data-dir", b.dir, "--log.level", "warn",
@@ -172,7 +172,7 @@ func (b *bencher) httpPhase(ctx context.Context) (accepted, queryable time.Durat
 						return
 					}
 					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
+					_ = resp.Body.Close() // read to its end above
 					if resp.StatusCode == b.intake.ok {
 						break
 					}

@@ -75,7 +75,7 @@ func runTraces(ctx context.Context, args []string) (err error) {
 			}
 			defer conn.Close()
 			client := ptraceotlp.NewGRPCClient(conn)
-			rng := rand.New(rand.NewPCG(uint64(c), 42))
+			rng := rand.New(rand.NewPCG(uint64(c), 42)) // #nosec G404 -- seeded benchmark data, meant to be reproducible
 			for sent := 0; sent < *traces; {
 				n := min(51, *traces-sent) // 510 spans a request
 				td, first := benchTraces(rng, c, n)

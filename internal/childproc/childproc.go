@@ -50,7 +50,7 @@ func (p *Process) Start() error {
 	if p.cmd != nil {
 		return errors.New("already started")
 	}
-	cmd := exec.Command(p.Binary, p.Args...)
+	cmd := exec.Command(p.Binary, p.Args...) // #nosec G204 -- the binary and arguments are the test's or benchmark's own
 	cmd.Env = p.Env
 	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
 	if err := cmd.Start(); err != nil {
@@ -74,7 +74,7 @@ func (p *Process) Start() error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get("http://" + p.Ready + path); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // only the status matters
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}

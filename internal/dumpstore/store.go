@@ -99,7 +99,7 @@ func Open(opts Options) (*Store, error) {
 	if opts.MaxIssueValues <= 0 {
 		opts.MaxIssueValues = 100
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create dump store directory: %w", err)
 	}
 	s := &Store{
@@ -118,7 +118,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		j, err := openJournal(name, day, s.replay)
 		if err != nil {
-			s.closeJournals()
+			_ = s.closeJournals() // the open error is the one to report
 			return nil, err
 		}
 		s.journals[day] = j

@@ -28,6 +28,7 @@ func (c *Client) WaitForCluster(ctx context.Context, timeout time.Duration) erro
 		c.logger.Debug("waiting for elasticsearch", "urls", c.urls, "err", last)
 		select {
 		case <-ctx.Done():
+			//lint:ignore ST1005 it begins with the name Elasticsearch
 			return fmt.Errorf("Elasticsearch at %v not ready within %s: %w (check --es.urls and that the cluster is up)", c.urls, timeout, last)
 		case <-time.After(time.Second):
 		}

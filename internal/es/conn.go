@@ -52,7 +52,7 @@ func OpenConn(ctx context.Context, o ConnOptions) (*Conn, error) {
 	bulk, err := NewBulkWriter(c, PolicyOptions{WriteResilience: o.Client.Write, Name: o.Name, MaxAttempts: connMaxAttempts,
 		RetryBase: connRetryBase, RetryMax: connRetryMax, Registerer: o.Registerer}, BulkMetrics{ItemRetries: o.ItemRetries})
 	if err != nil {
-		c.Close()
+		_ = c.Close() // the setup error is the one to report
 		return nil, err
 	}
 	conn := &Conn{
@@ -61,7 +61,7 @@ func OpenConn(ctx context.Context, o ConnOptions) (*Conn, error) {
 		Retention: &Retention{Client: c, Indices: o.Daily, Period: o.Retention, Deleted: o.DeletedIndices, Logger: o.Logger},
 	}
 	if err := c.WaitForCluster(ctx, connStartTimeout); err != nil {
-		c.Close()
+		_ = c.Close() // the setup error is the one to report
 		return nil, err
 	}
 	return conn, nil

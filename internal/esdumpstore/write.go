@@ -178,6 +178,7 @@ func (s *Store) createEvents(ctx context.Context, dumps []storage.GroupedDump, o
 			s.m.rejected.Inc()
 			rejected = append(rejected, storage.Rejection{Index: i, Reason: fmt.Sprintf("status %d: %s", r.Status, r.Reason)})
 		default:
+			//lint:ignore ST1005 it begins with the name Elasticsearch
 			return fmt.Errorf("Elasticsearch refused event %s: status %d: %s", dumps[i].Dump.EventID, r.Status, r.Reason)
 		}
 		return nil
@@ -298,10 +299,10 @@ func (s *Store) readIssues(ctx context.Context, ids []string) (map[string]versio
 		if d.Found {
 			v.doc = new(issueDoc)
 			if err := json.Unmarshal(d.Source, v.doc); err != nil {
-				return nil, fmt.Errorf("cannot parse issue %s: %w", ids[k], err)
+				return nil, fmt.Errorf("cannot parse issue %s: %w", ids[k], err) // #nosec G602 -- mgetVersioned returns exactly one doc per id
 			}
 		}
-		out[ids[k]] = v
+		out[ids[k]] = v // #nosec G602 -- mgetVersioned returns exactly one doc per id
 	}
 	return out, nil
 }

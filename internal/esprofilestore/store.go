@@ -145,7 +145,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.installTemplate(ctx); err != nil {
-		s.Close()
+		_ = s.Close() // the setup error is the one to report
 		return nil, err
 	}
 	s.logger.Info("elasticsearch profile store ready", "urls", opts.URLs, "index_prefix", opts.IndexPrefix, "retention", opts.Retention)

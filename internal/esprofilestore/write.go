@@ -95,6 +95,7 @@ func (s *Store) send(ctx context.Context, lines [][]byte, order []int, ps []mode
 		case es.Rejected:
 			reject(i, fmt.Sprintf("Elasticsearch refused the profile: status %d: %s", r.Status, r.Reason))
 		default:
+			//lint:ignore ST1005 it begins with the name Elasticsearch
 			return fmt.Errorf("Elasticsearch refused profile %s: status %d: %s", ps[i].ID, r.Status, r.Reason)
 		}
 		return nil

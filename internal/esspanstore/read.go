@@ -482,7 +482,7 @@ func (s *Store) Dependencies(ctx context.Context, endTs int64, lookback time.Dur
 	for _, c := range children {
 		for _, id := range c.callers() {
 			if parent, ok := service[key{c.TraceID, id}]; ok {
-				add(parent, c.Process.ServiceName, 1, uint64(btoi(c.isError())))
+				add(parent, c.Process.ServiceName, 1, uint64(btoi(c.isError()))) // #nosec G115 -- 0 or 1
 				break
 			}
 		}

@@ -121,7 +121,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.c, s.bulk, s.retention = conn.Client, conn.Bulk, conn.Retention
 	if err := s.installTemplates(ctx); err != nil {
-		s.Close()
+		_ = s.Close() // the setup error is the one to report
 		return nil, err
 	}
 	s.logger.Info("elasticsearch span store ready", "urls", opts.URLs, "index_prefix", opts.IndexPrefix, "retention", opts.Retention)

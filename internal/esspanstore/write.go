@@ -124,6 +124,7 @@ func (s *Store) send(ctx context.Context, items []item, rejected []storage.Rejec
 			s.m.spansRejected.Inc()
 			rejected = append(rejected, storage.Rejection{Index: it.span, Reason: fmt.Sprintf("status %d: %s", r.Status, r.Reason)})
 		case r.Outcome != es.Created && r.Outcome != es.Duplicate:
+			//lint:ignore ST1005 it begins with the name Elasticsearch
 			return fmt.Errorf("Elasticsearch refused %s: status %d: %s", it.what, r.Status, r.Reason)
 		case it.svc != "":
 			s.mu.Lock()

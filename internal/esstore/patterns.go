@@ -416,7 +416,7 @@ func encodeBuckets(b []byte, bs []storage.PatternCount) []byte {
 	for _, x := range bs {
 		n := x.T / storage.PatternBucket
 		b = binary.AppendVarint(b, n-prev)
-		b = binary.AppendUvarint(b, uint64(x.Count))
+		b = binary.AppendUvarint(b, uint64(x.Count)) // #nosec G115 -- a count, never negative
 		prev = n
 	}
 	return b
@@ -431,7 +431,7 @@ func decodeBuckets(bs []storage.PatternCount, b []byte) ([]storage.PatternCount,
 		if prev > maxBucket || prev < -maxBucket {
 			return bs, false // not a time Vigil writes
 		}
-		bs = append(bs, storage.PatternCount{T: prev * storage.PatternBucket, Count: int64(r.Uvarint())})
+		bs = append(bs, storage.PatternCount{T: prev * storage.PatternBucket, Count: int64(r.Uvarint())}) // #nosec G115 -- a count Vigil wrote from an int64
 	}
 	return bs, r.Err() == nil
 }

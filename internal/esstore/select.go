@@ -111,6 +111,7 @@ func (s *Store) scanAnyOrder(ctx context.Context, indices string, query map[stri
 		return fmt.Errorf("cannot open a point in time: %w", err)
 	}
 	if status != http.StatusOK {
+		//lint:ignore ST1005 it begins with the name Elasticsearch
 		return fmt.Errorf("Elasticsearch open point in time: status %d: %s", status, es.ErrorReason(resp))
 	}
 	var parser fastjson.Parser
@@ -123,7 +124,7 @@ func (s *Store) scanAnyOrder(ctx context.Context, indices string, query map[stri
 		// Closing frees the point in time before its keep-alive ends;
 		// a failure here only leaves it to expire.
 		body, _ := json.Marshal(map[string]string{"id": pit})
-		s.c.Do(context.WithoutCancel(ctx), http.MethodDelete, "/_pit", body, "")
+		_, _, _ = s.c.Do(context.WithoutCancel(ctx), http.MethodDelete, "/_pit", body, "")
 	}()
 	page := s.opts.SearchPageSize * scanPageFactor
 	req := map[string]any{"query": query, "size": page, "track_total_hits": false,
@@ -293,7 +294,7 @@ func decodeHit(h *fastjson.Value, row *storage.Row, lc labelCache) error {
 	row.ID = model.RecordID{}
 	id := h.GetStringBytes("_id")
 	if len(id) == 32 {
-		hex.Decode(row.ID[:], id)
+		_, _ = hex.Decode(row.ID[:], id) // an id not written by Vigil stays zero
 	}
 	row.Timestamp = 0
 	if sv := h.GetArray("sort"); len(sv) > 0 && sv[0].Type() == fastjson.TypeNumber {
@@ -364,9 +365,11 @@ func (s *Store) search(ctx context.Context, op, path string, body []byte) ([]byt
 		case status == http.StatusTooManyRequests || status >= 500:
 			last = fmt.Errorf("status %d: %s", status, es.ErrorReason(resp))
 		default:
+			//lint:ignore ST1005 it begins with the name Elasticsearch
 			return nil, fmt.Errorf("Elasticsearch %s: status %d: %s", op, status, es.ErrorReason(resp))
 		}
 		if attempt >= attempts {
+			//lint:ignore ST1005 it begins with the name Elasticsearch
 			return nil, fmt.Errorf("Elasticsearch %s failed %d times: %w", op, attempt, last)
 		}
 		if err := backoff.Sleep(ctx, s.backoff().Delay(attempt)); err != nil {

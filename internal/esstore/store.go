@@ -154,7 +154,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		WriteResilience: opts.Write, Registerer: opts.Registerer}
 	s.bulk, err = es.NewBulkWriter(c, bo, es.BulkMetrics{Requests: s.m.bulkRequests, Duration: s.m.bulkSeconds, ItemRetries: s.m.itemRetries})
 	if err != nil {
-		c.Close()
+		_ = c.Close() // the setup error is the one to report
 		return nil, err
 	}
 	s.retention = &es.Retention{
@@ -165,19 +165,19 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		Logger:  opts.Logger,
 	}
 	if err := c.WaitForCluster(ctx, opts.StartTimeout); err != nil {
-		s.Close()
+		_ = s.Close() // the setup error is the one to report
 		return nil, err
 	}
 	if err := s.detectILM(ctx); err != nil {
-		s.Close()
+		_ = s.Close() // the setup error is the one to report
 		return nil, err
 	}
 	if err := s.installTemplate(ctx); err != nil {
-		s.Close()
+		_ = s.Close() // the setup error is the one to report
 		return nil, err
 	}
 	if err := s.installPatternTemplate(ctx); err != nil {
-		s.Close()
+		_ = s.Close() // the setup error is the one to report
 		return nil, err
 	}
 	s.logger.Info("elasticsearch log store ready", "urls", opts.URLs, "index_prefix", opts.IndexPrefix, "ilm", s.ilm, "retention", opts.Retention)

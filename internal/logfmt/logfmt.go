@@ -151,7 +151,7 @@ func quoted(line string, open int, unescape bool) (string, int, error) {
 			}
 			if unescape {
 				if r < 0x80 || !multibyte {
-					b.WriteByte(byte(r))
+					b.WriteByte(byte(r)) // #nosec G115 -- r < 0x80, or a byte read as a rune when !multibyte
 				} else {
 					b.WriteRune(r)
 				}

@@ -266,7 +266,7 @@ func (l *lexer) lexString() token {
 				return l.errorf(i, "invalid escape sequence in string")
 			}
 			if r < utf8.RuneSelf || !multibyte {
-				b.WriteByte(byte(r))
+				b.WriteByte(byte(r)) // #nosec G115 -- r < 0x80, or a byte read as a rune when !multibyte
 			} else {
 				b.WriteRune(r)
 			}

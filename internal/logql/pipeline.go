@@ -204,8 +204,6 @@ func (st *state) del(name string) {
 	st.ext = append(st.ext, extLabel{Label: model.Label{Name: name}, del: true})
 }
 
-func (st *state) setError(value string) { st.set(ErrorLabel, value) }
-
 // setErrorDetails sets __error__ and __error_details__, as Loki's parsers
 // do when they fail.
 func (st *state) setErrorDetails(value, details string) {
@@ -247,7 +245,7 @@ func (st *state) str(b []byte) string {
 	}
 	start := len(st.arena)
 	st.arena = append(st.arena, b...)
-	return unsafe.String(&st.arena[start], len(b))
+	return unsafe.String(&st.arena[start], len(b)) // #nosec G103 -- the arena's bytes are never written again until reset (see above)
 }
 
 // extractedName returns the label name for an extracted key that has been
@@ -256,10 +254,10 @@ func (st *state) extractedName(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if st.baseHas(unsafe.String(&b[0], len(b))) {
+	if st.baseHas(unsafe.String(&b[0], len(b))) { // #nosec G103 -- a view for a lookup, which does not keep it
 		start := len(st.arena)
 		st.arena = append(append(st.arena, b...), extractedSuffix...)
-		return unsafe.String(&st.arena[start], len(st.arena)-start)
+		return unsafe.String(&st.arena[start], len(st.arena)-start) // #nosec G103 -- the arena's bytes are never written again until reset
 	}
 	return st.str(b)
 }

@@ -111,7 +111,6 @@ type blockEncoder struct {
 	payload []byte
 	raw     []byte
 	comp    []byte
-	out     []byte
 }
 
 func newBlockEncoder(codec byte) *blockEncoder {

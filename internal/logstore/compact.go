@@ -267,10 +267,10 @@ func (s *Store) rewriteIndex(p *partition) error {
 	slices.SortFunc(live, func(a, b *blockMeta) int { return cmp.Compare(a.off, b.off) })
 	rec := appendIndexRecord(nil, idxSnapshot, p.flushedSeq, nil, live)
 	path := filepath.Join(p.dir, indexFileName)
-	if err := fsutil.WriteFileAtomic(path, rec, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(path, rec, 0o600); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := os.OpenFile(path, os.O_RDWR, 0) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return fmt.Errorf("cannot reopen rewritten index: %w", err)
 	}

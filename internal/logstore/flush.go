@@ -24,7 +24,7 @@ func (s *Store) flushLoop() {
 		case <-s.flushReq:
 		case <-retry.C:
 		case <-s.stop:
-			s.flushFrozen()
+			_ = s.flushFrozen() // it logs its error; the rows stay in the WAL for the next start
 			return
 		}
 		if err := s.flushFrozen(); err != nil {

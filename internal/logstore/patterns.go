@@ -64,10 +64,10 @@ func (s *Store) WritePatterns(ctx context.Context, recs []storage.PatternRecord)
 			return err
 		}
 		dir := filepath.Join(s.opts.Dir, dayName(day), patternsDirName)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("cannot create pattern directory: %w", err)
 		}
-		if err := fsutil.WriteFileAtomic(filepath.Join(dir, name), encodePatterns(rs), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dir, name), encodePatterns(rs), 0o600); err != nil {
 			return fmt.Errorf("cannot write pattern file: %w", err)
 		}
 	}
@@ -115,7 +115,7 @@ func (pf *patternFiles) file(path string) (*patternFile, error) {
 	if f != nil {
 		return f, nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return nil, err
 	}

@@ -19,12 +19,6 @@ const recordHeader = 8
 // the reader allocate without limit.
 const maxRecord = 1 << 30
 
-func appendRecord(dst, payload []byte) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
-	dst = binary.LittleEndian.AppendUint32(dst, crc(payload))
-	return append(dst, payload...)
-}
-
 // beginRecord reserves a record header in dst; finishRecord fills it once
 // the payload has been appended after it.
 func beginRecord(dst []byte) ([]byte, int) {

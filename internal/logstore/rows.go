@@ -87,7 +87,7 @@ func decodeAttrs(dst []model.Attr, s string) ([]model.Attr, error) {
 	if s == "" {
 		return dst, nil
 	}
-	b := unsafe.Slice(unsafe.StringData(s), len(s))
+	b := unsafe.Slice(unsafe.StringData(s), len(s)) // #nosec G103 -- a read-only view of s's bytes for decoding; nothing writes through it
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
 		return dst, errCorrupt
@@ -111,5 +111,5 @@ func unsafeString(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	return unsafe.String(&b[0], len(b))
+	return unsafe.String(&b[0], len(b)) // #nosec G103 -- callers do not change b while the string lives (see above)
 }

@@ -147,7 +147,7 @@ func Open(opts Options) (*Store, error) {
 	s.frozenCond = sync.NewCond(&s.mu)
 	s.dedup = newIDSet(s.tune.dedupGen)
 	s.m = newMetrics(s)
-	if err := os.MkdirAll(filepath.Join(opts.Dir, walDirName), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(opts.Dir, walDirName), 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create log store directory: %w", err)
 	}
 	if err := fsutil.SyncDir(opts.Dir); err != nil {

@@ -238,6 +238,3 @@ func appendLabelsKey(dst []byte, ls model.Labels) []byte {
 	}
 	return dst
 }
-
-// streamID returns the id of the stream with labels ls.
-func streamID(ls model.Labels) uint64 { return xxh3.Hash(appendLabelsKey(nil, ls)) }

@@ -74,10 +74,10 @@ func ProfileID(typ string, ls Labels, timeNanos, durationNanos int64, pprof []by
 		b = binary.AppendUvarint(b, uint64(len(l.Value)))
 		b = append(b, l.Value...)
 	}
-	b = binary.LittleEndian.AppendUint64(b, uint64(timeNanos))
-	b = binary.LittleEndian.AppendUint64(b, uint64(durationNanos))
-	h.Write(b)
-	h.Write(pprof)
+	b = binary.LittleEndian.AppendUint64(b, uint64(timeNanos))     // #nosec G115 -- the time's bits, hashed
+	b = binary.LittleEndian.AppendUint64(b, uint64(durationNanos)) // #nosec G115 -- the duration's bits, hashed
+	_, _ = h.Write(b)                                              // a hash's Write never fails
+	_, _ = h.Write(pprof)
 	sum := h.Sum128().Bytes()
 	return RecordID(sum)
 }

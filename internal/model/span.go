@@ -175,9 +175,9 @@ type Span struct {
 // as their parent, are read as children of the server half.
 func SharedServerSpanID(trace TraceID, shared SpanID) SpanID {
 	h := fnv.New64a()
-	h.Write(trace[:])
-	h.Write(shared[:])
-	h.Write([]byte("zipkin shared server"))
+	_, _ = h.Write(trace[:]) // a hash's Write never fails
+	_, _ = h.Write(shared[:])
+	_, _ = h.Write([]byte("zipkin shared server"))
 	var id SpanID
 	binary.BigEndian.PutUint64(id[:], h.Sum64())
 	if id.IsZero() || id == shared {

@@ -81,30 +81,30 @@ func openPartition(root string, day int64, create bool) (*partition, error) {
 	p.dir = filepath.Join(root, p.name)
 	path := filepath.Join(p.dir, dataFileName)
 	if create {
-		if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		if err := os.MkdirAll(p.dir, 0o750); err != nil {
 			return nil, fmt.Errorf("cannot create profile partition %s: %w", p.dir, err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return nil, fmt.Errorf("cannot open profile partition %s: %w", path, err)
 	}
 	p.f = f
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the open error is the one to report
 		return nil, fmt.Errorf("cannot stat %s: %w", path, err)
 	}
 	if fi.Size() < int64(len(fileMagic)) {
 		// New, or torn before its header was durable.
 		if err := p.writeHeader(root); err != nil {
-			f.Close()
+			_ = f.Close() // the open error is the one to report
 			return nil, err
 		}
 		return p, nil
 	}
 	if err := p.replay(fi.Size()); err != nil {
-		f.Close()
+		_ = f.Close() // the open error is the one to report
 		return nil, fmt.Errorf("cannot open profile partition %s: %w", path, err)
 	}
 	return p, nil

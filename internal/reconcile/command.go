@@ -69,7 +69,7 @@ func Command(ctx context.Context, args []string) error {
 			missing += g.Missing()
 		}
 	}
-	tw.Flush()
+	_ = tw.Flush() // a write error to stdout shows as missing output
 	fmt.Printf("%s – %s: produced %d, stored %d of them, %d missing in %d minute(s)\n",
 		from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), sumP, sumS, missing, countMissing(gaps))
 	if missing == 0 {

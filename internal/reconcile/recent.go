@@ -31,7 +31,7 @@ type recentIDs struct {
 }
 
 func openRecentIDs(path string, n int) (*recentIDs, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return nil, fmt.Errorf("cannot open %s: %w", path, err)
 	}
@@ -42,7 +42,7 @@ func openRecentIDs(path string, n int) (*recentIDs, error) {
 		return nil, errors.Join(fmt.Errorf("cannot read %s: %w", path, err), f.Close())
 	}
 	if m >= 8 {
-		r.head = int(binary.LittleEndian.Uint64(data) % uint64(n))
+		r.head = int(binary.LittleEndian.Uint64(data) % uint64(n)) // #nosec G115 -- the remainder is below n, an int
 	}
 	for i := 0; i < n && 8*(i+2) <= m; i++ {
 		if k := binary.LittleEndian.Uint64(data[8*(i+1):]); k != 0 {
@@ -99,7 +99,7 @@ func (r *recentIDs) persist() error {
 	} else {
 		err = errors.Join(write(first, r.n), write(0, first+n-r.n))
 	}
-	binary.LittleEndian.PutUint64(r.buf[:], uint64(r.head))
+	binary.LittleEndian.PutUint64(r.buf[:], uint64(r.head)) // #nosec G115 -- head is an index, never negative
 	_, herr := r.f.WriteAt(r.buf[:], 0)
 	r.added = 0
 	return errors.Join(err, herr)

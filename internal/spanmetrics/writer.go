@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	prommodel "github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -146,7 +147,7 @@ func (w *Writer) Write(ctx context.Context, ts time.Time) error {
 // extra is set; empty label values are left out, as Prometheus does.
 func seriesLabels(b *labels.ScratchBuilder, name string, m *dto.Metric, extra, value string) labels.Labels {
 	b.Reset()
-	b.Add(labels.MetricName, name)
+	b.Add(prommodel.MetricNameLabel, name)
 	for _, lp := range m.GetLabel() {
 		if lp.GetValue() != "" {
 			b.Add(lp.GetName(), lp.GetValue())

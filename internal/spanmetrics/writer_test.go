@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	prommodel "github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
@@ -90,7 +91,7 @@ func TestWriterAppendsIntoTSDB(t *testing.T) {
 	base := []string{"service_name", "cart", "span_name", "GET /cart", "span_kind", "SPAN_KIND_SERVER", "status_code", StatusError, "grade", "3"}
 	f := func(want float64, name string, extra ...string) {
 		t.Helper()
-		ls := labels.FromStrings(append(append([]string{labels.MetricName, name}, base...), extra...)...)
+		ls := labels.FromStrings(append(append([]string{prommodel.MetricNameLabel, name}, base...), extra...)...)
 		ts, v, ok := lastSample(t, db, ls)
 		if !ok {
 			t.Errorf("%s: no series", ls)
@@ -107,7 +108,7 @@ func TestWriterAppendsIntoTSDB(t *testing.T) {
 	// The errors last 6, 16, 26, 36 and 46 ms, twice.
 	f(2, DurationMetric+"_bucket", "le", "10")
 	f(10, DurationMetric+"_bucket", "le", "50")
-	if _, _, ok := lastSample(t, db, labels.FromStrings(labels.MetricName, EdgeCallsMetric, "child", "cart", "parent", "web")); !ok {
+	if _, _, ok := lastSample(t, db, labels.FromStrings(prommodel.MetricNameLabel, EdgeCallsMetric, "child", "cart", "parent", "web")); !ok {
 		t.Errorf("no edge series")
 	}
 	if got := testutil.ToFloat64(w.errs); got != 0 {
@@ -136,7 +137,7 @@ func TestWriterRunStops(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	ls := labels.FromStrings(labels.MetricName, CallsMetric, "service_name", "cart", "span_name", "GET /cart", "span_kind", "SPAN_KIND_SERVER", "status_code", "STATUS_CODE_UNSET")
+	ls := labels.FromStrings(prommodel.MetricNameLabel, CallsMetric, "service_name", "cart", "span_name", "GET /cart", "span_kind", "SPAN_KIND_SERVER", "status_code", "STATUS_CODE_UNSET")
 	if _, v, ok := lastSample(t, db, ls); !ok || v != 1 {
 		t.Errorf("%s: got %v (stored %v); want 1", ls, v, ok)
 	}
@@ -167,7 +168,7 @@ func TestWriteWhileObserving(t *testing.T) {
 	if err := w.Write(context.Background(), t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, v, ok := lastSample(t, db, labels.FromStrings(labels.MetricName, EdgeCallsMetric, "child", "cart", "parent", "web")); !ok || v != 200 {
+	if _, v, ok := lastSample(t, db, labels.FromStrings(prommodel.MetricNameLabel, EdgeCallsMetric, "child", "cart", "parent", "web")); !ok || v != 200 {
 		t.Errorf("edge calls web → cart: got %v (stored %v); want 200", v, ok)
 	}
 }

@@ -68,22 +68,22 @@ func parseDayName(name string) (int64, bool) {
 // index segments, indexes the blocks after them into the head, cuts off a
 // torn or corrupt tail and seals the head if it is already full.
 func openPartition(day int64, dir string, sealSpans int, warn func(string, ...any)) (p *partition, truncated int64, err error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, 0, fmt.Errorf("cannot create partition %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, dataFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return nil, 0, fmt.Errorf("cannot open span file %s: %w", path, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the open error is the one to report
 		return nil, 0, fmt.Errorf("cannot stat span file %s: %w", path, err)
 	}
 	segs, headStart, err := openSegments(dir, st.Size(), warn)
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the open error is the one to report
 		return nil, 0, err
 	}
 	p = &partition{day: day, dir: dir, f: f, sealSpans: sealSpans, h: newHead(headStart, 0), segs: segs}

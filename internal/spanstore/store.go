@@ -86,7 +86,7 @@ func Open(opts Options) (*Store, error) {
 	if opts.sealSpans <= 0 {
 		opts.sealSpans = defaultSeal
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create span store directory %s: %w", opts.Dir, err)
 	}
 	s := &Store{opts: opts, parts: make(map[int64]*partition), m: newMetrics()}
@@ -101,7 +101,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		p, cut, err := openPartition(day, filepath.Join(opts.Dir, e.Name()), opts.sealSpans, opts.Logger.Warn)
 		if err != nil {
-			s.closeParts()
+			_ = s.closeParts() // the open error is the one to report
 			return nil, err
 		}
 		if cut > 0 {
@@ -113,7 +113,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.Registerer != nil {
 		if err := s.m.register(opts.Registerer); err != nil {
-			s.closeParts()
+			_ = s.closeParts() // the setup error is the one to report
 			return nil, err
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
+//lint:ignore U1000 a sink written so that the compiler keeps the CPU burn
 var sink float64
 
 // BurnCPU spins until stop is closed: the function a CPU profile of the

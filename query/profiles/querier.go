@@ -255,8 +255,6 @@ func sampleTypesOf(t storage.ProfileTypeInfo, only string) []storage.ValueType {
 	return nil
 }
 
-var pyroSpecialNames = []string{pyroName, pyroPeriodType, pyroPeriodUnit, pyroProfileType, pyroType, pyroUnit}
-
 func (q *querier) LabelNames(ctx context.Context, req *connect.Request[typesv1.LabelNamesRequest]) (*connect.Response[typesv1.LabelNamesResponse], error) {
 	ps, err := q.selection(req.Msg.Matchers, req.Msg.Start, req.Msg.End)
 	if err != nil {

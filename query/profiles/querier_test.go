@@ -157,6 +157,7 @@ func TestPyroscopeDataSourceCalls(t *testing.T) {
 			if len(ex) != 1 || ex[0].Value != 400e6 {
 				t.Fatalf("exemplars of point 3 = %v", ex)
 			}
+			//lint:ignore SA1019 Grafana's Pyroscope data source still calls it, so Vigil serves it
 			one, err := c.SelectMergeProfile(ctx, connect.NewRequest(&querierv1.SelectMergeProfileRequest{
 				ProfileTypeID: cpuID, LabelSelector: `{}`, Start: start, End: end, ProfileIdSelector: []string{ex[0].ProfileId},
 			}))
@@ -196,6 +197,7 @@ func TestPyroscopeDataSourceCalls(t *testing.T) {
 			}
 
 			// Traces to profiles: one span's samples.
+			//lint:ignore SA1019 Grafana's traces-to-profiles link still calls it, so Vigil serves it
 			sp, err := c.SelectMergeSpanProfile(ctx, connect.NewRequest(&querierv1.SelectMergeSpanProfileRequest{
 				ProfileTypeID: cpuID, LabelSelector: `{service_name="checkout"}`, SpanSelector: []string{"00f067aa0ba902b7"}, Start: start, End: end, MaxNodes: &maxNodes,
 			}))

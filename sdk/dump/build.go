@@ -180,7 +180,7 @@ func (r *Reporter) panicEvent(ctx context.Context, v any, stack []byte, req *htt
 	handled := false
 	exc := panicExceptions(v)
 	last := &exc[len(exc)-1]
-	last.ThreadID = uint64(current.ID)
+	last.ThreadID = uint64(current.ID) // #nosec G115 -- a goroutine id, never negative
 	last.Mechanism = &mechanism{Type: "panic", Handled: &handled}
 	last.Stacktrace = &stacktrace{Frames: sentryFrames(current.Frames, nil, r.opts.InAppPrefixes)}
 	ev.Exception = &exceptionList{Values: exc}
@@ -394,7 +394,7 @@ func (r *Reporter) crashEvent(c Crash, perr error, text []byte, meta crashMeta, 
 	}
 	last := &exc[len(exc)-1]
 	last.Mechanism = mech
-	last.ThreadID = uint64(current.ID)
+	last.ThreadID = uint64(current.ID) // #nosec G115 -- a goroutine id, never negative
 	last.Stacktrace = &stacktrace{Frames: sentryFrames(frames, nil, r.opts.InAppPrefixes)}
 	ev.Exception = &exceptionList{Values: exc}
 	if len(c.Goroutines) > 0 {

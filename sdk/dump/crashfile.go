@@ -57,7 +57,7 @@ func (r *Reporter) setCrashOutput() error {
 	now := time.Now()
 	name := fmt.Sprintf("%s%d-%d%s", crashPrefix, os.Getpid(), now.UnixNano(), crashExt)
 	path := filepath.Join(r.opts.SpoolDir, name)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600) // #nosec G304 -- under the crash directory the application configured
 	if err != nil {
 		return fmt.Errorf("cannot create crash output file %s: %w", path, err)
 	}
@@ -155,7 +155,7 @@ func (r *Reporter) reportCrashText(path string, text []byte) (bool, error) {
 }
 
 func (r *Reporter) reportCrash(path string, override []byte) (bool, error) {
-	f, err := os.Open(path)
+	f, err := os.Open(path) // #nosec G304 -- under the crash directory the application configured
 	if err != nil {
 		return false, fmt.Errorf("cannot open crash output file %s: %w", path, err)
 	}
@@ -242,7 +242,7 @@ func (r *Reporter) noteReported(value string) {
 		return
 	}
 	line, _ := json.Marshal(value)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0) // #nosec G304 -- under the crash directory the application configured
 	if err != nil {
 		return
 	}

@@ -54,7 +54,7 @@ func Watch(opts Options) error {
 	if err != nil {
 		return fmt.Errorf("dump: cannot watch: %w", err)
 	}
-	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd := exec.Command(exe, os.Args[1:]...) // #nosec G204 G702 -- the program re-runs itself with its own arguments
 	cmd.Args[0] = os.Args[0]
 	cmd.Env = append(os.Environ(), EnvWatched+"="+strconv.Itoa(os.Getpid()))
 	cmd.Stdin, cmd.Stdout = os.Stdin, os.Stdout

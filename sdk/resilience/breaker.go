@@ -161,7 +161,7 @@ func (b *Breaker) set(s State, now int64) {
 	case Open:
 		b.until = now + int64(b.c.OpenFor)
 	}
-	b.state.Store(int32(s))
+	b.state.Store(int32(s)) // #nosec G115 -- one of three states
 	b.stateGauge.WithLabelValues(s.String()).Set(1)
 	b.transitions.WithLabelValues(s.String()).Inc()
 }

@@ -72,7 +72,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	cancel, err := t.p.retryLoop(req.Context(), true, func(ctx context.Context, n int, timeout time.Duration) (bool, error) {
 		if resp != nil { // the previous attempt's answer is discarded
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
+			_ = resp.Body.Close() // the discarded answer was drained above
 			resp = nil
 		}
 		r := req.Clone(ctx)
@@ -111,7 +111,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	})
 	if err != nil || resp == nil {
 		if resp != nil { // a discarded answer, e.g. the caller gave up during the backoff
-			resp.Body.Close()
+			_ = resp.Body.Close() // a discarded answer
 		}
 		cancel()
 		if err == nil {

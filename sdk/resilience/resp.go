@@ -58,11 +58,12 @@ func (c *respClient) do(ctx context.Context, args ...string) (any, error) {
 }
 
 func (c *respClient) roundTrip(args []string) (any, error) {
-	c.w.WriteString("*" + strconv.Itoa(len(args)) + "\r\n")
+	// A bufio.Writer keeps its first error, and Flush below returns it.
+	_, _ = c.w.WriteString("*" + strconv.Itoa(len(args)) + "\r\n")
 	for _, a := range args {
-		c.w.WriteString("$" + strconv.Itoa(len(a)) + "\r\n")
-		c.w.WriteString(a)
-		c.w.WriteString("\r\n")
+		_, _ = c.w.WriteString("$" + strconv.Itoa(len(a)) + "\r\n")
+		_, _ = c.w.WriteString(a)
+		_, _ = c.w.WriteString("\r\n")
 	}
 	if err := c.w.Flush(); err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ func (b Backoff) Delay(n int) time.Duration {
 	if j == 0 || d <= 0 {
 		return d
 	}
-	return d - time.Duration(rand.Float64()*j*float64(d))
+	return d - time.Duration(rand.Float64()*j*float64(d)) // #nosec G404 -- jitter of a retry delay, not a secret
 }
 
 // Retry is a retry policy: at most MaxAttempts attempts in all, spaced by

@@ -32,7 +32,7 @@ const (
 // --dumps.tokens for the Sentry data source.
 const (
 	urlVar   = "VIGIL_URL"
-	tokenVar = "VIGIL_DUMPS_TOKEN"
+	tokenVar = "VIGIL_DUMPS_TOKEN" // #nosec G101 -- the name of an environment variable, not a credential
 )
 
 // sentryOrg is the organization slug Vigil answers to (--dumps.org).

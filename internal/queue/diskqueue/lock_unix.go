@@ -15,7 +15,7 @@ import (
 // lockFile of the same path even within one process, and the kernel drops it
 // when the process dies.
 func lockFile(path, role string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return nil, fmt.Errorf("cannot open lock file %s: %w", path, err)
 	}
@@ -26,11 +26,11 @@ func lockFile(path, role string) (*os.File, error) {
 		}
 	}
 	if errors.Is(err, unix.EWOULDBLOCK) {
-		f.Close()
+		_ = f.Close() // the lock error is the one to report
 		return nil, fmt.Errorf("queue directory is already open by another %s (lock file %s is held): %w", role, path, ErrLocked)
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the lock error is the one to report
 		return nil, fmt.Errorf("cannot lock %s: %w", path, err)
 	}
 	return f, nil

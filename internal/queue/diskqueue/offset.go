@@ -54,7 +54,7 @@ func decodePosition(b []byte) (int64, error) {
 // or 0 when the consumer has never committed.
 func readCommitted(dir string) (int64, error) {
 	path := filepath.Join(dir, offsetFileName)
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -72,7 +72,7 @@ func readCommitted(dir string) (int64, error) {
 // leaves either the old or the new position.
 func writeCommitted(dir string, dirFile *os.File, pos int64, sync syncFunc) error {
 	b := encodePosition(pos)
-	return fsutil.Syncs{File: sync, Dir: dirFile}.WriteFileAtomic(filepath.Join(dir, offsetFileName), b[:], 0o644)
+	return fsutil.Syncs{File: sync, Dir: dirFile}.WriteFileAtomic(filepath.Join(dir, offsetFileName), b[:], 0o600)
 }
 
 // The head file tells a consumer in another process how far the log is

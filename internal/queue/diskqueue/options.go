@@ -70,10 +70,10 @@ func (o Options) withDefaults() (Options, error) {
 
 // prepareDir creates the queue directory and opens it for syncing.
 func prepareDir(dir string) (*os.File, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create queue directory: %w", err)
 	}
-	f, err := os.Open(dir)
+	f, err := os.Open(dir) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return nil, fmt.Errorf("cannot open queue directory: %w", err)
 	}

@@ -136,7 +136,7 @@ func (p *Producer) recover() error {
 		}
 	}
 	p.synced.Store(p.written)
-	p.head, err = os.OpenFile(filepath.Join(dir, headFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	p.head, err = os.OpenFile(filepath.Join(dir, headFileName), os.O_RDWR|os.O_CREATE, 0o600) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return fmt.Errorf("cannot open head file: %w", err)
 	}

@@ -88,7 +88,7 @@ func checkSegmentHeader(f *os.File) error {
 // record written to it never outlives its file after a crash.
 func createSegment(dir string, dirFile *os.File, base int64, sync syncFunc) (*os.File, error) {
 	path := filepath.Join(dir, segmentName(base))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return nil, fmt.Errorf("cannot create segment %s: %w", path, err)
 	}
@@ -118,7 +118,7 @@ type tailState struct {
 // durable. A segment whose header was never completely written is treated
 // as empty.
 func recoverTail(path string, sync syncFunc) (tailState, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := os.OpenFile(path, os.O_RDWR, 0) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
 		return tailState{}, fmt.Errorf("cannot open segment %s: %w", path, err)
 	}

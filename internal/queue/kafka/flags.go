@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 
@@ -120,7 +121,10 @@ func (f *Flags) Options(clientID string) (Options, error) {
 	o := DefaultOptions()
 	o.Brokers = f.brokers
 	o.Topic = *f.topic
-	o.Partitions = int32(*f.partitions)
+	if *f.partitions < 0 || *f.partitions > math.MaxInt32 {
+		return o, fmt.Errorf("--kafka.partitions %d: want 1 to %d", *f.partitions, math.MaxInt32)
+	}
+	o.Partitions = int32(*f.partitions) // #nosec G115 -- range-checked above
 	o.GroupID = *f.group
 	o.ClientID = clientID
 	o.Compression = *f.compression

@@ -46,6 +46,7 @@ func TestEnsureTopicIdempotent(t *testing.T) {
 	if got := len(metas[0].Partitions); got != int(opts.Partitions) {
 		t.Errorf("partitions: got %d; want %d", got, opts.Partitions)
 	}
+	//lint:ignore SA1019 one resource is all the test reads
 	entries, err := admin.DescribeConfig(sarama.ConfigResource{
 		Type: sarama.TopicResource, Name: opts.Topic, ConfigNames: []string{"max.message.bytes"},
 	})

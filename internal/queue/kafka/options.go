@@ -287,6 +287,6 @@ func (o Options) consumerConfig() *sarama.Config {
 	// Batches are large (up to MaxMessageBytes): buffer a few per
 	// partition, not sarama's default of 256.
 	c.ChannelBufferSize = 16
-	c.Consumer.Fetch.Default = min(int32(o.MaxMessageBytes), 4<<20)
+	c.Consumer.Fetch.Default = min(int32(o.MaxMessageBytes), 4<<20) // #nosec G115 -- Validate bounds MaxMessageBytes to 1 GiB
 	return c
 }

@@ -130,6 +130,7 @@ func TestSCRAMClient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			//lint:ignore SA1019 fixed test factors, which cannot make it panic
 			stored := creds.GetStoredCredentials(scram.KeyFactors{Salt: "salty-salt", Iters: 4096})
 			srv, err := tt.hash.NewServer(func(user string) (scram.StoredCredentials, error) {
 				if user != "vigil" {

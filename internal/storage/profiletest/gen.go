@@ -29,7 +29,7 @@ type Program struct {
 }
 
 func NewProgram(seed uint64, nfuncs, nstacks int) *Program {
-	r := rand.New(rand.NewPCG(seed, 1))
+	r := rand.New(rand.NewPCG(seed, 1)) // #nosec G404 -- seeded test data, meant to be reproducible
 	pg := &Program{mapping: &profile.Mapping{ID: 1, Start: 0x400000, Limit: 0x1400000, File: "/usr/local/bin/checkout", BuildID: "3c0d6b3e9f1a2b4c", HasFunctions: true, HasFilenames: true, HasLineNumbers: true}}
 	pkgs := []string{"runtime", "net/http", "encoding/json", "database/sql", "github.com/acme/checkout/internal/cart",
 		"github.com/acme/checkout/internal/pricing", "github.com/acme/checkout/internal/store", "google.golang.org/grpc",
@@ -78,6 +78,7 @@ func NewProgram(seed uint64, nfuncs, nstacks int) *Program {
 // start, gzipped as the Go runtime writes it; spans labels some samples
 // with a span_id.
 func (pg *Program) CPUProfile(i int, start int64, spans bool) []byte {
+	// #nosec G404 -- seeded test data, meant to be reproducible
 	r := rand.New(rand.NewPCG(uint64(i), 7))
 	const period = 10_000_000 // ns
 	n := 600 + r.IntN(800)    // samples of 10 ms

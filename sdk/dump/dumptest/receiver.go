@@ -81,7 +81,7 @@ func (rc *Receiver) Start() {
 		rc.t.Fatalf("receiver: cannot listen on %s again: %v", rc.addr, err)
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
-	srv.Listener.Close()
+	_ = srv.Listener.Close() // replaced by ln below; it never accepted
 	srv.Listener = ln
 	srv.Start()
 	rc.mu.Lock()
