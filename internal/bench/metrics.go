@@ -73,7 +73,7 @@ type metricsBench struct {
 	queries                    []dashQuery
 	ranges                     []time.Duration
 	targets                    *metricsTargets
-	rulesDir, sdFile           string
+	rulesDir                   string
 	expectedHeadSeries         int
 	results                    []*metricsResult
 }
@@ -164,11 +164,11 @@ func (b *metricsBench) run(ctx context.Context) error {
 // runServer starts one server on a fresh directory, has it scrape the
 // targets and measures it; it stops the server before returning.
 func (b *metricsBench) runServer(ctx context.Context, which, dir string) (r *metricsResult, err error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
 	sd := filepath.Join(dir, "targets.json")
-	if err := os.WriteFile(sd, []byte("[]\n"), 0o644); err != nil {
+	if err := os.WriteFile(sd, []byte("[]\n"), 0o600); err != nil {
 		return nil, err
 	}
 	var srv *metricsServer
@@ -201,7 +201,7 @@ func (b *metricsBench) runServer(ctx context.Context, which, dir string) (r *met
 	}
 	// The targets appear: scraping starts.
 	start := time.Now()
-	if err := os.WriteFile(sd+".tmp", b.targets.fileSD(), 0o644); err != nil {
+	if err := os.WriteFile(sd+".tmp", b.targets.fileSD(), 0o600); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(sd+".tmp", sd); err != nil {

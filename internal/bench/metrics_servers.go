@@ -52,7 +52,7 @@ func startVigilFederation(dir, cfg string, rules bool) (*metricsServer, error) {
 		return nil, err
 	}
 	cfgFile := filepath.Join(dir, "federation.yml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
 	p := &childproc.Process{Binary: exe, Args: []string{"federation", "--log.level", "warn", "--data-dir", filepath.Join(dir, "data"),
@@ -75,7 +75,7 @@ func startRealPrometheus(bin, dir, cfg string) (*metricsServer, error) {
 		return nil, err
 	}
 	cfgFile := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
 	p := &childproc.Process{Binary: bin, Args: []string{"--config.file=" + cfgFile, "--storage.tsdb.path=" + filepath.Join(dir, "data"),

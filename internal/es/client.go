@@ -55,7 +55,7 @@ func secret(value, file, what string) (string, error) {
 	if value != "" || file == "" {
 		return value, nil
 	}
-	b, err := os.ReadFile(file)
+	b, err := os.ReadFile(file) // #nosec G304 -- a secret file the operator configured (--es.*-file)
 	if err != nil {
 		return "", fmt.Errorf("cannot read the Elasticsearch %s file: %w", what, err)
 	}
@@ -91,6 +91,7 @@ func NewClient(opts ClientOptions, logger *slog.Logger) (*Client, error) {
 	tc, err := tlsconfig.ClientFiles{CAFile: opts.TLS.CAFile, CertFile: opts.TLS.CertFile, KeyFile: opts.TLS.KeyFile,
 		InsecureSkipVerify: opts.TLS.InsecureSkipVerify}.Config()
 	if err != nil {
+		//lint:ignore ST1005 it begins with the name Elasticsearch
 		return nil, fmt.Errorf("Elasticsearch TLS: %w", err)
 	}
 	tr.TLSClientConfig = tc

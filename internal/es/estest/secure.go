@@ -42,7 +42,7 @@ func NewSecureProxy(t testing.TB, esURL string) *SecureProxy {
 	}
 	dir := t.TempDir()
 	ca := tlstest.NewCA(t, "elasticsearch test CA")
-	p := &SecureProxy{CAFile: ca.Write(t, dir, "ca"), APIKey: "dmlnaWw6dGVzdC1rZXk="}
+	p := &SecureProxy{CAFile: ca.Write(t, dir, "ca"), APIKey: "dmlnaWw6dGVzdC1rZXk="} // #nosec G101 -- a test key of a test proxy
 	p.ClientCert, p.ClientKey = ca.Issue(t, tlstest.LeafOptions{Client: true, CommonName: "vigil"}).Write(t, dir, "client")
 	rp := httputil.NewSingleHostReverseProxy(target)
 	want := []byte(p.APIKey)
