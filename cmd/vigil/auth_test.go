@@ -31,6 +31,8 @@ func TestRequiredScope(t *testing.T) {
 	f(portQuery, "GET", "/", open)
 	f(portQuery, "GET", "/ui/app.js", open)
 	f(portQuery, "GET", "/loki/api/v1/query_range", read)
+	f(portQuery, "GET", "/loki/api/v1/tail", read)
+	f(portQuery, "GET", auth.WhoAmIPath, read)
 	f(portQuery, "GET", "/api/traces/abc", read)
 	f(portQuery, "GET", "/api/v1/query", read)
 	f(portQuery, "POST", "/api/v1/query", read)

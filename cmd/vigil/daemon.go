@@ -131,5 +131,7 @@ func (d *daemon) queryMux() (*http.ServeMux, error) {
 		return nil, err
 	}
 	u.RegisterHTTP(m)
+	// The UI shows who signed in; guarded as read like the query APIs.
+	m.Handle(auth.WhoAmIPath, auth.WhoAmIHandler())
 	return m, nil
 }

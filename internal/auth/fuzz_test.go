@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,30 @@ func FuzzParseAuthorization(f *testing.F) {
 		}
 		if len(key) > len(h) {
 			t.Fatalf("%q: got a key longer than the header", h)
+		}
+	})
+}
+
+// FuzzWebSocketKey: a handshake's subprotocols yield a key or a reason,
+// never both; the key subprotocol never reaches the other subprotocols.
+func FuzzWebSocketKey(f *testing.F) {
+	for _, s := range []string{"", "vigil, " + keyProtocol("abc"), keyProtocol("a") + "," + keyProtocol("b"), WebSocketKeyProtocol + "!!", WebSocketKeyProtocol, "a,,b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header.Set("Sec-WebSocket-Protocol", h)
+		key, malformed, others, found := webSocketKey(r)
+		if key != "" && malformed != "" {
+			t.Fatalf("%q: got key %q and reason %q", h, key, malformed)
+		}
+		if (key != "" || malformed != "") && !found {
+			t.Fatalf("%q: got a key or a reason without a key subprotocol", h)
+		}
+		for _, p := range others {
+			if strings.HasPrefix(p, WebSocketKeyProtocol) {
+				t.Fatalf("%q: the key subprotocol %q is among the others", h, p)
+			}
 		}
 	})
 }

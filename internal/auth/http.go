@@ -51,10 +51,75 @@ func ParseAuthorization(h string) (key, malformed string) {
 	return "", "the Authorization header's scheme is neither Bearer nor Basic"
 }
 
-// RequestCredentials returns the credentials of r.
+// A browser cannot set headers on a websocket: the web UI sends its key
+// as one of the subprotocols it offers, WebSocketKeyProtocol followed by
+// the key in unpadded base64url, beside WebSocketProtocol, which the
+// server then selects (as Kubernetes does with its bearer subprotocol).
+// Only the handshake carries it, never the URL, which lands in logs.
+const (
+	WebSocketKeyProtocol = "base64url.bearer.vigil."
+	WebSocketProtocol    = "vigil"
+)
+
+// UIHeader and UIHeaderValue mark the web UI's requests: their 401 carries
+// no WWW-Authenticate, so that the browser does not pop up its own basic
+// auth dialog over the UI's sign-in form.
+const (
+	UIHeader      = "X-Requested-With"
+	UIHeaderValue = "vigil-ui"
+)
+
+// isWebSocket tells a websocket handshake.
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket")
+}
+
+// webSocketKey returns the key in the subprotocols a websocket handshake
+// offers, the other subprotocols, and whether one carried a key.
+func webSocketKey(r *http.Request) (key, malformed string, others []string, found bool) {
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			if p == "" {
+				continue
+			}
+			enc, ok := strings.CutPrefix(p, WebSocketKeyProtocol)
+			if !ok {
+				others = append(others, p)
+				continue
+			}
+			found = true
+			if key != "" || malformed != "" {
+				malformed = "the websocket handshake offers more than one " + WebSocketKeyProtocol + " subprotocol"
+				continue
+			}
+			if len(enc) > maxHeaderKey {
+				malformed = "the websocket subprotocol " + WebSocketKeyProtocol + "… is longer than 4096 bytes"
+				continue
+			}
+			b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(enc, "="))
+			if err != nil || len(b) == 0 {
+				malformed = "the websocket subprotocol " + WebSocketKeyProtocol + "… does not hold a key in base64url"
+				continue
+			}
+			key = string(b)
+		}
+	}
+	if malformed != "" {
+		key = ""
+	}
+	return key, malformed, others, found
+}
+
+// RequestCredentials returns the credentials of r: the key of its
+// Authorization header or, for a websocket handshake without one, of its
+// WebSocketKeyProtocol subprotocol.
 func RequestCredentials(r *http.Request) Credentials {
 	var c Credentials
 	c.Key, c.Malformed = ParseAuthorization(r.Header.Get("Authorization"))
+	if c.Key == "" && c.Malformed == "" && isWebSocket(r) {
+		c.Key, c.Malformed, _, _ = webSocketKey(r)
+	}
 	c.OrgID = strings.TrimSpace(r.Header.Get(OrgIDHeader))
 	c.Remote = remoteAddr(r.RemoteAddr)
 	return c
@@ -102,19 +167,47 @@ func (a *Authenticator) Handler(next http.Handler, scope func(*http.Request) Sco
 			WriteError(w, r, err.(*Error))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+		r = r.WithContext(WithIdentity(r.Context(), id))
+		if isWebSocket(r) {
+			r = stripKeyProtocol(w, r)
+		}
+		next.ServeHTTP(w, r)
 	})
+}
+
+// stripKeyProtocol hides the key subprotocol from the handler behind,
+// and selects WebSocketProtocol when the handshake offered it with the
+// key: a browser fails a handshake whose answer selects none of the
+// subprotocols it offered. The websocket library keeps a subprotocol set
+// on the response's header (github.com/coder/websocket does).
+func stripKeyProtocol(w http.ResponseWriter, r *http.Request) *http.Request {
+	_, _, others, found := webSocketKey(r)
+	if !found {
+		return r
+	}
+	r = r.Clone(r.Context())
+	r.Header.Del("Sec-WebSocket-Protocol")
+	for _, p := range others {
+		r.Header.Add("Sec-WebSocket-Protocol", p)
+		if p == WebSocketProtocol && w.Header().Get("Sec-WebSocket-Protocol") == "" {
+			w.Header().Set("Sec-WebSocket-Protocol", WebSocketProtocol)
+		}
+	}
+	return r
 }
 
 // WriteError answers a refusal of r in the error shape of the API r is
 // for: Jaeger's envelope for the Jaeger APIs, Sentry's {"detail": …} for
 // Sentry's web API, else the Prometheus API's (which Grafana shows for
 // Loki too). A 401 carries WWW-Authenticate, so that browsers and Grafana
-// ask for basic credentials.
+// ask for basic credentials, except to the web UI (UIHeader), which asks
+// with its own form.
 func WriteError(w http.ResponseWriter, r *http.Request, e *Error) {
 	errorType := "forbidden"
 	if e.Status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="vigil"`)
+		if r.Header.Get(UIHeader) != UIHeaderValue {
+			w.Header().Set("WWW-Authenticate", `Basic realm="vigil"`)
+		}
 		errorType = "unauthorized"
 	}
 	httpserver.WriteJSON(w, e.Status, errorBody(r.URL.Path, e, errorType))

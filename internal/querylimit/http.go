@@ -103,7 +103,7 @@ var cheapExact = map[string]struct{}{
 	"/api/services": {}, "/api/operations": {}, "/api/v3/services": {}, "/api/v3/operations": {},
 	"/vigil/api/v1/profiles/types": {}, "/vigil/api/v1/profiles/labels": {},
 	"/querier.v1.QuerierService/ProfileTypes": {}, "/querier.v1.QuerierService/LabelNames": {},
-	"/querier.v1.QuerierService/LabelValues": {},
+	"/querier.v1.QuerierService/LabelValues": {}, "/vigil/api/v1/whoami": {},
 }
 
 var cheapPrefixes = []string{

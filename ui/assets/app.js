@@ -5,6 +5,7 @@
 import { h, clear } from './lib/dom.js';
 import { errorBox } from './lib/api.js';
 import { link } from './lib/route.js';
+import { initSession, signedOut } from './lib/session.js';
 
 const PAGES = ['home', 'logs', 'traces', 'trace', 'metrics', 'profiles', 'dumps'];
 // The nav entry a page belongs to.
@@ -31,7 +32,16 @@ function setParams(route, params, push = false) {
   route.params = new URLSearchParams(href.split('?')[1] || '');
 }
 
+// stop ends the page shown (its requests, timers and websockets).
+function stop() {
+  current = '';
+  if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
+  if (controller) controller.abort();
+  controller = null;
+}
+
 async function render() {
+  if (signedOut()) return;
   if (location.hash === current && current !== '') return;
   current = location.hash;
   if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
@@ -86,4 +96,4 @@ function initTheme() {
 initTheme();
 window.addEventListener('hashchange', render);
 window.addEventListener('popstate', () => { current = ''; render(); });
-render();
+initSession({ start: () => { current = ''; render(); }, stop });

@@ -2,6 +2,7 @@
 // endpoints Grafana and the other clients use; errors carry the API's own
 // message, which the page shows instead of a blank view.
 import { h } from './dom.js';
+import { authHeaders, unauthorized } from './auth.js';
 
 export class ApiError extends Error {
   constructor(status, message, url) {
@@ -45,13 +46,26 @@ export function errorMessage(text) {
 async function check(res, u) {
   if (res.ok) return res;
   const text = await res.text();
-  throw new ApiError(res.status, errorMessage(text) || `${res.status} ${res.statusText}`, u);
+  const err = new ApiError(res.status, errorMessage(text) || `${res.status} ${res.statusText}`, u);
+  if (res.status === 401) unauthorized(err.message);
+  throw err;
 }
+
+// apiFetch is fetch with the signed-in key and the UI's marker header
+// (lib/auth.js) added to init.headers (a plain object): pages that need
+// their own headers call it instead of fetch.
+export function apiFetch(u, init = {}) {
+  return fetch(u, { ...init, headers: authHeaders(init.headers) });
+}
+
+// checked throws the API's error for a failed answer res of u (and asks
+// for a key on a 401), else returns res.
+export function checked(res, u) { return check(res, u); }
 
 // getJSON fetches path?params and returns its JSON body.
 export async function getJSON(path, params, { signal } = {}) {
   const u = url(path, params);
-  const res = await fetch(u, { signal, headers: { Accept: 'application/json' } });
+  const res = await apiFetch(u, { signal, headers: { Accept: 'application/json' } });
   await check(res, u);
   return res.json();
 }
@@ -59,14 +73,14 @@ export async function getJSON(path, params, { signal } = {}) {
 // getText fetches path?params and returns the body as text.
 export async function getText(path, params, { signal } = {}) {
   const u = url(path, params);
-  const res = await fetch(u, { signal });
+  const res = await apiFetch(u, { signal });
   await check(res, u);
   return res.text();
 }
 
 // postJSON sends body as JSON and returns the JSON answer (or null).
 export async function postJSON(path, body, { signal, method = 'POST', headers = {} } = {}) {
-  const res = await fetch(path, {
+  const res = await apiFetch(path, {
     method, signal, body: body === undefined ? undefined : JSON.stringify(body),
     headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...headers },
   });
@@ -78,7 +92,7 @@ export async function postJSON(path, body, { signal, method = 'POST', headers = 
 // postForm sends params as a form, as Grafana's Prometheus data source does.
 export async function postForm(path, params, { signal } = {}) {
   const body = new URLSearchParams(url('', params).slice(1));
-  const res = await fetch(path, { method: 'POST', signal, body, headers: { Accept: 'application/json' } });
+  const res = await apiFetch(path, { method: 'POST', signal, body, headers: { Accept: 'application/json' } });
   await check(res, path);
   return res.json();
 }

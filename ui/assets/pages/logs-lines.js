@@ -3,7 +3,7 @@
 // structured metadata and parsed fields, with a link to the line's trace
 // when it carries a trace id.
 import { h, fmtTime } from '../lib/dom.js';
-import { ApiError, errorMessage, url } from '../lib/api.js';
+import { apiFetch, checked, url } from '../lib/api.js';
 import { traceLink } from '../lib/route.js';
 
 // lokiGet calls a Loki endpoint asking for categorized labels (Loki 3's
@@ -11,11 +11,8 @@ import { traceLink } from '../lib/route.js';
 // labels), which lib/api.js's getJSON has no header for.
 export async function lokiGet(path, params, signal) {
   const u = url(path, params);
-  const res = await fetch(u, { signal, headers: { Accept: 'application/json', 'X-Loki-Response-Encoding-Flags': 'categorize-labels' } });
-  if (!res.ok) {
-    const text = await res.text();
-    throw new ApiError(res.status, errorMessage(text) || `${res.status} ${res.statusText}`, u);
-  }
+  const res = await apiFetch(u, { signal, headers: { Accept: 'application/json', 'X-Loki-Response-Encoding-Flags': 'categorize-labels' } });
+  await checked(res, u);
   return res.json();
 }
 

@@ -3,6 +3,7 @@
 import { h, clear } from '../lib/dom.js';
 import { errorBox } from '../lib/api.js';
 import { lokiGet, entries, row } from './logs-lines.js';
+import { wsProtocols } from '../lib/auth.js';
 
 export const MAX_ROWS = 500;
 
@@ -15,7 +16,9 @@ export function startTail(out, { query, limit, signal, onFilter, onEnd }) {
   const note = h('p', { class: 'muted small', id: 'logs-tail-state' }, 'Connecting…');
   clear(out, note, list);
   let stopped = false, count = 0;
-  const ws = new WebSocket(u);
+  // The key rides as a subprotocol: a browser cannot set headers on a
+  // websocket, and a key in the URL would land in logs.
+  const ws = new WebSocket(u, wsProtocols());
 
   ws.onopen = () => { note.textContent = `Following — the newest ${MAX_ROWS} lines are kept.`; };
   ws.onmessage = ev => {
