@@ -20,15 +20,18 @@ import (
 func (l *Limiter) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := l.WithLimits(r.Context())
+		// One request from here on: a form POST's body is read once, by
+		// ParseForm, and the handler must see the parsed form.
+		r = r.WithContext(ctx)
 		if r.URL.Path == "/api/v1/query_range" {
 			// Prometheus' API has no range limit of its own.
-			if err := checkPromRange(r.WithContext(ctx)); err != nil {
+			if err := checkPromRange(r); err != nil {
 				WriteError(w, r, http.StatusBadRequest, err)
 				return
 			}
 		}
 		if !Heavy(r) {
-			next.ServeHTTP(w, r.WithContext(ctx))
+			next.ServeHTTP(w, r)
 			return
 		}
 		release, err := l.Acquire(ctx, l.key(r))
@@ -43,7 +46,7 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 			return
 		}
 		defer release()
-		next.ServeHTTP(w, r.WithContext(ctx))
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -256,4 +257,26 @@ func TestHandlerRefusesALongPrometheusRange(t *testing.T) {
 	f("query=up&start=1700000000&end=1700003600.5&step=15", http.StatusBadRequest)
 	f("query=up&start=2024-05-01T00:00:00Z&end=2024-05-02T00:00:00Z&step=15", http.StatusBadRequest)
 	f("query=up&start=garbage&end=1700003600&step=15", http.StatusOK) // Prometheus answers it
+}
+
+// A range query POSTed as a form, as Grafana's Prometheus data source sends
+// it, reaches the handler with its form: the range check reads the body
+// once, and the handler sees what it read.
+func TestHandlerPassesAPostedFormOn(t *testing.T) {
+	l := New(Options{MaxRange: time.Hour})
+	var got url.Values
+	h := l.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			t.Error(err)
+		}
+		got = r.Form
+	}))
+	body := "query=up&start=1700000000&end=1700003600&step=15"
+	req := httptest.NewRequest("POST", "/api/v1/query_range", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK || got.Get("query") != "up" || got.Get("start") != "1700000000" || got.Get("step") != "15" {
+		t.Fatalf("the handler got %d and form %v; want 200 and the posted form", w.Code, got)
+	}
 }
