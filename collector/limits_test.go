@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -262,5 +263,39 @@ func BenchmarkLimitStreams(b *testing.B) {
 		if e != nil || len(kept) != len(recs) {
 			b.Fatal("refused")
 		}
+	}
+}
+
+// Spans and Sentry events are held to the same bucket, answered in their
+// protocols' shapes: 429 with Retry-After, and X-Sentry-Rate-Limits.
+func TestIngestionRateSpansAndDumps(t *testing.T) {
+	dc := newDumpsCollector(t, keyed(testKey), nil)
+	dc.c.limits, _ = newTenantLimiter(LimitsOptions{IngestionRate: 1, IngestionBurst: 1}, nil)
+	dc.c.dumps.limits = dc.c.limits
+	ev := func(id string) []byte {
+		return envelope(`{"event_id":"`+id+`"}`, eventItem(`{"event_id":"`+id+`","message":"boom"}`))
+	}
+	if r := dc.do(t, "POST", "/api/1/envelope/", ev(evID), sentryAuth(testKey)...); r.code != 200 {
+		t.Fatalf("first event: got %d %s", r.code, r.body)
+	}
+	r := dc.do(t, "POST", "/api/1/envelope/", ev("aec79c33ec9942ab8353589fcb2e04dc"), sentryAuth(testKey)...)
+	if r.code != 429 || r.header.Get("Retry-After") != "1" || r.header.Get("X-Sentry-Rate-Limits") != "1::organization:ingestion_rate" ||
+		!strings.Contains(r.header.Get("X-Sentry-Error"), "ingestion_rate 1") {
+		t.Errorf("second event over 1/s: got %d %s, headers %v", r.code, r.body, r.header)
+	}
+
+	// spans, through Zipkin
+	q := tempQueue(t)
+	sampler, _ := NewSampler(1, "", nil)
+	tr := NewTraces(q, sampler, 1<<20, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	tr.limits = dc.c.limits // the same tenant "default", its bucket empty
+	mux := http.NewServeMux()
+	tr.RegisterZipkin(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	span := `[{"traceId":"5af7183fb1d4cf5f5af7183fb1d4cf5f","id":"6b221d5bc9e6496c","name":"get","timestamp":1700000000000000,"duration":10,"localEndpoint":{"serviceName":"z"}}]`
+	code, body, hdr := doRequest(t, "POST", srv.URL+"/api/v2/spans", []byte(span), "Content-Type", "application/json")
+	if code != 429 || hdr.Get("Retry-After") == "" || !strings.Contains(body, "over its ingestion limit") {
+		t.Errorf("span over the tenant's rate: got %d %q, Retry-After %q", code, body, hdr.Get("Retry-After"))
 	}
 }

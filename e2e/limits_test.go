@@ -3,11 +3,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -106,4 +109,117 @@ func TestTenantLimits(t *testing.T) {
 	if got := metric(t, p.collector, "vigil_collector_limited_records_total", "tenant", "team-b"); got != 0 {
 		t.Errorf("vigil_collector_limited_records_total{tenant=team-b} = %v; want 0", got)
 	}
+}
+
+// BenchmarkStreamExplosion measures the issue's case: while 2 clients send
+// 200,000 lines of 20 active streams (1,000 a request), an exploding client
+// sends up to 200,000 lines with a new service on every line. It reports
+// the active streams' lines/s accepted and the seconds until every accepted
+// line is indexed, without the exploder (steady), with it and no limit
+// (explosion), and with --collector.limits.max-streams=1000
+// (explosion-limited). Each run starts its own all-in-one; run it once:
+//
+//	VIGIL_BINARY=/tmp/vigil go test -tags e2e -run '^$' -bench StreamExplosion -benchtime 1x ./e2e/
+func BenchmarkStreamExplosion(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		explode bool
+		args    []string
+	}{
+		{"steady", false, nil},
+		{"explosion", true, nil},
+		{"explosion-limited", true, []string{"--collector.limits.max-streams=1000"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				streamExplosion(b, c.explode, c.args)
+			}
+		})
+	}
+}
+
+func streamExplosion(b *testing.B, explode bool, args []string) {
+	const steadyLines, batch, explodeLines, explodeBatch = 200_000, 1000, 200_000, 100
+	p := startAllInOne(b, b.TempDir(), args...)
+	logs := "http://" + p.collector + "/api/v1/logs"
+	post := func(body []byte) (int, string) {
+		resp, err := httpPost(logs, body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r struct {
+			Accepted int `json:"accepted"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		return resp.StatusCode, strconv.Itoa(r.Accepted)
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	var exploded atomic.Int64
+	var wg sync.WaitGroup
+	if explode {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var body []byte
+			for n := 0; n < explodeLines; n += explodeBatch {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				body = body[:0]
+				for i := n; i < n+explodeBatch; i++ {
+					body = fmt.Appendf(body, `{"service":"burst-%d","message":"line %d"}`+"\n", i, i)
+				}
+				_, acc := post(body)
+				k, _ := strconv.Atoi(acc)
+				exploded.Add(int64(k))
+			}
+		}()
+	}
+	var next atomic.Int64
+	var steady sync.WaitGroup
+	for range 2 {
+		steady.Add(1)
+		go func() {
+			defer steady.Done()
+			var body []byte
+			for {
+				from := int(next.Add(batch)) - batch
+				if from >= steadyLines {
+					return
+				}
+				body = body[:0]
+				for i := from; i < from+batch; i++ {
+					body = fmt.Appendf(body, `{"service":"bench-%d","level":"info","host":"h%d","message":"GET /api/v1/items/%d 200"}`+"\n", i%20, i%4, i)
+				}
+				for {
+					code, _ := post(body)
+					if code == 200 {
+						break
+					}
+					if code != 429 {
+						b.Errorf("steady client: got %d", code)
+						return
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	steady.Wait()
+	accepted := time.Since(start)
+	close(done)
+	wg.Wait()
+	want := float64(steadyLines + exploded.Load())
+	eventually(b, 10*time.Minute, "every accepted line indexed", func() (bool, string) {
+		v := metric(b, p.collector, "vigil_ingester_indexed_records_total")
+		return v >= want, fmt.Sprintf("%.0f of %.0f", v, want)
+	})
+	indexed := time.Since(start)
+	b.ReportMetric(steadyLines/accepted.Seconds(), "steady-lines/s")
+	b.ReportMetric(indexed.Seconds(), "s-to-indexed")
+	b.ReportMetric(float64(exploded.Load()), "new-stream-lines")
 }
