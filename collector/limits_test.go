@@ -16,6 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/model"
@@ -297,5 +302,53 @@ func TestIngestionRateSpansAndDumps(t *testing.T) {
 	code, body, hdr := doRequest(t, "POST", srv.URL+"/api/v2/spans", []byte(span), "Content-Type", "application/json")
 	if code != 429 || hdr.Get("Retry-After") == "" || !strings.Contains(body, "over its ingestion limit") {
 		t.Errorf("span over the tenant's rate: got %d %q, Retry-After %q", code, body, hdr.Get("Retry-After"))
+	}
+}
+
+// Over OTLP/gRPC the rate limit is RESOURCE_EXHAUSTED with a RetryInfo, so
+// exporters retry later, and max_streams a partial success.
+func TestLimitsOverGRPC(t *testing.T) {
+	o := DefaultOptions()
+	o.Logger = slog.New(slog.DiscardHandler)
+	o.Registerer = prometheus.NewRegistry()
+	o.Listen = Addrs{HTTP: "127.0.0.1:0", GRPC: "127.0.0.1:0"}
+	o.Limits = LimitsOptions{IngestionRate: 1, IngestionBurst: 2, MaxStreams: 1}
+	c, err := New(o, logQueue(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listenAndRun(t, c)
+	conn, err := grpc.NewClient(c.Addr("otlp-grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := plogotlp.NewGRPCClient(conn)
+	req := func(services ...string) plogotlp.ExportRequest {
+		ld := plog.NewLogs()
+		for _, s := range services {
+			rl := ld.ResourceLogs().AppendEmpty()
+			rl.Resource().Attributes().PutStr("service.name", s)
+			rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("x")
+		}
+		return plogotlp.NewExportRequestFromLogs(ld)
+	}
+	resp, err := client.Export(context.Background(), req("api", "web"))
+	if err != nil || resp.PartialSuccess().RejectedLogRecords() != 1 || !strings.Contains(resp.PartialSuccess().ErrorMessage(), "max_streams 1") {
+		t.Fatalf("a new stream past max_streams: got %v, partial_success %d %q", err, resp.PartialSuccess().RejectedLogRecords(), resp.PartialSuccess().ErrorMessage())
+	}
+	_, err = client.Export(context.Background(), req("api"))
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "ingestion_rate 1") {
+		t.Fatalf("over the rate: got %v; want RESOURCE_EXHAUSTED naming ingestion_rate", err)
+	}
+	var retry *errdetails.RetryInfo
+	for _, d := range st.Details() {
+		if r, ok := d.(*errdetails.RetryInfo); ok {
+			retry = r
+		}
+	}
+	if retry == nil || retry.GetRetryDelay().AsDuration() < time.Second {
+		t.Errorf("details %v: want a RetryInfo of at least 1s", st.Details())
 	}
 }
