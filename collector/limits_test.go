@@ -17,9 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/auth"
@@ -308,21 +306,7 @@ func TestIngestionRateSpansAndDumps(t *testing.T) {
 // Over OTLP/gRPC the rate limit is RESOURCE_EXHAUSTED with a RetryInfo, so
 // exporters retry later, and max_streams a partial success.
 func TestLimitsOverGRPC(t *testing.T) {
-	o := DefaultOptions()
-	o.Logger = slog.New(slog.DiscardHandler)
-	o.Registerer = prometheus.NewRegistry()
-	o.Listen = Addrs{HTTP: "127.0.0.1:0", GRPC: "127.0.0.1:0"}
-	o.Limits = LimitsOptions{IngestionRate: 1, IngestionBurst: 2, MaxStreams: 1}
-	c, err := New(o, logQueue(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	listenAndRun(t, c)
-	conn, err := grpc.NewClient(c.Addr("otlp-grpc"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	_, conn := runGRPC(t, func(o *Options) { o.Limits = LimitsOptions{IngestionRate: 1, IngestionBurst: 2, MaxStreams: 1} })
 	client := plogotlp.NewGRPCClient(conn)
 	req := func(services ...string) plogotlp.ExportRequest {
 		ld := plog.NewLogs()
