@@ -73,6 +73,8 @@ type Options struct {
 	// Overload configures the receivers' overload protection: a guard
 	// shedding by grade and a fair budget per service; off by default.
 	Overload OverloadOptions
+	// Limits are the per-tenant ingestion limits; none by default.
+	Limits LimitsOptions
 	// Dumps configures the Sentry-compatible dumps intake, served when the
 	// collector has a dumps queue.
 	Dumps DumpsOptions
@@ -111,7 +113,8 @@ type Collector struct {
 	pipeline    *pipeline
 	ids         *idSource
 	httpMetrics *httpMetrics
-	admission   *admission // nil: no overload protection
+	admission   *admission     // nil: no overload protection
+	limits      *tenantLimiter // nil: no tenant limits
 	tailer      *files.Tailer
 	traces      *Traces      // nil without a span queue
 	dumps       *dumpsIntake // nil without a dumps queue
@@ -156,6 +159,13 @@ func New(opts Options, q Queues) (*Collector, error) {
 		}
 		c.admission = a
 	}
+	if l := opts.Limits; l.IngestionRate != 0 || l.MaxStreams != 0 || l.Tenants != nil {
+		tl, err := newTenantLimiter(l, opts.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		c.limits = tl
+	}
 	if len(opts.FilePatterns) > 0 {
 		fo := opts.Files
 		fo.Patterns = opts.FilePatterns
@@ -174,14 +184,14 @@ func New(opts Options, q Queues) (*Collector, error) {
 			return nil, fmt.Errorf("--collector.sampling.*: %w", err)
 		}
 		c.traces = NewTraces(q.Spans, sampler, opts.MaxBodyBytes, opts.Logger.With("component", "traces"), opts.Registerer)
-		c.traces.admission = c.admission
+		c.traces.admission, c.traces.limits = c.admission, c.limits
 	}
 	if q.Dumps != nil {
 		in, err := newDumpsIntake(q.Dumps, opts.Dumps, c.httpMetrics, opts.Logger.With("component", "dumps"), opts.Registerer)
 		if err != nil {
 			return nil, err
 		}
-		in.admission = c.admission
+		in.admission, in.limits = c.admission, c.limits
 		c.dumps = in
 	}
 	return c, nil

@@ -31,7 +31,9 @@ type testCollector struct {
 	c   *Collector
 }
 
-func newTestCollector(t *testing.T, maxQueueBytes int64) *testCollector {
+// newTestCollector builds a collector over a disk queue (maxQueueBytes: 0
+// for the default); each of opts changes its options.
+func newTestCollector(t *testing.T, maxQueueBytes int64, opts ...func(*Options)) *testCollector {
 	t.Helper()
 	qo := diskqueue.DefaultOptions()
 	qo.Dir = t.TempDir()
@@ -47,6 +49,9 @@ func newTestCollector(t *testing.T, maxQueueBytes int64) *testCollector {
 	o.BatchMaxWait = 5 * time.Millisecond
 	o.Logger = slog.New(slog.DiscardHandler)
 	o.Registerer = prometheus.NewRegistry()
+	for _, f := range opts {
+		f(&o)
+	}
 	c, err := New(o, Queues{Logs: q})
 	if err != nil {
 		t.Fatal(err)

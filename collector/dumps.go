@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,6 +61,8 @@ type dumpsIntake struct {
 	items    *prometheus.CounterVec // type, outcome
 	// admission is the collector's overload protection; nil admits all.
 	admission *admission
+	// limits are the tenants' limits; nil limits nothing.
+	limits *tenantLimiter
 }
 
 const (
@@ -135,6 +138,9 @@ type intakeError struct {
 	// retryAfter, when set, is Retry-After of a 429 from overload
 	// protection.
 	retryAfter string
+	// rateReason is the reason code of X-Sentry-Rate-Limits with
+	// retryAfter; empty: overloaded.
+	rateReason string
 }
 
 func refuse(code int, reason, format string, args ...any) *intakeError {
@@ -156,7 +162,8 @@ func (in *dumpsIntake) reply(w http.ResponseWriter, receiver string, e *intakeEr
 	switch {
 	case e.code == http.StatusTooManyRequests && e.retryAfter != "":
 		w.Header().Set("Retry-After", e.retryAfter)
-		w.Header().Set("X-Sentry-Rate-Limits", e.retryAfter+"::organization:overloaded")
+		reason := cmp.Or(e.rateReason, "overloaded")
+		w.Header().Set("X-Sentry-Rate-Limits", e.retryAfter+"::organization:"+reason)
 	case e.code == http.StatusTooManyRequests:
 		secs := max(1, int(in.opts.RetryAfter.Round(time.Second)/time.Second))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -354,6 +361,9 @@ func (in *dumpsIntake) store(w http.ResponseWriter, r *http.Request) (string, *i
 func (in *dumpsIntake) publish(ctx context.Context, r *http.Request, project string, dumps []model.Dump) *intakeError {
 	if len(dumps) == 0 {
 		return nil
+	}
+	if e := in.limits.allow(ctx, "dumps", len(dumps)); e != nil {
+		return &intakeError{code: e.code, reason: e.reason, detail: e.msg, retryAfter: e.retryAfterSeconds(), rateReason: "ingestion_rate"}
 	}
 	o := &origin{grade: requestGrade(r, 0, 0), arrived: time.Now()}
 	counts, best := countByService(len(dumps), func(i int) (string, int) { return dumps[i].Service, dumps[i].Grade })

@@ -48,15 +48,19 @@ func (g *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plog
 		g.c.httpMetrics.rejected.WithLabelValues(receiver, "invalid").Add(float64(len(recs)))
 		return plogotlp.NewExportResponse(), status.Error(codes.InvalidArgument, err.Error())
 	}
+	resp := plogotlp.NewExportResponse()
+	limited := 0
 	if len(recs) > 0 {
 		o := grpcOrigin(ctx)
-		if code, msg, reason := g.c.accept(ctx, o, recs, time.Now().UnixNano()); code != http.StatusOK {
+		code, msg, reason, lim := g.c.accept(ctx, o, recs, time.Now().UnixNano())
+		if code != http.StatusOK {
 			g.c.httpMetrics.rejected.WithLabelValues(receiver, reason).Add(float64(len(recs)))
-			return plogotlp.NewExportResponse(), grpcError(code, msg, o)
+			return resp, grpcError(code, msg, o)
 		}
+		limited = g.c.partialSuccess(receiver, resp, lim, msg)
 	}
-	g.c.httpMetrics.received.WithLabelValues(receiver).Add(float64(len(recs)))
-	return plogotlp.NewExportResponse(), nil
+	g.c.httpMetrics.received.WithLabelValues(receiver).Add(float64(len(recs) - limited))
+	return resp, nil
 }
 
 type grpcTraces struct {

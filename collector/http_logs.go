@@ -139,19 +139,46 @@ func (c *Collector) handleLogsAPI(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusBadRequest, logsAPIResponse{Error: "request body has no records; send NDJSON or a JSON array of {\"message\": ...} objects"}, "invalid", 1)
 		return
 	}
-	code, msg, reason := c.accept(r.Context(), o, recs, now)
+	n := len(recs)
+	code, msg, reason, limited := c.accept(r.Context(), o, recs, now)
 	if code != http.StatusOK {
-		reply(code, logsAPIResponse{Error: msg}, reason, len(recs))
+		reply(code, logsAPIResponse{Error: msg}, reason, n)
 		return
 	}
-	c.httpMetrics.received.WithLabelValues(receiver).Add(float64(len(recs)))
-	reply(http.StatusOK, logsAPIResponse{Accepted: len(recs)}, "", 0)
+	c.httpMetrics.received.WithLabelValues(receiver).Add(float64(n - limited))
+	if limited > 0 {
+		reply(http.StatusBadRequest, logsAPIResponse{Accepted: n - limited, Error: msg}, "stream_limit", limited)
+		return
+	}
+	reply(http.StatusOK, logsAPIResponse{Accepted: n}, "", 0)
 }
 
-// accept passes recs through overload protection, assigns ids, defaults
-// missing timestamps to the arrival time now, and queues recs, mapping
-// failures to a status code.
-func (c *Collector) accept(ctx context.Context, o *origin, recs []model.LogRecord, now int64) (code int, msg, reason string) {
+// accept passes recs through the tenant's limits and overload
+// protection, assigns ids, defaults missing timestamps to the arrival time
+// now, and queues recs, mapping failures to a status code. With code 200,
+// limited lines of new streams past the tenant's max_streams were refused
+// (msg says why) and the others queued.
+func (c *Collector) accept(ctx context.Context, o *origin, recs []model.LogRecord, now int64) (code int, msg, reason string, limited int) {
+	if e := c.limits.allow(ctx, "logs", len(recs)); e != nil {
+		o.setRetryAfter(e)
+		return e.code, e.msg, e.reason, 0
+	}
+	kept, lerr := c.limits.limitStreams(ctx, recs)
+	if lerr != nil {
+		limited, msg = len(recs)-len(kept), lerr.msg
+	}
+	code, m, reason := c.queue(ctx, o, kept, now)
+	if code != http.StatusOK {
+		return code, m, reason, 0
+	}
+	return code, msg, reason, limited
+}
+
+// queue is accept past the tenant's limits.
+func (c *Collector) queue(ctx context.Context, o *origin, recs []model.LogRecord, now int64) (code int, msg, reason string) {
+	if len(recs) == 0 {
+		return http.StatusOK, "", ""
+	}
 	counts, best := countByService(len(recs), func(i int) (string, int) { return recs[i].Service, recs[i].Grade })
 	release, refused := c.admission.admit(ctx, "logs", o, best, counts)
 	if refused != nil {

@@ -21,7 +21,9 @@ var lokiDecoderPool = sync.Pool{New: func() any { return new(lokipush.Decoder) }
 // 422 without streams, 429 when the queue is full. As in Loki, the valid
 // entries of a request with some invalid ones (bad stream labels, lines
 // over --collector.loki.max-line-bytes) are kept and the answer is 400
-// naming the invalid ones; a client must not resend them.
+// naming the invalid ones; a client must not resend them. Lines of new
+// streams past the tenant's max_streams are refused the same way (400;
+// Loki answers 429, which makes shippers resend the accepted lines).
 func (c *Collector) handleLokiPush(w http.ResponseWriter, r *http.Request) {
 	const receiver = "loki_push"
 	fail := func(code int, reason, msg string, n int) {
@@ -70,18 +72,29 @@ func (c *Collector) handleLokiPush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	limited, limitMsg := 0, ""
 	if n := len(res.Records); n > 0 {
-		if code, msg, reason := c.accept(r.Context(), o, res.Records, now); code != http.StatusOK {
+		code, msg, reason, lim := c.accept(r.Context(), o, res.Records, now)
+		if code != http.StatusOK {
 			if res.Invalid > 0 {
 				c.httpMetrics.rejected.WithLabelValues(receiver, "invalid").Add(float64(res.Invalid))
 			}
 			fail(code, reason, msg, n)
 			return
 		}
-		c.httpMetrics.received.WithLabelValues(receiver).Add(float64(n))
+		c.httpMetrics.received.WithLabelValues(receiver).Add(float64(n - lim))
+		limited, limitMsg = lim, msg
 	}
-	if res.Invalid > 0 {
+	switch {
+	case res.Invalid > 0 && limited > 0:
+		c.httpMetrics.rejected.WithLabelValues(receiver, "stream_limit").Add(float64(limited))
+		fail(http.StatusBadRequest, "invalid", res.Err.Error()+"; "+limitMsg, res.Invalid)
+		return
+	case res.Invalid > 0:
 		fail(http.StatusBadRequest, "invalid", res.Err.Error(), res.Invalid)
+		return
+	case limited > 0:
+		fail(http.StatusBadRequest, "stream_limit", limitMsg, limited)
 		return
 	}
 	c.httpMetrics.requests.Count(receiver, http.StatusNoContent)

@@ -56,15 +56,33 @@ func (c *Collector) handleOTLPLogs(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "invalid", err.Error(), len(recs))
 		return
 	}
+	resp := plogotlp.NewExportResponse()
+	limited := 0
 	if len(recs) > 0 {
-		if code, msg, reason := c.accept(r.Context(), o, recs, o.arrived.UnixNano()); code != http.StatusOK {
+		code, msg, reason, lim := c.accept(r.Context(), o, recs, o.arrived.UnixNano())
+		if code != http.StatusOK {
 			fail(code, reason, msg, len(recs))
 			return
 		}
+		limited = c.partialSuccess(receiver, resp, lim, msg)
 	}
-	c.httpMetrics.received.WithLabelValues(receiver).Add(float64(len(recs)))
+	c.httpMetrics.received.WithLabelValues(receiver).Add(float64(len(recs) - limited))
 	c.httpMetrics.requests.Count(receiver, http.StatusOK)
-	writeOTLPResponse(w, ct, plogotlp.NewExportResponse())
+	writeOTLPResponse(w, ct, resp)
+}
+
+// partialSuccess reports in resp the limited log records refused by the
+// tenant's max_streams, as OTLP says a partial acceptance is answered: 200
+// with partial_success (rejected_log_records and the message), which
+// exporters do not retry. It returns limited.
+func (c *Collector) partialSuccess(receiver string, resp plogotlp.ExportResponse, limited int, msg string) int {
+	if limited > 0 {
+		c.httpMetrics.rejected.WithLabelValues(receiver, "stream_limit").Add(float64(limited))
+		ps := resp.PartialSuccess()
+		ps.SetRejectedLogRecords(int64(limited))
+		ps.SetErrorMessage(msg)
+	}
+	return limited
 }
 
 // otlpResponse is an OTLP Export…ServiceResponse.

@@ -229,13 +229,15 @@ func TestOTLPMetricsWithoutDestination(t *testing.T) {
 	}
 }
 
-func TestOTLPMetricsGRPC(t *testing.T) {
-	dest := &recordingDestination{}
+// runGRPC runs a collector with the options set by opt, serving HTTP and
+// OTLP/gRPC on loopback, and returns it and a connection to its gRPC port.
+func runGRPC(t *testing.T, opt func(*Options)) (*Collector, *grpc.ClientConn) {
+	t.Helper()
 	o := DefaultOptions()
 	o.Logger = slog.New(slog.DiscardHandler)
 	o.Registerer = prometheus.NewRegistry()
-	o.Metrics = dest
 	o.Listen = Addrs{HTTP: "127.0.0.1:0", GRPC: "127.0.0.1:0"}
+	opt(&o)
 	c, err := New(o, logQueue(t))
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +247,13 @@ func TestOTLPMetricsGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return c, conn
+}
+
+func TestOTLPMetricsGRPC(t *testing.T) {
+	dest := &recordingDestination{}
+	c, conn := runGRPC(t, func(o *Options) { o.Metrics = dest })
 	client := pmetricotlp.NewGRPCClient(conn)
 	if _, err := client.Export(context.Background(), sampleMetricsRequest()); err != nil {
 		t.Fatal(err)

@@ -43,6 +43,8 @@ type Traces struct {
 	logger   *slog.Logger
 	// admission is the collector's overload protection; nil admits all.
 	admission *admission
+	// limits are the tenants' limits; nil limits nothing.
+	limits *tenantLimiter
 
 	requests *httpserver.RequestMetrics
 	received *prometheus.CounterVec // receiver
@@ -88,6 +90,12 @@ func (t *Traces) RegisterJaeger(mux *http.ServeMux) {
 // protobuf encoding the spans were decoded from: when the sampler keeps
 // every span it is queued as it came, sparing an encoding.
 func (t *Traces) publish(ctx context.Context, receiver string, o *origin, spans []model.Span, raw []byte) (code int, msg, reason string) {
+	if len(spans) > 0 && o != nil {
+		if e := t.limits.allow(ctx, "spans", len(spans)); e != nil {
+			o.setRetryAfter(e)
+			return e.code, e.msg, e.reason
+		}
+	}
 	if len(spans) > 0 {
 		counts, best := countByService(len(spans), func(i int) (string, int) { return spans[i].Service, spans[i].Grade })
 		release, refused := t.admission.admit(ctx, "spans", o, best, counts)
@@ -132,6 +140,10 @@ func (t *Traces) publishTraces(ctx context.Context, receiver string, o *origin, 
 	if n == 0 {
 		t.received.WithLabelValues(receiver).Add(0)
 		return http.StatusOK, "", ""
+	}
+	if e := t.limits.allow(ctx, "spans", n); e != nil {
+		o.setRetryAfter(e)
+		return e.code, e.msg, e.reason
 	}
 	rss := td.ResourceSpans()
 	var counts []serviceCount

@@ -110,6 +110,7 @@ func (d *daemon) authCollector(o *collector.Options) error {
 	o.Guard = d.guard
 	o.GRPCServerOptions = append(o.GRPCServerOptions, d.auth.ServerOptions(auth.ScopeWrite)...)
 	o.Dumps.Authenticator = d.auth
+	o.Limits.Tenants = d.auth
 	for _, u := range []struct {
 		flag string
 		addr *string

@@ -69,6 +69,7 @@ type collectorFlags struct {
 	serviceRates   *string
 	dumpsKeys      config.StringList
 	overload       collector.OverloadOptions
+	limits         collector.LimitsOptions
 }
 
 func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
@@ -101,6 +102,11 @@ func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
 	fs.DurationVar(&ov.QueueBudget, "collector.overload.queue-budget", 250*time.Millisecond, "longest a request waits for its turn before it is answered 429")
 	fs.Float64Var(&ov.ServiceRate, "collector.limits.service-rate", 0, "each service's fair budget in records (log records, spans, events) per second; a service over it is answered 429 with Retry-After; 0 for no budget")
 	fs.IntVar(&ov.ServiceBurst, "collector.limits.service-burst", 0, "records a service may send at once above --collector.limits.service-rate; 0 for one second's budget")
+	lim := &f.limits
+	fs.Float64Var(&lim.IngestionRate, "collector.limits.ingestion-rate", 0, "each tenant's ingestion rate in records (log lines, spans, Sentry events) per second, unless its limits.ingestion_rate in --auth.config says; a request over it is refused whole with 429 and Retry-After; 0 for unlimited")
+	fs.IntVar(&lim.IngestionBurst, "collector.limits.ingestion-burst", 0, "records a tenant may send at once above --collector.limits.ingestion-rate, unless its limits.ingestion_burst says; 0 for one second's rate")
+	fs.IntVar(&lim.MaxStreams, "collector.limits.max-streams", 0, "active log streams (distinct env, grade, host, level, service, source) per tenant, unless its limits.max_streams in --auth.config says; lines of new streams past it are refused with 400, lines of active streams keep flowing; 0 for unlimited")
+	fs.DurationVar(&lim.StreamWindow, "collector.limits.stream-window", collector.DefaultStreamWindow, "how long a log stream counts as active after its last line, for --collector.limits.max-streams")
 	fs.Var(&f.dumpsKeys, "dumps.keys", "DSN public keys the dumps intake accepts, KEY or KEY/PROJECT (comma-separated or repeated); none refuses every event, except that all-in-one creates one")
 	return f
 }
@@ -124,6 +130,7 @@ func (f *collectorFlags) options(dataDir string) collector.Options {
 	o.SampleRate, o.ServiceSampleRates = *f.sampleRate, *f.serviceRates
 	o.Dumps.Keys = f.dumpsKeys
 	o.Overload = f.overload
+	o.Limits = f.limits
 	return o
 }
 
