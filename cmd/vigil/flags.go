@@ -251,6 +251,7 @@ func printURLs(scheme, collectorAddr, queryAddr, dsn, profilerAddr string, authO
 	c, q := host(collectorAddr), host(queryAddr)
 	fmt.Fprintf(os.Stderr, `
 Vigil is running.
+  web UI:       %[3]s://%[2]s/
   send logs:    curl -s %[3]s://%[1]s/api/v1/logs -d '{"service":"demo","level":"info","message":"hello vigil"}'
   find them:    curl -s -G %[3]s://%[2]s/loki/api/v1/query_range --data-urlencode 'query={service="demo"} |= "hello"'
   Grafana:      add a Loki data source with URL %[3]s://%[2]s
