@@ -86,11 +86,3 @@ export async function rangeQuery(query, start, end, step, { signal } = {}) {
   }, { signal });
   return r.data;
 }
-
-// steady rounds chart values to 12 significant digits. A ratio that is
-// constant but for floating-point noise (0.1 ± 1e-17) would otherwise give
-// lib/chart.js's axis a tick step too small to advance the tick value, and
-// the page would hang drawing it.
-export function steady(series) {
-  return series.map(se => ({ ...se, points: se.points.map(([t, v]) => [t, Number.isFinite(v) ? Number(v.toPrecision(12)) : v]) }));
-}

@@ -5,7 +5,7 @@ import { h, clear, fmtNumber, fmtTime } from '../lib/dom.js';
 import { errorBox, isAbort } from '../lib/api.js';
 import { lineChart, promSeries } from '../lib/chart.js';
 import { range, rangePicker, stepFor } from '../lib/time.js';
-import { instant, rangeQuery, steady } from '../lib/golden.js';
+import { instant, rangeQuery } from '../lib/golden.js';
 import { attachCompletion } from './metrics-complete.js';
 
 const MAX_SERIES = 100; // drawn in a chart
@@ -85,7 +85,7 @@ function stats(data, t0) {
 function chart(data, r) {
   if (data.resultType !== 'matrix') return table(data, r.end);
   if (!data.result.length) return h('p', { class: 'empty' }, 'No data in this range.');
-  const series = steady(promSeries(data.result.slice(0, MAX_SERIES)));
+  const series = promSeries(data.result.slice(0, MAX_SERIES));
   return h('div', { class: 'panel' },
     data.result.length > MAX_SERIES ? h('p', { class: 'muted small' }, `Showing ${MAX_SERIES} of ${data.result.length} series: aggregate the query to see them all.`) : null,
     lineChart({ series, start: r.start, end: r.end, height: 280 }));

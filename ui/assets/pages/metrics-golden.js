@@ -7,7 +7,7 @@ import { getJSON, errorBox, isAbort, ApiError } from '../lib/api.js';
 import { lineChart, promSeries } from '../lib/chart.js';
 import { range, rangePicker, stepFor } from '../lib/time.js';
 import { link, tracesLink, logsLink, profilesLink, dumpsLink } from '../lib/route.js';
-import { discover, name, processName, rangeQuery, esc, regexEsc, steady } from '../lib/golden.js';
+import { discover, name, processName, rangeQuery, esc, regexEsc } from '../lib/golden.js';
 
 const seconds = v => fmtDuration(v * 1000);
 
@@ -119,7 +119,7 @@ export async function renderGolden(view, ctx) {
         const series = results.flatMap((d, i) => promSeries(d.result, queries[i].by).map(x => ({
           ...x, name: `${queries[i].by[0] === 'grade' ? 'grade ' : ''}${x.name}${queries[i].suffix ? ' ' + queries[i].suffix : ''}`,
         })));
-        clear(content, series.length ? lineChart({ series: steady(series.slice(0, 50)), start: r.start, end: r.end, height: 320, yFormat })
+        clear(content, series.length ? lineChart({ series: series.slice(0, 50), start: r.start, end: r.end, height: 320, yFormat })
           : h('p', { class: 'empty' }, 'No data.'),
         // lineChart has a legend for two series or more; name a lone one too.
         series.length === 1 ? h('div', { class: 'legend' }, series[0].name) : null);
