@@ -357,6 +357,19 @@ func FromContext(ctx context.Context) (Identity, bool) {
 	return id, ok
 }
 
+// WithTenant returns ctx carrying tenant as the identity of work that was
+// authenticated before, elsewhere: the ingester stores the records of a
+// queue message under the tenant the collector authenticated, carried in
+// the message (queue.Message.Tenant). It grants no scope.
+func WithTenant(ctx context.Context, tenant string) context.Context {
+	return WithIdentity(ctx, Identity{Tenant: tenant})
+}
+
+// ValidTenant reports whether id can name a tenant: a letter or digit, then
+// at most 127 letters, digits, '_', '.' or '-'. Such an id is safe as one
+// component of a file path ("." and ".." are not valid).
+func ValidTenant(id string) bool { return tenantID.MatchString(id) }
+
 // Tenant returns the tenant of the request of ctx: DefaultTenant when auth
 // is off.
 func Tenant(ctx context.Context) string {
