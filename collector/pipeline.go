@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zeebo/xxh3"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
 	"github.com/vigilhq/vigil/internal/queue"
@@ -32,7 +33,7 @@ type pipeline struct {
 	maxWait    time.Duration
 
 	mu      sync.Mutex
-	pending map[string]*pendingBatch
+	pending map[pendingKey]*pendingBatch
 
 	published      *prometheus.CounterVec
 	publishErrors  *prometheus.CounterVec
@@ -40,8 +41,11 @@ type pipeline struct {
 	publishedBytes prometheus.Counter
 }
 
+// pendingKey is what requests are coalesced by.
+type pendingKey struct{ tenant, service string }
+
 type pendingBatch struct {
-	key   string
+	key   pendingKey
 	grade int // the best grade of the requests it holds; 0 when unknown
 	recs  []model.LogRecord
 	done  chan struct{}
@@ -54,7 +58,7 @@ func newPipeline(p queue.Producer, maxRecords int, maxWait time.Duration, reg pr
 		maxRecords: maxRecords,
 		minDirect:  256,
 		maxWait:    maxWait,
-		pending:    map[string]*pendingBatch{},
+		pending:    map[pendingKey]*pendingBatch{},
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "vigil", Subsystem: "collector", Name: "queued_records_total",
 			Help: "Log records durably accepted by the queue.",
@@ -93,9 +97,12 @@ func (pl *pipeline) Send(ctx context.Context, recs []model.LogRecord) error {
 	}
 	var waits []*pendingBatch
 	var full []*pendingBatch
+	tenant := auth.Tenant(ctx)
 	pl.mu.Lock()
 	for _, group := range groupByService(recs) {
-		key := group[0].Service
+		// Requests are coalesced per tenant and service: a queue message
+		// is one tenant's.
+		key := pendingKey{tenant: tenant, service: group[0].Service}
 		b := pl.pending[key]
 		if b == nil {
 			b = &pendingBatch{key: key, done: make(chan struct{})}
@@ -139,12 +146,12 @@ func (pl *pipeline) flushPending(b *pendingBatch) {
 }
 
 func (pl *pipeline) flush(b *pendingBatch) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(auth.WithTenant(context.Background(), b.key.tenant), 30*time.Second)
 	defer cancel()
 	if b.grade != 0 {
 		ctx = queue.WithGrade(ctx, b.grade)
 	}
-	b.err = pl.publish(ctx, b.key, b.recs)
+	b.err = pl.publish(ctx, b.key.service, b.recs)
 	close(b.done)
 }
 

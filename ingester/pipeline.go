@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/storage"
 	"github.com/vigilhq/vigil/sdk/resilience"
@@ -46,6 +47,10 @@ type pipeline[T any] struct {
 	// stored, when set, runs once a batch is stored and the items the
 	// store refused are dead-lettered.
 	stored func(batch []T)
+
+	// held is a message fetched for a batch of another tenant, the first
+	// of the next batch.
+	held *queue.Message
 
 	consumed, written, writeErrors prometheus.Counter
 	// Optional.
@@ -92,9 +97,12 @@ func (p *pipeline[T]) run(ctx context.Context) error {
 		// nothing more arrives.
 		batch, last, n, err := p.gather(ctx, bufs[i%2][:0], inflight != nil)
 		bufs[i%2] = batch
+		// The batch is written under its tenant (one per batch, see
+		// gather): the store routes it to the tenant's store.
+		tctx := auth.WithTenant(ctx, last.Tenant)
 		var perr error
 		if n > 0 && p.prepare != nil {
-			perr = p.prepare(ctx, batch)
+			perr = p.prepare(tctx, batch)
 		}
 		if ferr := finish(); ferr != nil {
 			return ferr
@@ -111,7 +119,7 @@ func (p *pipeline[T]) run(ctx context.Context) error {
 		if perr != nil && ctx.Err() == nil {
 			return perr
 		}
-		inflight = p.startWrite(ctx, batch, last)
+		inflight = p.startWrite(tctx, batch, last)
 		if err != nil || ctx.Err() != nil {
 			if ferr := finish(); ferr != nil {
 				return ferr
@@ -163,7 +171,8 @@ func drainContext(ctx context.Context, grace time.Duration) (context.Context, co
 }
 
 // gather fetches messages until the batch is full, MaxBatchWait passed
-// since the first one, or ctx ends. With bounded, it waits for the first
+// since the first one, a message of another tenant comes (it is held for
+// the next batch), or ctx ends. With bounded, it waits for the first
 // message at most MaxBatchWait too, and may return none (n == 0, nil error).
 func (p *pipeline[T]) gather(ctx context.Context, batch []T, bounded bool) ([]T, queue.Message, int, error) {
 	var last queue.Message
@@ -173,12 +182,24 @@ func (p *pipeline[T]) gather(ctx context.Context, batch []T, bounded bool) ([]T,
 		deadline = time.Now().Add(p.opts.MaxBatchWait)
 	}
 	for len(batch) < p.opts.MaxBatchRecords {
-		fctx, cancel := ctx, context.CancelFunc(func() {})
-		if n > 0 || bounded {
-			fctx, cancel = context.WithDeadline(ctx, deadline)
+		var msg queue.Message
+		var err error
+		if p.held != nil {
+			msg, p.held = *p.held, nil
+		} else {
+			fctx, cancel := ctx, context.CancelFunc(func() {})
+			if n > 0 || bounded {
+				fctx, cancel = context.WithDeadline(ctx, deadline)
+			}
+			msg, err = p.consumer.Fetch(fctx)
+			cancel()
 		}
-		msg, err := p.consumer.Fetch(fctx)
-		cancel()
+		if err == nil && n > 0 && msg.Tenant != last.Tenant {
+			// A batch is one tenant's: it is written to the tenant's store.
+			// The message starts the next batch.
+			p.held = &msg
+			return batch, last, n, nil
+		}
 		if err != nil {
 			if (n > 0 || bounded) && errors.Is(err, context.DeadlineExceeded) {
 				return batch, last, n, nil

@@ -34,6 +34,9 @@ type daemon struct {
 	closes []func() error
 	// limiter admits the queries of every query port (limitQueries).
 	limiter *querylimit.Limiter
+	// tenantRegs hold the metrics of the stores of tenants other than the
+	// default one, served on /metrics beside reg's.
+	tenantRegs tenantRegistries
 }
 
 // parse parses a command's flags and returns its daemon.
@@ -69,7 +72,9 @@ func (d *daemon) mux() *http.ServeMux {
 }
 
 // addOps registers /metrics, /healthz, /readyz and /debug/pprof/ on m.
-func (d *daemon) addOps(m *http.ServeMux) { httpserver.AddOpsHandlers(m, d.reg, &d.ready) }
+func (d *daemon) addOps(m *http.ServeMux) {
+	httpserver.AddOpsHandlers(m, prometheus.Gatherers{d.reg, &d.tenantRegs}, &d.ready)
+}
 
 // signalRegisterer labels the metrics of a component that exists once per
 // signal (the disk queues and spools) with signal="…".

@@ -75,10 +75,10 @@ func (f *esFlags) client() es.ClientOptions {
 		Write: es.WriteResilience{TimeoutFloor: *f.timeoutFloor, TimeoutCeiling: *f.timeoutCeiling, BreakerOpenFor: *f.openFor}}
 }
 
-func (f *esFlags) options(retention time.Duration) esstore.Options {
+func (f *esFlags) options(tenant string, retention time.Duration) esstore.Options {
 	o := esstore.DefaultOptions()
 	o.ClientOptions = f.client()
-	o.IndexPrefix = *f.indexPrefix
+	o.IndexPrefix = tenantIndexPrefix(tenant) + *f.indexPrefix
 	o.Shards, o.Replicas = *f.shards, *f.replicas
 	o.RefreshInterval = *f.refresh
 	o.Retention = retention
@@ -86,10 +86,10 @@ func (f *esFlags) options(retention time.Duration) esstore.Options {
 }
 
 // spanOptions returns the options of the span store in Jaeger's layout.
-func (f *esFlags) spanOptions(retention time.Duration) esspanstore.Options {
+func (f *esFlags) spanOptions(tenant string, retention time.Duration) esspanstore.Options {
 	o := esspanstore.DefaultOptions()
 	o.ClientOptions = f.client()
-	o.IndexPrefix = *f.jaegerIdx
+	o.IndexPrefix = tenantIndexPrefix(tenant) + *f.jaegerIdx
 	o.Shards, o.Replicas = *f.shards, *f.replicas
 	o.Retention = retention
 	return o
@@ -97,10 +97,10 @@ func (f *esFlags) spanOptions(retention time.Duration) esspanstore.Options {
 
 // dumpOptions returns the options of the dump store: daily event indices
 // and one issue index.
-func (f *esFlags) dumpOptions(retention time.Duration) esdumpstore.Options {
+func (f *esFlags) dumpOptions(tenant string, retention time.Duration) esdumpstore.Options {
 	o := esdumpstore.DefaultOptions()
 	o.ClientOptions = f.client()
-	o.IndexPrefix = *f.dumpsIdx
+	o.IndexPrefix = tenantIndexPrefix(tenant) + *f.dumpsIdx
 	o.Shards, o.Replicas = *f.shards, *f.replicas
 	o.Retention = retention
 	return o
@@ -108,10 +108,10 @@ func (f *esFlags) dumpOptions(retention time.Duration) esdumpstore.Options {
 
 // profileOptions returns the options of the profile store: daily indices
 // of one document per profile.
-func (f *esFlags) profileOptions(retention time.Duration) esprofilestore.Options {
+func (f *esFlags) profileOptions(tenant string, retention time.Duration) esprofilestore.Options {
 	o := esprofilestore.DefaultOptions()
 	o.ClientOptions = f.client()
-	o.IndexPrefix = *f.profilesIdx
+	o.IndexPrefix = tenantIndexPrefix(tenant) + *f.profilesIdx
 	o.Shards, o.Replicas = *f.shards, *f.replicas
 	o.Retention = retention
 	return o

@@ -11,6 +11,7 @@ import (
 	"github.com/vigilhq/vigil/dumps"
 	dumpsapi "github.com/vigilhq/vigil/dumps/api"
 	"github.com/vigilhq/vigil/ingester"
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/dumpstore"
 	"github.com/vigilhq/vigil/internal/esdumpstore"
 	"github.com/vigilhq/vigil/internal/esprofilestore"
@@ -43,24 +44,25 @@ var signals = []signalPath{
 			o, err := f.Options(clientID)
 			return o, f.DeadLetterTopic(), err
 		},
-		embedded: func(d *daemon, dataDir string, retention time.Duration) (logStore, error) {
+		embedded: func(d *daemon, tenant, dataDir string, retention time.Duration) (logStore, error) {
 			o := logstore.Options{Dir: filepath.Join(dataDir, "logs"), Retention: retention}
-			o.Logger, o.Registerer = d.logger.With("component", "logstore"), d.reg
+			o.Logger, o.Registerer = d.storeLogger("logstore", tenant), d.storeRegisterer(tenant)
 			st, err := logstore.Open(o)
 			if err != nil {
 				return nil, err
 			}
-			return minePatterns(d, st), nil
+			return minePatterns(d, tenant, st), nil
 		},
-		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (logStore, error) {
-			o := f.options(retention)
-			o.Logger, o.Registerer = d.logger.With("component", "elasticsearch"), d.reg
+		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, tenant string, retention time.Duration) (logStore, error) {
+			o := f.options(tenant, retention)
+			o.Logger, o.Registerer = d.storeLogger("elasticsearch", tenant), d.storeRegisterer(tenant)
 			st, err := esstore.Open(ctx, o)
 			if err != nil {
 				return nil, err
 			}
-			return minePatterns(d, st), nil
+			return minePatterns(d, tenant, st), nil
 		},
+		route: func(t *tenantStores[logStore]) logStore { return routedLogs{t} },
 		ingest: func(_ *daemon, _ *backends, o ingester.Options, in *ingestion, s logStore) (runner, error) {
 			return ingester.New(o, in.consumer, s, in.dlq), nil
 		},
@@ -80,17 +82,18 @@ var signals = []signalPath{
 			o, err := f.SpansOptions(clientID)
 			return o, "", err
 		},
-		embedded: func(d *daemon, dataDir string, retention time.Duration) (spanStore, error) {
+		embedded: func(d *daemon, tenant, dataDir string, retention time.Duration) (spanStore, error) {
 			o := spanstore.DefaultOptions(filepath.Join(dataDir, "spans"))
 			o.Retention = retention
-			o.Logger, o.Registerer = d.logger.With("component", "spanstore"), d.reg
+			o.Logger, o.Registerer = d.storeLogger("spanstore", tenant), d.storeRegisterer(tenant)
 			return spanstore.Open(o)
 		},
-		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (spanStore, error) {
-			o := f.spanOptions(retention)
-			o.Logger, o.Registerer = d.logger.With("component", "elasticsearch-spans"), d.reg
+		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, tenant string, retention time.Duration) (spanStore, error) {
+			o := f.spanOptions(tenant, retention)
+			o.Logger, o.Registerer = d.storeLogger("elasticsearch-spans", tenant), d.storeRegisterer(tenant)
 			return esspanstore.Open(ctx, o)
 		},
+		route: func(t *tenantStores[spanStore]) spanStore { return routedSpans{t} },
 		ingest: func(_ *daemon, b *backends, o ingester.Options, in *ingestion, s spanStore) (runner, error) {
 			o.MaxBatchRecords = *in.flags.maxSpans
 			si := ingester.NewSpanIngester(o, in.consumer, s, in.dlq)
@@ -116,17 +119,18 @@ var signals = []signalPath{
 		topic: func(f *kafka.Flags, clientID string) (kafka.Options, string, error) {
 			return f.DumpsOptions(clientID)
 		},
-		embedded: func(d *daemon, dataDir string, retention time.Duration) (dumpStore, error) {
+		embedded: func(d *daemon, tenant, dataDir string, retention time.Duration) (dumpStore, error) {
 			o := dumpstore.DefaultOptions(filepath.Join(dataDir, "dumps"))
 			o.RetentionDays = retentionDays(retention)
-			o.Logger, o.Registerer = d.logger.With("component", "dumpstore"), d.reg
+			o.Logger, o.Registerer = d.storeLogger("dumpstore", tenant), d.storeRegisterer(tenant)
 			return dumpstore.Open(o)
 		},
-		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (dumpStore, error) {
-			o := f.dumpOptions(retention)
-			o.Logger, o.Registerer = d.logger.With("component", "elasticsearch-dumps"), d.reg
+		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, tenant string, retention time.Duration) (dumpStore, error) {
+			o := f.dumpOptions(tenant, retention)
+			o.Logger, o.Registerer = d.storeLogger("elasticsearch-dumps", tenant), d.storeRegisterer(tenant)
 			return esdumpstore.Open(ctx, o)
 		},
+		route: func(t *tenantStores[dumpStore]) dumpStore { return routedDumps{t} },
 		ingest: func(d *daemon, b *backends, o ingester.Options, in *ingestion, s dumpStore) (runner, error) {
 			o.MaxBatchRecords = ingester.DefaultMaxBatchDumps
 			// The webhook delivers on its own goroutine, run and stopped
@@ -164,17 +168,18 @@ var signals = []signalPath{
 		topic: func(f *kafka.Flags, clientID string) (kafka.Options, string, error) {
 			return f.ProfilesOptions(clientID)
 		},
-		embedded: func(d *daemon, dataDir string, retention time.Duration) (profileStore, error) {
+		embedded: func(d *daemon, tenant, dataDir string, retention time.Duration) (profileStore, error) {
 			o := profilestore.DefaultOptions(filepath.Join(dataDir, "profiles"))
 			o.Retention = retention
-			o.Logger, o.Registerer = d.logger.With("component", "profilestore"), d.reg
+			o.Logger, o.Registerer = d.storeLogger("profilestore", tenant), d.storeRegisterer(tenant)
 			return profilestore.Open(o)
 		},
-		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (profileStore, error) {
-			o := f.profileOptions(retention)
-			o.Logger, o.Registerer = d.logger.With("component", "elasticsearch-profiles"), d.reg
+		elasticsearch: func(ctx context.Context, d *daemon, f *esFlags, tenant string, retention time.Duration) (profileStore, error) {
+			o := f.profileOptions(tenant, retention)
+			o.Logger, o.Registerer = d.storeLogger("elasticsearch-profiles", tenant), d.storeRegisterer(tenant)
 			return esprofilestore.Open(ctx, o)
 		},
+		route: func(t *tenantStores[profileStore]) profileStore { return routedProfiles{t} },
 		ingest: func(_ *daemon, _ *backends, o ingester.Options, in *ingestion, s profileStore) (runner, error) {
 			o.MaxBatchRecords = ingester.DefaultMaxBatchProfiles
 			return ingester.NewProfileIngester(o, in.consumer, s, in.dlq), nil
@@ -201,11 +206,14 @@ type (
 	logStore interface {
 		storage.LogWriter
 		storage.LogReader
+		storage.StreamStatsReader
+		storage.PatternReader
 		store
 	}
 	spanStore interface {
 		storage.SpanWriter
 		storage.SpanReader
+		storage.DependencyReader
 		store
 	}
 	dumpStore interface {
@@ -229,9 +237,9 @@ type (
 
 // minePatterns mines the log patterns of every line written to st and
 // keeps them in st (internal/patterns), for /loki/api/v1/patterns.
-func minePatterns(d *daemon, st patterns.Backend) *patterns.Store {
+func minePatterns(d *daemon, tenant string, st patterns.Backend) *patterns.Store {
 	o := patterns.DefaultOptions()
-	o.Logger, o.Registerer = d.logger.With("component", "patterns"), d.reg
+	o.Logger, o.Registerer = d.storeLogger("patterns", tenant), d.storeRegisterer(tenant)
 	return patterns.NewStore(st, o)
 }
 
@@ -282,8 +290,13 @@ type signalOf[S store] struct {
 	// embedded opens the signal's store of all-in-one and of an ingester
 	// without --es.urls; elasticsearch its store with --es.urls. Every
 	// signal has both.
-	embedded      func(d *daemon, dataDir string, retention time.Duration) (S, error)
-	elasticsearch func(ctx context.Context, d *daemon, f *esFlags, retention time.Duration) (S, error)
+	// Both open the store of one tenant (see tenants.go), the embedded one
+	// in dataDir.
+	embedded      func(d *daemon, tenant, dataDir string, retention time.Duration) (S, error)
+	elasticsearch func(ctx context.Context, d *daemon, f *esFlags, tenant string, retention time.Duration) (S, error)
+	// route returns the store that sends each call to the store of the
+	// tenant of its context.
+	route func(*tenantStores[S]) S
 	// ingest returns the ingester of the signal into s; it may add what
 	// the ingester needs besides (a webhook) to the daemon.
 	ingest func(d *daemon, b *backends, o ingester.Options, in *ingestion, s S) (runner, error)
@@ -324,18 +337,26 @@ type ingestion struct {
 	dlq      ingester.DeadLetter
 }
 
+// tenants returns the signal's stores, one per tenant (tenants.go), in
+// Elasticsearch when b says so.
+func (s *signalOf[S]) tenants(d *daemon, b *backends) *tenantStores[S] {
+	return newTenantStores(s.name, func(ctx context.Context, tenant string) (S, error) {
+		if b.es.enabled() {
+			return s.elasticsearch(ctx, d, b.es, tenant, d.tenantRetention(b, tenant))
+		}
+		return s.embedded(d, tenant, tenantDataDir(b.dataDir, tenant), d.tenantRetention(b, tenant))
+	})
+}
+
 func (s *signalOf[S]) store(ctx context.Context, d *daemon, b *backends, in *ingestion, muxes ...*http.ServeMux) error {
-	var st S
-	var err error
-	if b.es.enabled() {
-		st, err = s.elasticsearch(ctx, d, b.es, b.retention())
-	} else {
-		st, err = s.embedded(d, b.dataDir, b.retention())
-	}
-	if err != nil {
+	ts := s.tenants(d, b)
+	d.onClose(ts.Close)
+	// The default tenant's store opens now, so that a store that cannot
+	// open stops the daemon at start, as it always did.
+	if _, err := ts.of(ctx, auth.DefaultTenant); err != nil {
 		return err
 	}
-	d.onClose(st.Close)
+	st := s.route(ts)
 	if in != nil {
 		o, err := in.flags.options()
 		if err != nil {
@@ -347,7 +368,7 @@ func (s *signalOf[S]) store(ctx context.Context, d *daemon, b *backends, in *ing
 			return err
 		}
 		d.add(r.Run)
-		d.add(st.Run)
+		d.add(ts.Run)
 	}
 	muxes = slices.DeleteFunc(muxes, func(m *http.ServeMux) bool { return m == nil })
 	if len(muxes) > 0 && s.serve != nil {

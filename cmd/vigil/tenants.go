@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/vigilhq/vigil/internal/auth"
+)
+
+// Tenancy in the stores: every tenant has a store of its own for each
+// signal, so that its data can be found, retained and deleted on its own
+// and no query of one tenant can read another's (docs/security.md,
+// "Tenancy"). The tenant is the one of the request (auth.Tenant(ctx)): the
+// query APIs' authenticated caller, or the tenant the ingester read from
+// the queue message it writes. Without --auth.config everything is tenant
+// "default", whose stores are where they always were.
+//
+//   - Embedded: the default tenant's stores are under --data-dir as before
+//     (logs/, spans/, dumps/, profiles/); another tenant's are under
+//     --data-dir/tenants/<tenant>/. Deleting a tenant is deleting that
+//     directory while Vigil is stopped.
+//   - Elasticsearch: the default tenant's indices keep their names; every
+//     index of another tenant is named tenantIndexPrefix(tenant) followed by
+//     the default name ("tenant-team-a.vigil-logs-2026.12.04",
+//     "tenant-team-a.-jaeger-span-2026-12-04"), so one tenant's indices are
+//     one pattern (for Kibana, a stock jaeger-query with
+//     --es.index-prefix=tenant-team-a., retention and deletion), and no
+//     tenant's pattern matches another's indices.
+
+// tenantStores opens a signal's store per tenant on first use and keeps it
+// open until the daemon closes.
+type tenantStores[S store] struct {
+	signal string
+	open   func(ctx context.Context, tenant string) (S, error)
+
+	mu     sync.Mutex
+	stores map[string]S
+	// runCtx is the context of Run once the daemon runs the stores (an
+	// ingesting daemon): a store opened later runs in it too.
+	runCtx  context.Context
+	running sync.WaitGroup
+	runErrs chan error
+	closed  bool
+}
+
+func newTenantStores[S store](signal string, open func(ctx context.Context, tenant string) (S, error)) *tenantStores[S] {
+	return &tenantStores[S]{signal: signal, open: open, stores: map[string]S{}, runErrs: make(chan error, 1)}
+}
+
+// get returns the store of the tenant of ctx, opening it when needed.
+func (t *tenantStores[S]) get(ctx context.Context) (S, error) {
+	return t.of(ctx, auth.Tenant(ctx))
+}
+
+func (t *tenantStores[S]) of(ctx context.Context, tenant string) (S, error) {
+	var zero S
+	if !auth.ValidTenant(tenant) {
+		return zero, fmt.Errorf("tenant %q: not a valid tenant id (a letter or digit, then at most 127 letters, digits, '_', '.' or '-')", tenant)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s, ok := t.stores[tenant]; ok {
+		return s, nil
+	}
+	if t.closed {
+		return zero, fmt.Errorf("%s store of tenant %q: the daemon is stopping", t.signal, tenant)
+	}
+	// Opening holds the lock: the first request of a new tenant waits for
+	// its store (a few milliseconds embedded, a few requests to
+	// Elasticsearch), and no two opens of one store can race.
+	s, err := t.open(context.WithoutCancel(ctx), tenant)
+	if err != nil {
+		return zero, fmt.Errorf("cannot open the %s store of tenant %q: %w", t.signal, tenant, err)
+	}
+	t.stores[tenant] = s
+	if t.runCtx != nil {
+		t.start(s)
+	}
+	return s, nil
+}
+
+// start runs s until the run context ends; the caller holds mu.
+func (t *tenantStores[S]) start(s S) {
+	t.running.Add(1)
+	go func() {
+		defer t.running.Done()
+		if err := s.Run(t.runCtx); err != nil && t.runCtx.Err() == nil {
+			select {
+			case t.runErrs <- err:
+			default:
+			}
+		}
+	}()
+}
+
+// Run runs every store opened, and every store opened later, until ctx
+// ends or one of them fails.
+func (t *tenantStores[S]) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	t.mu.Lock()
+	t.runCtx = ctx
+	for _, s := range t.stores {
+		t.start(s)
+	}
+	t.mu.Unlock()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-t.runErrs:
+	}
+	cancel()
+	t.running.Wait()
+	return err
+}
+
+// Close closes every store opened.
+func (t *tenantStores[S]) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	var err error
+	for tenant, s := range t.stores {
+		if cerr := s.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("tenant %q: %w", tenant, cerr))
+		}
+	}
+	return err
+}
+
+// tenantDataDir is the data directory of a tenant's embedded stores.
+func tenantDataDir(dataDir, tenant string) string {
+	if tenant == auth.DefaultTenant {
+		return dataDir
+	}
+	return filepath.Join(dataDir, "tenants", tenant)
+}
+
+// tenantIndexPrefix is what prefixes the names of a tenant's Elasticsearch
+// indices: "" for the default tenant, else "tenant-" and the tenant id
+// written in the characters index names allow, then ".". Lower-case
+// letters, digits and '-' stand for themselves, '_' is written "__", '.'
+// "_-" and an upper-case letter '_' and the letter in lower case: the
+// mapping is one to one and never writes '.', so the first '.' ends the
+// tenant and no tenant's pattern (tenant-team-a.vigil-logs-*) matches
+// another tenant's indices.
+func tenantIndexPrefix(tenant string) string {
+	if tenant == auth.DefaultTenant {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("tenant-")
+	for _, c := range []byte(tenant) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-':
+			b.WriteByte(c)
+		case c == '_':
+			b.WriteString("__")
+		case c == '.':
+			b.WriteString("_-")
+		case c >= 'A' && c <= 'Z':
+			b.WriteByte('_')
+			b.WriteByte(c + ('a' - 'A'))
+		}
+	}
+	b.WriteByte('.')
+	return b.String()
+}
+
+// tenantRetention is how long a tenant's data is kept: its retention in
+// --auth.config when set, else --retention.
+func (d *daemon) tenantRetention(b *backends, tenant string) time.Duration {
+	if d.auth != nil {
+		if l, ok := d.auth.Limits(tenant); ok && l.Retention > 0 {
+			return l.Retention
+		}
+	}
+	return b.retention()
+}
+
+// storeRegisterer is where the store of a tenant registers its metrics:
+// the daemon's registry for the default tenant, as always; for another
+// tenant a registry of its own whose metrics carry tenant="…", since a
+// registry takes each metric once. /metrics serves them all.
+func (d *daemon) storeRegisterer(tenant string) prometheus.Registerer {
+	if tenant == auth.DefaultTenant {
+		return d.reg
+	}
+	return d.tenantRegs.of(tenant)
+}
+
+// storeLogger is the logger of a tenant's store.
+func (d *daemon) storeLogger(component, tenant string) *slog.Logger {
+	l := d.logger.With("component", component)
+	if tenant != auth.DefaultTenant {
+		l = l.With("tenant", tenant)
+	}
+	return l
+}
+
+// tenantRegistries are the metric registries of the tenants' stores.
+type tenantRegistries struct {
+	mu   sync.Mutex
+	regs map[string]*prometheus.Registry
+}
+
+func (t *tenantRegistries) of(tenant string) prometheus.Registerer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.regs[tenant]
+	if r == nil {
+		if t.regs == nil {
+			t.regs = map[string]*prometheus.Registry{}
+		}
+		r = prometheus.NewRegistry()
+		t.regs[tenant] = r
+	}
+	return prometheus.WrapRegistererWith(prometheus.Labels{"tenant": tenant}, r)
+}
+
+// Gather gathers every tenant's registry.
+func (t *tenantRegistries) Gather() ([]*dto.MetricFamily, error) {
+	t.mu.Lock()
+	gs := make(prometheus.Gatherers, 0, len(t.regs))
+	for _, r := range t.regs {
+		gs = append(gs, r)
+	}
+	t.mu.Unlock()
+	return gs.Gather()
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/auth"
+	"github.com/vigilhq/vigil/internal/es"
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
+)
+
+func TestTenantIndexPrefix(t *testing.T) {
+	if p := tenantIndexPrefix(auth.DefaultTenant); p != "" {
+		t.Errorf("default tenant: prefix %q; want none (its indices keep their names)", p)
+	}
+	for tenant, want := range map[string]string{
+		"team-a":   "tenant-team-a.",
+		"Team_A.b": "tenant-_team___a_-b.",
+		"0":        "tenant-0.",
+	} {
+		if got := tenantIndexPrefix(tenant); got != want {
+			t.Errorf("tenantIndexPrefix(%q) = %q; want %q", tenant, got, want)
+		}
+	}
+	// Names that would collide under a careless mapping: case, '.', '_'
+	// and one tenant's name being another's plus a default index name.
+	tenants := []string{"a", "A", "a.b", "a_b", "a-b", "a__b", "a_-b", "a.-b", "a-vigil-logs-x", "a.vigil-logs-x", "team-a", "Team-a", "team-a-jaeger-span-x"}
+	for _, t1 := range tenants {
+		p1 := tenantIndexPrefix(t1)
+		if err := es.CheckIndexPrefix(p1 + "vigil-logs-"); err != nil {
+			t.Errorf("tenant %q: %v", t1, err)
+		}
+		for _, t2 := range tenants {
+			if t1 == t2 {
+				continue
+			}
+			p2 := tenantIndexPrefix(t2)
+			for _, name := range []string{"vigil-logs-", "-jaeger-span-", "-vigil-dumps-", "vigil-dump-issues"} {
+				if strings.HasPrefix(p2+name+"2026.12.04", p1+name) {
+					t.Errorf("tenant %q's pattern %s* matches tenant %q's index %s", t1, p1+name, t2, p2+name+"2026.12.04")
+				}
+			}
+		}
+	}
+}
+
+// TestTenantStoresKeepTenantsApart writes each tenant's logs, spans and
+// profiles through the routed stores, on the embedded stores, and reads them
+// back as each tenant.
+func TestTenantStoresKeepTenantsApart(t *testing.T) {
+	d := newDaemon(slog.New(slog.DiscardHandler))
+	dir := t.TempDir()
+	b := &backends{dataDir: dir}
+	ctx := context.Background()
+	ctxA := auth.WithTenant(ctx, "team-a")
+	ctxB := auth.WithTenant(ctx, "team-b")
+	now := time.Now().UnixNano()
+
+	logsTS := signals[0].(*signalOf[logStore]).tenants(d, b)
+	defer logsTS.Close()
+	logs := routedLogs{logsTS}
+	rec := model.LogRecord{ID: model.RecordID{1}, Timestamp: now, ObservedTimestamp: now, Service: "svc-a", Message: "only for team-a"}
+	if err := logs.Write(ctxA, []model.LogRecord{rec}); err != nil {
+		t.Fatal(err)
+	}
+	selectAll := func(ctx context.Context) []string {
+		var got []string
+		err := logs.Select(ctx, storage.SelectParams{Start: now - int64(time.Hour), End: now + int64(time.Hour)}, func(r *storage.Row) bool {
+			got = append(got, r.Message)
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := selectAll(ctxA); len(got) != 1 || got[0] != rec.Message {
+		t.Errorf("team-a reads %q; want its line", got)
+	}
+	if got := selectAll(ctxB); len(got) != 0 {
+		t.Errorf("team-b reads %q; want nothing", got)
+	}
+	if got := selectAll(ctx); len(got) != 0 {
+		t.Errorf("the default tenant reads %q; want nothing", got)
+	}
+	vals, err := logs.LabelValues(ctxB, "service", now-int64(time.Hour), now+int64(time.Hour), nil)
+	if err != nil || len(vals) != 0 {
+		t.Errorf("team-b's services: %q, %v; want none", vals, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tenants", "team-a", "logs")); err != nil {
+		t.Errorf("team-a's log store is not in its own directory: %v", err)
+	}
+
+	spansTS := signals[1].(*signalOf[spanStore]).tenants(d, b)
+	defer spansTS.Close()
+	spans := routedSpans{spansTS}
+	span := model.Span{TraceID: model.TraceID{1, 2, 3}, SpanID: model.SpanID{4}, Name: "op", StartTime: now, Duration: 1000, Service: "svc-a"}
+	if err := spans.Write(ctxA, []model.Span{span}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := spans.GetTrace(ctxA, span.TraceID); err != nil || len(got) != 1 {
+		t.Errorf("team-a's trace: %d spans, %v; want its span", len(got), err)
+	}
+	if got, err := spans.GetTrace(ctxB, span.TraceID); !errors.Is(err, storage.ErrTraceNotFound) {
+		t.Errorf("team-b reads team-a's trace: %d spans, %v; want not found", len(got), err)
+	}
+	if svcs, err := spans.Services(ctxB); err != nil || len(svcs) != 0 {
+		t.Errorf("team-b's services: %q, %v; want none", svcs, err)
+	}
+
+	// A tenant id that could leave the data directory is refused.
+	if err := logs.Write(auth.WithTenant(ctx, ".."), []model.LogRecord{rec}); err == nil {
+		t.Error("tenant \"..\": written; want an error")
+	}
+
+	// The stores of every tenant export their metrics, apart.
+	mfs, err := prometheus.Gatherers{d.reg, &d.tenantRegs}.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "tenant" && l.GetValue() == "team-a" && strings.HasPrefix(mf.GetName(), "vigil_logstore_") {
+					found = true
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error(`no vigil_logstore_… metric with tenant="team-a" on /metrics`)
+	}
+}
