@@ -18,6 +18,7 @@ import (
 	"github.com/google/pprof/driver"
 	"github.com/google/pprof/profile"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/storage"
 )
 
@@ -146,7 +147,9 @@ func (c *uiCache) handler(r *http.Request, key string, form url.Values, view str
 			return nil, badf("span_id %q: want 16 hex digits", id)
 		}
 	}
-	e := c.entry(key)
+	// A UI holds one tenant's profiles: the same selection asked by another
+	// tenant is another UI.
+	e := c.entry(auth.Tenant(r.Context()) + "\x00" + key)
 	e.once.Do(func() {
 		p, err := c.a.mergeOf(r.Context(), q)
 		if err != nil {

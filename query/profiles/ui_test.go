@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -135,5 +137,38 @@ func TestPprofWebUIReadsNoLocalFile(t *testing.T) {
 	code, body, _ := getPage(t, f, f.srv.URL+strings.TrimSuffix(final, "flamegraph")+"source?f=secret.Leak")
 	if code != 200 || !strings.Contains(body, "secret.Leak") || strings.Contains(body, "TOP-SECRET-MARKER") {
 		t.Fatalf("source view: %d\n%.600s", code, body)
+	}
+}
+
+// The same selection asked by two tenants is two UIs: a cached UI, built
+// from one tenant's profiles, is never served to another.
+func TestPprofWebUIIsPerTenant(t *testing.T) {
+	f := newFixture(t)
+	asTenant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.api.ui.ServeHTTP(w, r.WithContext(auth.WithTenant(r.Context(), r.Header.Get("X-Test-Tenant"))))
+	}))
+	defer asTenant.Close()
+	get := func(tenant, u string) {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Test-Tenant", tenant)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s as %s: %d", u, tenant, resp.StatusCode)
+		}
+	}
+	_, _, final := getPage(t, f, f.srv.URL+UIPrefix+"?"+with(hour(), "query", `cpu{service="checkout"}`).Encode())
+	before := f.api.ui.len()
+	get("team-a", asTenant.URL+final)
+	get("team-b", asTenant.URL+final)
+	get("team-a", asTenant.URL+strings.TrimSuffix(final, "flamegraph")+"top")
+	if got := f.api.ui.len(); got != before+2 {
+		t.Fatalf("%d UIs cached after team-a and team-b asked for one selection (%d before); want one more each", got, before)
 	}
 }
