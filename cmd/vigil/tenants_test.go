@@ -3,7 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +19,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/es"
+	"github.com/vigilhq/vigil/internal/es/estest"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
 )
@@ -139,5 +145,88 @@ func TestTenantStoresKeepTenantsApart(t *testing.T) {
 	}
 	if !found {
 		t.Error(`no vigil_logstore_… metric with tenant="team-a" on /metrics`)
+	}
+}
+
+// TestTenantStoresElasticsearch checks the same on Elasticsearch, and that
+// a tenant's indices carry its prefix.
+func TestTenantStoresElasticsearch(t *testing.T) {
+	esURL := estest.URL(t)
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	f := addESFlags(fs)
+	run := fmt.Sprintf("t%08x", rand.Uint32())
+	if err := fs.Parse([]string{"--es.urls=" + esURL, "--es.replicas=0", "--es.index-prefix=" + run + "-logs-",
+		"--es.jaeger.index-prefix=" + run, "--es.dumps.index-prefix=" + run, "--es.profiles.index-prefix=" + run}); err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemon(slog.New(slog.DiscardHandler))
+	b := &backends{es: f}
+	ctx := context.Background()
+	tenantA := "Team.A-" + run
+	ctxA := auth.WithTenant(ctx, tenantA)
+	ctxB := auth.WithTenant(ctx, "team-b-"+run)
+	now := time.Now().UnixNano()
+	t.Cleanup(func() {
+		for _, p := range []string{run + "*", tenantIndexPrefix(tenantA) + "*", "tenant-team-b-" + run + "*"} {
+			req, _ := http.NewRequest(http.MethodDelete, esURL+"/"+p+"?expand_wildcards=all", nil)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	})
+
+	logsTS := signals[0].(*signalOf[logStore]).tenants(d, b)
+	defer logsTS.Close()
+	logs := routedLogs{logsTS}
+	rec := model.LogRecord{ID: model.RecordID{1}, Timestamp: now, ObservedTimestamp: now, Service: "svc-a", Message: "only for team-a"}
+	if err := logs.Write(ctxA, []model.LogRecord{rec}); err != nil {
+		t.Fatal(err)
+	}
+	spansTS := signals[1].(*signalOf[spanStore]).tenants(d, b)
+	defer spansTS.Close()
+	spans := routedSpans{spansTS}
+	span := model.Span{TraceID: model.TraceID{1, 2, 3}, SpanID: model.SpanID{4}, Name: "op", StartTime: now, Duration: 1000, Service: "svc-a"}
+	if err := spans.Write(ctxA, []model.Span{span}); err != nil {
+		t.Fatal(err)
+	}
+	// Make the writes searchable.
+	resp, err := http.Post(esURL+"/"+tenantIndexPrefix(tenantA)+"*/_refresh", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	count := func(ctx context.Context) int {
+		n := 0
+		err := logs.Select(ctx, storage.SelectParams{Start: now - int64(time.Hour), End: now + int64(time.Hour)}, func(*storage.Row) bool { n++; return true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(ctxA); n != 1 {
+		t.Errorf("%s reads %d lines; want its 1", tenantA, n)
+	}
+	if n := count(ctxB); n != 0 {
+		t.Errorf("team-b reads %d lines; want none", n)
+	}
+	if got, err := spans.GetTrace(ctxA, span.TraceID); err != nil || len(got) != 1 {
+		t.Errorf("%s's trace: %d spans, %v; want its span", tenantA, len(got), err)
+	}
+	if got, err := spans.GetTrace(ctxB, span.TraceID); !errors.Is(err, storage.ErrTraceNotFound) {
+		t.Errorf("team-b reads the trace: %d spans, %v; want not found", len(got), err)
+	}
+	// The indices are named for the tenant.
+	resp, err = http.Get(esURL + "/_cat/indices/" + tenantIndexPrefix(tenantA) + "*?h=index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	p := tenantIndexPrefix(tenantA)
+	for _, want := range []string{p + run + "-logs-", p + run + "-jaeger-span-"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("no index %s… among %s's indices:\n%s", want, tenantA, body)
+		}
 	}
 }
