@@ -45,8 +45,9 @@ type pipeline[T any] struct {
 	// store's reason.
 	reject func(ctx context.Context, item T, reason string) error
 	// stored, when set, runs once a batch is stored and the items the
-	// store refused are dead-lettered.
-	stored func(batch []T)
+	// store refused are dead-lettered, with the context of the write (it
+	// carries the batch's tenant).
+	stored func(ctx context.Context, batch []T)
 
 	// held is a message fetched for a batch of another tenant, the first
 	// of the next batch.
@@ -219,7 +220,7 @@ func (p *pipeline[T]) gather(ctx context.Context, batch []T, bounded bool) ([]T,
 		batch, err = p.decode(batch, msg.Value)
 		if err != nil {
 			batch = batch[:before]
-			if derr := p.deadLetter(ctx, msg, err.Error()); derr != nil {
+			if derr := p.deadLetter(auth.WithTenant(ctx, msg.Tenant), msg, err.Error()); derr != nil {
 				// The batch up to the message before this one is written
 				// and committed; this one is delivered again.
 				return batch, prev, n - 1, derr
@@ -277,7 +278,7 @@ func (p *pipeline[T]) writeRetrying(ctx context.Context, batch []T) error {
 	}
 	p.written.Add(float64(len(batch)))
 	if p.stored != nil {
-		p.stored(batch)
+		p.stored(ctx, batch)
 	}
 	return nil
 }

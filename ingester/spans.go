@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlptraces"
 	"github.com/vigilhq/vigil/internal/queue"
@@ -96,8 +97,13 @@ func (in *SpanIngester) Run(ctx context.Context) error {
 }
 
 // stored counts the golden signals of a stored batch: its requests and the
-// calls between services.
-func (in *SpanIngester) stored(spans []model.Span) {
+// calls between services. Only the default tenant's spans are counted: the
+// series carry no tenant yet, and counting another tenant's spans would
+// show its services to the default tenant (docs/security.md, "Tenancy").
+func (in *SpanIngester) stored(ctx context.Context, spans []model.Span) {
+	if auth.Tenant(ctx) != auth.DefaultTenant {
+		return
+	}
 	in.golden.Observe(spans)
 	in.edges.observe(spans)
 }
