@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/queue"
 )
 
@@ -114,8 +115,8 @@ func TestPublishBatch(t *testing.T) {
 		t.Errorf("PublishBatch of more than the spool holds: got %v; want queue.ErrTooLarge", err)
 	}
 	checkBacklog(t, s, 3, 3*size)
-	if got, want := s.MaxMessageBytes(), int(5*size-recordOverhead-prefixSize); got != want {
-		t.Errorf("MaxMessageBytes: got %d; want %d (the log's bound less framing and prefix)", got, want)
+	if got, want := s.MaxMessageBytes(), int(5*size-recordOverhead-128-prefixSize); got != want {
+		t.Errorf("MaxMessageBytes: got %d; want %d (the log's bound less framing, the longest tenant id and prefix)", got, want)
 	}
 	s2 := mustOpen(t, testOptions(t.TempDir()), &batchDownstream{max: 1000})
 	defer mustClose(t, s2)
@@ -151,6 +152,7 @@ func TestOpensSpoolOfRelease(t *testing.T) {
 	if got := down.forwarded(); !slices.Equal(got, want) {
 		t.Fatalf("forwarded %d batches (first difference at %d); want the %d left in the release's spool, in order", len(got), firstDiff(got, want), len(want))
 	}
+	checkDefaultTenant(t, down.forwardedTenants()[:len(want)])
 	mustPublish(t, s, batch{"svc-a", "new"})
 	waitFor(t, "the new batch forwarded", func() bool { return len(down.forwarded()) == len(want)+1 })
 }
@@ -202,5 +204,17 @@ func TestOpensSingleLogSpool(t *testing.T) {
 	waitFor(t, "empty backlog", func() bool { b, _ := s.backlog.snapshot(); return b == 0 })
 	if got := down.forwarded(); !slices.Equal(got, want) {
 		t.Fatalf("forwarded %d batches (first difference at %d); want the %d left in the release's spool, in order", len(got), firstDiff(got, want), len(want))
+	}
+	checkDefaultTenant(t, down.forwardedTenants()[:len(want)])
+}
+
+// checkDefaultTenant checks that batches spooled by a release before
+// tenants were forwarded as the default tenant's.
+func checkDefaultTenant(t *testing.T, tenants []string) {
+	t.Helper()
+	for i, tenant := range tenants {
+		if tenant != auth.DefaultTenant {
+			t.Fatalf("batch %d of the release's spool forwarded for tenant %q; want %q", i, tenant, auth.DefaultTenant)
+		}
 	}
 }

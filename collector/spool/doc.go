@@ -12,7 +12,8 @@
 // queue.ErrFull once the lanes together hold the bound; the collector
 // then answers HTTP 429 and pauses tailing. Run is the forwarder: a round
 // at a time, from the best grade's lane that has batches, it publishes
-// the batches with their original keys to the downstream producer and
+// the batches with their original keys and tenants to the downstream
+// producer and
 // commits the lane's position only after the downstream acknowledged. So
 // a backlog drains grade 1 first, and each lane keeps its order. A
 // refused round waits at the head of its lane, never skipped; calls to

@@ -42,7 +42,7 @@ type spooled struct {
 }
 
 // message is one downstream message: the batches group[from:to], of one
-// key, their encodings concatenated.
+// tenant and one key, their encodings concatenated.
 type message struct {
 	queue.Record
 	from, to int
@@ -159,7 +159,7 @@ func (s *Spool) Run(ctx context.Context) error {
 				s.m.forwardedBatches.Add(float64(msg.to - msg.from))
 				s.m.forwardedBytes.Add(float64(len(msg.Value)))
 				for _, g := range group[msg.from:msg.to] {
-					drained = s.backlog.removed(l.grade, l.q.RecordSize(g.m.Key, len(g.m.Value)))
+					drained = s.backlog.removed(l.grade, l.q.RecordSize(g.m.Tenant, g.m.Key, len(g.m.Value)))
 					l.c.add(g.m)
 				}
 			}
@@ -274,18 +274,19 @@ func decode(m queue.Message) (spooled, error) {
 	return spooled{m: m, enq: enq, batch: batch}, err
 }
 
-// coalesce returns the downstream messages of group. Batches of one key
-// that follow each other travel as one message, up to Options.MaxCoalesce
-// of them and as many bytes as the downstream accepts: the fields of an
-// OTLP export request are repeated, so concatenated encodings form one
-// valid request holding all their records. Small batches of one key (an
-// HTTP request each) then share one Kafka message.
+// coalesce returns the downstream messages of group. Batches of one
+// tenant and one key that follow each other travel as one message, under
+// that tenant, up to Options.MaxCoalesce of them and as many bytes as the
+// downstream accepts: the fields of an OTLP export request are repeated,
+// so concatenated encodings form one valid request holding all their
+// records. Small batches of one key (an HTTP request each) then share one
+// Kafka message; batches of two tenants never do, whatever their key.
 func (s *Spool) coalesce(group []spooled) []message {
 	msgs := make([]message, 0, len(group))
 	for i := 0; i < len(group); {
-		key, n := group[i].m.Key, len(group[i].batch)
+		tenant, key, n := group[i].m.Tenant, group[i].m.Key, len(group[i].batch)
 		j := i + 1
-		for j < len(group) && j-i < s.opts.MaxCoalesce && group[j].m.Key == key &&
+		for j < len(group) && j-i < s.opts.MaxCoalesce && group[j].m.Key == key && group[j].m.Tenant == tenant &&
 			(s.maxDown <= 0 || len(key)+n+len(group[j].batch) <= s.maxDown) {
 			n += len(group[j].batch)
 			j++
@@ -297,7 +298,7 @@ func (s *Spool) coalesce(group []spooled) []message {
 				value = append(value, g.batch...)
 			}
 		}
-		msgs = append(msgs, message{Record: queue.Record{Key: key, Value: value}, from: i, to: j})
+		msgs = append(msgs, message{Record: queue.Record{Tenant: tenant, Key: key, Value: value}, from: i, to: j})
 		i = j
 	}
 	return msgs

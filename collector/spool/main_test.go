@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/queue/diskqueue"
 )
@@ -33,9 +34,12 @@ func (b batch) String() string { return b.key + "=" + b.value }
 // fakeDownstream is the downstream queue.Producer of unit tests: it records
 // what it acknowledged and fails when fail says so.
 type fakeDownstream struct {
-	mu    sync.Mutex
-	got   []batch
-	calls map[string]int // Publish calls by value
+	mu  sync.Mutex
+	got []batch
+	// tenants holds the tenant (auth.Tenant of the Publish context) of
+	// each batch of got.
+	tenants []string
+	calls   map[string]int // Publish calls by value
 	// fail, when set, is asked before each Publish; a non-nil error is
 	// returned without recording the batch.
 	fail func(b batch, call int) error
@@ -62,6 +66,7 @@ func (f *fakeDownstream) Publish(ctx context.Context, key string, value []byte) 
 	}
 	f.mu.Lock()
 	f.got = append(f.got, b)
+	f.tenants = append(f.tenants, auth.Tenant(ctx))
 	acked := f.acked
 	f.mu.Unlock()
 	if acked != nil {
@@ -80,6 +85,13 @@ func (f *fakeDownstream) forwarded() []batch {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]batch(nil), f.got...)
+}
+
+// forwardedTenants returns the tenant of each batch of forwarded.
+func (f *fakeDownstream) forwardedTenants() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.tenants...)
 }
 
 func (f *fakeDownstream) callsOf(value string) int {
@@ -208,16 +220,19 @@ func numbered(keys []string, n int) []batch {
 	return out
 }
 
-// recordOverhead is what the disk queue adds to a record's key and value
-// (docs/format/diskqueue.md).
-const recordOverhead = 10
+// recordOverhead is what the disk queue adds to a record's tenant, key
+// and value (docs/format/diskqueue.md).
+const recordOverhead = 11
 
-// spooledSize is what b takes in the spool and in its bytes gauge, as
-// docs/format/spool.md says.
-func spooledSize(bs ...batch) int64 {
+// spooledSize is what b, of the default tenant, takes in the spool and in
+// its bytes gauge, as docs/format/spool.md says.
+func spooledSize(bs ...batch) int64 { return tenantSpooledSize(auth.DefaultTenant, bs...) }
+
+// tenantSpooledSize is spooledSize for batches of tenant.
+func tenantSpooledSize(tenant string, bs ...batch) int64 {
 	var n int64
 	for _, b := range bs {
-		n += int64(recordOverhead + len(b.key) + prefixSize + len(b.value))
+		n += int64(recordOverhead + len(tenant) + len(b.key) + prefixSize + len(b.value))
 	}
 	return n
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,9 +37,9 @@ type Log interface {
 	// Pending calls fn with each durable record Fetch has yet to return,
 	// in order, without fetching it.
 	Pending(fn func(queue.Message) error) error
-	// RecordSize returns the bytes a record of key and a valueLen-byte
-	// value takes of the log's bound, its framing included.
-	RecordSize(key string, valueLen int) int64
+	// RecordSize returns the bytes a record of tenant, key and a
+	// valueLen-byte value takes of the log's bound, its framing included.
+	RecordSize(tenant, key string, valueLen int) int64
 	// MaxBytes returns the log's bound on unconsumed bytes.
 	MaxBytes() int64
 	Close() error
@@ -163,7 +164,7 @@ func (l *lane) census() (batches, bytes, oldest int64, err error) {
 			oldest = enq
 		}
 		batches++
-		bytes += l.q.RecordSize(m.Key, len(m.Value))
+		bytes += l.q.RecordSize(m.Tenant, m.Key, len(m.Value))
 		return nil
 	})
 	if err != nil {
@@ -186,9 +187,10 @@ func decodeValue(m queue.Message) (int64, []byte, error) {
 	return int64(binary.BigEndian.Uint64(m.Value)), m.Value[prefixSize:], nil // #nosec G115 -- the enqueue time's Unix-nanosecond bits, as written
 }
 
-// Publish appends value durably to the spool under key, in the lane of
-// the grade ctx carries (queue.WithGrade; grade 4 when it carries none),
-// and returns nil once it is on disk; Run forwards it. It returns
+// Publish appends value durably to the spool under key and the tenant of
+// ctx (auth.Tenant), in the lane of the grade ctx carries
+// (queue.WithGrade; grade 4 when it carries none), and returns nil once
+// it is on disk; Run forwards it under the same key and tenant. It returns
 // queue.ErrFull, without writing, when the spool's lanes together hold
 // its bound, an error wrapping
 // queue.ErrTooLarge for a batch that could never fit, and queue.ErrClosed
@@ -198,9 +200,11 @@ func (s *Spool) Publish(ctx context.Context, key string, value []byte) error {
 }
 
 // PublishBatch appends every record durably to the lane of ctx's grade,
-// with one write and one fsync, and returns nil once they are on disk;
-// Run forwards them in order. It fails as Publish does, writing none of
-// them. The records are not retained.
+// with one write and one fsync, each under its tenant (queue.TenantOf:
+// its own, else ctx's), and returns nil once they are on disk; Run
+// forwards them in order. It fails as Publish does, writing none of them,
+// and with an error wrapping queue.ErrInvalidTenant for a tenant that is
+// not a tenant id. The records are not retained.
 func (s *Spool) PublishBatch(ctx context.Context, records []queue.Record) error {
 	if len(records) == 0 {
 		return nil
@@ -208,7 +212,13 @@ func (s *Spool) PublishBatch(ctx context.Context, records []queue.Record) error 
 	l := s.lanes[laneOf(ctx)]
 	now := time.Now().UnixNano()
 	n := 0
-	for _, r := range records {
+	tenants := make([]string, len(records))
+	for i, r := range records {
+		t, err := queue.TenantOf(ctx, r)
+		if err != nil {
+			return err
+		}
+		tenants[i] = t
 		n += prefixSize + len(r.Value)
 	}
 	bp, _ := s.bufs.Get().(*[]byte)
@@ -219,11 +229,12 @@ func (s *Spool) PublishBatch(ctx context.Context, records []queue.Record) error 
 	spooled := make([]queue.Record, len(records))
 	var size int64
 	for i, r := range records {
+		tenant := tenants[i]
 		start := len(buf)
 		buf = binary.BigEndian.AppendUint64(buf, uint64(now))
 		buf = append(buf, r.Value...)
-		spooled[i] = queue.Record{Key: r.Key, Value: buf[start:]}
-		size += l.q.RecordSize(r.Key, prefixSize+len(r.Value))
+		spooled[i] = queue.Record{Tenant: tenant, Key: r.Key, Value: buf[start:]}
+		size += l.q.RecordSize(tenant, r.Key, prefixSize+len(r.Value))
 	}
 	var err error
 	reserved := false
@@ -260,11 +271,15 @@ func (s *Spool) PublishBatch(ctx context.Context, records []queue.Record) error 
 	return nil
 }
 
+// longestTenant is as long as the longest tenant id (auth.ValidTenant):
+// what a record's tenant can take of the spool's bound.
+var longestTenant = strings.Repeat("t", 128)
+
 // MaxMessageBytes returns the largest key and value, together, that the
-// spool can take and forward: the smaller of what its log holds and what
-// the downstream accepts (queue.MaxMessageBytes).
+// spool can take and forward, whatever their tenant: the smaller of what
+// its log holds and what the downstream accepts (queue.MaxMessageBytes).
 func (s *Spool) MaxMessageBytes() int {
-	n := int(min(s.maxBytes-s.lanes[0].q.RecordSize("", prefixSize), math.MaxInt32))
+	n := int(min(s.maxBytes-s.lanes[0].q.RecordSize(longestTenant, "", prefixSize), math.MaxInt32))
 	if s.maxDown > 0 {
 		n = min(n, s.maxDown)
 	}

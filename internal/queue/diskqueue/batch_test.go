@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/queue"
 )
 
@@ -24,7 +26,7 @@ func records(key string, vals []string) []queue.Record {
 // could as too large.
 func TestPublishBatch(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	size := recordSize(1, 2)
+	size := recordSize(defaultTenantLen, 1, 2)
 	dir := t.TempDir()
 	q := mustOpen(t, dir, func(o *Options) { o.MaxBytes = 5 * size; o.Registerer = reg })
 	defer mustClose(t, q)
@@ -58,18 +60,24 @@ func TestPublishBatch(t *testing.T) {
 }
 
 // TestMaxMessageBytes: MaxMessageBytes is the largest key and value one
-// Publish takes.
+// Publish takes, whatever its tenant: with the longest tenant id it fills
+// MaxBytes.
 func TestMaxMessageBytes(t *testing.T) {
-	q := mustOpen(t, t.TempDir(), func(o *Options) { o.MaxBytes = 100 })
+	q := mustOpen(t, t.TempDir(), func(o *Options) { o.MaxBytes = 400 })
 	defer mustClose(t, q)
 	n := q.MaxMessageBytes()
-	if err := q.Publish(context.Background(), "k", make([]byte, n)); !errors.Is(err, queue.ErrTooLarge) {
+	longest := strings.Repeat("t", maxTenantLen)
+	if !auth.ValidTenant(longest) || auth.ValidTenant(longest+"t") {
+		t.Fatalf("maxTenantLen %d is not the longest tenant id auth.ValidTenant accepts", maxTenantLen)
+	}
+	ctx := auth.WithTenant(context.Background(), longest)
+	if err := q.Publish(ctx, "k", make([]byte, n)); !errors.Is(err, queue.ErrTooLarge) {
 		t.Errorf("Publish of MaxMessageBytes (%d) + 1 bytes: got %v; want ErrTooLarge", n, err)
 	}
-	if err := q.Publish(context.Background(), "k", make([]byte, n-1)); err != nil {
+	if err := q.Publish(ctx, "k", make([]byte, n-1)); err != nil {
 		t.Errorf("Publish of MaxMessageBytes (%d) bytes: %v", n, err)
 	}
-	if got, want := q.RecordSize("k", n-1), q.MaxBytes(); got != want {
+	if got, want := q.RecordSize(longest, "k", n-1), q.MaxBytes(); got != want {
 		t.Errorf("RecordSize of the largest message: got %d; want MaxBytes %d", got, want)
 	}
 	if got := queue.MaxMessageBytes(q); got != n {
@@ -81,7 +89,7 @@ func TestMaxMessageBytes(t *testing.T) {
 // fetching them, across segments and after a reopen.
 func TestPending(t *testing.T) {
 	dir := t.TempDir()
-	small := func(o *Options) { o.SegmentBytes = 3 * recordSize(1, 2) }
+	small := func(o *Options) { o.SegmentBytes = 3 * recordSize(defaultTenantLen, 1, 2) }
 	q := mustOpen(t, dir, small)
 	publishAll(t, q, "k", numbered("v", 10))
 	pending := func(q *Queue) []string {

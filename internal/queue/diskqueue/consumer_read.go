@@ -72,6 +72,8 @@ type segmentReader struct {
 	log  *slog.Logger
 	seg  *os.File // segment being read, or nil
 	base int64    // position of seg's first record
+	// version is seg's segment version, which lays out its records.
+	version byte
 }
 
 // read decodes the record at pos, which is below head, and returns it with
@@ -107,11 +109,11 @@ func (r *segmentReader) read(pos, head int64) (queue.Message, int64, error) {
 		if _, err := r.seg.ReadAt(payload, off+recordHeaderSize); err != nil {
 			return queue.Message{}, 0, r.readError(pos, err)
 		}
-		key, value, err := decodePayload(hdr[:], payload)
+		tenant, key, value, err := decodePayload(r.version, hdr[:], payload)
 		if err != nil {
 			return queue.Message{}, 0, fmt.Errorf("cannot read record at position %d in segment %s: %w", pos, r.seg.Name(), err)
 		}
-		return queue.Message{Key: key, Value: value, Position: pos}, end, nil
+		return queue.Message{Tenant: tenant, Key: key, Value: value, Position: pos}, end, nil
 	}
 }
 
@@ -146,13 +148,14 @@ func (r *segmentReader) open(base int64, next bool) error {
 	if err != nil {
 		return fmt.Errorf("cannot open segment: %w", err)
 	}
-	if err := checkSegmentHeader(f); err != nil {
+	version, err := checkSegmentHeader(f)
+	if err != nil {
 		return errors.Join(err, f.Close())
 	}
 	if err := r.close(); err != nil {
 		r.log.Warn("cannot close segment", "err", err)
 	}
-	r.seg, r.base = f, base
+	r.seg, r.base, r.version = f, base, version
 	return nil
 }
 

@@ -10,8 +10,13 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/queue"
 )
+
+// defaultTenantLen is the length of the tenant of records published
+// without one on the context.
+const defaultTenantLen = len(auth.DefaultTenant)
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)

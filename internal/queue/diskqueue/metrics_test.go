@@ -36,7 +36,7 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	size := recordSize(1, 2)
+	size := recordSize(defaultTenantLen, 1, 2)
 	dir := t.TempDir()
 	q := mustOpen(t, dir, func(o *Options) { o.MaxBytes = 2 * size; o.Registerer = reg })
 	publishAll(t, q, "k", []string{"v0", "v1"})

@@ -42,6 +42,8 @@ type Producer struct {
 	written int64      // position after the last record written
 	sealed  []*os.File // synced, replaced segments for the next sync leader to close
 	closed  bool
+	// v1Tail is set while recover finds a version-1 last segment.
+	v1Tail bool
 	// err is set when a write or a sync failed in a way that leaves the
 	// state of the log unknown; every later Publish returns it.
 	err     error
@@ -123,8 +125,28 @@ func (p *Producer) recover() error {
 			p.log.Warn("truncated torn tail of the last segment", "segment", st.f.Name(),
 				"bytes_removed", st.torn, "records_kept", st.records)
 		}
+		if st.version == version1 && st.size == 0 {
+			// Only a header: make it a version-2 segment in place.
+			hdr := segmentHeader(version2)
+			if _, err := p.seg.WriteAt(hdr[:], 0); err != nil {
+				return fmt.Errorf("cannot write header of segment %s: %w", p.seg.Name(), err)
+			}
+			if err := p.sync(p.seg); err != nil {
+				return fmt.Errorf("cannot sync segment %s: %w", p.seg.Name(), err)
+			}
+			st.version = version2
+		}
+		p.v1Tail = st.version == version1
 	}
 	p.written = p.segBase + p.segSize
+	if p.v1Tail && p.written >= committed {
+		// Records are appended in version 2 only: start a segment of that
+		// version after the records of an earlier release.
+		p.log.Info("starting a version-2 segment after the version-1 segments of an earlier release", "end", p.written)
+		if err := p.rollLocked(); err != nil {
+			return err
+		}
+	}
 	if p.written < committed {
 		// Segments were removed behind Vigil's back. Resume at the
 		// committed position so that the consumer sees new records.
@@ -148,11 +170,12 @@ func (p *Producer) recover() error {
 	return nil
 }
 
-// Publish appends a record holding key and value and returns nil once it
-// is durable. It returns queue.ErrFull, without writing, when the record
+// Publish appends a record holding key and value, under the tenant of ctx
+// (auth.Tenant), and returns nil once it is durable. It returns queue.ErrFull, without writing, when the record
 // would take the unconsumed bytes above Options.MaxBytes, and an error
 // wrapping queue.ErrTooLarge when the record alone is above it. key must
-// be at most 65535 bytes. ctx is checked before writing; once the record
+// be at most 65535 bytes; the tenant must be a valid id (an error wrapping
+// queue.ErrInvalidTenant otherwise). ctx is checked before writing; once the record
 // is written Publish waits for the sync, which takes milliseconds.
 func (p *Producer) Publish(ctx context.Context, key string, value []byte) error {
 	return p.PublishBatch(ctx, []queue.Record{{Key: key, Value: value}})
@@ -169,11 +192,20 @@ func (p *Producer) PublishBatch(ctx context.Context, records []queue.Record) err
 		return err
 	}
 	var size int64
-	for _, r := range records {
+	tenants := make([]string, len(records))
+	for i, r := range records {
 		if len(r.Key) > maxKeyLen {
 			return fmt.Errorf("cannot publish: key of %d bytes is longer than the limit of %d bytes", len(r.Key), maxKeyLen)
 		}
-		rs := recordSize(len(r.Key), len(r.Value))
+		t, err := queue.TenantOf(ctx, r)
+		if err != nil {
+			return err
+		}
+		if len(t) > maxTenantLen {
+			return fmt.Errorf("cannot publish: tenant id of %d bytes is longer than the limit of %d bytes: %w", len(t), maxTenantLen, queue.ErrInvalidTenant)
+		}
+		tenants[i] = t
+		rs := recordSize(len(t), len(r.Key), len(r.Value))
 		if rs-recordHeaderSize > maxPayload {
 			return fmt.Errorf("cannot publish a message of %d bytes: a record holds at most %d bytes: %w", rs, maxPayload, queue.ErrTooLarge)
 		}
@@ -195,8 +227,8 @@ func (p *Producer) PublishBatch(ctx context.Context, records []queue.Record) err
 		bp = new([]byte)
 	}
 	buf := (*bp)[:0]
-	for _, r := range records {
-		buf = appendRecord(buf, r.Key, r.Value)
+	for i, r := range records {
+		buf = appendRecord(buf, tenants[i], r.Key, r.Value)
 	}
 	*bp = buf
 	end, err := p.append(buf)
@@ -215,16 +247,17 @@ func (p *Producer) PublishBatch(ctx context.Context, records []queue.Record) err
 }
 
 // MaxMessageBytes returns the largest key and value, together, that
-// Publish can accept: one record taking all of Options.MaxBytes.
+// Publish can accept whatever the tenant: one record of the longest tenant
+// id taking all of Options.MaxBytes.
 func (p *Producer) MaxMessageBytes() int {
-	return int(min(p.opts.MaxBytes-recordOverhead, maxPayload-keyLenSize, math.MaxInt32))
+	return int(max(0, min(p.opts.MaxBytes-recordOverhead-maxTenantLen, maxPayload-tenantLenSize-maxTenantLen-keyLenSize, math.MaxInt32)))
 }
 
-// RecordSize returns the bytes a record of key and a value of valueLen
-// bytes takes in the log and of Options.MaxBytes: its framing
-// (docs/format/diskqueue.md), key and value.
-func (p *Producer) RecordSize(key string, valueLen int) int64 {
-	return recordSize(len(key), valueLen)
+// RecordSize returns the bytes a record of tenant, key and a value of
+// valueLen bytes takes in the log and of Options.MaxBytes: its framing
+// (docs/format/diskqueue.md), tenant, key and value.
+func (p *Producer) RecordSize(tenant, key string, valueLen int) int64 {
+	return recordSize(len(tenant), len(key), valueLen)
 }
 
 // MaxBytes returns Options.MaxBytes, the bound on unconsumed bytes.

@@ -62,7 +62,9 @@ func (q *Queue) MaxMessageBytes() int { return q.p.MaxMessageBytes() }
 
 // RecordSize returns the bytes a record takes of Options.MaxBytes; see
 // Producer.RecordSize.
-func (q *Queue) RecordSize(key string, valueLen int) int64 { return q.p.RecordSize(key, valueLen) }
+func (q *Queue) RecordSize(tenant, key string, valueLen int) int64 {
+	return q.p.RecordSize(tenant, key, valueLen)
+}
 
 // MaxBytes returns Options.MaxBytes.
 func (q *Queue) MaxBytes() int64 { return q.p.MaxBytes() }

@@ -106,7 +106,7 @@ func TestCommitIsCumulativeAndIdempotent(t *testing.T) {
 func TestErrFullThenReclaimed(t *testing.T) {
 	dir := t.TempDir()
 	const value = "0123456789" // 10 bytes: a 21-byte record with key "k"
-	size := recordSize(1, len(value))
+	size := recordSize(defaultTenantLen, 1, len(value))
 	q := mustOpen(t, dir, func(o *Options) { o.MaxBytes = 3 * size })
 	defer mustClose(t, q)
 	publishAll(t, q, "k", []string{value, value, value})
@@ -139,15 +139,16 @@ func TestPublishRejectsWhatCanNeverFit(t *testing.T) {
 			t.Fatalf("Publish(%d-byte key, %d-byte value): got %v; want a permanent error (ErrTooLarge: %v)", len(key), valueLen, err, wantTooLarge)
 		}
 	}
+	// A record takes 11 bytes of framing and the 7 of tenant "default".
 	f("k", 100, true)
-	f("k", 90, true) // 101 bytes with the header
+	f("k", 82, true) // 101 bytes with the header and tenant
 	f(strings.Repeat("k", maxKeyLen+1), 0, false)
-	mustPublish(t, q, "k", strings.Repeat("v", 89)) // exactly 100 bytes
+	mustPublish(t, q, "k", strings.Repeat("v", 81)) // exactly 100 bytes
 }
 
 func TestSegmentRolloverAndDeletion(t *testing.T) {
 	dir := t.TempDir()
-	size := recordSize(1, 2) // "k" + "vN"
+	size := recordSize(defaultTenantLen, 1, 2) // "k" + "vN"
 	q := mustOpen(t, dir, func(o *Options) { o.SegmentBytes = 3 * size })
 	publishAll(t, q, "k", numbered("v", 8))
 	if got := segmentFiles(t, dir); len(got) != 3 {

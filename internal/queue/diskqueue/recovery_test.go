@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/vigilhq/vigil/internal/auth"
 )
 
 // TestTornTail damages the end of the last segment the way a crash can and
@@ -14,7 +16,7 @@ import (
 // that records published afterwards follow them without stale bytes
 // between.
 func TestTornTail(t *testing.T) {
-	lastRecord := recordSize(1, 2) // "k" + "vN"
+	lastRecord := recordSize(defaultTenantLen, 1, 2) // "k" + "vN"
 	f := func(name string, damage func(path string) error, wantKept int) {
 		t.Helper()
 		dir := t.TempDir()
@@ -66,7 +68,7 @@ func TestTornTail(t *testing.T) {
 	}
 	f("garbage appended", appendBytes([]byte("\x00\x00\x00\x10garbage that is not a record")), 5)
 	f("zeros appended", appendBytes(make([]byte, 4096)), 5)
-	f("half a record appended", appendBytes(appendRecord(nil, "k", []byte("lost"))[:12]), 5)
+	f("half a record appended", appendBytes(appendRecord(nil, auth.DefaultTenant, "k", []byte("lost"))[:12]), 5)
 	f("cut inside the last value", cut(1), 4)
 	f("cut inside the last header", cut(lastRecord-3), 4)
 	f("cut at a record boundary", cut(lastRecord), 4)
@@ -81,7 +83,7 @@ func TestTornSegmentHeader(t *testing.T) {
 		publishAll(t, q, "k", numbered("v", 3))
 		mustClose(t, q)
 		// A crash just after the producer created the next segment.
-		next := filepath.Join(dir, segmentName(3*recordSize(1, 2)))
+		next := filepath.Join(dir, segmentName(3*recordSize(defaultTenantLen, 1, 2)))
 		if err := os.WriteFile(next, content, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +123,7 @@ func TestCorruptionIsReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[segmentHeaderSize+recordSize(1, 2)+recordOverhead] ^= 1 // the value of v1
+	b[segmentHeaderSize+recordSize(defaultTenantLen, 1, 2)+recordOverhead+int64(defaultTenantLen)] ^= 1 // the key of v1
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}

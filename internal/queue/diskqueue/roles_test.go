@@ -111,7 +111,7 @@ func TestSeparateRoles(t *testing.T) {
 // another process before it reports ErrFull.
 func TestSeparateRolesBound(t *testing.T) {
 	dir := t.TempDir()
-	size := recordSize(1, 2)
+	size := recordSize(defaultTenantLen, 1, 2)
 	opts := testOptions(dir, func(o *Options) { o.MaxBytes = 2 * size })
 	p, err := OpenProducer(opts)
 	if err != nil {

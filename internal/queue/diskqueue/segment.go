@@ -12,10 +12,32 @@ import (
 	"strings"
 )
 
-// Every segment file starts with segmentMagic: 7 bytes naming the format
-// and a version byte. The header is not part of the logical offset space:
-// the record at file offset segmentHeaderSize+k of segment B has position B+k.
-var segmentMagic = [segmentHeaderSize]byte{'V', 'I', 'G', 'Q', 'S', 'E', 'G', 1}
+// Every segment file starts with a header: segmentMagic, 7 bytes naming
+// the format, and a version byte (version1 or version2, see record.go). The
+// header is not part of the logical offset space: the record at file offset
+// segmentHeaderSize+k of segment B has position B+k. The segments of one
+// directory may have different versions: a directory written by an earlier
+// release holds version-1 segments, and the first producer of this one
+// starts a version-2 segment after them.
+var segmentMagic = [segmentHeaderSize - 1]byte{'V', 'I', 'G', 'Q', 'S', 'E', 'G'}
+
+// segmentHeader returns the header of a segment of the given version.
+func segmentHeader(version byte) [segmentHeaderSize]byte {
+	var hdr [segmentHeaderSize]byte
+	copy(hdr[:], segmentMagic[:])
+	hdr[segmentHeaderSize-1] = version
+	return hdr
+}
+
+// parseSegmentHeader returns the version a segment header names, and false
+// when it is not the header of a segment this code reads.
+func parseSegmentHeader(hdr [segmentHeaderSize]byte) (byte, bool) {
+	if [segmentHeaderSize - 1]byte(hdr[:segmentHeaderSize-1]) != segmentMagic {
+		return 0, false
+	}
+	v := hdr[segmentHeaderSize-1]
+	return v, v == version1 || v == version2
+}
 
 const (
 	segmentHeaderSize = 8
@@ -71,16 +93,22 @@ func segmentFor(bases []int64, pos int64) (base int64, ok bool) {
 	return bases[i-1], true
 }
 
-// checkSegmentHeader reads and checks the header of an open segment.
-func checkSegmentHeader(f *os.File) error {
+// checkSegmentHeader reads and checks the header of an open segment and
+// returns its version.
+func checkSegmentHeader(f *os.File) (byte, error) {
 	var hdr [segmentHeaderSize]byte
 	if _, err := f.ReadAt(hdr[:], 0); err != nil {
-		return fmt.Errorf("cannot read header of segment %s: %w", f.Name(), err)
+		return 0, fmt.Errorf("cannot read header of segment %s: %w", f.Name(), err)
 	}
-	if hdr != segmentMagic {
-		return fmt.Errorf("segment %s has header %q; want %q (not a Vigil queue segment, or a newer format)", f.Name(), hdr[:], segmentMagic[:])
+	return checkHeader(f.Name(), hdr)
+}
+
+func checkHeader(name string, hdr [segmentHeaderSize]byte) (byte, error) {
+	v, ok := parseSegmentHeader(hdr)
+	if !ok {
+		return 0, fmt.Errorf("segment %s has header %q; want %q and version 1 or 2 (not a Vigil queue segment, or a newer format)", name, hdr[:], segmentMagic[:])
 	}
-	return nil
+	return v, nil
 }
 
 // createSegment creates the segment starting at base, writes its header and
@@ -92,7 +120,8 @@ func createSegment(dir string, dirFile *os.File, base int64, sync syncFunc) (*os
 	if err != nil {
 		return nil, fmt.Errorf("cannot create segment %s: %w", path, err)
 	}
-	if _, err := f.WriteAt(segmentMagic[:], 0); err != nil {
+	hdr := segmentHeader(version2)
+	if _, err := f.WriteAt(hdr[:], 0); err != nil {
 		return nil, errors.Join(fmt.Errorf("cannot write header of segment %s: %w", path, err), f.Close())
 	}
 	if err := sync(f); err != nil {
@@ -107,6 +136,7 @@ func createSegment(dir string, dirFile *os.File, base int64, sync syncFunc) (*os
 // tailState is what recoverTail found in the last segment.
 type tailState struct {
 	f       *os.File
+	version byte  // of the segment's records
 	size    int64 // bytes of valid records after the header
 	records int
 	torn    int64 // bytes removed from the end of the file
@@ -116,7 +146,8 @@ type tailState struct {
 // prefix of valid records, truncates anything after it (a record torn by a
 // crash, or garbage), and syncs the file, so that every record it reports is
 // durable. A segment whose header was never completely written is treated
-// as empty.
+// as empty and started afresh as version 2; a version-1 segment keeps its
+// version (the producer appends nothing more to one that holds records).
 func recoverTail(path string, sync syncFunc) (tailState, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0) // #nosec G304 -- the operator's data directory and a name the store made or listed there
 	if err != nil {
@@ -137,22 +168,27 @@ func recoverOpen(f *os.File, sync syncFunc) (tailState, error) {
 	st := tailState{f: f}
 	var hdr [segmentHeaderSize]byte
 	n, err := f.ReadAt(hdr[:], 0)
+	version, known := parseSegmentHeader(hdr)
 	switch {
 	case err != nil && !errors.Is(err, io.EOF):
 		return tailState{}, fmt.Errorf("cannot read header of segment %s: %w", f.Name(), err)
-	case n < segmentHeaderSize && bytes.HasPrefix(segmentMagic[:], hdr[:n]) || hdr == [segmentHeaderSize]byte{}:
+	case n < segmentHeaderSize && bytes.HasPrefix(segmentMagic[:], hdr[:min(n, len(segmentMagic))]) || hdr == [segmentHeaderSize]byte{}:
 		// Crashed while creating the segment: start it afresh.
 		st.torn = fi.Size()
 		if err := f.Truncate(0); err != nil {
 			return tailState{}, fmt.Errorf("cannot truncate segment %s: %w", f.Name(), err)
 		}
-		if _, err := f.WriteAt(segmentMagic[:], 0); err != nil {
+		fresh := segmentHeader(version2)
+		if _, err := f.WriteAt(fresh[:], 0); err != nil {
 			return tailState{}, fmt.Errorf("cannot write header of segment %s: %w", f.Name(), err)
 		}
-	case hdr != segmentMagic:
-		return tailState{}, checkSegmentHeader(f)
+		st.version = version2
+	case !known:
+		_, err := checkHeader(f.Name(), hdr)
+		return tailState{}, err
 	default:
-		end, records, err := scanRecords(io.NewSectionReader(f, segmentHeaderSize, fi.Size()-segmentHeaderSize))
+		st.version = version
+		end, records, err := scanRecords(version, io.NewSectionReader(f, segmentHeaderSize, fi.Size()-segmentHeaderSize))
 		if err != nil {
 			return tailState{}, fmt.Errorf("cannot read segment %s: %w", f.Name(), err)
 		}

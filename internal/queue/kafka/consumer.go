@@ -39,6 +39,8 @@ type Consumer struct {
 	m      *metrics
 	client sarama.Client
 	group  sarama.ConsumerGroup
+	// dlq takes the messages Fetch cannot return (invalid tenant header).
+	dlq *DeadLetterProducer
 
 	deliveries chan delivery
 	ctx        context.Context // ends the session loop
@@ -54,6 +56,7 @@ type Consumer struct {
 	commits       prometheus.Counter
 	commitErrors  prometheus.Counter
 	revoked       prometheus.Counter
+	invalidTenant prometheus.Counter
 
 	commitMu sync.Mutex // serialises Commit calls
 	// commitPolicy fails commits fast while the coordinator keeps failing
@@ -68,8 +71,12 @@ type Consumer struct {
 }
 
 type delivery struct {
-	msg   *sarama.ConsumerMessage
-	claim uint64
+	msg    *sarama.ConsumerMessage
+	claim  uint64
+	tenant string
+	// deadLettered is set for a message already in the dead-letter
+	// topic: Fetch records it for Commit and does not return it.
+	deadLettered bool
 }
 
 // NewConsumer creates opts.Topic if needed (EnsureTopic), connects and
@@ -99,9 +106,14 @@ func NewConsumer(opts Options) (*Consumer, error) {
 	if err != nil {
 		return nil, errors.Join(err, client.Close())
 	}
+	// Connects on first use only: most consumers never need it.
+	dlq, err := NewDeadLetterProducer(opts, opts.DeadLetterTopic)
+	if err != nil {
+		return nil, errors.Join(err, client.Close())
+	}
 	group, err := sarama.NewConsumerGroupFromClient(opts.GroupID, client)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("cannot create Kafka consumer group %q: %w", opts.GroupID, err), client.Close())
+		return nil, errors.Join(fmt.Errorf("cannot create Kafka consumer group %q: %w", opts.GroupID, err), client.Close(), dlq.Close())
 	}
 	c := &Consumer{
 		opts:          opts,
@@ -109,6 +121,7 @@ func NewConsumer(opts Options) (*Consumer, error) {
 		m:             m,
 		client:        client,
 		group:         group,
+		dlq:           dlq,
 		deliveries:    make(chan delivery),
 		closing:       make(chan struct{}),
 		loopDone:      make(chan struct{}),
@@ -118,6 +131,7 @@ func NewConsumer(opts Options) (*Consumer, error) {
 		commits:       m.commits.WithLabelValues(opts.Topic),
 		commitErrors:  m.commitErrors.WithLabelValues(opts.Topic),
 		revoked:       m.commitsRevoked.WithLabelValues(opts.Topic),
+		invalidTenant: m.invalidTenants.WithLabelValues(opts.Topic),
 		owners:        map[int32]uint64{},
 		commitPolicy:  commitPolicy,
 	}
@@ -165,29 +179,41 @@ func (c *Consumer) logErrors() {
 // Messages of one partition come in offset order. After a rebalance,
 // messages fetched but not committed are delivered again, here or to
 // another member.
+//
+// Message.Tenant is the message's vigil.tenant header, or
+// auth.DefaultTenant when it has none. A message whose header is not a
+// tenant id is not returned: it was put in the dead-letter topic
+// (Options.DeadLetterTopic) first, and the next Commit of its partition
+// covers it.
 func (c *Consumer) Fetch(ctx context.Context) (queue.Message, error) {
 	select {
 	case <-c.closing:
 		return queue.Message{}, queue.ErrClosed
 	default:
 	}
-	select {
-	case d := <-c.deliveries:
-		c.mu.Lock()
-		c.ledger.add(d.msg.Partition, d.msg.Offset, d.claim)
-		c.mu.Unlock()
-		c.consumed.Inc()
-		c.consumedBytes.Add(float64(len(d.msg.Value)))
-		return queue.Message{
-			Key:       string(d.msg.Key),
-			Value:     d.msg.Value,
-			Position:  d.msg.Offset,
-			Partition: d.msg.Partition,
-		}, nil
-	case <-ctx.Done():
-		return queue.Message{}, ctx.Err()
-	case <-c.closing:
-		return queue.Message{}, queue.ErrClosed
+	for {
+		select {
+		case d := <-c.deliveries:
+			c.mu.Lock()
+			c.ledger.add(d.msg.Partition, d.msg.Offset, d.claim)
+			c.mu.Unlock()
+			if d.deadLettered {
+				continue
+			}
+			c.consumed.Inc()
+			c.consumedBytes.Add(float64(len(d.msg.Value)))
+			return queue.Message{
+				Tenant:    d.tenant,
+				Key:       string(d.msg.Key),
+				Value:     d.msg.Value,
+				Position:  d.msg.Offset,
+				Partition: d.msg.Partition,
+			}, nil
+		case <-ctx.Done():
+			return queue.Message{}, ctx.Err()
+		case <-c.closing:
+			return queue.Message{}, queue.ErrClosed
+		}
 	}
 }
 
@@ -210,7 +236,7 @@ func (c *Consumer) Close() error {
 		if errors.Is(errClient, sarama.ErrClosedClient) {
 			errClient = nil
 		}
-		c.closeErr = errors.Join(errGroup, errClient)
+		c.closeErr = errors.Join(errGroup, errClient, c.dlq.Close())
 	})
 	return c.closeErr
 }
@@ -279,9 +305,17 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 			}
 			next = msg.Offset
 			setLag()
+			d := delivery{msg: msg, claim: id}
+			var valid bool
+			if d.tenant, valid = messageTenant(msg.Headers); !valid {
+				if !c.deadLetterInvalid(s.Context(), msg) {
+					return nil // the claim ended; its next owner reads msg again
+				}
+				d.deadLettered = true
+			}
 			for handed := false; !handed; {
 				select {
-				case c.deliveries <- delivery{msg: msg, claim: id}:
+				case c.deliveries <- d:
 					handed = true
 				case <-tick.C:
 					setLag()
@@ -302,3 +336,29 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 // liveClaim returns the claim that owns partition p now, 0 for none.
 // c.mu must be held.
 func (c *Consumer) liveClaim(p int32) uint64 { return c.owners[p] }
+
+// deadLetterInvalid puts msg, whose vigil.tenant header is not a tenant
+// id, in the dead-letter topic, with its headers and a reason naming the
+// header. It retries with backoff until Kafka acknowledged it (the
+// partition waits behind it: nothing after it is returned before) or ctx
+// ends, and reports whether it was acknowledged.
+func (c *Consumer) deadLetterInvalid(ctx context.Context, msg *sarama.ConsumerMessage) bool {
+	raw, _ := rawTenant(msg.Headers)
+	reason := fmt.Sprintf("header %s: %.140q is not a tenant id", HeaderTenant, raw)
+	b := resilience.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.5}
+	for n := 1; ; n++ {
+		err := c.dlq.p.produce(ctx, []*sarama.ProducerMessage{c.dlq.sourced(string(msg.Key), msg.Value, raw, msg.Partition, msg.Offset, reason)})
+		if err == nil {
+			c.invalidTenant.Inc()
+			c.log.Warn("dead-lettered a message whose tenant header is not a tenant id", "partition", msg.Partition,
+				"offset", msg.Offset, "dead_letter_topic", c.dlq.p.topic, "reason", reason)
+			return true
+		}
+		wait := b.Delay(n)
+		c.log.Error("cannot dead-letter a message whose tenant header is not a tenant id; its partition waits", "partition", msg.Partition,
+			"offset", msg.Offset, "dead_letter_topic", c.dlq.p.topic, "attempt", n, "err", err, "backoff", wait)
+		if backoff.Sleep(ctx, wait) != nil {
+			return false
+		}
+	}
+}

@@ -4,8 +4,9 @@
 //
 // Each message is one batch (an OTLP ExportLogsServiceRequest in protobuf,
 // docs/format/queue.md) keyed by service name, so one service's batches stay
-// in order on one partition. Topics, headers, commit semantics and every
-// option are described in docs/format/kafka.md.
+// in order on one partition. Its tenant travels in header vigil.tenant
+// (HeaderTenant). Topics, headers, commit semantics and every option are
+// described in docs/format/kafka.md.
 //
 // Delivery is at-least-once end to end:
 //

@@ -85,6 +85,7 @@ func (f *Flags) SpansOptions(clientID string) (Options, error) {
 	}
 	o.Topic = *f.spansTopic
 	o.GroupID = *f.group + "-spans"
+	o.DeadLetterTopic = "" // <kafka.spans-topic>.dlq
 	return o, err
 }
 
@@ -113,6 +114,7 @@ func (f *Flags) ownTopic(clientID, signal, topic, dlq string) (Options, string, 
 	}
 	o.Topic = topic
 	o.GroupID = *f.group + "-" + signal
+	o.DeadLetterTopic = dlq
 	return o, dlq, err
 }
 
@@ -121,6 +123,7 @@ func (f *Flags) Options(clientID string) (Options, error) {
 	o := DefaultOptions()
 	o.Brokers = f.brokers
 	o.Topic = *f.topic
+	o.DeadLetterTopic = *f.dlqTopic
 	if *f.partitions < 0 || *f.partitions > math.MaxInt32 {
 		return o, fmt.Errorf("--kafka.partitions %d: want 1 to %d", *f.partitions, math.MaxInt32)
 	}

@@ -30,6 +30,7 @@ type metrics struct {
 	commitsRevoked   *prometheus.CounterVec
 	lag              *prometheus.GaugeVec
 	rebalances       *prometheus.CounterVec
+	invalidTenants   *prometheus.CounterVec
 }
 
 // newMetrics creates the metrics and registers them on reg if it is not nil.
@@ -61,6 +62,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Messages in a partition owned by this consumer after the last one handed to Fetch (high watermark minus next offset).",
 		}, []string{"topic", "partition"}),
 		rebalances: counter("rebalances_total", "Consumer group sessions started: the first join and every rebalance.", "topic"),
+		invalidTenants: counter("invalid_tenant_messages_total",
+			"Consumed messages whose vigil.tenant header is not a tenant id: dead-lettered by the consumer, never returned by Fetch.", "topic"),
 	}
 	if reg == nil {
 		return m, nil
@@ -77,6 +80,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.commitsRevoked = promutil.Register(reg, m.commitsRevoked, &err)
 	m.lag = promutil.Register(reg, m.lag, &err)
 	m.rebalances = promutil.Register(reg, m.rebalances, &err)
+	m.invalidTenants = promutil.Register(reg, m.invalidTenants, &err)
 	if err != nil {
 		return nil, fmt.Errorf("cannot register kafka metrics: %w", err)
 	}

@@ -71,6 +71,11 @@ type Options struct {
 	ReplicationFactor int16
 	// GroupID is the consumer group of the ingesters.
 	GroupID string
+	// DeadLetterTopic is where a Consumer puts the messages it cannot
+	// return from Fetch (a vigil.tenant header that is not a tenant id);
+	// empty means Topic + ".dlq", as NewDeadLetterProducer's default.
+	// Flags sets it to the ingester's dead-letter topic of the signal.
+	DeadLetterTopic string
 	// ClientID names this process in broker logs and quotas.
 	ClientID string
 	// Compression of produced record batches: zstd, lz4, snappy, gzip or none.

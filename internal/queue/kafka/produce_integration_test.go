@@ -9,12 +9,14 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/queue"
 )
 
@@ -28,10 +30,10 @@ func TestDeadLetterHeaders(t *testing.T) {
 	}
 	defer mustClose(t, d)
 	ctx := context.Background()
-	if err := d.DeadLetter(ctx, "svc", []byte("not protobuf"), "cannot decode batch: proto: cannot parse invalid wire-format data"); err != nil {
+	if err := d.DeadLetter(auth.WithTenant(ctx, "team-b"), "svc", []byte("not protobuf"), "cannot decode batch: proto: cannot parse invalid wire-format data"); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
-	src := queue.Message{Key: "svc-2", Value: []byte("also bad"), Partition: 2, Position: 41}
+	src := queue.Message{Tenant: "team-a", Key: "svc-2", Value: []byte("also bad"), Partition: 2, Position: 41}
 	if err := d.DeadLetterMessage(ctx, src, "too many attributes"); err != nil {
 		t.Fatalf("DeadLetterMessage: %v", err)
 	}
@@ -40,8 +42,8 @@ func TestDeadLetterHeaders(t *testing.T) {
 	dlq.Topic = opts.Topic + DefaultDeadLetterSuffix
 	msgs := readAll(t, dlq, 2)
 	want := []map[string]string{
-		{HeaderReason: "cannot decode batch: proto: cannot parse invalid wire-format data", HeaderSourceTopic: opts.Topic},
-		{HeaderReason: "too many attributes", HeaderSourceTopic: opts.Topic, HeaderSourcePartition: "2", HeaderSourceOffset: "41"},
+		{HeaderReason: "cannot decode batch: proto: cannot parse invalid wire-format data", HeaderSourceTopic: opts.Topic, HeaderTenant: "team-b"},
+		{HeaderReason: "too many attributes", HeaderSourceTopic: opts.Topic, HeaderSourcePartition: "2", HeaderSourceOffset: "41", HeaderTenant: "team-a"},
 	}
 	sort.Slice(msgs, func(i, j int) bool { return string(msgs[i].Key) < string(msgs[j].Key) })
 	for i, m := range msgs {
@@ -206,7 +208,8 @@ func TestPublishBatch(t *testing.T) {
 }
 
 // TestPublishMaxMessageBytes: a message of exactly MaxMessageBytes, key
-// and value, is accepted, incompressible, by sarama and the broker.
+// and value, is accepted, incompressible, by sarama and the broker, also
+// with the longest tenant id in its header.
 func TestPublishMaxMessageBytes(t *testing.T) {
 	opts := testOptions(t, func(o *Options) { o.MaxMessageBytes = 64 << 10; o.Compression = "none" })
 	p := mustProducer(t, opts)
@@ -214,10 +217,11 @@ func TestPublishMaxMessageBytes(t *testing.T) {
 	for i := range value {
 		value[i] = byte(rand.N(256))
 	}
-	if err := p.Publish(context.Background(), "svc", value); err != nil {
+	longest := auth.WithTenant(context.Background(), strings.Repeat("t", 128))
+	if err := p.Publish(longest, "svc", value); err != nil {
 		t.Fatalf("Publish of MaxMessageBytes (%d) bytes: %v", p.MaxMessageBytes(), err)
 	}
-	if err := p.Publish(context.Background(), "svc", make([]byte, len(value)+recordOverhead+1)); !errors.Is(err, queue.ErrTooLarge) {
+	if err := p.Publish(context.Background(), "svc", make([]byte, opts.MaxMessageBytes)); !errors.Is(err, queue.ErrTooLarge) {
 		t.Fatalf("Publish beyond Options.MaxMessageBytes: %v; want %v", err, queue.ErrTooLarge)
 	}
 }

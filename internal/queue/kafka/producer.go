@@ -97,20 +97,35 @@ func newProducer(opts Options, topic string) (*Producer, error) {
 // came within the earlier of ctx's deadline and Options.PublishTimeout. A
 // batch whose Publish failed may still be delivered (at-least-once); the
 // store drops the duplicate records.
+//
+// The message carries the tenant of ctx (auth.Tenant) in header
+// vigil.tenant; a tenant that is not a tenant id fails with an error
+// wrapping queue.ErrInvalidTenant, sending nothing.
 func (p *Producer) Publish(ctx context.Context, key string, value []byte) error {
-	return p.produce(ctx, []*sarama.ProducerMessage{p.message(key, value, nil)})
+	tenant, err := queue.TenantOf(ctx, queue.Record{})
+	if err != nil {
+		return err
+	}
+	return p.produce(ctx, []*sarama.ProducerMessage{p.message(key, value, tenantHeaders(tenant))})
 }
 
 // PublishBatch sends one message per record, all at once, and returns nil
 // once Kafka acknowledged every one, as Publish does for one: sarama
 // gathers them into shared produce requests, so they cost about one round
 // trip. It returns an error wrapping queue.ErrTooLarge, sending nothing,
-// when one record can never be accepted. After another error some records
-// may have been delivered; the caller publishes them all again.
+// when one record can never be accepted, and one wrapping
+// queue.ErrInvalidTenant when a record's tenant is not a tenant id. After
+// another error some records may have been delivered; the caller
+// publishes them all again. Each message carries its record's tenant
+// (queue.TenantOf: its own, else ctx's) in header vigil.tenant.
 func (p *Producer) PublishBatch(ctx context.Context, records []queue.Record) error {
 	msgs := make([]*sarama.ProducerMessage, len(records))
 	for i, r := range records {
-		msgs[i] = p.message(r.Key, r.Value, nil)
+		tenant, err := queue.TenantOf(ctx, r)
+		if err != nil {
+			return err
+		}
+		msgs[i] = p.message(r.Key, r.Value, tenantHeaders(tenant))
 	}
 	return p.produce(ctx, msgs)
 }
@@ -120,10 +135,18 @@ func (p *Producer) PublishBatch(ctx context.Context, records []queue.Record) err
 // of a v2 record batch takes besides them (sarama's maximumRecordOverhead).
 const recordOverhead = 5*binary.MaxVarintLen32 + binary.MaxVarintLen64 + 1
 
+// tenantHeaderOverhead is the most the vigil.tenant header adds to a
+// record, as sarama counts it: its key, the longest tenant id
+// (auth.ValidTenant) and the two lengths' varints.
+const tenantHeaderOverhead = len(HeaderTenant) + 128 + 2*binary.MaxVarintLen32
+
 // MaxMessageBytes returns the largest key and value, together, that
-// Publish sends: Options.MaxMessageBytes less what Kafka's record framing
-// takes. A topic Vigil did not create may accept less (max.message.bytes).
-func (p *Producer) MaxMessageBytes() int { return p.opts.MaxMessageBytes - recordOverhead }
+// Publish sends for any tenant: Options.MaxMessageBytes less what Kafka's
+// record framing and the vigil.tenant header take. A topic Vigil did not
+// create may accept less (max.message.bytes).
+func (p *Producer) MaxMessageBytes() int {
+	return p.opts.MaxMessageBytes - recordOverhead - tenantHeaderOverhead
+}
 
 // message returns the sarama message of one batch.
 func (p *Producer) message(key string, value []byte, headers []sarama.RecordHeader) *sarama.ProducerMessage {

@@ -114,8 +114,8 @@ func TestPublishTooLargeWithoutKafka(t *testing.T) {
 		t.Fatalf("PublishBatch with a record of 4097 bytes: %v; want %v", err, queue.ErrTooLarge)
 	}
 	// What MaxMessageBytes reports, sarama sends: its record framing fits.
-	if got := queue.MaxMessageBytes(p); got != 4096-recordOverhead || got <= 0 {
-		t.Errorf("MaxMessageBytes: got %d; want 4096 less sarama's record overhead", got)
+	if got := queue.MaxMessageBytes(p); got != 4096-recordOverhead-tenantHeaderOverhead || got <= 0 {
+		t.Errorf("MaxMessageBytes: got %d; want 4096 less sarama's record overhead and the tenant header", got)
 	}
 }
 

@@ -9,7 +9,8 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// Redrive publishes again, to the same topic and with the same keys, every
+// Redrive publishes again, to the same topic and with the same keys and
+// tenants (header vigil.tenant), every
 // batch Kafka appended to opts.Topic between from and to (broker append
 // times), as long as the topic still retains them. Ingesters store the
 // records again and the store keeps one copy of each id, so re-driving a
@@ -87,7 +88,14 @@ func redrivePartition(ctx context.Context, consumer sarama.Consumer, producer *P
 			if m.Offset >= end {
 				return n, nil
 			}
-			if err := producer.Publish(ctx, string(m.Key), m.Value); err != nil {
+			// The tenant goes with the batch as it came: a message
+			// without the header stays the default tenant's, one with an
+			// invalid header is dead-lettered by the consumer again.
+			var headers []sarama.RecordHeader
+			if raw, ok := rawTenant(m.Headers); ok {
+				headers = []sarama.RecordHeader{{Key: []byte(HeaderTenant), Value: raw}}
+			}
+			if err := producer.produce(ctx, []*sarama.ProducerMessage{producer.message(string(m.Key), m.Value, headers)}); err != nil {
 				return n, err
 			}
 			n++

@@ -3,15 +3,18 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/vigilhq/vigil/internal/auth"
 )
 
 // TestRedrive publishes batches, then re-drives the window they were
-// appended in: every batch appears a second time, with its key, and
-// batches outside the window do not.
+// appended in: every batch appears a second time, with its key and
+// tenant, and batches outside the window do not.
 func TestRedrive(t *testing.T) {
 	opts := testOptions(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -25,6 +28,10 @@ func TestRedrive(t *testing.T) {
 	}
 	defer p.Close()
 	publish := func(prefix string, n int) {
+		ctx := ctx
+		if prefix == "gap" {
+			ctx = auth.WithTenant(ctx, "team-a")
+		}
 		for i := 0; i < n; i++ {
 			if err := p.Publish(ctx, fmt.Sprintf("svc-%d", i%3), []byte(fmt.Sprintf("%s-%d", prefix, i))); err != nil {
 				t.Fatal(err)
@@ -45,6 +52,7 @@ func TestRedrive(t *testing.T) {
 	}
 	counts := map[string]int{}
 	keys := map[string]string{}
+	tenants := map[string][]string{}
 	c, err := sarama.NewConsumer(opts.Brokers, opts.consumerConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +70,8 @@ func TestRedrive(t *testing.T) {
 			case m := <-pc.Messages():
 				counts[string(m.Value)]++
 				keys[string(m.Value)] = string(m.Key)
+				tenant, _ := messageTenant(m.Headers)
+				tenants[string(m.Value)] = append(tenants[string(m.Value)], tenant)
 			case <-time.After(2 * time.Second):
 				break read
 			}
@@ -72,6 +82,9 @@ func TestRedrive(t *testing.T) {
 		v := fmt.Sprintf("gap-%d", i)
 		if counts[v] != 2 || keys[v] != fmt.Sprintf("svc-%d", i%3) {
 			t.Errorf("%s: seen %d times with key %q; want twice with key svc-%d", v, counts[v], keys[v], i%3)
+		}
+		if !slices.Equal(tenants[v], []string{"team-a", "team-a"}) {
+			t.Errorf("%s: seen with tenants %q; want team-a both times", v, tenants[v])
 		}
 	}
 	for _, prefix := range []string{"before", "after"} {
