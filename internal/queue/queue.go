@@ -59,8 +59,6 @@ type Message struct {
 	Position int64
 	// Partition is the source partition for queues that have several; 0 otherwise.
 	Partition int32
-	// Tenant is the tenant the batch was published for.
-	Tenant string
 }
 
 // Record is one batch to publish, its key and its tenant (see Message).
