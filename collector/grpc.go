@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/internal/otlplogs"
 )
 
@@ -24,7 +25,9 @@ import (
 // retry on: RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when it
 // fails, INVALID_ARGUMENT for bad data (not retried).
 func NewGRPCServer(c *Collector, t *Traces, maxBody int, opts ...grpc.ServerOption) *grpc.Server {
-	base := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxBody)}, c.opts.GRPCServerOptions...)
+	// Metadata is bounded like the HTTP listeners' headers (gRPC's own
+	// default is 16 MiB).
+	base := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxBody), grpc.MaxHeaderListSize(httpserver.MaxHeaderBytes)}, c.opts.GRPCServerOptions...)
 	s := grpc.NewServer(append(base, opts...)...)
 	plogotlp.RegisterGRPCServer(s, &grpcLogs{c: c})
 	if t != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
+	promhttpsd "github.com/prometheus/prometheus/discovery/http"
 )
 
 // LoadConfig reads a Prometheus configuration file: global, scrape_configs
@@ -39,6 +40,9 @@ func (f *Federation) load() (*config.Config, string, error) {
 		h.Write(b)
 	}
 	if err != nil {
+		return nil, "", err
+	}
+	if err := inlineScrapeConfigFiles(c); err != nil {
 		return nil, "", err
 	}
 	applyScrapeDefaults(c)
@@ -155,7 +159,25 @@ const (
 	DefaultScrapeLabelLimit       = 64
 	DefaultScrapeLabelNameLength  = 256
 	DefaultScrapeLabelValueLength = 4096
+	// DefaultScrapeBodySizeLimit bounds the uncompressed body of one
+	// scrape (body_size_limit): ample for a /federate of a million series.
+	DefaultScrapeBodySizeLimit = 512 << 20
 )
+
+// inlineScrapeConfigFiles reads the jobs of scrape_config_files into
+// scrape_configs, so that the scrape defaults and the redirect policy
+// apply to them too.
+func inlineScrapeConfigFiles(c *config.Config) error {
+	if len(c.ScrapeConfigFiles) == 0 {
+		return nil
+	}
+	scs, err := c.GetScrapeConfigs()
+	if err != nil {
+		return err
+	}
+	c.ScrapeConfigs, c.ScrapeConfigFiles = scs, nil
+	return nil
+}
 
 // applyScrapeDefaults fills the scrape limits c leaves unset. The label
 // limits go in global, which the jobs of scrape_config_files inherit too.
@@ -171,6 +193,20 @@ func applyScrapeDefaults(c *config.Config) {
 		g.LabelValueLengthLimit = DefaultScrapeLabelValueLength
 	}
 	for _, sc := range c.ScrapeConfigs {
+		// A scrape fetches its configured target only: a redirect is
+		// not followed (the scrape fails with the 3xx status), so a
+		// target cannot point the federation at another host, such as
+		// a cloud metadata endpoint or an internal service. Prometheus'
+		// follow_redirects: true is overridden; likewise for http_sd.
+		sc.HTTPClientConfig.FollowRedirects = false
+		for _, sd := range sc.ServiceDiscoveryConfigs {
+			if h, ok := sd.(*promhttpsd.SDConfig); ok {
+				h.HTTPClientConfig.FollowRedirects = false
+			}
+		}
+		if sc.BodySizeLimit == 0 {
+			sc.BodySizeLimit = DefaultScrapeBodySizeLimit
+		}
 		if sc.SampleLimit == 0 && sc.MetricsPath != "/federate" {
 			sc.SampleLimit = DefaultScrapeSampleLimit
 		}

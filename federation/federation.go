@@ -192,6 +192,11 @@ func New(o Options) (f *Federation, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the scrape manager: %w", err)
 	}
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(newRefusedTargets(func() *scrape.Manager { return f.scrapes })); err != nil {
+			return nil, fmt.Errorf("cannot register the refused scrape targets: %w", err)
+		}
+	}
 	if err := f.newRules(sctx, sdMetrics); err != nil {
 		return nil, err
 	}

@@ -37,7 +37,9 @@ type Options struct {
 	MaxDecodedBytes int64
 	// Concurrency bounds the scrapes in flight, over every target.
 	Concurrency int
-	// Client makes the scrapes; nil uses a client of its own.
+	// Client makes the scrapes; nil uses a client of its own. Its
+	// CheckRedirect is replaced: redirects are followed on the same
+	// scheme, host and port only.
 	Client     *http.Client
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -80,6 +82,11 @@ func New(opts Options, q queue.Producer) *Profiler {
 			ResponseHeaderTimeout: 0, DisableCompression: true,
 		}}
 	}
+	// Scrapes and discovery follow redirects on their target only, whoever
+	// built the client.
+	c := *opts.Client
+	c.CheckRedirect = sameTarget
+	opts.Client = &c
 	if opts.now == nil {
 		opts.now = time.Now
 	}
@@ -202,7 +209,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "target_up",
 			Help: "1 when the last scrape of this target's profile type succeeded, 0 when it failed."}, []string{"job", "instance", "type"}),
 		scrapeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "scrape_errors_total",
-			Help: "Failed scrapes by target, type and reason: connect, status, timeout, too_large, invalid, queue."}, []string{"job", "instance", "type", "reason"}),
+			Help: "Failed scrapes by target, type and reason: connect, status, timeout, too_large, invalid, queue, redirect (a redirect off the target, refused)."}, []string{"job", "instance", "type", "reason"}),
 		scrapes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "scrapes_total",
 			Help: "Scrapes attempted, by target and type."}, []string{"job", "instance", "type"}),
 		scrapeBytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "scraped_bytes_total",

@@ -380,6 +380,9 @@ func (p *Profiler) scrapeOnce(ctx context.Context, t *target, typ string) error 
 	}
 	resp, err := p.opts.Client.Do(req)
 	if err != nil {
+		if isRedirectRefused(err) {
+			return &scrapeError{"redirect", fmt.Errorf("GET %s: %w", u, err)}
+		}
 		return &scrapeError{timeoutOr(ctx, "connect"), fmt.Errorf("GET %s: %w", u, err)}
 	}
 	defer resp.Body.Close()

@@ -103,3 +103,14 @@ func TestAssetsBudget(t *testing.T) {
 		t.Fatalf("UI assets are %d bytes gzipped, over the budget of 1 MiB", gz)
 	}
 }
+
+// A path that climbs out of /ui/ reads no file: assets are looked up by
+// name among the embedded ones.
+func TestAssetPathsAreConfined(t *testing.T) {
+	for _, p := range []string{"/ui/../ui.go", "/ui/..%2fui.go", "/ui/%2e%2e/ui_test.go", "/ui//etc/passwd", "/ui/assets/index.html"} {
+		res := serve(t, "GET", p)
+		if b := body(t, res); res.StatusCode == http.StatusOK || strings.Contains(b, "package ui") || strings.Contains(b, "root:") {
+			t.Errorf("%s: got %d %.80q; want no file of the machine", p, res.StatusCode, b)
+		}
+	}
+}

@@ -19,6 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// MaxHeaderBytes bounds the request line and headers of one request on
+// every listener (HTTP/1.1, and HTTP/2's header list): ample for a long
+// LogQL or PromQL query in a GET URL, a basic-auth or bearer key and a
+// browser's headers, far below Go's default of 1 MiB. A larger request is
+// answered 431 (HTTP/1.1) before any handler runs.
+const MaxHeaderBytes = 128 << 10
+
 // Server is one HTTP listener.
 type Server struct {
 	name   string
@@ -48,6 +55,7 @@ func ListenTLS(name, addr string, h http.Handler, tc *tls.Config, logger *slog.L
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
+			MaxHeaderBytes:    MaxHeaderBytes,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 			TLSConfig:         tc,

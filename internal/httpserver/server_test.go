@@ -107,3 +107,32 @@ func TestListenTLS(t *testing.T) {
 		}
 	}
 }
+
+// A request whose headers pass MaxHeaderBytes is refused with 431 before
+// the handler runs; one under it is served.
+func TestHeadersAreBounded(t *testing.T) {
+	var served int
+	s, err := Listen("test", "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served++ }), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run(t, s)()
+	f := func(size, want int) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+s.Addr()+"/", nil)
+		req.Header.Set("X-Filler", strings.Repeat("a", size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("a %d-byte header: got %d, want %d", size, resp.StatusCode, want)
+		}
+	}
+	f(MaxHeaderBytes/2, http.StatusOK)
+	f(2*MaxHeaderBytes, http.StatusRequestHeaderFieldsTooLarge)
+	if served != 1 {
+		t.Errorf("the handler ran %d times, want 1", served)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // ExceededError is a query stopped or refused because it went past one of
@@ -16,6 +18,9 @@ type ExceededError struct {
 	Flag   string // the flag that sets the limit
 	Limit  string // the limit, formatted
 	Got    string // what the query needed, formatted
+	// Tenant is set when the limit is the tenant's own (max_query_range
+	// in --auth.config) rather than the flag's.
+	Tenant string
 }
 
 func (e *ExceededError) Error() string {
@@ -23,6 +28,9 @@ func (e *ExceededError) Error() string {
 	case ReasonBytesScanned:
 		return fmt.Sprintf("query stopped: it scanned more than %s, the per-query budget (--%s); narrow its time range or its selector, or add a line filter", e.Limit, e.Flag)
 	case ReasonRange:
+		if e.Tenant != "" {
+			return fmt.Sprintf("query time range %s exceeds the limit of %s of tenant %q (max_query_range in --auth.config); query a shorter range", e.Got, e.Limit, e.Tenant)
+		}
 		return fmt.Sprintf("query time range %s exceeds the limit of %s (--%s); query a shorter range", e.Got, e.Limit, e.Flag)
 	}
 	return fmt.Sprintf("query exceeds %s (--%s)", e.Limit, e.Flag)
@@ -59,6 +67,10 @@ type query struct {
 	m       *metrics
 	scanned atomic.Int64
 	over    atomic.Bool
+	// maxRange is the query's range limit; rangeOf names where it is set
+	// (the key's, or "" for --query.max-range).
+	maxRange time.Duration
+	rangeOf  string
 }
 
 type ctxKey struct{}
@@ -66,7 +78,19 @@ type ctxKey struct{}
 // WithLimits returns a context carrying l's per-query limits for one
 // query: a fresh bytes-scanned budget and the range limit.
 func (l *Limiter) WithLimits(ctx context.Context) context.Context {
-	return context.WithValue(ctx, ctxKey{}, &query{o: &l.o, m: l.m})
+	return l.WithKeyLimits(ctx, DefaultKey)
+}
+
+// WithKeyLimits is WithLimits for a query under key: its range limit is
+// the key's (Options.KeyMaxRange) when it has one.
+func (l *Limiter) WithKeyLimits(ctx context.Context, key string) context.Context {
+	q := &query{o: &l.o, m: l.m, maxRange: l.o.MaxRange}
+	if l.o.KeyMaxRange != nil {
+		if d := l.o.KeyMaxRange(key); d > 0 {
+			q.maxRange, q.rangeOf = d, key
+		}
+	}
+	return context.WithValue(ctx, ctxKey{}, q)
 }
 
 func fromContext(ctx context.Context) *query {
@@ -108,14 +132,28 @@ func (b Budget) Scanned() int64 {
 }
 
 // CheckRange returns an *ExceededError when [start, end) is longer than
-// the --query.max-range of ctx's query.
+// the range limit of ctx's query: its tenant's max_query_range when set,
+// else --query.max-range.
 func CheckRange(ctx context.Context, start, end time.Time) error {
 	q := fromContext(ctx)
-	if q == nil || q.o.MaxRange <= 0 || end.Sub(start) <= q.o.MaxRange {
+	if q == nil || q.maxRange <= 0 || end.Sub(start) <= q.maxRange {
 		return nil
 	}
 	q.m.refused.WithLabelValues(ReasonRange).Inc()
-	return &ExceededError{Reason: ReasonRange, Flag: "query.max-range", Limit: q.o.MaxRange.String(), Got: end.Sub(start).String()}
+	e := &ExceededError{Reason: ReasonRange, Flag: "query.max-range", Limit: formatDuration(q.maxRange), Got: formatDuration(end.Sub(start))}
+	if q.rangeOf != "" {
+		e.Tenant = q.rangeOf
+	}
+	return e
+}
+
+// formatDuration writes d as the flags and the auth file take it: 30d,
+// 12h, 1d2h.
+func formatDuration(d time.Duration) string {
+	if d < 0 {
+		return "-" + model.Duration(-d).String()
+	}
+	return model.Duration(d).String()
 }
 
 func formatBytes(n int64) string {

@@ -19,7 +19,8 @@ import (
 // the request's context, which the stores' read loops check.
 func (l *Limiter) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := l.WithLimits(r.Context())
+		key := l.key(r)
+		ctx := l.WithKeyLimits(r.Context(), key)
 		// One request from here on: a form POST's body is read once, by
 		// ParseForm, and the handler must see the parsed form.
 		r = r.WithContext(ctx)
@@ -34,7 +35,7 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		release, err := l.Acquire(ctx, l.key(r))
+		release, err := l.Acquire(ctx, key)
 		if err != nil {
 			var re *RefusedError
 			if errors.As(err, &re) {

@@ -121,12 +121,6 @@ func TestAcquireTimesOutInTheQueue(t *testing.T) {
 	if !strings.Contains(err.Error(), "--query.queue-timeout") || re.RetryAfter != time.Second {
 		t.Errorf("got %q retry after %s, want the flag named and 1s", err, re.RetryAfter)
 	}
-	// Another key has slots of its own.
-	r2, err := l.Acquire(context.Background(), "team-b")
-	if err != nil {
-		t.Fatalf("other key: %v", err)
-	}
-	r2()
 }
 
 func TestAcquireLeavesTheQueueWhenTheClientGoes(t *testing.T) {

@@ -39,8 +39,13 @@ type querier struct {
 	a *API
 }
 
+// maxQuerierRequest bounds the body of one querier call: a selector, a
+// time range and a few options, a few KiB in practice.
+const maxQuerierRequest = 1 << 20
+
 func (a *API) querierHandler() (string, http.Handler) {
-	return querierv1connect.NewQuerierServiceHandler(&querier{a: a}, connect.WithInterceptors(countInterceptor{a}))
+	return querierv1connect.NewQuerierServiceHandler(&querier{a: a}, connect.WithInterceptors(countInterceptor{a}),
+		connect.WithReadMaxBytes(maxQuerierRequest))
 }
 
 // countInterceptor counts requests and turns errors into connect codes:

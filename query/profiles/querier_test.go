@@ -371,3 +371,18 @@ func TestSelectHeatmap(t *testing.T) {
 		t.Fatalf("last slot %v", last)
 	}
 }
+
+// A querier call with a body past maxQuerierRequest is refused unread.
+func TestQuerierBoundsItsRequests(t *testing.T) {
+	f := newFixture(t)
+	c := querierv1connect.NewQuerierServiceClient(http.DefaultClient, f.srv.URL)
+	_, err := c.LabelNames(context.Background(), connect.NewRequest(&typesv1.LabelNamesRequest{
+		Matchers: []string{`{service_name="` + strings.Repeat("a", 2*maxQuerierRequest) + `"}`},
+	}))
+	if connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Fatalf("a %d-byte request: got %v, want resource_exhausted", 2*maxQuerierRequest, err)
+	}
+	if _, err := c.LabelNames(context.Background(), connect.NewRequest(&typesv1.LabelNamesRequest{})); err != nil {
+		t.Fatalf("a small request: %v", err)
+	}
+}
