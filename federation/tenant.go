@@ -124,12 +124,15 @@ type tenantLabelQuerier struct {
 }
 
 func (q tenantLabelQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	if name == TenantLabel {
+		return nil, nil, nil // hidden from every reader
+	}
 	_, m, scoped := q.t.matcher(ctx)
 	if !scoped {
 		return q.LabelQuerier.LabelValues(ctx, name, hints, ms...)
 	}
 	ms, none := scope(ms, m)
-	if name == TenantLabel || none {
+	if none {
 		return nil, nil, nil
 	}
 	return q.LabelQuerier.LabelValues(ctx, name, hints, ms...)
@@ -137,14 +140,18 @@ func (q tenantLabelQuerier) LabelValues(ctx context.Context, name string, hints 
 
 func (q tenantLabelQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	_, m, scoped := q.t.matcher(ctx)
+	var names []string
+	var ann annotations.Annotations
+	var err error
 	if !scoped {
-		return q.LabelQuerier.LabelNames(ctx, hints, ms...)
+		names, ann, err = q.LabelQuerier.LabelNames(ctx, hints, ms...)
+	} else {
+		var none bool
+		if ms, none = scope(ms, m); none {
+			return nil, nil, nil
+		}
+		names, ann, err = q.LabelQuerier.LabelNames(ctx, hints, ms...)
 	}
-	ms, none := scope(ms, m)
-	if none {
-		return nil, nil, nil
-	}
-	names, ann, err := q.LabelQuerier.LabelNames(ctx, hints, ms...)
 	return slices.DeleteFunc(names, func(n string) bool { return n == TenantLabel }), ann, err
 }
 
@@ -156,7 +163,8 @@ type tenantQuerier struct {
 func (q tenantQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	tenant, m, scoped := q.t.matcher(ctx)
 	if !scoped {
-		return q.in.Select(ctx, sortSeries, hints, ms...)
+		// A tenant's first series may be created while this reads.
+		return &defaultOnlySet{SeriesSet: q.in.Select(ctx, sortSeries, hints, ms...)}
 	}
 	ms, none := scope(ms, m)
 	if none {
@@ -177,7 +185,7 @@ type tenantChunkQuerier struct {
 func (q tenantChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
 	tenant, m, scoped := q.t.matcher(ctx)
 	if !scoped {
-		return q.in.Select(ctx, sortSeries, hints, ms...)
+		return &defaultOnlyChunkSet{ChunkSeriesSet: q.in.Select(ctx, sortSeries, hints, ms...)}
 	}
 	ms, none := scope(ms, m)
 	if none {
@@ -188,6 +196,31 @@ func (q tenantChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *
 		return set
 	}
 	return stripChunkSeries(set, sortSeries)
+}
+
+// defaultOnlySet skips the series of tenants other than default: an
+// unscoped read (no tenant had written when it began) that meets the
+// first series of a tenant, created meanwhile, leaves it out.
+type defaultOnlySet struct{ storage.SeriesSet }
+
+func (s *defaultOnlySet) Next() bool {
+	for s.SeriesSet.Next() {
+		if !s.At().Labels().Has(TenantLabel) {
+			return true
+		}
+	}
+	return false
+}
+
+type defaultOnlyChunkSet struct{ storage.ChunkSeriesSet }
+
+func (s *defaultOnlyChunkSet) Next() bool {
+	for s.ChunkSeriesSet.Next() {
+		if !s.At().Labels().Has(TenantLabel) {
+			return true
+		}
+	}
+	return false
 }
 
 // withoutTenant is ls without TenantLabel.

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	config_util "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage/remote"
 	"go.opentelemetry.io/otel/attribute"
@@ -428,5 +429,41 @@ func TestTenantMaxSeries(t *testing.T) {
 	}
 	if got := metricValue(t, fed.testFed, "vigil_federation_push_refused_samples_total", "limit", "max_series"); got != 2 {
 		t.Errorf("vigil_federation_push_refused_samples_total{limit=max_series} = %v; want 2", got)
+	}
+}
+
+// Before any tenant has written, the default tenant's reads are not
+// rewritten; a tenant's series created meanwhile is still left out of
+// them, and the label stays hidden.
+func TestDefaultReadsBeforeTheFirstTenant(t *testing.T) {
+	t.Parallel()
+	fed := startFed(t, t.TempDir(), "")
+	app := fed.Appendable().Appender(context.Background())
+	now := time.Now().UnixMilli()
+	for _, ls := range []labels.Labels{
+		labels.FromStrings("__name__", "vigil_tenant_test", "who", "default"),
+		labels.FromStrings("__name__", "vigil_tenant_test", "who", "a", TenantLabel, "team-a"),
+	} {
+		if _, err := app.Append(0, ls, now, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !fed.tenants.seen.Load() {
+		t.Error("a tenant's series exists and the flag is not set")
+	}
+	// The moment between the series' creation and the flag.
+	fed.tenants.seen.Store(false)
+	c := client(t, fed.url)
+	expect(t, c, `vigil_tenant_test`, `vigil_tenant_test{who="default"}=1`)
+	vals, _, _, err := c.LabelValues(context.Background(), TenantLabel, nil, time.Time{}, time.Time{})
+	if err != nil || len(vals) != 0 {
+		t.Errorf("label values of %s: %v, %v; want none", TenantLabel, vals, err)
+	}
+	names, _, _, err := c.LabelNames(context.Background(), nil, time.Time{}, time.Time{})
+	if err != nil || slices.Contains(names, model.LabelName(TenantLabel)) {
+		t.Errorf("label names %v, %v; want no %s", names, err, TenantLabel)
 	}
 }
