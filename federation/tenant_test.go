@@ -249,6 +249,10 @@ rule_files: ['`+writeRules(t)+`']
 			if got, want := len(ex), map[string]int{"team-a": 1}[c.tenant]; got != want {
 				t.Errorf("exemplars: got %v; want %d series", ex, want)
 			}
+			// remote read, with Prometheus' own client (sorted, chunked)
+			if got := remoteReadWho(t, base, c.key); !slices.Equal(got, c.who) {
+				t.Errorf("remote read: who=%v; want %v", got, c.who)
+			}
 			// /federate
 			fedOut := federateAs(t, base, c.key, `{__name__="vigil_tenant_test"}`)
 			for _, w := range []string{"a", "a2", "b", "default"} {
@@ -466,4 +470,41 @@ func TestDefaultReadsBeforeTheFirstTenant(t *testing.T) {
 	if err != nil || slices.Contains(names, model.LabelName(TenantLabel)) {
 		t.Errorf("label names %v, %v; want no %s", names, err, TenantLabel)
 	}
+}
+
+// remoteReadWho reads vigil_tenant_test by remote read as key's tenant and
+// returns the values of who, failing on a series that shows TenantLabel.
+func remoteReadWho(t *testing.T, base, key string) []string {
+	t.Helper()
+	u, _ := url.Parse(base + "/api/v1/read")
+	hc := config_util.HTTPClientConfig{}
+	if key != "" {
+		hc.Authorization = &config_util.Authorization{Type: "Bearer", Credentials: config_util.Secret(key)}
+	}
+	rc, err := remote.NewReadClient("test", &remote.ClientConfig{URL: &config_util.URL{URL: u}, Timeout: model.Duration(10 * time.Second),
+		HTTPClientConfig: hc, ChunkedReadLimit: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := remote.ToQuery(0, time.Now().Add(time.Minute).UnixMilli(),
+		[]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "vigil_tenant_test")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rc.Read(context.Background(), q, true)
+	if err != nil {
+		t.Fatalf("remote read: %v", err)
+	}
+	var who []string
+	for set.Next() {
+		ls := set.At().Labels()
+		if ls.Has(TenantLabel) {
+			t.Errorf("remote read: %s carries %s", ls, TenantLabel)
+		}
+		who = append(who, ls.Get("who"))
+	}
+	if err := set.Err(); err != nil {
+		t.Fatalf("remote read: %v", err)
+	}
+	return who
 }
