@@ -42,7 +42,7 @@ func (f *Federation) newAPI() http.Handler {
 	start := time.Now()
 	cwd, _ := os.Getwd()
 	api := apiv1.NewAPI(
-		f.engine, f.fanout, f.push, f.db,
+		f.engine, f.tenants.queryable(f.fanout), f.push, f.tenants.exemplars(f.db),
 		func(context.Context) apiv1.ScrapePoolsRetriever { return f.scrapes },
 		func(context.Context) apiv1.TargetRetriever { return f.scrapes },
 		func(context.Context) apiv1.AlertmanagerRetriever { return f.rules.notifier },
@@ -85,8 +85,9 @@ func (f *Federation) newAPI() http.Handler {
 	api.Register(r)
 	inner := http.StripPrefix("/api/v1", r)
 	write, otlp := f.push.wrap(pushRemoteWrite, inner), f.push.wrap(pushOTLP, inner)
+	read := f.tenantAPI(inner)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		h := inner
+		h := read
 		switch req.URL.Path {
 		case "/api/v1/write":
 			h = write

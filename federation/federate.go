@@ -47,7 +47,7 @@ func (f *Federation) federate(w http.ResponseWriter, r *http.Request) {
 	}
 	now := timestamp.FromTime(timeNow())
 	mint := now - f.o.LookbackDelta.Milliseconds()
-	q, err := f.db.Querier(mint, now)
+	q, err := f.tenants.queryable(f.db).Querier(mint, now) // the tenant's series only
 	if err != nil {
 		f.metrics.federateErr.Inc()
 		http.Error(w, fmt.Sprintf("cannot read the TSDB: %v", err), http.StatusInternalServerError)

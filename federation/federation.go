@@ -67,6 +67,11 @@ type Options struct {
 	ExternalURL string
 	// Limits bound the pushes and the series of the TSDB.
 	Limits Limits
+	// TenantMaxSeries is the most active series tenant may hold (its
+	// max_series in --auth.config); 0, or a nil func, sets no bound
+	// besides Limits'. It is called on the creation of a series, so it
+	// must be quick.
+	TenantMaxSeries func(tenant string) int
 	// Version is reported by /api/v1/status/buildinfo.
 	Version string
 
@@ -108,6 +113,7 @@ type Federation struct {
 	metrics  *metrics
 	budget   *seriesBudget
 	push     *pushGuard
+	tenants  *tenancy
 	api      http.Handler
 	external *url.URL
 
@@ -147,8 +153,11 @@ func New(o Options) (f *Federation, err error) {
 	topts.RetentionDuration = o.Retention.Milliseconds()
 	topts.MaxExemplars = o.MaxExemplars
 	topts.EnableExemplarStorage = o.MaxExemplars > 0
+	f.tenants = &tenancy{}
 	f.budget = newSeriesBudget(o.Limits)
 	f.budget.refused = f.metrics.seriesRefused
+	f.budget.tenantMax, f.budget.tenantRefused = o.TenantMaxSeries, f.metrics.tenantSeriesRefused
+	f.budget.tenants = f.tenants
 	topts.SeriesLifecycleCallback = f.budget
 	db, err := tsdb.Open(o.Dir, o.Logger.With("component", "tsdb"), o.Registerer, topts, tsdb.NewDBStats())
 	if err != nil {
@@ -162,10 +171,14 @@ func New(o Options) (f *Federation, err error) {
 			err = errors.Join(err, f.Close())
 		}
 	}()
+	if err := f.tenants.load(db); err != nil {
+		return nil, err
+	}
 
 	f.remote = newRemoteStorage(f, o.Dir)
 	f.fanout = storage.NewFanout(o.Logger, db, f.remote)
 	f.push = newPushGuard(o.Limits, f.fanout, f.metrics)
+	f.push.tenants = f.tenants
 
 	f.engine = promql.NewEngine(promql.EngineOpts{
 		Logger:               o.Logger.With("component", "promql"),
@@ -214,8 +227,9 @@ func (f *Federation) Appendable() storage.Appendable { return f.fanout }
 // AppendableV2 is Appendable with Prometheus' newer appender interface.
 func (f *Federation) AppendableV2() storage.AppendableV2 { return f.fanout }
 
-// Queryable reads the TSDB.
-func (f *Federation) Queryable() storage.Queryable { return f.db }
+// Queryable reads the TSDB as the tenant of each call's context
+// (auth.Tenant): its series only, without TenantLabel.
+func (f *Federation) Queryable() storage.Queryable { return f.tenants.queryable(f.db) }
 
 // Engine is the PromQL engine the HTTP API and the rules use.
 func (f *Federation) Engine() *promql.Engine { return f.engine }

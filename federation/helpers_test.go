@@ -114,6 +114,7 @@ type testFed struct {
 	*Federation
 	url, addr, dir, config string
 	reg                    *prometheus.Registry
+	mux                    *http.ServeMux // its handlers, unguarded
 }
 
 // startFed runs a Federation with config (in which $SELF stands for its own
@@ -154,6 +155,7 @@ func startFedWith(t testing.TB, dir, config string, opt func(*Options)) *testFed
 	mux := http.NewServeMux()
 	f.RegisterHTTP(mux)
 	mux.Handle("/metrics", promhttpHandler(tf.reg))
+	tf.mux = mux
 	srv := &http.Server{Handler: mux}
 	go func() { _ = srv.Serve(l) }()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+
+	"github.com/vigilhq/vigil/internal/auth"
 )
 
 // Limits bound what clients may push (remote write, OTLP) and how many
@@ -70,6 +73,8 @@ const (
 	limitMaxPushDecodedBytes = "max-push-decoded-bytes"
 	limitMaxPushSamples      = "max-push-samples"
 	limitMaxInflightPushes   = "max-inflight-pushes"
+	// limitTenantMaxSeries is a tenant's max_series in --auth.config.
+	limitTenantMaxSeries = "max_series"
 )
 
 // SeriesLimitError refuses a new series: the TSDB, or its service, holds
@@ -77,12 +82,16 @@ const (
 // to Prometheus' scrape loop and rule manager, which skip the series and
 // keep the target's others.
 type SeriesLimitError struct {
-	Limit   string // max-series or max-series-per-service
+	Limit   string // max-series, max-series-per-service or max_series (a tenant's)
 	Value   int
 	Service string
+	Tenant  string // of max_series
 }
 
 func (e *SeriesLimitError) Error() string {
+	if e.Limit == limitTenantMaxSeries {
+		return fmt.Sprintf("tenant %q has %d active series, its limit (max_series in --auth.config)", e.Tenant, e.Value)
+	}
 	if e.Limit == limitMaxSeriesPerService {
 		return fmt.Sprintf("service %q has %d active series, the limit (--federation.limits.%s)", e.Service, e.Value, e.Limit)
 	}
@@ -103,13 +112,21 @@ type seriesBudget struct {
 	enforcing       atomic.Bool
 	refused         *prometheus.CounterVec // limit; nil: not counted
 
-	total atomic.Int64
-	mu    sync.Mutex
-	by    map[string]int
+	// tenantMax is each tenant's bound (nil or 0: none); tenantRefused
+	// counts its refusals by tenant; tenants learns of tenants' series.
+	tenantMax     func(tenant string) int
+	tenantRefused *prometheus.CounterVec
+	tenants       *tenancy
+
+	total    atomic.Int64
+	mu       sync.Mutex
+	by       map[string]int
+	byTenant map[string]int
 }
 
 func newSeriesBudget(l Limits) *seriesBudget {
-	return &seriesBudget{max: l.MaxSeries, perService: l.MaxSeriesPerService, labels: l.ServiceLabels, by: map[string]int{}}
+	return &seriesBudget{max: l.MaxSeries, perService: l.MaxSeriesPerService, labels: l.ServiceLabels,
+		by: map[string]int{}, byTenant: map[string]int{}}
 }
 
 func (b *seriesBudget) service(ls labels.Labels) string {
@@ -138,6 +155,20 @@ func (b *seriesBudget) PreCreation(ls labels.Labels) error {
 			return b.refuse(&SeriesLimitError{Limit: limitMaxSeriesPerService, Value: b.perService, Service: s})
 		}
 	}
+	if b.tenantMax != nil {
+		t := tenantOfSeries(ls)
+		if m := b.tenantMax(t); m > 0 {
+			b.mu.Lock()
+			n := b.byTenant[t]
+			b.mu.Unlock()
+			if n >= m {
+				if b.tenantRefused != nil {
+					b.tenantRefused.WithLabelValues(t).Inc()
+				}
+				return b.refuse(&SeriesLimitError{Limit: limitTenantMaxSeries, Value: m, Tenant: t})
+			}
+		}
+	}
 	return nil
 }
 
@@ -150,27 +181,52 @@ func (b *seriesBudget) refuse(e *SeriesLimitError) error {
 
 func (b *seriesBudget) PostCreation(ls labels.Labels) {
 	b.total.Add(1)
+	t := tenantOfSeries(ls)
+	if t != auth.DefaultTenant && b.tenants != nil {
+		b.tenants.seen.Store(true) // a series of the write-ahead log
+	}
+	if b.perService == 0 && b.tenantMax == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.perService > 0 {
-		s := b.service(ls)
-		b.mu.Lock()
-		b.by[s]++
-		b.mu.Unlock()
+		b.by[b.service(ls)]++
+	}
+	if b.tenantMax != nil {
+		b.byTenant[t]++
 	}
 }
 
 func (b *seriesBudget) PostDeletion(deleted map[chunks.HeadSeriesRef]labels.Labels) {
 	b.total.Add(-int64(len(deleted)))
-	if b.perService == 0 {
+	if b.perService == 0 && b.tenantMax == nil {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, ls := range deleted {
-		s := b.service(ls)
-		if b.by[s]--; b.by[s] <= 0 {
-			delete(b.by, s)
+		if b.perService > 0 {
+			s := b.service(ls)
+			if b.by[s]--; b.by[s] <= 0 {
+				delete(b.by, s)
+			}
+		}
+		if b.tenantMax != nil {
+			t := tenantOfSeries(ls)
+			if b.byTenant[t]--; b.byTenant[t] <= 0 {
+				delete(b.byTenant, t)
+			}
 		}
 	}
+}
+
+// tenantSeries is the active series of each tenant, counted only with
+// per-tenant limits.
+func (b *seriesBudget) tenantSeries() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.byTenant)
 }
 
 // services is how many services hold series.

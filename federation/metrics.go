@@ -19,6 +19,8 @@ type metrics struct {
 	pushRefused        *prometheus.CounterVec // endpoint, limit
 	pushRefusedSamples *prometheus.CounterVec // endpoint, limit
 	seriesRefused      *prometheus.CounterVec // limit
+	// tenantSeriesRefused counts the series a tenant's max_series refused.
+	tenantSeriesRefused *prometheus.CounterVec // tenant
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,19 +43,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		pushRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_federation_push_refused_total",
-			Help: "Pushes (remote write, OTLP) refused whole or in part by a limit, by endpoint and limit: max-inflight-pushes (429), max-push-bytes, max-push-decoded-bytes, max-push-samples (413), max-series, max-series-per-service (partly accepted).",
+			Help: "Pushes (remote write, OTLP) refused whole or in part by a limit, by endpoint and limit: max-inflight-pushes (429), max-push-bytes, max-push-decoded-bytes, max-push-samples (413), max-series, max-series-per-service, max_series (a tenant's; partly accepted).",
 		}, []string{"endpoint", "limit"}),
 		pushRefusedSamples: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_federation_push_refused_samples_total",
-			Help: "Samples of pushed new series dropped by a series limit (max-series, max-series-per-service), by endpoint and limit; the other samples of those pushes were stored.",
+			Help: "Samples of pushed new series dropped by a series limit (max-series, max-series-per-service, a tenant's max_series), by endpoint and limit; the other samples of those pushes were stored.",
 		}, []string{"endpoint", "limit"}),
 		seriesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_federation_series_refused_total",
 			Help: "Creations of a series refused by a series limit, from any source (pushes, scrapes, rules), by limit.",
 		}, []string{"limit"}),
+		tenantSeriesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_federation_tenant_series_refused_total",
+			Help: "Creations of a series refused because its tenant holds its max_series (--auth.config) active series, by tenant.",
+		}, []string{"tenant"}),
 	}
 	m.lastReload.Set(1)
-	reg.MustRegister(m.rejected, m.reloads, m.lastReload, m.federateErr, m.pushRefused, m.pushRefusedSamples, m.seriesRefused)
+	reg.MustRegister(m.rejected, m.reloads, m.lastReload, m.federateErr, m.pushRefused, m.pushRefusedSamples, m.seriesRefused, m.tenantSeriesRefused)
 	return m
 }
 

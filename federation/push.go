@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/vigilhq/vigil/internal/auth"
 )
 
 // pushGuard protects the push endpoints (remote write in, OTLP in) in
@@ -40,6 +42,7 @@ type pushGuard struct {
 	slots   chan struct{} // nil: no bound
 	inner   storage.AppendableV2
 	metrics *metrics
+	tenants *tenancy // nil: every push is the default tenant's
 }
 
 func newPushGuard(l Limits, inner storage.AppendableV2, m *metrics) *pushGuard {
@@ -53,6 +56,7 @@ func newPushGuard(l Limits, inner storage.AppendableV2, m *metrics) *pushGuard {
 // pushLedger follows one push through the appender; a push appends from
 // one goroutine.
 type pushLedger struct {
+	tenant  string // whose series the push writes: TenantLabel is set to it
 	samples int
 	over    bool // past MaxPushSamples: rolled back
 	dropped int  // samples of series refused by a series limit
@@ -91,7 +95,7 @@ func (a *pushAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int
 		a.lg.over = true
 		return 0, nil
 	}
-	r, err := a.app.Append(ref, ls, st, t, v, h, fh, opts)
+	r, err := a.app.Append(ref, withTenant(ls, a.lg.tenant), st, t, v, h, fh, opts)
 	var sl *SeriesLimitError
 	if err != nil && errors.As(err, &sl) {
 		a.lg.dropped++
@@ -105,7 +109,7 @@ func (a *pushAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int
 
 func (a *pushAppender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
 	if ea, ok := a.app.(storage.ExemplarAppenderV2); ok && ref != 0 {
-		return ea.AppendExemplars(ref, ls, es)
+		return ea.AppendExemplars(ref, withTenant(ls, a.lg.tenant), es)
 	}
 	return ref, nil
 }
@@ -144,7 +148,10 @@ func (g *pushGuard) wrap(endpoint string, next http.Handler) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		lg := &pushLedger{}
+		lg := &pushLedger{tenant: auth.Tenant(r.Context())}
+		if lg.tenant != auth.DefaultTenant && g.tenants != nil {
+			g.tenants.seen.Store(true) // before its first series exists
+		}
 		r = r.WithContext(context.WithValue(r.Context(), ledgerKey{}, lg))
 		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
@@ -326,5 +333,22 @@ func registerLimitMetrics(reg prometheus.Registerer, b *seriesBudget) {
 			Name: "vigil_federation_active_services",
 			Help: "Services (values of --federation.limits.service-labels) holding series, each counted against --federation.limits.max-series-per-service.",
 		}, func() float64 { return float64(b.services()) }),
+		tenantSeriesCollector{b},
 	)
+}
+
+// tenantSeriesCollector exposes the active series of each tenant, counted
+// when tenants have series limits.
+type tenantSeriesCollector struct{ b *seriesBudget }
+
+var tenantSeriesDesc = prometheus.NewDesc("vigil_federation_tenant_active_series",
+	"Series in the TSDB's head by tenant, as counted against each tenant's max_series (--auth.config); only with auth on.",
+	[]string{"tenant"}, nil)
+
+func (c tenantSeriesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- tenantSeriesDesc }
+
+func (c tenantSeriesCollector) Collect(ch chan<- prometheus.Metric) {
+	for t, n := range c.b.tenantSeries() {
+		ch <- prometheus.MustNewConstMetric(tenantSeriesDesc, prometheus.GaugeValue, float64(n), t)
+	}
 }

@@ -38,7 +38,7 @@ func (f *Federation) newRules(ctx context.Context, sdMetrics *discovery.SDMetric
 	f.rules.manager = rules.NewManager(&rules.ManagerOptions{
 		NameValidationScheme: f.cfg.GlobalConfig.MetricNameValidationScheme,
 		ExternalURL:          f.rules.external,
-		QueryFunc:            rules.EngineQueryFunc(f.engine, f.fanout),
+		QueryFunc:            perTenantQueryFunc(f.engine, f.fanout),
 		NotifyFunc:           rules.SendAlerts(f.rules.notifier, f.rules.external.String()),
 		Context:              ctx,
 		AppendableV2:         f.fanout,

@@ -144,6 +144,13 @@ func (d *daemon) startFederation(f *federationFlags, dataDir string, limits *que
 		o.ExternalURL = "https" + strings.TrimPrefix(o.ExternalURL, "http")
 	}
 	o.Logger, o.Registerer, o.Gatherer = d.logger.With("component", "federation"), d.reg, d.reg
+	if a := d.auth; a != nil {
+		// Each tenant's max_series, read from the file in effect.
+		o.TenantMaxSeries = func(tenant string) int {
+			l, _ := a.Limits(tenant)
+			return l.MaxSeries
+		}
+	}
 	var err error
 	if o.RuleFiles, err = f.goldenRules(dataDir); err != nil {
 		return nil, err
