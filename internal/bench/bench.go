@@ -59,7 +59,7 @@ func startAllInOne(sec *security, queryAddr string, args ...string) (*childproc.
 	}
 	// The profiler's and the federation's ports are not needed: they stay free.
 	args = append(append([]string{"all-in-one", "--profiler.listen", "", "--federation.listen", ""}, args...), sec.args...)
-	p := &childproc.Process{Binary: exe, Args: args, Ready: queryAddr, ReadyTLS: sec.tlsc, Stderr: os.Stderr}
+	p := &childproc.Process{Binary: exe, Args: args, Ready: queryAddr, ReadyTLS: sec.tlsClient(), Stderr: os.Stderr}
 	if err := p.Start(); err != nil {
 		return nil, fmt.Errorf("vigil all-in-one: %w", err)
 	}

@@ -67,7 +67,8 @@ func runLogs(ctx context.Context, args []string) error {
 	results := map[*security][]logsResult{}
 	for r := 0; r < rounds; r++ {
 		for _, sec := range modes {
-			b := &bencher{lines: *lines, clients: *clients, batch: *batch, fileLines: *fileLines, queryRuns: *queries, intake: in, sec: sec}
+			b := &bencher{lines: *lines, clients: *clients, batch: *batch, fileLines: *fileLines, queryRuns: *queries, intake: in, sec: sec,
+				profile: profilePath(*secFlags.profile, sec, r), profileSeconds: *secFlags.profileSeconds}
 			res, err := b.run(ctx, *dataDir)
 			if err != nil {
 				return fmt.Errorf("security %s: %w", sec.name, err)
@@ -99,6 +100,10 @@ type bencher struct {
 	intake                                      intake
 	// sec is how the daemon is secured; nil is open (securityOff).
 	sec *security
+	// profile is where the HTTP phase writes a CPU profile of the daemon
+	// of profileSeconds; "" takes none.
+	profile        string
+	profileSeconds int
 
 	collector, query string
 	child            *childproc.Process
@@ -259,16 +264,19 @@ func (b *bencher) httpPhase(ctx context.Context) (accepted, queryable time.Durat
 		}()
 	}
 	stopProgress := b.progress("http", func() (int64, int64) { return sent.Load(), b.indexed() })
+	profiled := profileCPU(sec, b.collector, b.profileSeconds, b.profile)
 	wg.Wait()
 	accepted = time.Since(start)
 	close(errc)
 	if err := <-errc; err != nil {
 		stopProgress()
-		return 0, 0, err
+		return 0, 0, errors.Join(err, profiled())
 	}
 	err = b.waitIndexed(ctx, int64(b.lines))
+	queryable = time.Since(start)
 	stopProgress()
-	return accepted, time.Since(start), err
+	// The profile may outlast the load: it is awaited after the figures.
+	return accepted, queryable, errors.Join(err, profiled())
 }
 
 func (b *bencher) filePhase(ctx context.Context) (time.Duration, error) {

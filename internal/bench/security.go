@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -40,7 +41,10 @@ type security struct {
 	args []string
 	// key is the tenant's key the clients send; "" when off.
 	key string
-	// tlsc is the clients' TLS configuration; nil when off.
+	// tlsc is the clients' TLS configuration; nil when off. Every user
+	// takes a clone (tlsClient): net/http adds "h2" to the NextProtos of
+	// the configuration of a transport that may speak HTTP/2, which would
+	// make another transport sharing it offer HTTP/2 and then speak 1.1.
 	tlsc *tls.Config
 	// client reads /metrics and runs the benchmark's queries.
 	client *http.Client
@@ -79,7 +83,7 @@ func newSecurity(dir string) (*security, error) {
 		args: []string{"--auth.config", authFile, "--tls.cert-file", certFile, "--tls.key-file", keyFile},
 		key:  key,
 		tlsc: tlsc,
-		client: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsc, ForceAttemptHTTP2: true},
+		client: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsc.Clone(), ForceAttemptHTTP2: true},
 			Timeout: 5 * time.Minute},
 	}, nil
 }
@@ -127,6 +131,15 @@ func writeCertificates(dir string) (ca *x509.Certificate, certFile, keyFile stri
 	return ca, certFile, keyFile, err
 }
 
+// tlsClient returns a copy of the clients' TLS configuration, nil when
+// off.
+func (s *security) tlsClient() *tls.Config {
+	if s.tlsc == nil {
+		return nil
+	}
+	return s.tlsc.Clone()
+}
+
 // on reports whether auth and TLS are on.
 func (s *security) on() bool { return s.key != "" }
 
@@ -158,7 +171,7 @@ func (s *security) get(url string) (*http.Response, error) {
 // transport returns the transport of the benchmark's load clients: kept
 // alive, maxConns connections to the daemon, over TLS when it is on.
 func (s *security) transport(maxConns int) *http.Transport {
-	return &http.Transport{MaxIdleConnsPerHost: maxConns, TLSClientConfig: s.tlsc}
+	return &http.Transport{MaxIdleConnsPerHost: maxConns, TLSClientConfig: s.tlsClient()}
 }
 
 // grpcOptions are the dial options of an OTLP/gRPC client: TLS trusting
@@ -167,7 +180,7 @@ func (s *security) grpcOptions() []grpc.DialOption {
 	if !s.on() {
 		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
-	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(s.tlsc)), grpc.WithPerRPCCredentials(bearer(s.key))}
+	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(s.tlsClient())), grpc.WithPerRPCCredentials(bearer(s.key))}
 }
 
 // bearer is a key sent as gRPC metadata on every call.
@@ -211,8 +224,10 @@ func securityModes(mode, dir string) ([]*security, error) {
 
 // securityFlags are the flags that choose the securities of a benchmark.
 type securityFlags struct {
-	mode   *string
-	rounds *int
+	mode           *string
+	rounds         *int
+	profile        *string
+	profileSeconds *int
 }
 
 func addSecurityFlags(fs *flag.FlagSet) securityFlags {
@@ -220,5 +235,58 @@ func addSecurityFlags(fs *flag.FlagSet) securityFlags {
 		mode: fs.String("bench.security", "off", "off: the daemon open (plain HTTP, no keys); on: --auth.config with a generated tenant key and TLS on every "+
 			"listener with a generated CA, the clients sending the key over TLS; compare: off then on, the same load, and the ratio of their throughputs"),
 		rounds: fs.Int("bench.rounds", 1, "with --bench.security=compare: how many times to run off then on; the comparison takes each one's median"),
+		profile: fs.String("bench.cpu-profile", "", "take a CPU profile of the daemon while the load is sent, to this file "+
+			"followed by .off or .on and the round (go tool pprof reads it)"),
+		profileSeconds: fs.Int("bench.cpu-profile-seconds", 5, "length of the --bench.cpu-profile; the load should last longer"),
 	}
+}
+
+// profileCPU starts taking a CPU profile of the daemon at addr for
+// seconds from its /debug/pprof/profile (with sec's key, which may
+// administer) and writes it to path; wait returns once it is written.
+// An empty path takes none.
+func profileCPU(sec *security, addr string, seconds int, path string) (wait func() error) {
+	if path == "" {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() {
+		resp, err := sec.get(sec.url(addr, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds)))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("CPU profile of %s: %s", addr, resp.Status)
+			return
+		}
+		f, err := os.Create(path) // #nosec G304 -- the file the user named with --bench.cpu-profile
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		done <- errors.Join(err, f.Close())
+	}()
+	return func() error {
+		err := <-done
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "bench: CPU profile of the daemon (security %s) in %s\n", sec.name, path)
+		}
+		return err
+	}
+}
+
+// profilePath is the file of the CPU profile of a run with sec: prefix,
+// then ".off" or ".on", then the round.
+func profilePath(prefix string, sec *security, round int) string {
+	if prefix == "" {
+		return ""
+	}
+	mode := "off"
+	if sec.on() {
+		mode = "on"
+	}
+	return fmt.Sprintf("%s.%s.%d", prefix, mode, round)
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -54,7 +55,7 @@ func runTraces(ctx context.Context, args []string) (err error) {
 	results := map[*security][]tracesResult{}
 	for r := 0; r < rounds; r++ {
 		for _, sec := range modes {
-			res, err := benchTracesOnce(ctx, sec, *clients, *traces, *runs)
+			res, err := benchTracesOnce(ctx, sec, *clients, *traces, *runs, profilePath(*secFlags.profile, sec, r), *secFlags.profileSeconds)
 			if err != nil {
 				return fmt.Errorf("security %s: %w", sec.name, err)
 			}
@@ -82,7 +83,7 @@ func (r tracesResult) loadAverage() string { return r.load }
 
 // benchTracesOnce runs `vigil bench traces` once on a fresh all-in-one
 // secured by sec and prints its table.
-func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs int) (res tracesResult, err error) {
+func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs int, profile string, profileSeconds int) (res tracesResult, err error) {
 	dir, err := os.MkdirTemp("", "vigil-bench-traces")
 	if err != nil {
 		return res, err
@@ -137,16 +138,21 @@ func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs i
 			}
 		}(c)
 	}
+	profiled := profileCPU(sec, ports["http"], profileSeconds, profile)
 	wg.Wait()
+	accepted := time.Since(start)
 	close(errc)
 	if err := <-errc; err != nil {
-		return res, err
+		return res, errors.Join(err, profiled())
 	}
-	accepted := time.Since(start)
 	if v, ok := sec.waitMetric(ctx, ports["http"], "vigil_ingester_indexed_spans_total", float64(total), 20*time.Millisecond); !ok {
-		return res, fmt.Errorf("only %.0f of %d spans stored", v, total)
+		return res, errors.Join(fmt.Errorf("only %.0f of %d spans stored", v, total), profiled())
 	}
 	queryable := time.Since(start)
+	// The profile may outlast the load: it is awaited after the figures.
+	if err := profiled(); err != nil {
+		return res, err
+	}
 	res = tracesResult{accepted: float64(total) / accepted.Seconds(), queryable: float64(total) / queryable.Seconds(), load: loadAvg()}
 	out := os.Stdout
 	fmt.Fprintf(out, "# vigil bench traces: %d clients × %d traces × 10 spans, 11 attributes each, over OTLP/gRPC; security %s; %d cores\n\n",

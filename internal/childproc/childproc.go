@@ -77,7 +77,7 @@ func (p *Process) Start() error {
 	}
 	client, url := http.DefaultClient, "http://"+p.Ready+path
 	if p.ReadyTLS != nil {
-		tr := &http.Transport{TLSClientConfig: p.ReadyTLS}
+		tr := &http.Transport{TLSClientConfig: p.ReadyTLS.Clone()}
 		defer tr.CloseIdleConnections()
 		client, url = &http.Client{Transport: tr}, "https://"+p.Ready+path
 	}
