@@ -44,7 +44,7 @@ func column[R result](runs []R, i int) (string, float64) {
 	for _, r := range runs {
 		v := r.figures()[i].value
 		vals = append(vals, v)
-		cells = append(cells, fmt.Sprintf("%.0f (load %s)", v, r.loadAverage()))
+		cells = append(cells, fmt.Sprintf("%s (load %s)", num(v), r.loadAverage()))
 	}
 	sort.Float64s(vals)
 	med := vals[len(vals)/2]
@@ -54,5 +54,13 @@ func column[R result](runs []R, i int) (string, float64) {
 	if len(runs) == 1 {
 		return cells[0], med
 	}
-	return fmt.Sprintf("**%.0f** median: %s", med, strings.Join(cells, ", ")), med
+	return fmt.Sprintf("**%s** median: %s", num(med), strings.Join(cells, ", ")), med
+}
+
+// num formats a figure: whole above 100, one decimal below.
+func num(v float64) string {
+	if v < 100 {
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
 }

@@ -86,11 +86,15 @@ func runLogs(ctx context.Context, args []string) error {
 // in lines per second, and the load average when each was taken.
 type logsResult struct {
 	accepted, queryable float64
-	load                string
+	// cpu is the daemon's CPU seconds per million lines, from the first
+	// request until every line was queryable.
+	cpu  float64
+	load string
 }
 
 func (r logsResult) figures() []figure {
-	return []figure{{"HTTP intake: lines/s accepted", r.accepted}, {"HTTP intake → queryable: lines/s", r.queryable}}
+	return []figure{{"HTTP intake: lines/s accepted", r.accepted}, {"HTTP intake → queryable: lines/s", r.queryable},
+		{"CPU seconds of vigil all-in-one per million lines (lower is better)", r.cpu}}
 }
 
 func (r logsResult) loadAverage() string { return r.load }
@@ -137,13 +141,23 @@ func (b *bencher) run(ctx context.Context, dataDir string) (res logsResult, err 
 	fmt.Fprintf(b.out, "# vigil bench logs: %d lines over HTTP (%s) by %d clients, %d lines through a tailed file; security %s; %d cores (%s)\n\n",
 		b.lines, b.intake.name, b.clients, b.fileLines, b.security().name, runtime.NumCPU(), runtime.GOARCH)
 	b.row = table(b.out)
+	cpu0, err := b.child.CPUSeconds()
+	if err != nil {
+		return res, err
+	}
 	accepted, queryable, err := b.httpPhase(ctx)
 	if err != nil {
 		return res, err
 	}
-	res = logsResult{accepted: float64(b.lines) / accepted.Seconds(), queryable: float64(b.lines) / queryable.Seconds(), load: loadAvg()}
+	cpu1, err := b.child.CPUSeconds()
+	if err != nil {
+		return res, err
+	}
+	res = logsResult{accepted: float64(b.lines) / accepted.Seconds(), queryable: float64(b.lines) / queryable.Seconds(),
+		cpu: (cpu1 - cpu0) / float64(b.lines) * 1e6, load: loadAvg()}
 	b.row(fmt.Sprintf("HTTP intake (%s): lines/s accepted (%d)", b.intake.name, b.intake.ok), fmt.Sprintf("%.0f", res.accepted))
 	b.row(fmt.Sprintf("HTTP intake (%s) → queryable: lines/s", b.intake.name), fmt.Sprintf("%.0f", res.queryable))
+	b.row("CPU seconds of vigil all-in-one per million lines, HTTP phase", fmt.Sprintf("%.1f", res.cpu))
 	b.row("load average (1, 5, 15 min) after the HTTP phase", res.load)
 	if b.fileLines > 0 {
 		d, err := b.filePhase(ctx)

@@ -72,11 +72,15 @@ func runTraces(ctx context.Context, args []string) (err error) {
 // in spans per second, and the load average when they were taken.
 type tracesResult struct {
 	accepted, queryable float64
-	load                string
+	// cpu is the daemon's CPU seconds per million spans, from the first
+	// request until every span was stored.
+	cpu  float64
+	load string
 }
 
 func (r tracesResult) figures() []figure {
-	return []figure{{"spans/s accepted", r.accepted}, {"spans/s until queryable", r.queryable}}
+	return []figure{{"spans/s accepted", r.accepted}, {"spans/s until queryable", r.queryable},
+		{"CPU seconds of vigil all-in-one per million spans (lower is better)", r.cpu}}
 }
 
 func (r tracesResult) loadAverage() string { return r.load }
@@ -107,6 +111,10 @@ func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs i
 	var ids []string
 	var mu sync.Mutex
 	var retried atomic.Int64
+	cpu0, err := child.CPUSeconds()
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	errc := make(chan error, clients)
@@ -149,17 +157,23 @@ func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs i
 		return res, errors.Join(fmt.Errorf("only %.0f of %d spans stored", v, total), profiled())
 	}
 	queryable := time.Since(start)
+	cpu1, err := child.CPUSeconds()
+	if err != nil {
+		return res, errors.Join(err, profiled())
+	}
 	// The profile may outlast the load: it is awaited after the figures.
 	if err := profiled(); err != nil {
 		return res, err
 	}
-	res = tracesResult{accepted: float64(total) / accepted.Seconds(), queryable: float64(total) / queryable.Seconds(), load: loadAvg()}
+	res = tracesResult{accepted: float64(total) / accepted.Seconds(), queryable: float64(total) / queryable.Seconds(),
+		cpu: (cpu1 - cpu0) / float64(total) * 1e6, load: loadAvg()}
 	out := os.Stdout
 	fmt.Fprintf(out, "# vigil bench traces: %d clients × %d traces × 10 spans, 11 attributes each, over OTLP/gRPC; security %s; %d cores\n\n",
 		clients, traces, sec.name, runtime.NumCPU())
 	row := table(out)
 	row("spans/s accepted", fmt.Sprintf("%.0f", res.accepted))
 	row("spans/s until queryable", fmt.Sprintf("%.0f", res.queryable))
+	row("CPU seconds of vigil all-in-one per million spans, until stored", fmt.Sprintf("%.1f", res.cpu))
 	row("load average (1, 5, 15 min) after sending", res.load)
 	row("requests retried (queue full)", fmt.Sprint(retried.Load()))
 	if rss, err := child.PeakRSS(); err == nil {
