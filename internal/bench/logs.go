@@ -88,13 +88,16 @@ type logsResult struct {
 	accepted, queryable float64
 	// cpu is the daemon's CPU seconds per million lines, from the first
 	// request until every line was queryable.
-	cpu  float64
-	load string
+	cpu float64
+	// clientCPU is the same of the load generator (this process).
+	clientCPU float64
+	load      string
 }
 
 func (r logsResult) figures() []figure {
 	return []figure{{"HTTP intake: lines/s accepted", r.accepted}, {"HTTP intake → queryable: lines/s", r.queryable},
-		{"CPU seconds of vigil all-in-one per million lines (lower is better)", r.cpu}}
+		{"CPU seconds of vigil all-in-one per million lines (lower is better)", r.cpu},
+		{"CPU seconds of the load generator per million lines", r.clientCPU}}
 }
 
 func (r logsResult) loadAverage() string { return r.load }
@@ -145,7 +148,9 @@ func (b *bencher) run(ctx context.Context, dataDir string) (res logsResult, err 
 	if err != nil {
 		return res, err
 	}
+	self0 := selfCPU()
 	accepted, queryable, err := b.httpPhase(ctx)
+	self1 := selfCPU()
 	if err != nil {
 		return res, err
 	}
@@ -154,10 +159,11 @@ func (b *bencher) run(ctx context.Context, dataDir string) (res logsResult, err 
 		return res, err
 	}
 	res = logsResult{accepted: float64(b.lines) / accepted.Seconds(), queryable: float64(b.lines) / queryable.Seconds(),
-		cpu: (cpu1 - cpu0) / float64(b.lines) * 1e6, load: loadAvg()}
+		cpu: (cpu1 - cpu0) / float64(b.lines) * 1e6, clientCPU: (self1 - self0) / float64(b.lines) * 1e6, load: loadAvg()}
 	b.row(fmt.Sprintf("HTTP intake (%s): lines/s accepted (%d)", b.intake.name, b.intake.ok), fmt.Sprintf("%.0f", res.accepted))
 	b.row(fmt.Sprintf("HTTP intake (%s) → queryable: lines/s", b.intake.name), fmt.Sprintf("%.0f", res.queryable))
 	b.row("CPU seconds of vigil all-in-one per million lines, HTTP phase", fmt.Sprintf("%.1f", res.cpu))
+	b.row("CPU seconds of the load generator per million lines, HTTP phase", fmt.Sprintf("%.1f", res.clientCPU))
 	b.row("load average (1, 5, 15 min) after the HTTP phase", res.load)
 	if b.fileLines > 0 {
 		d, err := b.filePhase(ctx)

@@ -74,13 +74,16 @@ type tracesResult struct {
 	accepted, queryable float64
 	// cpu is the daemon's CPU seconds per million spans, from the first
 	// request until every span was stored.
-	cpu  float64
-	load string
+	cpu float64
+	// clientCPU is the same of the load generator (this process).
+	clientCPU float64
+	load      string
 }
 
 func (r tracesResult) figures() []figure {
 	return []figure{{"spans/s accepted", r.accepted}, {"spans/s until queryable", r.queryable},
-		{"CPU seconds of vigil all-in-one per million spans (lower is better)", r.cpu}}
+		{"CPU seconds of vigil all-in-one per million spans (lower is better)", r.cpu},
+		{"CPU seconds of the load generator per million spans", r.clientCPU}}
 }
 
 func (r tracesResult) loadAverage() string { return r.load }
@@ -115,6 +118,7 @@ func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs i
 	if err != nil {
 		return res, err
 	}
+	self0 := selfCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errc := make(chan error, clients)
@@ -157,6 +161,7 @@ func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs i
 		return res, errors.Join(fmt.Errorf("only %.0f of %d spans stored", v, total), profiled())
 	}
 	queryable := time.Since(start)
+	self1 := selfCPU()
 	cpu1, err := child.CPUSeconds()
 	if err != nil {
 		return res, errors.Join(err, profiled())
@@ -166,7 +171,7 @@ func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs i
 		return res, err
 	}
 	res = tracesResult{accepted: float64(total) / accepted.Seconds(), queryable: float64(total) / queryable.Seconds(),
-		cpu: (cpu1 - cpu0) / float64(total) * 1e6, load: loadAvg()}
+		cpu: (cpu1 - cpu0) / float64(total) * 1e6, clientCPU: (self1 - self0) / float64(total) * 1e6, load: loadAvg()}
 	out := os.Stdout
 	fmt.Fprintf(out, "# vigil bench traces: %d clients × %d traces × 10 spans, 11 attributes each, over OTLP/gRPC; security %s; %d cores\n\n",
 		clients, traces, sec.name, runtime.NumCPU())
@@ -174,6 +179,7 @@ func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs i
 	row("spans/s accepted", fmt.Sprintf("%.0f", res.accepted))
 	row("spans/s until queryable", fmt.Sprintf("%.0f", res.queryable))
 	row("CPU seconds of vigil all-in-one per million spans, until stored", fmt.Sprintf("%.1f", res.cpu))
+	row("CPU seconds of the load generator per million spans, until stored", fmt.Sprintf("%.1f", res.clientCPU))
 	row("load average (1, 5, 15 min) after sending", res.load)
 	row("requests retried (queue full)", fmt.Sprint(retried.Load()))
 	if rss, err := child.PeakRSS(); err == nil {
