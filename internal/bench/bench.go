@@ -50,16 +50,16 @@ func Run(ctx context.Context, args []string) error {
 var noTraceReceivers = []string{"--collector.otlp.grpc-listen", "", "--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "",
 	"--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", "", "--collector.dumps.listen", ""}
 
-// startAllInOne starts `vigil all-in-one` with args and waits until its
-// query API, at queryAddr, is ready.
-func startAllInOne(queryAddr string, args ...string) (*childproc.Process, error) {
+// startAllInOne starts `vigil all-in-one` with args and the flags of sec,
+// and waits until its query API, at queryAddr, is ready.
+func startAllInOne(sec *security, queryAddr string, args ...string) (*childproc.Process, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	// The profiler's and the federation's ports are not needed: they stay free.
-	args = append([]string{"all-in-one", "--profiler.listen", "", "--federation.listen", ""}, args...)
-	p := &childproc.Process{Binary: exe, Args: args, Ready: queryAddr, Stderr: os.Stderr}
+	args = append(append([]string{"all-in-one", "--profiler.listen", "", "--federation.listen", ""}, args...), sec.args...)
+	p := &childproc.Process{Binary: exe, Args: args, Ready: queryAddr, ReadyTLS: sec.tlsClient(), Stderr: os.Stderr}
 	if err := p.Start(); err != nil {
 		return nil, fmt.Errorf("vigil all-in-one: %w", err)
 	}
@@ -110,9 +110,14 @@ func metric(addr, name string) float64 {
 // want, for 30 minutes at most or until ctx ends; it returns the last value
 // read and whether it reached want.
 func waitMetric(ctx context.Context, addr, name string, want float64, poll time.Duration) (float64, bool) {
+	return waitFor(ctx, func() float64 { return metric(addr, name) }, want, poll)
+}
+
+// waitFor is waitMetric of the value read returns.
+func waitFor(ctx context.Context, read func() float64, want float64, poll time.Duration) (float64, bool) {
 	deadline := time.Now().Add(30 * time.Minute)
 	for {
-		v := metric(addr, name)
+		v := read()
 		if v >= want {
 			return v, true
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -36,7 +35,7 @@ func (b *bencher) queryLatencies(ctx context.Context, total int) error {
 
 func (b *bencher) count(ctx context.Context, sel string) (int, error) {
 	v := url.Values{"query": {fmt.Sprintf("sum(count_over_time(%s[2h]))", sel)}}
-	resp, err := http.Get("http://" + b.query + "/loki/api/v1/query?" + v.Encode())
+	resp, err := b.security().get(b.security().url(b.query, "/loki/api/v1/query?"+v.Encode()))
 	if err != nil {
 		return 0, err
 	}
@@ -61,7 +60,7 @@ func (b *bencher) latency(ctx context.Context, q string) (p50, p99 time.Duration
 	var ds []time.Duration
 	for i := 0; i < b.queryRuns; i++ {
 		t0 := time.Now()
-		resp, err := http.Get("http://" + b.query + "/loki/api/v1/query_range?" + v.Encode())
+		resp, err := b.security().get(b.security().url(b.query, "/loki/api/v1/query_range?"+v.Encode()))
 		if err != nil {
 			return 0, 0, 0, err
 		}
@@ -97,6 +96,12 @@ func (b *bencher) latency(ctx context.Context, q string) (p50, p99 time.Duration
 // base, runs times each: a trace by id (cycling through ids) and a
 // service + tag search of the bench traces.
 func traceQueryLatencies(row func(k, v string), base string, runs int, ids []string) error {
+	return traceQueryLatenciesOver(securityOff, row, base, runs, ids)
+}
+
+// traceQueryLatenciesOver is traceQueryLatencies with the key and TLS of
+// sec.
+func traceQueryLatenciesOver(sec *security, row func(k, v string), base string, runs int, ids []string) error {
 	for _, q := range []struct {
 		name string
 		path func(i int) string
@@ -106,7 +111,7 @@ func traceQueryLatencies(row func(k, v string), base string, runs int, ids []str
 			return fmt.Sprintf("/api/traces?service=bench-%d&tags=%%7B%%22customer%%22%%3A%%22c-%d%%22%%7D&limit=20&lookback=1h", i%20, i%500)
 		}},
 	} {
-		p50, p99, err := latency(runs, func(i int) string { return base + q.path(i) })
+		p50, p99, err := latency(sec, runs, func(i int) string { return base + q.path(i) })
 		if err != nil {
 			return err
 		}
@@ -116,11 +121,11 @@ func traceQueryLatencies(row func(k, v string), base string, runs int, ids []str
 }
 
 // latency requests url(i) runs times and returns the p50 and p99.
-func latency(runs int, url func(i int) string) (time.Duration, time.Duration, error) {
+func latency(sec *security, runs int, url func(i int) string) (time.Duration, time.Duration, error) {
 	var ds []time.Duration
 	for i := 0; i < runs; i++ {
 		t0 := time.Now()
-		resp, err := http.Get(url(i))
+		resp, err := sec.get(url(i))
 		if err != nil {
 			return 0, 0, err
 		}

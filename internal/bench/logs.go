@@ -31,23 +31,86 @@ func runLogs(ctx context.Context, args []string) error {
 	dataDir := fs.String("bench.data-dir", "", "data directory of the child; empty means a temporary one, removed afterwards")
 	queries := fs.Int("bench.query-runs", 20, "runs of each query for the latency figures")
 	intake := fs.String("bench.intake", "ndjson", "how the HTTP phase sends: ndjson (POST /api/v1/logs) or loki-push (snappy protobuf to POST /loki/api/v1/push, as Promtail does)")
+	secFlags := addSecurityFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
 	if *fileLines < 0 {
 		*fileLines = *lines
 	}
+	if *secFlags.mode != "off" && *fileLines > 0 {
+		// Tailed files are the host's own (tenant default), read without a
+		// key or TLS: nothing to compare, and invisible to the tenant's key.
+		fmt.Fprintln(os.Stderr, "bench logs: --bench.security is not off: no file phase (tailed files are tenant default, read without key or TLS)")
+		*fileLines = 0
+	}
 	in, ok := intakes[*intake]
 	if !ok {
 		return fmt.Errorf("--bench.intake %q: want ndjson or loki-push", *intake)
 	}
-	b := &bencher{lines: *lines, clients: *clients, batch: *batch, fileLines: *fileLines, queryRuns: *queries, intake: in}
-	return b.run(ctx, *dataDir)
+	secDir, err := os.MkdirTemp("", "vigil-bench-security")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(secDir)
+	modes, err := securityModes(*secFlags.mode, secDir)
+	if err != nil {
+		return err
+	}
+	if len(modes) > 1 && *dataDir != "" {
+		return errors.New("--bench.data-dir: not with --bench.security=compare, which runs on fresh data directories")
+	}
+	rounds := 1
+	if len(modes) > 1 {
+		rounds = max(1, *secFlags.rounds)
+	}
+	results := map[*security][]logsResult{}
+	for r := 0; r < rounds; r++ {
+		for _, sec := range modes {
+			b := &bencher{lines: *lines, clients: *clients, batch: *batch, fileLines: *fileLines, queryRuns: *queries, intake: in, sec: sec,
+				profile: profilePath(*secFlags.profile, sec, r), profileSeconds: *secFlags.profileSeconds}
+			res, err := b.run(ctx, *dataDir)
+			if err != nil {
+				return fmt.Errorf("security %s: %w", sec.name, err)
+			}
+			results[sec] = append(results[sec], res)
+		}
+	}
+	if len(modes) > 1 {
+		printComparison(os.Stdout, fmt.Sprintf("vigil bench logs: %d lines over HTTP (%s) by %d clients", *lines, in.name, *clients), rounds, modes, results)
+	}
+	return nil
 }
+
+// logsResult is what a run of `vigil bench logs` measured: throughputs
+// in lines per second, and the load average when each was taken.
+type logsResult struct {
+	accepted, queryable float64
+	// cpu is the daemon's CPU seconds per million lines, from the first
+	// request until every line was queryable.
+	cpu float64
+	// clientCPU is the same of the load generator (this process).
+	clientCPU float64
+	load      string
+}
+
+func (r logsResult) figures() []figure {
+	return []figure{{"HTTP intake: lines/s accepted", r.accepted}, {"HTTP intake → queryable: lines/s", r.queryable},
+		{"CPU seconds of vigil all-in-one per million lines (lower is better)", r.cpu},
+		{"CPU seconds of the load generator per million lines", r.clientCPU}}
+}
+
+func (r logsResult) loadAverage() string { return r.load }
 
 type bencher struct {
 	lines, clients, batch, fileLines, queryRuns int
 	intake                                      intake
+	// sec is how the daemon is secured; nil is open (securityOff).
+	sec *security
+	// profile is where the HTTP phase writes a CPU profile of the daemon
+	// of profileSeconds; "" takes none.
+	profile        string
+	profileSeconds int
 
 	collector, query string
 	child            *childproc.Process
@@ -56,56 +119,81 @@ type bencher struct {
 	row              func(measure, value string)
 }
 
-func (b *bencher) run(ctx context.Context, dataDir string) (err error) {
+// security returns how the daemon is secured.
+func (b *bencher) security() *security {
+	if b.sec == nil {
+		return securityOff
+	}
+	return b.sec
+}
+
+func (b *bencher) run(ctx context.Context, dataDir string) (res logsResult, err error) {
 	b.out = os.Stdout
 	if dataDir == "" {
 		if dataDir, err = os.MkdirTemp("", "vigil-bench"); err != nil {
-			return err
+			return res, err
 		}
 		defer os.RemoveAll(dataDir)
 	}
 	b.dir = dataDir
 	if err := b.startChild(); err != nil {
-		return err
+		return res, err
 	}
 	defer stop(b.child)
 
-	fmt.Fprintf(b.out, "# vigil bench logs: %d lines over HTTP (%s) by %d clients, %d lines through a tailed file; %d cores (%s)\n\n",
-		b.lines, b.intake.name, b.clients, b.fileLines, runtime.NumCPU(), runtime.GOARCH)
+	fmt.Fprintf(b.out, "# vigil bench logs: %d lines over HTTP (%s) by %d clients, %d lines through a tailed file; security %s; %d cores (%s)\n\n",
+		b.lines, b.intake.name, b.clients, b.fileLines, b.security().name, runtime.NumCPU(), runtime.GOARCH)
 	b.row = table(b.out)
-	accepted, queryable, err := b.httpPhase(ctx)
+	cpu0, err := b.child.CPUSeconds()
 	if err != nil {
-		return err
+		return res, err
 	}
-	b.row(fmt.Sprintf("HTTP intake (%s): lines/s accepted (%d)", b.intake.name, b.intake.ok), fmt.Sprintf("%.0f", float64(b.lines)/accepted.Seconds()))
-	b.row(fmt.Sprintf("HTTP intake (%s) → queryable: lines/s", b.intake.name), fmt.Sprintf("%.0f", float64(b.lines)/queryable.Seconds()))
+	self0 := selfCPU()
+	accepted, queryable, err := b.httpPhase(ctx)
+	self1 := selfCPU()
+	if err != nil {
+		return res, err
+	}
+	cpu1, err := b.child.CPUSeconds()
+	if err != nil {
+		return res, err
+	}
+	res = logsResult{accepted: float64(b.lines) / accepted.Seconds(), queryable: float64(b.lines) / queryable.Seconds(),
+		cpu: (cpu1 - cpu0) / float64(b.lines) * 1e6, clientCPU: (self1 - self0) / float64(b.lines) * 1e6, load: loadAvg()}
+	b.row(fmt.Sprintf("HTTP intake (%s): lines/s accepted (%d)", b.intake.name, b.intake.ok), fmt.Sprintf("%.0f", res.accepted))
+	b.row(fmt.Sprintf("HTTP intake (%s) → queryable: lines/s", b.intake.name), fmt.Sprintf("%.0f", res.queryable))
+	b.row("CPU seconds of vigil all-in-one per million lines, HTTP phase", fmt.Sprintf("%.1f", res.cpu))
+	b.row("CPU seconds of the load generator per million lines, HTTP phase", fmt.Sprintf("%.1f", res.clientCPU))
+	b.row("load average (1, 5, 15 min) after the HTTP phase", res.load)
 	if b.fileLines > 0 {
 		d, err := b.filePhase(ctx)
 		if err != nil {
-			return err
+			return res, err
 		}
 		b.row("file tailing → queryable: lines/s", fmt.Sprintf("%.0f", float64(b.fileLines)/d.Seconds()))
 	}
 	total := b.lines + b.fileLines
 	if n, err := b.count(ctx, `{service=~"bench-.*"}`); err != nil || n != total {
-		return fmt.Errorf("queryable lines: got %d, want %d (err %v)", n, total, err)
+		return res, fmt.Errorf("queryable lines: got %d, want %d (err %v)", n, total, err)
 	}
 	b.row("lines stored and counted by count_over_time", strconv.Itoa(total))
 	rss, err := b.child.PeakRSS()
 	if err != nil {
-		return err
+		return res, err
 	}
 	b.row("peak RSS of vigil all-in-one", fmt.Sprintf("%.0f MB", float64(rss)/1e6))
 	size, err := dirSize(filepath.Join(b.dir, "logs"))
 	if err != nil {
-		return err
+		return res, err
 	}
 	b.row("log store bytes on disk per line", fmt.Sprintf("%.1f", float64(size)/float64(total)))
 	cpu, err := b.child.CPUSeconds()
 	if err == nil {
 		b.row("CPU seconds of vigil all-in-one, whole run", fmt.Sprintf("%.1f", cpu))
 	}
-	return b.queryLatencies(ctx, total)
+	err = b.queryLatencies(ctx, total)
+	fmt.Fprintln(b.out)
+	return res, err
 }
 
 func (b *bencher) startChild() error {
@@ -119,7 +207,7 @@ func (b *bencher) startChild() error {
 	if err := os.MkdirAll(filepath.Join(b.dir, "files"), 0o750); err != nil {
 		return err
 	}
-	b.child, err = startAllInOne(b.query, append([]string{"--data-dir", b.dir, "--log.level", "warn",
+	b.child, err = startAllInOne(b.security(), b.query, append([]string{"--data-dir", b.dir, "--log.level", "warn",
 		"--collector.http.listen", b.collector, "--query.listen", b.query,
 		"--collector.files", filepath.Join(b.dir, "files", "*.log"), "--collector.files.service", "bench-file"}, noTraceReceivers...)...)
 	return err
@@ -153,7 +241,9 @@ func (b *bencher) httpPhase(ctx context.Context) (accepted, queryable time.Durat
 	var sent atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, b.clients)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: b.clients}}
+	sec := b.security()
+	client := &http.Client{Transport: sec.transport(b.clients)}
+	url := sec.url(b.collector, b.intake.path)
 	for c := 0; c < b.clients; c++ {
 		wg.Add(1)
 		go func() {
@@ -166,7 +256,14 @@ func (b *bencher) httpPhase(ctx context.Context) (accepted, queryable time.Durat
 				}
 				body = b.intake.encode(body[:0], from, min(from+b.batch, b.lines), base)
 				for {
-					resp, err := client.Post("http://"+b.collector+b.intake.path, b.intake.contentType, bytes.NewReader(body))
+					req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+					if err != nil {
+						errc <- err
+						return
+					}
+					req.Header.Set("Content-Type", b.intake.contentType)
+					sec.authorize(req)
+					resp, err := client.Do(req)
 					if err != nil {
 						errc <- err
 						return
@@ -187,16 +284,19 @@ func (b *bencher) httpPhase(ctx context.Context) (accepted, queryable time.Durat
 		}()
 	}
 	stopProgress := b.progress("http", func() (int64, int64) { return sent.Load(), b.indexed() })
+	profiled := profileCPU(sec, b.collector, b.profileSeconds, b.profile)
 	wg.Wait()
 	accepted = time.Since(start)
 	close(errc)
 	if err := <-errc; err != nil {
 		stopProgress()
-		return 0, 0, err
+		return 0, 0, errors.Join(err, profiled())
 	}
 	err = b.waitIndexed(ctx, int64(b.lines))
+	queryable = time.Since(start)
 	stopProgress()
-	return accepted, time.Since(start), err
+	// The profile may outlast the load: it is awaited after the figures.
+	return accepted, queryable, errors.Join(err, profiled())
 }
 
 func (b *bencher) filePhase(ctx context.Context) (time.Duration, error) {
@@ -228,11 +328,11 @@ func (b *bencher) filePhase(ctx context.Context) (time.Duration, error) {
 
 // indexed reads the ingester's count of records the store accepted.
 func (b *bencher) indexed() int64 {
-	return int64(metric(b.collector, "vigil_ingester_indexed_records_total"))
+	return int64(b.security().metric(b.collector, "vigil_ingester_indexed_records_total"))
 }
 
 func (b *bencher) waitIndexed(ctx context.Context, want int64) error {
-	if v, ok := waitMetric(ctx, b.collector, "vigil_ingester_indexed_records_total", float64(want), 20*time.Millisecond); !ok {
+	if v, ok := b.security().waitMetric(ctx, b.collector, "vigil_ingester_indexed_records_total", float64(want), 20*time.Millisecond); !ok {
 		return fmt.Errorf("only %.0f of %d lines indexed", v, want)
 	}
 	return nil

@@ -91,7 +91,7 @@ type stormResult struct {
 func (b *bencher) storm(ctx context.Context, flags []string, queries, rounds, ingestClients int, next *int) (stormResult, error) {
 	var r stormResult
 	var err error
-	b.child, err = startAllInOne(b.query, append(append([]string{"--data-dir", b.dir, "--log.level", "error",
+	b.child, err = startAllInOne(securityOff, b.query, append(append([]string{"--data-dir", b.dir, "--log.level", "error",
 		"--collector.http.listen", b.collector, "--query.listen", b.query, "--query.timeout", "10m"}, noTraceReceivers...), flags...)...)
 	if err != nil {
 		return r, err

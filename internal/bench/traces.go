@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -17,7 +18,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/childproc"
@@ -35,40 +35,98 @@ func runTraces(ctx context.Context, args []string) (err error) {
 	clients := fs.Int("bench.clients", 4, "concurrent OTLP/gRPC clients")
 	traces := fs.Int("bench.traces", 20_000, "traces per client")
 	runs := fs.Int("bench.query-runs", 200, "runs of each query for the latency figures")
+	secFlags := addSecurityFlags(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "vigil-bench-traces")
+	secDir, err := os.MkdirTemp("", "vigil-bench-security")
 	if err != nil {
 		return err
+	}
+	defer os.RemoveAll(secDir)
+	modes, err := securityModes(*secFlags.mode, secDir)
+	if err != nil {
+		return err
+	}
+	rounds := 1
+	if len(modes) > 1 {
+		rounds = max(1, *secFlags.rounds)
+	}
+	results := map[*security][]tracesResult{}
+	for r := 0; r < rounds; r++ {
+		for _, sec := range modes {
+			res, err := benchTracesOnce(ctx, sec, *clients, *traces, *runs, profilePath(*secFlags.profile, sec, r), *secFlags.profileSeconds)
+			if err != nil {
+				return fmt.Errorf("security %s: %w", sec.name, err)
+			}
+			results[sec] = append(results[sec], res)
+		}
+	}
+	if len(modes) > 1 {
+		printComparison(os.Stdout, fmt.Sprintf("vigil bench traces: %d clients × %d traces × 10 spans over OTLP/gRPC", *clients, *traces), rounds, modes, results)
+	}
+	return nil
+}
+
+// tracesResult is what a run of `vigil bench traces` measured: throughputs
+// in spans per second, and the load average when they were taken.
+type tracesResult struct {
+	accepted, queryable float64
+	// cpu is the daemon's CPU seconds per million spans, from the first
+	// request until every span was stored.
+	cpu float64
+	// clientCPU is the same of the load generator (this process).
+	clientCPU float64
+	load      string
+}
+
+func (r tracesResult) figures() []figure {
+	return []figure{{"spans/s accepted", r.accepted}, {"spans/s until queryable", r.queryable},
+		{"CPU seconds of vigil all-in-one per million spans (lower is better)", r.cpu},
+		{"CPU seconds of the load generator per million spans", r.clientCPU}}
+}
+
+func (r tracesResult) loadAverage() string { return r.load }
+
+// benchTracesOnce runs `vigil bench traces` once on a fresh all-in-one
+// secured by sec and prints its table.
+func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs int, profile string, profileSeconds int) (res tracesResult, err error) {
+	dir, err := os.MkdirTemp("", "vigil-bench-traces")
+	if err != nil {
+		return res, err
 	}
 	defer os.RemoveAll(dir)
 	ports := map[string]string{}
 	for _, k := range []string{"http", "query", "grpc"} {
 		if ports[k], err = childproc.FreePort(); err != nil {
-			return err
+			return res, err
 		}
 	}
-	child, err := startAllInOne(ports["query"], "--data-dir", dir, "--log.level", "warn",
+	child, err := startAllInOne(sec, ports["query"], "--data-dir", dir, "--log.level", "warn",
 		"--collector.http.listen", ports["http"], "--query.listen", ports["query"], "--collector.otlp.grpc-listen", ports["grpc"],
 		"--collector.zipkin.listen", "", "--collector.jaeger.http-listen", "", "--collector.jaeger.compact-listen", "", "--collector.jaeger.binary-listen", "", "--collector.dumps.listen", "")
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer stop(child)
 
-	total := *clients * *traces * 10
+	total := clients * traces * 10
 	var ids []string
 	var mu sync.Mutex
 	var retried atomic.Int64
+	cpu0, err := child.CPUSeconds()
+	if err != nil {
+		return res, err
+	}
+	self0 := selfCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
-	errc := make(chan error, *clients)
-	for c := 0; c < *clients; c++ {
+	errc := make(chan error, clients)
+	for c := 0; c < clients; c++ {
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
-			conn, err := grpc.NewClient(ports["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+			conn, err := grpc.NewClient(ports["grpc"], sec.grpcOptions()...)
 			if err != nil {
 				errc <- err
 				return
@@ -76,8 +134,8 @@ func runTraces(ctx context.Context, args []string) (err error) {
 			defer conn.Close()
 			client := ptraceotlp.NewGRPCClient(conn)
 			rng := rand.New(rand.NewPCG(uint64(c), 42)) // #nosec G404 -- seeded benchmark data, meant to be reproducible
-			for sent := 0; sent < *traces; {
-				n := min(51, *traces-sent) // 510 spans a request
+			for sent := 0; sent < traces; {
+				n := min(51, traces-sent) // 510 spans a request
 				td, first := benchTraces(rng, c, n)
 				if err := exportRetrying(ctx, client, td, &retried); err != nil {
 					errc <- err
@@ -92,21 +150,37 @@ func runTraces(ctx context.Context, args []string) (err error) {
 			}
 		}(c)
 	}
+	profiled := profileCPU(sec, ports["http"], profileSeconds, profile)
 	wg.Wait()
+	accepted := time.Since(start)
 	close(errc)
 	if err := <-errc; err != nil {
-		return err
+		return res, errors.Join(err, profiled())
 	}
-	accepted := time.Since(start)
-	if v, ok := waitMetric(ctx, ports["http"], "vigil_ingester_indexed_spans_total", float64(total), 20*time.Millisecond); !ok {
-		return fmt.Errorf("only %.0f of %d spans stored", v, total)
+	if v, ok := sec.waitMetric(ctx, ports["http"], "vigil_ingester_indexed_spans_total", float64(total), 20*time.Millisecond); !ok {
+		return res, errors.Join(fmt.Errorf("only %.0f of %d spans stored", v, total), profiled())
 	}
 	queryable := time.Since(start)
+	self1 := selfCPU()
+	cpu1, err := child.CPUSeconds()
+	if err != nil {
+		return res, errors.Join(err, profiled())
+	}
+	// The profile may outlast the load: it is awaited after the figures.
+	if err := profiled(); err != nil {
+		return res, err
+	}
+	res = tracesResult{accepted: float64(total) / accepted.Seconds(), queryable: float64(total) / queryable.Seconds(),
+		cpu: (cpu1 - cpu0) / float64(total) * 1e6, clientCPU: (self1 - self0) / float64(total) * 1e6, load: loadAvg()}
 	out := os.Stdout
-	fmt.Fprintf(out, "# vigil bench traces: %d clients × %d traces × 10 spans, 11 attributes each, over OTLP/gRPC; %d cores\n\n", *clients, *traces, runtime.NumCPU())
+	fmt.Fprintf(out, "# vigil bench traces: %d clients × %d traces × 10 spans, 11 attributes each, over OTLP/gRPC; security %s; %d cores\n\n",
+		clients, traces, sec.name, runtime.NumCPU())
 	row := table(out)
-	row("spans/s accepted", fmt.Sprintf("%.0f", float64(total)/accepted.Seconds()))
-	row("spans/s until queryable", fmt.Sprintf("%.0f", float64(total)/queryable.Seconds()))
+	row("spans/s accepted", fmt.Sprintf("%.0f", res.accepted))
+	row("spans/s until queryable", fmt.Sprintf("%.0f", res.queryable))
+	row("CPU seconds of vigil all-in-one per million spans, until stored", fmt.Sprintf("%.1f", res.cpu))
+	row("CPU seconds of the load generator per million spans, until stored", fmt.Sprintf("%.1f", res.clientCPU))
+	row("load average (1, 5, 15 min) after sending", res.load)
 	row("requests retried (queue full)", fmt.Sprint(retried.Load()))
 	if rss, err := child.PeakRSS(); err == nil {
 		row("peak RSS of vigil all-in-one", fmt.Sprintf("%.0f MB", float64(rss)/1e6))
@@ -114,7 +188,9 @@ func runTraces(ctx context.Context, args []string) (err error) {
 	if size, err := dirSize(filepath.Join(dir, "spans")); err == nil {
 		row("span store bytes on disk per span", fmt.Sprintf("%.0f", float64(size)/float64(total)))
 	}
-	return traceQueryLatencies(row, "http://"+ports["query"], *runs, ids)
+	err = traceQueryLatenciesOver(sec, row, sec.url(ports["query"], ""), runs, ids)
+	fmt.Fprintln(out)
+	return res, err
 }
 
 // exportRetrying sends td, retrying with backoff while the collector

@@ -9,6 +9,7 @@
 package childproc
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,9 @@ type Process struct {
 	Ready        string
 	ReadyPath    string        // default "/readyz"
 	ReadyTimeout time.Duration // default 30s
+	// ReadyTLS, when set, asks Ready over HTTPS with this client
+	// configuration: a daemon serving TLS answers nothing over plain HTTP.
+	ReadyTLS *tls.Config
 
 	// Stdout and Stderr receive the child's output; nil discards it.
 	Stdout, Stderr io.Writer
@@ -71,9 +75,15 @@ func (p *Process) Start() error {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
+	client, url := http.DefaultClient, "http://"+p.Ready+path
+	if p.ReadyTLS != nil {
+		tr := &http.Transport{TLSClientConfig: p.ReadyTLS.Clone()}
+		defer tr.CloseIdleConnections()
+		client, url = &http.Client{Transport: tr}, "https://"+p.Ready+path
+	}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + p.Ready + path); err == nil {
+		if resp, err := client.Get(url); err == nil {
 			_ = resp.Body.Close() // only the status matters
 			if resp.StatusCode == http.StatusOK {
 				return nil

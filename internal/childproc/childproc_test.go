@@ -1,6 +1,7 @@
 package childproc
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/vigilhq/vigil/internal/tlsconfig/tlstest"
 )
 
 // The test binary doubles as the child: with CHILDPROC_TEST_LISTEN set it
@@ -35,7 +38,11 @@ func serve(addr, exit string) {
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, "# TYPE x_total counter\nx_total{kind=\"a\"} 2\nx_total{kind=\"b\"} 3.5\nx_total_other 100\nx 7\n")
 	})
-	go func() { _ = http.ListenAndServe(addr, mux) }()
+	if cert := os.Getenv("CHILDPROC_TEST_TLS_CERT"); cert != "" {
+		go func() { _ = http.ListenAndServeTLS(addr, cert, os.Getenv("CHILDPROC_TEST_TLS_KEY"), mux) }()
+	} else {
+		go func() { _ = http.ListenAndServe(addr, mux) }()
+	}
 	<-term
 }
 
@@ -111,5 +118,32 @@ func TestNotReadyInTime(t *testing.T) {
 	}
 	if p.Running() {
 		t.Fatal("a child that was not ready is still running")
+	}
+}
+
+// TestReadyOverTLS starts a child that serves only TLS: it is ready when
+// asked over HTTPS with ReadyTLS, and never over plain HTTP; MetricFrom
+// reads its metrics over HTTPS.
+func TestReadyOverTLS(t *testing.T) {
+	ca := tlstest.NewCA(t, "childproc test CA")
+	cert, key := ca.Issue(t, tlstest.LeafOptions{}).Write(t, t.TempDir(), "server")
+	env := []string{"CHILDPROC_TEST_TLS_CERT=" + cert, "CHILDPROC_TEST_TLS_KEY=" + key}
+
+	plain := child(t, env...)
+	plain.ReadyTimeout = 500 * time.Millisecond
+	if err := plain.Start(); err == nil || !strings.Contains(err.Error(), "not ready") {
+		t.Fatalf("Start over plain HTTP of a TLS child: %v; want not ready", err)
+	}
+
+	p := child(t, env...)
+	p.ReadyTLS = &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
+	if err := p.Start(); err != nil {
+		t.Fatalf("Start over TLS: %v", err)
+	}
+	defer p.Kill()
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: p.ReadyTLS.Clone()}}
+	defer c.CloseIdleConnections()
+	if got, err := MetricFrom(c, "https://"+p.Ready+"/metrics", "x_total"); err != nil || got != 5.5 {
+		t.Errorf("MetricFrom over TLS = %v, %v; want 5.5", got, err)
 	}
 }

@@ -14,7 +14,13 @@ import (
 // http://addr/metrics whose labels include every one of the given pairs
 // (name, value, name, value, …); with no pairs, of all its samples.
 func Metric(addr, name string, labels ...string) (float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
+	return MetricFrom(http.DefaultClient, "http://"+addr+"/metrics", name, labels...)
+}
+
+// MetricFrom is Metric of the metrics page at url read with client, e.g.
+// over HTTPS.
+func MetricFrom(client *http.Client, url, name string, labels ...string) (float64, error) {
+	resp, err := client.Get(url)
 	if err != nil {
 		return 0, err
 	}
