@@ -113,8 +113,10 @@ func TestTenancyDistributed(t *testing.T) {
 	esArgs := []string{"--es.urls", esURL, "--es.index-prefix", "vigil-" + run + "-", "--es.jaeger.index-prefix", run,
 		"--es.dumps.index-prefix", run, "--es.profiles.index-prefix", run, "--es.replicas", "0"}
 	t.Cleanup(func() {
-		for _, pattern := range []string{run + "*", "vigil-" + run + "*", "*" + run + "*"} {
-			if req, err := http.NewRequest(http.MethodDelete, esURL+"/"+pattern, nil); err == nil {
+		// The run's indices and index templates, whatever tenant prefix
+		// they carry.
+		for _, path := range []string{"*" + run + "*", "_index_template/*" + run + "*"} {
+			if req, err := http.NewRequest(http.MethodDelete, esURL+"/"+path, nil); err == nil {
 				if resp, err := http.DefaultClient.Do(req); err == nil {
 					resp.Body.Close()
 				}
