@@ -523,6 +523,8 @@ func tenancyAPIs(a, b *tenant, addrs tenancyAddrs) []tenancyAPI {
 			{"querier SelectMergeStacktraces on " + pa, connectCall(pa, "SelectMergeStacktraces", "{"+cpu+","+ms+"}"), a.mark, b.mark},
 			{"querier SelectMergeProfile on " + pa, connectCall(pa, "SelectMergeProfile", "{"+cpu+","+ms+"}"), a.mark, b.mark},
 			{"querier SelectSeries on " + pa, connectCall(pa, "SelectSeries", "{"+cpu+`,"step":60,"groupBy":["service_name"],`+ms+"}"), a.mark, b.mark},
+			{"querier SelectHeatmap on " + pa, connectCall(pa, "SelectHeatmap", "{"+cpu+`,"step":60,"groupBy":["service_name"],"queryType":"HEATMAP_QUERY_TYPE_INDIVIDUAL",`+ms+"}"), a.mark, b.mark},
+			{"querier Diff on " + pa, connectCall(pa, "Diff", `{"left":{`+cpu+","+ms+`},"right":{`+cpu+","+ms+"}}"), a.mark, b.mark},
 		}...)
 	}
 	return apis
