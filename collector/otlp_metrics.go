@@ -160,6 +160,13 @@ func (c *Collector) exportMetrics(ctx context.Context, req pmetricotlp.ExportReq
 		return http.StatusOK, "", ""
 	}
 	var ref *MetricsRefusal
+	if errors.As(err, &ref) && (ref.Code == http.StatusUnauthorized || ref.Code == http.StatusForbidden) {
+		// The destination does not trust this collector: its operator's
+		// configuration, not the client's data, is at fault. The client
+		// keeps its metrics and retries until it is fixed.
+		c.logger.Warn("the metrics destination refused the collector: list the collector's address in its trusted_proxies (--auth.config)", "status", ref.Code, "err", ref.Msg)
+		return http.StatusServiceUnavailable, fmt.Sprintf("metrics destination refused this collector (%d: %s); the collector's address must be in its trusted_proxies; retry", ref.Code, ref.Msg), "unavailable"
+	}
 	if errors.As(err, &ref) && ref.Code >= 400 && ref.Code < 500 && ref.Code != http.StatusTooManyRequests {
 		return http.StatusBadRequest, "metrics refused: " + ref.Msg, "invalid"
 	}

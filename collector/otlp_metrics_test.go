@@ -267,14 +267,22 @@ func TestOTLPMetricsGRPC(t *testing.T) {
 	if _, err := client.Export(context.Background(), sampleMetricsRequest()); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "invalid temporality") {
 		t.Fatalf("refused as invalid: %v", err)
 	}
+	// A destination that does not trust the collector is not the client's
+	// fault: the client keeps its metrics and retries.
+	dest.mu.Lock()
+	dest.err = &MetricsRefusal{Code: http.StatusUnauthorized, Msg: "no credentials"}
+	dest.mu.Unlock()
+	if _, err := client.Export(context.Background(), sampleMetricsRequest()); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "trusted_proxies") {
+		t.Fatalf("destination refusing the collector: %v, want UNAVAILABLE naming trusted_proxies", err)
+	}
 	dest.mu.Lock()
 	dest.err = errors.New("TSDB closed")
 	dest.mu.Unlock()
 	if _, err := client.Export(context.Background(), sampleMetricsRequest()); status.Code(err) != codes.Unavailable {
 		t.Fatalf("destination failing: %v, want UNAVAILABLE", err)
 	}
-	if v := testutil.ToFloat64(c.httpMetrics.rejected.WithLabelValues("otlp_grpc_metrics", "unavailable")); v != 1 {
-		t.Fatalf("rejected unavailable = %v, want 1", v)
+	if v := testutil.ToFloat64(c.httpMetrics.rejected.WithLabelValues("otlp_grpc_metrics", "unavailable")); v != 2 {
+		t.Fatalf("rejected unavailable = %v, want 2", v)
 	}
 	if dest.count() != 1 {
 		t.Fatalf("destination holds %d requests, want 1", dest.count())
