@@ -88,7 +88,7 @@ func TestTenancyAllInOne(t *testing.T) {
 	findOwnIDs(t, p.query, a)
 	checkTenancy(t, a, b, tenancyAPIs(a, b, tenancyAddrs{
 		query: p.query, prom: []string{p.query, p.federation}, federate: []string{p.query, p.federation},
-		profiles: []string{p.query, p.profiler}}))
+		profiles: []string{p.query, p.profiler}, spanMetrics: []string{p.query}}))
 }
 
 // TestTenancyDistributed: the same with collector, ingester, query,
@@ -327,6 +327,9 @@ type tenancyAddrs struct {
 	prom     []string // Prometheus' API
 	federate []string // /federate
 	profiles []string // the pprof API, its web UI and Pyroscope's querier
+	// spanMetrics are the Prometheus APIs whose TSDB holds the golden
+	// metrics the ingester derives from spans (all-in-one's).
+	spanMetrics []string
 }
 
 // get is a GET of path on addr.
@@ -496,6 +499,9 @@ func tenancyAPIs(a, b *tenant, addrs tenancyAddrs) []tenancyAPI {
 			{"prometheus label values on " + f, get(f, "/api/v1/label/job/values?"+promRange), a.mark, b.mark},
 			{"prometheus metric names on " + f, get(f, "/api/v1/label/__name__/values?"+promRange), a.mark, b.mark},
 		}...)
+	}
+	for _, f := range addrs.spanMetrics {
+		apis = append(apis, tenancyAPI{"span metrics on " + f, get(f, "/api/v1/query?"+enc("query", `traces_span_metrics_calls_total{service_name=~"svc_.+"}`)), a.mark, b.mark})
 	}
 	for _, f := range addrs.federate {
 		apis = append(apis, tenancyAPI{"/federate on " + f, get(f, "/federate?"+enc("match[]", `{job=~"svc_.+"}`)), a.mark, b.mark})

@@ -46,7 +46,7 @@ func newEdges(m *spanmetrics.Aggregator) *edges {
 }
 
 // observe records the edges of spans.
-func (e *edges) observe(spans []model.Span) {
+func (e *edges) observe(tenant string, spans []model.Span) {
 	for i := range spans {
 		s := &spans[i]
 		e.services.put(s.TraceID, s.SpanID, s.Service)
@@ -54,7 +54,7 @@ func (e *edges) observe(spans []model.Span) {
 		k := pendingKey{s.TraceID, s.SpanID}
 		if kids, ok := e.pending[k]; ok {
 			for _, c := range kids {
-				e.edge(s.Service, c)
+				e.edge(tenant, s.Service, c)
 			}
 			e.npending -= len(kids)
 			delete(e.pending, k)
@@ -67,17 +67,17 @@ func (e *edges) observe(spans []model.Span) {
 			// came first, waiting for the shared id, are its own.
 			k := pendingKey{s.TraceID, s.ParentSpanID}
 			for _, c := range e.pending[k] {
-				e.edge(s.Service, c)
+				e.edge(tenant, s.Service, c)
 			}
 			e.npending -= len(e.pending[k])
 			delete(e.pending, k)
 		} else if server, ok := e.services.get(s.TraceID, model.SharedServerSpanID(s.TraceID, s.ParentSpanID)); ok {
-			e.edge(server, pendingChild{service: s.Service, duration: s.Duration, err: s.StatusCode == 2})
+			e.edge(tenant, server, pendingChild{service: s.Service, duration: s.Duration, err: s.StatusCode == 2})
 			continue
 		}
 		c := pendingChild{service: s.Service, duration: s.Duration, err: s.StatusCode == 2}
 		if parent, ok := e.services.get(s.TraceID, s.ParentSpanID); ok {
-			e.edge(parent, c)
+			e.edge(tenant, parent, c)
 			continue
 		}
 		if e.npending >= edgeMaxPending {
@@ -90,8 +90,8 @@ func (e *edges) observe(spans []model.Span) {
 	}
 }
 
-func (e *edges) edge(parent string, c pendingChild) {
-	e.metrics.ObserveEdge(parent, c.service, time.Duration(c.duration), c.err)
+func (e *edges) edge(tenant, parent string, c pendingChild) {
+	e.metrics.ObserveEdgeTenant(tenant, parent, c.service, time.Duration(c.duration), c.err)
 }
 
 // spanServices is a bounded map from span to service: a ring of the most

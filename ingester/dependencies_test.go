@@ -54,8 +54,8 @@ func TestEdges(t *testing.T) {
 		return s
 	}
 	// The child of db arrives before its parent; the second call fails.
-	e.observe([]model.Span{span(1, 0, "web", 0), span(2, 1, "api", 0), span(4, 3, "db", 2)})
-	e.observe([]model.Span{span(3, 2, "api", 0), span(5, 3, "db", 0), span(6, 2, "api", 0)})
+	e.observe("", []model.Span{span(1, 0, "web", 0), span(2, 1, "api", 0), span(4, 3, "db", 2)})
+	e.observe("", []model.Span{span(3, 2, "api", 0), span(5, 3, "db", 0), span(6, 2, "api", 0)})
 	f := func(parent, child string, calls, errs float64) {
 		t.Helper()
 		if got := edgeCalls(t, e.metrics, parent, child); got != calls {
@@ -83,7 +83,7 @@ func TestEdgesZipkinSharedSpan(t *testing.T) {
 	server := model.Span{TraceID: tr, SpanID: model.SharedServerSpanID(tr, shared), ParentSpanID: shared, Service: "users"}
 	client := model.Span{TraceID: tr, SpanID: shared, Service: "web"}
 	for _, batch := range [][]model.Span{{call, db}, {server}, {client}} {
-		e.observe(batch)
+		e.observe("", batch)
 	}
 	for edge, want := range map[[2]string]float64{{"web", "users"}: 1, {"users", "db"}: 1, {"web", "db"}: 0} {
 		if got := edgeCalls(t, e.metrics, edge[0], edge[1]); got != want {

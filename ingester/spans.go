@@ -97,15 +97,11 @@ func (in *SpanIngester) Run(ctx context.Context) error {
 }
 
 // stored counts the golden signals of a stored batch: its requests and the
-// calls between services. Only the default tenant's spans are counted: the
-// series carry no tenant yet, and counting another tenant's spans would
-// show its services to the default tenant (docs/security.md, "Tenancy").
+// calls between services, under the batch's tenant.
 func (in *SpanIngester) stored(ctx context.Context, spans []model.Span) {
-	if auth.Tenant(ctx) != auth.DefaultTenant {
-		return
-	}
-	in.golden.Observe(spans)
-	in.edges.observe(spans)
+	tenant := auth.Tenant(ctx)
+	in.golden.ObserveTenant(tenant, spans)
+	in.edges.observe(tenant, spans)
 }
 
 // SpanMetrics returns the aggregator of the golden signals of the spans

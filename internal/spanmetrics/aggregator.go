@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
@@ -54,6 +55,7 @@ func DefaultOptions() Options {
 const maxLabelLen = 128
 
 type seriesKey struct {
+	tenant             string // "" for the default tenant
 	service, operation string
 	kind               model.SpanKind
 	status             uint8
@@ -65,7 +67,7 @@ type seriesHandles struct {
 	duration prometheus.Observer
 }
 
-type edgeKey struct{ parent, child string }
+type edgeKey struct{ tenant, parent, child string }
 
 type edgeHandles struct {
 	calls, errors prometheus.Counter
@@ -80,7 +82,7 @@ type Aggregator struct {
 	mu         sync.Mutex
 	series     map[seriesKey]*seriesHandles
 	edges      map[edgeKey]*edgeHandles
-	operations map[string]map[string]struct{} // service → operations with a series
+	operations map[serviceKey]map[string]struct{} // service → operations with a series
 
 	calls       *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
@@ -113,16 +115,16 @@ func New(opts Options) *Aggregator {
 		opts:       opts,
 		series:     map[seriesKey]*seriesHandles{},
 		edges:      map[edgeKey]*edgeHandles{},
-		operations: map[string]map[string]struct{}{},
+		operations: map[serviceKey]map[string]struct{}{},
 	}
-	labels := []string{LabelService, LabelOperation, LabelSpanKind, LabelStatusCode, LabelGrade}
+	labels := []string{LabelService, LabelOperation, LabelSpanKind, LabelStatusCode, LabelGrade, LabelTenant}
 	a.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: CallsMetric,
 		Help: "Server, consumer and root spans by service, operation, kind and status."}, labels)
 	a.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: DurationMetric,
 		Help:    "Duration of server, consumer and root spans in milliseconds, by service, operation, kind and status.",
 		Buckets: opts.Buckets, NativeHistogramBucketFactor: opts.NativeBucketFactor,
 		NativeHistogramMaxBucketNumber: 160, NativeHistogramMinResetDuration: time.Hour}, labels)
-	edge := []string{LabelParent, LabelChild}
+	edge := []string{LabelParent, LabelChild, LabelTenant}
 	a.edgeCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: EdgeCallsMetric,
 		Help: "Calls between services seen in spans, by parent and child service."}, edge)
 	a.edgeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: EdgeErrorsMetric,
@@ -151,10 +153,16 @@ func Counted(s *model.Span) bool {
 	return s.Kind == model.SpanKindServer || s.Kind == model.SpanKindConsumer || s.ParentSpanID.IsZero()
 }
 
-// Observe counts the requests among spans (see Counted). Edges between
-// services are reported separately, by ObserveEdge, by whoever joins
-// children to their parents.
-func (a *Aggregator) Observe(spans []model.Span) {
+// Observe counts the requests among spans (see Counted) of the default
+// tenant. Edges between services are reported separately, by ObserveEdge,
+// by whoever joins children to their parents.
+func (a *Aggregator) Observe(spans []model.Span) { a.ObserveTenant("", spans) }
+
+// ObserveTenant counts the requests among spans of a tenant: their series
+// carry LabelTenant, empty for the default tenant ("" or
+// auth.DefaultTenant), so that each tenant reads its own.
+func (a *Aggregator) ObserveTenant(tenant string, spans []model.Span) {
+	tenant = tenantValue(tenant)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i := range spans {
@@ -166,7 +174,7 @@ func (a *Aggregator) Observe(spans []model.Span) {
 		if grade == 0 {
 			grade = a.opts.ServiceGrades[s.Service]
 		}
-		h := a.seriesFor(seriesKey{service: serviceLabel(s.Service), operation: labelValue(s.Name, maxLabelLen),
+		h := a.seriesFor(seriesKey{tenant: tenant, service: serviceLabel(s.Service), operation: labelValue(s.Name, maxLabelLen),
 			kind: s.Kind, status: s.StatusCode, grade: grade})
 		h.calls.Inc()
 		h.duration.Observe(float64(s.Duration) / 1e6)
@@ -179,7 +187,8 @@ func (a *Aggregator) seriesFor(k seriesKey) *seriesHandles {
 	if h, ok := a.series[k]; ok {
 		return h
 	}
-	ops := a.operations[k.service]
+	sk := serviceKey{k.tenant, k.service}
+	ops := a.operations[sk]
 	if _, known := ops[k.operation]; !known && len(ops) >= a.opts.MaxOperationsPerService {
 		a.folded.WithLabelValues("operations").Inc()
 		k.operation = Other
@@ -196,12 +205,12 @@ func (a *Aggregator) seriesFor(k seriesKey) *seriesHandles {
 		// A new label set of other/other: bounded by the kinds, statuses
 		// and grades, so it may go past the cap.
 	}
-	lv := []string{k.service, k.operation, KindName(k.kind), StatusName(k.status), gradeName(k.grade)}
+	lv := []string{k.service, k.operation, KindName(k.kind), StatusName(k.status), gradeName(k.grade), k.tenant}
 	h := &seriesHandles{calls: a.calls.WithLabelValues(lv...), duration: a.duration.WithLabelValues(lv...)}
 	a.series[k] = h
 	if ops == nil {
 		ops = map[string]struct{}{}
-		a.operations[k.service] = ops
+		a.operations[sk] = ops
 	}
 	ops[k.operation] = struct{}{}
 	return h
@@ -211,21 +220,28 @@ func (a *Aggregator) seriesFor(k seriesKey) *seriesHandles {
 // child, whose span lasted d and failed when failed is set. Calls inside a
 // service are not edges and are ignored.
 func (a *Aggregator) ObserveEdge(parent, child string, d time.Duration, failed bool) {
+	a.ObserveEdgeTenant("", parent, child, d, failed)
+}
+
+// ObserveEdgeTenant is ObserveEdge for a call between services of a
+// tenant (see ObserveTenant).
+func (a *Aggregator) ObserveEdgeTenant(tenant, parent, child string, d time.Duration, failed bool) {
 	if parent == child {
 		return
 	}
-	k := edgeKey{serviceLabel(parent), serviceLabel(child)}
+	tenant = tenantValue(tenant)
+	k := edgeKey{tenant, serviceLabel(parent), serviceLabel(child)}
 	a.mu.Lock()
 	h, ok := a.edges[k]
 	if !ok {
 		if len(a.series)+len(a.edges) >= a.opts.MaxSeries {
 			a.folded.WithLabelValues("series").Inc()
-			k = edgeKey{Other, Other}
+			k = edgeKey{tenant, Other, Other}
 			h, ok = a.edges[k]
 		}
 		if !ok {
-			h = &edgeHandles{calls: a.edgeCalls.WithLabelValues(k.parent, k.child),
-				errors: a.edgeErrors.WithLabelValues(k.parent, k.child), latency: a.edgeLatency.WithLabelValues(k.parent, k.child)}
+			h = &edgeHandles{calls: a.edgeCalls.WithLabelValues(k.parent, k.child, k.tenant),
+				errors: a.edgeErrors.WithLabelValues(k.parent, k.child, k.tenant), latency: a.edgeLatency.WithLabelValues(k.parent, k.child, k.tenant)}
 			a.edges[k] = h
 		}
 	}
@@ -235,6 +251,17 @@ func (a *Aggregator) ObserveEdge(parent, child string, d time.Duration, failed b
 		h.errors.Inc()
 	}
 	h.latency.Observe(d.Seconds())
+}
+
+// serviceKey is a service of a tenant.
+type serviceKey struct{ tenant, service string }
+
+// tenantValue is the LabelTenant value of a tenant's series.
+func tenantValue(tenant string) string {
+	if tenant == auth.DefaultTenant {
+		return ""
+	}
+	return tenant
 }
 
 func serviceLabel(s string) string {

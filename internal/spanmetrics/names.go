@@ -26,6 +26,10 @@ const (
 	LabelGrade      = "grade"
 	LabelParent     = "parent"
 	LabelChild      = "child"
+	// LabelTenant is the tenant of a series, the federation's tenant label
+	// (docs/security.md, "Tenancy of metrics"): empty — absent once stored
+	// or scraped — for the default tenant's spans.
+	LabelTenant = "vigil_tenant"
 )
 
 // Other is the operation (and, past the series cap, the service) that

@@ -199,3 +199,42 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	b.ReportMetric(testutil.ToFloat64(w.samples)/b.Elapsed().Seconds(), "samples/s")
 }
+
+// Each tenant's spans are counted in series of its own: the default
+// tenant's without the tenant label, as always, another's with it.
+func TestTenantSeries(t *testing.T) {
+	db := openTSDB(t)
+	a := New(Options{})
+	w := NewWriter(WriterOptions{}, a, db)
+	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	one := []vmodel.Span{span("cart", "GET /cart", vmodel.SpanKindServer, false, 5, 0, 1)}
+	a.ObserveTenant("team-a", one)
+	a.ObserveTenant("team-a", one)
+	a.ObserveTenant("default", one)
+	a.Observe(one)
+	a.ObserveTenant("team-b", one)
+	a.ObserveEdgeTenant("team-a", "web", "cart", 20*time.Millisecond, false)
+	if err := w.Write(context.Background(), t0); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{prommodel.MetricNameLabel, CallsMetric, "service_name", "cart", "span_name", "GET /cart", "span_kind", "SPAN_KIND_SERVER", "status_code", "STATUS_CODE_UNSET", "grade", "1"}
+	for _, c := range []struct {
+		extra []string
+		want  float64
+	}{
+		{nil, 2},
+		{[]string{LabelTenant, "team-a"}, 2},
+		{[]string{LabelTenant, "team-b"}, 1},
+	} {
+		ls := labels.FromStrings(append(append([]string{}, base...), c.extra...)...)
+		if _, v, ok := lastSample(t, db, ls); !ok || v != c.want {
+			t.Errorf("%s: %v (found %v); want %v", ls, v, ok, c.want)
+		}
+	}
+	if _, _, ok := lastSample(t, db, labels.FromStrings(prommodel.MetricNameLabel, EdgeCallsMetric, "child", "cart", "parent", "web", LabelTenant, "team-a")); !ok {
+		t.Errorf("no edge series of team-a")
+	}
+	if _, _, ok := lastSample(t, db, labels.FromStrings(prommodel.MetricNameLabel, EdgeCallsMetric, "child", "cart", "parent", "web")); ok {
+		t.Errorf("team-a's edge counted for the default tenant")
+	}
+}
