@@ -72,6 +72,12 @@ type Options struct {
 	// besides Limits'. It is called on the creation of a series, so it
 	// must be quick.
 	TenantMaxSeries func(tenant string) int
+	// TenantRetentions returns the tenants whose metrics are kept for less
+	// than the TSDB's retention, and for how long (their retention in
+	// --auth.config); nil keeps every tenant's for the TSDB's retention.
+	// Their older samples are deleted every TenantRetentionInterval (1h).
+	TenantRetentions        func() map[string]time.Duration
+	TenantRetentionInterval time.Duration
 	// Version is reported by /api/v1/status/buildinfo.
 	Version string
 
@@ -258,6 +264,13 @@ func (f *Federation) Run(ctx context.Context) error {
 	f.rules.run(&wg)
 	if f.o.ReloadInterval > 0 && f.o.ConfigFile != "" {
 		wg.Go(func() { f.watch(ctx) })
+	}
+	if f.o.TenantRetentions != nil {
+		every := f.o.TenantRetentionInterval
+		if every <= 0 {
+			every = time.Hour
+		}
+		wg.Go(func() { f.tenantRetention(ctx, every) })
 	}
 	<-ctx.Done()
 	f.scrapes.Stop()

@@ -21,6 +21,8 @@ type metrics struct {
 	seriesRefused      *prometheus.CounterVec // limit
 	// tenantSeriesRefused counts the series a tenant's max_series refused.
 	tenantSeriesRefused *prometheus.CounterVec // tenant
+	// tenantRetentionErrors counts per-tenant retention passes that failed.
+	tenantRetentionErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -57,9 +59,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "vigil_federation_tenant_series_refused_total",
 			Help: "Creations of a series refused because its tenant holds its max_series (--auth.config) active series, by tenant.",
 		}, []string{"tenant"}),
+		tenantRetentionErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_federation_tenant_retention_errors_total",
+			Help: "Passes of the per-tenant retention (tenants' retention in --auth.config) that failed to delete or compact away old samples; the next pass retries.",
+		}),
 	}
 	m.lastReload.Set(1)
-	reg.MustRegister(m.rejected, m.reloads, m.lastReload, m.federateErr, m.pushRefused, m.pushRefusedSamples, m.seriesRefused, m.tenantSeriesRefused)
+	reg.MustRegister(m.rejected, m.reloads, m.lastReload, m.federateErr, m.pushRefused, m.pushRefusedSamples, m.seriesRefused, m.tenantSeriesRefused, m.tenantRetentionErrors)
 	return m
 }
 

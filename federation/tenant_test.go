@@ -508,3 +508,31 @@ func remoteReadWho(t *testing.T, base, key string) []string {
 	}
 	return who
 }
+
+// A tenant's retention deletes its older samples, and only its own.
+func TestTenantRetention(t *testing.T) {
+	t.Parallel()
+	fed := startTenantFed(t, "")
+	now := time.Now()
+	old, recent := now.Add(-2*time.Hour).UnixMilli(), now.Add(-time.Minute).UnixMilli()
+	// The old samples first: the TSDB's head takes samples in time order.
+	for _, ts := range []int64{old, recent} {
+		for _, w := range []struct{ key, who string }{{keyA, "a"}, {keyB, "b"}, {"", "d"}} {
+			if err := fed.writeAs(t, w.key, []prompb.TimeSeries{pushed(w.who, "", 1, ts)}); err != nil {
+				t.Fatalf("push of %s at %d: %v", w.who, ts, err)
+			}
+		}
+	}
+	a, _ := fed.as(t, keyA)
+	b, _ := fed.as(t, keyB)
+	d, _ := fed.as(t, "")
+	const samples = `count_over_time(vigil_tenant_test[3h])`
+	expect(t, a, samples, `{who="a"}=2`)
+	n, err := fed.applyTenantRetention(context.Background(), now, map[string]time.Duration{"team-a": time.Hour, "default": time.Hour, "team-c": time.Hour})
+	if err != nil || n != 3 {
+		t.Fatalf("retention pass: %d tenants pruned, %v; want 3, nil", n, err)
+	}
+	expect(t, a, samples, `{who="a"}=1`)
+	expect(t, d, samples, `{who="d"}=1`)
+	expect(t, b, samples, `{who="b"}=2`)
+}

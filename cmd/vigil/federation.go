@@ -150,6 +150,17 @@ func (d *daemon) startFederation(f *federationFlags, dataDir string, limits *que
 			l, _ := a.Limits(tenant)
 			return l.MaxSeries
 		}
+		// Each tenant's retention, read from the file in effect at each
+		// pass.
+		o.TenantRetentions = func() map[string]time.Duration {
+			out := map[string]time.Duration{}
+			for id, t := range a.Config().Tenants {
+				if t.Limits.Retention > 0 {
+					out[id] = t.Limits.Retention
+				}
+			}
+			return out
+		}
 	}
 	var err error
 	if o.RuleFiles, err = f.goldenRules(dataDir); err != nil {
