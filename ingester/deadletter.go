@@ -9,10 +9,13 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/auth"
 )
 
 // FileDeadLetter appends dead-lettered batches to a JSON-lines file, one
-// object per batch: {"time", "key", "reason", "value"} with value in base64.
+// object per batch: {"time", "tenant", "key", "reason", "value"} with value
+// in base64; tenant is the batch's (auth.Tenant of the call).
 // It is the dead-letter destination of all-in-one mode.
 type FileDeadLetter struct {
 	mu   sync.Mutex
@@ -28,13 +31,14 @@ func NewFileDeadLetter(dir string) (*FileDeadLetter, error) {
 }
 
 // DeadLetter appends one batch durably.
-func (d *FileDeadLetter) DeadLetter(_ context.Context, key string, value []byte, reason string) error {
+func (d *FileDeadLetter) DeadLetter(ctx context.Context, key string, value []byte, reason string) error {
 	line, err := json.Marshal(struct {
 		Time   time.Time `json:"time"`
+		Tenant string    `json:"tenant"`
 		Key    string    `json:"key"`
 		Reason string    `json:"reason"`
 		Value  []byte    `json:"value"`
-	}{time.Now().UTC(), key, reason, value})
+	}{time.Now().UTC(), auth.Tenant(ctx), key, reason, value})
 	if err != nil {
 		return err
 	}

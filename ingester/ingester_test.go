@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/otlplogs"
 	"github.com/vigilhq/vigil/internal/queue"
@@ -153,7 +154,7 @@ func TestUndecodableBatchIsDeadLettered(t *testing.T) {
 	}
 	defer q.Close()
 	publish(t, q, 0, 5)
-	if err := q.Publish(context.Background(), "svc", []byte{0xff, 0xff, 0xff, 0x01}); err != nil {
+	if err := q.Publish(auth.WithTenant(context.Background(), "team-a"), "svc", []byte{0xff, 0xff, 0xff, 0x01}); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, q, 5, 5)
@@ -171,6 +172,9 @@ func TestUndecodableBatchIsDeadLettered(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, "dlq", "deadletter.jsonl"))
 	if err != nil || !strings.Contains(string(b), "cannot decode OTLP logs protobuf") || strings.Count(string(b), "\n") != 1 {
 		t.Errorf("dead-letter file: got %q, %v; want one entry with the reason", b, err)
+	}
+	if !strings.Contains(string(b), `"tenant":"team-a"`) {
+		t.Errorf("dead-letter file: got %q; want the batch's tenant", b)
 	}
 }
 
