@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
+
+	"github.com/vigilhq/vigil/internal/auth"
 )
 
 // Reader reads a federation from another process (the standalone query
@@ -68,6 +70,11 @@ func NewReader(o ReaderOptions) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the remote-read client of %s: %w", o.URL, err)
 	}
+	if c, ok := rc.(*remote.Client); ok {
+		// The federation reads as the tenant of the query: it must trust
+		// this daemon as a proxy (trusted_proxies in its --auth.config).
+		c.Client.Transport = tenantHeader{c.Client.Transport}
+	}
 	r := &Reader{base: u}
 	r.queryable = remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true,
 		func() (int64, error) { return 0, nil })
@@ -102,3 +109,15 @@ func (r *Reader) Engine() *promql.Engine { return r.engine }
 
 // Queryable reads the federation's samples by remote read.
 func (r *Reader) Queryable() storage.Queryable { return r.queryable }
+
+// tenantHeader sends, with a remote-read request made for an authenticated
+// query, the query's tenant as X-Scope-OrgID.
+type tenantHeader struct{ next http.RoundTripper }
+
+func (t tenantHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	if id, ok := auth.FromContext(r.Context()); ok && id.Tenant != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("X-Scope-OrgID", id.Tenant)
+	}
+	return t.next.RoundTrip(r)
+}

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vigilhq/vigil/internal/auth"
 )
 
 // A Reader in another process's place: PromQL over remote read gets the
@@ -60,5 +62,37 @@ func TestReader(t *testing.T) {
 
 	if _, err := NewReader(ReaderOptions{URL: "federation:9095"}); err == nil {
 		t.Error("a URL without a scheme was taken")
+	}
+}
+
+// A query made for a tenant reads that tenant's series over remote read:
+// the reader sends its tenant to a federation that trusts it as a proxy.
+func TestReaderReadsAsTheQuerysTenant(t *testing.T) {
+	t.Parallel()
+	fed := startTenantFedWith(t, "", "trusted_proxies: {cidrs: [127.0.0.1/32, \"::1/128\"]}\n")
+	now := time.Now().UnixMilli()
+	if err := fed.writeAs(t, keyA, []prompb.TimeSeries{pushed("a", "", 1, now)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fed.writeAs(t, keyB, []prompb.TimeSeries{pushed("b", "", 1, now)}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(ReaderOptions{URL: fed.authURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tenant, want := range map[string]string{"team-a": `who="a"`, "team-b": `who="b"`} {
+		ctx := auth.WithTenant(context.Background(), tenant)
+		q, err := r.Engine().NewInstantQuery(ctx, r.Queryable(), nil, `vigil_tenant_test`, time.UnixMilli(now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := q.Exec(ctx)
+		if res.Err != nil {
+			t.Fatalf("%s: %v", tenant, res.Err)
+		}
+		if got := res.String(); !strings.Contains(got, want) || strings.Count(got, "=>") != 1 {
+			t.Errorf("%s reads %s; want its own series (%s) alone", tenant, got, want)
+		}
 	}
 }

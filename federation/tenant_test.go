@@ -57,8 +57,15 @@ type tenantFed struct {
 
 func startTenantFed(t *testing.T, config string) *tenantFed {
 	t.Helper()
+	return startTenantFedWith(t, config, "")
+}
+
+// startTenantFedWith is startTenantFed with more of the auth file before
+// its tenants (trusted_proxies).
+func startTenantFedWith(t *testing.T, config, authHead string) *tenantFed {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "auth.yaml")
-	body := fmt.Sprintf(`tenants:
+	body := authHead + fmt.Sprintf(`tenants:
   team-a:
     keys: [{sha256: %q, scopes: [write, read]}]
   team-b:
