@@ -116,6 +116,12 @@ func TestQueryLimitsPerTenant(t *testing.T) {
 		go func() { code, _ := get("key-a", time.Hour, "a"); done <- code }()
 	}
 	<-started
+	// The other waits in A's queue before more come.
+	for deadline := time.Now().Add(30 * time.Second); queuedNow(t, d) != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("team-a's second query is not queued: %v waiting", queuedNow(t, d))
+		}
+	}
 	for range 3 {
 		if code, body := get("key-a", time.Hour, ""); code != http.StatusTooManyRequests || !strings.Contains(body, `tenant \"team-a\"`) {
 			t.Errorf("team-a past its queue: got %d %s; want 429 naming the tenant", code, body)
@@ -155,5 +161,24 @@ func gathered(t *testing.T, d *daemon, name, lv string) float64 {
 		}
 	}
 	t.Fatalf("%s{%q} not in the registry", name, lv)
+	return 0
+}
+
+// queuedNow is the number of queries waiting in d's limiter.
+func queuedNow(t *testing.T, d *daemon) float64 {
+	t.Helper()
+	mfs, err := d.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "vigil_query_limit_queued" {
+			n := 0.0
+			for _, m := range mf.GetMetric() {
+				n += m.GetGauge().GetValue()
+			}
+			return n
+		}
+	}
 	return 0
 }
