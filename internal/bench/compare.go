@@ -76,3 +76,28 @@ func selfCPU() float64 {
 	}
 	return (time.Duration(ru.Utime.Nano()) + time.Duration(ru.Stime.Nano())).Seconds()
 }
+
+// throughput is what one run of `vigil bench logs` or `vigil bench traces`
+// measured: records a second accepted and until queryable, the CPU seconds
+// per million records of the daemon (from the first request until every
+// record was queryable) and of the load generator (this process), and the
+// load average when they were taken.
+type throughput struct {
+	accepted, queryable, cpu, clientCPU float64
+	load                                string
+	names                               [4]string // of the four figures, in that order
+}
+
+// measured is the throughput of n records accepted in accepted and
+// queryable in queryable, for the CPU seconds the daemon and this process
+// spent meanwhile.
+func measured(n int, accepted, queryable time.Duration, daemonCPU, selfCPU float64, names [4]string) throughput {
+	return throughput{accepted: float64(n) / accepted.Seconds(), queryable: float64(n) / queryable.Seconds(),
+		cpu: daemonCPU / float64(n) * 1e6, clientCPU: selfCPU / float64(n) * 1e6, load: loadAvg(), names: names}
+}
+
+func (r throughput) figures() []figure {
+	return []figure{{r.names[0], r.accepted}, {r.names[1], r.queryable}, {r.names[2], r.cpu}, {r.names[3], r.clientCPU}}
+}
+
+func (r throughput) loadAverage() string { return r.load }

@@ -64,7 +64,7 @@ func runLogs(ctx context.Context, args []string) error {
 	if len(modes) > 1 {
 		rounds = max(1, *secFlags.rounds)
 	}
-	results := map[*security][]logsResult{}
+	results := map[*security][]throughput{}
 	for r := 0; r < rounds; r++ {
 		for _, sec := range modes {
 			b := &bencher{lines: *lines, clients: *clients, batch: *batch, fileLines: *fileLines, queryRuns: *queries, intake: in, sec: sec,
@@ -82,25 +82,10 @@ func runLogs(ctx context.Context, args []string) error {
 	return nil
 }
 
-// logsResult is what a run of `vigil bench logs` measured: throughputs
-// in lines per second, and the load average when each was taken.
-type logsResult struct {
-	accepted, queryable float64
-	// cpu is the daemon's CPU seconds per million lines, from the first
-	// request until every line was queryable.
-	cpu float64
-	// clientCPU is the same of the load generator (this process).
-	clientCPU float64
-	load      string
-}
-
-func (r logsResult) figures() []figure {
-	return []figure{{"HTTP intake: lines/s accepted", r.accepted}, {"HTTP intake → queryable: lines/s", r.queryable},
-		{"CPU seconds of vigil all-in-one per million lines (lower is better)", r.cpu},
-		{"CPU seconds of the load generator per million lines", r.clientCPU}}
-}
-
-func (r logsResult) loadAverage() string { return r.load }
+// logsFigures name what a run of `vigil bench logs` measured.
+var logsFigures = [4]string{"HTTP intake: lines/s accepted", "HTTP intake → queryable: lines/s",
+	"CPU seconds of vigil all-in-one per million lines (lower is better)",
+	"CPU seconds of the load generator per million lines"}
 
 type bencher struct {
 	lines, clients, batch, fileLines, queryRuns int
@@ -127,7 +112,7 @@ func (b *bencher) security() *security {
 	return b.sec
 }
 
-func (b *bencher) run(ctx context.Context, dataDir string) (res logsResult, err error) {
+func (b *bencher) run(ctx context.Context, dataDir string) (res throughput, err error) {
 	b.out = os.Stdout
 	if dataDir == "" {
 		if dataDir, err = os.MkdirTemp("", "vigil-bench"); err != nil {
@@ -158,8 +143,7 @@ func (b *bencher) run(ctx context.Context, dataDir string) (res logsResult, err 
 	if err != nil {
 		return res, err
 	}
-	res = logsResult{accepted: float64(b.lines) / accepted.Seconds(), queryable: float64(b.lines) / queryable.Seconds(),
-		cpu: (cpu1 - cpu0) / float64(b.lines) * 1e6, clientCPU: (self1 - self0) / float64(b.lines) * 1e6, load: loadAvg()}
+	res = measured(b.lines, accepted, queryable, cpu1-cpu0, self1-self0, logsFigures)
 	b.row(fmt.Sprintf("HTTP intake (%s): lines/s accepted (%d)", b.intake.name, b.intake.ok), fmt.Sprintf("%.0f", res.accepted))
 	b.row(fmt.Sprintf("HTTP intake (%s) → queryable: lines/s", b.intake.name), fmt.Sprintf("%.0f", res.queryable))
 	b.row("CPU seconds of vigil all-in-one per million lines, HTTP phase", fmt.Sprintf("%.1f", res.cpu))

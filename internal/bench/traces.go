@@ -52,7 +52,7 @@ func runTraces(ctx context.Context, args []string) (err error) {
 	if len(modes) > 1 {
 		rounds = max(1, *secFlags.rounds)
 	}
-	results := map[*security][]tracesResult{}
+	results := map[*security][]throughput{}
 	for r := 0; r < rounds; r++ {
 		for _, sec := range modes {
 			res, err := benchTracesOnce(ctx, sec, *clients, *traces, *runs, profilePath(*secFlags.profile, sec, r), *secFlags.profileSeconds)
@@ -68,29 +68,14 @@ func runTraces(ctx context.Context, args []string) (err error) {
 	return nil
 }
 
-// tracesResult is what a run of `vigil bench traces` measured: throughputs
-// in spans per second, and the load average when they were taken.
-type tracesResult struct {
-	accepted, queryable float64
-	// cpu is the daemon's CPU seconds per million spans, from the first
-	// request until every span was stored.
-	cpu float64
-	// clientCPU is the same of the load generator (this process).
-	clientCPU float64
-	load      string
-}
-
-func (r tracesResult) figures() []figure {
-	return []figure{{"spans/s accepted", r.accepted}, {"spans/s until queryable", r.queryable},
-		{"CPU seconds of vigil all-in-one per million spans (lower is better)", r.cpu},
-		{"CPU seconds of the load generator per million spans", r.clientCPU}}
-}
-
-func (r tracesResult) loadAverage() string { return r.load }
+// tracesFigures name what a run of `vigil bench traces` measured.
+var tracesFigures = [4]string{"spans/s accepted", "spans/s until queryable",
+	"CPU seconds of vigil all-in-one per million spans (lower is better)",
+	"CPU seconds of the load generator per million spans"}
 
 // benchTracesOnce runs `vigil bench traces` once on a fresh all-in-one
 // secured by sec and prints its table.
-func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs int, profile string, profileSeconds int) (res tracesResult, err error) {
+func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs int, profile string, profileSeconds int) (res throughput, err error) {
 	dir, err := os.MkdirTemp("", "vigil-bench-traces")
 	if err != nil {
 		return res, err
@@ -170,8 +155,7 @@ func benchTracesOnce(ctx context.Context, sec *security, clients, traces, runs i
 	if err := profiled(); err != nil {
 		return res, err
 	}
-	res = tracesResult{accepted: float64(total) / accepted.Seconds(), queryable: float64(total) / queryable.Seconds(),
-		cpu: (cpu1 - cpu0) / float64(total) * 1e6, clientCPU: (self1 - self0) / float64(total) * 1e6, load: loadAvg()}
+	res = measured(total, accepted, queryable, cpu1-cpu0, self1-self0, tracesFigures)
 	out := os.Stdout
 	fmt.Fprintf(out, "# vigil bench traces: %d clients × %d traces × 10 spans, 11 attributes each, over OTLP/gRPC; security %s; %d cores\n\n",
 		clients, traces, sec.name, runtime.NumCPU())
