@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/childproc"
+
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
@@ -41,12 +43,10 @@ func binary(t testing.TB, name string) string {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := childproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
 	return addr
 }
 

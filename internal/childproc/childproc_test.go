@@ -3,9 +3,11 @@ package childproc
 import (
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -145,5 +147,33 @@ func TestReadyOverTLS(t *testing.T) {
 	defer c.CloseIdleConnections()
 	if got, err := MetricFrom(c, "https://"+p.Ready+"/metrics", "x_total"); err != nil || got != 5.5 {
 		t.Errorf("MetricFrom over TLS = %v, %v; want 5.5", got, err)
+	}
+}
+
+func TestFreePortsAreReservedAndOutsideTheEphemeralRange(t *testing.T) {
+	lo, hi := reservableRange()
+	seen := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		for _, free := range []func() (string, error){FreePort, FreeUDPPort} {
+			addr, err := free()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen[addr] {
+				t.Fatalf("%s handed out twice", addr)
+			}
+			seen[addr] = true
+			_, ps, _ := net.SplitHostPort(addr)
+			port, _ := strconv.Atoi(ps)
+			if port < lo || port >= hi {
+				t.Fatalf("%s outside [%d, %d)", addr, lo, hi)
+			}
+			// Another process's lock (here: another open file) keeps it
+			// reserved.
+			if f, ok := lockPort(port); ok {
+				f.Close()
+				t.Fatalf("%s: a second reservation was granted", addr)
+			}
+		}
 	}
 }
