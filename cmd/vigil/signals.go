@@ -340,12 +340,13 @@ type ingestion struct {
 // tenants returns the signal's stores, one per tenant (tenants.go), in
 // Elasticsearch when b says so.
 func (s *signalOf[S]) tenants(d *daemon, b *backends) *tenantStores[S] {
-	return newTenantStores(s.name, func(ctx context.Context, tenant string) (S, error) {
+	retention := func(tenant string) time.Duration { return d.tenantRetention(b, tenant) }
+	return newTenantStores(s.name, retention, func(ctx context.Context, tenant string, retention time.Duration) (S, error) {
 		if b.es.enabled() {
-			return s.elasticsearch(ctx, d, b.es, tenant, d.tenantRetention(b, tenant))
+			return s.elasticsearch(ctx, d, b.es, tenant, retention)
 		}
-		return s.embedded(d, tenant, tenantDataDir(b.dataDir, tenant), d.tenantRetention(b, tenant))
-	})
+		return s.embedded(d, tenant, tenantDataDir(b.dataDir, tenant), retention)
+	}, d.logger.With("component", "stores"))
 }
 
 func (s *signalOf[S]) store(ctx context.Context, d *daemon, b *backends, in *ingestion, muxes ...*http.ServeMux) error {
@@ -369,6 +370,11 @@ func (s *signalOf[S]) store(ctx context.Context, d *daemon, b *backends, in *ing
 		}
 		d.add(r.Run)
 		d.add(ts.Run)
+		// The daemon that runs the stores applies their retention, and
+		// applies a tenant's new one when --auth.config changes.
+		if d.auth != nil {
+			d.auth.OnReload(ts.retentionChanged)
+		}
 	}
 	muxes = slices.DeleteFunc(muxes, func(m *http.ServeMux) bool { return m == nil })
 	if len(muxes) > 0 && s.serve != nil {

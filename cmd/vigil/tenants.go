@@ -14,6 +14,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vigilhq/vigil/internal/auth"
+	"github.com/vigilhq/vigil/internal/dumpstore"
+	"github.com/vigilhq/vigil/internal/patterns"
 )
 
 // Tenancy in the stores: every tenant has a store of its own for each
@@ -40,10 +42,18 @@ import (
 // open until the daemon closes.
 type tenantStores[S store] struct {
 	signal string
-	open   func(ctx context.Context, tenant string) (S, error)
+	// retention is a tenant's retention now, which a reload of
+	// --auth.config changes; open opens a tenant's store with it.
+	retention func(tenant string) time.Duration
+	open      func(ctx context.Context, tenant string, retention time.Duration) (S, error)
+	logger    *slog.Logger
 
 	mu     sync.Mutex
 	stores map[string]S
+	// retained is the retention each open store has; retain asks Run to
+	// bring them to the tenants' retention now.
+	retained map[string]time.Duration
+	retain   chan struct{}
 	// runCtx is the context of Run once the daemon runs the stores (an
 	// ingesting daemon): a store opened later runs in it too.
 	runCtx  context.Context
@@ -52,8 +62,10 @@ type tenantStores[S store] struct {
 	closed  bool
 }
 
-func newTenantStores[S store](signal string, open func(ctx context.Context, tenant string) (S, error)) *tenantStores[S] {
-	return &tenantStores[S]{signal: signal, open: open, stores: map[string]S{}, runErrs: make(chan error, 1)}
+func newTenantStores[S store](signal string, retention func(tenant string) time.Duration,
+	open func(ctx context.Context, tenant string, retention time.Duration) (S, error), logger *slog.Logger) *tenantStores[S] {
+	return &tenantStores[S]{signal: signal, retention: retention, open: open, logger: logger,
+		stores: map[string]S{}, retained: map[string]time.Duration{}, retain: make(chan struct{}, 1), runErrs: make(chan error, 1)}
 }
 
 // get returns the store of the tenant of ctx, opening it when needed.
@@ -77,11 +89,13 @@ func (t *tenantStores[S]) of(ctx context.Context, tenant string) (S, error) {
 	// Opening holds the lock: the first request of a new tenant waits for
 	// its store (a few milliseconds embedded, a few requests to
 	// Elasticsearch), and no two opens of one store can race.
-	s, err := t.open(context.WithoutCancel(ctx), tenant)
+	r := t.retention(tenant)
+	s, err := t.open(context.WithoutCancel(ctx), tenant, r)
 	if err != nil {
 		return zero, fmt.Errorf("cannot open the %s store of tenant %q: %w", t.signal, tenant, err)
 	}
 	t.stores[tenant] = s
+	t.retained[tenant] = r
 	if t.runCtx != nil {
 		t.start(s)
 	}
@@ -114,13 +128,75 @@ func (t *tenantStores[S]) Run(ctx context.Context) error {
 	}
 	t.mu.Unlock()
 	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-t.runErrs:
+	for err == nil && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case err = <-t.runErrs:
+		case <-t.retain:
+			t.applyRetention(ctx)
+		}
 	}
 	cancel()
 	t.running.Wait()
 	return err
+}
+
+// retentionChanged asks Run to give every open store its tenant's
+// retention now; --auth.config calls it after each reload. Requests made
+// while Run applies one are taken together.
+func (t *tenantStores[S]) retentionChanged() {
+	select {
+	case t.retain <- struct{}{}:
+	default:
+	}
+}
+
+// applyRetention changes the retention of every open store whose tenant's
+// retention changed, which applies it at once (deleting what is now past
+// it). A store that cannot is logged and tried again at the next reload.
+func (t *tenantStores[S]) applyRetention(ctx context.Context) {
+	type change struct {
+		tenant string
+		store  S
+		r      time.Duration
+	}
+	var changes []change
+	t.mu.Lock()
+	for tenant, s := range t.stores {
+		if r := t.retention(tenant); r != t.retained[tenant] {
+			changes = append(changes, change{tenant, s, r})
+		}
+	}
+	t.mu.Unlock()
+	for _, c := range changes {
+		if err := setStoreRetention(ctx, c.store, c.r); err != nil {
+			t.logger.Error("cannot change the retention of a store", "signal", t.signal, "tenant", c.tenant, "retention", c.r, "err", err)
+			continue
+		}
+		t.logger.Info("store retention changed", "signal", t.signal, "tenant", c.tenant, "retention", c.r)
+		t.mu.Lock()
+		t.retained[c.tenant] = c.r
+		t.mu.Unlock()
+	}
+}
+
+// setStoreRetention changes the retention of an open store of any signal
+// in either mode.
+func setStoreRetention(ctx context.Context, s any, r time.Duration) error {
+	if p, ok := s.(*patterns.Store); ok {
+		s = p.Backend
+	}
+	switch s := s.(type) {
+	case interface {
+		SetRetention(context.Context, time.Duration) error
+	}: // Elasticsearch
+		return s.SetRetention(ctx, r)
+	case interface{ SetRetention(time.Duration) error }: // embedded
+		return s.SetRetention(r)
+	case *dumpstore.Store:
+		return s.SetRetentionDays(retentionDays(r))
+	}
+	return fmt.Errorf("a %T cannot change its retention", s)
 }
 
 // Close closes every store opened.

@@ -41,9 +41,10 @@ func DefaultOptions(file string) Options {
 type Authenticator struct {
 	opts    Options
 	cur     atomic.Pointer[table]
-	mu      sync.Mutex // guards stamp and the reads of the file
-	stamp   fileStamp
-	metrics *metrics
+	mu       sync.Mutex // guards stamp, onReload and the reads of the file
+	stamp    fileStamp
+	onReload []func()
+	metrics  *metrics
 }
 
 // table is a Config indexed for lookups.
@@ -108,8 +109,9 @@ type fileStamp struct {
 // vigil_auth_config_last_reload_successful.
 func (a *Authenticator) Reload() error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	err := a.reload()
+	hooks := a.onReload
+	a.mu.Unlock()
 	if err != nil {
 		a.metrics.reloads.WithLabelValues("failure").Inc()
 		a.metrics.lastOK.Set(0)
@@ -118,7 +120,19 @@ func (a *Authenticator) Reload() error {
 	a.metrics.reloads.WithLabelValues("success").Inc()
 	a.metrics.lastOK.Set(1)
 	a.metrics.lastTime.SetToCurrentTime()
+	for _, f := range hooks {
+		f()
+	}
 	return nil
+}
+
+// OnReload has f called after every successful reload, with the new
+// configuration in effect (Limits answers from it). f runs on the
+// reloading goroutine, so it only starts what takes time.
+func (a *Authenticator) OnReload(f func()) {
+	a.mu.Lock()
+	a.onReload = append(a.onReload, f)
+	a.mu.Unlock()
 }
 
 func (a *Authenticator) reload() error {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -316,5 +317,31 @@ func BenchmarkMiddleware(b *testing.B) {
 	}
 	if w.Code != 200 {
 		b.Fatalf("got %d", w.Code)
+	}
+}
+
+// TestOnReload: the hooks run after each successful reload, with the new
+// configuration in effect, and not after a file that does not parse.
+func TestOnReload(t *testing.T) {
+	a, _, path := newTest(t, 0)
+	var seen []time.Duration
+	a.OnReload(func() {
+		l, _ := a.Limits("team-a")
+		seen = append(seen, l.Retention)
+	})
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, strings.Replace(string(b), "retention: 14d", "retention: 7d", 1))
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, "tenants: [")
+	if err := a.Reload(); err == nil {
+		t.Fatal("a file that does not parse was loaded")
+	}
+	if want := []time.Duration{7 * 24 * time.Hour}; !slices.Equal(seen, want) {
+		t.Errorf("retention seen by the hook: %v; want %v", seen, want)
 	}
 }

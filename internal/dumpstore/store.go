@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +74,8 @@ type Store struct {
 	byTime   []*eventMeta // in write order
 	issues   map[string]*issueState
 	closed   bool
+	// retentionDays is Options.RetentionDays, changed by SetRetention.
+	retentionDays atomic.Int64
 }
 
 // issueState is an issue and the journal that holds its latest state.
@@ -106,6 +109,7 @@ func Open(opts Options) (*Store, error) {
 		opts: opts, m: newMetrics(opts.Registerer),
 		journals: map[string]*journal{}, events: map[string]*eventMeta{}, issues: map[string]*issueState{},
 	}
+	s.retentionDays.Store(int64(opts.RetentionDays))
 	names, err := filepath.Glob(filepath.Join(opts.Dir, "*"+journalSuffix))
 	if err != nil {
 		return nil, err
@@ -168,14 +172,32 @@ func (s *Store) journalFor(now time.Time) (*journal, error) {
 	return j, nil
 }
 
+// SetRetentionDays changes the retention while the store is open, and
+// applies it at once.
+func (s *Store) SetRetentionDays(days int) error {
+	s.retentionDays.Store(int64(days))
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	// Today's journal takes the issues kept from the journals deleted.
+	now := s.opts.Now()
+	if _, err := s.journalFor(now); err != nil {
+		return err
+	}
+	return s.applyRetention(now)
+}
+
 // applyRetention deletes the journals older than the retention. Issues
 // still seen within the retention whose latest state is in such a journal
 // are first written again into the current one. Called with wmu held.
 func (s *Store) applyRetention(now time.Time) error {
-	if s.opts.RetentionDays <= 0 {
+	days := int(s.retentionDays.Load())
+	if days <= 0 {
 		return nil
 	}
-	cutoff := now.UTC().AddDate(0, 0, -(s.opts.RetentionDays - 1)).Format(dayLayout)
+	cutoff := now.UTC().AddDate(0, 0, -(days - 1)).Format(dayLayout)
 	cutoffNs := mustDay(cutoff).UnixNano()
 	var old []string
 	for day := range s.journals {
@@ -225,7 +247,7 @@ func (s *Store) applyRetention(now time.Time) error {
 		j := s.journals[day]
 		delete(s.journals, day)
 		errs = append(errs, j.close(), os.Remove(j.path))
-		s.opts.Logger.Info("deleted a dump journal past the retention", "day", day, "retention_days", s.opts.RetentionDays)
+		s.opts.Logger.Info("deleted a dump journal past the retention", "day", day, "retention_days", days)
 	}
 	errs = append(errs, fsutil.SyncDir(s.opts.Dir))
 	s.m.issues.Set(float64(len(s.issues)))

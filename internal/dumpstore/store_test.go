@@ -142,6 +142,34 @@ func TestRetention(t *testing.T) {
 	}
 }
 
+// TestSetRetentionDays shortens the retention of an open store: the
+// journals now past it go at once, and an issue seen since keeps its count.
+func TestSetRetentionDays(t *testing.T) {
+	dir := t.TempDir()
+	now := t0
+	s := openAt(t, dir, &now, 30)
+	dumptest.Write(t, s, dumptest.Event("old", "1", t0), dumptest.Event("a1", "7", t0))
+	now = t0.Add(24 * time.Hour)
+	dumptest.Write(t, s, dumptest.Event("a2", "7", now))
+	now = t0.Add(48 * time.Hour)
+	if err := s.SetRetentionDays(2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "2026-03-02.dumps")); !os.IsNotExist(err) {
+		t.Errorf("the journal of day 0 is still there (%v); want it deleted", err)
+	}
+	if _, err := s.GetIssue(context.Background(), "1"); !errors.Is(err, storage.ErrIssueNotFound) {
+		t.Errorf("issue 1, last seen on day 0: %v; want deleted", err)
+	}
+	if is := dumptest.Issue(t, s, "7"); is.Count != 2 {
+		t.Errorf("issue 7 after the shorter retention: count %d; want 2", is.Count)
+	}
+	s.Close()
+	if err := s.SetRetentionDays(1); !errors.Is(err, ErrClosed) {
+		t.Errorf("SetRetentionDays on a closed store: %v; want ErrClosed", err)
+	}
+}
+
 // The crash test runs the test binary as a child that writes batches and
 // prints each acknowledged one, kills it with SIGKILL at a random moment,
 // and checks that every acknowledged event survived and counts once, also

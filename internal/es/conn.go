@@ -58,7 +58,7 @@ func OpenConn(ctx context.Context, o ConnOptions) (*Conn, error) {
 	conn := &Conn{
 		Client:    c,
 		Bulk:      bulk,
-		Retention: &Retention{Client: c, Indices: o.Daily, Period: o.Retention, Deleted: o.DeletedIndices, Logger: o.Logger},
+		Retention: NewRetention(c, o.Daily, o.Retention, o.DeletedIndices, o.Logger),
 	}
 	if err := c.WaitForCluster(ctx, connStartTimeout); err != nil {
 		_ = c.Close() // the setup error is the one to report

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,58 +73,117 @@ func (c *Client) DeleteExpiredDailyIndices(ctx context.Context, d DailyIndices, 
 		}
 	}
 	slices.Sort(expired)
+	var deleted []string
 	const perRequest = 50 // keeps the URL short
 	for i := 0; i < len(expired); i += perRequest {
-		names := strings.Join(expired[i:min(i+perRequest, len(expired))], ",")
-		status, body, err := c.Do(ctx, http.MethodDelete, "/"+names+"?ignore_unavailable=true", nil, "")
+		batch := expired[i:min(i+perRequest, len(expired))]
+		gone, err := c.deleteIndices(ctx, batch)
+		deleted = append(deleted, gone...)
 		if err != nil {
-			return expired[:i], fmt.Errorf("cannot delete expired indices %s: %w", names, err)
-		}
-		if status != http.StatusOK {
-			return expired[:i], fmt.Errorf("cannot delete expired indices %s: status %d: %s", names, status, ErrorReason(body))
+			return deleted, err
 		}
 	}
-	return expired, nil
+	return deleted, nil
+}
+
+// deleteIndices deletes names and returns those it deleted. Another
+// deleter may be first (another ingester's retention, an operator): when
+// Elasticsearch answers that one of them no longer exists, each is
+// deleted on its own and those already gone are left out.
+func (c *Client) deleteIndices(ctx context.Context, names []string) ([]string, error) {
+	del := func(names string) (int, error) {
+		status, body, err := c.Do(ctx, http.MethodDelete, "/"+names+"?ignore_unavailable=true", nil, "")
+		if err != nil {
+			return 0, fmt.Errorf("cannot delete expired indices %s: %w", names, err)
+		}
+		if status != http.StatusOK && status != http.StatusNotFound {
+			return status, fmt.Errorf("cannot delete expired indices %s: status %d: %s", names, status, ErrorReason(body))
+		}
+		return status, nil
+	}
+	status, err := del(strings.Join(names, ","))
+	if err != nil {
+		return nil, err
+	}
+	if status == http.StatusOK {
+		return names, nil
+	}
+	var deleted []string
+	for _, n := range names {
+		status, err := del(n)
+		if err != nil {
+			return deleted, err
+		}
+		if status == http.StatusOK {
+			deleted = append(deleted, n)
+		}
+	}
+	return deleted, nil
 }
 
 // Retention deletes a store's expired daily indices.
 type Retention struct {
-	Client  *Client
-	Indices DailyIndices
-	// Period is how long a day's index is kept after the day ends; 0
+	client  *Client
+	indices DailyIndices
+	// period is how long a day's index is kept after the day ends; 0
 	// keeps everything.
-	Period time.Duration
-	// Deleted counts the indices deleted; nil counts nothing.
-	Deleted prometheus.Counter
-	// Logger gets what Run deleted and its errors; nil is slog.Default().
-	Logger *slog.Logger
+	period  atomic.Int64
+	deleted prometheus.Counter
+	logger  *slog.Logger
+	// pass makes Run's rounds and SetPeriod's take turns.
+	pass sync.Mutex
 }
 
-// DeleteExpired deletes the daily indices whose day ended more than Period
-// before now, and returns their names (DeleteExpiredDailyIndices).
+// NewRetention returns the retention of the daily indices of c: each is
+// deleted period after its day ends (0 keeps everything), counted in deleted
+// (nil counts nothing) and logged to logger (nil is slog.Default()).
+func NewRetention(c *Client, indices DailyIndices, period time.Duration, deleted prometheus.Counter, logger *slog.Logger) *Retention {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	r := &Retention{client: c, indices: indices, deleted: deleted, logger: logger}
+	r.period.Store(int64(period))
+	return r
+}
+
+// Period returns how long a day's index is kept after the day ends.
+func (r *Retention) Period() time.Duration { return time.Duration(r.period.Load()) }
+
+// SetPeriodOnly changes the period and deletes nothing yet: Run deletes
+// past it from its next round.
+func (r *Retention) SetPeriodOnly(period time.Duration) { r.period.Store(int64(period)) }
+
+// SetPeriod changes the period and deletes at once the indices now past
+// it, returning their names.
+func (r *Retention) SetPeriod(ctx context.Context, period time.Duration) ([]string, error) {
+	r.period.Store(int64(period))
+	deleted, err := r.DeleteExpired(ctx, time.Now())
+	if len(deleted) > 0 {
+		r.logger.Info("deleted expired elasticsearch indices", "indices", deleted, "retention", period)
+	}
+	return deleted, err
+}
+
+// DeleteExpired deletes the daily indices whose day ended more than the
+// period before now, and returns their names (DeleteExpiredDailyIndices).
 func (r *Retention) DeleteExpired(ctx context.Context, now time.Time) ([]string, error) {
-	if r.Period <= 0 {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	period := r.Period()
+	if period <= 0 {
 		return nil, nil
 	}
-	deleted, err := r.Client.DeleteExpiredDailyIndices(ctx, r.Indices, r.Period, now)
-	if r.Deleted != nil {
-		r.Deleted.Add(float64(len(deleted)))
+	deleted, err := r.client.DeleteExpiredDailyIndices(ctx, r.indices, period, now)
+	if r.deleted != nil {
+		r.deleted.Add(float64(len(deleted)))
 	}
 	return deleted, err
 }
 
 // Run deletes expired indices at once and then every RetentionInterval
 // until ctx ends, logging what it deleted and its errors (an error does not
-// stop it). It returns nil when ctx ends; with no Period it only waits.
+// stop it). It returns nil when ctx ends; with no period it deletes nothing.
 func (r *Retention) Run(ctx context.Context) error {
-	if r.Period <= 0 {
-		<-ctx.Done()
-		return nil
-	}
-	logger := r.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
 	t := time.NewTicker(RetentionInterval)
 	defer t.Stop()
 	for {
@@ -130,9 +191,9 @@ func (r *Retention) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			logger.Warn("cannot apply elasticsearch retention", "err", err, "retention", r.Period)
+			r.logger.Warn("cannot apply elasticsearch retention", "err", err, "retention", r.Period())
 		} else if len(deleted) > 0 {
-			logger.Info("deleted expired elasticsearch indices", "indices", deleted, "retention", r.Period)
+			r.logger.Info("deleted expired elasticsearch indices", "indices", deleted, "retention", r.Period())
 		}
 		select {
 		case <-ctx.Done():

@@ -40,7 +40,7 @@ func TestDailyIndicesDay(t *testing.T) {
 }
 
 func TestRetentionOff(t *testing.T) {
-	r := &Retention{Client: nil, Period: 0, Logger: discard} // sends nothing: no client needed
+	r := NewRetention(nil, DailyIndices{}, 0, nil, discard) // sends nothing: no client needed
 	if deleted, err := r.DeleteExpired(context.Background(), time.Now()); deleted != nil || err != nil {
 		t.Errorf("DeleteExpired without a retention: got %v, %v; want nothing", deleted, err)
 	}
@@ -123,7 +123,7 @@ func TestESRetentionRun(t *testing.T) {
 		}
 	}
 	deleted := prometheus.NewCounter(prometheus.CounterOpts{Name: "deleted"})
-	r := &Retention{Client: c, Indices: DailyIndices{Prefixes: []string{p}, Layout: "2006.01.02"}, Period: 72 * time.Hour, Deleted: deleted, Logger: discard}
+	r := NewRetention(c, DailyIndices{Prefixes: []string{p}, Layout: "2006.01.02"}, 72*time.Hour, deleted, discard)
 
 	// Run deletes at once, not after RetentionInterval, then waits for its context
 	runCtx, cancel := context.WithCancel(ctx)
@@ -142,6 +142,55 @@ func TestESRetentionRun(t *testing.T) {
 	status, body, err := c.Do(ctx, http.MethodGet, "/_cat/indices/"+p+"*?h=index", nil, "")
 	if err != nil || status != http.StatusOK || strings.TrimSpace(string(body)) != cur {
 		t.Errorf("indices left: %d %v %q; want only %s", status, err, body, cur)
+	}
+}
+
+// TestESRetentionSetPeriod changes the period of a running store's
+// retention, as a reload of a tenant's retention does: a shorter period
+// deletes at once what is now past it; 0 deletes nothing.
+func TestESRetentionSetPeriod(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	p := fmt.Sprintf("vigiltest-%08x-", rand.Uint32())
+	t.Cleanup(func() { c.Do(context.Background(), http.MethodDelete, "/"+p+"*", nil, "") })
+	today := time.Now().UTC()
+	var names []string
+	for _, back := range []int{10, 3, 0} {
+		n := p + today.AddDate(0, 0, -back).Format("2006.01.02")
+		names = append(names, n)
+		if err := c.PutJSON(ctx, "/"+n, map[string]any{"settings": map[string]any{"number_of_replicas": 0}}); err != nil {
+			t.Fatalf("create %s: %v", n, err)
+		}
+	}
+	deleted := prometheus.NewCounter(prometheus.CounterOpts{Name: "deleted"})
+	r := NewRetention(c, DailyIndices{Prefixes: []string{p}, Layout: "2006.01.02"}, 30*24*time.Hour, deleted, discard)
+	left := func() []string {
+		t.Helper()
+		status, body, err := c.Do(ctx, http.MethodGet, "/_cat/indices/"+p+"*?h=index&s=index", nil, "")
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("cat indices: %d %v %s", status, err, body)
+		}
+		return strings.Fields(string(body))
+	}
+	for _, step := range []struct {
+		period time.Duration
+		del    []string
+		left   []string
+	}{
+		{0, nil, names},
+		{7 * 24 * time.Hour, names[:1], names[1:]},
+		{24 * time.Hour, names[1:2], names[2:]},
+	} {
+		got, err := r.SetPeriod(ctx, step.period)
+		if err != nil || !slices.Equal(got, step.del) || r.Period() != step.period {
+			t.Errorf("SetPeriod(%v): deleted %v, %v, period %v; want %v", step.period, got, err, r.Period(), step.del)
+		}
+		if l := left(); !slices.Equal(l, step.left) {
+			t.Errorf("after SetPeriod(%v): indices %v; want %v", step.period, l, step.left)
+		}
+	}
+	if got := testutil.ToFloat64(deleted); got != 2 {
+		t.Errorf("deleted indices counted: got %v; want 2", got)
 	}
 }
 

@@ -115,6 +115,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// SetRetention changes the retention while the store is open, and deletes
+// at once the indices now past it.
+func (s *Store) SetRetention(ctx context.Context, r time.Duration) error {
+	_, err := s.retention.SetPeriod(ctx, r)
+	return err
+}
+
 // Close releases the client's connections. Closing twice is harmless.
 func (s *Store) Close() error { return s.c.Close() }
 

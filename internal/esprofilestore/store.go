@@ -152,6 +152,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// SetRetention changes the retention while the store is open, and deletes
+// at once the indices now past it.
+func (s *Store) SetRetention(ctx context.Context, r time.Duration) error {
+	_, err := s.Retention.SetPeriod(ctx, r)
+	return err
+}
+
 // Close releases the client's connections; Run deletes expired daily
 // indices every hour until ctx ends; Refresh makes what was written
 // visible to searches (tests and tools call it; durability needs none).

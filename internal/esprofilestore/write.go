@@ -28,9 +28,9 @@ func (s *Store) Write(ctx context.Context, ps []model.Profile) error {
 		rejected = append(rejected, storage.Rejection{Index: i, Reason: reason})
 	}
 	var minTime int64
-	if s.opts.Retention > 0 {
+	if r := s.Retention.Period(); r > 0 {
 		// the start of the oldest day retention keeps
-		minTime = s.opts.now().Add(-s.opts.Retention).UTC().Truncate(24 * time.Hour).UnixNano()
+		minTime = s.opts.now().Add(-r).UTC().Truncate(24 * time.Hour).UnixNano()
 	}
 	var lines [][]byte
 	var order []int // index in ps of each line

@@ -93,7 +93,7 @@ func patternMapping() map[string]any {
 // patternTemplateBody is the index template of the pattern indices.
 func (s *Store) patternTemplateBody() map[string]any {
 	settings := map[string]any{"number_of_shards": s.opts.Shards, "number_of_replicas": s.opts.Replicas}
-	if s.ilm && s.opts.Retention > 0 {
+	if s.ilm && s.retention.Period() > 0 {
 		settings["index.lifecycle.name"] = s.name
 	}
 	return map[string]any{

@@ -157,13 +157,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = c.Close() // the setup error is the one to report
 		return nil, err
 	}
-	s.retention = &es.Retention{
-		Client:  c,
-		Indices: es.DailyIndices{Prefixes: []string{opts.IndexPrefix, s.patPrefix}, Layout: dayLayout},
-		Period:  opts.Retention,
-		Deleted: s.m.deletedIdx,
-		Logger:  opts.Logger,
-	}
+	s.retention = es.NewRetention(c, es.DailyIndices{Prefixes: []string{opts.IndexPrefix, s.patPrefix}, Layout: dayLayout},
+		opts.Retention, s.m.deletedIdx, opts.Logger)
 	if err := c.WaitForCluster(ctx, opts.StartTimeout); err != nil {
 		_ = s.Close() // the setup error is the one to report
 		return nil, err

@@ -89,7 +89,7 @@ func (s *Store) templateBody() map[string]any {
 	if s.opts.RefreshInterval > 0 {
 		settings["refresh_interval"] = strconv.FormatInt(s.opts.RefreshInterval.Milliseconds(), 10) + "ms"
 	}
-	if s.ilm && s.opts.Retention > 0 {
+	if s.ilm && s.retention.Period() > 0 {
 		settings["index.lifecycle.name"] = s.name
 	}
 	return map[string]any{
@@ -107,7 +107,7 @@ func (s *Store) templateBody() map[string]any {
 // installTemplate puts the index template. PUT replaces a template of the
 // same name, so installing it again is a no-op when nothing changed.
 func (s *Store) installTemplate(ctx context.Context) error {
-	if s.ilm && s.opts.Retention > 0 {
+	if s.ilm && s.retention.Period() > 0 {
 		if err := s.putILMPolicy(ctx); err != nil {
 			return err
 		}
@@ -138,7 +138,7 @@ func (s *Store) putILMPolicy(ctx context.Context) error {
 		"_meta": map[string]any{"managed_by": "vigil"},
 		"phases": map[string]any{
 			"hot":    map[string]any{"min_age": "0ms", "actions": map[string]any{}},
-			"delete": map[string]any{"min_age": durationSetting(s.opts.Retention + 24*time.Hour), "actions": map[string]any{"delete": map[string]any{}}},
+			"delete": map[string]any{"min_age": durationSetting(s.retention.Period() + 24*time.Hour), "actions": map[string]any{"delete": map[string]any{}}},
 		},
 	}}
 	if err := s.c.PutJSON(ctx, "/_ilm/policy/"+s.name, policy); err != nil {

@@ -175,6 +175,21 @@ func TestOpenWithILM(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 
+	// A changed retention installs the policy again; 0 takes the policy
+	// off the templates, for the indices created from then on.
+	if err := s.SetRetention(context.Background(), 7*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if policy, _ := f.Put("/_ilm/policy/vigil-logs"); !strings.Contains(policy, `"min_age":"691200s"`) {
+		t.Errorf("ILM policy after a 7-day retention: %s; want delete at 8 days", policy)
+	}
+	if err := s.SetRetention(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if tpl, _ := f.Put("/_index_template/vigil-logs"); strings.Contains(tpl, "lifecycle") {
+		t.Errorf("template after retention 0: %s; want no ILM policy", tpl)
+	}
+
 	// without ILM, neither the policy nor the setting
 	f2 := &estest.Fake{}
 	openFake(t, f2, func(o *Options) { o.Retention = 48 * time.Hour })

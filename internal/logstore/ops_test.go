@@ -48,7 +48,7 @@ func TestRetainDropsOldPartitions(t *testing.T) {
 	}
 	s = openStore(t, dir)
 	write(t, s, []model.LogRecord{rec(5, 9), rec(6, 0)}) // in the head
-	s.opts.Retention = 3*24*time.Hour + time.Hour
+	s.retention.Store(int64(3*24*time.Hour + time.Hour))
 	// now-retention is day 6, 02:00: days 1, 5 and 6 (ended at day 6 00:00)
 	// are gone, day 7 (ended day 8) is kept.
 	if err := s.Retain(now); err != nil {
@@ -84,6 +84,50 @@ func TestRetainDropsOldPartitions(t *testing.T) {
 	}
 }
 
+// TestSetRetention changes the retention of an open store, as a reload of
+// a tenant's retention does: a shorter one drops the days past it at once;
+// a longer one takes records of the days it adds again.
+func TestSetRetention(t *testing.T) {
+	now := time.Now()
+	rec := func(i, daysAgo int) model.LogRecord {
+		return model.LogRecord{ID: model.RecordID{byte(i + 1)}, Timestamp: now.Add(-time.Duration(daysAgo) * 24 * time.Hour).UnixNano(), Service: "s", Message: "m"}
+	}
+	dir := t.TempDir()
+	s := openStore(t, dir, func(o *Options) { o.Retention = 30 * 24 * time.Hour })
+	write(t, s, []model.LogRecord{rec(0, 10), rec(1, 5), rec(2, 0)})
+	rows := func() []int {
+		var got []int
+		for _, r := range selectAll(t, s, all) {
+			got = append(got, int(r.ID[0]-1))
+		}
+		slices.Sort(got)
+		return got
+	}
+	if err := s.SetRetention(7 * 24 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rows(), []int{1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("rows after a 7-day retention: %v, want %v", got, want)
+	}
+	write(t, s, []model.LogRecord{rec(3, 10)}) // past the retention: not stored
+	if got, want := rows(), []int{1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("rows after writing one 10 days old: %v, want %v", got, want)
+	}
+	if err := s.SetRetention(30 * 24 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, []model.LogRecord{rec(4, 10)}) // within the longer one again
+	if got, want := rows(), []int{1, 2, 4}; !slices.Equal(got, want) {
+		t.Fatalf("rows after a 30-day retention: %v, want %v", got, want)
+	}
+	if err := s.SetRetention(0); err != nil { // keeps everything
+		t.Fatal(err)
+	}
+	if got, want := rows(), []int{1, 2, 4}; !slices.Equal(got, want) {
+		t.Fatalf("rows without retention: %v, want %v", got, want)
+	}
+}
+
 // TestRetainWhileQuerying drops a partition a query is reading.
 func TestRetainWhileQuerying(t *testing.T) {
 	s := openStore(t, t.TempDir())
@@ -92,7 +136,7 @@ func TestRetainWhileQuerying(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = openStore(t, s.opts.Dir)
-	s.opts.Retention = time.Hour
+	s.retention.Store(int64(time.Hour))
 	n := 0
 	err := s.Select(context.Background(), all, func(*storage.Row) bool {
 		if n++; n == 1 {

@@ -103,6 +103,8 @@ type Store struct {
 	queryDone  bool // Close has begun; no new queries
 
 	minDay atomic.Int32 // retention: days before this are gone
+	// retention is Options.Retention, changed by SetRetention.
+	retention atomic.Int64
 
 	pat patternFiles // mined patterns, next to the day partitions
 
@@ -172,6 +174,7 @@ func Open(opts Options) (*Store, error) {
 }
 
 func (s *Store) open() error {
+	s.retention.Store(int64(s.opts.Retention))
 	s.minDay.Store(s.retentionDay(time.Now()))
 	if err := s.openPartitions(); err != nil {
 		return err
@@ -240,10 +243,6 @@ func (s *Store) closeFiles() error {
 
 // Run applies retention until ctx ends: once at start, then hourly.
 func (s *Store) Run(ctx context.Context) error {
-	if s.opts.Retention <= 0 {
-		<-ctx.Done()
-		return nil
-	}
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -274,10 +273,23 @@ func dayName(day int32) string { return time.Unix(int64(day)*86400, 0).UTC().For
 // retentionDay returns the first day kept at now: earlier days ended before
 // now-Retention.
 func (s *Store) retentionDay(now time.Time) int32 {
-	if s.opts.Retention <= 0 {
+	r := time.Duration(s.retention.Load())
+	if r <= 0 {
 		return -1 << 31
 	}
-	return dayOf(now.Add(-s.opts.Retention).UnixNano())
+	return dayOf(now.Add(-r).UnixNano())
+}
+
+// SetRetention changes the retention while the store is open, and applies
+// it at once: a shorter one drops the days now past it; a longer one keeps
+// the days still stored and accepts records of the days it adds again.
+func (s *Store) SetRetention(r time.Duration) error {
+	s.retention.Store(int64(r))
+	now := time.Now()
+	if day := s.retentionDay(now); day < s.minDay.Load() {
+		s.minDay.Store(day)
+	}
+	return s.Retain(now)
 }
 
 // Retain drops the partitions whose day ended before now-Retention. Run

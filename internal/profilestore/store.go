@@ -24,6 +24,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,6 +84,9 @@ type Store struct {
 	mu     sync.RWMutex
 	parts  map[int64]*partition
 	closed bool
+
+	// retention is Options.Retention, changed by SetRetention.
+	retention atomic.Int64
 }
 
 // Open opens or creates the store in opts.Dir. Each partition's file is
@@ -99,6 +103,7 @@ func Open(opts Options) (*Store, error) {
 		opts.now = time.Now
 	}
 	s := &Store{opts: opts, log: opts.Logger, parts: map[int64]*partition{}, enc: newEncoder()}
+	s.retention.Store(int64(opts.Retention))
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -167,10 +172,18 @@ func (s *Store) Run(ctx context.Context) error {
 // minDay returns the first day retention keeps, or math.MinInt64 when it
 // keeps everything.
 func (s *Store) minDay() int64 {
-	if s.opts.Retention <= 0 {
+	r := time.Duration(s.retention.Load())
+	if r <= 0 {
 		return -1 << 62
 	}
-	return dayOf(s.opts.now().Add(-s.opts.Retention).UnixNano())
+	return dayOf(s.opts.now().Add(-r).UnixNano())
+}
+
+// SetRetention changes the retention while the store is open, and applies
+// it at once.
+func (s *Store) SetRetention(r time.Duration) error {
+	s.retention.Store(int64(r))
+	return s.ApplyRetention()
 }
 
 // ApplyRetention removes the partitions whose day ended more than

@@ -234,6 +234,36 @@ func TestRetention(t *testing.T) {
 	}
 }
 
+// TestSetRetention shortens the retention of an open store: the days now
+// past it go at once, and profiles older than it are skipped.
+func TestSetRetention(t *testing.T) {
+	now := time.Unix(0, t0)
+	opts := DefaultOptions(t.TempDir())
+	opts.Retention = 30 * 24 * time.Hour
+	opts.now = func() time.Time { return now }
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pg := newProgram(10, 50, 50)
+	day := int64(24 * time.Hour)
+	for d := int64(0); d < 4; d++ {
+		write(t, s, model.NewProfile("cpu", labels("service", "a"), t0-d*day, 10e9, pg.CPUProfile(int(d), t0, false)))
+	}
+	if err := s.SetRetention(48 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// Only the day of t0-3d ended more than 48 h before t0.
+	if st := s.DiskStats(); st.Partitions != 3 || st.Profiles != 3 {
+		t.Fatalf("after a 48h retention: got %+v, want 3 partitions", st)
+	}
+	write(t, s, model.NewProfile("cpu", labels("service", "a"), t0-3*day, 10e9, pg.CPUProfile(7, t0, false)))
+	if st := s.DiskStats(); st.Profiles != 3 {
+		t.Fatalf("a profile past the new retention was stored: %+v", st)
+	}
+}
+
 func TestClosed(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	s.Close()

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,9 @@ type Store struct {
 	parts  map[int64]*partition
 	closed bool
 
+	// retention is Options.Retention, changed by SetRetention.
+	retention atomic.Int64
+
 	m metrics
 }
 
@@ -90,6 +94,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("cannot create span store directory %s: %w", opts.Dir, err)
 	}
 	s := &Store{opts: opts, parts: make(map[int64]*partition), m: newMetrics()}
+	s.retention.Store(int64(opts.Retention))
 	ents, err := os.ReadDir(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list span store directory %s: %w", opts.Dir, err)
@@ -165,12 +170,20 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
+// SetRetention changes the retention while the store is open, and applies
+// it at once.
+func (s *Store) SetRetention(r time.Duration) error {
+	s.retention.Store(int64(r))
+	return s.ApplyRetention()
+}
+
 // ApplyRetention drops every day that ended more than Retention ago.
 func (s *Store) ApplyRetention() error {
-	if s.opts.Retention <= 0 {
+	r := time.Duration(s.retention.Load())
+	if r <= 0 {
 		return nil
 	}
-	cutoff := dayOf(s.opts.now().Add(-s.opts.Retention).UnixNano())
+	cutoff := dayOf(s.opts.now().Add(-r).UnixNano())
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.mu.Lock()

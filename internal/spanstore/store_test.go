@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -151,6 +152,42 @@ func TestRetention(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestSetRetention shortens the retention of an open store: the days now
+// past it go at once.
+func TestSetRetention(t *testing.T) {
+	now := time.Unix(0, day0).Add(3*24*time.Hour + time.Hour) // day0+3, 01:00
+	s := openStore(t, t.TempDir(), func(o *Options) {
+		o.Retention = 30 * 24 * time.Hour
+		o.now = func() time.Time { return now }
+	})
+	for d := int64(0); d < 4; d++ {
+		write(t, s, span(uint64(d+1), 1, "svc", "op", day0+d*nsPerDay+5, 1))
+	}
+	found := func() []uint64 {
+		var ids []uint64
+		for d := uint64(1); d <= 4; d++ {
+			if _, err := s.GetTrace(context.Background(), tid(d)); err == nil {
+				ids = append(ids, d)
+			} else if !errors.Is(err, storage.ErrTraceNotFound) {
+				t.Fatal(err)
+			}
+		}
+		return ids
+	}
+	if err := s.SetRetention(48 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := found(), []uint64{2, 3, 4}; !slices.Equal(got, want) {
+		t.Errorf("traces after a 48h retention: %v; want %v", got, want)
+	}
+	if err := s.SetRetention(0); err != nil { // keeps everything
+		t.Fatal(err)
+	}
+	if got, want := found(), []uint64{2, 3, 4}; !slices.Equal(got, want) {
+		t.Errorf("traces without retention: %v; want %v", got, want)
 	}
 }
 

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/auth"
+	"github.com/vigilhq/vigil/internal/es/estest"
+	"github.com/vigilhq/vigil/internal/model"
+	"github.com/vigilhq/vigil/internal/storage"
+	"github.com/vigilhq/vigil/internal/storage/dumptest"
+	"github.com/vigilhq/vigil/internal/storage/profiletest"
+)
+
+// TestTenantRetentionFollowsTheAuthConfig changes a tenant's retention in
+// --auth.config while its stores are open and running, embedded and on
+// Elasticsearch: after the reload every signal's store of that tenant has
+// the new retention and what is now past it is gone, while the default
+// tenant's older data stays.
+func TestTenantRetentionFollowsTheAuthConfig(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) {
+		testTenantRetention(t, &backends{dataDir: t.TempDir()}, "team-a", 2, func() {})
+	})
+	t.Run("elasticsearch", func(t *testing.T) {
+		esURL := estest.URL(t)
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		f := addESFlags(fs)
+		run := fmt.Sprintf("r%08x", rand.Uint32())
+		if err := fs.Parse([]string{"--es.urls=" + esURL, "--es.replicas=0", "--es.index-prefix=" + run + "-logs-",
+			"--es.jaeger.index-prefix=" + run, "--es.dumps.index-prefix=" + run, "--es.profiles.index-prefix=" + run}); err != nil {
+			t.Fatal(err)
+		}
+		tenant := "team-a-" + run
+		patterns := run + "*," + tenantIndexPrefix(tenant) + "*"
+		esDo := func(method, path string) {
+			req, _ := http.NewRequest(method, esURL+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		t.Cleanup(func() { esDo(http.MethodDelete, "/"+patterns+"?expand_wildcards=all") })
+		testTenantRetention(t, &backends{es: f}, tenant, 1, func() { esDo(http.MethodPost, "/"+patterns+"/_refresh") })
+	})
+}
+
+func testTenantRetention(t *testing.T, b *backends, tenant string, dumpsKept int, refresh func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	file := filepath.Join(t.TempDir(), "auth.yaml")
+	sum := sha256.Sum256([]byte("key-a"))
+	writeConfig := func(retention string) {
+		t.Helper()
+		c := fmt.Sprintf("tenants:\n  %s:\n    keys:\n      - sha256: %q\n        scopes: [write, read]\n    limits: {retention: %s}\n",
+			tenant, hex.EncodeToString(sum[:]), retention)
+		if err := os.WriteFile(file, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConfig("30d")
+	d := newDaemon(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	a, err := auth.New(auth.Options{File: file, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.auth = a
+
+	logsTS := signals[0].(*signalOf[logStore]).tenants(d, b)
+	spansTS := signals[1].(*signalOf[spanStore]).tenants(d, b)
+	dumpsTS := signals[2].(*signalOf[dumpStore]).tenants(d, b)
+	profilesTS := signals[3].(*signalOf[profileStore]).tenants(d, b)
+	logs, spans, dumps, profiles := routedLogs{logsTS}, routedSpans{spansTS}, routedDumps{dumpsTS}, routedProfiles{profilesTS}
+	ctxA, ctxDefault := auth.WithTenant(ctx, tenant), auth.WithTenant(ctx, auth.DefaultTenant)
+
+	// Ten days ago and now, for the tenant and for the default tenant
+	// (whose retention is --retention: none here).
+	now := time.Now()
+	old := now.Add(-10 * 24 * time.Hour)
+	pg := profiletest.NewProgram(1, 10, 10)
+	for i, c := range []context.Context{ctxA, ctxDefault} {
+		for j, ts := range []time.Time{old, now} {
+			id := byte(10*i + j + 1)
+			if err := logs.Write(c, []model.LogRecord{{ID: model.RecordID{id}, Timestamp: ts.UnixNano(), ObservedTimestamp: ts.UnixNano(), Service: "svc", Message: "m"}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := spans.Write(c, []model.Span{{TraceID: model.TraceID{id}, SpanID: model.SpanID{id}, Name: "op", StartTime: ts.UnixNano(), Duration: 1000, Service: "svc"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dumps.WriteDumps(c, []storage.GroupedDump{dumptest.Event(fmt.Sprintf("%032x", id), "7", ts)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := profiles.Write(c, []model.Profile{model.NewProfile("cpu", profiletest.Labels("service", "svc"), ts.UnixNano(), 10e9, pg.CPUProfile(int(id), ts.UnixNano(), false))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	refresh()
+	type found struct{ logs, spans, dumps, profiles int }
+	count := func(c context.Context, base byte) found {
+		t.Helper()
+		var f found
+		err := logs.Select(c, storage.SelectParams{Start: old.Add(-time.Hour).UnixNano(), End: now.Add(time.Hour).UnixNano()}, func(*storage.Row) bool { f.logs++; return true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []byte{base + 1, base + 2} {
+			if _, err := spans.GetTrace(c, model.TraceID{id}); err == nil {
+				f.spans++
+			} else if !errors.Is(err, storage.ErrTraceNotFound) {
+				t.Fatal(err)
+			}
+		}
+		for _, id := range []byte{base + 1, base + 2} {
+			if _, err := dumps.GetEvent(c, fmt.Sprintf("%032x", id)); err == nil {
+				f.dumps++
+			} else if !errors.Is(err, storage.ErrEventNotFound) {
+				t.Fatal(err)
+			}
+		}
+		ps, err := profiles.Profiles(c, storage.ProfileSelector{Type: "cpu", Start: old.Add(-time.Hour).UnixNano(), End: now.Add(time.Hour).UnixNano()}, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.profiles = len(ps)
+		return f
+	}
+	if got, want := count(ctxA, 0), (found{2, 2, 2, 2}); got != want {
+		t.Fatalf("%s before the change: found %+v; want %+v", tenant, got, want)
+	}
+
+	var running sync.WaitGroup
+	for _, run := range []func(context.Context) error{logsTS.Run, spansTS.Run, dumpsTS.Run, profilesTS.Run} {
+		running.Go(func() {
+			if err := run(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	defer func() {
+		cancel()
+		running.Wait()
+		for _, c := range []func() error{logsTS.Close, spansTS.Close, dumpsTS.Close, profilesTS.Close} {
+			if err := c(); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	for _, ts := range []interface{ retentionChanged() }{logsTS, spansTS, dumpsTS, profilesTS} {
+		a.OnReload(ts.retentionChanged)
+	}
+	writeConfig("7d")
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	retained := func() []time.Duration {
+		var rs []time.Duration
+		for _, r := range []func() time.Duration{logsTS.retainedBy(tenant), spansTS.retainedBy(tenant), dumpsTS.retainedBy(tenant), profilesTS.retainedBy(tenant)} {
+			rs = append(rs, r())
+		}
+		return rs
+	}
+	week := 7 * 24 * time.Hour
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rs := retained()
+		if rs[0] == week && rs[1] == week && rs[2] == week && rs[3] == week {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retention of %s's logs, spans, dumps and profiles stores: %v; want 7d each", tenant, rs)
+		}
+	}
+	refresh()
+	// The embedded dump store keeps a day's journal of what it received
+	// that day, so today's write of an old event stays; Elasticsearch
+	// keeps events by their day.
+	want := found{1, 1, dumpsKept, 1}
+	if got := count(ctxA, 0); got != want {
+		t.Errorf("%s after its retention became 7d: found %+v; want %+v", tenant, got, want)
+	}
+	if got, want := count(ctxDefault, 10), (found{2, 2, 2, 2}); got != want {
+		t.Errorf("the default tenant after %s's retention changed: found %+v; want all %+v", tenant, got, want)
+	}
+}
+
+// retainedBy returns what tells the retention tenant's open store has.
+func (t *tenantStores[S]) retainedBy(tenant string) func() time.Duration {
+	return func() time.Duration {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return t.retained[tenant]
+	}
+}
