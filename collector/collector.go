@@ -89,7 +89,8 @@ type Options struct {
 
 // Ledger counts produced records; see internal/reconcile.
 type Ledger interface {
-	Record(recs []model.LogRecord) error
+	// Record counts recs, records of tenant.
+	Record(tenant string, recs []model.LogRecord) error
 }
 
 // DefaultOptions returns options that suit one machine.

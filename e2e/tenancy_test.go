@@ -89,6 +89,7 @@ func TestTenancyAllInOne(t *testing.T) {
 	checkTenancy(t, a, b, tenancyAPIs(a, b, tenancyAddrs{
 		query: p.query, prom: []string{p.query, p.federation}, federate: []string{p.query, p.federation},
 		profiles: []string{p.query, p.profiler}, spanMetrics: []string{p.query}}))
+	checkReconcileTenants(t, p.dataDir(), p.query, false, a, b)
 }
 
 // TestTenancyDistributed: the same with collector, ingester, query,
@@ -142,6 +143,7 @@ func TestTenancyDistributed(t *testing.T) {
 	checkTenancy(t, a, b, tenancyAPIs(a, b, tenancyAddrs{
 		query: queryAddr, prom: []string{fedAddr, queryAddr}, federate: []string{fedAddr},
 		profiles: []string{queryAddr, profAddr}}))
+	checkReconcileTenants(t, filepath.Join(dir, "c"), queryAddr, true, a, b)
 }
 
 // writeTenant writes every signal of tn with its own credentials, each

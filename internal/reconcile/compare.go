@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/auth"
 )
 
 // Gap is a key whose stored count differs from its produced count.
@@ -36,6 +40,9 @@ func Compare(produced, stored map[Key]int64, surplus bool) []Gap {
 		if a.Minute != b.Minute {
 			return a.Minute < b.Minute
 		}
+		if a.Tenant != b.Tenant {
+			return a.Tenant < b.Tenant
+		}
 		if a.Service != b.Service {
 			return a.Service < b.Service
 		}
@@ -44,10 +51,22 @@ func Compare(produced, stored map[Key]int64, surplus bool) []Gap {
 	return gaps
 }
 
-// StoredCounts asks a Loki API (Vigil's query) for the stored count per
-// minute, service and source in [from, to), one chunk of up to 6 hours per
+// StoreAPI is the Loki API (Vigil's query) StoredCounts asks.
+type StoreAPI struct {
+	Client  *http.Client
+	BaseURL string
+	// Key, when set, is sent as a Bearer token: a key of the tenant asked
+	// for. Without one the tenant is asked for by X-Scope-OrgID alone,
+	// which Vigil believes from the trusted_proxies of --auth.config (and
+	// ignores without authentication, where every record is the default
+	// tenant's).
+	Key string
+}
+
+// StoredCounts asks the store of tenant for the stored count per minute,
+// service and source in [from, to), one chunk of up to 6 hours per
 // request; progress is called after each chunk.
-func StoredCounts(ctx context.Context, client *http.Client, baseURL string, from, to time.Time, progress func(done, total time.Duration)) (map[Key]int64, error) {
+func (a StoreAPI) StoredCounts(ctx context.Context, tenant string, from, to time.Time, progress func(done, total time.Duration)) (map[Key]int64, error) {
 	out := map[Key]int64{}
 	from = from.Truncate(time.Minute)
 	const chunk = 6 * time.Hour
@@ -64,13 +83,22 @@ func StoredCounts(ctx context.Context, client *http.Client, baseURL string, from
 			"end":   {strconv.FormatInt(end.Add(-1).UnixNano(), 10)},
 			"step":  {"60"},
 		}
-		req, err := http.NewRequestWithContext(ctx, "GET", baseURL+"/loki/api/v1/query_range?"+v.Encode(), nil)
+		req, err := http.NewRequestWithContext(ctx, "GET", a.BaseURL+"/loki/api/v1/query_range?"+v.Encode(), nil)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := client.Do(req)
+		req.Header.Set(auth.OrgIDHeader, tenant)
+		if a.Key != "" {
+			req.Header.Set("Authorization", "Bearer "+a.Key)
+		}
+		resp, err := a.Client.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("cannot query the store: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			_ = resp.Body.Close() // read above; nothing is lost on a failed close
+			return nil, fmt.Errorf("tenant %q: the store count query answered %s: %s", tenant, resp.Status, strings.TrimSpace(string(b)))
 		}
 		var r struct {
 			Data struct {
@@ -82,15 +110,15 @@ func StoredCounts(ctx context.Context, client *http.Client, baseURL string, from
 		}
 		err = json.NewDecoder(resp.Body).Decode(&r)
 		_ = resp.Body.Close() // decoded above; nothing is lost on a failed close
-		if resp.StatusCode != 200 || err != nil {
-			return nil, fmt.Errorf("store count query answered %s (%v)", resp.Status, err)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %q: cannot read the store count answer: %w", tenant, err)
 		}
 		for _, s := range r.Data.Result {
 			for _, p := range s.Values {
 				ts, _ := p[0].(float64)
 				n, _ := strconv.ParseInt(fmt.Sprint(p[1]), 10, 64)
 				minute := int64(ts+0.5)/60*60 - 60 // the point sits at the minute's last instant
-				out[Key{Minute: minute, Service: s.Metric["service"], Source: s.Metric["source"]}] += n
+				out[Key{Minute: minute, Tenant: tenant, Service: s.Metric["service"], Source: s.Metric["source"]}] += n
 			}
 		}
 		if progress != nil {

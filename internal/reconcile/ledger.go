@@ -1,7 +1,8 @@
 // Package reconcile finds records that were produced but never stored. The
-// collector counts what the queue accepted per minute, service and source
-// in a ledger on its disk; `vigil reconcile` compares those counts with
-// what the store holds, through the Loki API, and reports the gaps.
+// collector counts what the queue accepted per minute, tenant, service and
+// source in a ledger on its disk; `vigil reconcile` compares those counts
+// with what each tenant's store holds, through the Loki API, and reports
+// the gaps.
 package reconcile
 
 import (
@@ -15,20 +16,25 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/model"
 )
 
-// Key identifies one count: a minute of record timestamps, a service and a
-// source.
+// Key identifies one count: a minute of record timestamps, a tenant, a
+// service and a source.
 type Key struct {
 	Minute  int64 // Unix seconds of the minute's start
+	Tenant  string
 	Service string
 	Source  string
 }
 
-// ledgerLine is one line of a ledger file: a delta for a key.
+// ledgerLine is one line of a ledger file: a delta for a key. The default
+// tenant is written as no tenant, as every line was before tenants, so a
+// ledger of an earlier release reads as the default tenant's.
 type ledgerLine struct {
 	Minute  int64  `json:"minute"`
+	Tenant  string `json:"tenant,omitempty"`
 	Service string `json:"service"`
 	Source  string `json:"source"`
 	Count   int64  `json:"count"`
@@ -66,15 +72,15 @@ func OpenLedger(dir string) (*Ledger, error) {
 	return &Ledger{dir: dir, recent: recent}, nil
 }
 
-// Record counts recs as produced.
-func (l *Ledger) Record(recs []model.LogRecord) error {
+// Record counts recs, records of tenant, as produced.
+func (l *Ledger) Record(tenant string, recs []model.LogRecord) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	counts := map[Key]int64{}
 	for i := range recs {
 		r := &recs[i]
 		if l.recent.add(r.ID) {
-			counts[Key{Minute: r.Timestamp / 1e9 / 60 * 60, Service: r.Service, Source: r.Source}]++
+			counts[Key{Minute: r.Timestamp / 1e9 / 60 * 60, Tenant: tenant, Service: r.Service, Source: r.Source}]++
 		}
 	}
 	if err := l.recent.persist(); err != nil {
@@ -93,7 +99,11 @@ func (l *Ledger) Record(recs []model.LogRecord) error {
 	}
 	l.buf = l.buf[:0]
 	for k, n := range counts {
-		b, _ := json.Marshal(ledgerLine{k.Minute, k.Service, k.Source, n})
+		ln := ledgerLine{Minute: k.Minute, Tenant: k.Tenant, Service: k.Service, Source: k.Source, Count: n}
+		if ln.Tenant == auth.DefaultTenant {
+			ln.Tenant = ""
+		}
+		b, _ := json.Marshal(ln)
 		l.buf = append(append(l.buf, b...), '\n')
 	}
 	if _, err := l.f.Write(l.buf); err != nil {
@@ -170,7 +180,10 @@ func ReadProduced(dir string, from, to time.Time) (map[Key]int64, error) {
 			if ln.Minute < from.Unix() || ln.Minute >= to.Unix() {
 				continue
 			}
-			out[Key{ln.Minute, ln.Service, ln.Source}] += ln.Count
+			if ln.Tenant == "" {
+				ln.Tenant = auth.DefaultTenant
+			}
+			out[Key{ln.Minute, ln.Tenant, ln.Service, ln.Source}] += ln.Count
 		}
 		err = errors.Join(sc.Err(), f.Close())
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,8 +22,9 @@ func TestLedgerRoundTrip(t *testing.T) {
 		ts := m0.Add(time.Duration(sec) * time.Second).UnixNano()
 		return model.LogRecord{ID: model.RecordID{8: byte(sec), 9: svc[0], 10: src[0]}, Timestamp: ts, Service: svc, Source: src}
 	}
-	l.Record([]model.LogRecord{rec(1, "a", "http"), rec(59, "a", "http"), rec(61, "a", "http"), rec(5, "b", "file")})
-	l.Record([]model.LogRecord{rec(2, "a", "http")})
+	l.Record("default", []model.LogRecord{rec(1, "a", "http"), rec(59, "a", "http"), rec(61, "a", "http"), rec(5, "b", "file")})
+	l.Record("default", []model.LogRecord{rec(2, "a", "http")})
+	l.Record("team-a", []model.LogRecord{rec(3, "a", "http")})
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +33,7 @@ func TestLedgerRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Record([]model.LogRecord{rec(1, "a", "http"), rec(5, "b", "file")})
+	l.Record("default", []model.LogRecord{rec(1, "a", "http"), rec(5, "b", "file")})
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +48,15 @@ func TestLedgerRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := m0.Unix()
-	want := map[Key]int64{{m, "a", "http"}: 3, {m + 60, "a", "http"}: 1, {m, "b", "file"}: 1}
+	want := map[Key]int64{{m, "default", "a", "http"}: 3, {m + 60, "default", "a", "http"}: 1, {m, "default", "b", "file"}: 1, {m, "team-a", "a", "http"}: 1}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v; want %v", got, want)
+	}
+	// The default tenant's lines are written as before tenants.
+	b, _ := os.ReadFile(files[0])
+	if !strings.Contains(string(b), `{"minute":1714564800,"service":"a","source":"http","count":2}`) ||
+		!strings.Contains(string(b), `{"minute":1714564800,"tenant":"team-a","service":"a","source":"http","count":1}`) {
+		t.Errorf("ledger lines:\n%s", b)
 	}
 	got, _ = ReadProduced(dir, m0.Add(time.Minute), m0.Add(time.Hour))
 	if len(got) != 1 {
@@ -56,15 +64,52 @@ func TestLedgerRoundTrip(t *testing.T) {
 	}
 }
 
-func TestCompare(t *testing.T) {
-	produced := map[Key]int64{{60, "a", "http"}: 10, {0, "a", "http"}: 5, {0, "b", "file"}: 3}
-	stored := map[Key]int64{{60, "a", "http"}: 10, {0, "a", "http"}: 4, {0, "b", "file"}: 4}
-	got := Compare(produced, stored, false)
-	want := []Gap{{Key{0, "a", "http"}, 5, 4}}
+// TestLedgerOfAnEarlierRelease reads a ledger written by the release before
+// tenants (testdata/ledger-before-tenants, 7 + 3 records): its counts are
+// the default tenant's, and a ledger opened on it counts on.
+func TestLedgerOfAnEarlierRelease(t *testing.T) {
+	m := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	got, err := ReadProduced("testdata/ledger-before-tenants", m, m.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Key]int64{{m.Unix(), "default", "checkout", "http"}: 7, {m.Unix() + 60, "default", "checkout", "file"}: 3}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v; want %v", got, want)
 	}
-	if got := Compare(produced, stored, true); len(got) != 2 || got[1].Missing() != -1 {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/ledger-before-tenants")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenLedger(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Record 1 was counted before the upgrade; record 200 is new.
+	l.Record("team-a", []model.LogRecord{{ID: model.RecordID{8: 1}, Timestamp: m.UnixNano(), Service: "checkout", Source: "http"},
+		{ID: model.RecordID{8: 200}, Timestamp: m.UnixNano(), Service: "checkout", Source: "http"}})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err = ReadProduced(dir, m, m.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want[Key{m.Unix(), "team-a", "checkout", "http"}] = 1
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("after counting on: got %v; want %v", got, want)
+	}
+}
+
+func TestCompare(t *testing.T) {
+	produced := map[Key]int64{{60, "default", "a", "http"}: 10, {0, "default", "a", "http"}: 5, {0, "default", "b", "file"}: 3, {0, "team-a", "a", "http"}: 2}
+	stored := map[Key]int64{{60, "default", "a", "http"}: 10, {0, "default", "a", "http"}: 4, {0, "default", "b", "file"}: 4, {0, "team-a", "a", "http"}: 1}
+	got := Compare(produced, stored, false)
+	want := []Gap{{Key{0, "default", "a", "http"}, 5, 4}, {Key{0, "team-a", "a", "http"}, 2, 1}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v; want %v", got, want)
+	}
+	if got := Compare(produced, stored, true); len(got) != 3 || got[1].Missing() != -1 {
 		t.Errorf("with surplus: got %v", got)
 	}
 }
@@ -117,7 +162,7 @@ func BenchmarkLedgerRecord(b *testing.B) {
 			n++
 			recs[i] = model.LogRecord{ID: model.RecordID{8: byte(n), 9: byte(n >> 8), 10: byte(n >> 16), 11: byte(n >> 24)}, Timestamp: int64(n) * 1e6, Service: "s", Source: "http"}
 		}
-		if err := l.Record(recs); err != nil {
+		if err := l.Record("default", recs); err != nil {
 			b.Fatal(err)
 		}
 	}
