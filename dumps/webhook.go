@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/backoff"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -29,13 +31,18 @@ func (IssueGrouper) Group(d *model.Dump) (issueID, title, culprit string) {
 
 // WebhookOptions configures a Webhook.
 type WebhookOptions struct {
-	// URL receives one POST per new issue or regression.
+	// URL receives one POST per new issue or regression of every tenant
+	// that has no webhook of its own; "" notifies those tenants nowhere.
 	URL string
+	// URLFor, when set, returns the URL of a tenant's own webhook, ""
+	// when it has none. It is asked at each notification, so a change of
+	// the configuration it reads applies to the next one.
+	URLFor func(tenant string) string
 	// IssueURL, when set, is the prefix of a link to an issue in the
 	// message: IssueURL + issue id.
 	IssueURL string
-	// QueueSize bounds the notifications waiting for delivery; more are
-	// dropped and counted.
+	// QueueSize bounds the notifications waiting for delivery to one URL;
+	// more are dropped and counted.
 	QueueSize int
 	// MaxAttempts bounds the deliveries of one notification (5xx, 429,
 	// network errors are retried with backoff; other 4xx are not).
@@ -54,12 +61,19 @@ func DefaultWebhookOptions(url string) WebhookOptions {
 }
 
 // Webhook posts new issues and regressions to a URL as JSON: Slack's
-// incoming-webhook {"text": …} plus structured fields (docs/dumps.md). It
-// queues in memory, bounded, and delivers on Run's goroutine, so the
-// ingester never waits for it.
+// incoming-webhook {"text": …} plus structured fields (docs/dumps.md),
+// to the tenant's own URL when it has one. It queues in memory, bounded,
+// one queue and one delivering goroutine per URL, so the ingester never
+// waits for it and a URL that is slow or down delays only its own
+// notifications.
 type Webhook struct {
-	opts                                  WebhookOptions
-	queue                                 chan storage.IssueChange
+	opts WebhookOptions
+
+	mu     sync.Mutex
+	queues map[string]chan notification // by URL
+	runCtx context.Context              // Run's, once it runs
+	run    sync.WaitGroup
+
 	sent, failedAttempts, dropped, gaveUp prometheus.Counter
 	// backoff is the wait before a retry; tests shorten it.
 	backoff backoff.Backoff
@@ -88,7 +102,7 @@ func NewWebhook(opts WebhookOptions) *Webhook {
 	}
 	w := &Webhook{
 		opts:           opts,
-		queue:          make(chan storage.IssueChange, opts.QueueSize),
+		queues:         map[string]chan notification{},
 		sent:           c("webhook_sent_total", "Notifications of new issues and regressions the webhook accepted (2xx)."),
 		failedAttempts: c("webhook_errors_total", "Failed webhook deliveries (network errors and non-2xx answers); retried up to the attempt limit."),
 		gaveUp:         c("webhook_given_up_total", "Notifications not delivered after the last attempt, or refused with a 4xx."),
@@ -101,33 +115,83 @@ func NewWebhook(opts WebhookOptions) *Webhook {
 	return w
 }
 
-// Notify queues the changes for delivery; when the queue is full they are
-// dropped and counted. It never blocks.
-func (w *Webhook) Notify(changes []storage.IssueChange) {
-	for _, c := range changes {
-		select {
-		case w.queue <- c:
-		default:
-			w.dropped.Inc()
-			w.opts.Logger.Warn("webhook queue full; dropping a notification", "kind", c.Kind, "issue", c.Issue.ID, "queue_size", w.opts.QueueSize)
+// notification is a change of a tenant's issues.
+type notification struct {
+	tenant string
+	storage.IssueChange
+}
+
+// Notify queues the changes of tenant's issues for delivery to its URL;
+// when that URL's queue is full they are dropped and counted. It never
+// blocks.
+func (w *Webhook) Notify(tenant string, changes []storage.IssueChange) {
+	url := w.opts.URL
+	if w.opts.URLFor != nil {
+		if u := w.opts.URLFor(tenant); u != "" {
+			url = u
 		}
 	}
+	if url == "" {
+		return
+	}
+	q := w.queue(url)
+	for _, c := range changes {
+		select {
+		case q <- notification{tenant, c}:
+		default:
+			w.dropped.Inc()
+			w.opts.Logger.Warn("webhook queue full; dropping a notification", "tenant", tenant, "kind", c.Kind, "issue", c.Issue.ID, "queue_size", w.opts.QueueSize)
+		}
+	}
+}
+
+// queue returns the queue of url, making it (and, once Run runs, its
+// delivering goroutine) on first use.
+func (w *Webhook) queue(url string) chan notification {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q, ok := w.queues[url]
+	if !ok {
+		q = make(chan notification, w.opts.QueueSize)
+		w.queues[url] = q
+		if w.runCtx != nil {
+			w.deliverAll(url, q)
+		}
+	}
+	return q
 }
 
 // Run delivers queued notifications until ctx ends.
 func (w *Webhook) Run(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case c := <-w.queue:
-			w.deliver(ctx, c)
-		}
+	w.mu.Lock()
+	w.runCtx = ctx
+	for url, q := range w.queues {
+		w.deliverAll(url, q)
 	}
+	w.mu.Unlock()
+	<-ctx.Done()
+	w.run.Wait()
+	return nil
+}
+
+// deliverAll delivers the notifications of q to url, one at a time, until
+// Run's context ends; the caller holds mu.
+func (w *Webhook) deliverAll(url string, q chan notification) {
+	ctx := w.runCtx
+	w.run.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case n := <-q:
+				w.deliver(ctx, url, n)
+			}
+		}
+	})
 }
 
 // deliver posts one notification, retrying.
-func (w *Webhook) deliver(ctx context.Context, c storage.IssueChange) {
+func (w *Webhook) deliver(ctx context.Context, url string, c notification) {
 	body, err := json.Marshal(w.payload(c))
 	if err != nil {
 		w.gaveUp.Inc()
@@ -135,7 +199,7 @@ func (w *Webhook) deliver(ctx context.Context, c storage.IssueChange) {
 	}
 	b := w.backoff
 	for attempt := 1; ; attempt++ {
-		retry, err := w.post(ctx, body)
+		retry, err := w.post(ctx, url, body)
 		if err == nil {
 			w.sent.Inc()
 			return
@@ -143,7 +207,7 @@ func (w *Webhook) deliver(ctx context.Context, c storage.IssueChange) {
 		w.failedAttempts.Inc()
 		if !retry || attempt >= w.opts.MaxAttempts || ctx.Err() != nil {
 			w.gaveUp.Inc()
-			w.opts.Logger.Warn("cannot deliver an issue notification to the webhook", "kind", c.Kind, "issue", c.Issue.ID, "attempts", attempt, "err", err)
+			w.opts.Logger.Warn("cannot deliver an issue notification to the webhook", "tenant", c.tenant, "kind", c.Kind, "issue", c.Issue.ID, "attempts", attempt, "err", err)
 			return
 		}
 		if backoff.Sleep(ctx, b.Next()) != nil {
@@ -154,10 +218,10 @@ func (w *Webhook) deliver(ctx context.Context, c storage.IssueChange) {
 }
 
 // post sends body once; retry says whether another attempt may succeed.
-func (w *Webhook) post(ctx context.Context, body []byte) (retry bool, err error) {
+func (w *Webhook) post(ctx context.Context, url string, body []byte) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.opts.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return false, err
 	}
@@ -181,10 +245,13 @@ func (w *Webhook) post(ctx context.Context, body []byte) (retry bool, err error)
 // WebhookPayload is what the webhook posts: Slack's "text" and the
 // structured fields.
 type WebhookPayload struct {
-	Text  string       `json:"text"`
-	Kind  string       `json:"kind"` // "new" or "regression"
-	Issue WebhookIssue `json:"issue"`
-	Event WebhookEvent `json:"event"`
+	Text string `json:"text"`
+	Kind string `json:"kind"` // "new" or "regression"
+	// Tenant is the tenant whose issue it is; left out for the default
+	// tenant (and so without --auth.config).
+	Tenant string       `json:"tenant,omitempty"`
+	Issue  WebhookIssue `json:"issue"`
+	Event  WebhookEvent `json:"event"`
 }
 
 // WebhookIssue is the issue of a notification; times are RFC 3339.
@@ -216,13 +283,20 @@ type WebhookEvent struct {
 
 func rfc3339(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
 
-func (w *Webhook) payload(c storage.IssueChange) WebhookPayload {
+func (w *Webhook) payload(c notification) WebhookPayload {
 	is, ev := c.Issue, c.Event
+	tenant := c.tenant
+	if tenant == auth.DefaultTenant {
+		tenant = ""
+	}
 	url := ""
 	if w.opts.IssueURL != "" {
 		url = w.opts.IssueURL + is.ID
 	}
 	var text strings.Builder
+	if tenant != "" {
+		fmt.Fprintf(&text, "[%s] ", tenant)
+	}
 	if c.Kind == storage.IssueRegressed {
 		text.WriteString("Regression in ")
 	} else {
@@ -243,7 +317,7 @@ func (w *Webhook) payload(c storage.IssueChange) WebhookPayload {
 		fmt.Fprintf(&text, " <%s|issue %s>", url, is.ID)
 	}
 	return WebhookPayload{
-		Text: text.String(), Kind: string(c.Kind),
+		Text: text.String(), Kind: string(c.Kind), Tenant: tenant,
 		Issue: WebhookIssue{ID: is.ID, Title: is.Title, Culprit: is.Culprit, Service: is.Service, Project: is.Project, Grade: is.Grade,
 			Level: is.Level, Status: string(is.Status), Count: is.Count, FirstSeen: rfc3339(is.FirstSeen), LastSeen: rfc3339(is.LastSeen),
 			Releases: is.Releases, URL: url},

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,7 +60,7 @@ func TestWebhook(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()
-	w.Notify([]storage.IssueChange{change(storage.IssueCreated, "bad"), change(storage.IssueRegressed, "7")})
+	w.Notify("default", []storage.IssueChange{change(storage.IssueCreated, "bad"), change(storage.IssueRegressed, "7")})
 	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(w.sent) < 1 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -85,8 +87,83 @@ func TestWebhookQueueBounded(t *testing.T) {
 	o := DefaultWebhookOptions("http://127.0.0.1:1/")
 	o.QueueSize = 2
 	w := NewWebhook(o)
-	w.Notify([]storage.IssueChange{change(storage.IssueCreated, "1"), change(storage.IssueCreated, "2"), change(storage.IssueCreated, "3")})
+	w.Notify("default", []storage.IssueChange{change(storage.IssueCreated, "1"), change(storage.IssueCreated, "2"), change(storage.IssueCreated, "3")})
 	if got := testutil.ToFloat64(w.dropped); got != 1 {
 		t.Errorf("dropped %v; want 1 beyond a queue of 2", got)
+	}
+}
+
+// TestWebhookPerTenant: a tenant with a URL of its own gets its issues
+// there, tagged with the tenant; the others go to the operator's URL; a
+// tenant's URL that hangs delays none of the other notifications.
+func TestWebhookPerTenant(t *testing.T) {
+	type sink struct {
+		mu  sync.Mutex
+		got []WebhookPayload
+	}
+	serve := func(s *sink, hang chan struct{}) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var p WebhookPayload
+			if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+				t.Error(err)
+			}
+			if hang != nil {
+				select {
+				case <-hang:
+				case <-r.Context().Done():
+				}
+			}
+			s.mu.Lock()
+			s.got = append(s.got, p)
+			s.mu.Unlock()
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	hang := make(chan struct{})
+	var operator, teamA, teamB sink
+	opSrv, aSrv, bSrv := serve(&operator, nil), serve(&teamA, nil), serve(&teamB, hang)
+	o := DefaultWebhookOptions(opSrv.URL)
+	o.URLFor = func(tenant string) string {
+		return map[string]string{"team-a": aSrv.URL, "team-b": bSrv.URL}[tenant]
+	}
+	w := NewWebhook(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	w.Notify("team-b", []storage.IssueChange{change(storage.IssueCreated, "b1")}) // hangs until the end
+	w.Notify("team-a", []storage.IssueChange{change(storage.IssueCreated, "a1")})
+	w.Notify("default", []storage.IssueChange{change(storage.IssueCreated, "d1")})
+	w.Notify("team-c", []storage.IssueChange{change(storage.IssueCreated, "c1")})
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(w.sent) < 3 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(hang)
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(w.sent) < 4 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	ids := func(s *sink) []string {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var out []string
+		for _, p := range s.got {
+			out = append(out, p.Tenant+"/"+p.Issue.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got, want := ids(&teamA), []string{"team-a/a1"}; !slices.Equal(got, want) {
+		t.Errorf("team-a's webhook got %v; want %v", got, want)
+	}
+	if got, want := ids(&teamB), []string{"team-b/b1"}; !slices.Equal(got, want) {
+		t.Errorf("team-b's webhook got %v; want %v", got, want)
+	}
+	if got, want := ids(&operator), []string{"/d1", "team-c/c1"}; !slices.Equal(got, want) {
+		t.Errorf("the operator's webhook got %v; want the default tenant's and team-c's %v", got, want)
+	}
+	if p := teamA.got[0]; !strings.HasPrefix(p.Text, "[team-a] New issue in checkout") {
+		t.Errorf("team-a's text %q; want it to name the tenant", p.Text)
 	}
 }

@@ -31,9 +31,10 @@ type webhookSink struct {
 }
 
 type webhookMsg struct {
-	Text  string `json:"text"`
-	Kind  string `json:"kind"`
-	Issue struct {
+	Text   string `json:"text"`
+	Kind   string `json:"kind"`
+	Tenant string `json:"tenant"`
+	Issue  struct {
 		ID      string `json:"id"`
 		Service string `json:"service"`
 		Count   int64  `json:"count"`

@@ -42,6 +42,8 @@ type tenant struct {
 	issueID, profileID string
 	// lines is the number of log lines it wrote.
 	lines int
+	// dumpsWebhook, when set, is its dumps_webhook_url.
+	dumpsWebhook string
 }
 
 // tenancyTenants returns team-a and team-b with markers unique to the run
@@ -68,6 +70,9 @@ func tenancyAuthConfig(t *testing.T, dir, trusted string, tenants ...*tenant) st
 	for _, tn := range tenants {
 		fmt.Fprintf(&b, "  %s:\n    keys:\n      - sha256: %q\n        scopes: [write, read]\n    sentry_keys:\n      - key: %s\n        project: %q\n",
 			tn.name, sha(tn.key), tn.dsn, tn.project)
+		if tn.dumpsWebhook != "" {
+			fmt.Fprintf(&b, "    dumps_webhook_url: %s\n", tn.dumpsWebhook)
+		}
 	}
 	conf := filepath.Join(dir, "auth.yaml")
 	writeFile(t, conf, b.String())
@@ -81,7 +86,8 @@ func tenancyAuthConfig(t *testing.T, dir, trusted string, tenants ...*tenant) st
 func TestTenancyAllInOne(t *testing.T) {
 	dir := t.TempDir()
 	a, b := tenancyTenants()
-	p := startAllInOne(t, filepath.Join(dir, "data"), "--auth.config", tenancyAuthConfig(t, dir, "", a, b))
+	hooks := newTenantWebhooks(t, a)
+	p := startAllInOne(t, filepath.Join(dir, "data"), "--auth.config", tenancyAuthConfig(t, dir, "", a, b), "--dumps.webhook-url", hooks.operatorURL)
 	for _, tn := range []*tenant{a, b} {
 		writeTenant(t, p, tn)
 	}
@@ -90,6 +96,7 @@ func TestTenancyAllInOne(t *testing.T) {
 		query: p.query, prom: []string{p.query, p.federation}, federate: []string{p.query, p.federation},
 		profiles: []string{p.query, p.profiler}, spanMetrics: []string{p.query}}))
 	checkReconcileTenants(t, p.dataDir(), p.query, false, a, b)
+	hooks.check(t, a, b)
 }
 
 // TestTenancyDistributed: the same with collector, ingester, query,
@@ -103,6 +110,7 @@ func TestTenancyDistributed(t *testing.T) {
 	run := fmt.Sprintf("e2etenancy%d", time.Now().UnixNano()%1e9)
 	dir := t.TempDir()
 	a, b := tenancyTenants()
+	hooks := newTenantWebhooks(t, a)
 	// The collector forwards OTLP metrics, and vigil query the Prometheus
 	// API, to the federation with the tenant in X-Scope-OrgID: the
 	// federation believes it from loopback. A request with no key and no
@@ -131,7 +139,7 @@ func TestTenancyDistributed(t *testing.T) {
 		"--collector.http.listen", collectorAddr, "--collector.metrics-url", "http://" + fedAddr + "/api/v1/otlp/v1/metrics"},
 		auth...), kafkaArgs...), p.receiverArgs()...)...)
 	startDaemon(t, ingAddr, append(append(append([]string{"ingester", "--data-dir", filepath.Join(dir, "i"),
-		"--ingester.listen", ingAddr}, auth...), kafkaArgs...), esArgs...)...)
+		"--ingester.listen", ingAddr, "--dumps.webhook-url", hooks.operatorURL}, auth...), kafkaArgs...), esArgs...)...)
 	startDaemon(t, profAddr, append(append(append([]string{"profiler", "--data-dir", filepath.Join(dir, "p"),
 		"--profiler.listen", profAddr}, auth...), kafkaArgs...), esArgs...)...)
 	startDaemon(t, queryAddr, append(append([]string{"query", "--query.listen", queryAddr, "--query.metrics-url", "http://" + fedAddr},
@@ -144,6 +152,7 @@ func TestTenancyDistributed(t *testing.T) {
 		query: queryAddr, prom: []string{fedAddr, queryAddr}, federate: []string{fedAddr},
 		profiles: []string{queryAddr, profAddr}}))
 	checkReconcileTenants(t, filepath.Join(dir, "c"), queryAddr, true, a, b)
+	hooks.check(t, a, b)
 }
 
 // writeTenant writes every signal of tn with its own credentials, each

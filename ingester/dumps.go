@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -28,7 +29,8 @@ type Grouper interface {
 // Notify must not block on the network: a webhook queues and delivers on
 // its own goroutine.
 type IssueNotifier interface {
-	Notify(changes []storage.IssueChange)
+	// Notify tells about changes of tenant's issues.
+	Notify(tenant string, changes []storage.IssueChange)
 }
 
 // DumpIngester moves dump events (model.Dump as JSON, one per queue
@@ -130,7 +132,7 @@ func DecodeDump(value []byte) (model.Dump, error) {
 func (in *DumpIngester) write(ctx context.Context, batch []storage.GroupedDump) error {
 	changes, err := in.store.WriteDumps(ctx, batch)
 	if len(changes) > 0 && in.notifier != nil {
-		in.notifier.Notify(changes)
+		in.notifier.Notify(auth.Tenant(ctx), changes)
 	}
 	return err
 }

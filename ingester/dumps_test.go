@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/dumpstore"
 	"github.com/vigilhq/vigil/internal/model"
 	"github.com/vigilhq/vigil/internal/storage"
@@ -54,11 +55,17 @@ type changeLog struct {
 	got []string
 }
 
-func (c *changeLog) Notify(ch []storage.IssueChange) {
+// Notify keeps kind:issue, prefixed with tenant: for a tenant other than
+// the default one.
+func (c *changeLog) Notify(tenant string, ch []storage.IssueChange) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	prefix := ""
+	if tenant != auth.DefaultTenant {
+		prefix = tenant + ":"
+	}
 	for _, x := range ch {
-		c.got = append(c.got, string(x.Kind)+":"+x.Issue.ID)
+		c.got = append(c.got, prefix+string(x.Kind)+":"+x.Issue.ID)
 	}
 }
 

@@ -17,7 +17,7 @@ func TestDumpsFlags(t *testing.T) {
 		if err := fs.Parse(args); err != nil {
 			t.Fatal(err)
 		}
-		w, err := df.webhook(slog.New(slog.DiscardHandler), nil)
+		w, err := df.webhook(nil, slog.New(slog.DiscardHandler), nil)
 		if got := errString(err); !strings.Contains(got, wantErr) || (wantErr == "") != (err == nil) {
 			t.Errorf("%v: webhook error %q; want %q", args, got, wantErr)
 		}

@@ -136,7 +136,7 @@ var signals = []signalPath{
 			// The webhook delivers on its own goroutine, run and stopped
 			// with the daemon; without one nothing is notified.
 			var n ingester.IssueNotifier
-			w, err := b.dumps.webhook(d.logger.With("component", "dumps-webhook"), d.reg)
+			w, err := b.dumps.webhook(d.auth, d.logger.With("component", "dumps-webhook"), d.reg)
 			if err != nil {
 				return nil, err
 			}

@@ -39,8 +39,8 @@ func DefaultOptions(file string) Options {
 // for concurrent use; Reload swaps the configuration atomically, so a
 // request is judged by the old or the new one, never a mix.
 type Authenticator struct {
-	opts    Options
-	cur     atomic.Pointer[table]
+	opts     Options
+	cur      atomic.Pointer[table]
 	mu       sync.Mutex // guards stamp, onReload and the reads of the file
 	stamp    fileStamp
 	onReload []func()
@@ -210,6 +210,18 @@ func (a *Authenticator) Run(ctx context.Context) error {
 
 // Config returns the configuration in effect.
 func (a *Authenticator) Config() *Config { return a.cur.Load().cfg }
+
+// DumpsWebhookURL returns the URL of tenant's own dumps webhook, "" when
+// it has none.
+func (a *Authenticator) DumpsWebhookURL(tenant string) string {
+	if a == nil {
+		return ""
+	}
+	if t := a.cur.Load().cfg.Tenants[tenant]; t != nil {
+		return t.DumpsWebhookURL
+	}
+	return ""
+}
 
 // Limits returns the limits of tenant, and whether it is configured.
 func (a *Authenticator) Limits(tenant string) (Limits, bool) {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -71,6 +72,9 @@ type Limits struct {
 type TenantConfig struct {
 	ID     string
 	Limits Limits
+	// DumpsWebhookURL, when set, receives the tenant's new issues and
+	// regressions instead of --dumps.webhook-url.
+	DumpsWebhookURL string
 }
 
 // key is one accepted key: the SHA-256 of the key and what it grants.
@@ -103,7 +107,7 @@ var tenantID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 var (
 	topFields    = []string{"tenants", "trusted_proxies"}
 	proxyFields  = []string{"cidrs", "scopes"}
-	tenantFields = []string{"keys", "sentry_keys", "limits"}
+	tenantFields = []string{"keys", "sentry_keys", "limits", "dumps_webhook_url"}
 	keyFields    = []string{"sha256", "scopes", "environment", "name"}
 	dsnFields    = []string{"key", "sha256", "project"}
 	limitFields  = []string{"ingestion_rate", "ingestion_burst", "max_streams", "max_series", "max_query_range", "retention"}
@@ -238,6 +242,13 @@ func (p parser) tenant(c *Config, id, path string, n *yaml.Node) (*TenantConfig,
 		if t.Limits, err = p.limits(ln, path+".limits"); err != nil {
 			return nil, err
 		}
+	}
+	if wn := m["dumps_webhook_url"]; wn != nil {
+		u, err := url.Parse(wn.Value)
+		if wn.Kind != yaml.ScalarNode || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, p.errf(wn, path+".dumps_webhook_url", "%q: want an http or https URL", wn.Value)
+		}
+		t.DumpsWebhookURL = wn.Value
 	}
 	if kn := m["keys"]; kn != nil {
 		if kn.Kind != yaml.SequenceNode {

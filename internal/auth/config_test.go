@@ -33,6 +33,12 @@ func TestParseConfigFull(t *testing.T) {
 	if got := c.Tenants["team-a"].Limits; got != want {
 		t.Errorf("got limits %+v; want %+v", got, want)
 	}
+	if got := c.Tenants["team-a"].DumpsWebhookURL; got != "https://hooks.example.com/services/team-a" {
+		t.Errorf("got team-a's dumps webhook %q", got)
+	}
+	if got := c.Tenants["team-b"].DumpsWebhookURL; got != "" {
+		t.Errorf("got team-b's dumps webhook %q; want none", got)
+	}
 	if got := c.Tenants["team-b"].Limits; got != (Limits{}) {
 		t.Errorf("got team-b limits %+v; want none", got)
 	}
@@ -101,6 +107,8 @@ func TestParseConfigErrors(t *testing.T) {
 	f("tenants:\n  a:\n    sentry_keys:\n      - {project: 1}", `auth.yaml:4: tenants.a.sentry_keys[0].key: missing`)
 	f("tenants:\n  a:\n    sentry_keys:\n      - {key: abc}\n  b:\n    sentry_keys:\n      - {key: abc}", `auth.yaml:7: tenants.b.sentry_keys[0]: the same DSN key is already given at line 4`)
 	f("trusted_proxies:\n  cidrs: [10.0.0.0/33]\ntenants: {a: {}}", `auth.yaml:2: trusted_proxies.cidrs[0]: "10.0.0.0/33" is not a CIDR`)
+	f("tenants:\n  a:\n    dumps_webhook_url: hooks.example.com/x", `auth.yaml:3: tenants.a.dumps_webhook_url: "hooks.example.com/x": want an http or https URL`)
+	f("tenants:\n  a:\n    dumps_webhook_url: [x]", `auth.yaml:3: tenants.a.dumps_webhook_url: "": want an http or https URL`)
 	f("tenants:\n  a: {}\n  a: {}", `auth.yaml:3: tenants.a: tenant "a" is listed twice`)
 }
 

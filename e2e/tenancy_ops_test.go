@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // checkReconcileTenants runs vigil reconcile on the collector's ledger in
@@ -44,4 +46,40 @@ func checkReconcileTenants(t *testing.T, dataDir, queryAddr string, trusted bool
 	if err == nil || !strings.Contains(out, `tenant "team-b": the store count query answered 403`) || !strings.Contains(out, aLine) {
 		t.Errorf("vigil reconcile of team-b with team-a's key: %v; want team-b refused (403) and team-a's %q in\n%s", err, aLine, out)
 	}
+}
+
+// tenantWebhooks are the dumps webhooks of the tenancy tests: the
+// operator's (--dumps.webhook-url) and the one of a tenant's own
+// dumps_webhook_url.
+type tenantWebhooks struct {
+	operator, own *webhookSink
+	operatorURL   string
+}
+
+func newTenantWebhooks(t *testing.T, owner *tenant) *tenantWebhooks {
+	h := &tenantWebhooks{}
+	h.operator, h.operatorURL = newWebhookSink(t)
+	h.own, owner.dumpsWebhook = newWebhookSink(t)
+	return h
+}
+
+// check waits for the new issues of a (which has its own webhook) and b
+// (which has not): a's goes to its own webhook only, b's to the
+// operator's, each named by its tenant.
+func (h *tenantWebhooks) check(t *testing.T, a, b *tenant) {
+	t.Helper()
+	tenants := func(w *webhookSink) []string {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		var out []string
+		for _, m := range w.msgs {
+			out = append(out, m.Tenant+" "+m.Kind)
+		}
+		return out
+	}
+	eventually(t, 30*time.Second, "each tenant's new issue at its webhook", func() (bool, string) {
+		own, op := tenants(h.own), tenants(h.operator)
+		return slices.Equal(own, []string{a.name + " new"}) && slices.Equal(op, []string{b.name + " new"}),
+			fmt.Sprintf("%s's webhook %q, the operator's %q", a.name, own, op)
+	})
 }
