@@ -28,7 +28,7 @@ func TestTenantLimits(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`tenants:
   team-a:
     keys: [{sha256: %q, scopes: [write, read]}]
-    limits: {ingestion_rate: 20, ingestion_burst: 40, max_streams: 2}
+    limits: {ingestion_rate: 20, ingestion_burst: 40, max_streams: 2, max_series: 3}
   team-b:
     keys: [{sha256: %q, scopes: [write, read]}]
 `, sha(keyA), sha(keyB))), 0o600); err != nil {
@@ -110,6 +110,36 @@ func TestTenantLimits(t *testing.T) {
 	if got := metric(t, p.collector, "vigil_collector_limited_records_total", "tenant", "team-b"); got != 0 {
 		t.Errorf("vigil_collector_limited_records_total{tenant=team-b} = %v; want 0", got)
 	}
+
+	// max_series 3 caps team-a's span-derived series: spans of 6 services
+	// each make 3 series and fold the rest into team-a's other; team-b,
+	// without a cap of its own, gets all 6. (Sent after the flood, when
+	// team-a's ingestion rate allows them again.)
+	traces := func(tag string) []byte {
+		var rs []string
+		for i := range 6 {
+			rs = append(rs, fmt.Sprintf(`{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"%s-svc%d"}}]},`+
+				`"scopeSpans":[{"spans":[{"traceId":"%032x","spanId":"%016x","name":"op","kind":2,"startTimeUnixNano":"%d","endTimeUnixNano":"%d"}]}]}`,
+				tag, i, i+1, i+1, time.Now().UnixNano(), time.Now().Add(time.Millisecond).UnixNano()))
+		}
+		return []byte(`{"resourceSpans":[` + strings.Join(rs, ",") + `]}`)
+	}
+	for key, tag := range map[string]string{keyA: "a", keyB: "b"} {
+		eventually(t, 10*time.Second, "spans of "+tag+" accepted", func() (bool, string) {
+			code, _, body := authRequest(t, "POST", "http://"+p.collector+"/v1/traces", traces(tag), append(bearer(key), "Content-Type", "application/json")...)
+			return code == 200, fmt.Sprintf("%d %s", code, body)
+		})
+	}
+	eventually(t, 20*time.Second, "team-a's span series capped at 3, team-b's not", func() (bool, string) {
+		folded := metric(t, p.query, "vigil_spanmetrics_folded_spans_total", "reason", "tenant_series")
+		var a, b int
+		for i := range 6 {
+			a += int(metric(t, p.query, "traces_span_metrics_calls_total", "service_name", fmt.Sprintf("a-svc%d", i), "vigil_tenant", "team-a"))
+			b += int(metric(t, p.query, "traces_span_metrics_calls_total", "service_name", fmt.Sprintf("b-svc%d", i), "vigil_tenant", "team-b"))
+		}
+		other := metric(t, p.query, "traces_span_metrics_calls_total", "service_name", "other", "vigil_tenant", "team-a")
+		return folded == 3 && a == 3 && other == 3 && b == 6, fmt.Sprintf("folded %v, team-a's services %d and other %v, team-b's services %d", folded, a, other, b)
+	})
 }
 
 // BenchmarkStreamExplosion measures the issue's case: 2 clients send lines

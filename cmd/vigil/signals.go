@@ -94,8 +94,16 @@ var signals = []signalPath{
 			return esspanstore.Open(ctx, o)
 		},
 		route: func(t *tenantStores[spanStore]) spanStore { return routedSpans{t} },
-		ingest: func(_ *daemon, b *backends, o ingester.Options, in *ingestion, s spanStore) (runner, error) {
+		ingest: func(d *daemon, b *backends, o ingester.Options, in *ingestion, s spanStore) (runner, error) {
 			o.MaxBatchRecords = *in.flags.maxSpans
+			if d.auth != nil {
+				// A tenant's max_series bounds its span-derived series
+				// too, within the ingester's cap.
+				o.SpanMetrics.TenantMaxSeries = func(tenant string) int {
+					l, _ := d.auth.Limits(tenant)
+					return l.MaxSeries
+				}
+			}
 			si := ingester.NewSpanIngester(o, in.consumer, s, in.dlq)
 			b.spanMetrics = si.SpanMetrics()
 			return si, nil

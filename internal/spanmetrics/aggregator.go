@@ -31,6 +31,12 @@ type Options struct {
 	// and per edge; past it, spans of new label sets are counted under the
 	// service and operation "other" (and edges under other → other).
 	MaxSeries int
+	// TenantMaxSeries, when set, returns a tenant's own cap within
+	// MaxSeries (0: none but MaxSeries), so that a tenant with ever new
+	// services or operations folds into its own "other" instead of
+	// taking the series of the others. It is asked as series are made, so
+	// a change applies to the next new series.
+	TenantMaxSeries func(tenant string) int
 	// Buckets are the classic histogram's upper bounds in milliseconds.
 	Buckets []float64
 	// NativeBucketFactor is the native histogram's growth factor from one
@@ -83,6 +89,7 @@ type Aggregator struct {
 	series     map[seriesKey]*seriesHandles
 	edges      map[edgeKey]*edgeHandles
 	operations map[serviceKey]map[string]struct{} // service → operations with a series
+	perTenant  map[string]int                     // series and edges of each tenant (LabelTenant value)
 
 	calls       *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
@@ -116,6 +123,7 @@ func New(opts Options) *Aggregator {
 		series:     map[seriesKey]*seriesHandles{},
 		edges:      map[edgeKey]*edgeHandles{},
 		operations: map[serviceKey]map[string]struct{}{},
+		perTenant:  map[string]int{},
 	}
 	labels := []string{LabelService, LabelOperation, LabelSpanKind, LabelStatusCode, LabelGrade, LabelTenant}
 	a.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: CallsMetric,
@@ -134,10 +142,11 @@ func New(opts Options) *Aggregator {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16), NativeHistogramBucketFactor: opts.NativeBucketFactor,
 		NativeHistogramMaxBucketNumber: 160, NativeHistogramMinResetDuration: time.Hour}, edge)
 	a.folded = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "vigil", Subsystem: "spanmetrics", Name: "folded_spans_total",
-		Help: `Spans counted under the operation "other" (reason operations, past the operations per service) or the service "other" (reason series, past the series cap).`},
+		Help: `Spans counted under the operation "other" (reason operations, past the operations per service) or the service "other" (reason series, past the series cap; tenant_series, past the tenant's).`},
 		[]string{"reason"})
 	a.folded.WithLabelValues("operations")
 	a.folded.WithLabelValues("series")
+	a.folded.WithLabelValues("tenant_series")
 	a.seriesSize = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "vigil", Subsystem: "spanmetrics", Name: "series",
 		Help: "Label sets of span calls, per service and operation and per edge, against the series cap."}, func() float64 {
 		a.mu.Lock()
@@ -196,8 +205,8 @@ func (a *Aggregator) seriesFor(k seriesKey) *seriesHandles {
 			return h
 		}
 	}
-	if len(a.series)+len(a.edges) >= a.opts.MaxSeries {
-		a.folded.WithLabelValues("series").Inc()
+	if reason := a.full(k.tenant); reason != "" {
+		a.folded.WithLabelValues(reason).Inc()
 		k.service, k.operation = Other, Other
 		if h, ok := a.series[k]; ok {
 			return h
@@ -208,6 +217,7 @@ func (a *Aggregator) seriesFor(k seriesKey) *seriesHandles {
 	lv := []string{k.service, k.operation, KindName(k.kind), StatusName(k.status), gradeName(k.grade), k.tenant}
 	h := &seriesHandles{calls: a.calls.WithLabelValues(lv...), duration: a.duration.WithLabelValues(lv...)}
 	a.series[k] = h
+	a.perTenant[k.tenant]++
 	if ops == nil {
 		ops = map[string]struct{}{}
 		a.operations[sk] = ops
@@ -234,8 +244,8 @@ func (a *Aggregator) ObserveEdgeTenant(tenant, parent, child string, d time.Dura
 	a.mu.Lock()
 	h, ok := a.edges[k]
 	if !ok {
-		if len(a.series)+len(a.edges) >= a.opts.MaxSeries {
-			a.folded.WithLabelValues("series").Inc()
+		if reason := a.full(tenant); reason != "" {
+			a.folded.WithLabelValues(reason).Inc()
 			k = edgeKey{tenant, Other, Other}
 			h, ok = a.edges[k]
 		}
@@ -243,6 +253,7 @@ func (a *Aggregator) ObserveEdgeTenant(tenant, parent, child string, d time.Dura
 			h = &edgeHandles{calls: a.edgeCalls.WithLabelValues(k.parent, k.child, k.tenant),
 				errors: a.edgeErrors.WithLabelValues(k.parent, k.child, k.tenant), latency: a.edgeLatency.WithLabelValues(k.parent, k.child, k.tenant)}
 			a.edges[k] = h
+			a.perTenant[k.tenant]++
 		}
 	}
 	a.mu.Unlock()
@@ -251,6 +262,25 @@ func (a *Aggregator) ObserveEdgeTenant(tenant, parent, child string, d time.Dura
 		h.errors.Inc()
 	}
 	h.latency.Observe(d.Seconds())
+}
+
+// full tells why a new series of tenant (its LabelTenant value) is folded
+// into "other": "series" past MaxSeries, "tenant_series" past the
+// tenant's own cap, "" when it is not. a.mu is held.
+func (a *Aggregator) full(tenant string) string {
+	if len(a.series)+len(a.edges) >= a.opts.MaxSeries {
+		return "series"
+	}
+	if a.opts.TenantMaxSeries != nil {
+		t := tenant
+		if t == "" {
+			t = auth.DefaultTenant
+		}
+		if limit := a.opts.TenantMaxSeries(t); limit > 0 && a.perTenant[tenant] >= limit {
+			return "tenant_series"
+		}
+	}
+	return ""
 }
 
 // serviceKey is a service of a tenant.

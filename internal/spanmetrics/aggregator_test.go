@@ -1,6 +1,7 @@
 package spanmetrics
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -185,6 +186,48 @@ func TestCardinalityCap(t *testing.T) {
 	if got := mfs["vigil_spanmetrics_series"].GetMetric()[0].GetGauge().GetValue(); got != 8 {
 		t.Errorf("series: got %v; want 8 (the cap of 6, other/other and other → other)", got)
 	}
+}
+
+// TestTenantCap: a tenant past its own cap folds its new series into its
+// own other/other, and another tenant still gets new series of its own.
+func TestTenantCap(t *testing.T) {
+	caps := map[string]int{"noisy": 3}
+	a := New(Options{MaxSeries: 100, TenantMaxSeries: func(tenant string) int { return caps[tenant] }})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a)
+	var spans []vmodel.Span
+	for i := range 10 {
+		spans = append(spans, span(fmt.Sprintf("svc%d", i), "op", vmodel.SpanKindServer, false, 1, 0, 2))
+	}
+	a.ObserveTenant("noisy", spans) // 3 series, then other/other
+	a.ObserveEdgeTenant("noisy", "svc0", "svc1", time.Millisecond, false)
+	a.ObserveTenant("quiet", spans[:5])
+	a.ObserveTenant("default", spans[:5]) // no cap of its own
+	mfs := scrape(t, reg)
+	lv := func(svc, tenant string) map[string]string {
+		m := map[string]string{"service_name": svc, "span_name": "op", "span_kind": "SPAN_KIND_SERVER", "status_code": "STATUS_CODE_UNSET", "grade": "2"}
+		if tenant != "" {
+			m[LabelTenant] = tenant
+		}
+		if svc == Other {
+			m["span_name"] = Other
+		}
+		return m
+	}
+	f := func(name string, lv map[string]string, want float64) {
+		t.Helper()
+		if got := value(mfs, name, lv); got != want {
+			t.Errorf("%s%v: got %v; want %v", name, lv, got, want)
+		}
+	}
+	f(CallsMetric, lv("svc2", "noisy"), 1)
+	f(CallsMetric, lv("svc3", "noisy"), -1)
+	f(CallsMetric, lv(Other, "noisy"), 7)
+	f(EdgeCallsMetric, map[string]string{"parent": Other, "child": Other, LabelTenant: "noisy"}, 1)
+	f(CallsMetric, lv("svc4", "quiet"), 1)
+	f(CallsMetric, lv("svc4", ""), 1)
+	f("vigil_spanmetrics_folded_spans_total", map[string]string{"reason": "tenant_series"}, 8)
+	f("vigil_spanmetrics_folded_spans_total", map[string]string{"reason": "series"}, 0)
 }
 
 func TestLabelValue(t *testing.T) {
