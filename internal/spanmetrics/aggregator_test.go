@@ -71,6 +71,17 @@ next:
 	return -1
 }
 
+// expectValues returns what checks the value of a series of mfs (see
+// value).
+func expectValues(t *testing.T, mfs map[string]*dto.MetricFamily) func(name string, lv map[string]string, want float64) {
+	return func(name string, lv map[string]string, want float64) {
+		t.Helper()
+		if got := value(mfs, name, lv); got != want {
+			t.Errorf("%s%v: got %v; want %v", name, lv, got, want)
+		}
+	}
+}
+
 func TestExposition(t *testing.T) {
 	a := New(Options{})
 	reg := prometheus.NewRegistry()
@@ -92,12 +103,7 @@ func TestExposition(t *testing.T) {
 	cart := func(status string) map[string]string {
 		return map[string]string{"service_name": "cart", "span_name": "GET /cart", "span_kind": "SPAN_KIND_SERVER", "status_code": status, "grade": "1"}
 	}
-	f := func(name string, lv map[string]string, want float64) {
-		t.Helper()
-		if got := value(mfs, name, lv); got != want {
-			t.Errorf("%s%v: got %v; want %v", name, lv, got, want)
-		}
-	}
+	f := expectValues(t, mfs)
 	f(CallsMetric, cart("STATUS_CODE_UNSET"), 1)
 	f(CallsMetric, cart(StatusError), 2)
 	f(DurationMetric, cart(StatusError), 2)
@@ -168,12 +174,7 @@ func TestCardinalityCap(t *testing.T) {
 	lv := func(svc, op string) map[string]string {
 		return map[string]string{"service_name": svc, "span_name": op, "span_kind": "SPAN_KIND_SERVER", "status_code": "STATUS_CODE_UNSET", "grade": "2"}
 	}
-	f := func(name string, lv map[string]string, want float64) {
-		t.Helper()
-		if got := value(mfs, name, lv); got != want {
-			t.Errorf("%s%v: got %v; want %v", name, lv, got, want)
-		}
-	}
+	f := expectValues(t, mfs)
 	f(CallsMetric, lv("svc1", "a"), 2)
 	f(CallsMetric, lv("svc1", "d"), -1)
 	f(CallsMetric, lv("svc1", Other), 2)
@@ -214,12 +215,7 @@ func TestTenantCap(t *testing.T) {
 		}
 		return m
 	}
-	f := func(name string, lv map[string]string, want float64) {
-		t.Helper()
-		if got := value(mfs, name, lv); got != want {
-			t.Errorf("%s%v: got %v; want %v", name, lv, got, want)
-		}
-	}
+	f := expectValues(t, mfs)
 	f(CallsMetric, lv("svc2", "noisy"), 1)
 	f(CallsMetric, lv("svc3", "noisy"), -1)
 	f(CallsMetric, lv(Other, "noisy"), 7)
