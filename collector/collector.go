@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/vigilhq/vigil/collector/files"
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/lokipush"
 	"github.com/vigilhq/vigil/internal/model"
@@ -46,6 +47,10 @@ type Options struct {
 	Files files.Options
 	// DataDir holds the tailer's durable offsets.
 	DataDir string
+	// LocalTenant is the tenant of the records that arrive without
+	// credentials: tailed files and the Jaeger UDP agent ports; "" is the
+	// default tenant.
+	LocalTenant string
 
 	// Ledger, when set, counts every record the queue accepted, for
 	// reconciliation.
@@ -167,13 +172,19 @@ func New(opts Options, q Queues) (*Collector, error) {
 		}
 		c.limits = tl
 	}
+	localTenant := opts.LocalTenant
+	if localTenant == "" {
+		localTenant = auth.DefaultTenant
+	}
 	if len(opts.FilePatterns) > 0 {
 		fo := opts.Files
 		fo.Patterns = opts.FilePatterns
 		fo.StateDir = filepath.Join(opts.DataDir, "collector", "files")
 		fo.Logger = opts.Logger.With("component", "files")
 		fo.Registerer = opts.Registerer
-		t, err := files.New(fo, c.pipeline.Send)
+		t, err := files.New(fo, func(ctx context.Context, recs []model.LogRecord) error {
+			return c.pipeline.Send(auth.WithTenant(ctx, localTenant), recs)
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -186,6 +197,7 @@ func New(opts Options, q Queues) (*Collector, error) {
 		}
 		c.traces = NewTraces(q.Spans, sampler, opts.MaxBodyBytes, opts.Logger.With("component", "traces"), opts.Registerer)
 		c.traces.admission, c.traces.limits = c.admission, c.limits
+		c.traces.localTenant = localTenant
 	}
 	if q.Dumps != nil {
 		in, err := newDumpsIntake(q.Dumps, opts.Dumps, c.httpMetrics, opts.Logger.With("component", "dumps"), opts.Registerer)

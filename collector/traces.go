@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/vigilhq/vigil/internal/auth"
 	"github.com/vigilhq/vigil/internal/httpserver"
 	"github.com/vigilhq/vigil/internal/jaegerthrift"
 	"github.com/vigilhq/vigil/internal/model"
@@ -45,6 +46,8 @@ type Traces struct {
 	admission *admission
 	// limits are the tenants' limits; nil limits nothing.
 	limits *tenantLimiter
+	// localTenant is the tenant of the spans of the UDP ports.
+	localTenant string
 
 	requests *httpserver.RequestMetrics
 	received *prometheus.CounterVec // receiver
@@ -55,7 +58,7 @@ type Traces struct {
 // NewTraces returns the trace receivers publishing to p.
 func NewTraces(p queue.Producer, sampler *Sampler, maxBody int64, logger *slog.Logger, reg prometheus.Registerer) *Traces {
 	t := &Traces{
-		producer: p, sampler: sampler, maxBody: maxBody, logger: logger,
+		producer: p, sampler: sampler, maxBody: maxBody, logger: logger, localTenant: auth.DefaultTenant,
 		maxBatch: max(0, queue.MaxMessageBytes(p)-traceKeyLen),
 		requests: httpserver.NewRequestMetrics(httpserver.RequestMetricsOpts{Subsystem: "collector", Label: "receiver", Name: "span_requests_total",
 			Help: "Requests to the span receivers, by receiver and status code."}, reg),
@@ -371,7 +374,7 @@ func (t *Traces) ServeJaegerUDP(ctx context.Context, conn net.PacketConn, compac
 			t.logger.Debug("dropping undecodable datagram", "receiver", receiver, "bytes", n, "err", err)
 			continue
 		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		pctx, cancel := context.WithTimeout(auth.WithTenant(ctx, t.localTenant), 5*time.Second)
 		code, _, _ := t.publish(pctx, receiver, nil, spans, nil)
 		cancel()
 		if code != http.StatusOK {

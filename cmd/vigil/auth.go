@@ -101,6 +101,16 @@ func requiredScope(port string, r *http.Request) auth.Scope {
 // tenants' DSN keys, and Jaeger's UDP agent ports, which carry no
 // credentials, listen only on loopback.
 func (d *daemon) authCollector(o *collector.Options) error {
+	if t := o.LocalTenant; t != "" && t != auth.DefaultTenant {
+		switch {
+		case !auth.ValidTenant(t):
+			return fmt.Errorf("--collector.local-tenant %q: not a valid tenant id (a letter or digit, then at most 127 letters, digits, '_', '.' or '-')", t)
+		case d.auth == nil:
+			return fmt.Errorf("--collector.local-tenant %q: tenants need --auth.config; without it every record is the default tenant's", t)
+		case d.auth.Config().Tenants[t] == nil:
+			return fmt.Errorf("--collector.local-tenant %q: not a tenant of --auth.config", t)
+		}
+	}
 	if d.auth == nil {
 		return nil
 	}

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/vigilhq/vigil/collector"
 	"github.com/vigilhq/vigil/internal/auth"
 )
 
@@ -73,4 +77,32 @@ func TestLoopbackUDP(t *testing.T) {
 	f("localhost:6831", "localhost:6831", "")
 	f("0.0.0.0:6831", "", "may listen on loopback only (127.0.0.1:6831")
 	f("10.0.0.5:6831", "", "set --collector.jaeger.compact-listen= to turn it off")
+}
+
+func TestLocalTenant(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "auth.yaml")
+	if err := os.WriteFile(file, []byte("tenants:\n  team-a: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(auth.Options{File: file, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(a *auth.Authenticator, tenant, wantErr string) {
+		t.Helper()
+		d := newDaemon(slog.New(slog.DiscardHandler))
+		d.auth = a
+		o := collector.DefaultOptions()
+		o.LocalTenant = tenant
+		err := d.authCollector(&o)
+		if got := errString(err); (wantErr == "") != (err == nil) || !strings.Contains(got, wantErr) {
+			t.Errorf("--collector.local-tenant %q: got %q; want %q", tenant, got, wantErr)
+		}
+	}
+	f(nil, "", "")
+	f(nil, "default", "")
+	f(nil, "team-a", "tenants need --auth.config")
+	f(a, "team-a", "")
+	f(a, "team-b", `"team-b": not a tenant of --auth.config`)
+	f(a, "../x", "not a valid tenant id")
 }

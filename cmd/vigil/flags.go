@@ -56,6 +56,7 @@ type collectorFlags struct {
 	maxBody        *int64
 	files          config.StringList
 	fileService    *string
+	localTenant    *string
 	multiline      *string
 	maxLineBytes   *int
 	lokiMaxLine    *int
@@ -77,6 +78,7 @@ func addCollectorFlags(fs *flag.FlagSet) *collectorFlags {
 		listen:         fs.String("collector.http.listen", config.DefaultCollectorHTTPAddr, "address of the HTTP receivers: POST /api/v1/logs, OTLP/HTTP /v1/logs, /v1/traces and /v1/metrics, Loki's /loki/api/v1/push"),
 		maxBody:        fs.Int64("collector.http.max-body-bytes", 16<<20, "largest accepted request body, compressed or decoded"),
 		fileService:    fs.String("collector.files.service", "", "service of tailed lines; empty derives it from the file name (api.log → api)"),
+		localTenant:    fs.String("collector.local-tenant", "", "tenant of the records that arrive without credentials: tailed files (--collector.files) and the Jaeger UDP agent ports; empty is the default tenant (needs --auth.config otherwise)"),
 		multiline:      fs.String("collector.files.multiline-start", "", "regular expression matching the first line of a record; other lines join the previous one"),
 		maxLineBytes:   fs.Int("collector.files.max-line-bytes", 64<<10, "longer lines are cut and marked truncated"),
 		lokiMaxLine:    fs.Int("collector.loki.max-line-bytes", collector.DefaultOptions().LokiMaxLineBytes, "longest line accepted by the Loki push API, like Loki's max_line_size; longer ones are refused with 400; 0 for no limit"),
@@ -120,6 +122,7 @@ func (f *collectorFlags) options(dataDir string) collector.Options {
 	o.FilePatterns = f.files
 	o.DataDir = dataDir
 	o.Files.Service = *f.fileService
+	o.LocalTenant = *f.localTenant
 	o.Files.Host = *f.host
 	o.Files.MultilineStart = *f.multiline
 	o.Files.MaxLineBytes = *f.maxLineBytes
