@@ -78,6 +78,9 @@ type Options struct {
 	// Their older samples are deleted every TenantRetentionInterval (1h).
 	TenantRetentions        func() map[string]time.Duration
 	TenantRetentionInterval time.Duration
+	// SDMaxBytes bounds one answer of http_sd_configs (scrape targets and
+	// alertmanagers); 0 is DefaultSDMaxBytes.
+	SDMaxBytes int64
 	// Version is reported by /api/v1/status/buildinfo.
 	Version string
 
@@ -108,11 +111,13 @@ type Federation struct {
 	o      Options
 	logger *slog.Logger
 
-	db       *tsdb.DB
-	fanout   storage.Storage
-	remote   remoteStorage
-	engine   *promql.Engine
-	scrapes  *scrape.Manager
+	db      *tsdb.DB
+	fanout  storage.Storage
+	remote  remoteStorage
+	engine  *promql.Engine
+	scrapes *scrape.Manager
+	// sdLimit bounds the answers of http_sd_configs.
+	sdLimit  *sdLimit
 	scrapeD  *discovery.Manager
 	scrapeC  context.CancelFunc
 	rules    ruleEngine
@@ -202,7 +207,10 @@ func New(o Options) (f *Federation, err error) {
 	}
 	var sctx context.Context
 	sctx, f.scrapeC = context.WithCancel(context.Background())
-	f.scrapeD = discovery.NewManager(sctx, o.Logger.With("component", "discovery", "of", "scrape"), o.Registerer, sdMetrics, discovery.Name("scrape"))
+	if f.sdLimit, err = newSDLimit(o.SDMaxBytes, o.Registerer); err != nil {
+		return nil, fmt.Errorf("cannot register the service discovery limit: %w", err)
+	}
+	f.scrapeD = discovery.NewManager(sctx, o.Logger.With("component", "discovery", "of", "scrape"), o.Registerer, sdMetrics, discovery.Name("scrape"), f.sdLimit.option())
 	if f.scrapeD == nil {
 		return nil, errors.New("cannot create the scrape discovery manager")
 	}

@@ -100,3 +100,40 @@ func TestIsRedirect(t *testing.T) {
 	f("server returned HTTP status 404 Not Found", false)
 	f("context deadline exceeded", false)
 }
+
+// TestHTTPSDAnswerBounded: an http_sd endpoint whose answer is larger than
+// the federation's bound is refused and counted, and its job gets no
+// targets; a job whose endpoint answers within the bound gets its target.
+func TestHTTPSDAnswerBounded(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		fmt.Fprint(w, leafMetrics)
+	}))
+	t.Cleanup(target.Close)
+	sd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		pad := ""
+		if r.URL.Path == "/huge" {
+			pad = strings.Repeat("x", 256<<10)
+		}
+		fmt.Fprintf(w, `[{"targets":[%q],"labels":{"pad":%q}}]`, hostOf(target), pad)
+	}))
+	t.Cleanup(sd.Close)
+	fed := startFedWith(t, t.TempDir(), fmt.Sprintf(`
+global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: small
+    http_sd_configs: [{url: '%s/small', refresh_interval: 1s}]
+  - job_name: huge
+    http_sd_configs: [{url: '%s/huge', refresh_interval: 1s}]
+`, sd.URL, sd.URL), func(o *Options) { o.SDMaxBytes = 64 << 10 })
+	c := client(t, fed.url)
+	expect(t, c, `up{job="small"}`, fmt.Sprintf(`up{instance="%s", job="small"}=1`, hostOf(target)))
+	waitFor(t, 30*time.Second, func() error {
+		if n := testutil.ToFloat64(fed.sdLimit.refused); n < 2 {
+			return fmt.Errorf("vigil_federation_sd_refused_total = %v; want the huge answer refused at each refresh", n)
+		}
+		return nil
+	})
+	expect(t, c, `up{job="huge"}`, "")
+}

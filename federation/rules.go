@@ -31,7 +31,7 @@ func (f *Federation) newRules(ctx context.Context, sdMetrics *discovery.SDMetric
 		QueueCapacity: 10_000,
 		Registerer:    o.Registerer,
 	}, f.cfg.GlobalConfig.MetricNameValidationScheme, o.Logger.With("component", "notifier"))
-	f.rules.notifyD = discovery.NewManager(ctx, o.Logger.With("component", "discovery", "of", "notify"), o.Registerer, sdMetrics, discovery.Name("notify"))
+	f.rules.notifyD = discovery.NewManager(ctx, o.Logger.With("component", "discovery", "of", "notify"), o.Registerer, sdMetrics, discovery.Name("notify"), f.sdLimit.option())
 	if f.rules.notifyD == nil {
 		return fmt.Errorf("cannot create the alertmanager discovery manager")
 	}
