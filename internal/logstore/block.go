@@ -106,7 +106,6 @@ var zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
 type blockEncoder struct {
 	codec   byte // codecS2 or codecZstd
 	zenc    *zstd.Encoder
-	tri     *trigramSet
 	hdr     []byte
 	payload []byte
 	raw     []byte
@@ -122,7 +121,7 @@ func newBlockEncoder(codec byte) *blockEncoder {
 	if err != nil {
 		panic(err) // only fails on invalid options
 	}
-	return &blockEncoder{codec: codec, zenc: z, tri: newTrigramSet()}
+	return &blockEncoder{codec: codec, zenc: z}
 }
 
 func (e *blockEncoder) chunk(raw []byte, compress bool) {
@@ -219,6 +218,7 @@ func (e *blockEncoder) encode(dst []byte, sid uint64, rows []row, idx []int32) (
 	e.chunk(raw, false)
 
 	// Framed columns; the trigrams of messages go to the bloom.
+	tri := trigramSets.Get().(*trigramSet)
 	for c := range numFramedCols {
 		for lo := 0; lo < n; lo += frameRows {
 			hi := min(lo+frameRows, n)
@@ -230,7 +230,7 @@ func (e *blockEncoder) encode(dst []byte, sid uint64, rows []row, idx []int32) (
 				f := rows[i].field(c)
 				raw = append(raw, f...)
 				if c == fcolMsg {
-					e.tri.add(f)
+					tri.add(f)
 				}
 			}
 			e.chunk(raw, true)
@@ -240,8 +240,9 @@ func (e *blockEncoder) encode(dst []byte, sid uint64, rows []row, idx []int32) (
 
 	start := len(dst)
 	m.off = int64(start)
-	dst = appendBloom(dst, e.tri.list)
-	e.tri.reset()
+	dst = appendBloom(dst, tri.list)
+	tri.reset()
+	trigramSets.Put(tri)
 	m.bloomLen = uint32(len(dst) - start)
 	m.bloomCRC = crc(dst[start:])
 	colsStart := len(dst)

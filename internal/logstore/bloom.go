@@ -1,5 +1,7 @@
 package logstore
 
+import "sync"
+
 // Every block carries a bloom filter of the ASCII-lower-cased byte trigrams
 // of its messages. A substring of a line has all its trigrams in the line,
 // and lower-casing both sides keeps that true, so one filter prunes both
@@ -20,6 +22,11 @@ type trigramSet struct {
 }
 
 func newTrigramSet() *trigramSet { return &trigramSet{bits: make([]uint64, 1<<24/64)} }
+
+// trigramSets are the sets of the block encoders, lent for one block: a
+// store (one per tenant) holds none while it does not encode, so the 2 MiB
+// of each are paid per block encoded at once, not per store open.
+var trigramSets = sync.Pool{New: func() any { return newTrigramSet() }}
 
 func (t *trigramSet) add(s string) {
 	if len(s) < 3 {
