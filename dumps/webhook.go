@@ -69,14 +69,17 @@ func DefaultWebhookOptions(url string) WebhookOptions {
 type Webhook struct {
 	opts WebhookOptions
 
-	mu     sync.Mutex
-	queues map[string]chan notification // by URL
-	runCtx context.Context              // Run's, once it runs
-	run    sync.WaitGroup
+	mu      sync.Mutex
+	queues  map[string]chan notification // by URL
+	runCtx  context.Context              // Run's, once it runs
+	stopped bool                         // Run's context ended
+	run     sync.WaitGroup
 
 	sent, failedAttempts, dropped, gaveUp prometheus.Counter
-	// backoff is the wait before a retry; tests shorten it.
+	// backoff is the wait before a retry; idle how long a URL's delivery
+	// goroutine waits for work before it ends. Tests shorten them.
 	backoff backoff.Backoff
+	idle    time.Duration
 }
 
 // NewWebhook returns a webhook; Run delivers.
@@ -108,6 +111,7 @@ func NewWebhook(opts WebhookOptions) *Webhook {
 		gaveUp:         c("webhook_given_up_total", "Notifications not delivered after the last attempt, or refused with a 4xx."),
 		dropped:        c("webhook_dropped_total", "Notifications dropped because the webhook queue was full."),
 		backoff:        backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.2},
+		idle:           webhookIdle,
 	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(w.sent, w.failedAttempts, w.gaveUp, w.dropped)
@@ -120,6 +124,12 @@ type notification struct {
 	tenant string
 	storage.IssueChange
 }
+
+// webhookIdle is how long a URL's delivery goroutine waits for a
+// notification before it ends; a tenant's next notification starts
+// another. So a URL that no tenant uses any more (its dumps_webhook_url
+// changed) holds nothing.
+const webhookIdle = 10 * time.Minute
 
 // Notify queues the changes of tenant's issues for delivery to its URL;
 // when that URL's queue is full they are dropped and counted. It never
@@ -134,7 +144,18 @@ func (w *Webhook) Notify(tenant string, changes []storage.IssueChange) {
 	if url == "" {
 		return
 	}
-	q := w.queue(url)
+	// Queued under mu, so that a delivery goroutine that ends when idle
+	// (and drops its queue) never leaves a notification behind.
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q, ok := w.queues[url]
+	if !ok {
+		q = make(chan notification, w.opts.QueueSize)
+		w.queues[url] = q
+		if w.runCtx != nil && !w.stopped {
+			w.deliverAll(url, q)
+		}
+	}
 	for _, c := range changes {
 		select {
 		case q <- notification{tenant, c}:
@@ -143,22 +164,6 @@ func (w *Webhook) Notify(tenant string, changes []storage.IssueChange) {
 			w.opts.Logger.Warn("webhook queue full; dropping a notification", "tenant", tenant, "kind", c.Kind, "issue", c.Issue.ID, "queue_size", w.opts.QueueSize)
 		}
 	}
-}
-
-// queue returns the queue of url, making it (and, once Run runs, its
-// delivering goroutine) on first use.
-func (w *Webhook) queue(url string) chan notification {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	q, ok := w.queues[url]
-	if !ok {
-		q = make(chan notification, w.opts.QueueSize)
-		w.queues[url] = q
-		if w.runCtx != nil {
-			w.deliverAll(url, q)
-		}
-	}
-	return q
 }
 
 // Run delivers queued notifications until ctx ends.
@@ -170,21 +175,38 @@ func (w *Webhook) Run(ctx context.Context) error {
 	}
 	w.mu.Unlock()
 	<-ctx.Done()
+	// No goroutine starts once stopped is set (Notify checks it under
+	// mu), so the wait below sees every one.
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
 	w.run.Wait()
 	return nil
 }
 
 // deliverAll delivers the notifications of q to url, one at a time, until
-// Run's context ends; the caller holds mu.
+// Run's context ends or q stays empty for webhookIdle; the caller holds mu.
 func (w *Webhook) deliverAll(url string, q chan notification) {
 	ctx := w.runCtx
 	w.run.Go(func() {
+		idle := time.NewTimer(w.idle)
+		defer idle.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case n := <-q:
 				w.deliver(ctx, url, n)
+				idle.Reset(w.idle)
+			case <-idle.C:
+				w.mu.Lock()
+				if len(q) == 0 {
+					delete(w.queues, url)
+					w.mu.Unlock()
+					return
+				}
+				w.mu.Unlock()
+				idle.Reset(w.idle)
 			}
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,11 +136,11 @@ func TestWebhookPerTenant(t *testing.T) {
 	w.Notify("team-a", []storage.IssueChange{change(storage.IssueCreated, "a1")})
 	w.Notify("default", []storage.IssueChange{change(storage.IssueCreated, "d1")})
 	w.Notify("team-c", []storage.IssueChange{change(storage.IssueCreated, "c1")})
-	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(w.sent) < 3 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); testutil.ToFloat64(w.sent) < 3 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(hang)
-	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(w.sent) < 4 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); testutil.ToFloat64(w.sent) < 4 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
@@ -163,7 +164,40 @@ func TestWebhookPerTenant(t *testing.T) {
 	if got, want := ids(&operator), []string{"/d1", "team-c/c1"}; !slices.Equal(got, want) {
 		t.Errorf("the operator's webhook got %v; want the default tenant's and team-c's %v", got, want)
 	}
-	if p := teamA.got[0]; !strings.HasPrefix(p.Text, "[team-a] New issue in checkout") {
-		t.Errorf("team-a's text %q; want it to name the tenant", p.Text)
+	teamA.mu.Lock()
+	defer teamA.mu.Unlock()
+	if len(teamA.got) == 0 || !strings.HasPrefix(teamA.got[0].Text, "[team-a] New issue in checkout") {
+		t.Errorf("team-a's messages %+v; want one whose text names the tenant", teamA.got)
+	}
+}
+
+// TestWebhookIdleURLEnds: a URL's delivery goroutine ends once idle and
+// drops its queue; the next notification to it starts another.
+func TestWebhookIdleURLEnds(t *testing.T) {
+	var got atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { got.Add(1) }))
+	defer srv.Close()
+	w := NewWebhook(DefaultWebhookOptions(srv.URL))
+	w.idle = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	queues := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.queues)
+	}
+	for i := range 2 {
+		w.Notify("default", []storage.IssueChange{change(storage.IssueCreated, "1")})
+		for deadline := time.Now().Add(30 * time.Second); (got.Load() <= int32(i) || queues() != 0) && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got.Load() != int32(i+1) || queues() != 0 {
+			t.Fatalf("notification %d: delivered %d, queues left %d; want %d delivered and the idle queue gone", i, got.Load(), queues(), i+1)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
 	}
 }

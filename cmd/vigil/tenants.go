@@ -54,6 +54,9 @@ type tenantStores[S store] struct {
 	// bring them to the tenants' retention now.
 	retained map[string]time.Duration
 	retain   chan struct{}
+	// retryRetention is how often Run tries again a retention change a
+	// store could not take (an Elasticsearch that did not answer).
+	retryRetention time.Duration
 	// runCtx is the context of Run once the daemon runs the stores (an
 	// ingesting daemon): a store opened later runs in it too.
 	runCtx  context.Context
@@ -65,7 +68,8 @@ type tenantStores[S store] struct {
 func newTenantStores[S store](signal string, retention func(tenant string) time.Duration,
 	open func(ctx context.Context, tenant string, retention time.Duration) (S, error), logger *slog.Logger) *tenantStores[S] {
 	return &tenantStores[S]{signal: signal, retention: retention, open: open, logger: logger,
-		stores: map[string]S{}, retained: map[string]time.Duration{}, retain: make(chan struct{}, 1), runErrs: make(chan error, 1)}
+		stores: map[string]S{}, retained: map[string]time.Duration{}, retain: make(chan struct{}, 1), retryRetention: 5 * time.Minute,
+		runErrs: make(chan error, 1)}
 }
 
 // get returns the store of the tenant of ctx, opening it when needed.
@@ -127,6 +131,8 @@ func (t *tenantStores[S]) Run(ctx context.Context) error {
 		t.start(s)
 	}
 	t.mu.Unlock()
+	retry := time.NewTicker(t.retryRetention)
+	defer retry.Stop()
 	var err error
 	for err == nil && ctx.Err() == nil {
 		select {
@@ -134,6 +140,8 @@ func (t *tenantStores[S]) Run(ctx context.Context) error {
 		case err = <-t.runErrs:
 		case <-t.retain:
 			t.applyRetention(ctx)
+		case <-retry.C:
+			t.applyRetention(ctx) // changes nothing when every store took its retention
 		}
 	}
 	cancel()
@@ -153,7 +161,7 @@ func (t *tenantStores[S]) retentionChanged() {
 
 // applyRetention changes the retention of every open store whose tenant's
 // retention changed, which applies it at once (deleting what is now past
-// it). A store that cannot is logged and tried again at the next reload.
+// it). A store that cannot is logged and tried again every retryRetention.
 func (t *tenantStores[S]) applyRetention(ctx context.Context) {
 	type change struct {
 		tenant string

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,5 +202,52 @@ func (t *tenantStores[S]) retainedBy(tenant string) func() time.Duration {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		return t.retained[tenant]
+	}
+}
+
+// flakyStore takes a retention change only at its second try, as an
+// Elasticsearch that did not answer the first time.
+type flakyStore struct {
+	tries atomic.Int32
+	got   atomic.Int64
+}
+
+func (s *flakyStore) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (s *flakyStore) Close() error                  { return nil }
+func (s *flakyStore) SetRetention(r time.Duration) error {
+	if s.tries.Add(1) == 1 {
+		return errors.New("no answer")
+	}
+	s.got.Store(int64(r))
+	return nil
+}
+
+// TestTenantRetentionRetried: a store that fails to take a new retention
+// is asked again, without another reload.
+func TestTenantRetentionRetried(t *testing.T) {
+	var want atomic.Int64
+	want.Store(int64(30 * 24 * time.Hour))
+	fs := &flakyStore{}
+	ts := newTenantStores("test", func(string) time.Duration { return time.Duration(want.Load()) },
+		func(context.Context, string, time.Duration) (*flakyStore, error) { return fs, nil }, slog.New(slog.DiscardHandler))
+	ts.retryRetention = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := ts.of(ctx, "team-a"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- ts.Run(ctx) }()
+	want.Store(int64(7 * 24 * time.Hour))
+	ts.retentionChanged()
+	for deadline := time.Now().Add(30 * time.Second); fs.got.Load() != want.Load() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := time.Duration(fs.got.Load()); got != 7*24*time.Hour || fs.tries.Load() < 2 || ts.retainedBy("team-a")() != 7*24*time.Hour {
+		t.Errorf("after a failed change: store has %v after %d tries, retained %v; want 168h after a retry", got, fs.tries.Load(), ts.retainedBy("team-a")())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
 	}
 }

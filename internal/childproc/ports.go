@@ -101,22 +101,32 @@ func bindable(network, addr string) bool {
 	return true
 }
 
-// reservableRange returns the ports [lo, hi) below the kernel's ephemeral
-// range, leaving out the well-known ports and those the local services
-// listen on (Kafka 9092-9094 and 19092-19094, Elasticsearch 9200/9300 and
-// 19200/19300, Prometheus 9090, Alertmanager 9093, jaeger-query 16686).
+// reservableRange returns ports [lo, hi) outside the kernel's ephemeral
+// range: 20000 up to the range's start (leaving out the well-known ports
+// and those the local services listen on: Kafka 9092-9094 and
+// 19092-19094, Elasticsearch 9200/9300 and 19200/19300, Prometheus 9090,
+// jaeger-query 16686), or, when the range starts too low for that, the
+// ports above its end. Only when neither leaves 2,000 ports does it fall
+// back to 20000-32767, which may then be ephemeral.
 func reservableRange() (lo, hi int) {
-	lo, hi = 20000, 32768
+	const base, top, room = 20000, 32768, 2000
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
-		return lo, hi
+		return base, top
 	}
 	f := strings.Fields(string(b))
 	if len(f) != 2 {
-		return lo, hi
+		return base, top
 	}
-	if first, err := strconv.Atoi(f[0]); err == nil && first > lo+1000 {
-		hi = first
+	first, err1 := strconv.Atoi(f[0])
+	last, err2 := strconv.Atoi(f[1])
+	switch {
+	case err1 != nil || err2 != nil:
+		return base, top
+	case first >= base+room:
+		return base, first
+	case last < 65535-room:
+		return last + 1, 65536
 	}
-	return lo, hi
+	return base, top
 }

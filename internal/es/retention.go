@@ -92,7 +92,9 @@ func (c *Client) DeleteExpiredDailyIndices(ctx context.Context, d DailyIndices, 
 // deleted on its own and those already gone are left out.
 func (c *Client) deleteIndices(ctx context.Context, names []string) ([]string, error) {
 	del := func(names string) (int, error) {
-		status, body, err := c.Do(ctx, http.MethodDelete, "/"+names+"?ignore_unavailable=true", nil, "")
+		// Without ignore_unavailable, so that an index already gone is a
+		// 404 and not counted as deleted here.
+		status, body, err := c.Do(ctx, http.MethodDelete, "/"+names, nil, "")
 		if err != nil {
 			return 0, fmt.Errorf("cannot delete expired indices %s: %w", names, err)
 		}

@@ -221,3 +221,25 @@ func TestESClient(t *testing.T) {
 		t.Errorf("PutJSON of a bad mapping: got %v; want status 400 with the reason", err)
 	}
 }
+
+// TestESDeleteIndicesAlreadyGone: an index another deleter removed first
+// (another ingester's retention) is left out of what was deleted, and the
+// others are still deleted.
+func TestESDeleteIndicesAlreadyGone(t *testing.T) {
+	c := testClient(t)
+	ctx := context.Background()
+	p := fmt.Sprintf("vigiltest-%08x-", rand.Uint32())
+	t.Cleanup(func() { c.Do(context.Background(), http.MethodDelete, "/"+p+"*", nil, "") })
+	for _, n := range []string{p + "a", p + "c"} {
+		if err := c.PutJSON(ctx, "/"+n, map[string]any{"settings": map[string]any{"number_of_replicas": 0}}); err != nil {
+			t.Fatalf("create %s: %v", n, err)
+		}
+	}
+	got, err := c.deleteIndices(ctx, []string{p + "a", p + "b", p + "c"})
+	if want := []string{p + "a", p + "c"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("deleteIndices with %sb already gone: %v, %v; want %v", p, got, err, want)
+	}
+	if got, err := c.deleteIndices(ctx, []string{p + "a"}); err != nil || len(got) != 0 {
+		t.Errorf("deleteIndices of a deleted index: %v, %v; want nothing deleted", got, err)
+	}
+}

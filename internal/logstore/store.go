@@ -103,8 +103,11 @@ type Store struct {
 	queryDone  bool // Close has begun; no new queries
 
 	minDay atomic.Int32 // retention: days before this are gone
-	// retention is Options.Retention, changed by SetRetention.
+	// retention is Options.Retention, changed by SetRetention; retainMu
+	// makes a change and a retention pass take turns, so that a pass of
+	// the old retention cannot raise minDay past the new one's.
 	retention atomic.Int64
+	retainMu  sync.Mutex
 
 	pat patternFiles // mined patterns, next to the day partitions
 
@@ -284,17 +287,26 @@ func (s *Store) retentionDay(now time.Time) int32 {
 // it at once: a shorter one drops the days now past it; a longer one keeps
 // the days still stored and accepts records of the days it adds again.
 func (s *Store) SetRetention(r time.Duration) error {
+	s.retainMu.Lock()
+	defer s.retainMu.Unlock()
 	s.retention.Store(int64(r))
 	now := time.Now()
 	if day := s.retentionDay(now); day < s.minDay.Load() {
 		s.minDay.Store(day)
 	}
-	return s.Retain(now)
+	return s.retain(now)
 }
 
 // Retain drops the partitions whose day ended before now-Retention. Run
 // calls it hourly; it does nothing when Retention is 0.
 func (s *Store) Retain(now time.Time) error {
+	s.retainMu.Lock()
+	defer s.retainMu.Unlock()
+	return s.retain(now)
+}
+
+// retain is Retain; the caller holds retainMu.
+func (s *Store) retain(now time.Time) error {
 	day := s.retentionDay(now)
 	for {
 		old := s.minDay.Load()

@@ -189,9 +189,11 @@ func (s *Store) SetRetention(r time.Duration) error {
 // ApplyRetention removes the partitions whose day ended more than
 // Retention ago.
 func (s *Store) ApplyRetention() error {
-	min := s.minDay()
+	// The retention is read under writeMu, so that a pass that started
+	// before a SetRetention cannot apply the old one after it.
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	min := s.minDay()
 	s.mu.Lock()
 	var drop []*partition
 	for day, p := range s.parts {

@@ -52,7 +52,9 @@ func Command(ctx context.Context, args []string) error {
 	}
 	tenants := tenantsOf(produced)
 	if *tenantList != "" {
-		tenants = strings.Split(*tenantList, ",")
+		if tenants, err = parseTenants(*tenantList); err != nil {
+			return err
+		}
 	}
 	api := StoreAPI{BaseURL: strings.TrimRight(*queryURL, "/")}
 	if *keyFile != "" {
@@ -132,6 +134,28 @@ func Command(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("re-published %d batches from %s to %s; run reconcile again once the ingesters caught up\n", n, first.Format(time.RFC3339), last.Format(time.RFC3339))
 	return errors.Join(failed...)
+}
+
+// parseTenants reads --reconcile.tenants: tenant ids, comma-separated,
+// each checked, each once.
+func parseTenants(list string) ([]string, error) {
+	var out []string
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		if !auth.ValidTenant(t) {
+			return nil, fmt.Errorf("--reconcile.tenants: %q is not a tenant id (a letter or digit, then at most 127 letters, digits, '_', '.' or '-')", t)
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--reconcile.tenants %q: no tenant", list)
+	}
+	return out, nil
 }
 
 // tenantsOf returns the tenants with records in produced, sorted; the

@@ -168,3 +168,15 @@ func BenchmarkLedgerRecord(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
 }
+
+func TestParseTenants(t *testing.T) {
+	got, err := parseTenants(" team-a, team-b,,team-a ")
+	if err != nil || !reflect.DeepEqual(got, []string{"team-a", "team-b"}) {
+		t.Errorf("got %q, %v; want team-a and team-b once each", got, err)
+	}
+	for _, bad := range []string{"", " , ", "team a", "../x"} {
+		if _, err := parseTenants(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}

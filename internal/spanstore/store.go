@@ -179,13 +179,15 @@ func (s *Store) SetRetention(r time.Duration) error {
 
 // ApplyRetention drops every day that ended more than Retention ago.
 func (s *Store) ApplyRetention() error {
+	// The retention is read under writeMu, so that a pass that started
+	// before a SetRetention cannot apply the old one after it.
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	r := time.Duration(s.retention.Load())
 	if r <= 0 {
 		return nil
 	}
 	cutoff := dayOf(s.opts.now().Add(-r).UnixNano())
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	var drop []*partition
 	for day, p := range s.parts {
