@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -105,4 +107,10 @@ func TestLocalTenant(t *testing.T) {
 	f(a, "team-a", "")
 	f(a, "team-b", `"team-b": not a tenant of --auth.config`)
 	f(a, "../x", "not a valid tenant id")
+}
+
+// keyHash is the sha256 of a key as --auth.config takes it.
+func keyHash(key string) string {
+	s := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(s[:])
 }

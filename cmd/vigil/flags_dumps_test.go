@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vigilhq/vigil/internal/config"
 )
@@ -46,18 +45,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-func TestRetentionDays(t *testing.T) {
-	f := func(retention time.Duration, want int) {
-		t.Helper()
-		if got := retentionDays(retention); got != want {
-			t.Errorf("retentionDays(%s) = %d; want %d", retention, got, want)
-		}
-	}
-	f(0, 0)
-	f(time.Hour, 1)
-	f(24*time.Hour, 1)
-	f(25*time.Hour, 2)
-	f(14*24*time.Hour, 14)
 }

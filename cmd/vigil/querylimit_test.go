@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -26,7 +24,6 @@ import (
 func TestQueryLimitsPerTenant(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "auth.yaml")
-	sum := func(k string) string { s := sha256.Sum256([]byte(k)); return hex.EncodeToString(s[:]) }
 	writeAuth := func(rangeA string) {
 		t.Helper()
 		y := fmt.Sprintf(`tenants:
@@ -35,7 +32,7 @@ func TestQueryLimitsPerTenant(t *testing.T) {
     limits: {max_query_range: %s}
   team-b:
     keys: [{sha256: %q, scopes: [read]}]
-`, sum("key-a"), rangeA, sum("key-b"))
+`, keyHash("key-a"), rangeA, keyHash("key-b"))
 		if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
 			t.Fatal(err)
 		}

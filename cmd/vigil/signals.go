@@ -129,7 +129,7 @@ var signals = []signalPath{
 		},
 		embedded: func(d *daemon, tenant, dataDir string, retention time.Duration) (dumpStore, error) {
 			o := dumpstore.DefaultOptions(filepath.Join(dataDir, "dumps"))
-			o.RetentionDays = retentionDays(retention)
+			o.RetentionDays = dumpstore.RetentionDays(retention)
 			o.Logger, o.Registerer = d.storeLogger("dumpstore", tenant), d.storeRegisterer(tenant)
 			return dumpstore.Open(o)
 		},
@@ -198,13 +198,6 @@ var signals = []signalPath{
 			return profiles.New(profiles.Options{Logger: d.logger.With("component", "profiles-api"), Registerer: d.reg}, s).RegisterHTTP
 		},
 	},
-}
-
-// retentionDays is --retention in the whole days the embedded dump store
-// keeps (a part of a day counts as a day); 0 keeps everything.
-func retentionDays(retention time.Duration) int {
-	const day = 24 * time.Hour
-	return int((retention + day - 1) / day)
 }
 
 // logStore, spanStore and dumpStore are what the ingester writes, the

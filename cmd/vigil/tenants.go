@@ -14,7 +14,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vigilhq/vigil/internal/auth"
-	"github.com/vigilhq/vigil/internal/dumpstore"
 	"github.com/vigilhq/vigil/internal/patterns"
 )
 
@@ -201,8 +200,6 @@ func setStoreRetention(ctx context.Context, s any, r time.Duration) error {
 		return s.SetRetention(ctx, r)
 	case interface{ SetRetention(time.Duration) error }: // embedded
 		return s.SetRetention(r)
-	case *dumpstore.Store:
-		return s.SetRetentionDays(retentionDays(r))
 	}
 	return fmt.Errorf("a %T cannot change its retention", s)
 }

@@ -26,10 +26,8 @@ func BenchmarkTenantStoresCost(b *testing.B) {
 	for b.Loop() {
 		d := newDaemon(slog.New(slog.DiscardHandler))
 		bk := &backends{dataDir: b.TempDir()}
-		logs := signals[0].(*signalOf[logStore]).tenants(d, bk)
-		spans := signals[1].(*signalOf[spanStore]).tenants(d, bk)
-		dumps := signals[2].(*signalOf[dumpStore]).tenants(d, bk)
-		profiles := signals[3].(*signalOf[profileStore]).tenants(d, bk)
+		stores := openSignalStores(d, bk)
+		logs, spans, dumps, profiles := stores.logs, stores.spans, stores.dumps, stores.profiles
 		heap0, fds0 := heapInUse(), openFiles(b)
 		now := time.Now()
 		pg := profiletest.NewProgram(1, 10, 10)
@@ -51,10 +49,8 @@ func BenchmarkTenantStoresCost(b *testing.B) {
 		}
 		b.ReportMetric(float64(heapInUse()-heap0)/tenants/(1<<20), "heap-MiB/tenant")
 		b.ReportMetric(float64(openFiles(b)-fds0)/tenants, "fds/tenant")
-		for _, c := range []func() error{logs.Close, spans.Close, dumps.Close, profiles.Close} {
-			if err := c(); err != nil {
-				b.Fatal(err)
-			}
+		if err := stores.Close(); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

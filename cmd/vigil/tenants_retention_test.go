@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -62,11 +60,10 @@ func testTenantRetention(t *testing.T, b *backends, tenant string, dumpsKept int
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	file := filepath.Join(t.TempDir(), "auth.yaml")
-	sum := sha256.Sum256([]byte("key-a"))
 	writeConfig := func(retention string) {
 		t.Helper()
 		c := fmt.Sprintf("tenants:\n  %s:\n    keys:\n      - sha256: %q\n        scopes: [write, read]\n    limits: {retention: %s}\n",
-			tenant, hex.EncodeToString(sum[:]), retention)
+			tenant, keyHash("key-a"), retention)
 		if err := os.WriteFile(file, []byte(c), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -79,10 +76,8 @@ func testTenantRetention(t *testing.T, b *backends, tenant string, dumpsKept int
 	}
 	d.auth = a
 
-	logsTS := signals[0].(*signalOf[logStore]).tenants(d, b)
-	spansTS := signals[1].(*signalOf[spanStore]).tenants(d, b)
-	dumpsTS := signals[2].(*signalOf[dumpStore]).tenants(d, b)
-	profilesTS := signals[3].(*signalOf[profileStore]).tenants(d, b)
+	stores := openSignalStores(d, b)
+	logsTS, spansTS, dumpsTS, profilesTS := stores.logs, stores.spans, stores.dumps, stores.profiles
 	logs, spans, dumps, profiles := routedLogs{logsTS}, routedSpans{spansTS}, routedDumps{dumpsTS}, routedProfiles{profilesTS}
 	ctxA, ctxDefault := auth.WithTenant(ctx, tenant), auth.WithTenant(ctx, auth.DefaultTenant)
 
@@ -153,10 +148,8 @@ func testTenantRetention(t *testing.T, b *backends, tenant string, dumpsKept int
 	defer func() {
 		cancel()
 		running.Wait()
-		for _, c := range []func() error{logsTS.Close, spansTS.Close, dumpsTS.Close, profilesTS.Close} {
-			if err := c(); err != nil {
-				t.Error(err)
-			}
+		if err := stores.Close(); err != nil {
+			t.Error(err)
 		}
 	}()
 	for _, ts := range []interface{ retentionChanged() }{logsTS, spansTS, dumpsTS, profilesTS} {

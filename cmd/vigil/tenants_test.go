@@ -71,13 +71,10 @@ func TestTenantStoresKeepTenantsApart(t *testing.T) {
 	ctxB := auth.WithTenant(ctx, "team-b")
 	now := time.Now().UnixNano()
 
-	logsTS := signals[0].(*signalOf[logStore]).tenants(d, b)
-	defer logsTS.Close()
-	logs := routedLogs{logsTS}
-	rec := model.LogRecord{ID: model.RecordID{1}, Timestamp: now, ObservedTimestamp: now, Service: "svc-a", Message: "only for team-a"}
-	if err := logs.Write(ctxA, []model.LogRecord{rec}); err != nil {
-		t.Fatal(err)
-	}
+	stores := openSignalStores(d, b)
+	defer stores.Close()
+	logs, spans := routedLogs{stores.logs}, routedSpans{stores.spans}
+	rec, span := writeOneOfEach(t, ctxA, stores, now)
 	selectAll := func(ctx context.Context) []string {
 		var got []string
 		err := logs.Select(ctx, storage.SelectParams{Start: now - int64(time.Hour), End: now + int64(time.Hour)}, func(r *storage.Row) bool {
@@ -106,13 +103,6 @@ func TestTenantStoresKeepTenantsApart(t *testing.T) {
 		t.Errorf("team-a's log store is not in its own directory: %v", err)
 	}
 
-	spansTS := signals[1].(*signalOf[spanStore]).tenants(d, b)
-	defer spansTS.Close()
-	spans := routedSpans{spansTS}
-	span := model.Span{TraceID: model.TraceID{1, 2, 3}, SpanID: model.SpanID{4}, Name: "op", StartTime: now, Duration: 1000, Service: "svc-a"}
-	if err := spans.Write(ctxA, []model.Span{span}); err != nil {
-		t.Fatal(err)
-	}
 	if got, err := spans.GetTrace(ctxA, span.TraceID); err != nil || len(got) != 1 {
 		t.Errorf("team-a's trace: %d spans, %v; want its span", len(got), err)
 	}
@@ -175,20 +165,10 @@ func TestTenantStoresElasticsearch(t *testing.T) {
 		}
 	})
 
-	logsTS := signals[0].(*signalOf[logStore]).tenants(d, b)
-	defer logsTS.Close()
-	logs := routedLogs{logsTS}
-	rec := model.LogRecord{ID: model.RecordID{1}, Timestamp: now, ObservedTimestamp: now, Service: "svc-a", Message: "only for team-a"}
-	if err := logs.Write(ctxA, []model.LogRecord{rec}); err != nil {
-		t.Fatal(err)
-	}
-	spansTS := signals[1].(*signalOf[spanStore]).tenants(d, b)
-	defer spansTS.Close()
-	spans := routedSpans{spansTS}
-	span := model.Span{TraceID: model.TraceID{1, 2, 3}, SpanID: model.SpanID{4}, Name: "op", StartTime: now, Duration: 1000, Service: "svc-a"}
-	if err := spans.Write(ctxA, []model.Span{span}); err != nil {
-		t.Fatal(err)
-	}
+	stores := openSignalStores(d, b)
+	defer stores.Close()
+	logs, spans := routedLogs{stores.logs}, routedSpans{stores.spans}
+	_, span := writeOneOfEach(t, ctxA, stores, now)
 	// Make the writes searchable.
 	resp, err := http.Post(esURL+"/"+tenantIndexPrefix(tenantA)+"*/_refresh", "application/json", nil)
 	if err != nil {
@@ -229,4 +209,42 @@ func TestTenantStoresElasticsearch(t *testing.T) {
 			t.Errorf("no index %s… among %s's indices:\n%s", want, tenantA, body)
 		}
 	}
+}
+
+// signalStores are the stores per tenant of every stored signal, as a
+// daemon opens them with b.
+type signalStores struct {
+	logs     *tenantStores[logStore]
+	spans    *tenantStores[spanStore]
+	dumps    *tenantStores[dumpStore]
+	profiles *tenantStores[profileStore]
+}
+
+func openSignalStores(d *daemon, b *backends) signalStores {
+	return signalStores{
+		logs:     signals[0].(*signalOf[logStore]).tenants(d, b),
+		spans:    signals[1].(*signalOf[spanStore]).tenants(d, b),
+		dumps:    signals[2].(*signalOf[dumpStore]).tenants(d, b),
+		profiles: signals[3].(*signalOf[profileStore]).tenants(d, b),
+	}
+}
+
+// Close closes every signal's stores.
+func (s signalStores) Close() error {
+	return errors.Join(s.logs.Close(), s.spans.Close(), s.dumps.Close(), s.profiles.Close())
+}
+
+// writeOneOfEach writes, as the tenant of ctx, a log line and a span of
+// service svc-a at now, and returns them.
+func writeOneOfEach(t testing.TB, ctx context.Context, s signalStores, now int64) (model.LogRecord, model.Span) {
+	t.Helper()
+	rec := model.LogRecord{ID: model.RecordID{1}, Timestamp: now, ObservedTimestamp: now, Service: "svc-a", Message: "only for team-a"}
+	if err := (routedLogs{s.logs}).Write(ctx, []model.LogRecord{rec}); err != nil {
+		t.Fatal(err)
+	}
+	span := model.Span{TraceID: model.TraceID{1, 2, 3}, SpanID: model.SpanID{4}, Name: "op", StartTime: now, Duration: 1000, Service: "svc-a"}
+	if err := (routedSpans{s.spans}).Write(ctx, []model.Span{span}); err != nil {
+		t.Fatal(err)
+	}
+	return rec, span
 }

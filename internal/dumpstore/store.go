@@ -172,10 +172,17 @@ func (s *Store) journalFor(now time.Time) (*journal, error) {
 	return j, nil
 }
 
-// SetRetentionDays changes the retention while the store is open, and
-// applies it at once.
-func (s *Store) SetRetentionDays(days int) error {
-	s.retentionDays.Store(int64(days))
+// RetentionDays is a retention in the whole days the store keeps (a part
+// of a day counts as a day); 0 keeps everything.
+func RetentionDays(retention time.Duration) int {
+	const day = 24 * time.Hour
+	return int((retention + day - 1) / day)
+}
+
+// SetRetention changes the retention, in RetentionDays, while the store is
+// open, and applies it at once.
+func (s *Store) SetRetention(retention time.Duration) error {
+	s.retentionDays.Store(int64(RetentionDays(retention)))
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {

@@ -142,9 +142,9 @@ func TestRetention(t *testing.T) {
 	}
 }
 
-// TestSetRetentionDays shortens the retention of an open store: the
+// TestSetRetention shortens the retention of an open store: the
 // journals now past it go at once, and an issue seen since keeps its count.
-func TestSetRetentionDays(t *testing.T) {
+func TestSetRetention(t *testing.T) {
 	dir := t.TempDir()
 	now := t0
 	s := openAt(t, dir, &now, 30)
@@ -152,7 +152,7 @@ func TestSetRetentionDays(t *testing.T) {
 	now = t0.Add(24 * time.Hour)
 	dumptest.Write(t, s, dumptest.Event("a2", "7", now))
 	now = t0.Add(48 * time.Hour)
-	if err := s.SetRetentionDays(2); err != nil {
+	if err := s.SetRetention(48 * time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "2026-03-02.dumps")); !os.IsNotExist(err) {
@@ -165,8 +165,8 @@ func TestSetRetentionDays(t *testing.T) {
 		t.Errorf("issue 7 after the shorter retention: count %d; want 2", is.Count)
 	}
 	s.Close()
-	if err := s.SetRetentionDays(1); !errors.Is(err, ErrClosed) {
-		t.Errorf("SetRetentionDays on a closed store: %v; want ErrClosed", err)
+	if err := s.SetRetention(24 * time.Hour); !errors.Is(err, ErrClosed) {
+		t.Errorf("SetRetention on a closed store: %v; want ErrClosed", err)
 	}
 }
 
@@ -264,4 +264,18 @@ func BenchmarkWriteDumps(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
+
+func TestRetentionDays(t *testing.T) {
+	f := func(retention time.Duration, want int) {
+		t.Helper()
+		if got := RetentionDays(retention); got != want {
+			t.Errorf("RetentionDays(%s) = %d; want %d", retention, got, want)
+		}
+	}
+	f(0, 0)
+	f(time.Hour, 1)
+	f(24*time.Hour, 1)
+	f(25*time.Hour, 2)
+	f(14*24*time.Hour, 14)
 }

@@ -66,6 +66,16 @@ func mustFetch(t testing.TB, c queue.Consumer) queue.Message {
 	return m
 }
 
+// mustFetchN fetches n messages in order.
+func mustFetchN(t testing.TB, c queue.Consumer, n int) []queue.Message {
+	t.Helper()
+	var ms []queue.Message
+	for range n {
+		ms = append(ms, mustFetch(t, c))
+	}
+	return ms
+}
+
 func mustCommit(t testing.TB, c queue.Consumer, m queue.Message) {
 	t.Helper()
 	if err := c.Commit(context.Background(), m); err != nil {

@@ -57,10 +57,7 @@ func TestTenantRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mustClose(t, c)
-	var got []queue.Message
-	for range want {
-		got = append(got, mustFetch(t, c))
-	}
+	got := mustFetchN(t, c, len(want))
 	if got := tenantValues(got); !slices.Equal(got, want) {
 		t.Fatalf("after reopening: got %q; want %q", got, want)
 	}
@@ -222,10 +219,7 @@ func TestVersion1TornTail(t *testing.T) {
 	}
 	defer mustClose(t, c)
 	want := append(v1Pending(), "team-a/api=after")
-	var got []queue.Message
-	for range want {
-		got = append(got, mustFetch(t, c))
-	}
+	got := mustFetchN(t, c, len(want))
 	if tv := tenantValues(got); !slices.Equal(tv, want) {
 		t.Fatalf("got %q; want %q", tv, want)
 	}
